@@ -1,0 +1,179 @@
+package tangle
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+)
+
+// Params are a network's fixed parameters (protocol.md §1).
+type Params struct {
+	Name           string
+	ID             NetworkID
+	WorkPerByte    uint64 // B; 0 disables PoW (benchmark networks only)
+	ExtraBytes     uint64 // E
+	ShardBits      int    // s
+	ClockSkew      time.Duration
+	MaxParentAge   time.Duration
+	TipEligible    time.Duration
+	DefaultMailTTL uint32
+	DefaultChatTTL uint32
+}
+
+func newParams(name string, workPerByte uint64) Params {
+	return Params{
+		Name:           name,
+		ID:             NetworkIDOf(name),
+		WorkPerByte:    workPerByte,
+		ExtraBytes:     1000,
+		ShardBits:      0,
+		ClockSkew:      5 * time.Minute,
+		MaxParentAge:   10 * time.Minute,
+		TipEligible:    60 * time.Second,
+		DefaultMailTTL: 4 * 24 * 3600,
+		DefaultChatTTL: 3600,
+	}
+}
+
+// The networks of protocol.md §1.
+var (
+	MainNet  = newParams("tanglemail", 100)
+	DevNet   = newParams("tanglemail-dev", 100)
+	BenchNet = newParams("tanglemail-bench", 0)
+)
+
+// NetworkByName returns the parameters of a known network.
+func NetworkByName(name string) (Params, bool) {
+	for _, p := range []Params{MainNet, DevNet, BenchNet} {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Params{}, false
+}
+
+// Work is W of protocol.md §3 for a block of size bytes (nonce included) and ttl seconds.
+// It saturates at 2^64−1 instead of overflowing.
+func (p *Params) Work(size int, ttl uint32) uint64 {
+	if p.WorkPerByte == 0 {
+		return 0
+	}
+	a := p.WorkPerByte * (uint64(size) + p.ExtraBytes) // ≤ 2^32 · 2^16 for sane B: no overflow
+	hi, lo := bits.Mul64(a, 65536+uint64(ttl))
+	if hi >= 65536 {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, 65536)
+	return q
+}
+
+// Target is the PoW target for work w: a nonce is valid when its score is ≤ target.
+func Target(w uint64) uint64 {
+	if w == 0 {
+		return ^uint64(0)
+	}
+	return ^uint64(0) / w
+}
+
+// PoWDigest is d = H(block without its nonce), the fixed part every nonce is hashed with.
+func PoWDigest(raw []byte) [32]byte {
+	return blake2b.Sum256(raw[:len(raw)-NonceSize])
+}
+
+// PoWScore is LE64(H(d ‖ LE64(nonce))[0:8]); lower is better.
+func PoWScore(digest *[32]byte, nonce uint64) uint64 {
+	var buf [40]byte
+	copy(buf[:32], digest[:])
+	binary.LittleEndian.PutUint64(buf[32:], nonce)
+	sum := blake2b.Sum256(buf[:])
+	return binary.LittleEndian.Uint64(sum[:8])
+}
+
+// CheckPoW verifies the proof of work of an encoded block against the network's parameters.
+// It reads only the TTL field and the length, so it can run before the block is decoded.
+func (p *Params) CheckPoW(raw []byte) error {
+	if len(raw) < MinBlockSize || len(raw) > MaxBlockSize {
+		return invalid(ErrSize, "%d bytes", len(raw))
+	}
+	w := p.Work(len(raw), binary.LittleEndian.Uint32(raw[offTTL:]))
+	if w == 0 {
+		return nil
+	}
+	d := PoWDigest(raw)
+	nonce := binary.LittleEndian.Uint64(raw[len(raw)-NonceSize:])
+	if PoWScore(&d, nonce) > Target(w) {
+		return invalid(ErrPoW, "work %d not met", w)
+	}
+	return nil
+}
+
+// Validate applies protocol.md §2.1 rules 1–6 to received bytes, in order, at time now, and returns
+// the decoded block. Rules that involve parents are checked by CheckParent.
+func (p *Params) Validate(raw []byte, now time.Time) (*Block, error) {
+	if len(raw) < MinBlockSize || len(raw) > MaxBlockSize {
+		return nil, invalid(ErrSize, "%d bytes, want %d..%d", len(raw), MinBlockSize, MaxBlockSize)
+	}
+	if raw[0] != Version {
+		return nil, invalid(ErrVersion, "version %d", raw[0])
+	}
+	if NetworkID(raw[offNetworkID:offTime]) != p.ID {
+		return nil, invalid(ErrNetwork, "network %x, want %s", raw[offNetworkID:offTime], p.ID)
+	}
+	if err := p.CheckPoW(raw); err != nil {
+		return nil, err
+	}
+	b, err := Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.CheckFields(b, now); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CheckFields applies the field rules of protocol.md §2.1 rules 5–6 to a decoded block at time now.
+func (p *Params) CheckFields(b *Block, now time.Time) error {
+	if b.TTL < MinTTL || b.TTL > MaxTTL {
+		return invalid(ErrTTL, "TTL %d s, want %d..%d", b.TTL, MinTTL, MaxTTL)
+	}
+	nowMs := now.UnixMilli()
+	skew := p.ClockSkew.Milliseconds()
+	if b.Time > nowMs+skew {
+		return invalid(ErrTime, "issued %d ms in the future", b.Time-nowMs)
+	}
+	if b.Expired(now) {
+		return invalid(ErrExpired, "expired at %s", b.ExpiresAt().UTC().Format(time.RFC3339))
+	}
+	switch b.PayloadType {
+	case PayloadSealed:
+		if len(b.Payload) < MinSealedPayload {
+			return invalid(ErrPayload, "sealed payload of %d bytes, want ≥ %d", len(b.Payload), MinSealedPayload)
+		}
+	default:
+		return invalid(ErrPayloadType, "type 0x%02x", b.PayloadType)
+	}
+	return nil
+}
+
+// FreshEnough applies the gossip time window: a block pushed by gossip must have been issued within the
+// clock skew of now (protocol.md §2.1 rule 5). Blocks fetched by id or by catch-up skip this rule.
+func (p *Params) FreshEnough(b *Block, now time.Time) error {
+	d := now.UnixMilli() - b.Time
+	if d > p.ClockSkew.Milliseconds() || -d > p.ClockSkew.Milliseconds() {
+		return invalid(ErrTime, "issued %d ms from now, window ±%d ms", d, p.ClockSkew.Milliseconds())
+	}
+	return nil
+}
+
+// CheckParent applies the parent-age rule (protocol.md §2.1): a parent's issuing time lies within
+// [child − MaxParentAge, child + ClockSkew].
+func (p *Params) CheckParent(child, parent *Block) error {
+	d := child.Time - parent.Time
+	if d > p.MaxParentAge.Milliseconds() || -d > p.ClockSkew.Milliseconds() {
+		return invalid(ErrParentAge, "parent %s issued %d ms before child", parent.ID().Short(), d)
+	}
+	return nil
+}
