@@ -76,8 +76,8 @@ func NetworkIDOf(name string) NetworkID {
 	return n
 }
 
-// Block is a decoded block. Build new blocks with Header.Build or Encode; decode received bytes with
-// Decode. Fields other than Raw are views of Raw for decoded blocks; do not mutate them.
+// Block is a decoded block. Build new blocks with Params.Build (or Header.Encode, Params.Grind and
+// Decode); decode received bytes with Decode or, for untrusted input, Params.Validate. Fields other than Raw are views of Raw for decoded blocks; do not mutate them.
 type Block struct {
 	Version     byte
 	Network     NetworkID
@@ -103,8 +103,12 @@ func (b *Block) Size() int { return len(b.Raw) }
 // IssuedAt is the issuing time.
 func (b *Block) IssuedAt() time.Time { return time.UnixMilli(b.Time) }
 
-// ExpiresAt is issuing time + TTL, when the block is pruned.
-func (b *Block) ExpiresAt() time.Time { return time.UnixMilli(b.Time + int64(b.TTL)*1000) }
+// ExpiresAt is issuing time + TTL, when the block is pruned. It saturates rather than wrapping for
+// issuing times near the end of the int64 range.
+func (b *Block) ExpiresAt() time.Time { return time.UnixMilli(b.ExpiresAtMs()) }
+
+// ExpiresAtMs is issuing time + TTL·1000 in Unix milliseconds, saturating at math.MaxInt64.
+func (b *Block) ExpiresAtMs() int64 { return addSat(b.Time, int64(b.TTL)*1000) }
 
 // Expired reports whether the block's TTL has run out at now.
 func (b *Block) Expired(now time.Time) bool { return !b.ExpiresAt().After(now) }
@@ -169,8 +173,24 @@ type Header struct {
 	Payload     []byte
 }
 
-// EncodedSize is the size the block will have on the wire.
-func (h *Header) EncodedSize() int { return Overhead + IDSize*len(h.Parents) + len(h.Payload) }
+// Header returns the block's header: everything but the nonce. Header().Encode() followed by
+// SetNonce(raw, b.Nonce) reproduces b.Raw exactly. The returned slices alias the block's.
+func (b *Block) Header() Header {
+	return Header{
+		Network:     b.Network,
+		Time:        b.Time,
+		TTL:         b.TTL,
+		Parents:     b.Parents,
+		Tag:         b.Tag,
+		PayloadType: b.PayloadType,
+		Payload:     b.Payload,
+	}
+}
+
+// EncodedSize is the size the block will have on the wire (after Encode drops duplicate parents).
+func (h *Header) EncodedSize() int {
+	return Overhead + IDSize*len(SortParents(h.Parents)) + len(h.Payload)
+}
 
 // Encode serialises the header with nonce 0 into a new buffer whose last NonceSize bytes are the nonce.
 // Parents are sorted and deduplicated first. It fails on what Decode would reject structurally.

@@ -2,6 +2,7 @@ package tangle
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"time"
 
@@ -54,16 +55,28 @@ func NetworkByName(name string) (Params, bool) {
 	return Params{}, false
 }
 
-// Work is W of protocol.md §3 for a block of size bytes (nonce included) and ttl seconds.
-// It saturates at 2^64−1 instead of overflowing.
+// Work is W of protocol.md §3 for a block of size bytes (nonce included) and ttl seconds:
+// floor(B · (size + E) · (65536 + TTL) / 65536), computed with a 128-bit intermediate. It saturates at
+// 2^64−1 instead of overflowing, and is 0 (PoW disabled) when B = 0. A negative size counts as 0.
 func (p *Params) Work(size int, ttl uint32) uint64 {
 	if p.WorkPerByte == 0 {
 		return 0
 	}
-	a := p.WorkPerByte * (uint64(size) + p.ExtraBytes) // ≤ 2^32 · 2^16 for sane B: no overflow
+	if size < 0 {
+		size = 0
+	}
+	const sat = ^uint64(0)
+	sz, carry := bits.Add64(uint64(size), p.ExtraBytes, 0)
+	if carry != 0 {
+		return sat
+	}
+	ahi, a := bits.Mul64(p.WorkPerByte, sz)
+	if ahi != 0 { // B·(size+E) ≥ 2^64 and (65536+TTL)/65536 ≥ 1
+		return sat
+	}
 	hi, lo := bits.Mul64(a, 65536+uint64(ttl))
-	if hi >= 65536 {
-		return ^uint64(0)
+	if hi >= 65536 { // quotient would not fit 64 bits
+		return sat
 	}
 	q, _ := bits.Div64(hi, lo, 65536)
 	return q
@@ -136,44 +149,70 @@ func (p *Params) Validate(raw []byte, now time.Time) (*Block, error) {
 
 // CheckFields applies the field rules of protocol.md §2.1 rules 5–6 to a decoded block at time now.
 func (p *Params) CheckFields(b *Block, now time.Time) error {
-	if b.TTL < MinTTL || b.TTL > MaxTTL {
-		return invalid(ErrTTL, "TTL %d s, want %d..%d", b.TTL, MinTTL, MaxTTL)
+	if err := checkTTL(b.TTL); err != nil {
+		return err
 	}
 	nowMs := now.UnixMilli()
-	skew := p.ClockSkew.Milliseconds()
-	if b.Time > nowMs+skew {
+	if b.Time > addSat(nowMs, p.ClockSkew.Milliseconds()) {
 		return invalid(ErrTime, "issued %d ms in the future", b.Time-nowMs)
 	}
 	if b.Expired(now) {
 		return invalid(ErrExpired, "expired at %s", b.ExpiresAt().UTC().Format(time.RFC3339))
 	}
-	switch b.PayloadType {
-	case PayloadSealed:
-		if len(b.Payload) < MinSealedPayload {
-			return invalid(ErrPayload, "sealed payload of %d bytes, want ≥ %d", len(b.Payload), MinSealedPayload)
-		}
-	default:
-		return invalid(ErrPayloadType, "type 0x%02x", b.PayloadType)
+	return checkPayload(b.PayloadType, b.Payload)
+}
+
+// checkTTL is the TTL bound of protocol.md §2.1 rule 5.
+func checkTTL(ttl uint32) error {
+	if ttl < MinTTL || ttl > MaxTTL {
+		return invalid(ErrTTL, "TTL %d s, want %d..%d", ttl, MinTTL, MaxTTL)
 	}
 	return nil
 }
 
-// FreshEnough applies the gossip time window: a block pushed by gossip must have been issued within the
-// clock skew of now (protocol.md §2.1 rule 5). Blocks fetched by id or by catch-up skip this rule.
+// checkPayload is protocol.md §2.1 rule 6: a known payload type, well-formed at the outer level (§5, §6).
+func checkPayload(typ byte, payload []byte) error {
+	switch typ {
+	case PayloadSealed:
+		if len(payload) < MinSealedPayload {
+			return invalid(ErrPayload, "sealed payload of %d bytes, want ≥ %d", len(payload), MinSealedPayload)
+		}
+	default:
+		return invalid(ErrPayloadType, "type 0x%02x", typ)
+	}
+	return nil
+}
+
+// FreshEnough applies the gossip freshness window: a block pushed by gossip must have been issued within
+// the clock skew of now, in either direction (protocol.md §2.1 rule 5). Blocks fetched by id or by
+// catch-up skip this rule.
 func (p *Params) FreshEnough(b *Block, now time.Time) error {
-	d := now.UnixMilli() - b.Time
-	if d > p.ClockSkew.Milliseconds() || -d > p.ClockSkew.Milliseconds() {
-		return invalid(ErrTime, "issued %d ms from now, window ±%d ms", d, p.ClockSkew.Milliseconds())
+	nowMs, skew := now.UnixMilli(), p.ClockSkew.Milliseconds()
+	if b.Time < addSat(nowMs, -skew) || b.Time > addSat(nowMs, skew) {
+		return invalid(ErrTime, "issued %d ms from now, window ±%d ms", nowMs-b.Time, skew)
 	}
 	return nil
 }
 
 // CheckParent applies the parent-age rule (protocol.md §2.1): a parent's issuing time lies within
-// [child − MaxParentAge, child + ClockSkew].
+// [child − MaxParentAge, child + ClockSkew], bounds included.
 func (p *Params) CheckParent(child, parent *Block) error {
-	d := child.Time - parent.Time
-	if d > p.MaxParentAge.Milliseconds() || -d > p.ClockSkew.Milliseconds() {
-		return invalid(ErrParentAge, "parent %s issued %d ms before child", parent.ID().Short(), d)
+	if parent.Time < addSat(child.Time, -p.MaxParentAge.Milliseconds()) ||
+		parent.Time > addSat(child.Time, p.ClockSkew.Milliseconds()) {
+		return invalid(ErrParentAge, "parent %s issued %d ms before child", parent.ID().Short(), child.Time-parent.Time)
 	}
 	return nil
+}
+
+// addSat is a + b clamped to the int64 range, so time windows around extreme (attacker-chosen) issuing
+// times cannot wrap around.
+func addSat(a, b int64) int64 {
+	s := a + b
+	if b > 0 && s < a {
+		return math.MaxInt64
+	}
+	if b < 0 && s > a {
+		return math.MinInt64
+	}
+	return s
 }
