@@ -1,0 +1,329 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Keystore errors. Load wraps ErrCorrupt for every malformed file; none of them carries key material.
+var (
+	ErrWrongPassphrase     = errors.New("identity: wrong passphrase (or the key file was altered)")
+	ErrPassphraseRequired  = errors.New("identity: key file is passphrase-protected")
+	ErrCorrupt             = errors.New("identity: corrupt key file")
+	ErrInsecurePermissions = errors.New("identity: key file is accessible by group or others (chmod 600 it)")
+)
+
+const (
+	keystoreFormat  = "tanglemail-identity"
+	keystoreVersion = 1
+	kdfName         = "argon2id"
+	cipherName      = "xchacha20-poly1305"
+	keystoreAAD     = "tanglemail/v1/keystore"
+	saltSize        = 16
+
+	// Bounds Load accepts, so a hostile file cannot make it allocate or compute without limit.
+	maxArgonTime    = 64
+	maxArgonMemory  = 4 << 20 // KiB = 4 GiB
+	minArgonMemory  = 8       // KiB, argon2's own floor is 8·threads
+	maxArgonThreads = 64
+)
+
+// kdfParams are the argon2id cost parameters (RFC 9106).
+type kdfParams struct {
+	Time      uint32
+	MemoryKiB uint32
+	Threads   uint8
+}
+
+// argonParams are the parameters Save uses: time 3, 64 MiB, 4 lanes (RFC 9106 §4, second recommended
+// option). Tests lower them through this variable to stay fast.
+var argonParams = kdfParams{Time: 3, MemoryKiB: 64 * 1024, Threads: 4}
+
+type keyFile struct {
+	Format     string   `json:"format"`
+	Version    int      `json:"version"`
+	TagBits    int      `json:"tag_bits"`
+	PublicKey  string   `json:"public_key"`
+	Seed       string   `json:"seed,omitempty"`
+	KDF        *kdfJSON `json:"kdf,omitempty"`
+	Cipher     string   `json:"cipher,omitempty"`
+	Nonce      string   `json:"nonce,omitempty"`
+	SealedSeed string   `json:"sealed_seed,omitempty"`
+}
+
+type kdfJSON struct {
+	Name      string `json:"name"`
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+	Salt      string `json:"salt"`
+}
+
+// Save writes id to path, encrypted under passphrase when it is not empty (format in the package
+// comment). The file is created with mode 0600 and replaces any existing file atomically: it is written
+// to a temporary file in the same directory, synced, renamed over path, and the directory is synced.
+func Save(path string, id *Identity, passphrase []byte) error {
+	if id == nil {
+		return errors.New("identity: Save of a nil identity")
+	}
+	data, err := marshalKeyFile(id, passphrase, argonParams)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
+
+func marshalKeyFile(id *Identity, passphrase []byte, p kdfParams) ([]byte, error) {
+	kf := keyFile{
+		Format:    keystoreFormat,
+		Version:   keystoreVersion,
+		TagBits:   id.TagBits(),
+		PublicKey: hex.EncodeToString(id.addr.Key),
+	}
+	seed := id.priv.Seed() // a view of id's key; not modified
+	if len(passphrase) == 0 {
+		kf.Seed = hex.EncodeToString(seed)
+	} else {
+		salt := make([]byte, saltSize)
+		rand.Read(salt)
+		k := kdfJSON{Name: kdfName, Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads, Salt: hex.EncodeToString(salt)}
+		key := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+		aead, err := chacha20poly1305.NewX(key)
+		clear(key)
+		if err != nil {
+			return nil, err
+		}
+		nonce := make([]byte, chacha20poly1305.NonceSizeX)
+		rand.Read(nonce)
+		sealed := aead.Seal(nil, nonce, seed, keystoreAD(&kf, p, salt))
+		kf.KDF = &k
+		kf.Cipher = cipherName
+		kf.Nonce = hex.EncodeToString(nonce)
+		kf.SealedSeed = hex.EncodeToString(sealed)
+	}
+	out, err := json.MarshalIndent(&kf, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// keystoreAD is the associated data that binds the file's public fields to the sealed seed.
+func keystoreAD(kf *keyFile, p kdfParams, salt []byte) []byte {
+	pub, _ := hex.DecodeString(kf.PublicKey)
+	ad := make([]byte, 0, len(keystoreAAD)+2+len(pub)+9+len(salt))
+	ad = append(ad, keystoreAAD...)
+	ad = append(ad, byte(kf.Version), byte(kf.TagBits))
+	ad = append(ad, pub...)
+	ad = binary.LittleEndian.AppendUint32(ad, p.Time)
+	ad = binary.LittleEndian.AppendUint32(ad, p.MemoryKiB)
+	ad = append(ad, p.Threads)
+	ad = append(ad, salt...)
+	return ad
+}
+
+// Load reads an identity saved by Save. An encrypted file needs its passphrase: none gives
+// ErrPassphraseRequired, a wrong one ErrWrongPassphrase. An unencrypted file ignores passphrase. A
+// malformed file gives an error wrapping ErrCorrupt; a file that group or others may access gives
+// ErrInsecurePermissions (not checked on Windows).
+func Load(path string, passphrase []byte) (*Identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, path)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %v", ErrInsecurePermissions, path, st.Mode().Perm())
+	}
+	const maxFile = 64 << 10
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxFile+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxFile {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFile)
+	}
+	id, err := unmarshalKeyFile(buf.Bytes(), passphrase)
+	clear(buf.Bytes())
+	return id, err
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+func unmarshalKeyFile(data, passphrase []byte) (*Identity, error) {
+	var kf keyFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&kf); err != nil {
+		return nil, corrupt("not a key file (%s)", jsonErrorKind(err))
+	}
+	if dec.More() {
+		return nil, corrupt("trailing data after the JSON object")
+	}
+	if kf.Format != keystoreFormat {
+		return nil, corrupt("format is not %q", keystoreFormat)
+	}
+	if kf.Version != keystoreVersion {
+		return nil, corrupt("unsupported version %d", kf.Version)
+	}
+	if err := checkTagBits(kf.TagBits); err != nil {
+		return nil, corrupt("tag_bits %d out of range", kf.TagBits)
+	}
+	pub, err := hex.DecodeString(kf.PublicKey)
+	if err != nil || len(pub) != PublicKeySize {
+		return nil, corrupt("public_key is not %d hex bytes", PublicKeySize)
+	}
+
+	var seed []byte
+	encrypted := kf.KDF != nil || kf.Cipher != "" || kf.Nonce != "" || kf.SealedSeed != ""
+	switch {
+	case encrypted && kf.Seed != "":
+		return nil, corrupt("both seed and sealed_seed present")
+	case !encrypted:
+		seed, err = hex.DecodeString(kf.Seed)
+		if err != nil || len(seed) != SeedSize {
+			clear(seed)
+			return nil, corrupt("seed is not %d hex bytes", SeedSize)
+		}
+	default:
+		if kf.KDF == nil || kf.KDF.Name != kdfName {
+			return nil, corrupt("kdf is not %s", kdfName)
+		}
+		if kf.Cipher != cipherName {
+			return nil, corrupt("cipher is not %s", cipherName)
+		}
+		p := kdfParams{Time: kf.KDF.Time, MemoryKiB: kf.KDF.MemoryKiB, Threads: kf.KDF.Threads}
+		if p.Time < 1 || p.Time > maxArgonTime || p.Threads < 1 || p.Threads > maxArgonThreads ||
+			p.MemoryKiB < minArgonMemory || p.MemoryKiB > maxArgonMemory {
+			return nil, corrupt("argon2id parameters out of range")
+		}
+		salt, err := hex.DecodeString(kf.KDF.Salt)
+		if err != nil || len(salt) < 8 || len(salt) > 64 {
+			return nil, corrupt("salt is not 8..64 hex bytes")
+		}
+		nonce, err := hex.DecodeString(kf.Nonce)
+		if err != nil || len(nonce) != chacha20poly1305.NonceSizeX {
+			return nil, corrupt("nonce is not %d hex bytes", chacha20poly1305.NonceSizeX)
+		}
+		sealed, err := hex.DecodeString(kf.SealedSeed)
+		if err != nil || len(sealed) != SeedSize+chacha20poly1305.Overhead {
+			return nil, corrupt("sealed_seed is not %d hex bytes", SeedSize+chacha20poly1305.Overhead)
+		}
+		if len(passphrase) == 0 {
+			return nil, ErrPassphraseRequired
+		}
+		key := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+		aead, err := chacha20poly1305.NewX(key)
+		clear(key)
+		if err != nil {
+			return nil, err
+		}
+		seed, err = aead.Open(nil, nonce, sealed, keystoreAD(&kf, p, salt))
+		if err != nil {
+			return nil, ErrWrongPassphrase
+		}
+	}
+	id, err := FromSeed(seed, kf.TagBits)
+	clear(seed)
+	if err != nil {
+		return nil, corrupt("%v", err)
+	}
+	if !bytes.Equal(id.addr.Key, pub) {
+		return nil, corrupt("seed does not match public_key")
+	}
+	return id, nil
+}
+
+// jsonErrorKind describes a JSON error without quoting file content.
+func jsonErrorKind(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("JSON syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	default:
+		return "invalid JSON"
+	}
+}
+
+// writeFileAtomic writes data to path with mode 0600 via a synced temporary file and a rename, then
+// syncs the directory so the rename itself is durable.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	// CreateTemp uses 0600; make sure (an odd filesystem or umask cannot widen it, but check anyway).
+	if err = tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	if runtime.GOOS != "windows" {
+		st, serr := tmp.Stat()
+		if serr != nil {
+			return serr
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("%w: temporary file has mode %v", ErrInsecurePermissions, st.Mode().Perm())
+		}
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmpName, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+		return err
+	}
+	return nil
+}
