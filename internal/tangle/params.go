@@ -154,7 +154,7 @@ func (p *Params) CheckFields(b *Block, now time.Time) error {
 	}
 	nowMs := now.UnixMilli()
 	if b.Time > addSat(nowMs, p.ClockSkew.Milliseconds()) {
-		return invalid(ErrTime, "issued %d ms in the future", b.Time-nowMs)
+		return invalid(ErrTime, "issued at %d ms, more than %d ms after now (%d ms)", b.Time, p.ClockSkew.Milliseconds(), nowMs)
 	}
 	if b.Expired(now) {
 		return invalid(ErrExpired, "expired at %s", b.ExpiresAt().UTC().Format(time.RFC3339))
@@ -189,7 +189,7 @@ func checkPayload(typ byte, payload []byte) error {
 func (p *Params) FreshEnough(b *Block, now time.Time) error {
 	nowMs, skew := now.UnixMilli(), p.ClockSkew.Milliseconds()
 	if b.Time < addSat(nowMs, -skew) || b.Time > addSat(nowMs, skew) {
-		return invalid(ErrTime, "issued %d ms from now, window ±%d ms", nowMs-b.Time, skew)
+		return invalid(ErrTime, "issued at %d ms, outside now (%d ms) ± %d ms", b.Time, nowMs, skew)
 	}
 	return nil
 }
@@ -199,7 +199,7 @@ func (p *Params) FreshEnough(b *Block, now time.Time) error {
 func (p *Params) CheckParent(child, parent *Block) error {
 	if parent.Time < addSat(child.Time, -p.MaxParentAge.Milliseconds()) ||
 		parent.Time > addSat(child.Time, p.ClockSkew.Milliseconds()) {
-		return invalid(ErrParentAge, "parent %s issued %d ms before child", parent.ID().Short(), child.Time-parent.Time)
+		return invalid(ErrParentAge, "parent %s issued at %d ms, child at %d ms", parent.ID().Short(), parent.Time, child.Time)
 	}
 	return nil
 }
