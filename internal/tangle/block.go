@@ -1,13 +1,25 @@
-// Package tangle owns the block: its wire codec, its id, the proof of work that pays for it, the validity
-// rules a receiver applies, and the per-network parameters. It implements docs/protocol.md §1–5.
+// Package tangle owns the block: its wire codec, its id, the proof of work that pays for it (verifying
+// and grinding), the validity rules a receiver applies, and the per-network parameters. It implements
+// docs/protocol.md §1–5; the §9.3 and §9.4 test vectors are checked by TestProtocolVectors*.
 //
 // Implementation notes:
 //   - A Block keeps the exact bytes it was decoded from (Raw). Ids, PoW digests and re-encoding all work on
-//     those bytes, so a block is never re-serialised differently from how it arrived.
-//   - Validation is ordered cheapest-first and puts the PoW check before the payload is looked at
-//     (protocol.md §2.1). Nothing here panics on any input; every rejection is a *ValidationError that
-//     wraps one of the Err* sentinels, so callers (gossip scoring, fuzzers) can classify it.
-//   - The package is pure: no I/O, no goroutines except inside Grind (pow.go), no global state.
+//     those bytes, so a block is never re-serialised differently from how it arrived. Decode's invariant
+//     (fuzzed): Header().Encode() plus SetNonce gives back Raw exactly.
+//   - Validate follows protocol.md §2.1 in order, cheapest and spam-resistant checks first: size, version,
+//     network id, then the proof of work over the raw bytes (CheckPoW reads only the TTL field and the
+//     length), and only then the full decode and the field and payload rules. A block without work is
+//     never parsed. Nothing here panics on any input; every rejection is a *ValidationError that wraps
+//     exactly one of the Err* sentinels, so callers (gossip scoring, fuzzers) can classify it.
+//   - Work (W) uses a 128-bit intermediate and saturates; time windows saturate instead of wrapping, so
+//     attacker-chosen issuing times near the int64 limits are rejected rather than mis-compared.
+//   - Grinding (pow.go) runs WithWorkers goroutines that claim disjoint chunks of 4096 consecutive nonces
+//     from one atomic counter and hash d ‖ nonce in a 40-byte stack buffer (no allocation per hash). The
+//     result is the smallest valid nonce whatever the worker count. Cancellation: the calling goroutine
+//     waits on the context and raises a stop flag that workers read once per chunk; progress callbacks
+//     run on the calling goroutine.
+//   - Otherwise the package is pure: no I/O, no goroutines outside Grind, no mutable global state (the
+//     network Params values MainNet, DevNet, BenchNet are never modified; copy them to vary).
 package tangle
 
 import (

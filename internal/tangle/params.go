@@ -82,7 +82,8 @@ func (p *Params) Work(size int, ttl uint32) uint64 {
 	return q
 }
 
-// Target is the PoW target for work w: a nonce is valid when its score is ≤ target.
+// Target is the PoW target for work w, floor((2^64−1)/w) (protocol.md §3): a nonce is valid when its
+// score is ≤ target. w = 0 (PoW disabled) gives 2^64−1, which every score meets.
 func Target(w uint64) uint64 {
 	if w == 0 {
 		return ^uint64(0)
@@ -90,12 +91,13 @@ func Target(w uint64) uint64 {
 	return ^uint64(0) / w
 }
 
-// PoWDigest is d = H(block without its nonce), the fixed part every nonce is hashed with.
+// PoWDigest is d = H(block without its nonce) (protocol.md §3), the fixed part every nonce is hashed
+// with. raw must be at least NonceSize bytes long.
 func PoWDigest(raw []byte) [32]byte {
 	return blake2b.Sum256(raw[:len(raw)-NonceSize])
 }
 
-// PoWScore is LE64(H(d ‖ LE64(nonce))[0:8]); lower is better.
+// PoWScore is LE64(H(d ‖ LE64(nonce))[0:8]) (protocol.md §3); lower is better.
 func PoWScore(digest *[32]byte, nonce uint64) uint64 {
 	var buf [40]byte
 	copy(buf[:32], digest[:])
@@ -104,7 +106,8 @@ func PoWScore(digest *[32]byte, nonce uint64) uint64 {
 	return binary.LittleEndian.Uint64(sum[:8])
 }
 
-// CheckPoW verifies the proof of work of an encoded block against the network's parameters.
+// CheckPoW verifies the proof of work of an encoded block against the network's parameters
+// (protocol.md §2.1 rule 3, §3): one hash of the block, one 40-byte hash.
 // It reads only the TTL field and the length, so it can run before the block is decoded.
 func (p *Params) CheckPoW(raw []byte) error {
 	if len(raw) < MinBlockSize || len(raw) > MaxBlockSize {
