@@ -233,18 +233,54 @@ func montgomeryFromEdwards(pub []byte) (*ecdh.PublicKey, error) {
 // identity's key: a wrong length, an encoding that is not a curve point, a non-canonical encoding, and
 // a point of small order (whose X25519 image makes every Diffie-Hellman output all-zero).
 func decodePoint(pub []byte) (*edwards25519.Point, error) {
-	if len(pub) != PublicKeySize {
-		return nil, fmt.Errorf("%w: public key is %d bytes, want %d", ErrInvalidKey, len(pub), PublicKeySize)
+	if err := CheckSignerKey(pub); err != nil {
+		return nil, err
 	}
 	p, err := new(edwards25519.Point).SetBytes(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a point on edwards25519", ErrInvalidKey)
 	}
-	if string(p.Bytes()) != string(pub) {
-		return nil, fmt.Errorf("%w: non-canonical point encoding", ErrInvalidKey)
-	}
-	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
-		return nil, fmt.Errorf("%w: point of small order", ErrInvalidKey)
-	}
 	return p, nil
+}
+
+// CheckSignerKey is the part of Address.Validate's key check that needs no point decoding: it rejects
+// a wrong length, a non-canonical encoding (y ≥ p, RFC 8032 §5.1.3) and the encodings of the eight
+// points of small order (either sign of x, which also covers the non-canonical "x = 0, sign bit set").
+// It does not check that pub is on the curve; a key that has just verified an Ed25519 signature is
+// known to be, and CheckSignerKey completes Validate for it at the cost of a few comparisons.
+func CheckSignerKey(pub []byte) error {
+	if len(pub) != PublicKeySize {
+		return fmt.Errorf("%w: public key is %d bytes, want %d", ErrInvalidKey, len(pub), PublicKeySize)
+	}
+	var y [32]byte
+	copy(y[:], pub)
+	y[31] &= 0x7f // the sign of x
+	// y ≥ p = 2^255 − 19 ⇔ y[31] = 0x7f, y[1..30] = 0xff, y[0] ≥ 0xed.
+	high := y[31] == 0x7f && y[0] >= 0xed
+	for _, b := range y[1:31] {
+		high = high && b == 0xff
+	}
+	if high {
+		return fmt.Errorf("%w: non-canonical point encoding", ErrInvalidKey)
+	}
+	for i := range smallOrderY {
+		if y == smallOrderY[i] {
+			return fmt.Errorf("%w: point of small order", ErrInvalidKey)
+		}
+	}
+	return nil
+}
+
+// smallOrderY are the canonical y-coordinates of the eight points of order dividing 8 (the same list
+// libsodium rejects): y = 0 (order 4), 1 (order 1), p − 1 (order 2), and the two of order 8. A test
+// derives the torsion subgroup and checks this list against it.
+var smallOrderY = [5][32]byte{
+	{},
+	{0x01},
+	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+		0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+		0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
 }

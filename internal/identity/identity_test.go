@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"filippo.io/edwards25519"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -214,4 +216,97 @@ func BenchmarkMatchTag(b *testing.B) {
 		}
 	}
 	_ = n
+}
+
+func BenchmarkAddressValidate(b *testing.B) {
+	id, _ := Generate(8)
+	a := id.Address()
+	for b.Loop() {
+		if err := a.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// smallOrderY must be exactly the y-coordinates of the torsion subgroup E[8], and the fast checks of
+// CheckSignerKey must agree with a full decode for every encoding near the special values.
+func TestSmallOrderList(t *testing.T) {
+	// An order-8 point: decode the list's candidates and keep one with [4]P ≠ O.
+	var t8 *edwards25519.Point
+	for _, y := range smallOrderY {
+		p, err := new(edwards25519.Point).SetBytes(y[:])
+		if err != nil {
+			t.Fatalf("%x is not on the curve", y)
+		}
+		if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) != 1 {
+			t.Fatalf("%x is not of small order", y)
+		}
+		four := new(edwards25519.Point).Add(p, p)
+		four.Add(four, four)
+		if four.Equal(edwards25519.NewIdentityPoint()) != 1 {
+			t8 = p
+		}
+	}
+	if t8 == nil {
+		t.Fatal("no order-8 point in the list")
+	}
+	want := map[[32]byte]bool{}
+	acc := edwards25519.NewIdentityPoint()
+	for range 8 {
+		var y [32]byte
+		copy(y[:], acc.Bytes())
+		y[31] &= 0x7f
+		want[y] = true
+		acc = new(edwards25519.Point).Add(acc, t8)
+	}
+	got := map[[32]byte]bool{}
+	for _, y := range smallOrderY {
+		got[y] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("list has %d distinct y, torsion subgroup %d", len(got), len(want))
+	}
+	for y := range want {
+		if !got[y] {
+			t.Fatalf("torsion y %x missing from the list", y)
+		}
+		for _, sign := range []byte{0, 0x80} {
+			k := y
+			k[31] |= sign
+			if CheckSignerKey(k[:]) == nil {
+				t.Fatalf("%x accepted", k)
+			}
+		}
+	}
+	// Non-canonical encodings y + p for y < 19, both signs: rejected by CheckSignerKey; SetBytes may
+	// accept them, and the round trip through Bytes changes them.
+	for y := range 19 {
+		for _, sign := range []byte{0, 0x80} {
+			k := bytes.Repeat([]byte{0xff}, 32)
+			k[0] = byte(0xed + y)
+			k[31] = 0x7f | sign
+			if err := CheckSignerKey(k); !errors.Is(err, ErrInvalidKey) {
+				t.Fatalf("y+p=%x accepted", k)
+			}
+		}
+	}
+	// The largest canonical y, p − 1 with sign, is small order; p − 2 is canonical and passes the
+	// fast checks.
+	k := bytes.Repeat([]byte{0xff}, 32)
+	k[0], k[31] = 0xeb, 0x7f
+	if err := CheckSignerKey(k); err != nil {
+		t.Fatalf("p-2 rejected by the fast check: %v", err)
+	}
+	// Random real keys pass, and the fast check agrees with a full round-trip decode on random bytes.
+	for range 2000 {
+		var r [32]byte
+		rand.Read(r[:])
+		p, err := new(edwards25519.Point).SetBytes(r[:])
+		full := err == nil && bytes.Equal(p.Bytes(), r[:]) &&
+			new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 0
+		_, derr := decodePoint(r[:])
+		if full != (derr == nil) {
+			t.Fatalf("%x: full decode says %v, decodePoint %v", r, full, derr)
+		}
+	}
 }
