@@ -53,8 +53,8 @@ func ParseVersionByte(v byte) (tagBits int, err error) {
 	return k, nil
 }
 
-// Validate checks what ParseAddress checks: tag bits in range and a canonical Ed25519 point of large
-// order.
+// Validate checks what ParseAddress checks: tag bits in range, and a key that is a canonically encoded
+// Ed25519 point not of small order.
 func (a Address) Validate() error {
 	if err := checkTagBits(a.TagBits); err != nil {
 		return err

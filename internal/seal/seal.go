@@ -19,7 +19,7 @@
 //     caller's job.
 //   - Parsing is strict: the plaintext length must be the smallest bucket that fits the content (§6
 //     "is the smallest bucket"), padding must be zero, the sender's version byte must be a valid address
-//     version, and the sender key must be a canonical Ed25519 point of large order, as in an address.
+//     version, and the sender key must be a canonical Ed25519 point not of small order, as in an address.
 //   - An Opener precomputes everything per identity (the HPKE private key, the tag matcher, the recipient
 //     key) and holds no mutable state, so it is safe for concurrent use. Trial-opening a block sealed to
 //     someone else costs one X25519, the HPKE key schedule and one failed AEAD; see the benchmarks.
