@@ -84,8 +84,8 @@ const (
 	MaxPayload = EncSize + MaxPlaintext + AEADOverhead
 )
 
-// Buckets are the plaintext lengths an envelope may have (protocol.md §6, padding).
-var Buckets = [...]int{256, 512, 1024, 2048, 4096, 8192, 16384, 32256}
+// buckets are the plaintext lengths an envelope may have (protocol.md §6, padding).
+var buckets = [...]int{256, 512, 1024, 2048, 4096, 8192, 16384, 32256}
 
 const (
 	infoPrefix = "tanglemail/v1/envelope" // 22 bytes; info = infoPrefix ‖ NID
@@ -122,7 +122,7 @@ func PlaintextLen(contentLen int) (int, error) {
 		return 0, ErrTooLarge
 	}
 	need := PlaintextOverhead + contentLen
-	for _, b := range Buckets {
+	for _, b := range buckets {
 		if b >= need {
 			return b, nil
 		}
@@ -140,7 +140,7 @@ func PayloadLen(contentLen int) (int, error) {
 }
 
 func isBucket(n int) bool {
-	for _, b := range Buckets {
+	for _, b := range buckets {
 		if n == b {
 			return true
 		}
