@@ -238,7 +238,7 @@ func NewOpener(id *identity.Identity) (*Opener, error) {
 	if id == nil {
 		return nil, errors.New("seal: nil identity")
 	}
-	priv, err := hpke.NewDHKEMPrivateKey(id.X25519PrivateKey())
+	priv, err := hpke.NewDHKEMPrivateKey(newFastX25519(id))
 	if err != nil {
 		return nil, err
 	}
