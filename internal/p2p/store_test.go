@@ -1,0 +1,23 @@
+package p2p
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/tangle/dag"
+)
+
+var _ testStore = (*dag.Store)(nil)
+
+// openTestStore opens the real SQLite block store in the test's temporary directory; it is closed after
+// the nodes (cleanups run last-registered first, and nodes are started after their store).
+func openTestStore(t testing.TB, params tangle.Params) testStore {
+	t.Helper()
+	st, err := dag.Open(filepath.Join(t.TempDir(), "blocks.db"), params)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}

@@ -1,0 +1,80 @@
+package p2p
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// meshTracer follows GossipSub's mesh (GRAFT/PRUNE; disconnected peers are removed by the node) and
+// counts RPCs GossipSub dropped because a peer's bounded outbound queue was full. Its methods run on
+// GossipSub's event loop and only take a short lock.
+type meshTracer struct {
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]struct{}
+
+	droppedRPCs   atomic.Uint64
+	undeliverable atomic.Uint64
+}
+
+var _ pubsub.RawTracer = (*meshTracer)(nil)
+
+func newMeshTracer() *meshTracer {
+	return &meshTracer{mesh: make(map[string]map[peer.ID]struct{})}
+}
+
+func (t *meshTracer) Graft(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.mesh[topic]
+	if m == nil {
+		m = make(map[peer.ID]struct{})
+		t.mesh[topic] = m
+	}
+	m[p] = struct{}{}
+}
+
+func (t *meshTracer) Prune(p peer.ID, topic string) {
+	t.mu.Lock()
+	delete(t.mesh[topic], p)
+	t.mu.Unlock()
+}
+
+// removePeer drops p from every mesh (GossipSub does not trace a disconnected peer's removal).
+func (t *meshTracer) removePeer(p peer.ID) {
+	t.mu.Lock()
+	for _, m := range t.mesh {
+		delete(m, p)
+	}
+	t.mu.Unlock()
+}
+
+func (t *meshTracer) meshSize(topic string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.mesh[topic])
+}
+
+func (t *meshTracer) Leave(topic string) {
+	t.mu.Lock()
+	delete(t.mesh, topic)
+	t.mu.Unlock()
+}
+
+func (t *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         { t.droppedRPCs.Add(1) }
+func (t *meshTracer) UndeliverableMessage(*pubsub.Message)                 { t.undeliverable.Add(1) }
+func (t *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (t *meshTracer) OnClosedOutboundStream(peer.ID)                       {}
+func (t *meshTracer) Join(string)                                          {}
+func (t *meshTracer) ValidateMessage(*pubsub.Message)                      {}
+func (t *meshTracer) DeliverMessage(*pubsub.Message)                       {}
+func (t *meshTracer) RejectMessage(*pubsub.Message, string)                {}
+func (t *meshTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (t *meshTracer) ThrottlePeer(peer.ID)                                 {}
+func (t *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (t *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
