@@ -1,0 +1,412 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, CGO_ENABLED=0)
+)
+
+// Errors. Callers classify with errors.Is; front doors map them to protocol responses (e.g.
+// ErrNoMailbox to IMAP NO [NONEXISTENT] or [TRYCREATE], ErrMailboxExists to [ALREADYEXISTS]).
+var (
+	ErrClosed         = errors.New("store: closed")
+	ErrSchemaTooNew   = errors.New("store: database schema is newer than this program")
+	ErrNoMailbox      = errors.New("store: no such mailbox")
+	ErrMailboxExists  = errors.New("store: mailbox already exists")
+	ErrInvalidName    = errors.New("store: invalid mailbox name")
+	ErrProtected      = errors.New("store: mailbox cannot be deleted")
+	ErrSameMailbox    = errors.New("store: source and destination mailbox are the same")
+	ErrNoMessage      = errors.New("store: no such message")
+	ErrInvalidFlag    = errors.New("store: invalid flag")
+	ErrUIDsExhausted  = errors.New("store: mailbox has used all UIDs")
+	ErrHistoryGone    = errors.New("store: changes before this modseq are no longer known")
+	ErrNoOutboxItem   = errors.New("store: no such outbox item or recipient")
+	ErrBadTransition  = errors.New("store: outbox recipient state transition not allowed")
+	ErrInvalidOutbox  = errors.New("store: invalid outbox item")
+	ErrNoContact      = errors.New("store: no such contact")
+	ErrContactExists  = errors.New("store: petname already in use")
+	ErrInvalidContact = errors.New("store: invalid petname or address")
+)
+
+const (
+	defaultChangeLimit = 10000
+	busyTimeoutMillis  = 10000
+	readConns          = 4
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	clock       func() time.Time
+	uidValidity func() uint32
+	changeLimit int
+}
+
+// WithClock replaces the clock (internal dates of messages appended without one, outbox and replay
+// times). Tests use it.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// WithUIDValidity replaces the generator of UIDVALIDITY values for new mailboxes. The store still makes
+// each value greater than the last one it handed out (see the package notes), so a generator returning
+// 1, 2, 3, … gives exactly those values.
+func WithUIDValidity(next func() uint32) Option {
+	return func(o *options) { o.uidValidity = next }
+}
+
+// WithChangeLimit sets how many changes a listener may have pending before it overflows (default
+// 10000).
+func WithChangeLimit(n int) Option { return func(o *options) { o.changeLimit = n } }
+
+// Store is the mailbox store of one account. It is safe for concurrent use.
+type Store struct {
+	path  string
+	wdb   *sql.DB // one connection, used only under wlock
+	rdb   *sql.DB // read-only connections
+	wlock chan struct{}
+	opts  options
+	bus   bus
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, n := range names {
+		base := path.Base(n)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("store: migration %s: name must be NNNN_what.sql", base)
+		}
+		b, err := migrationFiles.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{v, base, string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("store: migrations must be numbered 1, 2, 3, …; found %s", m.name)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the schema version this program writes (the number of its last migration).
+func SchemaVersion() int {
+	ms, err := loadMigrations()
+	if err != nil {
+		panic(err) // embedded at build time; covered by tests
+	}
+	return len(ms)
+}
+
+// Open opens (creating if needed) the store at path: WAL, synchronous=FULL, busy timeout, foreign
+// keys; it applies the embedded migrations that the file lacks (all in one transaction) and creates
+// the role mailboxes that do not exist yet.
+func Open(path string, opts ...Option) (*Store, error) {
+	if path == "" || strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("store: invalid database path %q", path)
+	}
+	o := options{
+		clock:       time.Now,
+		uidValidity: func() uint32 { return uint32(time.Now().Unix()) },
+		changeLimit: defaultChangeLimit,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1&_synchronous=FULL", busyTimeoutMillis)
+	wdb, err := sql.Open("sqlite", path+"?"+common+"&_journal_mode=WAL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+
+	s := &Store{
+		path:   path,
+		wdb:    wdb,
+		wlock:  make(chan struct{}, 1),
+		opts:   o,
+		closed: make(chan struct{}),
+	}
+	s.bus.limit = o.changeLimit
+	if err := s.migrate(context.Background()); err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	rdb, err := sql.Open("sqlite", path+"?"+common+"&_query_only=1")
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	rdb.SetMaxOpenConns(readConns)
+	rdb.SetMaxIdleConns(readConns)
+	s.rdb = rdb
+	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.ensureRoleMailboxes() }); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_version (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: schema_version: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRow(`SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&cur); err != nil {
+		return fmt.Errorf("store: schema_version: %w", err)
+	}
+	if cur > len(ms) {
+		return fmt.Errorf("%w: file has version %d, program knows %d", ErrSchemaTooNew, cur, len(ms))
+	}
+	for _, m := range ms[cur:] {
+		if _, err := tx.Exec(m.sql); err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.name, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Close waits for a running write to finish and closes the database. Listeners are not notified;
+// their owners should be gone first.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.wlock <- struct{}{} // no write after this; never released
+		close(s.closed)
+		if s.rdb != nil {
+			err = s.rdb.Close()
+		}
+		if e := s.wdb.Close(); err == nil {
+			err = e
+		}
+	})
+	return err
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+func (s *Store) now() time.Time { return s.opts.clock() }
+
+func (s *Store) lock(ctx context.Context) error {
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	select {
+	case s.wlock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return ErrClosed
+	}
+	select {
+	case <-s.closed: // Close raced us for the lock and lost; do not write after it.
+		<-s.wlock
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
+func (s *Store) unlock() { <-s.wlock }
+
+// Tx is a write transaction, passed to the function given to Store.Update. Its methods are the
+// store's write operations; they take effect, and their changes are broadcast, only if the function
+// returns nil. A Tx must not be used after the function returns, nor from another goroutine, and the
+// function must not call the Store's own write methods (they would wait for the lock it holds).
+type Tx struct {
+	s       *Store
+	ctx     context.Context
+	tx      *sql.Tx
+	modseq  uint64
+	changes []Change
+	bodies  map[int64]struct{} // bodies that may have lost their last reference
+}
+
+// Update runs fn in one write transaction under the writer lock. If fn returns nil the transaction
+// commits (durably) and the changes it made are broadcast, in order, before Update returns; otherwise
+// it rolls back and fn's error is returned.
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	stx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &Tx{s: s, ctx: ctx, tx: stx}
+	committed := false
+	defer func() {
+		if !committed {
+			stx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.collectBodies(); err != nil {
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	committed = true
+	s.bus.broadcast(tx.changes)
+	return nil
+}
+
+// ModSeq returns the modseq this transaction has taken, 0 if it has changed nothing yet.
+func (tx *Tx) ModSeq() uint64 { return tx.modseq }
+
+// nextModSeq returns the transaction's modseq, taking a new one on first use.
+func (tx *Tx) nextModSeq() (uint64, error) {
+	if tx.modseq != 0 {
+		return tx.modseq, nil
+	}
+	var m uint64
+	err := tx.tx.QueryRowContext(tx.ctx,
+		`UPDATE account SET last_modseq = last_modseq + 1 WHERE id = 1 RETURNING last_modseq`).Scan(&m)
+	if err != nil {
+		return 0, fmt.Errorf("store: modseq: %w", err)
+	}
+	tx.modseq = m
+	return m, nil
+}
+
+func (tx *Tx) emit(c Change) { tx.changes = append(tx.changes, c) }
+
+func (tx *Tx) exec(q string, args ...any) (sql.Result, error) {
+	return tx.tx.ExecContext(tx.ctx, q, args...)
+}
+
+func (tx *Tx) queryRow(q string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(tx.ctx, q, args...)
+}
+
+func (tx *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(tx.ctx, q, args...)
+}
+
+// nextUIDValidity hands out a UIDVALIDITY for a new mailbox, strictly above every earlier one.
+func (tx *Tx) nextUIDValidity() (uint32, error) {
+	var last int64
+	if err := tx.queryRow(`SELECT last_uidvalidity FROM account WHERE id = 1`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("store: uidvalidity: %w", err)
+	}
+	v := int64(tx.s.opts.uidValidity())
+	if v <= last {
+		v = last + 1
+	}
+	if v > math.MaxUint32 {
+		return 0, errors.New("store: UIDVALIDITY values exhausted")
+	}
+	if _, err := tx.exec(`UPDATE account SET last_uidvalidity = ? WHERE id = 1`, v); err != nil {
+		return 0, fmt.Errorf("store: uidvalidity: %w", err)
+	}
+	return uint32(v), nil
+}
+
+// read runs fn in one read-only transaction (one consistent snapshot).
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("store: begin read: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// AccountState is the account-wide sync state.
+type AccountState struct {
+	// LastModSeq is the modseq of the last write transaction that changed something.
+	LastModSeq uint64
+	// HighestDeletedModSeq is the highest modseq of purged tombstones: expunges at or below it may be
+	// missing from Vanished.
+	HighestDeletedModSeq uint64
+}
+
+// Account returns the account-wide sync state.
+func (s *Store) Account(ctx context.Context) (AccountState, error) {
+	var a AccountState
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT last_modseq, highest_deleted_modseq FROM account WHERE id = 1`).
+			Scan(&a.LastModSeq, &a.HighestDeletedModSeq)
+	})
+	return a, err
+}
+
+// collectBodies deletes the bodies this transaction may have orphaned.
+func (tx *Tx) collectBodies() error {
+	for id := range tx.bodies {
+		_, err := tx.exec(`DELETE FROM body WHERE id = ?
+			AND NOT EXISTS (SELECT 1 FROM message WHERE body_id = ?)
+			AND NOT EXISTS (SELECT 1 FROM outbox WHERE body_id = ?)`, id, id, id)
+		if err != nil {
+			return fmt.Errorf("store: collect body: %w", err)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) maybeOrphaned(bodyID int64) {
+	if tx.bodies == nil {
+		tx.bodies = map[int64]struct{}{}
+	}
+	tx.bodies[bodyID] = struct{}{}
+}
