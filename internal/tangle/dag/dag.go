@@ -92,6 +92,8 @@ type Store struct {
 	done    chan struct{} // closed when the writer goroutine has exited
 	pending atomic.Int64  // write requests sent and not yet completed
 
+	batches, batched atomic.Int64 // transactions committed by the writer, and the blocks (or ops) in them
+
 	tips tipPool
 
 	// Read statements (prepared on the read pool).

@@ -46,9 +46,11 @@ func (s *Store) prepareReads() error {
 	}
 	s.stHas = prep(`SELECT EXISTS (SELECT 1 FROM blocks WHERE id = ?)`)
 	s.stGet = prep(`SELECT raw FROM blocks WHERE id = ?`)
-	s.stChildren = prep(`SELECT child FROM edges WHERE parent = ? ORDER BY child`)
+	s.stChildren = prep(`SELECT c.id FROM edges e JOIN blocks c ON c.nid = e.child
+		WHERE e.parent IN (SELECT nid FROM blocks WHERE id = ?1 UNION ALL SELECT nid FROM missing WHERE id = ?1)
+		ORDER BY c.id`)
 	s.stSolid = prep(`SELECT solid FROM blocks WHERE id = ?`)
-	s.stMissing = prep(`SELECT id FROM missing WHERE state = 0 ORDER BY seq LIMIT ?`)
+	s.stMissing = prep(`SELECT id FROM missing WHERE state = 0 ORDER BY nid LIMIT ?`)
 	s.stSince = prep(`SELECT time, id FROM blocks
 		WHERE shard = ?1 AND time >= ?2 AND (time, id) > (?3, ?4) AND expires > ?5
 		ORDER BY time, id LIMIT ?6`)

@@ -205,7 +205,7 @@ func (s *Store) rebuildTips(ctx context.Context) error {
 	defer next.Close()
 	tips, err := s.r.PrepareContext(ctx, `SELECT id, time FROM blocks b
 		WHERE shard = ? AND time >= ? AND time <= ? AND solid = 1
-		AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = b.id)`)
+		AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = b.nid)`)
 	if err != nil {
 		return err
 	}

@@ -196,6 +196,8 @@ func (s *Store) run() {
 			}
 			timer.Stop()
 		}
+		s.batches.Add(1)
+		s.batched.Add(int64(n))
 		s.wr.commit(batch)
 		for _, r := range batch {
 			s.pending.Add(-1)
@@ -250,24 +252,27 @@ type writer struct {
 	ctx  context.Context
 
 	begin, commitSt, rollback *sql.Stmt
-	lookup                    [tangle.MaxParents + 2]*sql.Stmt // [k]: k ids
+	lookup                    [tangle.MaxParents + 1]*sql.Stmt // [k]: k ids
 	edges                     [tangle.MaxParents + 1]*sql.Stmt // [k]: child and k parents
 	insBlock, insMissing      *sql.Stmt
-	delMissing, setMissing    *sql.Stmt
+	missingOf, delMissing     *sql.Stmt
+	raiseMissing              *sql.Stmt
 	children, unsolidChildren *sql.Stmt
 	openParents, setSolid     *sql.Stmt
 	hasChild, delBlock        *sql.Stmt
-	delEdgesOf, giveUpSt      *sql.Stmt
+	delEdgesOf, storedNid     *sql.Stmt
 	expired, dropMissing      *sql.Stmt
 	dropRejected, counter     *sql.Stmt
-	stored                    *sql.Stmt
 
-	eff  effects
-	args []any
+	eff    effects
+	args   []any
+	nid    int64 // last node number handed out
+	cache  *recentCache
+	filter *missingFilter
 }
 
 func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
-	w := &writer{s: s, conn: conn, ctx: context.Background()}
+	w := &writer{s: s, conn: conn, ctx: context.Background(), cache: newRecentCache()}
 	var err error
 	prep := func(q string) *sql.Stmt {
 		if err != nil {
@@ -281,10 +286,20 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 	w.commitSt = prep("COMMIT")
 	w.rollback = prep("ROLLBACK")
 	for k := 1; k < len(w.lookup); k++ {
-		in := placeholders(1, k)
-		// Stored ids with their time, solidity and shard; then the missing rows of the others.
-		w.lookup[k] = prep(`SELECT id, time, solid, shard, -1 FROM blocks WHERE id IN (` + in + `)
-			UNION ALL SELECT id, 0, 0, 0, state FROM missing WHERE id IN (` + in + `)`)
+		// One row per id: the stored block's nid, time, solidity and shard (NULL if not stored) and
+		// the missing row's nid and state (NULL if none). The VALUES list is a co-routine; both joins
+		// are unique-index seeks.
+		var b strings.Builder
+		b.WriteString("WITH q(id) AS (VALUES ")
+		for i := range k {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "(?%d)", i+1)
+		}
+		b.WriteString(`) SELECT q.id, b.nid, b.time, b.solid, b.shard, m.nid, m.state FROM q
+			LEFT JOIN blocks b ON b.id = q.id LEFT JOIN missing m ON m.id = q.id`)
+		w.lookup[k] = prep(b.String())
 	}
 	for k := 1; k < len(w.edges); k++ {
 		var b strings.Builder
@@ -297,48 +312,44 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 		}
 		w.edges[k] = prep(b.String())
 	}
-	w.insBlock = prep(`INSERT INTO blocks (id, raw, time, ttl, expires, shard, solid) VALUES (?, ?, ?, ?, ?, ?, ?)
+	w.insBlock = prep(`INSERT INTO blocks (nid, id, raw, time, ttl, expires, shard, solid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`)
-	w.insMissing = prep(`INSERT INTO missing (id, first_ref) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`)
-	w.delMissing = prep(`DELETE FROM missing WHERE id = ?`)
+	w.insMissing = prep(`INSERT INTO missing (nid, id, first_ref) VALUES (?, ?, ?)`)
+	w.missingOf = prep(`SELECT nid, state FROM missing WHERE id = ?`)
+	w.delMissing = prep(`DELETE FROM missing WHERE nid = ?`)
 	// state := max(state, new); expires only matters for state 2.
-	w.setMissing = prep(`INSERT INTO missing (id, first_ref, state, expires) VALUES (?1, ?2, ?3, ?4)
+	w.raiseMissing = prep(`INSERT INTO missing (nid, id, first_ref, state, expires) VALUES (?1, ?2, ?3, ?4, ?5)
 		ON CONFLICT (id) DO UPDATE SET state = MAX(state, excluded.state), expires = MAX(expires, excluded.expires)`)
-	w.children = prep(`SELECT b.id, b.time, b.solid, b.shard FROM edges e JOIN blocks b ON b.id = e.child WHERE e.parent = ?`)
-	w.unsolidChildren = prep(`SELECT b.id, b.time, b.shard FROM edges e JOIN blocks b ON b.id = e.child
+	w.children = prep(`SELECT b.nid, b.id, b.time, b.shard FROM edges e JOIN blocks b ON b.nid = e.child WHERE e.parent = ?`)
+	w.unsolidChildren = prep(`SELECT b.nid, b.id, b.time, b.shard FROM edges e JOIN blocks b ON b.nid = e.child
 		WHERE e.parent = ? AND b.solid = 0`)
 	// Parents of a child that are neither stored and solid nor given up (or rejected, or pruned).
 	w.openParents = prep(`SELECT COUNT(*) FROM edges e
-		LEFT JOIN blocks b ON b.id = e.parent
-		LEFT JOIN missing m ON m.id = e.parent
+		LEFT JOIN blocks b ON b.nid = e.parent
+		LEFT JOIN missing m ON m.nid = e.parent
 		WHERE e.child = ? AND COALESCE(b.solid, 0) = 0 AND COALESCE(m.state, 0) = 0`)
-	w.setSolid = prep(`UPDATE blocks SET solid = 1 WHERE id = ? AND solid = 0`)
+	w.setSolid = prep(`UPDATE blocks SET solid = 1 WHERE nid = ? AND solid = 0`)
 	w.hasChild = prep(`SELECT EXISTS (SELECT 1 FROM edges WHERE parent = ?)`)
-	w.delBlock = prep(`DELETE FROM blocks WHERE id = ? RETURNING solid, length(raw), shard, expires`)
+	w.delBlock = prep(`DELETE FROM blocks WHERE nid = ? RETURNING id, solid, length(raw), shard, expires`)
 	w.delEdgesOf = prep(`DELETE FROM edges WHERE child = ? RETURNING parent`)
-	w.expired = prep(`SELECT id FROM blocks WHERE expires <= ? ORDER BY expires LIMIT ?`)
-	w.dropMissing = prep(`DELETE FROM missing WHERE id = ?1 AND state < 2 AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = ?1)`)
+	w.storedNid = prep(`SELECT nid FROM blocks WHERE id = ?`)
+	w.expired = prep(`SELECT nid FROM blocks WHERE expires <= ? ORDER BY expires LIMIT ?`)
+	w.dropMissing = prep(`DELETE FROM missing WHERE nid = ?1 AND state < 2 AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = ?1)`)
 	w.dropRejected = prep(`DELETE FROM missing WHERE state = 2 AND expires <= ?
-		AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = missing.id)`)
+		AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = missing.nid)`)
 	w.counter = prep(`UPDATE meta SET value = value + ? WHERE key = ?`)
-	w.stored = prep(`SELECT EXISTS (SELECT 1 FROM blocks WHERE id = ?)`)
+	if err == nil {
+		err = conn.QueryRowContext(w.ctx, `SELECT MAX(COALESCE((SELECT MAX(nid) FROM blocks), 0),
+			COALESCE((SELECT MAX(nid) FROM missing), 0))`).Scan(&w.nid)
+	}
+	if err == nil {
+		err = w.rebuildFilter()
+	}
 	if err != nil {
 		w.close()
 		return nil, err
 	}
 	return w, nil
-}
-
-// placeholders returns "?from, …, ?(from+k−1)".
-func placeholders(from, k int) string {
-	var b strings.Builder
-	for i := range k {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "?%d", from+i)
-	}
-	return b.String()
 }
 
 func (w *writer) close() error {
@@ -353,19 +364,28 @@ func (w *writer) close() error {
 }
 
 func (w *writer) all() []*sql.Stmt {
-	sts := []*sql.Stmt{w.begin, w.commitSt, w.rollback, w.insBlock, w.insMissing, w.delMissing, w.setMissing,
-		w.children, w.unsolidChildren, w.openParents, w.setSolid, w.hasChild, w.delBlock, w.delEdgesOf,
-		w.expired, w.dropMissing, w.dropRejected, w.counter, w.stored}
+	sts := []*sql.Stmt{w.begin, w.commitSt, w.rollback, w.insBlock, w.insMissing, w.missingOf, w.delMissing,
+		w.raiseMissing, w.children, w.unsolidChildren, w.openParents, w.setSolid, w.hasChild, w.delBlock,
+		w.delEdgesOf, w.storedNid, w.expired, w.dropMissing, w.dropRejected, w.counter}
 	sts = append(sts, w.lookup[:]...)
 	return append(sts, w.edges[:]...)
+}
+
+// nextNid hands out the next node number.
+func (w *writer) nextNid() int64 {
+	w.nid++
+	return w.nid
 }
 
 // commit runs a batch in one transaction. On any database error the transaction is rolled back and
 // every request of the batch fails with that error: nothing of the batch is stored.
 func (w *writer) commit(batch []*request) {
 	w.eff.reset()
-	err := w.tx(batch)
-	if err != nil {
+	if w.filter.full() {
+		_ = w.rebuildFilter() // on failure the old filter stays: still correct, only less sharp
+	}
+	if err := w.tx(batch); err != nil {
+		w.cache.reset() // it may describe rolled-back rows
 		for _, r := range batch {
 			r.err, r.res = err, nil
 		}
@@ -418,46 +438,69 @@ func (w *writer) tx(batch []*request) (err error) {
 	return nil
 }
 
-// known is what the lookup found out about an id.
+// known is what the writer knows about an id.
 type known struct {
 	stored bool
-	time   int64
-	solid  bool
-	shard  uint32
-	state  int64 // missing row state, −1: no row
+	meta         // stored: the block's fields
+	nid    int64 // missing row's nid (stored: meta.nid)
+	state  int64 // missing row's state, −1: no row
 }
 
-// put stores one block inside the batch's transaction (see the package doc for the steps).
+// put stores one block inside the batch's transaction. In the common case — parents stored recently,
+// nobody waiting for the block — that is two statements: the block insert and one insert of all its
+// edges; the parents come from the recent-block cache and the missing filter says no child waits.
 func (w *writer) put(b *tangle.Block) (Result, error) {
 	id := b.ID()
-	// One statement tells whether the block is stored, whether it has a missing row, and the same of
-	// each parent other than Genesis.
-	ids := make([]tangle.ID, 0, tangle.MaxParents+1)
-	ids = append(ids, id)
-	for _, p := range b.Parents {
-		if p != tangle.Genesis {
-			ids = append(ids, p)
+	if _, ok := w.cache.get(id); ok {
+		return Result{}, nil // stored recently
+	}
+	// A missing row for the block: children wait for it, or it was rejected.
+	selfNid, selfState := int64(0), int64(-1)
+	if w.filter.mayHave(id) {
+		err := w.missingOf.QueryRowContext(w.ctx, id[:]).Scan(&selfNid, &selfState)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return Result{}, err
 		}
 	}
-	info, err := w.lookupIDs(ids)
-	if err != nil {
-		return Result{}, err
-	}
-	self := info[id]
-	if self.stored {
-		return Result{}, nil
-	}
-	if self.state == 2 {
+	if selfState == 2 {
 		return Result{Err: &tangle.ValidationError{Err: tangle.ErrParentAge, Detail: "block was rejected before"}}, nil
+	}
+	// The parents other than Genesis: from the cache, else one lookup for all the others.
+	ps := b.Parents
+	if ps[0] == tangle.Genesis {
+		ps = ps[1:] // parents are sorted and unique: Genesis can only be first
+	}
+	var parents [tangle.MaxParents]known
+	var misses []tangle.ID
+	for i, p := range ps {
+		if m, ok := w.cache.get(p); ok {
+			parents[i] = known{stored: true, meta: m, state: -1}
+		} else {
+			misses = append(misses, p)
+		}
+	}
+	if len(misses) > 0 {
+		info, err := w.lookupIDs(misses)
+		if err != nil {
+			return Result{}, err
+		}
+		for i, p := range ps {
+			if k, ok := info[p]; ok {
+				parents[i] = k
+				if k.stored {
+					w.cache.put(p, k.meta)
+				}
+			}
+		}
 	}
 	// Parent-age rule against stored parents; solidity.
 	solid := true
-	for _, p := range ids[1:] {
-		k := info[p]
+	for i, p := range ps {
+		k := parents[i]
 		switch {
 		case k.stored:
-			if err := w.checkParent(b, p, k.time); err != nil {
-				return w.rejectNew(b, err)
+			if err := w.checkParentTime(id, b.Time, p, k.time); err != nil {
+				return w.rejectNew(b, selfNid, err)
 			}
 			solid = solid && k.solid
 		case k.state >= 1: // given up, pruned or rejected
@@ -465,43 +508,54 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 			solid = false
 		}
 	}
+	nid := selfNid
+	if selfState >= 0 {
+		if _, err := w.delMissing.ExecContext(w.ctx, nid); err != nil {
+			return Result{}, err
+		}
+	} else {
+		nid = w.nextNid()
+	}
 	shard := b.Shard(w.s.params.ShardBits)
-	res, err := w.insBlock.ExecContext(w.ctx, id[:], b.Raw, b.Time, int64(b.TTL), b.ExpiresAtMs(), int64(shard), boolInt(solid))
+	res, err := w.insBlock.ExecContext(w.ctx, nid, id[:], b.Raw, b.Time, int64(b.TTL), b.ExpiresAtMs(), int64(shard), boolInt(solid))
 	if err != nil {
 		return Result{}, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return Result{}, err // stored earlier in this batch
+		return Result{}, err // stored before, and no longer in the cache
 	}
+	w.cache.put(id, meta{nid: nid, time: b.Time, shard: shard, solid: solid})
 	w.eff.dBlocks++
 	w.eff.dBytes += int64(len(b.Raw))
 	if solid {
 		w.eff.dSolid++
 	}
-	if len(ids) > 1 {
-		args := w.args[:0]
-		args = append(args, id[:])
-		for _, p := range ids[1:] {
-			args = append(args, p[:])
+	if len(ps) > 0 {
+		now := w.s.opts.now().UnixMilli()
+		args := append(w.args[:0], nid)
+		for i, p := range ps {
+			k := &parents[i]
+			switch {
+			case k.stored:
+				args = append(args, k.meta.nid)
+				w.eff.tipDel(p, k.shard)
+			case k.state >= 0:
+				args = append(args, k.nid)
+			default: // first reference: a new missing row
+				k.nid = w.nextNid()
+				if _, err := w.insMissing.ExecContext(w.ctx, k.nid, p[:], now); err != nil {
+					return Result{}, err
+				}
+				w.filter.add(p)
+				args = append(args, k.nid)
+			}
 		}
 		w.args = args
-		if _, err := w.edges[len(ids)-1].ExecContext(w.ctx, args...); err != nil {
+		if _, err := w.edges[len(ps)].ExecContext(w.ctx, args...); err != nil {
 			return Result{}, err
 		}
 	}
-	now := w.s.opts.now().UnixMilli()
-	for _, p := range ids[1:] {
-		k := info[p]
-		switch {
-		case k.stored:
-			w.eff.tipDel(p, k.shard)
-		case k.state < 0:
-			if _, err := w.insMissing.ExecContext(w.ctx, p[:], now); err != nil {
-				return Result{}, err
-			}
-		}
-	}
-	if self.state < 0 {
+	if selfState < 0 {
 		// Nothing referenced this block, so it has no stored children: a new tip if solid.
 		if solid {
 			w.eff.tipAdd(id, shard, b.Time)
@@ -509,18 +563,15 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 		return Result{Added: true}, nil
 	}
 	// Children arrived first. Check the parent-age rule against each, then propagate solidity.
-	if _, err := w.delMissing.ExecContext(w.ctx, id[:]); err != nil {
-		return Result{}, err
-	}
-	kids, err := w.childrenOf(id)
+	kids, err := w.query(w.children, nid)
 	if err != nil {
 		return Result{}, err
 	}
-	var queue []tangle.ID
+	var queue []int64
 	kept := 0
 	for _, c := range kids {
 		if err := w.checkParentTime(c.id, c.time, id, b.Time); err != nil {
-			if err := w.rejectStored(c.id, err, &queue); err != nil {
+			if err := w.rejectStored(c.nid, err, &queue); err != nil {
 				return Result{}, err
 			}
 			continue
@@ -528,7 +579,7 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 		kept++
 	}
 	if solid {
-		queue = append(queue, id)
+		queue = append(queue, nid)
 	}
 	if err := w.propagate(queue); err != nil {
 		return Result{}, err
@@ -546,7 +597,7 @@ func boolInt(b bool) int64 {
 	return 0
 }
 
-// lookupIDs runs the lookup statement for ids (1..9 of them).
+// lookupIDs runs the lookup statement for ids (1..8 of them).
 func (w *writer) lookupIDs(ids []tangle.ID) (map[tangle.ID]known, error) {
 	args := w.args[:0]
 	for i := range ids {
@@ -559,32 +610,25 @@ func (w *writer) lookupIDs(ids []tangle.ID) (map[tangle.ID]known, error) {
 	}
 	defer rows.Close()
 	info := make(map[tangle.ID]known, len(ids))
-	for _, id := range ids {
-		info[id] = known{state: -1}
-	}
 	var (
-		raw                 []byte
-		t, sol, shard, stat int64
+		raw                              []byte
+		bnid, t, sol, shard, mnid, state sql.NullInt64
 	)
 	for rows.Next() {
-		if err := rows.Scan(&raw, &t, &sol, &shard, &stat); err != nil {
+		if err := rows.Scan(&raw, &bnid, &t, &sol, &shard, &mnid, &state); err != nil {
 			return nil, err
 		}
-		id := idOf(raw)
-		k := info[id]
-		if stat < 0 {
-			k.stored, k.time, k.solid, k.shard = true, t, sol != 0, uint32(shard)
-		} else {
-			k.state = stat
+		k := known{state: -1}
+		if bnid.Valid {
+			k.stored = true
+			k.meta = meta{nid: bnid.Int64, time: t.Int64, solid: sol.Int64 != 0, shard: uint32(shard.Int64)}
 		}
-		info[id] = k
+		if mnid.Valid {
+			k.nid, k.state = mnid.Int64, state.Int64
+		}
+		info[idOf(raw)] = k
 	}
 	return info, rows.Err()
-}
-
-// checkParent applies params.CheckParent to a child and a stored parent known by id and issuing time.
-func (w *writer) checkParent(child *tangle.Block, parent tangle.ID, parentTime int64) error {
-	return w.checkParentTime(child.ID(), child.Time, parent, parentTime)
 }
 
 // checkParentTime is params.CheckParent on issuing times (the rule reads nothing else), with the
@@ -597,81 +641,110 @@ func (w *writer) checkParentTime(child tangle.ID, childTime int64, parent tangle
 	return nil
 }
 
-// rejectNew records a block that breaks the parent-age rule and is not stored. If stored children wait
-// for it, they may now become solid.
-func (w *writer) rejectNew(b *tangle.Block, verr error) (Result, error) {
+// rejectNew records a block that breaks the parent-age rule and is not stored (selfNid: its missing
+// row's nid, 0 if none). If stored children wait for it, they may now become solid.
+func (w *writer) rejectNew(b *tangle.Block, selfNid int64, verr error) (Result, error) {
 	id := b.ID()
-	if _, err := w.setMissing.ExecContext(w.ctx, id[:], w.s.opts.now().UnixMilli(), 2, b.ExpiresAtMs()); err != nil {
+	nid, err := w.raise(id, selfNid, 2, b.ExpiresAtMs())
+	if err != nil {
 		return Result{}, err
 	}
 	w.eff.rejected = append(w.eff.rejected, rejection{id: id, err: verr})
-	if err := w.propagate([]tangle.ID{id}); err != nil {
+	if err := w.propagate([]int64{nid}); err != nil {
 		return Result{}, err
 	}
 	return Result{Err: verr}, nil
 }
 
 // rejectStored deletes a stored block that breaks the parent-age rule and records it as rejected; its
-// own children stay, and id is queued so that the unsolid ones are re-evaluated.
-func (w *writer) rejectStored(id tangle.ID, verr error, queue *[]tangle.ID) error {
-	d, err := w.deleteBlock(id)
+// own children stay, and it is queued so that the unsolid ones are re-evaluated.
+func (w *writer) rejectStored(nid int64, verr error, queue *[]int64) error {
+	d, err := w.deleteBlock(nid)
 	if err != nil {
 		return err
 	}
-	if _, err := w.setMissing.ExecContext(w.ctx, id[:], w.s.opts.now().UnixMilli(), 2, d.expires); err != nil {
+	if _, err := w.raise(d.id, nid, 2, d.expires); err != nil {
 		return err
 	}
-	w.eff.rejected = append(w.eff.rejected, rejection{id: id, err: verr})
-	*queue = append(*queue, id)
+	w.eff.rejected = append(w.eff.rejected, rejection{id: d.id, err: verr})
+	*queue = append(*queue, nid)
 	return nil
 }
 
+// raise creates the missing row of id (with nid, or a new nid if 0) or raises its state to state
+// (1 given up or pruned, 2 rejected). It returns the row's nid.
+func (w *writer) raise(id tangle.ID, nid, state, expires int64) (int64, error) {
+	fresh := nid == 0
+	if fresh {
+		nid = w.nextNid()
+	}
+	w.filter.add(id)
+	if _, err := w.raiseMissing.ExecContext(w.ctx, nid, id[:], w.s.opts.now().UnixMilli(), state, expires); err != nil {
+		return 0, err
+	}
+	if fresh { // the row may have existed already, under its own nid
+		var got int64
+		if err := w.missingOf.QueryRowContext(w.ctx, id[:]).Scan(&got, new(int64)); err != nil {
+			return 0, err
+		}
+		nid = got
+	}
+	return nid, nil
+}
+
 type deleted struct {
-	parents []tangle.ID
+	id      tangle.ID
+	parents []int64
 	expires int64
 }
 
-// deleteBlock deletes a stored block and its edges to its parents, and keeps the counters and the tip
-// pool in step. The missing rows of its parents are left to the caller.
-func (w *writer) deleteBlock(id tangle.ID) (deleted, error) {
+// deleteBlock deletes a stored block and its edges to its parents, and keeps the counters, the cache
+// and the tip pool in step. The missing rows of its parents are left to the caller.
+func (w *writer) deleteBlock(nid int64) (deleted, error) {
 	var d deleted
-	rows, err := w.delEdgesOf.QueryContext(w.ctx, id[:])
+	rows, err := w.delEdgesOf.QueryContext(w.ctx, nid)
 	if err != nil {
 		return d, err
 	}
 	for rows.Next() {
-		var p []byte
+		var p int64
 		if err := rows.Scan(&p); err != nil {
 			rows.Close()
 			return d, err
 		}
-		d.parents = append(d.parents, idOf(p))
+		d.parents = append(d.parents, p)
 	}
 	if err := rows.Close(); err != nil {
 		return d, err
 	}
-	var solid, size, shard int64
-	if err := w.delBlock.QueryRowContext(w.ctx, id[:]).Scan(&solid, &size, &shard, &d.expires); err != nil {
+	var (
+		raw                []byte
+		solid, size, shard int64
+	)
+	if err := w.delBlock.QueryRowContext(w.ctx, nid).Scan(&raw, &solid, &size, &shard, &d.expires); err != nil {
 		return d, err
 	}
+	d.id = idOf(raw)
+	w.cache.del(d.id)
 	w.eff.dBlocks--
 	w.eff.dBytes -= size
 	if solid != 0 {
 		w.eff.dSolid--
 	}
-	w.eff.tipDel(id, uint32(shard))
+	w.eff.tipDel(d.id, uint32(shard))
 	return d, nil
 }
 
 type child struct {
+	nid   int64
 	id    tangle.ID
 	time  int64
-	solid bool
 	shard uint32
 }
 
-func (w *writer) childrenOf(id tangle.ID) ([]child, error) {
-	rows, err := w.children.QueryContext(w.ctx, id[:])
+// query runs a children statement (nid, id, time, shard rows) for nid.
+func (w *writer) query(st *sql.Stmt, nid int64) ([]child, error) {
+	rows, err := st.QueryContext(w.ctx, nid)
 	if err != nil {
 		return nil, err
 	}
@@ -679,52 +752,39 @@ func (w *writer) childrenOf(id tangle.ID) ([]child, error) {
 	var out []child
 	for rows.Next() {
 		var (
-			raw         []byte
-			t, s, shard int64
+			c     child
+			raw   []byte
+			shard int64
 		)
-		if err := rows.Scan(&raw, &t, &s, &shard); err != nil {
+		if err := rows.Scan(&c.nid, &raw, &c.time, &shard); err != nil {
 			return nil, err
 		}
-		out = append(out, child{id: idOf(raw), time: t, solid: s != 0, shard: uint32(shard)})
+		c.id, c.shard = idOf(raw), uint32(shard)
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }
 
-// propagate re-evaluates, transitively, the unsolid stored children of the ids in queue: ids that just
-// became solid, or were given up, rejected or pruned. It works with an explicit stack, not recursion,
-// so deep chains cannot overflow anything; solid never goes back to 0, so it terminates.
-func (w *writer) propagate(queue []tangle.ID) error {
+// propagate re-evaluates, transitively, the unsolid stored children of the nids in queue: nodes that
+// just became solid, or were given up, rejected or pruned. It works with an explicit stack, not
+// recursion, so deep chains cannot overflow anything; solid never goes back to 0, so it terminates.
+func (w *writer) propagate(queue []int64) error {
 	for len(queue) > 0 {
 		x := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
-		rows, err := w.unsolidChildren.QueryContext(w.ctx, x[:])
+		kids, err := w.query(w.unsolidChildren, x)
 		if err != nil {
-			return err
-		}
-		var kids []child
-		for rows.Next() {
-			var (
-				raw      []byte
-				t, shard int64
-			)
-			if err := rows.Scan(&raw, &t, &shard); err != nil {
-				rows.Close()
-				return err
-			}
-			kids = append(kids, child{id: idOf(raw), time: t, shard: uint32(shard)})
-		}
-		if err := rows.Close(); err != nil {
 			return err
 		}
 		for _, c := range kids {
 			var open int
-			if err := w.openParents.QueryRowContext(w.ctx, c.id[:]).Scan(&open); err != nil {
+			if err := w.openParents.QueryRowContext(w.ctx, c.nid).Scan(&open); err != nil {
 				return err
 			}
 			if open > 0 {
 				continue
 			}
-			res, err := w.setSolid.ExecContext(w.ctx, c.id[:])
+			res, err := w.setSolid.ExecContext(w.ctx, c.nid)
 			if err != nil {
 				return err
 			}
@@ -732,9 +792,10 @@ func (w *writer) propagate(queue []tangle.ID) error {
 				continue
 			}
 			w.eff.dSolid++
-			queue = append(queue, c.id)
+			w.cache.setSolid(c.id)
+			queue = append(queue, c.nid)
 			var has bool
-			if err := w.hasChild.QueryRowContext(w.ctx, c.id[:]).Scan(&has); err != nil {
+			if err := w.hasChild.QueryRowContext(w.ctx, c.nid).Scan(&has); err != nil {
 				return err
 			}
 			if !has {
@@ -747,17 +808,21 @@ func (w *writer) propagate(queue []tangle.ID) error {
 
 // giveUp marks id as given up (unless it is stored) and re-evaluates its children.
 func (w *writer) giveUp(id tangle.ID) error {
-	var stored bool
-	if err := w.stored.QueryRowContext(w.ctx, id[:]).Scan(&stored); err != nil {
-		return err
-	}
-	if stored {
+	if _, ok := w.cache.get(id); ok {
 		return nil
 	}
-	if _, err := w.setMissing.ExecContext(w.ctx, id[:], w.s.opts.now().UnixMilli(), 1, 0); err != nil {
+	err := w.storedNid.QueryRowContext(w.ctx, id[:]).Scan(new(int64))
+	if err == nil {
+		return nil // stored
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	return w.propagate([]tangle.ID{id})
+	nid, err := w.raise(id, 0, 1, 0)
+	if err != nil {
+		return err
+	}
+	return w.propagate([]int64{nid})
 }
 
 // prune deletes up to pruneChunk expired blocks (see Store.Prune).
@@ -766,47 +831,49 @@ func (w *writer) prune(now int64) (n int, more bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	var ids []tangle.ID
+	var nids []int64
 	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
+		var nid int64
+		if err := rows.Scan(&nid); err != nil {
 			rows.Close()
 			return 0, false, err
 		}
-		ids = append(ids, idOf(raw))
+		nids = append(nids, nid)
 	}
 	if err := rows.Close(); err != nil {
 		return 0, false, err
 	}
-	parents := map[tangle.ID]struct{}{}
-	for _, id := range ids {
-		d, err := w.deleteBlock(id)
+	parents := map[int64]struct{}{}
+	ids := make([]tangle.ID, len(nids))
+	for i, nid := range nids {
+		d, err := w.deleteBlock(nid)
 		if err != nil {
 			return 0, false, err
 		}
+		ids[i] = d.id
 		for _, p := range d.parents {
 			parents[p] = struct{}{}
 		}
 	}
-	// A pruned block that still has stored children becomes a given-up missing row, so that the
-	// invariant (every edge's parent is stored or has a missing row) holds and its unsolid children
+	// A pruned block that still has stored children becomes a given-up missing row under the same nid,
+	// so that the invariant (every edge's parent is stored or missing) holds and its unsolid children
 	// can become solid.
-	var queue []tangle.ID
-	for _, id := range ids {
+	var queue []int64
+	for i, nid := range nids {
 		var has bool
-		if err := w.hasChild.QueryRowContext(w.ctx, id[:]).Scan(&has); err != nil {
+		if err := w.hasChild.QueryRowContext(w.ctx, nid).Scan(&has); err != nil {
 			return 0, false, err
 		}
 		if has {
-			if _, err := w.setMissing.ExecContext(w.ctx, id[:], now, 1, 0); err != nil {
+			if _, err := w.raise(ids[i], nid, 1, 0); err != nil {
 				return 0, false, err
 			}
-			queue = append(queue, id)
+			queue = append(queue, nid)
 		}
 	}
 	// Missing rows that only pruned blocks referenced.
 	for p := range parents {
-		if _, err := w.dropMissing.ExecContext(w.ctx, p[:]); err != nil {
+		if _, err := w.dropMissing.ExecContext(w.ctx, p); err != nil {
 			return 0, false, err
 		}
 	}
@@ -816,5 +883,32 @@ func (w *writer) prune(now int64) (n int, more bool, err error) {
 	if err := w.propagate(queue); err != nil {
 		return 0, false, err
 	}
-	return len(ids), len(ids) == pruneChunk, nil
+	return len(nids), len(nids) == pruneChunk, nil
+}
+
+// rebuildFilter fills a fresh missing filter from the table, sized for it.
+func (w *writer) rebuildFilter() error {
+	var n int
+	if err := w.conn.QueryRowContext(w.ctx, `SELECT COUNT(*) FROM missing`).Scan(&n); err != nil {
+		return err
+	}
+	f := newMissingFilter(n)
+	rows, err := w.conn.QueryContext(w.ctx, `SELECT id FROM missing`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return err
+		}
+		f.add(idOf(raw))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	f.adds = n
+	w.filter = f
+	return nil
 }
