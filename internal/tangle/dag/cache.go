@@ -29,10 +29,11 @@ type recentCache struct {
 	m    map[tangle.ID]meta
 	ring []tangle.ID
 	next int
+	cap  int
 }
 
-func newRecentCache() *recentCache {
-	return &recentCache{m: map[tangle.ID]meta{}}
+func newRecentCache(n int) *recentCache {
+	return &recentCache{m: map[tangle.ID]meta{}, cap: max(n, 1)}
 }
 
 func (c *recentCache) get(id tangle.ID) (meta, bool) {
@@ -45,14 +46,14 @@ func (c *recentCache) put(id tangle.ID, m meta) {
 		c.m[id] = m
 		return
 	}
-	if len(c.ring) < recentCap {
+	if len(c.ring) < c.cap {
 		c.ring = append(c.ring, id)
 	} else {
 		// Evicting a ring slot whose id was deleted and re-added meanwhile drops the new entry too:
 		// harmless, a miss only costs a database lookup.
 		delete(c.m, c.ring[c.next])
 		c.ring[c.next] = id
-		c.next = (c.next + 1) % recentCap
+		c.next = (c.next + 1) % c.cap
 	}
 	c.m[id] = m
 }

@@ -40,6 +40,8 @@ type options struct {
 	maxBatch int
 	onReject func(id tangle.ID, err error)
 	readers  int
+
+	cacheSize int // recent-block cache entries (tests shrink it)
 }
 
 // WithClock replaces the clock (tests). It decides tip eligibility, what IDsSince counts as expired and
@@ -104,7 +106,7 @@ type Store struct {
 // directory must exist. The store is bound to params' network: opening it with another network fails
 // with ErrSchema.
 func Open(path string, params tangle.Params, opts ...Option) (*Store, error) {
-	o := options{now: time.Now, window: DefaultBatchWindow, maxBatch: DefaultMaxBatch, readers: 4}
+	o := options{now: time.Now, window: DefaultBatchWindow, maxBatch: DefaultMaxBatch, readers: 4, cacheSize: recentCap}
 	for _, f := range opts {
 		f(&o)
 	}

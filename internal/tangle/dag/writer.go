@@ -272,7 +272,7 @@ type writer struct {
 }
 
 func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
-	w := &writer{s: s, conn: conn, ctx: context.Background(), cache: newRecentCache()}
+	w := &writer{s: s, conn: conn, ctx: context.Background(), cache: newRecentCache(s.opts.cacheSize)}
 	var err error
 	prep := func(q string) *sql.Stmt {
 		if err != nil {
