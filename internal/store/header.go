@@ -61,7 +61,7 @@ var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
 // ParseHeader parses a header section leniently: it stops at the first empty line, unfolds
 // continuation lines, and skips lines that are not fields. It never fails.
 func ParseHeader(hdr []byte) Header {
-	ph := parseHeader(hdr)
+	ph := parseHeader(hdr, true)
 	out := make(Header, len(ph))
 	for i, f := range ph {
 		out[i] = HeaderField{Name: f.name, Value: f.decoded}
@@ -69,7 +69,8 @@ func ParseHeader(hdr []byte) Header {
 	return out
 }
 
-func parseHeader(hdr []byte) parsedHeader {
+// parseHeader parses a header section; with decode, it also RFC 2047-decodes each value.
+func parseHeader(hdr []byte, decode bool) parsedHeader {
 	var out parsedHeader
 	var name string
 	var val []byte
@@ -79,9 +80,11 @@ func parseHeader(hdr []byte) parsedHeader {
 			return
 		}
 		raw := strings.TrimSpace(string(val))
-		dec, err := wordDecoder.DecodeHeader(raw)
-		if err != nil {
-			dec = raw
+		dec := raw
+		if decode && strings.Contains(raw, "=?") {
+			if d, err := wordDecoder.DecodeHeader(raw); err == nil {
+				dec = d
+			}
 		}
 		out = append(out, rawField{name: name, raw: raw, decoded: dec})
 		have = false

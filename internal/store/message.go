@@ -170,7 +170,7 @@ func (tx *Tx) putBody(raw []byte) (int64, int, error) {
 
 // dateHeader parses the Date header field of a header section.
 func dateHeader(hdr []byte) (time.Time, bool) {
-	v := parseHeader(hdr).raw("Date")
+	v := parseHeader(hdr, false).raw("Date")
 	if v == "" {
 		return time.Time{}, false
 	}
@@ -226,7 +226,7 @@ func (s *Store) List(ctx context.Context, mailboxID int64, q ListQuery) (Listing
 		}
 		if q.ChangedSince > 0 {
 			query += " AND modseq > ?"
-			args = append(args, q.ChangedSince)
+			args = append(args, clampU64(q.ChangedSince))
 		}
 		rows, err := tx.QueryContext(ctx, query+" ORDER BY uid", args...)
 		if err != nil {
@@ -745,7 +745,7 @@ func (s *Store) Vanished(ctx context.Context, mailboxID int64, since uint64) ([]
 			return ErrHistoryGone
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT uid FROM message WHERE mailbox_id = ? AND expunged = 1 AND modseq > ?
-			ORDER BY uid`, mailboxID, since)
+			ORDER BY uid`, mailboxID, clampU64(since))
 		if err != nil {
 			return fmt.Errorf("store: vanished: %w", err)
 		}
@@ -768,13 +768,13 @@ func (s *Store) PurgeTombstones(ctx context.Context, upTo uint64) (int64, error)
 	var n int64
 	err := s.Update(ctx, func(tx *Tx) error {
 		var high sql.NullInt64
-		if err := tx.queryRow(`SELECT max(modseq) FROM message WHERE expunged = 1 AND modseq <= ?`, upTo).Scan(&high); err != nil {
+		if err := tx.queryRow(`SELECT max(modseq) FROM message WHERE expunged = 1 AND modseq <= ?`, clampU64(upTo)).Scan(&high); err != nil {
 			return fmt.Errorf("store: purge: %w", err)
 		}
 		if !high.Valid {
 			return nil
 		}
-		res, err := tx.exec(`DELETE FROM message WHERE expunged = 1 AND modseq <= ?`, upTo)
+		res, err := tx.exec(`DELETE FROM message WHERE expunged = 1 AND modseq <= ?`, clampU64(upTo))
 		if err != nil {
 			return fmt.Errorf("store: purge: %w", err)
 		}

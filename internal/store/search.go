@@ -163,7 +163,7 @@ func (m *candidate) header() (parsedHeader, error) {
 	if m.hdrRaw == nil {
 		m.hdrRaw = []byte{}
 	}
-	m.hdr = parseHeader(m.hdrRaw)
+	m.hdr = parseHeader(m.hdrRaw, true)
 	return m.hdr, nil
 }
 
@@ -376,7 +376,7 @@ func (k compiled) sql() (where string, args []any, exact bool) {
 		add("size < ?", k.smaller)
 	}
 	if k.modseq > 0 {
-		add("modseq >= ?", k.modseq)
+		add("modseq >= ?", clampU64(k.modseq))
 	}
 	for _, n := range k.not {
 		w, a, ex := n.sql()

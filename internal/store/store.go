@@ -410,3 +410,11 @@ func (tx *Tx) maybeOrphaned(bodyID int64) {
 	}
 	tx.bodies[bodyID] = struct{}{}
 }
+
+// clampU64 converts a caller's uint64 (modseq) to an SQL integer; SQLite integers are signed 64-bit.
+func clampU64(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
