@@ -150,6 +150,7 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_size_limit(67108864)")
+		q.Add("_pragma", "wal_autocheckpoint(8192)")
 		q.Add("_txlock", "immediate")
 	}
 	u := url.URL{Scheme: "file", Opaque: url.PathEscape(path), RawQuery: q.Encode()}

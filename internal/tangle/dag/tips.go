@@ -146,30 +146,57 @@ func (s *Store) SelectParents(shard uint32, n int) []tangle.ID {
 	s.tips.mu.Lock()
 	var out []tangle.ID
 	if t := s.tips.shards[shard]; t != nil {
-		t.evict(oldest)
-		cand := make([]int, 0, len(t.tips))
-		for i, e := range t.tips {
-			if e.time <= newest {
-				cand = append(cand, i)
-			}
-		}
-		if len(cand) > n { // partial Fisher–Yates: the first n of a uniform random permutation
-			for i := range n {
-				j := i + rand.IntN(len(cand)-i)
-				cand[i], cand[j] = cand[j], cand[i]
-			}
-			cand = cand[:n]
-		}
-		out = make([]tangle.ID, len(cand))
-		for i, c := range cand {
-			out[i] = t.tips[c].id
-		}
+		out = t.sample(n, oldest, newest)
 	}
 	s.tips.mu.Unlock()
 	if len(out) == 0 {
 		return []tangle.ID{tangle.Genesis}
 	}
 	slices.SortFunc(out, func(a, b tangle.ID) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// sample draws min(n, eligible) distinct eligible tips uniformly at random. In a large pool it uses
+// rejection sampling — draw an index, drop it if it is too old (it will never be eligible again), skip
+// it if it is too new or already drawn — which costs O(n) instead of a pass over the pool; it falls back
+// to a partial Fisher–Yates shuffle of the eligible entries when the pool is small or rejections pile
+// up. Both give every n-subset of the eligible tips the same probability.
+func (t *tipSet) sample(n int, oldest, newest int64) []tangle.ID {
+	if len(t.tips) > 4*n {
+		out := make([]tangle.ID, 0, n)
+		for misses := 0; len(out) < n && misses < 8*n && len(t.tips) > 4*n; {
+			e := t.tips[rand.IntN(len(t.tips))]
+			switch {
+			case e.time < oldest:
+				t.remove(e.id)
+			case e.time > newest || slices.Contains(out, e.id):
+				misses++
+			default:
+				out = append(out, e.id)
+			}
+		}
+		if len(out) == n {
+			return out
+		}
+	}
+	t.evict(oldest)
+	cand := make([]int, 0, len(t.tips))
+	for i, e := range t.tips {
+		if e.time <= newest {
+			cand = append(cand, i)
+		}
+	}
+	if len(cand) > n { // partial Fisher–Yates: the first n of a uniform random permutation
+		for i := range n {
+			j := i + rand.IntN(len(cand)-i)
+			cand[i], cand[j] = cand[j], cand[i]
+		}
+		cand = cand[:n]
+	}
+	out := make([]tangle.ID, len(cand))
+	for i, c := range cand {
+		out[i] = t.tips[c].id
+	}
 	return out
 }
 

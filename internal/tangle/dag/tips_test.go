@@ -1,6 +1,8 @@
 package dag
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"testing"
 
@@ -152,52 +154,92 @@ func compareID(a, b tangle.ID) int {
 	return 0
 }
 
-// URTS: each of k tips is drawn with probability n/k; pairs too are uniform. A chi-square test with
-// generous bounds (the chance of a false failure is far below 1e-6).
+// URTS: each of k tips is drawn with probability n/k, and so is every pair with n(n−1)/(k(k−1)). Chi-square
+// tests with bounds of mean + 8 standard deviations (false failures far below one in a million). k = 10
+// exercises the shuffle of a small pool, k = 40 the rejection sampling of a large one.
 func TestSelectParentsUniform(t *testing.T) {
-	clk := newClock(t0 + 1000)
-	s, _ := open(t, bench, WithClock(clk.Now))
-	const k, n, draws = 10, 3, 30000
-	var tips []*tangle.Block
-	for range k {
-		tips = append(tips, mk(t, bench, spec{}))
-	}
-	put(t, s, tips...)
-	count := map[tangle.ID]int{}
-	pairs := map[[2]tangle.ID]int{}
-	for range draws {
-		got := s.SelectParents(0, n)
-		if len(got) != n {
-			t.Fatalf("got %d parents", len(got))
-		}
-		for i, id := range got {
-			count[id]++
-			for _, id2 := range got[i+1:] {
-				pairs[[2]tangle.ID{id, id2}]++
+	for _, c := range []struct{ k, n int }{{10, 3}, {40, 4}} {
+		t.Run(fmt.Sprintf("k=%d,n=%d", c.k, c.n), func(t *testing.T) {
+			clk := newClock(t0 + 1000)
+			s, _ := open(t, bench, WithClock(clk.Now))
+			var tips []*tangle.Block
+			for range c.k {
+				tips = append(tips, mk(t, bench, spec{}))
 			}
-		}
+			put(t, s, tips...)
+			const draws = 30000
+			count := map[tangle.ID]int{}
+			pairs := map[[2]tangle.ID]int{}
+			for range draws {
+				got := s.SelectParents(0, c.n)
+				if len(got) != c.n {
+					t.Fatalf("got %d parents", len(got))
+				}
+				for i, id := range got {
+					count[id]++
+					for _, id2 := range got[i+1:] {
+						pairs[[2]tangle.ID{id, id2}]++
+					}
+				}
+			}
+			chiSquare(t, "tips", count, c.k, float64(draws*c.n)/float64(c.k))
+			chiSquare(t, "pairs", pairs, c.k*(c.k-1)/2, float64(draws*c.n*(c.n-1))/float64(c.k*(c.k-1)))
+		})
 	}
-	if len(count) != k {
-		t.Fatalf("only %d of %d tips ever drawn", len(count), k)
+}
+
+func chiSquare[K comparable](t *testing.T, what string, counts map[K]int, cells int, expect float64) {
+	t.Helper()
+	if len(counts) != cells {
+		t.Fatalf("%s: %d of %d ever drawn", what, len(counts), cells)
 	}
-	expect := float64(draws) * n / k
 	chi := 0.0
-	for _, c := range count {
+	for _, c := range counts {
 		d := float64(c) - expect
 		chi += d * d / expect
 	}
-	// 9 degrees of freedom: P(χ² > 40) ≈ 7e-6.
-	if chi > 40 {
-		t.Fatalf("tip counts not uniform: χ² = %.1f, counts %v", chi, count)
+	dof := float64(cells - 1)
+	if limit := dof + 8*math.Sqrt(2*dof); chi > limit {
+		t.Fatalf("%s not uniform: χ² = %.1f > %.1f (%d degrees of freedom)", what, chi, limit, cells-1)
 	}
-	// 45 pairs, each with probability n(n−1)/(k(k−1)) per draw.
-	expectPair := float64(draws) * n * (n - 1) / (k * (k - 1))
-	chi = 0
-	for _, c := range pairs {
-		d := float64(c) - expectPair
-		chi += d * d / expectPair
+}
+
+// In a large pool, too-old tips are dropped during sampling and too-new ones skipped.
+func TestSelectParentsLargePoolWindow(t *testing.T) {
+	clk := newClock(t0)
+	s, _ := open(t, bench, WithClock(clk.Now))
+	eligible := bench.TipEligible.Milliseconds()
+	var old, young, future []*tangle.Block
+	for range 60 {
+		old = append(old, mk(t, bench, spec{time: t0}))
 	}
-	if len(pairs) != k*(k-1)/2 || chi > 100 { // 44 d.o.f.: P(χ² > 100) < 1e-6
-		t.Fatalf("pairs not uniform: %d pairs, χ² = %.1f", len(pairs), chi)
+	for range 5 {
+		young = append(young, mk(t, bench, spec{time: t0 + eligible + 10}))
+	}
+	for range 30 {
+		future = append(future, mk(t, bench, spec{time: t0 + 2*eligible + bench.ClockSkew.Milliseconds() + 1}))
+	}
+	put(t, s, old...)
+	put(t, s, young...)
+	put(t, s, future...)
+	clk.Set(t0 + 2*eligible) // old: too old; future: beyond the skew
+	seen := map[tangle.ID]bool{}
+	for range 200 {
+		got := s.SelectParents(0, 4)
+		if len(got) != 4 {
+			t.Fatalf("got %d parents, want 4 of the 5 eligible", len(got))
+		}
+		for _, id := range got {
+			if !slices.Contains(ids(young...), id) {
+				t.Fatalf("selected an ineligible tip")
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != len(young) {
+		t.Fatalf("only %d of %d eligible tips ever selected", len(seen), len(young))
+	}
+	if st := stats(t, s); st.Tips[0] != len(young) {
+		t.Fatalf("Stats.Tips = %v, want %d", st.Tips, len(young))
 	}
 }
