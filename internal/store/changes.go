@@ -121,7 +121,8 @@ func (s *Store) Subscribe() *Listener {
 }
 
 // Ready returns a channel that receives a value when changes (or an overflow) are pending. One value
-// may stand for many changes: after it fires, Take everything.
+// may stand for many changes, and a value may arrive for changes an earlier Take already returned (then
+// Take returns none): after it fires, Take everything.
 func (l *Listener) Ready() <-chan struct{} { return l.ready }
 
 // Take returns the pending changes, oldest first, and clears them. If overflow is true, changes were

@@ -29,7 +29,10 @@
 //     (the writer pool has one connection), runs the operation, commits, and then — still holding the
 //     lock — hands the transaction's changes to the bus. Commits and broadcasts therefore happen in the
 //     same order, and a listener sees changes in commit order. Readers use a separate pool of
-//     read-only connections; WAL lets them read while the writer writes.
+//     read-only connections; WAL lets them read while the writer writes. Open a file with one Store
+//     per process: two Stores on one file would serialise through SQLite's lock but not share a bus.
+//   - Mailbox and outbox ids are never reused (AUTOINCREMENT), so an id held by a session can go stale
+//     (ErrNoMailbox) but never point at another mailbox.
 //   - Durability: journal_mode=WAL and synchronous=FULL, so when a write returns nil its transaction is
 //     on disk (the WAL is fsynced at commit). The node may acknowledge SMTP 250 or IMAP OK after that.
 //   - MODSEQ is account-wide (account.last_modseq, mox's LastModSeq): a write transaction that changes
