@@ -48,11 +48,21 @@
 // table schema_version; Open applies the pending ones in one transaction and refuses a file from a
 // newer program or another network (ErrSchema), or one that is not a database (ErrCorrupt).
 //
-// Tables: blocks (id, raw, time, ttl, expires, shard, solid; indexes (shard, time, id) for IDsSince
-// and the tip rebuild, and expires for Prune); edges (parent, child), keyed both ways, without edges to
-// Genesis; missing (ids referenced but not stored: state 0 wanted, 1 given up or pruned, 2 rejected,
-// in first-reference order); meta (network name and the running totals Stats reads). Invariant: the
-// parent of every edge is a stored block or has a missing row; a stored block never has one.
+// Tables (migrations/0001_init.sql documents each column): blocks (nid, id, raw, time, ttl, expires,
+// shard, solid; indexes on id, (shard, time, id) for IDsSince and the tip rebuild, and expires for
+// Prune); edges (parent, child), keyed both ways, without edges to Genesis; missing (ids referenced but
+// not stored: state 0 wanted, 1 given up or pruned, 2 rejected); meta (the network's name and the
+// running totals Stats reads). Every id the store knows — stored block or missing parent — has a node
+// number (nid), handed out in increasing order when the id is first stored or referenced, and kept when a
+// missing parent arrives or a stored block with children is pruned or rejected. Edges are between nids:
+// a block's parents are recent, so its edges land near the end of the edge b-trees, where keying them
+// by random 32-byte ids dirtied one random page per edge, about five pages of WAL per block in all.
+// Invariants: the parent of every edge is a stored block or a missing row, never both; the ids of the
+// missing table are never stored; solid never goes from 1 to 0.
+//
+// The WAL is checkpointed every 8,192 pages (32 MiB) rather than SQLite's 1,000, so that an index
+// page changed by many batches is copied to the database file once; journal_size_limit keeps the file
+// from staying large.
 //
 // # Concurrency
 //
@@ -67,11 +77,17 @@
 // solid when the parent comes. Prune works in transactions of at most 2,000 blocks, between which other
 // batches commit.
 //
-// Per block, in the common case of known parents, the writer runs three statements: one lookup of the
-// block and its parents (stored? solid? time? missing row?), the block insert, and one insert of all its
-// edges. Only out-of-order arrivals cost more: when a block arrives that others reference, its stored
-// children are checked against the parent-age rule and solidity is propagated, iteratively with an
-// explicit stack (no recursion), in the same transaction.
+// Per block, in the common case — parents stored recently, nothing waiting for the block — the writer
+// runs two statements: the block insert (which also catches an old duplicate by its unique id) and one
+// multi-row insert of its edges. Two in-memory aids owned by the writer goroutine make that possible
+// (cache.go): a recent-block cache (the last 65,536 blocks stored or looked up: nid, time, shard,
+// solid), which answers the parent lookups and the duplicate check for recent blocks, and a Bloom
+// filter over the missing table's ids, which answers "does anything wait for this block?" with no false
+// negatives. A cache miss costs one lookup statement for all the missing parents; a filter hit one
+// query. Both err only on the safe side, the cache is emptied when a transaction rolls back, and both
+// are rebuilt at Open. Out-of-order arrivals cost more: when a block arrives that others reference, its
+// stored children are checked against the parent-age rule and solidity is propagated, iteratively with
+// an explicit stack (no recursion), in the same transaction.
 //
 // Reads use a separate pool of query-only connections; in WAL mode they run concurrently with the
 // writer and see every committed transaction, so a read after Put returned sees the blocks.
