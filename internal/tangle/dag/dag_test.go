@@ -64,6 +64,9 @@ func TestPutRejectsNonBlocks(t *testing.T) {
 	if _, err := s.Put(ctxT(t), &tangle.Block{}); err == nil {
 		t.Fatal("Put(empty block) succeeded")
 	}
+	if _, err := s.Put(ctxT(t), &tangle.Block{Raw: []byte{1}, Parents: []tangle.ID{{1}}}); err == nil {
+		t.Fatal("Put(block without an id) succeeded")
+	}
 	if added, err := s.Put(ctxT(t)); err != nil || len(added) != 0 {
 		t.Fatalf("Put() = %v, %v", added, err)
 	}

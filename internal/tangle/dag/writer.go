@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,7 +103,7 @@ func (s *Store) PutResults(ctx context.Context, blocks ...*tangle.Block) ([]Resu
 		return []Result{}, nil
 	}
 	for i, b := range blocks {
-		if b == nil || len(b.Raw) == 0 || len(b.Parents) == 0 || len(b.Parents) > tangle.MaxParents {
+		if b == nil || len(b.Raw) == 0 || b.ID() == tangle.Genesis || len(b.Parents) == 0 || len(b.Parents) > tangle.MaxParents {
 			return nil, fmt.Errorf("dag: Put: block %d is not a decoded block", i)
 		}
 	}
@@ -466,9 +467,12 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 		return Result{Err: &tangle.ValidationError{Err: tangle.ErrParentAge, Detail: "block was rejected before"}}, nil
 	}
 	// The parents other than Genesis: from the cache, else one lookup for all the others.
-	ps := b.Parents
-	if ps[0] == tangle.Genesis {
-		ps = ps[1:] // parents are sorted and unique: Genesis can only be first
+	var pbuf [tangle.MaxParents]tangle.ID
+	ps := pbuf[:0]
+	for _, p := range b.Parents {
+		if p != tangle.Genesis && !slices.Contains(ps, p) { // decoded blocks have unique parents anyway
+			ps = append(ps, p)
+		}
 	}
 	var parents [tangle.MaxParents]known
 	var misses []tangle.ID
