@@ -514,3 +514,37 @@ func TestBatchWindowOptions(t *testing.T) {
 		}
 	}
 }
+
+// A database error in a batch rolls the whole transaction back: nothing of it is stored, every block
+// of it can be put again, and the in-memory state (cache, tips, counters) shows none of it.
+func TestFailedBatchRollsBack(t *testing.T) {
+	clk := newClock(t0 + 1000)
+	s, _ := open(t, bench, WithClock(clk.Now))
+	a := mk(t, bench, spec{})
+	c := mk(t, bench, spec{parents: []tangle.ID{a.ID()}, time: t0 + 1})
+	bad := mk(t, bench, spec{})
+	boom := errors.New("boom")
+	s.wr.failPut = func(b *tangle.Block) error {
+		if b.ID() == bad.ID() {
+			return boom
+		}
+		return nil
+	}
+	if _, err := s.Put(ctxT(t), a, c, bad); !errors.Is(err, boom) {
+		t.Fatalf("Put = %v, want the injected error", err)
+	}
+	for _, b := range []*tangle.Block{a, c, bad} {
+		wantHas(t, s, b.ID(), false)
+	}
+	if st := stats(t, s); st.Blocks != 0 || st.Missing != 0 || len(st.Tips) != 0 {
+		t.Fatalf("Stats after rollback = %+v", st)
+	}
+	if got := s.SelectParents(0, 4); !slices.Equal(got, []tangle.ID{tangle.Genesis}) {
+		t.Fatalf("tips after rollback = %v", got)
+	}
+	s.wr.failPut = nil
+	if got := put(t, s, c, a); !slices.Equal(got, []bool{true, true}) {
+		t.Fatalf("Put after rollback: added = %v", got)
+	}
+	wantSolid(t, s, c, true)
+}

@@ -270,6 +270,8 @@ type writer struct {
 	nid    int64 // last node number handed out
 	cache  *recentCache
 	filter *missingFilter
+
+	failPut func(*tangle.Block) error // tests: make put fail for a block
 }
 
 func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
@@ -451,6 +453,11 @@ type known struct {
 // nobody waiting for the block — that is two statements: the block insert and one insert of all its
 // edges; the parents come from the recent-block cache and the missing filter says no child waits.
 func (w *writer) put(b *tangle.Block) (Result, error) {
+	if w.failPut != nil {
+		if err := w.failPut(b); err != nil {
+			return Result{}, err
+		}
+	}
 	id := b.ID()
 	if _, ok := w.cache.get(id); ok {
 		return Result{}, nil // stored recently
