@@ -40,7 +40,8 @@
 //
 // One SQLite file (modernc.org/sqlite, pure Go) in WAL mode with synchronous=FULL. Durability contract:
 // a Put that returned nil has committed, and the commit survives a process crash and a power loss. In
-// WAL mode synchronous=FULL fsyncs the WAL at every commit, which is what that needs. NORMAL would fsync
+// WAL mode synchronous=FULL fsyncs the WAL at every commit, which is what that needs (given a disk
+// that honours flushes). NORMAL would fsync
 // only at checkpoints: still consistent after a power loss, but the last commits can be lost, so it
 // would break the contract (it is durable only against a process crash). A transaction is never half
 // applied, so a crash never leaves a half-written block, a block without its edges, or counters out of
@@ -84,15 +85,16 @@
 // solid), which answers the parent lookups and the duplicate check for recent blocks, and a Bloom
 // filter over the missing table's ids, which answers "does anything wait for this block?" with no false
 // negatives. A cache miss costs one lookup statement for all the missing parents; a filter hit one
-// query. Both err only on the safe side, the cache is emptied when a transaction rolls back, and both
-// are rebuilt at Open. Out-of-order arrivals cost more: when a block arrives that others reference, its
+// query. Both err only on the safe side; the cache is emptied when a transaction rolls back and starts
+// empty at Open, where the filter is rebuilt from the table. Out-of-order arrivals cost more: when a block arrives that others reference, its
 // stored children are checked against the parent-age rule and solidity is propagated, iteratively with
 // an explicit stack (no recursion), in the same transaction.
 //
 // Reads use a separate pool of query-only connections; in WAL mode they run concurrently with the
 // writer and see every committed transaction, so a read after Put returned sees the blocks.
 //
-// The tip pool is memory only, rebuilt from the database at Open. The writer collects the changes of a
+// The tip pool is memory only, rebuilt from the database at Open. (One difference: a block whose only
+// child is rejected or pruned does not return to the pool until the next Open.) The writer collects the changes of a
 // transaction (tips added, tips that got a child or were deleted, rejections) and applies them under
 // the pool's mutex only after the commit, in transaction order, so the pool never shows uncommitted
 // blocks. Lock order: Store.closeMu (held for reading while a request is handed over; Close takes it
