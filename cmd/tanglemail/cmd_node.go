@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+type nodeFlags struct {
+	commonFlags
+	network        string
+	p2pListen      *listFlag
+	bootstrap      *listFlag
+	mdns           bool
+	dht            bool
+	apiListen      string
+	tagBits        int
+	passphraseFile string
+	logLevel       string
+}
+
+func nodeCommand() *command {
+	return &command{
+		name:    "node",
+		summary: "run a node (the default command)",
+		about: `Runs a node until interrupted (Ctrl-C or SIGTERM). On first start it creates the data directory, an
+identity and a password, and prints the address.
+
+The node listens for peers on --p2p-listen, finds peers on the LAN with mDNS and through the --bootstrap
+peers you give it (there are no built-in public bootstrap peers), stores and gossips the blocks of its
+shards, fetches missing blocks and catches up after downtime. Its JSON API listens on --api-listen
+(loopback only) with the generated password; "tanglemail status" and "tanglemail peers" use it.`,
+		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
+			f := &nodeFlags{}
+			f.register(fs, getenv)
+			d := node.DefaultConfig("")
+			f.p2pListen = newListFlag(d.P2PListen...)
+			f.bootstrap = newListFlag()
+			fs.StringVar(&f.network, "network", d.Network.Name, "network to join: tanglemail, tanglemail-dev")
+			fs.Var(f.p2pListen, "p2p-listen", "multiaddrs to listen on for peers, comma-separated")
+			fs.Var(f.bootstrap, "bootstrap", "peers to dial at start, as multiaddrs ending in /p2p/<peer id>, comma-separated")
+			fs.BoolVar(&f.mdns, "mdns", d.MDNS, "discover peers on the local network with mDNS")
+			fs.BoolVar(&f.dht, "dht", d.DHT, "discover peers through the Kademlia DHT (seeded only by the bootstrap peers)")
+			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the local JSON API (loopback only)")
+			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
+			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
+			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+			return f
+		},
+		run: runNode,
+	}
+}
+
+func runNode(env *cmdEnv, o any, args []string) error {
+	f := o.(*nodeFlags)
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	params, ok := tangle.NetworkByName(f.network)
+	if !ok || params.WorkPerByte == 0 {
+		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", f.logLevel)}
+	}
+	pass, err := readPassphrase(f.passphraseFile)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	cfg := node.DefaultConfig(f.dataDir)
+	cfg.Network = params
+	cfg.P2PListen = f.p2pListen.values
+	cfg.Bootstrap = f.bootstrap.values
+	cfg.MDNS = f.mdns
+	cfg.DHT = f.dht
+	cfg.APIListen = f.apiListen
+	cfg.TagBits = f.tagBits
+	cfg.Passphrase = pass
+	cfg.Log = log
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-env.stop
+		cancel()
+	}()
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if n.CreatedIdentity() {
+		fmt.Fprintf(env.stdout, "Created a new identity in %s.\n", f.dataDir)
+	}
+	fmt.Fprintf(env.stdout, `tanglemail node running on network %s.
+  Your address:  %s
+  Peer id:       %s
+  Peer addrs:    %s
+  API:           http://%s  (password in %s)
+Stop with Ctrl-C.
+`, params.Name, n.Identity().Address().Mail(), n.Network().ID(), strings.Join(n.Network().Addrs(), " "),
+		n.APIAddr(), f.dataDir+"/"+node.PasswordFile)
+	<-ctx.Done()
+	fmt.Fprintln(env.stdout, "Stopping…")
+	return n.Close()
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+)
+
+// runCLI runs the CLI in-process with the given environment and returns exit code, stdout, stderr.
+func runCLI(t *testing.T, envv map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return envv[k] }, stop: make(chan struct{})}
+	code := run(env, args)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, c := range commands() {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, _ := runCLI(t, nil, c.name, "--help")
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			if !strings.Contains(out, "Usage: tanglemail "+c.name) || !strings.Contains(out, c.summary) {
+				t.Fatalf("help does not describe the command:\n%s", out)
+			}
+			fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+			c.flags(fs, func(string) string { return "" })
+			fs.VisitAll(func(f *flag.Flag) {
+				if !strings.Contains(out, "--"+f.Name) || !strings.Contains(out, envName(f.Name)) {
+					t.Errorf("help lacks flag --%s or its variable %s", f.Name, envName(f.Name))
+				}
+			})
+		})
+	}
+	code, out, _ := runCLI(t, nil, "--help")
+	if code != 0 || !strings.Contains(out, "Commands:") {
+		t.Fatalf("top-level help: exit %d\n%s", code, out)
+	}
+}
+
+func TestUnknownCommandAndFlag(t *testing.T) {
+	if code, _, errs := runCLI(t, nil, "frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown command: exit %d, %q", code, errs)
+	}
+	if code, _, errs := runCLI(t, nil, "address", "--nope"); code != 2 || !strings.Contains(errs, "--help") {
+		t.Fatalf("unknown flag: exit %d, %q", code, errs)
+	}
+}
+
+func TestInitAndAddress(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, nil, "init", "--data-dir", dir, "--tag-bits", "12")
+	if code != 0 {
+		t.Fatalf("init: exit %d: %s", code, errs)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "identity.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity file: %v, mode %v", err, fi.Mode())
+	}
+	code, out2, errs := runCLI(t, nil, "address", "--data-dir", dir, "--json")
+	if code != 0 {
+		t.Fatalf("address: exit %d: %s", code, errs)
+	}
+	var a struct {
+		Address string `json:"address"`
+		Mail    string `json:"mail"`
+		TagBits int    `json:"tag_bits"`
+	}
+	if err := json.Unmarshal([]byte(out2), &a); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := identity.ParseAddress(a.Mail)
+	if err != nil || parsed.TagBits != 12 || !strings.Contains(out, a.Mail) {
+		t.Fatalf("address %+v parsed %+v err %v; init said %q", a, parsed, err, out)
+	}
+	// A second init must not overwrite the identity.
+	if code, _, errs := runCLI(t, nil, "init", "--data-dir", dir); code != 1 || !strings.Contains(errs, "refusing to overwrite") {
+		t.Fatalf("second init: exit %d: %s", code, errs)
+	}
+	// The QR code is printed by default.
+	code, out3, _ := runCLI(t, nil, "address", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out3, a.Mail) || !strings.Contains(out3, "█") {
+		t.Fatalf("address with QR: exit %d\n%s", code, out3)
+	}
+}
+
+func TestPassphraseProtectedIdentity(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pf, []byte("correct horse\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI(t, nil, "init", "--data-dir", dir, "--passphrase-file", pf); code != 0 {
+		t.Fatalf("init: %s", errs)
+	}
+	if code, _, errs := runCLI(t, nil, "address", "--data-dir", dir); code != 1 || !strings.Contains(strings.ToLower(errs), "passphrase") {
+		t.Fatalf("address without passphrase: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, nil, "address", "--data-dir", dir, "--passphrase-file", pf); code != 0 {
+		t.Fatalf("address with passphrase: %s", errs)
+	}
+}
+
+func TestFlagPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tanglemail.conf")
+	if err := os.WriteFile(conf, []byte("# comment\ntag-bits = 3\njson = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(env map[string]string, args ...string) *initFlags {
+		fs := flag.NewFlagSet("init", flag.ContinueOnError)
+		f := initCommand().flags(fs, func(k string) string { return env[k] }).(*initFlags)
+		if err := parseFlags(fs, args, func(k string) string { return env[k] }); err != nil {
+			// "json" is not an init flag: the config file is rejected with a clear error.
+			if !strings.Contains(err.Error(), `unknown setting "json"`) {
+				t.Fatalf("parse: %v", err)
+			}
+		}
+		return f
+	}
+	if f := parse(nil, "--data-dir", dir); f.tagBits != 3 {
+		t.Fatalf("config file: tag bits %d, want 3", f.tagBits)
+	}
+	if f := parse(map[string]string{"TANGLEMAIL_TAG_BITS": "5"}, "--data-dir", dir); f.tagBits != 5 {
+		t.Fatalf("environment over config: tag bits %d, want 5", f.tagBits)
+	}
+	if f := parse(map[string]string{"TANGLEMAIL_TAG_BITS": "5"}, "--data-dir", dir, "--tag-bits", "7"); f.tagBits != 7 {
+		t.Fatalf("flag over environment: tag bits %d, want 7", f.tagBits)
+	}
+	if f := parse(map[string]string{"TANGLEMAIL_DATA_DIR": dir}); f.dataDir != dir || f.tagBits != 3 {
+		t.Fatalf("data dir from environment: %+v", f)
+	}
+	// An explicitly named config file must exist.
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	initCommand().flags(fs, func(string) string { return "" })
+	if err := parseFlags(fs, []string{"--config", filepath.Join(dir, "missing.conf")}, func(string) string { return "" }); err == nil {
+		t.Fatal("missing explicit config file accepted")
+	}
+}
+
+func TestStatusWithoutNode(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errs := runCLI(t, nil, "status", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errs, "no node is running") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startNode runs "tanglemail node" in-process on loopback and returns when its API is up.
+func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out *syncBuffer) {
+	t.Helper()
+	out = &syncBuffer{}
+	stopc := make(chan struct{})
+	env := &cmdEnv{stdout: out, stderr: out, getenv: func(string) string { return "" }, stop: stopc}
+	args := append([]string{"node", "--data-dir", dir, "--network", "tanglemail-dev",
+		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false", "--api-listen", "127.0.0.1:0"}, extra...)
+	done := make(chan int, 1)
+	go func() { done <- run(env, args) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Stop with Ctrl-C") {
+		select {
+		case code := <-done:
+			t.Fatalf("node exited with %d:\n%s", code, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node did not start:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var once sync.Once
+	code := 0
+	stop = func() int {
+		once.Do(func() {
+			close(stopc)
+			select {
+			case code = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("node did not stop within 20 s")
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return stop, out
+}
+
+func TestNodeStatusAndPeers(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	stopA, outA := startNode(t, dirA)
+	if !strings.Contains(outA.String(), "Created a new identity") || !strings.Contains(outA.String(), "@tangle") {
+		t.Fatalf("first start does not say what it did:\n%s", outA.String())
+	}
+	// B bootstraps from A's printed address.
+	var bootstrap string
+	for _, line := range strings.Split(outA.String(), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Peer addrs:"); ok {
+			bootstrap = strings.Fields(rest)[0]
+		}
+	}
+	if bootstrap == "" {
+		t.Fatalf("no peer address printed:\n%s", outA.String())
+	}
+	_, outB := startNode(t, dirB, "--bootstrap", bootstrap)
+	defer func() {
+		if t.Failed() {
+			t.Logf("A:\n%s\nB:\n%s", outA.String(), outB.String())
+		}
+	}()
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, out, errs := runCLI(t, nil, "peers", "--data-dir", dirA, "--json")
+		if code != 0 {
+			t.Fatalf("peers: exit %d: %s", code, errs)
+		}
+		var peers []map[string]any
+		if err := json.Unmarshal([]byte(out), &peers); err != nil {
+			t.Fatalf("peers --json: %v\n%s", err, out)
+		}
+		if len(peers) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A never saw B as a peer: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, out, errs := runCLI(t, nil, "status", "--data-dir", dirA)
+	if code != 0 || !strings.Contains(out, "Peers     1 connected") || !strings.Contains(out, "tanglemail-dev") {
+		t.Fatalf("status: exit %d: %s\n%s", code, errs, out)
+	}
+	code, out, _ = runCLI(t, nil, "peers", "--data-dir", dirB)
+	if code != 0 || !strings.Contains(out, "outbound") {
+		t.Fatalf("peers on B: exit %d\n%s", code, out)
+	}
+	if code := stopA(); code != 0 {
+		t.Fatalf("node exited with %d on stop", code)
+	}
+	if code, _, errs := runCLI(t, nil, "status", "--data-dir", dirA); code != 1 || !strings.Contains(errs, "no node is running") {
+		t.Fatalf("status after stop: exit %d: %s", code, errs)
+	}
+}
+
+func TestListFlagReplacesDefault(t *testing.T) {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	f := nodeCommand().flags(fs, func(string) string { return "" }).(*nodeFlags)
+	if err := parseFlags(fs, []string{"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--p2p-listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	if strings.Join(f.p2pListen.values, " ") != strings.Join(want, " ") {
+		t.Fatalf("p2p-listen %v, want %v (the default must be replaced, not extended)", f.p2pListen.values, want)
+	}
+}

@@ -1,0 +1,187 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// testConfig is a loopback-only node on the devnet: no mDNS, no DHT, ephemeral ports.
+func testConfig(t *testing.T, dir string) Config {
+	cfg := DefaultConfig(dir)
+	cfg.Network = tangle.DevNet
+	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.MDNS = false
+	cfg.DHT = false
+	cfg.APIListen = "127.0.0.1:0"
+	return cfg
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStartStatusAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n, err := Start(ctx, testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.CreatedIdentity() {
+		t.Fatal("first start did not create an identity")
+	}
+	addr := n.Identity().Address().Mail()
+	for _, f := range []string{IdentityFile, PasswordFile, APIFile} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir has mode %v, want 0700", fi.Mode().Perm())
+	}
+
+	info, pw, err := ReadAPIInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", info.URL+"/api/status", nil)
+	req.SetBasicAuth("x", pw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.Address != addr || st.Network != "tanglemail-dev" || st.P2P.PeerID == "" {
+		t.Fatalf("status %+v, err %v", st, err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, APIFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("api.json left behind after Close: %v", err)
+	}
+
+	// Restart: same identity, same password, not created again.
+	n2, err := Start(ctx, testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if n2.CreatedIdentity() || n2.Identity().Address().Mail() != addr || n2.Password() != pw {
+		t.Fatal("restart changed the identity or the password")
+	}
+}
+
+func TestNonLoopbackAPIRefused(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.APIListen = "0.0.0.0:0"
+	if _, err := Start(context.Background(), cfg); err == nil {
+		t.Fatal("non-loopback API address accepted without TLS")
+	}
+}
+
+func TestWrongPassphrase(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Passphrase = []byte("right")
+	if _, err := CreateIdentity(dir, cfg.Passphrase, 8); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Passphrase = []byte("wrong")
+	_, err := Start(context.Background(), cfg)
+	if !errors.Is(err, identity.ErrWrongPassphrase) {
+		t.Fatalf("got %v, want ErrWrongPassphrase", err)
+	}
+}
+
+// Two nodes peered through --bootstrap see each other, and a block published on one is stored by the
+// other.
+func TestTwoNodesExchangeBlocks(t *testing.T) {
+	ctx := context.Background()
+	a, err := Start(ctx, testConfig(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap = a.Network().Addrs()
+	b, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitFor(t, "peering", 10*time.Second, func() bool {
+		return len(a.Network().Status().Peers) == 1 && len(b.Network().Status().Peers) == 1
+	})
+
+	parents := a.Store().SelectParents(0, 4)
+	blk, err := tangle.DevNet.Build(ctx, tangle.Header{
+		Time:        time.Now().UnixMilli(),
+		TTL:         3600,
+		Parents:     parents,
+		PayloadType: tangle.PayloadSealed,
+		Payload:     make([]byte, 304),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Network().Publish(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the block at the other node", 10*time.Second, func() bool {
+		ok, _ := b.Store().Has(blk.ID())
+		return ok
+	})
+	st := b.Status().(Status)
+	if st.P2P.Blocks != 1 {
+		t.Fatalf("status counts %d blocks, want 1", st.P2P.Blocks)
+	}
+}
+
+func TestShardsFor(t *testing.T) {
+	id, err := identity.Generate(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shardsFor(id, 0); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("s=0: %v", got)
+	}
+	// k = 2 < s = 4: the 4 shards that share the tag key's first 2 bits.
+	got := shardsFor(id, 4)
+	key := id.TagKey()
+	prefix := uint32(key[0] >> 6)
+	if len(got) != 4 {
+		t.Fatalf("s=4, k=2: %v", got)
+	}
+	for _, s := range got {
+		if s>>2 != prefix {
+			t.Fatalf("shard %d does not start with the tag prefix %b", s, prefix)
+		}
+	}
+	id16, _ := identity.Generate(16)
+	if got := shardsFor(id16, 4); len(got) != 1 || got[0] != uint32(id16.TagKey()[0]>>4) {
+		t.Fatalf("s=4, k=16: %v", got)
+	}
+}
