@@ -72,6 +72,7 @@ type Node struct {
 	apiLn    net.Listener
 	started  time.Time
 
+	unlock func()
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -98,6 +99,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
+	if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	n.id, n.created, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Passphrase, cfg.TagBits)
 	if err != nil {
 		return nil, err
@@ -250,6 +254,9 @@ func (n *Node) Close() error {
 		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
+		}
+		if n.unlock != nil {
+			n.unlock()
 		}
 	})
 	return errors.Join(errs...)

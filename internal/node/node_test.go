@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +185,22 @@ func TestShardsFor(t *testing.T) {
 	if got := shardsFor(id16, 4); len(got) != 1 || got[0] != uint32(id16.TagKey()[0]>>4) {
 		t.Fatalf("s=4, k=16: %v", got)
 	}
+}
+
+func TestSecondNodeOnSameDataDirRefused(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Start(context.Background(), testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(context.Background(), testConfig(t, dir))
+	if err == nil || !strings.Contains(err.Error(), "another tanglemail node") {
+		t.Fatalf("second node on the same data dir: %v", err)
+	}
+	a.Close()
+	b, err := Start(context.Background(), testConfig(t, dir))
+	if err != nil {
+		t.Fatalf("after the first node stopped: %v", err)
+	}
+	b.Close()
 }
