@@ -1,0 +1,277 @@
+package submission
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
+)
+
+// Replies (RFC 5321 §4.2, enhanced codes RFC 3463, AUTH codes RFC 4954 §6).
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Authentication required"}
+	errEncryptionRequired = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
+		Message: "Encryption required for requested authentication mechanism: use STARTTLS, or connect over loopback"}
+	errAuthFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
+		Message: "Authentication credentials invalid"}
+	errSASLSyntax = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: "Malformed authentication response"}
+	errTooLarge = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+		Message: "Message too big for system"}
+	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: "Line too long: lines are limited to 2000 bytes (RFC 5321 §4.5.3.1.6 allows 1000)"}
+	errNotStored = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Message not accepted: it could not be stored, please try again later"}
+)
+
+type session struct {
+	srv    *Server
+	remote string
+	local  bool // loopback, Unix socket or pipe
+	tls    bool
+
+	authed bool
+	rcpts  []identity.Address
+}
+
+// authAllowed: AUTH is offered over TLS, and without TLS only to local connections (RFC 4954 §4:
+// a server should not permit plaintext mechanisms without a confidentiality layer).
+func (s *session) authAllowed() bool { return s.tls || s.local }
+
+func (s *session) AuthMechanisms() []string {
+	if !s.authAllowed() {
+		return nil // not advertised in EHLO
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	defer s.logPanic()
+	if !s.authAllowed() {
+		return nil, errEncryptionRequired
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return saslErrors{s, sasl.NewPlainServer(func(authz, user, pass string) error {
+			if authz != "" && authz != user {
+				s.srv.log.Warn("submission: authentication failed", "remote", s.remote, "mechanism", "PLAIN",
+					"reason", "authorization identity differs from user name")
+				return errAuthFailed
+			}
+			return s.login("PLAIN", pass)
+		})}, nil
+	case sasl.Login:
+		return saslErrors{s, &loginServer{check: func(user, pass string) error { return s.login("LOGIN", pass) }}}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// login checks the password in constant time (of its length too: both sides are hashed first).
+func (s *session) login(mech, password string) error {
+	h := sha256.Sum256([]byte(password))
+	if subtle.ConstantTimeCompare(h[:], s.srv.pwHash[:]) != 1 {
+		s.srv.log.Warn("submission: authentication failed", "remote", s.remote, "mechanism", mech)
+		return errAuthFailed
+	}
+	s.authed = true
+	s.srv.log.Debug("submission: authenticated", "remote", s.remote, "mechanism", mech, "tls", s.tls)
+	return nil
+}
+
+// saslErrors turns go-sasl's own errors (malformed responses) into 501 instead of go-smtp's 454.
+type saslErrors struct {
+	s *session
+	sasl.Server
+}
+
+func (w saslErrors) Next(response []byte) ([]byte, bool, error) {
+	defer w.s.logPanic()
+	c, done, err := w.Server.Next(response)
+	if err != nil {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			err = errSASLSyntax
+		}
+	}
+	return c, done, err
+}
+
+// loginServer is the LOGIN mechanism (draft-murchison-sasl-login): the server asks for "Username:"
+// and "Password:"; a client may send the user name as an initial response. go-sasl has only its
+// client side.
+type loginServer struct {
+	check func(user, pass string) error
+	step  int
+	user  string
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if response == nil {
+			return []byte("Username:"), false, nil
+		}
+		fallthrough
+	case 1:
+		l.user = string(response)
+		l.step = 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.check(l.user, string(response))
+	}
+	return nil, false, sasl.ErrUnexpectedClientResponse
+}
+
+// Mail handles MAIL FROM (RFC 5321 §4.1.1.2). The reverse-path must be the user's address or null;
+// RFC 6409 §6.1 lets an MSA refuse a sender the user is not authorised to use, and every tangle
+// message is signed by the user's key whatever the client says.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	defer s.logPanic()
+	if !s.authed {
+		return errAuthRequired
+	}
+	if from != "" {
+		a, err := mail.ParseRecipient(from)
+		if err != nil || !a.Equal(s.srv.opts.Address) {
+			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+				Message: replyText(fmt.Sprintf("<%s> is not your address: this node sends only as <%s>", from, s.srv.own))}
+		}
+	}
+	s.rcpts = s.rcpts[:0]
+	return nil
+}
+
+// Rcpt handles RCPT TO (RFC 5321 §4.1.1.3): only tangle addresses; a repeated one is accepted once.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	defer s.logPanic()
+	if !s.authed {
+		return errAuthRequired
+	}
+	a, err := mail.ParseRecipient(to)
+	if err != nil {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: replyText(err.Error())}
+	}
+	for _, r := range s.rcpts {
+		if r.Equal(a) {
+			return nil
+		}
+	}
+	s.rcpts = append(s.rcpts, a)
+	return nil
+}
+
+// Data reads the message and hands it to the backend; the reply (go-smtp writes what Data returns)
+// is 250 only once Backend.Submit has returned nil.
+func (s *session) Data(r io.Reader) error {
+	defer s.logPanic()
+	if !s.authed {
+		return errAuthRequired
+	}
+	max := s.srv.opts.MaxMessageBytes
+	raw, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return se // 552 from go-smtp's size limit
+		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			return errLineTooLong
+		}
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Reading the message failed"}
+	}
+	if int64(len(raw)) > max {
+		return errTooLarge
+	}
+	sub, rerr := s.prepare(raw)
+	if rerr != nil {
+		return rerr
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.SubmitTimeout)
+	defer cancel()
+	id, err := s.srv.be.Submit(ctx, sub)
+	if err != nil {
+		s.srv.log.Error("submission: message not stored", "remote", s.remote, "size", len(sub.SentCopy), "err", err)
+		return errNotStored
+	}
+	s.srv.log.Info("submission: message queued", "queue_id", id, "recipients", len(sub.Rcpts), "size", len(sub.SentCopy))
+	// go-smtp replies with the code of the error Data returns; this is how a backend names the queue id.
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: replyText("OK: queued as " + id)}
+}
+
+// prepare checks the message and builds the submission: From must be the user's (added if absent),
+// Date and Message-ID are added if absent (RFC 6409 §8.2, §8.3), Bcc is removed for delivery.
+func (s *session) prepare(raw []byte) (Submission, *smtp.SMTPError) {
+	msg, err := mail.Parse(raw)
+	if err != nil {
+		return Submission{}, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			Message: replyText("Message header cannot be parsed: " + strings.TrimPrefix(err.Error(), "mail: "))}
+	}
+	if !mail.HasField(raw, "From") {
+		raw = mail.InsertFields(raw, mail.Field{Name: "From", Value: "<" + s.srv.own + ">"})
+	} else {
+		if len(msg.From) == 0 {
+			return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+				Message: "The From header field is empty: it must name your address <" + s.srv.own + ">"}
+		}
+		for _, f := range msg.From {
+			if a, err := f.Tangle(); err != nil || !a.Equal(s.srv.opts.Address) {
+				return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+					Message: replyText(fmt.Sprintf("From: <%s> is not your address: write From: <%s> (every message is signed by your identity)", f.Address, s.srv.own))}
+			}
+		}
+	}
+	sent := mail.AddMissing(raw, s.srv.opts.Now())
+	if msg.MessageID == "" || !msg.HasMessageID {
+		if m, err := mail.Parse(sent); err == nil {
+			msg = m
+		}
+	}
+	return Submission{
+		From:      s.srv.opts.Address,
+		Rcpts:     append([]identity.Address(nil), s.rcpts...),
+		Raw:       mail.StripBcc(sent),
+		SentCopy:  sent,
+		MessageID: msg.MessageID,
+	}, nil
+}
+
+func (s *session) Reset() {
+	s.rcpts = s.rcpts[:0]
+}
+
+func (s *session) Logout() error { return nil }
+
+// logPanic logs a panic of a session method with the server's logger and the connection's context,
+// then lets it go on to go-smtp, which answers 421 and closes the connection.
+func (s *session) logPanic() {
+	if r := recover(); r != nil {
+		s.srv.log.Error("submission: panic in session", "remote", s.remote, "panic", fmt.Sprint(r))
+		panic(r)
+	}
+}
+
+// replyText makes s safe for one reply line: printable US-ASCII, at most 400 characters.
+func replyText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > 400 {
+		s = s[:397] + "..."
+	}
+	return s
+}
