@@ -1,0 +1,576 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/outbox"
+	"github.com/tanglemail/tanglemail/internal/seal"
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// ReceiptSender sends delivery receipts (protocol.md §10.2); *outbox.Outbox implements it. SendReceipt
+// must not block: it is called on the inbox's hot path.
+type ReceiptSender interface {
+	SendReceipt(from *identity.Identity, to identity.Address, keys [][32]byte, ttl uint32)
+}
+
+// ReceiptHandler is told about receipts that arrive; *outbox.Outbox implements it.
+type ReceiptHandler interface {
+	HandleReceipt(ctx context.Context, from identity.Address, keys [][32]byte) error
+}
+
+// Config configures New. Store, Identities and Params are required.
+type Config struct {
+	Store      *store.Store
+	Identities []*identity.Identity // the identities whose mail this node files
+	Params     tangle.Params
+	Receipts   ReceiptSender  // sends receipts for what is filed; nil: none are sent
+	OnReceipt  ReceiptHandler // hears of received receipts; nil: they are dropped
+
+	Clock   func() time.Time // default time.Now
+	Logger  *slog.Logger     // default: discard
+	Workers int              // goroutines that open and file blocks; default 2
+	Queue   int              // blocks waiting for a worker before HandleBlock blocks; default 256
+	// ReplayWindow bounds how old (by its signed sent time) an envelope may be and still be filed, and
+	// is how long its replay key is kept; default 2 × the maximum TTL (56 days). See the package notes.
+	ReplayWindow time.Duration
+
+	// ChunkDB is the file that keeps the pieces of chunked messages until they are complete; default
+	// the store's path with ".db" replaced by ".chunks.db".
+	ChunkDB string
+	// MaxMessageSize is the largest chunked message accepted; default mail.MaxMessageSize (25 MiB).
+	MaxMessageSize int
+	// MaxPendingMessages and MaxPendingBytes bound the incomplete chunked messages kept (defaults 1024
+	// and 256 MiB); pieces beyond them are dropped, and come again when their sender republishes.
+	MaxPendingMessages int
+	MaxPendingBytes    int64
+}
+
+// Outcome is what Process did with a block.
+type Outcome int
+
+// Outcomes.
+const (
+	NotForUs  Outcome = iota // no identity's tag matched, or no identity could open it (the common case)
+	Filed                    // a mail or chat message was filed (and a receipt queued)
+	Duplicate                // an envelope filed before arrived again: not filed, but receipted
+	ReceiptIn                // a receipt was handed to OnReceipt
+	Rejected                 // opened but malformed, or its signature failed; or a malformed receipt
+	Stale                    // older than the replay window: dropped
+	Failed                   // a store error; nothing filed, no receipt (the sender will retry)
+	Ignored                  // not a sealed envelope, or a kind this node does not handle yet
+	Partial                  // a piece of a chunked message was kept; the message is not complete yet
+)
+
+var outcomeNames = [...]string{"not-for-us", "filed", "duplicate", "receipt", "rejected", "stale", "failed",
+	"ignored", "partial"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Stats are counters since New.
+type Stats struct {
+	Blocks        uint64 // blocks handed to HandleBlock or Process
+	TagMatches    uint64 // (block, identity) pairs that passed the tag check and were trial-opened
+	Opened        uint64 // envelopes opened
+	NotForUs      uint64 // trial-opens that failed HPKE (sealed to someone else, or tampered)
+	Malformed     uint64 // seal.ErrMalformed
+	BadSignature  uint64 // seal.ErrBadSignature
+	Filed         uint64
+	Duplicates    uint64
+	Stale         uint64
+	Failed        uint64 // store errors
+	ReceiptsIn    uint64 // receipts received
+	BadReceipts   uint64 // receipts whose content did not parse
+	ReceiptsOut   uint64 // keys handed to the ReceiptSender
+	Ignored       uint64
+	Pieces        uint64 // pieces of chunked messages kept
+	PiecesDropped uint64 // pieces dropped: limits, or a message whose pieces disagree
+	Processed     uint64 // blocks whose processing has finished (for tests and status)
+}
+
+type counters struct {
+	blocks, tagMatches, opened, notForUs, malformed, badSig, filed, dups, stale, failed atomic.Uint64
+	receiptsIn, badReceipts, receiptsOut, ignored, processed, pieces, piecesDropped     atomic.Uint64
+}
+
+// Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
+// exactly once, acknowledging it with a receipt. It is safe for concurrent use.
+type Inbox struct {
+	st       *store.Store
+	openers  []*seal.Opener
+	params   tangle.Params
+	receipts ReceiptSender
+	onRcpt   ReceiptHandler
+	now      func() time.Time
+	log      *slog.Logger
+	workers  int
+	window   time.Duration
+	inboxID  int64
+	chatsID  int64
+	pieces   *pieceStore
+	maxSize  int
+
+	queue chan job
+	done  chan struct{} // closed when Run returns
+	once  sync.Once
+
+	c counters
+}
+
+type job struct {
+	b       *tangle.Block
+	openers []*seal.Opener
+}
+
+// New checks cfg, prepares an opener per identity and returns an Inbox. Call Run, then register
+// HandleBlock with the network (p2p.Node.OnBlock).
+func New(cfg Config) (*Inbox, error) {
+	if cfg.Store == nil || len(cfg.Identities) == 0 || cfg.Params.Name == "" {
+		return nil, errors.New("inbox: Store, Identities and Params are required")
+	}
+	in := &Inbox{
+		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt,
+		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
+		done: make(chan struct{}),
+	}
+	for _, id := range cfg.Identities {
+		op, err := seal.NewOpener(id)
+		if err != nil {
+			return nil, fmt.Errorf("inbox: %w", err)
+		}
+		in.openers = append(in.openers, op)
+	}
+	if in.now == nil {
+		in.now = time.Now
+	}
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	if in.workers <= 0 {
+		in.workers = 2
+	}
+	if in.window <= 0 {
+		in.window = 2 * tangle.MaxTTL * time.Second
+	}
+	q := cfg.Queue
+	if q <= 0 {
+		q = 256
+	}
+	in.queue = make(chan job, q)
+	ctx := context.Background()
+	mb, err := cfg.Store.MailboxByRole(ctx, store.RoleInbox)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	in.inboxID = mb.ID
+	if mb, err = cfg.Store.MailboxByRole(ctx, store.RoleChats); err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	in.chatsID = mb.ID
+	in.maxSize = cfg.MaxMessageSize
+	if in.maxSize <= 0 || in.maxSize > mail.MaxMessageSize {
+		in.maxSize = mail.MaxMessageSize
+	}
+	path := cfg.ChunkDB
+	if path == "" {
+		path = strings.TrimSuffix(cfg.Store.Path(), ".db") + ".chunks.db"
+	}
+	maxMsgs, maxBytes := cfg.MaxPendingMessages, cfg.MaxPendingBytes
+	if maxMsgs <= 0 {
+		maxMsgs = 1024
+	}
+	if maxBytes <= 0 {
+		maxBytes = 256 << 20
+	}
+	if in.pieces, err = openPieces(path, maxMsgs, maxBytes); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// Pending reports the incomplete chunked messages kept and the bytes of their pieces.
+func (in *Inbox) Pending(ctx context.Context) (messages int, bytes int64, err error) {
+	return in.pieces.stats(ctx)
+}
+
+// Close closes the chunk database. Call it after Run has returned and no Process call is running.
+func (in *Inbox) Close() error { return in.pieces.Close() }
+
+// Stats returns the counters.
+func (in *Inbox) Stats() Stats {
+	c := &in.c
+	return Stats{
+		Blocks: c.blocks.Load(), TagMatches: c.tagMatches.Load(), Opened: c.opened.Load(),
+		NotForUs: c.notForUs.Load(), Malformed: c.malformed.Load(), BadSignature: c.badSig.Load(),
+		Filed: c.filed.Load(), Duplicates: c.dups.Load(), Stale: c.stale.Load(), Failed: c.failed.Load(),
+		ReceiptsIn: c.receiptsIn.Load(), BadReceipts: c.badReceipts.Load(), ReceiptsOut: c.receiptsOut.Load(),
+		Ignored: c.ignored.Load(), Pieces: c.pieces.Load(), PiecesDropped: c.piecesDropped.Load(),
+		Processed: c.processed.Load(),
+	}
+}
+
+// Run opens and files queued blocks with Workers goroutines until ctx is done. Blocks still queued
+// then are dropped (their senders publish again for want of a receipt). It also prunes the pieces of
+// chunked messages that can no longer complete, at start and every pruneInterval.
+func (in *Inbox) Run(ctx context.Context) error {
+	defer in.once.Do(func() { close(in.done) })
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(pruneInterval)
+		defer t.Stop()
+		for {
+			in.Prune(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	for range in.workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-in.queue:
+					in.process(ctx, j.b, j.openers)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+const pruneInterval = 10 * time.Minute
+
+// Prune deletes the kept pieces of chunked messages whose blocks have all expired, or whose message
+// was filed already, and the expired replay keys of the mail store.
+func (in *Inbox) Prune(ctx context.Context) {
+	now := in.now()
+	n, err := in.pieces.prune(ctx, now, func(k [32]byte) (bool, error) {
+		return in.st.SeenReplayKey(ctx, store.ReplayKey(k))
+	})
+	if err != nil && ctx.Err() == nil {
+		in.log.Error("inbox: pruning chunks", "err", err)
+	} else if n > 0 {
+		in.log.Debug("inbox: pruned chunks", "pieces", n)
+	}
+	if _, err := in.st.PruneReplayKeys(ctx, now); err != nil && ctx.Err() == nil {
+		in.log.Error("inbox: pruning replay keys", "err", err)
+	}
+}
+
+// HandleBlock is the network's OnBlock handler. It does the tag check for every identity at once (no
+// cryptography) and queues a block that passes it for the workers; blocks for nobody here cost a few
+// comparisons per identity. When the queue is full it waits for room, passing the backpressure on to
+// the network's ingestion rather than dropping a block. After Run has returned it drops blocks.
+func (in *Inbox) HandleBlock(b *tangle.Block) {
+	in.c.blocks.Add(1)
+	ops := in.match(b)
+	if ops == nil {
+		in.c.processed.Add(1)
+		return
+	}
+	select {
+	case in.queue <- job{b, ops}:
+	case <-in.done:
+		in.c.processed.Add(1)
+	}
+}
+
+// Process opens and files one block synchronously (tests, blocks handed over by a storage node) and
+// reports what it did.
+func (in *Inbox) Process(ctx context.Context, b *tangle.Block) Outcome {
+	in.c.blocks.Add(1)
+	return in.process(ctx, b, in.match(b))
+}
+
+// match returns the openers whose identity's tag matches the block's route tag.
+func (in *Inbox) match(b *tangle.Block) []*seal.Opener {
+	if b.PayloadType != tangle.PayloadSealed {
+		return nil
+	}
+	var ops []*seal.Opener
+	for _, op := range in.openers {
+		if op.Identity().MatchTag(b.Tag) {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opener) (out Outcome) {
+	defer in.c.processed.Add(1)
+	if len(ops) == 0 {
+		return NotForUs
+	}
+	for _, op := range ops {
+		in.c.tagMatches.Add(1)
+		m, err := op.Open(in.params.ID, b.Tag, b.Payload)
+		switch {
+		case err == nil:
+			in.c.opened.Add(1)
+			return in.deliver(ctx, b, op.Identity(), m)
+		case errors.Is(err, seal.ErrNotForUs), errors.Is(err, seal.ErrTagMismatch):
+			in.c.notForUs.Add(1)
+		case errors.Is(err, seal.ErrMalformed):
+			// A wrong length fails for every identity; a bad structure after decryption means the
+			// envelope was ours. Either way no other identity can open it.
+			in.c.malformed.Add(1)
+			in.log.Debug("inbox: malformed envelope", "block", b.ID().Short(), "identity", op.Identity())
+			return Rejected
+		case errors.Is(err, seal.ErrBadSignature):
+			in.c.badSig.Add(1)
+			in.log.Debug("inbox: bad signature", "block", b.ID().Short(), "identity", op.Identity())
+			return Rejected
+		default:
+			in.c.failed.Add(1)
+			in.log.Error("inbox: open", "block", b.ID().Short(), "err", err)
+			return Failed
+		}
+	}
+	return NotForUs
+}
+
+// deliver files an opened envelope (mail, chat), hands a receipt to OnReceipt, or keeps a chunk.
+func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message) Outcome {
+	now := in.now()
+	// Replay window: the key is kept until sent + window, and nothing older than that is filed, so a
+	// replay after the key is pruned is refused too.
+	limit := m.Sent.Add(in.window)
+	if !now.Before(limit) {
+		in.c.stale.Add(1)
+		in.log.Debug("inbox: envelope older than the replay window", "block", b.ID().Short())
+		return Stale
+	}
+	expires := limit
+	if e := b.ExpiresAt(); e.After(expires) {
+		expires = e
+	}
+	switch m.Kind {
+	case seal.KindMail:
+		mc, err := mail.ParseMailContent(m.Content)
+		if err != nil {
+			in.c.malformed.Add(1)
+			in.log.Debug("inbox: malformed mail content", "block", b.ID().Short())
+			return Rejected
+		}
+		if mc.Manifest != nil {
+			return in.piece(ctx, b, me, m, -1, mc.Manifest.ID[:], mc.Manifest.Count, expires)
+		}
+		return in.file(ctx, b, me, m, in.inboxID, mc.Inline, expires, in.params.DefaultMailTTL)
+	case seal.KindChat:
+		// Provisional: a chat envelope's content is the message itself (the chat layer will define it).
+		return in.file(ctx, b, me, m, in.chatsID, m.Content, expires, in.params.DefaultChatTTL)
+	case seal.KindChunk:
+		c, err := mail.ParseChunk(m.Content)
+		if err != nil {
+			in.c.malformed.Add(1)
+			in.log.Debug("inbox: malformed chunk", "block", b.ID().Short())
+			return Rejected
+		}
+		return in.piece(ctx, b, me, m, c.Index, c.ID[:], c.Count, expires)
+	case seal.KindReceipt:
+		keys, err := outbox.ParseReceipt(m.Content)
+		if err != nil {
+			in.c.badReceipts.Add(1)
+			in.log.Debug("inbox: malformed receipt", "block", b.ID().Short())
+			return Rejected
+		}
+		in.c.receiptsIn.Add(1)
+		if in.onRcpt != nil {
+			if err := in.onRcpt.HandleReceipt(ctx, m.Sender, keys); err != nil {
+				in.c.failed.Add(1)
+				in.log.Error("inbox: handling receipt", "block", b.ID().Short(), "err", err)
+				return Failed
+			}
+		}
+		return ReceiptIn
+	default:
+		in.c.ignored.Add(1)
+		return Ignored
+	}
+}
+
+// file files a message exactly once (DeliverOnce claims the replay key in the filing transaction) and
+// queues a receipt, for a first delivery and a duplicate alike.
+func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, mbox int64,
+	raw []byte, expires time.Time, ttl uint32) Outcome {
+	_, filed, err := in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), expires, store.NewMessage{
+		MailboxID: mbox,
+		Raw:       raw,
+		Received:  in.now(),
+		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
+	})
+	if err != nil {
+		in.c.failed.Add(1)
+		in.log.Error("inbox: filing", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	in.receipt(me, m.Sender, m.ReplayKey, ttl)
+	if !filed {
+		in.c.dups.Add(1)
+		in.log.Debug("inbox: duplicate envelope", "block", b.ID().Short())
+		return Duplicate
+	}
+	in.c.filed.Add(1)
+	in.log.Info("inbox: filed", "kind", m.Kind, "from", m.Sender, "to", me, "block", b.ID().Short())
+	return Filed
+}
+
+// piece keeps a manifest (idx −1) or chunk of a chunked message and, when it completes the message,
+// files it (see fileChunked). A piece whose envelope was seen before is a duplicate: for the manifest
+// that means the message was filed, and it is receipted again; a chunk is dropped.
+func (in *Inbox) piece(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, idx int,
+	msgid []byte, count int, expires time.Time) Outcome {
+	seen, err := in.st.SeenReplayKey(ctx, store.ReplayKey(m.ReplayKey))
+	if err != nil {
+		in.c.failed.Add(1)
+		in.log.Error("inbox: replay check", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	if seen {
+		in.c.dups.Add(1)
+		if idx < 0 {
+			in.receipt(me, m.Sender, m.ReplayKey, in.params.DefaultMailTTL)
+		}
+		return Duplicate
+	}
+	pieces, err := in.pieces.add(ctx, piece{
+		sender: m.Sender.Key, msgid: msgid, idx: idx, count: count, content: m.Content, replayKey: m.ReplayKey,
+		senderAddr: m.Sender.Mail(), rcpt: me.PublicKey(), expires: expires,
+	})
+	if errors.Is(err, errPiecesFull) {
+		in.c.piecesDropped.Add(1)
+		in.log.Debug("inbox: chunk store full, piece dropped", "block", b.ID().Short())
+		return Failed
+	}
+	if err != nil {
+		in.c.failed.Add(1)
+		in.log.Error("inbox: keeping a chunk", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	in.c.pieces.Add(1)
+	if pieces == nil {
+		return Partial
+	}
+	return in.fileChunked(ctx, b, pieces)
+}
+
+// fileChunked reassembles a complete chunked message (mail.Reassembler checks that the pieces agree and
+// match the manifest's length and hash) and files it in one transaction that also claims the replay
+// keys of the manifest and of every chunk, so a copy of any piece that arrives later is recognised as a
+// duplicate. The pieces are then deleted (a crash before that leaves them to Prune), and the manifest's
+// key — the one the sender waits for — is receipted by the identity that opened the manifest.
+func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piece) Outcome {
+	manifest := pieces[0]
+	sender, msgid := manifest.sender, manifest.msgid
+	r := mail.Reassembler{MaxMessageSize: in.maxSize, MaxPending: 1, MaxPendingBytes: in.maxSize}
+	var raw []byte
+	var err error
+	for _, p := range pieces {
+		var done []byte
+		if p.idx < 0 {
+			mc, perr := mail.ParseMailContent(p.content)
+			if perr != nil || mc.Manifest == nil {
+				err = fmt.Errorf("stored manifest: %v", perr)
+				break
+			}
+			done, err = r.AddManifest(sender, *mc.Manifest)
+		} else {
+			c, perr := mail.ParseChunk(p.content)
+			if perr != nil {
+				err = perr
+				break
+			}
+			done, err = r.AddChunk(sender, c)
+		}
+		if err != nil {
+			break
+		}
+		if done != nil {
+			raw = done
+		}
+	}
+	if err == nil && raw == nil {
+		err = errors.New("pieces complete but no message")
+	}
+	if err != nil {
+		in.c.piecesDropped.Add(uint64(len(pieces)))
+		in.log.Debug("inbox: chunked message discarded", "block", b.ID().Short(), "err", err)
+		if rerr := in.pieces.remove(ctx, sender, msgid); rerr != nil {
+			in.log.Error("inbox: removing chunks", "err", rerr)
+		}
+		return Rejected
+	}
+	var me *identity.Identity
+	for _, op := range in.openers {
+		if string(op.Identity().PublicKey()) == string(manifest.rcpt) {
+			me = op.Identity()
+		}
+	}
+	senderAddr, _ := identity.ParseAddress(manifest.senderAddr)
+	filed := false
+	err = in.st.Update(ctx, func(tx *store.Tx) error {
+		ok, err := tx.ClaimReplayKey(store.ReplayKey(manifest.replayKey), manifest.expires)
+		if err != nil || !ok {
+			return err
+		}
+		for _, p := range pieces[1:] {
+			if _, err := tx.ClaimReplayKey(store.ReplayKey(p.replayKey), p.expires); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Append(store.NewMessage{
+			MailboxID: in.inboxID, Raw: raw, Received: in.now(),
+			Meta: store.Meta{SenderVerified: manifest.senderAddr, ViaTangle: true},
+		})
+		filed = err == nil
+		return err
+	})
+	if err != nil {
+		in.c.failed.Add(1)
+		in.log.Error("inbox: filing a chunked message", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	if err := in.pieces.remove(ctx, sender, msgid); err != nil {
+		in.log.Error("inbox: removing chunks", "err", err)
+	}
+	if me != nil {
+		in.receipt(me, senderAddr, manifest.replayKey, in.params.DefaultMailTTL)
+	}
+	if !filed {
+		in.c.dups.Add(1)
+		return Duplicate
+	}
+	in.c.filed.Add(1)
+	in.log.Info("inbox: filed", "kind", seal.KindMail, "from", manifest.senderAddr, "chunks", len(pieces)-1,
+		"block", b.ID().Short())
+	return Filed
+}
+
+// receipt queues a receipt for an envelope that is durably filed (now or before).
+func (in *Inbox) receipt(me *identity.Identity, to identity.Address, key [32]byte, ttl uint32) {
+	if in.receipts == nil {
+		return
+	}
+	in.c.receiptsOut.Add(1)
+	in.receipts.SendReceipt(me, to, [][32]byte{key}, ttl)
+}

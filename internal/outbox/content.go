@@ -1,0 +1,74 @@
+package outbox
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/crypto/blake2b"
+
+	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/seal"
+)
+
+// kindOf says how an outbox item travels: a message whose header has a Chat-Version field is a chat
+// message (kind 2, short TTL; the chat layer submits those), anything else is mail (kind 1).
+func kindOf(raw []byte) seal.Kind {
+	if mail.HasField(raw, "Chat-Version") {
+		return seal.KindChat
+	}
+	return seal.KindMail
+}
+
+// ttlOf is the TTL of the blocks of a kind, and so also how long a recipient waits for its receipt.
+func (o *Outbox) ttlOf(k seal.Kind) uint32 {
+	if k == seal.KindChat {
+		return o.params.DefaultChatTTL
+	}
+	return o.params.DefaultMailTTL
+}
+
+type part struct {
+	kind    seal.Kind
+	content []byte
+}
+
+// parts turns a message into the envelope contents that carry it, the main envelope last
+// (protocol.md §10.1): mail is the message without Bcc, inline, or chunks and then their manifest;
+// chat (provisionally: its format is the chat layer's) is the message as is, in one envelope. Every
+// recipient gets the same contents; the chunked form's message id is derived from the sender's key and
+// the outbox item, so it is the same for every recipient even when they are sealed at different times
+// or by a restarted process, and unpredictable to anyone else.
+func (o *Outbox) parts(it *item) ([]part, *mail.Reason) {
+	content := mail.StripBcc(it.raw)
+	if it.kind == seal.KindChat {
+		if len(content) > seal.MaxContent {
+			r := mail.TooLarge(int64(len(content)), seal.MaxContent)
+			r.Text = "chat " + r.Text
+			return nil, &r
+		}
+		return []part{{seal.KindChat, content}}, nil
+	}
+	mc, chunks, err := mail.SplitID(content, seal.MaxContent, o.messageID(it))
+	if err != nil {
+		r := mail.TooLarge(int64(len(content)), mail.MaxMessageSize)
+		return nil, &r
+	}
+	out := make([]part, 0, len(chunks)+1)
+	for _, c := range chunks {
+		out = append(out, part{seal.KindChunk, c})
+	}
+	return append(out, part{seal.KindMail, mc}), nil
+}
+
+// messageID is the chunked form's message id for an outbox item: a MAC of the item under a key only
+// this identity has, indistinguishable from the fresh random id protocol.md §10.1 asks for.
+func (o *Outbox) messageID(it *item) [mail.IDSize]byte {
+	key := blake2b.Sum256(append([]byte("tanglemail/outbox/message-id"), o.id.Seed()...))
+	h, _ := blake2b.New256(key[:])
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(it.id))
+	binary.LittleEndian.PutUint64(b[8:], uint64(it.created.UnixMilli()))
+	h.Write(b[:])
+	var id [mail.IDSize]byte
+	copy(id[:], h.Sum(nil))
+	return id
+}

@@ -1,0 +1,620 @@
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/seal"
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// Publisher is the network as the outbox needs it (p2p.Node, through a small adapter for PeerCount).
+type Publisher interface {
+	// Publish stores and gossips a block; an error means it was not published (the outbox retries).
+	Publish(ctx context.Context, b *tangle.Block) error
+	// PeerCount is the number of connected peers; with none the outbox waits rather than publish.
+	PeerCount() int
+}
+
+// Tips chooses a new block's parents (dag.Store).
+type Tips interface {
+	SelectParents(shard uint32, n int) []tangle.ID
+}
+
+// Config configures New. Store, Identity, Publisher and Tips are required.
+type Config struct {
+	Store     *store.Store
+	Identity  *identity.Identity // the sender: every envelope is sealed and signed by it
+	Params    tangle.Params
+	Publisher Publisher
+	Tips      Tips
+
+	Clock   func() time.Time // default time.Now; timers still use real time (see Notify)
+	Logger  *slog.Logger     // default: discard
+	Workers int              // PoW goroutines per block; ≤ 0: GOMAXPROCS
+	Parents int              // parents per block; ≤ 0: the tip selector's default
+
+	// RetryInterval is how long a published recipient waits for its receipt before the envelope is
+	// published again (then twice as long, and so on, at most a quarter of the TTL). Default 15 min;
+	// never more than TTL/8.
+	RetryInterval time.Duration
+	// ReceiptDelay is how long a receipt waits for others to the same sender before it is sent
+	// (batching). Default 100 ms.
+	ReceiptDelay time.Duration
+	// OnProgress, if set, is called when a proof-of-work job starts, about ten times a second while it
+	// runs, and when it ends. It runs on the grinding goroutine: keep it quick.
+	OnProgress func(Job)
+	// Rand supplies the random bits of route tags; default crypto/rand.
+	Rand io.Reader
+}
+
+// Job is one block being built (its proof of work ground), for status displays.
+type Job struct {
+	OutboxID int64     // the outbox item; 0 for a receipt
+	Rcpt     string    // the recipient as submitted; for a receipt, the address it goes to
+	Kind     seal.Kind // kind of the envelope in the block
+	Block    int       // which block of the recipient's bundle, 1-based
+	Blocks   int       // how many blocks the bundle has
+	Done     uint64    // hashes done so far (updated about ten times a second)
+	Expected uint64    // expected hashes (W of protocol.md §3; 0 when PoW is disabled)
+	Started  time.Time
+	Finished bool // the job ended (published or not); only in the last OnProgress call
+}
+
+// Progress is a snapshot of the outbox for status displays.
+type Progress struct {
+	WaitingForPeers bool  // due work is held back because PeerCount() is 0
+	Jobs            []Job // blocks being built now
+	QueuedReceipts  int   // receipt keys waiting to be sent
+}
+
+// Stats are counters since New.
+type Stats struct {
+	Sealed          uint64 // recipients sealed
+	Published       uint64 // blocks published (mail, chat, chunks)
+	Republished     uint64 // recipients published again for want of a receipt
+	PublishErrors   uint64 // failed publish attempts (retried)
+	Delivered       uint64 // recipients moved to delivered by a receipt
+	Failed          uint64 // recipients given up (each with a bounce)
+	ReceiptsSent    uint64 // receipt envelopes published
+	ReceiptKeysSent uint64 // keys acknowledged in them
+	ReceiptsDropped uint64 // receipt keys dropped because the queue was full
+	ReceiptsIgnored uint64 // received keys that named nothing of ours or came from the wrong sender
+}
+
+type counters struct {
+	sealed, published, republished, publishErrors, delivered, failed          atomic.Uint64
+	receiptsSent, receiptKeysSent, receiptsDropped, receiptsIgnored, progress atomic.Uint64
+}
+
+// Defaults and bounds.
+const (
+	defaultRetryInterval = 15 * time.Minute
+	defaultReceiptDelay  = 100 * time.Millisecond
+	dueBatch             = 256 // recipients per OutboxDue query
+	maxIdle              = time.Minute
+	minPeerPoll          = 100 * time.Millisecond
+	maxPeerPoll          = 5 * time.Second
+	maxPublishBackoff    = 5 * time.Minute
+	maxQueuedReceipts    = 100_000 // keys
+)
+
+// Outbox is the sender's engine: it takes due recipients from the store's outbox, seals, builds and
+// publishes their blocks, and moves them through their states until a receipt arrives or their time
+// runs out. It also sends the receipts the inbox asks for. It is safe for concurrent use; run one
+// Outbox per store.
+type Outbox struct {
+	st      *store.Store
+	id      *identity.Identity
+	params  tangle.Params
+	pub     Publisher
+	tips    Tips
+	now     func() time.Time
+	log     *slog.Logger
+	workers int
+	parents int
+	retry   time.Duration
+	rdelay  time.Duration
+	onProg  func(Job)
+	rnd     io.Reader
+
+	wake        chan struct{} // Notify
+	receiptWake chan struct{} // SendReceipt
+
+	mu           sync.Mutex
+	jobs         map[*Job]struct{}
+	waitingPeers bool
+	streak       map[rcptKey]int // consecutive publish failures
+
+	rmu      sync.Mutex
+	receipts map[receiptKey]*receiptBatch
+	rqueued  int
+
+	c counters
+}
+
+type rcptKey struct {
+	id   int64
+	rcpt string
+}
+
+// New checks cfg and returns an Outbox; Run starts it.
+func New(cfg Config) (*Outbox, error) {
+	if cfg.Store == nil || cfg.Identity == nil || cfg.Publisher == nil || cfg.Tips == nil {
+		return nil, errors.New("outbox: Store, Identity, Publisher and Tips are required")
+	}
+	if cfg.Params.Name == "" {
+		return nil, errors.New("outbox: no network parameters")
+	}
+	o := &Outbox{
+		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
+		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents,
+		retry: cfg.RetryInterval, rdelay: cfg.ReceiptDelay, onProg: cfg.OnProgress, rnd: cfg.Rand,
+		wake:        make(chan struct{}, 1),
+		receiptWake: make(chan struct{}, 1),
+		jobs:        map[*Job]struct{}{},
+		streak:      map[rcptKey]int{},
+		receipts:    map[receiptKey]*receiptBatch{},
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.retry <= 0 {
+		o.retry = defaultRetryInterval
+	}
+	if o.rdelay <= 0 {
+		o.rdelay = defaultReceiptDelay
+	}
+	if o.rnd == nil {
+		o.rnd = rand.Reader
+	}
+	return o, nil
+}
+
+// Notify wakes the outbox: call it after a submission made outside the store's change bus, when peers
+// connect, or after moving a test clock. Changes to the store's outbox wake it by themselves.
+func (o *Outbox) Notify() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the counters.
+func (o *Outbox) Stats() Stats {
+	return Stats{
+		Sealed: o.c.sealed.Load(), Published: o.c.published.Load(), Republished: o.c.republished.Load(),
+		PublishErrors: o.c.publishErrors.Load(), Delivered: o.c.delivered.Load(), Failed: o.c.failed.Load(),
+		ReceiptsSent: o.c.receiptsSent.Load(), ReceiptKeysSent: o.c.receiptKeysSent.Load(),
+		ReceiptsDropped: o.c.receiptsDropped.Load(), ReceiptsIgnored: o.c.receiptsIgnored.Load(),
+	}
+}
+
+// Progress returns a snapshot of the work in progress.
+func (o *Outbox) Progress() Progress {
+	o.mu.Lock()
+	p := Progress{WaitingForPeers: o.waitingPeers}
+	for j := range o.jobs {
+		p.Jobs = append(p.Jobs, *j)
+	}
+	o.mu.Unlock()
+	o.rmu.Lock()
+	p.QueuedReceipts = o.rqueued
+	o.rmu.Unlock()
+	return p
+}
+
+// Run works the outbox until ctx is done, and returns ctx's error. Recipients keep their state in the
+// store, so Run may be stopped at any point and started again (also by a new process) without losing
+// or duplicating a message (see the package notes).
+func (o *Outbox) Run(ctx context.Context) error {
+	l := o.st.Subscribe()
+	defer l.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() { o.receiptLoop(ctx) })
+	defer wg.Wait()
+
+	peerPoll := minPeerPoll
+	for {
+		res := o.pass(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := maxIdle
+		switch {
+		case res.noPeers:
+			wait, peerPoll = peerPoll, min(2*peerPoll, maxPeerPoll)
+		case res.errors:
+			peerPoll = minPeerPoll
+			wait = time.Second
+		default:
+			peerPoll = minPeerPoll
+			if !res.next.IsZero() {
+				wait = min(max(res.next.Sub(o.now()), 0), maxIdle)
+			}
+		}
+		o.mu.Lock()
+		o.waitingPeers = res.noPeers
+		o.mu.Unlock()
+		if !o.sleep(ctx, l, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sleep waits for d, a Notify, or a change to the outbox that makes a recipient pending (a submission,
+// a reschedule). It reports false when ctx is done.
+func (o *Outbox) sleep(ctx context.Context, l *store.Listener, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-o.wake:
+			return true
+		case <-t.C:
+			return true
+		case <-l.Ready():
+			changes, overflow := l.Take()
+			if overflow {
+				return true
+			}
+			for _, c := range changes {
+				if co, ok := c.(store.ChangeOutbox); ok && co.State == store.RcptPending {
+					return true
+				}
+			}
+		}
+	}
+}
+
+type passResult struct {
+	next    time.Time // earliest next attempt of a non-final recipient, zero if none
+	noPeers bool      // due work was held back for want of peers
+	errors  bool      // a store error left due work undone
+}
+
+// pass works every recipient that is due now, each at most once.
+func (o *Outbox) pass(ctx context.Context) passResult {
+	var res passResult
+	done := map[rcptKey]bool{}
+	items := map[int64]*item{}
+	for ctx.Err() == nil {
+		due, err := o.st.OutboxDue(ctx, o.now(), dueBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.Error("outbox: listing due recipients", "err", err)
+			}
+			res.errors = true
+			return res
+		}
+		progress := false
+		for _, r := range due {
+			k := rcptKey{r.OutboxID, r.Rcpt}
+			if done[k] {
+				continue
+			}
+			done[k], progress = true, true
+			switch err := o.work(ctx, r, items); {
+			case errors.Is(err, errNoPeers):
+				res.noPeers = true
+			case err != nil && ctx.Err() == nil:
+				o.log.Error("outbox: recipient", "outbox", r.OutboxID, "rcpt", r.Rcpt, "err", err)
+				res.errors = true
+			}
+			if ctx.Err() != nil {
+				return res
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	if next, err := o.st.OutboxDue(ctx, time.UnixMilli(1<<62), 1); err == nil && len(next) > 0 {
+		res.next = next[0].NextAttempt
+	}
+	return res
+}
+
+var errNoPeers = errors.New("outbox: no peers")
+
+// item is what the outbox needs of an outbox item, loaded once per pass.
+type item struct {
+	id       int64
+	created  time.Time
+	raw      []byte // as submitted
+	kind     seal.Kind
+	ttl      uint32
+	deadline time.Time // created + TTL: without a receipt by then, the recipient fails
+
+	parts  []part // the envelope contents, computed for the first recipient sealed
+	reason *mail.Reason
+}
+
+func (o *Outbox) item(ctx context.Context, id int64, items map[int64]*item) (*item, error) {
+	if it, ok := items[id]; ok {
+		return it, nil
+	}
+	oi, err := o.st.OutboxItem(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := o.st.OutboxRaw(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	it := &item{id: id, created: oi.Created, raw: raw, kind: kindOf(raw)}
+	it.ttl = o.ttlOf(it.kind)
+	it.deadline = it.created.Add(time.Duration(it.ttl) * time.Second)
+	items[id] = it
+	return it, nil
+}
+
+// work advances one due recipient as far as it can go now.
+func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[int64]*item) error {
+	it, err := o.item(ctx, r.OutboxID, items)
+	if err != nil {
+		return err
+	}
+	now := o.now()
+	if !now.Before(it.deadline) {
+		return o.fail(ctx, r, it, mail.NoReceipt(time.Duration(it.ttl)*time.Second))
+	}
+	to, err := mail.ParseRecipient(r.Rcpt)
+	if err != nil {
+		return o.fail(ctx, r, it, mail.Reason{Status: "5.1.3", Text: err.Error()})
+	}
+	if o.pub.PeerCount() == 0 {
+		return errNoPeers
+	}
+	if r.State == store.RcptPending {
+		if it.parts == nil && it.reason == nil {
+			it.parts, it.reason = o.parts(it)
+		}
+		if it.reason != nil {
+			return o.fail(ctx, r, it, *it.reason)
+		}
+		payloads := make([][]byte, 0, len(it.parts))
+		for _, p := range it.parts {
+			payload, err := seal.Seal(o.id, to, o.params.ID, p.kind, now, p.content)
+			if err != nil {
+				return o.fail(ctx, r, it, mail.Reason{Status: "5.3.0", Text: err.Error()})
+			}
+			payloads = append(payloads, payload)
+		}
+		// The envelopes are durable before any block carries them: a crash from here on republishes
+		// these envelopes, never new ones with other replay keys.
+		r, err = o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{
+			State:       store.RcptSealed,
+			EnvelopeKey: payloads[len(payloads)-1][:seal.EncSize],
+			Envelope:    encodeBundle(payloads),
+			NextAttempt: now,
+		})
+		if err != nil {
+			return err
+		}
+		o.c.sealed.Add(1)
+	}
+	return o.publish(ctx, r, it, to)
+}
+
+// publish builds and publishes a block for each payload of the recipient's bundle, then records the
+// block ids (→ published) or schedules a retry.
+func (o *Outbox) publish(ctx context.Context, r store.OutboxRcpt, it *item, to identity.Address) error {
+	payloads, err := decodeBundle(r.Envelope)
+	if err != nil {
+		return o.fail(ctx, r, it, mail.Reason{Status: "5.3.0", Text: err.Error()})
+	}
+	k := rcptKey{r.OutboxID, r.Rcpt}
+	ids := make([][32]byte, 0, len(payloads))
+	for i, p := range payloads {
+		kind := it.kind
+		if i < len(payloads)-1 {
+			kind = seal.KindChunk
+		}
+		job := &Job{OutboxID: r.OutboxID, Rcpt: r.Rcpt, Kind: kind, Block: i + 1, Blocks: len(payloads)}
+		id, err := o.publishPayload(ctx, job, to, p, it.ttl)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			o.c.publishErrors.Add(1)
+			o.mu.Lock()
+			n := o.streak[k]
+			o.streak[k] = n + 1
+			o.mu.Unlock()
+			delay := min(time.Second<<min(n, 20), maxPublishBackoff)
+			o.log.Warn("outbox: publish failed, will retry", "outbox", r.OutboxID, "rcpt", r.Rcpt, "in", delay, "err", err)
+			_, uerr := o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{
+				State: r.State, NextAttempt: minTime(o.now().Add(delay), it.deadline),
+				Error: "publish: " + err.Error(), Attempt: true,
+			})
+			return ignoreRace(uerr)
+		}
+		ids = append(ids, id)
+	}
+	o.mu.Lock()
+	delete(o.streak, k)
+	o.mu.Unlock()
+	now := o.now()
+	nr, err := o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{
+		State: store.RcptPublished, BlockIDs: ids, Attempt: true,
+		NextAttempt: minTime(now.Add(o.retryDelay(it.ttl, r.Attempts+1)), it.deadline),
+	})
+	if err != nil {
+		return ignoreRace(err)
+	}
+	if r.State == store.RcptPublished {
+		o.c.republished.Add(1)
+	}
+	o.log.Info("outbox: published", "outbox", r.OutboxID, "rcpt", r.Rcpt, "blocks", len(ids),
+		"block", tangle.ID(ids[len(ids)-1]).Short(), "attempt", nr.Attempts)
+	return nil
+}
+
+// ignoreRace treats ErrBadTransition as success: a receipt (or another writer) moved the recipient to a
+// final state while we worked on it, which is what we wanted anyway.
+func ignoreRace(err error) error {
+	if errors.Is(err, store.ErrBadTransition) {
+		return nil
+	}
+	return err
+}
+
+// retryDelay is how long to wait for a receipt after the n-th publication (n ≥ 1).
+func (o *Outbox) retryDelay(ttl uint32, n int) time.Duration {
+	life := time.Duration(ttl) * time.Second
+	base := min(o.retry, life/8)
+	return min(base<<min(max(n-1, 0), 16), life/4)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// publishPayload builds a block carrying payload to `to` (route tag, shard, parents, PoW) and publishes
+// it.
+func (o *Outbox) publishPayload(ctx context.Context, job *Job, to identity.Address, payload []byte, ttl uint32) (tangle.ID, error) {
+	tag := tangle.Tag(to.MakeTag(o.rnd))
+	parents := o.tips.SelectParents(tag.Shard(o.params.ShardBits), o.parents)
+	h := tangle.Header{
+		Network: o.params.ID, Time: o.now().UnixMilli(), TTL: ttl, Parents: parents, Tag: tag,
+		PayloadType: tangle.PayloadSealed, Payload: payload,
+	}
+	job.Started = o.now()
+	job.Expected = o.params.Work(h.EncodedSize(), ttl)
+	o.jobStart(job)
+	defer o.jobEnd(job)
+	b, err := o.params.Build(ctx, h, tangle.WithWorkers(o.workers), tangle.WithProgress(func(done, expected uint64) {
+		o.jobProgress(job, done, expected)
+	}))
+	if err != nil {
+		return tangle.ID{}, fmt.Errorf("build block: %w", err)
+	}
+	if err := o.pub.Publish(ctx, b); err != nil {
+		return tangle.ID{}, err
+	}
+	o.c.published.Add(1)
+	return b.ID(), nil
+}
+
+func (o *Outbox) jobStart(j *Job) {
+	o.mu.Lock()
+	o.jobs[j] = struct{}{}
+	snap := *j
+	o.mu.Unlock()
+	if o.onProg != nil {
+		o.onProg(snap)
+	}
+}
+
+func (o *Outbox) jobProgress(j *Job, done, expected uint64) {
+	o.mu.Lock()
+	j.Done, j.Expected = done, expected
+	snap := *j
+	o.mu.Unlock()
+	if o.onProg != nil {
+		o.onProg(snap)
+	}
+}
+
+func (o *Outbox) jobEnd(j *Job) {
+	o.mu.Lock()
+	delete(o.jobs, j)
+	j.Finished = true
+	snap := *j
+	o.mu.Unlock()
+	if o.onProg != nil {
+		o.onProg(snap)
+	}
+}
+
+// Postmaster is the From address of the outbox's bounces.
+const Postmaster = "postmaster@tangle"
+
+// fail gives a recipient up: it is marked failed and a bounce (mail.Bounce) naming it and the reason is
+// filed in the sender's INBOX, in one transaction, so there is exactly one bounce per failed recipient.
+func (o *Outbox) fail(ctx context.Context, r store.OutboxRcpt, it *item, reason mail.Reason) error {
+	now := o.now()
+	raw := mail.Bounce(it.raw, r.Rcpt, reason, now, Postmaster)
+	err := o.st.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.UpdateRecipient(r.OutboxID, r.Rcpt, store.RcptUpdate{State: store.RcptFailed, Error: reason.Text}); err != nil {
+			return err
+		}
+		mb, err := tx.MailboxByRole(store.RoleInbox)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Append(store.NewMessage{MailboxID: mb.ID, Raw: raw, Received: now})
+		return err
+	})
+	if err != nil {
+		return ignoreRace(err)
+	}
+	o.c.failed.Add(1)
+	o.mu.Lock()
+	delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
+	o.mu.Unlock()
+	o.log.Warn("outbox: delivery failed", "outbox", r.OutboxID, "rcpt", r.Rcpt, "status", reason.Status, "reason", reason.Text)
+	return nil
+}
+
+// HandleReceipt marks as delivered the recipients whose envelopes have the given replay keys, if `from`
+// (the receipt's verified sender) is the address each was sealed to (protocol.md §10.2). Keys that name
+// nothing of ours, or an envelope to someone else, are ignored: a replay key is visible to every relay,
+// so only the recipient's signature makes an acknowledgement. Final recipients stay as they are, except
+// that failed ones become delivered.
+func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys [][32]byte) error {
+	for _, k := range keys {
+		r, err := o.st.OutboxByEnvelopeKey(ctx, k[:])
+		if errors.Is(err, store.ErrNoOutboxItem) {
+			o.c.receiptsIgnored.Add(1)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		to, err := identity.ParseAddress(r.Rcpt)
+		if err != nil || !to.Equal(from) {
+			o.c.receiptsIgnored.Add(1)
+			o.log.Debug("outbox: receipt from another sender ignored", "outbox", r.OutboxID)
+			continue
+		}
+		if r.State == store.RcptDelivered {
+			continue
+		}
+		_, err = o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{State: store.RcptDelivered})
+		if errors.Is(err, store.ErrBadTransition) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		o.c.delivered.Add(1)
+		o.mu.Lock()
+		delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
+		o.mu.Unlock()
+		o.log.Info("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
+	}
+	return nil
+}
