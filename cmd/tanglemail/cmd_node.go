@@ -19,6 +19,7 @@ type nodeFlags struct {
 	mdns           bool
 	dht            bool
 	apiListen      string
+	smtpListen     string
 	tagBits        int
 	passphraseFile string
 	logLevel       string
@@ -47,6 +48,7 @@ shards, fetches missing blocks and catches up after downtime. Its JSON API liste
 			fs.BoolVar(&f.mdns, "mdns", d.MDNS, "discover peers on the local network with mDNS")
 			fs.BoolVar(&f.dht, "dht", d.DHT, "discover peers through the Kademlia DHT (seeded only by the bootstrap peers)")
 			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the local JSON API (loopback only)")
+			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -81,6 +83,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.MDNS = f.mdns
 	cfg.DHT = f.dht
 	cfg.APIListen = f.apiListen
+	cfg.SMTPListen = f.smtpListen
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
 	cfg.Log = log

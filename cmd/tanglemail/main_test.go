@@ -181,7 +181,7 @@ func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out 
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: out, getenv: func(string) string { return "" }, stop: stopc}
 	args := append([]string{"node", "--data-dir", dir, "--network", "tanglemail-dev",
-		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false", "--api-listen", "127.0.0.1:0"}, extra...)
+		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false", "--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0"}, extra...)
 	done := make(chan int, 1)
 	go func() { done <- run(env, args) }()
 	deadline := time.Now().Add(20 * time.Second)

@@ -17,6 +17,7 @@ const (
 	IdentityFile = "identity.key" // the user's identity (keystore format of package identity)
 	PeerKeyFile  = "p2p.key"      // the libp2p host key
 	BlocksFile   = "blocks.db"    // the DAG store
+	MailFile     = "mail.db"      // the mailbox store (and mail.chunks.db, the inbox's chunk table)
 	PasswordFile = "password"     // the generated password for the mail clients and the API
 	APIFile      = "api.json"     // where the running node's API listens (written at start)
 )

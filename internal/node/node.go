@@ -12,6 +12,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,11 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/inbox"
+	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/tangle/dag"
 	"github.com/tanglemail/tanglemail/internal/web"
@@ -38,6 +43,7 @@ type Config struct {
 	MDNS       bool
 	DHT        bool
 	APIListen  string // host:port of the local JSON API
+	SMTPListen string // host:port of SMTP submission; non-loopback clients must use STARTTLS
 	Passphrase []byte // of the identity; empty: unencrypted
 	TagBits    int    // for a new identity
 	Log        *slog.Logger
@@ -54,6 +60,7 @@ func DefaultConfig(dataDir string) Config {
 		MDNS:          true,
 		DHT:           true,
 		APIListen:     "127.0.0.1:4581",
+		SMTPListen:    "127.0.0.1:1587",
 		TagBits:       8,
 		PruneInterval: time.Minute,
 	}
@@ -68,14 +75,21 @@ type Node struct {
 	password string
 	store    *dag.Store
 	net      *p2p.Node
+	mail     *store.Store
+	outbox   *outbox.Outbox
+	inbox    *inbox.Inbox
+	smtp     *submission.Server
+	smtpLn   net.Listener
+	tls      *tls.Config
 	api      *web.Server
 	apiLn    net.Listener
 	started  time.Time
 
-	unlock func()
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	unlock     func()
+	unregister func()
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	once       sync.Once
 }
 
 // Start opens the data directory and starts the node. It returns once the node is reachable by peers and
@@ -114,6 +128,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open block store: %w", err)
 	}
+	n.mail, err = store.Open(filepath.Join(cfg.DataDir, MailFile))
+	if err != nil {
+		return nil, fmt.Errorf("open mailbox store: %w", err)
+	}
+	if n.tls, err = LoadOrCreateTLS(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	pcfg := p2p.Config{
 		DataDir:     cfg.DataDir,
 		ListenAddrs: cfg.P2PListen,
@@ -126,6 +147,39 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start network: %w", err)
 	}
+	n.outbox, err = outbox.New(outbox.Config{
+		Store:     n.mail,
+		Identity:  n.id,
+		Params:    cfg.Network,
+		Publisher: publisher{n.net},
+		Tips:      n.store,
+		Logger:    cfg.Log.With("sub", "outbox"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.inbox, err = inbox.New(inbox.Config{
+		Store:      n.mail,
+		Identities: []*identity.Identity{n.id},
+		Params:     cfg.Network,
+		Receipts:   n.outbox,
+		OnReceipt:  n.outbox,
+		Logger:     cfg.Log.With("sub", "inbox"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.unregister = n.net.OnBlock(n.inbox.HandleBlock)
+	n.smtpLn, err = net.Listen("tcp", cfg.SMTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
+	}
+	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
+		Address:   n.id.Address(),
+		Password:  n.password,
+		TLSConfig: n.tls,
+		Logger:    cfg.Log.With("sub", "smtp"),
+	})
 	n.apiLn, err = net.Listen("tcp", cfg.APIListen)
 	if err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
@@ -133,23 +187,80 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.api = web.New(n, n.password, cfg.Log.With("sub", "api"))
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		if err := n.api.Serve(n.apiLn); err != nil {
-			n.log.Error("API server stopped", "err", err)
-		}
-	}()
-	go func() {
-		defer n.wg.Done()
-		n.pruneLoop(bg)
-	}()
+	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
+	n.goBackground("SMTP server", func() error { return n.smtp.Serve(n.smtpLn) })
+	n.goBackground("outbox", func() error { return ignoreCanceled(n.outbox.Run(bg)) })
+	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
+	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
+	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
 	if err := writeFileAtomic(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
 		return nil, fmt.Errorf("write %s: %w", APIFile, err)
 	}
 	return n, nil
 }
+
+// goBackground runs f until Close; an error it returns is logged.
+func (n *Node) goBackground(name string, f func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := f(); err != nil {
+			n.log.Error(name+" stopped", "err", err)
+		}
+	}()
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// rescan hands every stored, unexpired block of the node's shards to the inbox once at start. Blocks
+// that p2p stored before the inbox was registered (catch-up starts with the network), or that were
+// stored but not yet filed when the node last stopped, are filed now; the inbox files each envelope at
+// most once (replay keys), so blocks it has already seen cost only a tag check or a trial-open.
+func (n *Node) rescan(ctx context.Context) error {
+	since := time.Now().Add(-time.Duration(tangle.MaxTTL) * time.Second)
+	count := 0
+	for _, shard := range shardsFor(n.id, n.cfg.Network.ShardBits) {
+		var after dag.Cursor
+		for {
+			page, err := n.store.IDsSince(shard, since, after, 1000)
+			if err != nil {
+				return fmt.Errorf("rescan: %w", err)
+			}
+			for _, c := range page {
+				b, err := n.store.Get(c.ID)
+				if errors.Is(err, dag.ErrNotFound) {
+					continue // pruned meanwhile
+				}
+				if err != nil {
+					return fmt.Errorf("rescan: %w", err)
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				n.inbox.HandleBlock(b)
+				count++
+			}
+			if len(page) < 1000 {
+				break
+			}
+			after = page[len(page)-1]
+		}
+	}
+	n.log.Debug("rescanned stored blocks for this node's identities", "blocks", count)
+	return nil
+}
+
+// publisher adapts the p2p node to the outbox.
+type publisher struct{ net *p2p.Node }
+
+func (p publisher) Publish(ctx context.Context, b *tangle.Block) error { return p.net.Publish(ctx, b) }
+func (p publisher) PeerCount() int                                     { return p.net.PeerCount() }
 
 // shardsFor lists the shards that can carry blocks for id (protocol.md §4): one when k ≥ s, otherwise
 // the 2^(s−k) shards that agree with the tag key on its first k bits.
@@ -209,6 +320,12 @@ func (n *Node) Network() *p2p.Node { return n.net }
 // Store is the node's block store.
 func (n *Node) Store() *dag.Store { return n.store }
 
+// Mail is the node's mailbox store.
+func (n *Node) Mail() *store.Store { return n.mail }
+
+// SMTPAddr is where SMTP submission listens.
+func (n *Node) SMTPAddr() string { return n.smtpLn.Addr().String() }
+
 // Status is what `tanglemail status` shows.
 type Status struct {
 	Address string     `json:"address"`
@@ -245,15 +362,29 @@ func (n *Node) Close() error {
 		} else if n.apiLn != nil {
 			errs = append(errs, n.apiLn.Close())
 		}
+		if n.smtp != nil {
+			errs = append(errs, n.smtp.Close())
+		} else if n.smtpLn != nil {
+			errs = append(errs, n.smtpLn.Close())
+		}
 		if n.cancel != nil {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.unregister != nil {
+			n.unregister()
+		}
+		if n.inbox != nil {
+			errs = append(errs, n.inbox.Close())
+		}
 		if n.net != nil {
 			errs = append(errs, n.net.Close())
 		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
+		}
+		if n.mail != nil {
+			errs = append(errs, n.mail.Close())
 		}
 		if n.unlock != nil {
 			n.unlock()

@@ -23,6 +23,7 @@ func testConfig(t *testing.T, dir string) Config {
 	cfg.MDNS = false
 	cfg.DHT = false
 	cfg.APIListen = "127.0.0.1:0"
+	cfg.SMTPListen = "127.0.0.1:0"
 	return cfg
 }
 

@@ -1,0 +1,171 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// startPair starts alice and bob, peered, and waits until both see each other.
+func startPair(t *testing.T) (alice, bob *Node) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := Start(ctx, testConfig(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap = a.Network().Addrs()
+	b, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	waitFor(t, "peering", 10*time.Second, func() bool {
+		return a.Network().PeerCount() == 1 && b.Network().PeerCount() == 1
+	})
+	return a, b
+}
+
+// submit sends raw from n's own address to rcpts through n's SMTP submission port, as a mail client
+// that has accepted the node's self-signed certificate would: STARTTLS, AUTH PLAIN with the generated
+// password.
+func submit(t *testing.T, n *Node, rcpts []string, raw string) {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(n.cfg.DataDir, CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	c, err := smtp.Dial(n.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	steps := []func() error{
+		func() error { return c.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}) },
+		func() error { return c.Auth(smtp.PlainAuth("", "anyone", n.Password(), "127.0.0.1")) },
+		func() error { return c.Mail(n.Identity().Address().Mail()) },
+	}
+	for _, r := range rcpts {
+		steps = append(steps, func() error { return c.Rcpt(r) })
+	}
+	steps = append(steps, func() error {
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte(raw)); err != nil {
+			return err
+		}
+		return w.Close()
+	}, c.Quit)
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("SMTP submission, step %d: %v", i, err)
+		}
+	}
+}
+
+func inboxMessages(t *testing.T, n *Node, role store.Role) [][]byte {
+	t.Helper()
+	ctx := context.Background()
+	mb, err := n.Mail().MailboxByRole(ctx, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := n.Mail().List(ctx, mb.ID, store.ListQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, m := range l.Messages {
+		raw, err := n.Mail().Raw(ctx, mb.ID, m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, raw)
+	}
+	return out
+}
+
+// Mail submitted to alice's SMTP port arrives in bob's INBOX exactly as written (Bcc removed), a copy is
+// in alice's Sent, and bob's node's automatic receipt marks alice's outbox recipient delivered.
+func TestMailBetweenNodes(t *testing.T) {
+	alice, bob := startPair(t)
+	bobAddr := bob.Identity().Address().Mail()
+	raw := "From: Alice <" + alice.Identity().Address().Mail() + ">\r\n" +
+		"To: Bob <" + bobAddr + ">\r\n" +
+		"Subject: first light\r\n" +
+		"Message-ID: <first-light@tangle>\r\n" +
+		"Date: Tue, 24 Nov 2026 12:00:00 +0000\r\n" +
+		"\r\n" +
+		"Hello Bob, this went over the tangle.\r\n"
+	submit(t, alice, []string{bobAddr}, raw)
+
+	waitFor(t, "the mail in bob's INBOX", 30*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	got := inboxMessages(t, bob, store.RoleInbox)[0]
+	if !bytes.Equal(got, []byte(raw)) {
+		t.Fatalf("bob got\n%q\nwant\n%q", got, raw)
+	}
+	if sent := inboxMessages(t, alice, store.RoleSent); len(sent) != 1 || !strings.Contains(string(sent[0]), "first light") {
+		t.Fatalf("alice's Sent: %d messages", len(sent))
+	}
+	waitFor(t, "the delivery receipt at alice", 30*time.Second, func() bool {
+		items, err := alice.Mail().OutboxItems(context.Background())
+		if err != nil || len(items) != 1 || len(items[0].Rcpts) != 1 {
+			return false
+		}
+		return items[0].Rcpts[0].State == store.RcptDelivered
+	})
+	// Nothing came back to alice's INBOX (no bounce), and bob got exactly one copy.
+	if n := len(inboxMessages(t, alice, store.RoleInbox)); n != 0 {
+		t.Fatalf("alice's INBOX has %d messages", n)
+	}
+	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 1 {
+		t.Fatalf("bob's INBOX has %d messages", n)
+	}
+}
+
+// A restarted node files mail that reached its block store but not its inbox (rescan at start).
+func TestRescanAtStart(t *testing.T) {
+	alice, bob := startPair(t)
+	bobDir := bob.cfg.DataDir
+	bobAddr := bob.Identity().Address().Mail()
+	// Stop bob's inbox from filing: unregister it, so blocks are stored but not opened.
+	bob.unregister()
+	submit(t, alice, []string{bobAddr}, "Subject: stored only\r\n\r\nbody\r\n")
+	waitFor(t, "the block in bob's store", 30*time.Second, func() bool {
+		st, err := bob.Store().Stats()
+		return err == nil && st.Blocks >= 1
+	})
+	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 0 {
+		t.Fatalf("bob filed %d messages without an inbox", n)
+	}
+	bob.unregister = nil
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, bobDir)
+	bob2, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob2.Close()
+	waitFor(t, "the rescanned mail in bob's INBOX", 30*time.Second, func() bool {
+		return len(inboxMessages(t, bob2, store.RoleInbox)) == 1
+	})
+}
