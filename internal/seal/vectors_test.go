@@ -133,9 +133,9 @@ const (
 	vecRcptTagBits   = 16
 	vecNetwork       = "tanglemail-dev"
 	vecKind          = KindMail
-	vecSentMs        = 1_767_225_600_000 // 2026-01-01T00:00:00Z
+	vecSentMs        = 1_767_225_600_000                                          // 2026-01-01T00:00:00Z
 	vecContent       = "\x00Subject: hello\r\n\r\nFirst light on the tangle.\r\n" // §10.1: 0x00, then the inline message
-	vecRandSeed      = 9 // testing/cryptotest.SetGlobalRandom seed
+	vecRandSeed      = 9                                                          // testing/cryptotest.SetGlobalRandom seed
 )
 
 func vecIDs(t *testing.T, senderSeed, rcptSeed string, sk, rk int) (*identity.Identity, *identity.Identity) {
