@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"strings"
 
 	"github.com/tanglemail/tanglemail/internal/node"
@@ -102,14 +104,23 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	if n.CreatedIdentity() {
 		fmt.Fprintf(env.stdout, "Created a new identity in %s.\n", f.dataDir)
 	}
+	addr := n.Identity().Address().Mail()
+	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
 	fmt.Fprintf(env.stdout, `tanglemail node running on network %s.
   Your address:  %s
   Peer id:       %s
   Peer addrs:    %s
-  API:           http://%s  (password in %s)
+  API:           http://%s
+
+Mail client settings (Thunderbird, mutt, aerc, …):
+  Outgoing (SMTP submission):  server %s  port %s  security STARTTLS  authentication normal password
+  User name:                   %s
+  Password:                    %s   (also in %s)
+  The node's certificate is self-signed: accept it once in your mail client.
+
 Stop with Ctrl-C.
-`, params.Name, n.Identity().Address().Mail(), n.Network().ID(), strings.Join(n.Network().Addrs(), " "),
-		n.APIAddr(), f.dataDir+"/"+node.PasswordFile)
+`, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
+		smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
 	<-ctx.Done()
 	fmt.Fprintln(env.stdout, "Stopping…")
 	return n.Close()

@@ -23,6 +23,7 @@ func commands() []*command {
 		addressCommand(),
 		statusCommand(),
 		peersCommand(),
+		devnetCommand(),
 	}
 }
 

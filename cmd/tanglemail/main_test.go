@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,5 +280,65 @@ func TestListFlagReplacesDefault(t *testing.T) {
 	want := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	if strings.Join(f.p2pListen.values, " ") != strings.Join(want, " ") {
 		t.Fatalf("p2p-listen %v, want %v (the default must be replaced, not extended)", f.p2pListen.values, want)
+	}
+}
+
+func TestDevnetJSON(t *testing.T) {
+	out := &syncBuffer{}
+	stopc := make(chan struct{})
+	env := &cmdEnv{stdout: out, stderr: io.Discard, getenv: func(string) string { return "" }, stop: stopc}
+	done := make(chan int, 1)
+	dir := t.TempDir()
+	go func() { done <- run(env, []string{"devnet", "--nodes", "3", "--json", "--dir", dir}) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for strings.Count(out.String(), "\n") < 3 {
+		select {
+		case code := <-done:
+			t.Fatalf("devnet exited with %d: %s", code, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("devnet did not print 3 nodes: %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dec := json.NewDecoder(strings.NewReader(out.String()))
+	seen := map[string]bool{}
+	for i, name := range []string{"alice", "bob", "carol"} {
+		var n devnetNode
+		if err := dec.Decode(&n); err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		if n.Name != name || !strings.HasSuffix(n.Address, "@tangle") || n.Password == "" || seen[n.SMTP] {
+			t.Fatalf("node %d: %+v", i, n)
+		}
+		seen[n.SMTP] = true
+		for _, hp := range []string{n.SMTP, n.Web} {
+			if !strings.HasPrefix(hp, "127.0.0.1:") {
+				t.Fatalf("%s listens on %s, not loopback", name, hp)
+			}
+		}
+		// Each node's own status says it is peered with the two others.
+		code, sout, errs := runCLI(t, nil, "status", "--data-dir", n.DataDir, "--json")
+		if code != 0 {
+			t.Fatalf("status of %s: %s", name, errs)
+		}
+		var st struct {
+			P2P struct {
+				Peers []any `json:"peers"`
+			} `json:"p2p"`
+		}
+		if err := json.Unmarshal([]byte(sout), &st); err != nil || len(st.P2P.Peers) != 2 {
+			t.Fatalf("%s has %d peers (%v)", name, len(st.P2P.Peers), err)
+		}
+	}
+	close(stopc)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("devnet exited with %d", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("devnet did not stop")
 	}
 }
