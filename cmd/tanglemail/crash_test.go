@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// TestMain lets the test binary run as the tanglemail command: crash tests start it as a child process
+// with TANGLEMAIL_TEST_RUN_MAIN=1 and kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("TANGLEMAIL_TEST_RUN_MAIN") == "1" {
+		env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: make(chan struct{})}
+		os.Exit(run(env, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+var smtpSettings = regexp.MustCompile(`server (\S+)\s+port (\d+)`)
+
+// childNode is a tanglemail node running as a child process.
+type childNode struct {
+	cmd  *exec.Cmd
+	smtp string
+}
+
+func startChild(t *testing.T, dir string, bootstrap string) *childNode {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "node", "--data-dir", dir, "--network", "tanglemail-dev",
+		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false",
+		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--bootstrap", bootstrap, "--log-level", "error")
+	cmd.Env = append(os.Environ(), "TANGLEMAIL_TEST_RUN_MAIN=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			if m := smtpSettings.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				found <- net.JoinHostPort(m[1], m[2])
+				sent = true
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case addr := <-found:
+		return &childNode{cmd: cmd, smtp: addr}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("child node did not print its SMTP settings within 30 s")
+		return nil
+	}
+}
+
+func (c *childNode) kill() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.cmd.Wait()
+}
+
+// sendOne submits one message over STARTTLS + AUTH PLAIN and reports whether the server said 250.
+func sendOne(addr, password, from, to, msgID string) bool {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := smtp.NewClient(conn, "127.0.0.1")
+	if err != nil {
+		conn.Close()
+		return false
+	}
+	defer c.Close()
+	raw := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: crash test\r\nMessage-ID: <%s>\r\nDate: %s\r\n\r\nmessage %s\r\n",
+		from, to, msgID, time.Now().UTC().Format(time.RFC1123Z), msgID)
+	if c.StartTLS(&tls.Config{InsecureSkipVerify: true}) != nil || // the test trusts its own node
+		c.Auth(smtp.PlainAuth("", "u", password, "127.0.0.1")) != nil ||
+		c.Mail(from) != nil || c.Rcpt(to) != nil {
+		return false
+	}
+	w, err := c.Data()
+	if err != nil {
+		return false
+	}
+	if _, err := w.Write([]byte(raw)); err != nil {
+		return false
+	}
+	return w.Close() == nil // Close reads the reply to DATA: nil only for 250
+}
+
+// The node is killed with SIGKILL at random moments while a client submits mail; after each kill it is
+// restarted. Every message acknowledged with 250 must reach the recipient exactly once, and nothing that
+// was not submitted may arrive.
+func TestCrashSafetySIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: runs a node process repeatedly")
+	}
+	ctx := context.Background()
+	bobCfg := node.DefaultConfig(t.TempDir())
+	bobCfg.Network = tangle.DevNet
+	bobCfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
+	bobCfg.MDNS, bobCfg.DHT = false, false
+	bobCfg.APIListen, bobCfg.SMTPListen = "127.0.0.1:0", "127.0.0.1:0"
+	bob, err := node.Start(ctx, bobCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	bobAddr := bob.Identity().Address().Mail()
+
+	aliceDir := t.TempDir()
+	if _, err := node.CreateIdentity(aliceDir, nil, 8); err != nil {
+		t.Fatal(err)
+	}
+	alicePw, err := node.LoadOrCreatePassword(aliceDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceID, err := node.LoadIdentity(aliceDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := aliceID.Address().Mail()
+
+	var (
+		mu      sync.Mutex
+		acked   = map[string]bool{}
+		tried   = map[string]bool{}
+		counter int
+	)
+	rounds := 5
+	for round := range rounds {
+		child := startChild(t, aliceDir, bob.Network().Addrs()[0])
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				counter++
+				id := fmt.Sprintf("crash-%d-%d@test", round, counter)
+				tried[id] = true
+				mu.Unlock()
+				if sendOne(child.smtp, alicePw, from, bobAddr, id) {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
+				}
+			}
+		}()
+		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond) // the random moment of the crash
+		child.kill()
+		close(stop)
+		wg.Wait()
+	}
+	mu.Lock()
+	nAcked := len(acked)
+	mu.Unlock()
+	if nAcked == 0 {
+		t.Fatal("no message was acknowledged: the test exercised nothing")
+	}
+	t.Logf("%d messages attempted, %d acknowledged with 250 across %d SIGKILLs", len(tried), nAcked, rounds)
+
+	// Restart alice for good and wait until every acknowledged message is in bob's INBOX.
+	child := startChild(t, aliceDir, bob.Network().Addrs()[0])
+	defer child.kill()
+	inbox, err := bob.Mail().MailboxByRole(ctx, store.RoleInbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() map[string]int {
+		got := map[string]int{}
+		l, err := bob.Mail().List(ctx, inbox.ID, store.ListQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range l.Messages {
+			raw, err := bob.Mail().Raw(ctx, inbox.ID, m.UID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := mail.Parse(raw)
+			if err != nil {
+				t.Fatalf("bob filed an unparsable message: %v", err)
+			}
+			got[strings.Trim(p.MessageID, "<>")]++
+		}
+		return got
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got := count()
+		missing := 0
+		for id := range acked {
+			if got[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			for id, n := range got {
+				if n != 1 {
+					t.Errorf("%s filed %d times", id, n)
+				}
+				if !tried[id] {
+					t.Errorf("%s was never submitted", id)
+				}
+			}
+			t.Logf("all %d acknowledged messages delivered exactly once (%d delivered in all)", nAcked, len(got))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged messages never arrived", missing, nAcked)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
