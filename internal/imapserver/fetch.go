@@ -1,0 +1,325 @@
+package imapserver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+
+	"github.com/emersion/go-imap/v2"
+	goimap "github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// Fetch: FETCH and UID FETCH (RFC 9051 §6.4.5), with BINARY (RFC 3516). Flags, sizes and dates of all
+// requested messages come from one listing; bytes are read per message, only as far as the items
+// need: nothing, the header (ENVELOPE, BODY[HEADER…]), a byte range (BODY[]<o.n>), or the whole
+// message. BODY[], BODY[HEADER], BODY[TEXT] and their partials are the stored bytes as they are, so
+// they always agree with RFC822.SIZE; other sections go through go-imap's MIME helpers. Messages
+// expunged by another session since the client learned of them are left out.
+func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sel := s.sel
+	if sel == nil {
+		return errMailboxGone
+	}
+	idx := sel.resolve(numSet)
+	if len(idx) == 0 {
+		return nil
+	}
+	listing, err := s.srv.st.List(s.ctx, sel.id, store.ListQuery{UIDs: sel.uidSet(idx)})
+	if err != nil {
+		return s.storeErr("fetch", err)
+	}
+	infos := make(map[store.UID]*store.MessageInfo, len(listing.Messages))
+	for i := range listing.Messages {
+		infos[listing.Messages[i].UID] = &listing.Messages[i]
+	}
+
+	// A body section without PEEK sets \Seen (RFC 9051 §6.4.5), except in EXAMINE; the new flags are
+	// part of the FETCH response.
+	setSeen := map[store.UID]bool{}
+	if !sel.readOnly && wantsSeen(options) {
+		var unseen []store.UID
+		for _, mi := range listing.Messages {
+			if mi.Flags.System&store.FlagSeen == 0 {
+				unseen = append(unseen, mi.UID)
+			}
+		}
+		if len(unseen) > 0 {
+			res, err := s.srv.st.StoreFlags(s.ctx, sel.id, store.UIDSetOf(unseen...),
+				store.FlagChange{Op: store.FlagsAdd, Flags: store.Flags{System: store.FlagSeen}})
+			if err != nil {
+				return s.storeErr("fetch", err)
+			}
+			var reported []store.UID
+			for _, fr := range res.Messages {
+				if mi := infos[fr.UID]; mi != nil {
+					mi.Flags = fr.Flags
+					setSeen[fr.UID] = true
+					reported = append(reported, fr.UID)
+				}
+			}
+			sel.ownFlags(res.ModSeq, reported, true)
+		}
+	}
+
+	need := needOf(options)
+	for _, i := range idx {
+		uid := sel.uids[i]
+		mi := infos[uid]
+		if mi == nil {
+			continue // expunged meanwhile
+		}
+		var data msgData
+		if err := s.load(sel.id, mi, need, options, &data); err != nil {
+			if errors.Is(err, store.ErrNoMessage) {
+				continue
+			}
+			return s.storeErr("fetch", err)
+		}
+		if err := writeFetch(w.CreateMessage(uint32(i+1)), mi, options, setSeen[uid], &data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wantsSeen reports whether the items include a body section without PEEK.
+func wantsSeen(o *imap.FetchOptions) bool {
+	for _, bs := range o.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// need says which bytes of a message a FETCH needs.
+type need int
+
+const (
+	needNothing need = iota
+	needHeader
+	needRange // one BODY[]<o.n> and nothing else
+	needAll
+)
+
+func needOf(o *imap.FetchOptions) need {
+	n := needNothing
+	if o.Envelope {
+		n = needHeader
+	}
+	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
+		return needAll
+	}
+	for _, bs := range o.BodySection {
+		switch {
+		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader:
+			// BODY[HEADER], BODY[HEADER.FIELDS (…)]
+		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone && bs.Partial != nil &&
+			len(o.BodySection) == 1 && n == needNothing:
+			return needRange
+		default:
+			return needAll
+		}
+		n = needHeader
+	}
+	return n
+}
+
+// msgData is what load read for one message.
+type msgData struct {
+	raw    []byte // whole message (needAll)
+	header []byte // header section incl. the blank line (needHeader, needAll)
+	part   []byte // the one partial section (needRange)
+}
+
+func (s *session) load(mailboxID int64, mi *store.MessageInfo, n need, o *imap.FetchOptions, d *msgData) error {
+	var err error
+	switch n {
+	case needHeader:
+		d.header, err = s.srv.st.RawHeader(s.ctx, mailboxID, mi.UID)
+	case needRange:
+		p := o.BodySection[0].Partial
+		if p.Offset >= mi.Size || p.Size <= 0 {
+			d.part = []byte{}
+			return nil
+		}
+		d.part, err = s.srv.st.RawRange(s.ctx, mailboxID, mi.UID, p.Offset, p.Size)
+	case needAll:
+		d.raw, err = s.srv.st.Raw(s.ctx, mailboxID, mi.UID)
+		d.header = d.raw[:headerLen(d.raw)]
+	}
+	return err
+}
+
+// headerLen is the store's split of a message into header and body: up to and including the first
+// empty line, or the whole message if it has none.
+func headerLen(raw []byte) int {
+	i := 0
+	for i < len(raw) {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return len(raw)
+		}
+		line := raw[i : i+j+1]
+		i += j + 1
+		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+			return i
+		}
+	}
+	return len(raw)
+}
+
+func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.FetchOptions, seenSet bool, d *msgData) error {
+	if o.UID {
+		rw.WriteUID(imap.UID(mi.UID))
+	}
+	if o.Flags || seenSet {
+		rw.WriteFlags(imapFlags(mi.Flags))
+	}
+	if o.InternalDate {
+		rw.WriteInternalDate(mi.Received)
+	}
+	if o.RFC822Size {
+		rw.WriteRFC822Size(mi.Size)
+	}
+	if o.Envelope {
+		rw.WriteEnvelope(envelope(d.header))
+	}
+	if o.BodyStructure != nil {
+		rw.WriteBodyStructure(bodyStructure(d.raw))
+	}
+	for _, bs := range o.BodySection {
+		b := bodySection(bs, d)
+		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(b))), b); err != nil {
+			return err
+		}
+	}
+	for _, bs := range o.BinarySection {
+		b := goimap.ExtractBinarySection(bytes.NewReader(d.raw), bs)
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
+			return err
+		}
+	}
+	for _, bss := range o.BinarySectionSize {
+		rw.WriteBinarySectionSize(bss, goimap.ExtractBinarySectionSize(bytes.NewReader(d.raw), bss))
+	}
+	return rw.Close()
+}
+
+func writeLiteral(wc interface {
+	Write([]byte) (int, error)
+	Close() error
+}, b []byte) error {
+	_, err := wc.Write(b)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// bodySection returns the bytes of a BODY[…] item.
+func bodySection(bs *imap.FetchItemBodySection, d *msgData) []byte {
+	if d.part != nil {
+		return d.part
+	}
+	if len(bs.Part) == 0 && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
+		switch bs.Specifier {
+		case imap.PartSpecifierNone:
+			return partial(d.raw, bs.Partial)
+		case imap.PartSpecifierHeader:
+			return partial(d.header, bs.Partial)
+		case imap.PartSpecifierText:
+			return partial(d.raw[len(d.header):], bs.Partial)
+		}
+	}
+	src := d.raw
+	if src == nil {
+		src = d.header // header-only sections were loaded without the body
+	}
+	b := goimap.ExtractBodySection(bytes.NewReader(src), bs)
+	if b == nil {
+		b = []byte{}
+	}
+	return b
+}
+
+// partial applies <offset.size> (RFC 9051 §6.4.5): bytes from offset, at most size.
+func partial(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	if p.Offset < 0 || p.Offset >= int64(len(b)) || p.Size <= 0 {
+		return []byte{}
+	}
+	end := int64(len(b))
+	if p.Size < end-p.Offset {
+		end = p.Offset + p.Size
+	}
+	return b[p.Offset:end]
+}
+
+func envelope(header []byte) *imap.Envelope {
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
+	if err != nil {
+		return &imap.Envelope{}
+	}
+	return goimap.ExtractEnvelope(h)
+}
+
+// bodyStructure is go-imap's BODYSTRUCTURE, made safe to write: go-imap panics on a multipart without
+// parts (a missing or wrong boundary) and writes an empty media type when Content-Type does not parse.
+func bodyStructure(raw []byte) imap.BodyStructure {
+	return fixBodyStructure(goimap.ExtractBodyStructure(bytes.NewReader(raw)))
+}
+
+func fixBodyStructure(bs imap.BodyStructure) imap.BodyStructure {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		if len(bs.Children) == 0 {
+			bs.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{},
+				Extended: &imap.BodyStructureSinglePartExt{},
+			}}
+		}
+		for i, c := range bs.Children {
+			bs.Children[i] = fixBodyStructure(c)
+		}
+		if bs.Subtype == "" {
+			bs.Subtype = "mixed"
+		}
+		if bs.Extended == nil {
+			bs.Extended = &imap.BodyStructureMultiPartExt{}
+		}
+		return bs
+	case *imap.BodyStructureSinglePart:
+		if bs.Type == "" || bs.Subtype == "" {
+			bs.Type, bs.Subtype = "text", "plain"
+			if bs.Text == nil {
+				bs.Text = &imap.BodyStructureText{}
+			}
+		}
+		if bs.Extended == nil {
+			bs.Extended = &imap.BodyStructureSinglePartExt{}
+		}
+		if m := bs.MessageRFC822; m != nil {
+			if m.BodyStructure == nil {
+				m.BodyStructure = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
+					Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
+			}
+			m.BodyStructure = fixBodyStructure(m.BodyStructure)
+		}
+		return bs
+	}
+	return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{},
+		Extended: &imap.BodyStructureSinglePartExt{}}
+}
