@@ -29,7 +29,7 @@ type devnetFlags struct {
 type devnetNode struct {
 	Name     string `json:"name"`
 	Address  string `json:"address"`
-	IMAP     string `json:"imap,omitempty"`
+	IMAP     string `json:"imap"`
 	SMTP     string `json:"smtp"`
 	Web      string `json:"web"`
 	User     string `json:"user"`
@@ -105,6 +105,7 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		cfg.MDNS, cfg.DHT = false, false
 		cfg.APIListen = "127.0.0.1:0"
 		cfg.SMTPListen = "127.0.0.1:0"
+		cfg.IMAPListen = "127.0.0.1:0"
 		cfg.Log = log.With("node", name)
 		n, err := node.Start(ctx, cfg)
 		if err != nil {
@@ -135,6 +136,7 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		d := devnetNode{
 			Name:     devnetNames[i],
 			Address:  n.Identity().Address().Mail(),
+			IMAP:     n.IMAPAddr(),
 			SMTP:     n.SMTPAddr(),
 			Web:      n.APIAddr(),
 			User:     n.Identity().Address().Mail(),
@@ -147,8 +149,8 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 			}
 			continue
 		}
-		fmt.Fprintf(env.stdout, "%-6s %s\n       SMTP %s (STARTTLS)  web/API %s  user %s  password %s\n",
-			d.Name, d.Address, d.SMTP, d.Web, d.User, d.Password)
+		fmt.Fprintf(env.stdout, "%-6s %s\n       IMAP %s  SMTP %s (both STARTTLS)  web/API %s\n       user %s  password %s\n",
+			d.Name, d.Address, d.IMAP, d.SMTP, d.Web, d.User, d.Password)
 	}
 	if !f.json {
 		fmt.Fprintf(env.stdout, "devnet of %d nodes running in %s. Stop with Ctrl-C.\n", f.nodes, dir)

@@ -22,6 +22,7 @@ type nodeFlags struct {
 	dht            bool
 	apiListen      string
 	smtpListen     string
+	imapListen     string
 	tagBits        int
 	passphraseFile string
 	logLevel       string
@@ -51,6 +52,7 @@ shards, fetches missing blocks and catches up after downtime. Its JSON API liste
 			fs.BoolVar(&f.dht, "dht", d.DHT, "discover peers through the Kademlia DHT (seeded only by the bootstrap peers)")
 			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the local JSON API (loopback only)")
 			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)")
+			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client (STARTTLS; login needs TLS off loopback)")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -86,6 +88,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.DHT = f.dht
 	cfg.APIListen = f.apiListen
 	cfg.SMTPListen = f.smtpListen
+	cfg.IMAPListen = f.imapListen
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
 	cfg.Log = log
@@ -106,6 +109,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	}
 	addr := n.Identity().Address().Mail()
 	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
+	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
 	fmt.Fprintf(env.stdout, `tanglemail node running on network %s.
   Your address:  %s
   Peer id:       %s
@@ -113,6 +117,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
   API:           http://%s
 
 Mail client settings (Thunderbird, mutt, aerc, …):
+  Incoming (IMAP):             server %s  port %s  security STARTTLS  authentication normal password
   Outgoing (SMTP submission):  server %s  port %s  security STARTTLS  authentication normal password
   User name:                   %s
   Password:                    %s   (also in %s)
@@ -120,7 +125,7 @@ Mail client settings (Thunderbird, mutt, aerc, …):
 
 Stop with Ctrl-C.
 `, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
-		smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
+		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
 	<-ctx.Done()
 	fmt.Fprintln(env.stdout, "Stopping…")
 	return n.Close()

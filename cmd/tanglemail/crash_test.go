@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var smtpSettings = regexp.MustCompile(`server (\S+)\s+port (\d+)`)
+var smtpSettings = regexp.MustCompile(`SMTP submission\):\s+server (\S+)\s+port (\d+)`)
 
 // childNode is a tanglemail node running as a child process.
 type childNode struct {
@@ -46,7 +46,7 @@ func startChild(t *testing.T, dir string, bootstrap string) *childNode {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "node", "--data-dir", dir, "--network", "tanglemail-dev",
 		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false",
-		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--bootstrap", bootstrap, "--log-level", "error")
+		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0", "--bootstrap", bootstrap, "--log-level", "error")
 	cmd.Env = append(os.Environ(), "TANGLEMAIL_TEST_RUN_MAIN=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -125,7 +125,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	bobCfg.Network = tangle.DevNet
 	bobCfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
 	bobCfg.MDNS, bobCfg.DHT = false, false
-	bobCfg.APIListen, bobCfg.SMTPListen = "127.0.0.1:0", "127.0.0.1:0"
+	bobCfg.APIListen, bobCfg.SMTPListen, bobCfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	bob, err := node.Start(ctx, bobCfg)
 	if err != nil {
 		t.Fatal(err)

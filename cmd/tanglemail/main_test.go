@@ -182,7 +182,7 @@ func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out 
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: out, getenv: func(string) string { return "" }, stop: stopc}
 	args := append([]string{"node", "--data-dir", dir, "--network", "tanglemail-dev",
-		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false", "--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0"}, extra...)
+		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false", "--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0"}, extra...)
 	done := make(chan int, 1)
 	go func() { done <- run(env, args) }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -313,7 +313,7 @@ func TestDevnetJSON(t *testing.T) {
 			t.Fatalf("node %d: %+v", i, n)
 		}
 		seen[n.SMTP] = true
-		for _, hp := range []string{n.SMTP, n.Web} {
+		for _, hp := range []string{n.IMAP, n.SMTP, n.Web} {
 			if !strings.HasPrefix(hp, "127.0.0.1:") {
 				t.Fatalf("%s listens on %s, not loopback", name, hp)
 			}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/imapserver"
 	"github.com/tanglemail/tanglemail/internal/inbox"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
@@ -44,6 +45,7 @@ type Config struct {
 	DHT        bool
 	APIListen  string // host:port of the local JSON API
 	SMTPListen string // host:port of SMTP submission; non-loopback clients must use STARTTLS
+	IMAPListen string // host:port of IMAP; non-loopback clients must use STARTTLS
 	Passphrase []byte // of the identity; empty: unencrypted
 	TagBits    int    // for a new identity
 	Log        *slog.Logger
@@ -61,6 +63,7 @@ func DefaultConfig(dataDir string) Config {
 		DHT:           true,
 		APIListen:     "127.0.0.1:4581",
 		SMTPListen:    "127.0.0.1:1587",
+		IMAPListen:    "127.0.0.1:1143",
 		TagBits:       8,
 		PruneInterval: time.Minute,
 	}
@@ -80,6 +83,8 @@ type Node struct {
 	inbox    *inbox.Inbox
 	smtp     *submission.Server
 	smtpLn   net.Listener
+	imap     *imapserver.Server
+	imapLn   net.Listener
 	tls      *tls.Config
 	api      *web.Server
 	apiLn    net.Listener
@@ -180,6 +185,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
 	})
+	n.imapLn, err = net.Listen("tcp", cfg.IMAPListen)
+	if err != nil {
+		return nil, fmt.Errorf("IMAP listen on %s: %w (choose another --imap-listen)", cfg.IMAPListen, err)
+	}
+	n.imap = imapserver.New(n.mail, imapserver.Options{
+		Username:  n.id.Address().Mail(),
+		Password:  n.password,
+		TLSConfig: n.tls,
+		Logger:    cfg.Log.With("sub", "imap"),
+	})
 	n.apiLn, err = net.Listen("tcp", cfg.APIListen)
 	if err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
@@ -189,6 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.cancel = cancel
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
 	n.goBackground("SMTP server", func() error { return n.smtp.Serve(n.smtpLn) })
+	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(n.imapLn)) })
 	n.goBackground("outbox", func() error { return ignoreCanceled(n.outbox.Run(bg)) })
 	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
 	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
@@ -209,6 +225,13 @@ func (n *Node) goBackground(name string, f func() error) {
 			n.log.Error(name+" stopped", "err", err)
 		}
 	}()
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, imapserver.ErrServerClosed) {
+		return nil
+	}
+	return err
 }
 
 func ignoreCanceled(err error) error {
@@ -323,6 +346,9 @@ func (n *Node) Store() *dag.Store { return n.store }
 // Mail is the node's mailbox store.
 func (n *Node) Mail() *store.Store { return n.mail }
 
+// IMAPAddr is where IMAP listens.
+func (n *Node) IMAPAddr() string { return n.imapLn.Addr().String() }
+
 // SMTPAddr is where SMTP submission listens.
 func (n *Node) SMTPAddr() string { return n.smtpLn.Addr().String() }
 
@@ -366,6 +392,11 @@ func (n *Node) Close() error {
 			errs = append(errs, n.smtp.Close())
 		} else if n.smtpLn != nil {
 			errs = append(errs, n.smtpLn.Close())
+		}
+		if n.imap != nil {
+			errs = append(errs, n.imap.Close())
+		} else if n.imapLn != nil {
+			errs = append(errs, n.imapLn.Close())
 		}
 		if n.cancel != nil {
 			n.cancel()

@@ -24,6 +24,7 @@ func testConfig(t *testing.T, dir string) Config {
 	cfg.DHT = false
 	cfg.APIListen = "127.0.0.1:0"
 	cfg.SMTPListen = "127.0.0.1:0"
+	cfg.IMAPListen = "127.0.0.1:0"
 	return cfg
 }
 
