@@ -372,6 +372,11 @@ func (n *Node) Status() any {
 	}
 }
 
+// ClientSettings says where mail clients reach the node; it implements web.Backend.
+func (n *Node) ClientSettings() web.ClientSettings {
+	return web.ClientSettings{Address: n.id.Address().Mail(), IMAP: n.IMAPAddr(), SMTP: n.SMTPAddr()}
+}
+
 // Peers lists connected peers; it implements web.Backend.
 func (n *Node) Peers() any { return n.net.Status().Peers }
 

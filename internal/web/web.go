@@ -3,6 +3,7 @@
 // through the small Backend interface, so it imports none of them.
 //
 // Implementation notes:
+//   - The Thunderbird autoconfig document is served without authentication: it holds no secret.
 //   - Every /api/ request is authenticated with the node's password, as HTTP Basic (any user name) or
 //     "Authorization: Bearer <password>". The comparison is constant-time.
 //   - Errors are JSON objects {"error": "..."} with a 4xx or 5xx status that says what is wrong.
@@ -26,6 +27,8 @@ type Backend interface {
 	Status() any
 	// Peers lists connected peers as a JSON-marshallable value.
 	Peers() any
+	// ClientSettings says where mail clients reach the node (autoconfig).
+	ClientSettings() ClientSettings
 }
 
 // Server serves the API.
@@ -49,6 +52,10 @@ func New(backend Backend, password string, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /api/peers", s.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Peers())
 	}))
+	// Thunderbird autoconfig: http://<host>/.well-known/autoconfig/mail/config-v1.1.xml, and the
+	// autoconfig.<domain> form /mail/config-v1.1.xml.
+	mux.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.serveAutoconfig)
+	mux.HandleFunc("GET /mail/config-v1.1.xml", s.serveAutoconfig)
 	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	}))

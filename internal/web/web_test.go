@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,9 @@ type fakeBackend struct{}
 
 func (fakeBackend) Status() any { return map[string]int{"blocks": 7} }
 func (fakeBackend) Peers() any  { return []string{"peer-a"} }
+func (fakeBackend) ClientSettings() ClientSettings {
+	return ClientSettings{Address: "tm1x@tangle", IMAP: "127.0.0.1:1143", SMTP: "127.0.0.1:1587"}
+}
 
 func TestAuth(t *testing.T) {
 	srv := httptest.NewServer(New(fakeBackend{}, "s3cret", nil).Handler())
@@ -66,5 +70,28 @@ func TestUnknownEndpoint(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestAutoconfig(t *testing.T) {
+	srv := httptest.NewServer(New(fakeBackend{}, "pw", nil).Handler())
+	defer srv.Close()
+	for _, path := range []string{"/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml?emailaddress=tm1x%40tangle"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc autoconfig
+		err = xml.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d, %v", path, resp.StatusCode, err)
+		}
+		in, out := doc.Provider.Incoming, doc.Provider.Outgoing
+		if doc.Version != "1.1" || doc.Provider.Domain != "tangle" ||
+			in.Type != "imap" || in.Hostname != "127.0.0.1" || in.Port != 1143 || in.SocketType != "STARTTLS" ||
+			out.Type != "smtp" || out.Port != 1587 || in.Username != "%EMAILADDRESS%" {
+			t.Fatalf("%s: %+v", path, doc)
+		}
 	}
 }
