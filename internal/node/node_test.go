@@ -16,7 +16,7 @@ import (
 )
 
 // testConfig is a loopback-only node on the devnet: no mDNS, no DHT, ephemeral ports.
-func testConfig(t *testing.T, dir string) Config {
+func testConfig(_ testing.TB, dir string) Config {
 	cfg := DefaultConfig(dir)
 	cfg.Network = tangle.DevNet
 	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
