@@ -131,6 +131,15 @@ func TestMailBetweenNodes(t *testing.T) {
 		}
 		return items[0].Rcpts[0].State == store.RcptDelivered
 	})
+	// Alice's mail client sees the receipt: the Sent copy carries $Delivered.
+	waitFor(t, "$Delivered on alice's Sent copy", 10*time.Second, func() bool {
+		mb, err := alice.Mail().MailboxByRole(context.Background(), store.RoleSent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := alice.Mail().List(context.Background(), mb.ID, store.ListQuery{})
+		return err == nil && len(l.Messages) == 1 && l.Messages[0].Flags.Has("$delivered")
+	})
 	// Nothing came back to alice's INBOX (no bounce), and bob got exactly one copy.
 	if n := len(inboxMessages(t, alice, store.RoleInbox)); n != 0 {
 		t.Fatalf("alice's INBOX has %d messages", n)

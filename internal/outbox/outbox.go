@@ -615,6 +615,38 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
 		o.mu.Unlock()
 		o.log.Info("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
+		if err := o.markDelivered(ctx, r.OutboxID); err != nil {
+			o.log.Warn("outbox: could not mark the Sent copy delivered", "outbox", r.OutboxID, "err", err)
+		}
 	}
 	return nil
+}
+
+// DeliveredKeyword is the IMAP keyword set on a message's Sent copy once every recipient's node has
+// sent its receipt: what lets the user see, in any mail client, that the mail arrived.
+const DeliveredKeyword = "$Delivered"
+
+// markDelivered sets DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
+// delivered. A Sent copy the user has since moved or deleted is left alone (StoreFlags skips UIDs that
+// are gone).
+func (o *Outbox) markDelivered(ctx context.Context, id int64) error {
+	item, err := o.st.OutboxItem(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, r := range item.Rcpts {
+		if r.State != store.RcptDelivered {
+			return nil
+		}
+	}
+	if item.SentMailboxID == 0 {
+		return nil
+	}
+	_, err = o.st.StoreFlags(ctx, item.SentMailboxID, store.UIDSetOf(item.SentUID), store.FlagChange{
+		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{DeliveredKeyword}},
+	})
+	if errors.Is(err, store.ErrNoMailbox) {
+		return nil
+	}
+	return err
 }
