@@ -122,7 +122,7 @@ func DefaultLimits() Limits {
 		CatchUpMargin:        10 * time.Minute,
 		CatchUpWindow:        2_419_200 * time.Second,
 		MaxCatchUps:          2,
-		AntiEntropyInterval:  30 * time.Second,
+		AntiEntropyInterval:  10 * time.Second,
 		AntiEntropyDelay:     3 * time.Second,
 		AnnounceCooldown:     2 * time.Second,
 		NotifyQueue:          4096,

