@@ -339,10 +339,19 @@ func (n *Node) validator(shard uint32) pubsub.ValidatorEx {
 			n.log.Error("p2p: store put failed", "block", id.Short(), "err", err)
 			return pubsub.ValidationIgnore
 		}
-		n.seen.add(id)
-		if added[0] {
-			n.stored(b, true)
+		if !added[0] {
+			// Stored meanwhile by another path, or refused by the store (a parent it holds is too old for
+			// this block, protocol.md §2.1). Either way: not forwarded. Not penalised: a relay that lacks
+			// the parent cannot check the rule.
+			if has, _ := n.store.Has(id); !has {
+				n.ctr.reject("store")
+			}
+			n.seen.add(id)
+			n.ctr.gossipDuplicate.Add(1)
+			return pubsub.ValidationIgnore
 		}
+		n.seen.add(id)
+		n.stored(b, true)
 		msg.ValidatorData = b
 		n.ctr.gossipAccepted.Add(1)
 		return pubsub.ValidationAccept
@@ -388,6 +397,11 @@ func (n *Node) Publish(ctx context.Context, b *tangle.Block) error {
 	added, err := n.store.Put(ctx, vb)
 	if err != nil {
 		return fmt.Errorf("p2p: publish: store: %w", err)
+	}
+	if !added[0] {
+		if has, err := n.store.Has(vb.ID()); err == nil && !has {
+			return fmt.Errorf("p2p: publish: the store refused the block (%w)", tangle.ErrParentAge)
+		}
 	}
 	n.seen.add(vb.ID())
 	if added[0] {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -191,4 +192,32 @@ func TestQUIC(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "block over QUIC", func() bool { return rb.hasAll([]tangle.ID{blk.ID()}) })
+}
+
+// TestStoreRefusal: a block the store refuses (its stored parent is more than ten minutes older,
+// protocol.md §2.1) is neither published nor relayed, and its relay is not penalised.
+func TestStoreRefusal(t *testing.T) {
+	params := tangle.BenchNet
+	st := openTestStore(t, params)
+	n := startNode(t, params, st, tcpOnly)
+	now := time.Now()
+	parent := makeBlock(t, params, nil, 0, now.Add(-20*time.Minute))
+	if _, err := st.Put(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	child := makeBlock(t, params, []tangle.ID{parent.ID()}, 0, now)
+	if err := n.Publish(context.Background(), child); !errors.Is(err, tangle.ErrParentAge) {
+		t.Fatalf("Publish: %v, want ErrParentAge", err)
+	}
+	child2 := makeBlock(t, params, []tangle.ID{parent.ID()}, 0, now)
+	from := peer.ID("relay")
+	if res := n.validator(0)(context.Background(), from, &pubsub.Message{Message: &pb.Message{Data: child2.Raw}}); res != pubsub.ValidationIgnore {
+		t.Fatalf("validator: %v, want ignore", res)
+	}
+	if n.misbehave.score(from, time.Now()) != 0 {
+		t.Fatal("relay penalised")
+	}
+	if n.Status().Counters.RejectedByReason["store"] != 1 {
+		t.Fatalf("store refusal not counted: %+v", n.Status().Counters.RejectedByReason)
+	}
 }
