@@ -135,8 +135,10 @@ func TestTwoNodesExchangeBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	waitFor(t, "peering", 10*time.Second, func() bool {
-		return len(a.Network().Status().Peers) == 1 && len(b.Network().Status().Peers) == 1
+	// Connected is not enough for gossip: wait until each node knows the other subscribes to the topic.
+	waitFor(t, "peering on the gossip topic", 10*time.Second, func() bool {
+		sa, sb := a.Network().Status(), b.Network().Status()
+		return len(sa.Topics) == 1 && sa.Topics[0].Peers == 1 && len(sb.Topics) == 1 && sb.Topics[0].Peers == 1
 	})
 
 	parents := a.Store().SelectParents(0, 4)
