@@ -158,7 +158,7 @@ func (n *Node) startGossip() error {
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithPeerScore(sp, st),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.setScores), time.Second),
-		pubsub.WithFloodPublish(true),
+		pubsub.WithFloodPublish(false),
 		pubsub.WithPeerExchange(false),
 		// An RPC holds at most four full blocks; larger ones are refused before they are read. Blocks a
 		// little over the limit still reach the validator, so their sender is penalised.
