@@ -89,8 +89,6 @@ type counters struct {
 	gossipDuplicate   atomic.Uint64
 	gossipRateLimited atomic.Uint64
 	gossipRejected    atomic.Uint64
-	gossipWrongShard  atomic.Uint64
-	gossipStale       atomic.Uint64
 	gossipStoreErrors atomic.Uint64
 
 	published atomic.Uint64
@@ -135,6 +133,7 @@ type Counters struct {
 	GossipDuplicate   uint64            `json:"gossip_duplicate"`    // already stored (not forwarded)
 	GossipRateLimited uint64            `json:"gossip_rate_limited"` // over the sender's budget (ignored)
 	GossipRejected    uint64            `json:"gossip_rejected"`     // invalid (sender penalised)
+	GossipStoreErrors uint64            `json:"gossip_store_errors"` // store failures while validating
 	RejectedByReason  map[string]uint64 `json:"rejected_by_reason"`  // size, version, network, pow, malformed, ...
 	Published         uint64            `json:"published"`           // blocks published by this node
 	Stored            uint64            `json:"stored"`              // newly stored blocks, any path
@@ -163,6 +162,7 @@ func (c *counters) snapshot() Counters {
 		GossipDuplicate:   c.gossipDuplicate.Load(),
 		GossipRateLimited: c.gossipRateLimited.Load(),
 		GossipRejected:    c.gossipRejected.Load(),
+		GossipStoreErrors: c.gossipStoreErrors.Load(),
 		Published:         c.published.Load(),
 		Stored:            c.stored.Load(),
 		RequestsSent:      c.requestsSent.Load(),

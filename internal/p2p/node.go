@@ -58,9 +58,9 @@ var _ Store = (*dag.Store)(nil)
 
 // Errors of the node's API.
 var (
-	ErrClosed    = errors.New("p2p: node closed")
-	ErrBadAddr   = errors.New("p2p: bad peer address")
-	ErrBannedCon = errors.New("p2p: peer is blocked")
+	ErrClosed      = errors.New("p2p: node closed")
+	ErrBadAddr     = errors.New("p2p: bad peer address")
+	ErrPeerBlocked = errors.New("p2p: peer is blocked")
 )
 
 // Node is a tanglemail peer: a libp2p host, GossipSub on the node's shard topics, the block request
@@ -486,7 +486,7 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 		return err
 	}
 	if n.gater.isBanned(ai.ID) {
-		return ErrBannedCon
+		return ErrPeerBlocked
 	}
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)
