@@ -155,7 +155,10 @@ func TestTwoNodesExchangeBlocks(t *testing.T) {
 	if err := a.Network().Publish(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the block at the other node", 10*time.Second, func() bool {
+	// A block published in the first second or so after two nodes connect can miss gossip (GossipSub
+	// may know the peer's subscription before its own stream to the peer is up); anti-entropy, every
+	// 10 s, delivers it then. The deadline covers that path.
+	waitFor(t, "the block at the other node", 30*time.Second, func() bool {
 		ok, _ := b.Store().Has(blk.ID())
 		return ok
 	})
