@@ -156,27 +156,9 @@ func (s *session) load(mailboxID int64, mi *store.MessageInfo, n need, o *imap.F
 		d.part, err = s.srv.st.RawRange(s.ctx, mailboxID, mi.UID, p.Offset, p.Size)
 	case needAll:
 		d.raw, err = s.srv.st.Raw(s.ctx, mailboxID, mi.UID)
-		d.header = d.raw[:headerLen(d.raw)]
+		d.header = d.raw[:store.HeaderLen(d.raw)]
 	}
 	return err
-}
-
-// headerLen is the store's split of a message into header and body: up to and including the first
-// empty line, or the whole message if it has none.
-func headerLen(raw []byte) int {
-	i := 0
-	for i < len(raw) {
-		j := bytes.IndexByte(raw[i:], '\n')
-		if j < 0 {
-			return len(raw)
-		}
-		line := raw[i : i+j+1]
-		i += j + 1
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
-			return i
-		}
-	}
-	return len(raw)
 }
 
 func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.FetchOptions, seenSet bool, d *msgData) error {

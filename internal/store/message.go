@@ -130,9 +130,10 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 	return Appended{MailboxID: m.MailboxID, UIDValidity: uint32(uv), UID: UID(uidnext), ModSeq: ms}, nil
 }
 
-// headerLen returns the length of raw's header section including the empty line that ends it, or
-// len(raw) if there is no empty line.
-func headerLen(raw []byte) int {
+// HeaderLen returns the length of raw's header section including the empty line that ends it, or
+// len(raw) if there is no empty line. The store splits every message there (header and body are kept
+// apart); IMAP's BODY[HEADER] and BODY[TEXT] use the same split.
+func HeaderLen(raw []byte) int {
 	i := 0
 	for i < len(raw) {
 		j := bytes.IndexByte(raw[i:], '\n')
@@ -150,7 +151,7 @@ func headerLen(raw []byte) int {
 
 // putBody stores raw (once per distinct content) and returns its body id and header length.
 func (tx *Tx) putBody(raw []byte) (int64, int, error) {
-	hs := headerLen(raw)
+	hs := HeaderLen(raw)
 	sum := sha256.Sum256(raw)
 	var id int64
 	err := tx.queryRow(`SELECT id FROM body WHERE hash = ?`, sum[:]).Scan(&id)
