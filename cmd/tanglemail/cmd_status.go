@@ -133,6 +133,19 @@ func printStatus(w io.Writer, st *node.Status) {
 	fmt.Fprintf(w, "Store     %s\n", humanBytes(p.StoreBytes))
 	fmt.Fprintf(w, "Traffic   in %s, out %s (now %s/s in, %s/s out)\n", humanBytes(p.BytesIn), humanBytes(p.BytesOut),
 		humanBytes(int64(p.RateIn)), humanBytes(int64(p.RateOut)))
+	o := &st.Outbox
+	fmt.Fprintf(w, "Outbox    %d delivered, %d failed, %d published", o.Stats.Delivered, o.Stats.Failed, o.Stats.Published)
+	if o.WaitingForPeers {
+		fmt.Fprint(w, "; waiting for peers")
+	}
+	fmt.Fprintln(w)
+	for _, j := range o.Jobs {
+		pct := 100.0
+		if j.Expected > 0 {
+			pct = min(99.9, 100*float64(j.Done)/float64(j.Expected))
+		}
+		fmt.Fprintf(w, "  PoW     %s block %d/%d: ~%.0f%% of the expected work\n", j.Recipient, j.Block, j.Blocks, pct)
+	}
 	if p.StoreError != "" {
 		fmt.Fprintf(w, "Warning   the block store reports: %s\n", p.StoreError)
 	}

@@ -131,6 +131,10 @@ func TestMailBetweenNodes(t *testing.T) {
 		}
 		return items[0].Rcpts[0].State == store.RcptDelivered
 	})
+	// The node's status reports the delivery (what `tanglemail status` prints).
+	if st := alice.Status().(Status); st.Outbox.Stats.Delivered != 1 || st.Outbox.Stats.Published < 1 {
+		t.Fatalf("alice's status: outbox %+v", st.Outbox.Stats)
+	}
 	// Alice's mail client sees the receipt: the Sent copy carries $Delivered.
 	waitFor(t, "$Delivered on alice's Sent copy", 10*time.Second, func() bool {
 		mb, err := alice.Mail().MailboxByRole(context.Background(), store.RoleSent)

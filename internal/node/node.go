@@ -354,11 +354,39 @@ func (n *Node) SMTPAddr() string { return n.smtpLn.Addr().String() }
 
 // Status is what `tanglemail status` shows.
 type Status struct {
-	Address string     `json:"address"`
-	Network string     `json:"network"`
-	Uptime  string     `json:"uptime"`
-	API     string     `json:"api"`
-	P2P     p2p.Status `json:"p2p"`
+	Address string       `json:"address"`
+	Network string       `json:"network"`
+	Uptime  string       `json:"uptime"`
+	API     string       `json:"api"`
+	P2P     p2p.Status   `json:"p2p"`
+	Outbox  OutboxStatus `json:"outbox"`
+}
+
+// OutboxStatus is what the outbox is doing: the proofs of work being ground now, with their progress.
+type OutboxStatus struct {
+	WaitingForPeers bool         `json:"waiting_for_peers"`
+	Jobs            []OutboxJob  `json:"jobs"`
+	QueuedReceipts  int          `json:"queued_receipts"`
+	Stats           outbox.Stats `json:"stats"`
+}
+
+// OutboxJob is one block whose proof of work is being ground.
+type OutboxJob struct {
+	Recipient string    `json:"recipient"`
+	Block     int       `json:"block"`  // 1-based, of Blocks
+	Blocks    int       `json:"blocks"` // blocks of this recipient's message (chunks)
+	Done      uint64    `json:"hashes_done"`
+	Expected  uint64    `json:"hashes_expected"` // W; 0 when PoW is disabled
+	Started   time.Time `json:"started"`
+}
+
+func (n *Node) outboxStatus() OutboxStatus {
+	p := n.outbox.Progress()
+	st := OutboxStatus{WaitingForPeers: p.WaitingForPeers, QueuedReceipts: p.QueuedReceipts, Stats: n.outbox.Stats(), Jobs: []OutboxJob{}}
+	for _, j := range p.Jobs {
+		st.Jobs = append(st.Jobs, OutboxJob{Recipient: j.Rcpt, Block: j.Block, Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Started: j.Started})
+	}
+	return st
 }
 
 // Status returns the node's status; it implements web.Backend.
@@ -369,6 +397,7 @@ func (n *Node) Status() any {
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
 		API:     "http://" + n.APIAddr(),
 		P2P:     n.net.Status(),
+		Outbox:  n.outboxStatus(),
 	}
 }
 
