@@ -225,6 +225,11 @@ func (s *session) prepare(raw []byte) (Submission, *smtp.SMTPError) {
 			return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 				Message: "The From header field is empty: it must name your address <" + s.srv.own + ">"}
 		}
+		// RFC 5322 §3.6: exactly one From field; and a message signed by one identity has one author.
+		if len(msg.From) > 1 {
+			return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+				Message: replyText(fmt.Sprintf("The message names %d authors in From: write one From field with your address <%s>", len(msg.From), s.srv.own))}
+		}
 		for _, f := range msg.From {
 			if a, err := f.Tangle(); err != nil || !a.Equal(s.srv.opts.Address) {
 				return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
