@@ -1,8 +1,6 @@
 package identity
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tanglemail/tanglemail/internal/protocoldoc"
 )
 
 var updateVectors = flag.Bool("update-vectors", false, "rewrite docs/protocol.md §9.1 from the code")
@@ -31,47 +31,16 @@ func (v vector) get(t *testing.T, k string) string {
 	return s
 }
 
-// readVectors returns the code blocks of the subsection whose heading is exactly heading ("### 9.1
-// Address"); it ends at the next heading of level ≤ 3.
+// readVectors returns the vectors of subsection heading ("### 9.1 Address") of the document at path.
 func readVectors(t *testing.T, path, heading string) []vector {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	vs, err := protocoldoc.Read(path, heading)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []vector
-	in, fence := false, false
-	var cur vector
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := sc.Text()
-		if !fence && strings.HasPrefix(line, "#") {
-			if in {
-				break
-			}
-			in = strings.TrimSpace(line) == heading
-			continue
-		}
-		if !in {
-			continue
-		}
-		if strings.HasPrefix(line, "```") {
-			if fence {
-				out = append(out, cur)
-			}
-			fence = !fence
-			cur = vector{vals: map[string]string{}}
-			continue
-		}
-		if fence {
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				t.Fatalf("%s: bad vector line %q", heading, line)
-			}
-			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-			cur.keys = append(cur.keys, k)
-			cur.vals[k] = v
-		}
+	out := make([]vector, len(vs))
+	for i, v := range vs {
+		out[i] = vector{keys: v.Keys, vals: v.Vals}
 	}
 	return out
 }

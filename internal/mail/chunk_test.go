@@ -1,19 +1,18 @@
 package mail
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/tanglemail/tanglemail/internal/protocoldoc"
 )
 
 const maxContent = 32145 // seal.MaxContent
@@ -551,61 +550,18 @@ func TestProtocolVectorsChunks(t *testing.T) {
 	}
 }
 
-// readChunkVectors returns the fenced code blocks of the subsection heading (up to the next heading
-// of level ≤ 3) whose first key is "vector".
+// readChunkVectors returns the vectors of subsection heading whose first key is "vector".
 func readChunkVectors(t *testing.T, path, heading string) []map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	vs, err := protocoldoc.Read(path, heading)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []map[string]string
-	in, fence := false, false
-	var cur map[string]string
-	var first bool
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !fence && (strings.HasPrefix(line, "# ") || strings.HasPrefix(line, "## ") || strings.HasPrefix(line, "### ")) {
-			if in {
-				break
-			}
-			in = strings.TrimSpace(line) == heading
-			continue
+	for _, v := range vs {
+		if len(v.Keys) > 0 && v.Keys[0] == "vector" {
+			out = append(out, v.Vals)
 		}
-		if !in {
-			continue
-		}
-		if strings.HasPrefix(line, "```") {
-			if fence && cur != nil {
-				out = append(out, cur)
-			}
-			fence, cur, first = !fence, nil, true
-			continue
-		}
-		if !fence {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if first {
-			first = false
-			if !ok || k != "vector" {
-				continue // a format block, not a vector
-			}
-			cur = map[string]string{}
-		}
-		if cur == nil {
-			continue
-		}
-		if !ok {
-			t.Fatalf("%s: bad vector line %q", heading, line)
-		}
-		cur[k] = v
-	}
-	if !in && len(out) == 0 {
-		t.Fatalf("%s: no such section", heading)
 	}
 	return out
 }

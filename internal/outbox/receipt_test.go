@@ -1,14 +1,12 @@
 package outbox
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"os"
-	"strings"
 	"testing"
 
+	"github.com/tanglemail/tanglemail/internal/protocoldoc"
 	"github.com/tanglemail/tanglemail/internal/seal"
 )
 
@@ -17,49 +15,18 @@ const (
 	receiptHeading = "### 10.2 Delivery receipts"
 )
 
-// readVectors returns the `key = value` lines of each fenced code block of the subsection heading
-// whose first key is "vector".
+// readVectors returns the vectors of subsection heading whose first key is "vector".
 func readVectors(t *testing.T, heading string) []map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(protocolPath)
+	vs, err := protocoldoc.Read(protocolPath, heading)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []map[string]string
-	var cur map[string]string
-	in, fence := false, false
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !fence && strings.HasPrefix(line, "#") {
-			if in {
-				break
-			}
-			in = strings.TrimSpace(line) == heading
-			continue
+	for _, v := range vs {
+		if len(v.Keys) > 0 && v.Keys[0] == "vector" {
+			out = append(out, v.Vals)
 		}
-		if !in {
-			continue
-		}
-		if strings.HasPrefix(line, "```") {
-			if fence && cur["vector"] != "" {
-				out = append(out, cur)
-			}
-			fence = !fence
-			cur = map[string]string{}
-			continue
-		}
-		if fence {
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				continue // the format block, not a vector
-			}
-			cur[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package seal
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdh"
 	"crypto/hpke"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/protocoldoc"
 )
 
 var updateVectors = flag.Bool("update-vectors", false, "rewrite docs/protocol.md §9.2 from the code")
@@ -26,49 +26,16 @@ const (
 	envelopeHeading = "### 9.2 Sealed envelope"
 )
 
-// readVectors returns the `key = value` lines of each fenced code block in the subsection `heading`
-// (up to the next heading).
+// readVectors returns the vectors of subsection heading of the protocol document at path.
 func readVectors(t *testing.T, path, heading string) []map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	vs, err := protocoldoc.Read(path, heading)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []map[string]string
-	var cur map[string]string
-	in, fence := false, false
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !fence && strings.HasPrefix(line, "#") {
-			if in {
-				break
-			}
-			in = strings.TrimSpace(line) == heading
-			continue
-		}
-		if !in {
-			continue
-		}
-		if strings.HasPrefix(line, "```") {
-			if fence {
-				out = append(out, cur)
-			}
-			fence = !fence
-			cur = map[string]string{}
-			continue
-		}
-		if fence {
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				t.Fatalf("%s: bad vector line %q", heading, line)
-			}
-			cur[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	out := make([]map[string]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Vals
 	}
 	return out
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/tanglemail/tanglemail/internal/protocoldoc"
 )
 
 // The test vectors of docs/protocol.md §9.3 (network ids) and §9.4 (block). Each vector is a fenced code
@@ -107,40 +109,13 @@ func sectionBounds(lines []string, heading string) (start, end int) {
 // readVectors parses the code blocks of the subsection heading in the protocol document.
 func readVectors(t *testing.T, heading string) []vector {
 	t.Helper()
-	data, err := os.ReadFile(protocolPath)
+	vs, err := protocoldoc.Read(protocolPath, heading)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (run with -update-vectors)", err)
 	}
-	lines := strings.Split(string(data), "\n")
-	start, end := sectionBounds(lines, heading)
-	if start < 0 {
-		t.Fatalf("docs/protocol.md has no %q (run with -update-vectors)", heading)
-	}
-	var out []vector
-	var cur vector
-	for _, l := range lines[start+1 : end] {
-		switch {
-		case strings.HasPrefix(l, "```"):
-			if cur != nil {
-				out = append(out, cur)
-				cur = nil
-			} else {
-				cur = vector{}
-			}
-		case cur != nil:
-			k, v, ok := strings.Cut(l, "=")
-			if !ok {
-				t.Fatalf("%s: bad vector line %q", heading, l)
-			}
-			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-			if _, dup := cur[k]; dup {
-				t.Fatalf("%s: key %q twice in one vector", heading, k)
-			}
-			cur[k] = v
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s has no vectors", heading)
+	out := make([]vector, len(vs))
+	for i, v := range vs {
+		out[i] = vector(v.Vals)
 	}
 	return out
 }
