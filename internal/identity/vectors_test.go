@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,70 +44,6 @@ func readVectors(t *testing.T, path, heading string) []vector {
 	return out
 }
 
-// replaceSection rewrites the body of the subsection `heading` (up to the next heading of level ≤ 3,
-// or the end) in path, inserting it after `after` (a heading) or at the end of the file if it is
-// missing. The file is re-read immediately before writing, since other subsections change in parallel.
-func replaceSection(t *testing.T, path, heading, body, after string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	isHeading := func(l string) bool {
-		return strings.HasPrefix(l, "# ") || strings.HasPrefix(l, "## ") || strings.HasPrefix(l, "### ")
-	}
-	start, end := -1, len(lines)
-	fence := false
-	for i, l := range lines {
-		if strings.HasPrefix(l, "```") {
-			fence = !fence
-		}
-		if fence {
-			continue
-		}
-		if strings.TrimSpace(l) == heading {
-			start = i
-			continue
-		}
-		if start >= 0 && i > start && isHeading(l) {
-			end = i
-			break
-		}
-	}
-	section := heading + "\n\n" + body
-	if !strings.HasSuffix(section, "\n\n") {
-		section += "\n"
-	}
-	var out string
-	if start >= 0 {
-		out = strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
-	} else {
-		// Insert after the `after` subsection (before the next heading following it).
-		pos := len(lines)
-		seen := false
-		for i, l := range lines {
-			if strings.TrimSpace(l) == after {
-				seen = true
-				continue
-			}
-			if seen && isHeading(l) && !strings.HasPrefix(l, "#### ") {
-				pos = i
-				break
-			}
-		}
-		head := strings.Join(lines[:pos], "")
-		if !strings.HasSuffix(head, "\n\n") {
-			head += "\n"
-		}
-		out = head + section + strings.Join(lines[pos:], "")
-	}
-	out = strings.TrimRight(out, "\n") + "\n"
-	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 var addressVectorSeeds = []struct {
 	seed    string
 	tagBits int
@@ -142,7 +77,9 @@ func addressVectorBody(t *testing.T) string {
 // -update-vectors).
 func TestProtocolVectorsAddress(t *testing.T) {
 	if *updateVectors {
-		replaceSection(t, protocolPath, "### 9.1 Address", addressVectorBody(t), "## 9. Test vectors")
+		if err := protocoldoc.ReplaceSection(protocolPath, "### 9.1 Address", addressVectorBody(t), "## 9. Test vectors"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	vs := readVectors(t, protocolPath, "### 9.1 Address")
 	if len(vs) == 0 {

@@ -78,3 +78,57 @@ func Read(path, heading string) ([]Vector, error) {
 	}
 	return out, nil
 }
+
+// ReplaceSection makes body the content of the subsection with this heading line in the file at path
+// (the `-update-vectors` mode of the tests). A missing subsection is inserted at the end of the
+// subsection whose heading line is after. The file is read right before it is written (other packages
+// update other subsections), and written only when it changes; run updaters with `go test -p 1`.
+func ReplaceSection(path, heading, body, after string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	section := heading + "\n\n" + strings.TrimRight(body, "\n") + "\n\n"
+	start, end := sectionBounds(lines, heading)
+	if start < 0 {
+		as, ae := sectionBounds(lines, after)
+		if as < 0 {
+			return fmt.Errorf("%s: no %q to insert %q after", path, after, heading)
+		}
+		start, end = ae, ae
+	}
+	head := strings.Join(lines[:start], "")
+	if head != "" && !strings.HasSuffix(head, "\n\n") {
+		head = strings.TrimRight(head, "\n") + "\n\n"
+	}
+	out := strings.TrimRight(head+section+strings.Join(lines[end:], ""), "\n") + "\n"
+	if out == string(data) {
+		return nil
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+// sectionBounds returns the line range [start, end) of the subsection with exactly this heading line,
+// up to the next heading of level 1 to 3, or start = -1. Lines inside code fences are not headings.
+func sectionBounds(lines []string, heading string) (start, end int) {
+	start, end = -1, len(lines)
+	fence := false
+	for i, l := range lines {
+		l = strings.TrimRight(l, "\r\n")
+		if strings.HasPrefix(l, "```") {
+			fence = !fence
+			continue
+		}
+		if fence || !(strings.HasPrefix(l, "# ") || strings.HasPrefix(l, "## ") || strings.HasPrefix(l, "### ")) {
+			continue
+		}
+		if start >= 0 {
+			return start, i
+		}
+		if strings.TrimSpace(l) == heading {
+			start = i
+		}
+	}
+	return start, end
+}

@@ -50,3 +50,30 @@ func TestProtocolDocument(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaceSection(t *testing.T) {
+	doc := "## 9. Vectors\n\nintro\n\n### 9.1 A\n\n```\na = 1\n```\n\n## 10. Next\n"
+	p := write(t, doc)
+	// Insert 9.2 after 9.1, then replace 9.1.
+	if err := ReplaceSection(p, "### 9.2 B", "```\nb = 2\n```", "### 9.1 A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReplaceSection(p, "### 9.1 A", "```\na = 9\n```\n", "## 9. Vectors"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	want := "## 9. Vectors\n\nintro\n\n### 9.1 A\n\n```\na = 9\n```\n\n### 9.2 B\n\n```\nb = 2\n```\n\n## 10. Next\n"
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// Writing the same content again changes nothing.
+	if err := ReplaceSection(p, "### 9.2 B", "```\nb = 2\n```", "### 9.1 A"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(p); string(again) != want {
+		t.Fatalf("idempotence: %s", again)
+	}
+	if err := ReplaceSection(p, "### 9.9 Z", "x", "### 9.8 missing"); err == nil {
+		t.Fatal("insert after a missing section succeeded")
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,58 +37,6 @@ func readVectors(t *testing.T, path, heading string) []map[string]string {
 		out[i] = v.Vals
 	}
 	return out
-}
-
-// replaceSection rewrites subsection `heading` of path with body (inserting it after the subsection
-// `after` if missing). It re-reads the file right before writing: other subsections of §9 are edited
-// in parallel, and only this one may change.
-func replaceSection(t *testing.T, path, heading, body, after string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	isHeading := func(l string) bool {
-		return strings.HasPrefix(l, "# ") || strings.HasPrefix(l, "## ") || strings.HasPrefix(l, "### ")
-	}
-	find := func(h string) (start, end int) {
-		start, end = -1, len(lines)
-		fence := false
-		for i, l := range lines {
-			if strings.HasPrefix(l, "```") {
-				fence = !fence
-			}
-			if fence {
-				continue
-			}
-			if start < 0 && strings.TrimSpace(l) == h {
-				start = i
-				continue
-			}
-			if start >= 0 && isHeading(l) {
-				return start, i
-			}
-		}
-		return start, end
-	}
-	section := heading + "\n\n" + strings.TrimRight(body, "\n") + "\n\n"
-	start, end := find(heading)
-	if start < 0 {
-		as, ae := find(after)
-		if as < 0 {
-			t.Fatalf("%s: no %q to insert after", path, after)
-		}
-		start, end = ae, ae
-		if !strings.HasSuffix(strings.Join(lines[:start], ""), "\n\n") {
-			section = "\n" + section
-		}
-	}
-	out := strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
-	out = strings.TrimRight(out, "\n") + "\n"
-	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // The §9.2 vector's inputs.
@@ -188,7 +135,9 @@ func openRaw(t *testing.T, rcpt *identity.Identity, nid [8]byte, payload []byte)
 // re-sealing with the recorded randomness reproduces the payload byte for byte.
 func TestProtocolVectorsEnvelope(t *testing.T) {
 	if *updateVectors {
-		replaceSection(t, protocolPath, envelopeHeading, envelopeVectorBody(t), "### 9.1 Address")
+		if err := protocoldoc.ReplaceSection(protocolPath, envelopeHeading, envelopeVectorBody(t), "### 9.1 Address"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	vs := readVectors(t, protocolPath, envelopeHeading)
 	if len(vs) == 0 {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,7 +29,6 @@ const protocolPath = "../../docs/protocol.md"
 const (
 	headingNetworks = "### 9.3 Network ids"
 	headingBlock    = "### 9.4 Block"
-	placeholder     = "(filled in below by the implementation commit)"
 )
 
 // vector is one fenced block of `key = value` lines.
@@ -77,35 +75,6 @@ func (v vector) uint(t *testing.T, k string) uint64 {
 	return n
 }
 
-// isHeading reports whether line is a Markdown heading of level ≤ 3.
-func isHeading(line string) bool {
-	return strings.HasPrefix(line, "# ") || strings.HasPrefix(line, "## ") || strings.HasPrefix(line, "### ")
-}
-
-// sectionBounds returns the line range [start, end) of the subsection with exactly this heading (up
-// to the next heading of level ≤ 3), or start = -1. Lines inside code fences are not headings.
-func sectionBounds(lines []string, heading string) (start, end int) {
-	start, end = -1, len(lines)
-	fence := false
-	for i, l := range lines {
-		l = strings.TrimRight(l, "\n")
-		if strings.HasPrefix(l, "```") {
-			fence = !fence
-			continue
-		}
-		if fence || !isHeading(l) {
-			continue
-		}
-		if start >= 0 {
-			return start, i
-		}
-		if strings.TrimSpace(l) == heading {
-			start = i
-		}
-	}
-	return start, end
-}
-
 // readVectors parses the code blocks of the subsection heading in the protocol document.
 func readVectors(t *testing.T, heading string) []vector {
 	t.Helper()
@@ -118,73 +87,6 @@ func readVectors(t *testing.T, heading string) []vector {
 		out[i] = vector(v.Vals)
 	}
 	return out
-}
-
-// subsectionNumber returns N for a "### 9.N ..." heading, or -1.
-func subsectionNumber(line string) int {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "### 9.")
-	if !ok {
-		return -1
-	}
-	num, _, _ := strings.Cut(rest, " ")
-	n, err := strconv.Atoi(num)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// writeSection replaces the body of subsection heading ("### 9.N Title") of the protocol document with
-// body, or inserts it in numeric order among the §9 subsections. The file is read right before it is
-// written and written only when it changes. It also replaces the §9 placeholder line if it is there.
-func writeSection(t *testing.T, heading, body string) {
-	t.Helper()
-	data, err := os.ReadFile(protocolPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	for i, l := range lines {
-		if strings.TrimSpace(l) == placeholder {
-			lines[i] = "Each vector is a fenced code block of `key = value` lines, which the tests parse.\n"
-		}
-	}
-	section := heading + "\n\n" + strings.TrimRight(body, "\n") + "\n\n"
-	start, end := sectionBounds(lines, heading)
-	if start < 0 {
-		// Before the first later §9 subsection or the next top-level section after §9, else at the end.
-		mine := subsectionNumber(heading)
-		in9 := false
-		start, end = len(lines), len(lines)
-		fence := false
-		for i, l := range lines {
-			if strings.HasPrefix(l, "```") {
-				fence = !fence
-			}
-			if fence || !isHeading(l) {
-				continue
-			}
-			if strings.HasPrefix(l, "## 9.") {
-				in9 = true
-				continue
-			}
-			if in9 && (!strings.HasPrefix(l, "### ") || subsectionNumber(l) > mine) {
-				start, end = i, i
-				break
-			}
-		}
-	}
-	head := strings.Join(lines[:start], "")
-	if head != "" && !strings.HasSuffix(head, "\n\n") {
-		head = strings.TrimRight(head, "\n") + "\n\n"
-	}
-	out := strings.TrimRight(head+section+strings.Join(lines[end:], ""), "\n") + "\n"
-	if out == string(data) {
-		return
-	}
-	if err := os.WriteFile(protocolPath, []byte(out), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // vectorNetworks are the networks of protocol.md §1.
@@ -202,7 +104,9 @@ func networkVectorsBody() string {
 // TestProtocolVectorsNetworks checks protocol.md §9.3.
 func TestProtocolVectorsNetworks(t *testing.T) {
 	if *updateVectors {
-		writeSection(t, headingNetworks, networkVectorsBody())
+		if err := protocoldoc.ReplaceSection(protocolPath, headingNetworks, networkVectorsBody(), "### 9.2 Sealed envelope"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	vs := readVectors(t, headingNetworks)
 	if len(vs) != len(vectorNetworks) {
@@ -272,7 +176,9 @@ func blockVectorBody(t *testing.T) string {
 // validity and that it is the smallest valid one.
 func TestProtocolVectorsBlock(t *testing.T) {
 	if *updateVectors {
-		writeSection(t, headingBlock, blockVectorBody(t))
+		if err := protocoldoc.ReplaceSection(protocolPath, headingBlock, blockVectorBody(t), headingNetworks); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i, v := range readVectors(t, headingBlock) {
 		p, ok := NetworkByName(v.str(t, "network"))
