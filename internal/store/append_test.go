@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -16,7 +17,7 @@ func TestAppendListRead(t *testing.T) {
 	recv := time.Date(2026, 3, 4, 5, 6, 7, 999, zone)
 	f, _ := ParseFlags(`\seen`, "$Forwarded", "Work")
 	a, err := s.Append(ctx, NewMessage{MailboxID: inbox.ID, Raw: raw, Flags: f, Received: recv,
-		Meta: Meta{SenderVerified: "tm1alice@tangle", ConversationID: "conv-1", ViaTangle: true}})
+		Meta: Meta{SenderVerified: "tm1alice@tangle", ConversationID: "conv-1", ViaTangle: true, EnvelopeKey: []byte("k")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +78,8 @@ func TestAppendListRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantMeta := Meta{SenderVerified: "tm1alice@tangle", ConversationID: "conv-1", ViaTangle: true}
-	if m.Meta != wantMeta || m.CreateSeq != a.ModSeq || m.HeaderSize != hdrEnd || m.MailboxID != inbox.ID {
+	wantMeta := Meta{SenderVerified: "tm1alice@tangle", ConversationID: "conv-1", ViaTangle: true, EnvelopeKey: []byte("k")}
+	if !reflect.DeepEqual(m.Meta, wantMeta) || m.CreateSeq != a.ModSeq || m.HeaderSize != hdrEnd || m.MailboxID != inbox.ID {
 		t.Errorf("Message = %+v", m)
 	}
 	if want := time.Date(2026, 1, 2, 15, 4, 5, 0, time.FixedZone("", 3600)); !m.Sent.Equal(want) {

@@ -71,12 +71,19 @@ type ChangeSubscription struct {
 	ModSeq     uint64
 }
 
-// ChangeOutbox: an outbox recipient was enqueued or changed state.
+// ChangeOutbox: an outbox recipient was enqueued or changed state, or (Read) a read receipt arrived.
 type ChangeOutbox struct {
 	OutboxID int64
 	Rcpt     string
 	State    RcptState
 	ModSeq   uint64
+	Read     bool
+}
+
+// ChangeConversation: a chat conversation was created or changed (name, members).
+type ChangeConversation struct {
+	ID     string
+	ModSeq uint64
 }
 
 func (c ChangeAdd) ChangeModSeq() uint64             { return c.ModSeq }
@@ -88,6 +95,7 @@ func (c ChangeMailboxRename) ChangeModSeq() uint64   { return c.ModSeq }
 func (c ChangeMailboxDelete) ChangeModSeq() uint64   { return c.ModSeq }
 func (c ChangeSubscription) ChangeModSeq() uint64    { return c.ModSeq }
 func (c ChangeOutbox) ChangeModSeq() uint64          { return c.ModSeq }
+func (c ChangeConversation) ChangeModSeq() uint64    { return c.ModSeq }
 
 // bus fans committed changes out to listeners. broadcast is called by the writer, under the writer
 // lock, after commit; it never blocks on a listener.

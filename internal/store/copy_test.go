@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -72,7 +73,7 @@ func TestMove(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		mustAppend(t, s, inbox.ID, rawMsg("m", itoa(int64(i))), `\Answered`)
 	}
-	meta := Meta{ConversationID: "c9", SenderVerified: "tm1x@tangle"}
+	meta := Meta{ConversationID: "c9", SenderVerified: "tm1x@tangle", EnvelopeKey: []byte("key")}
 	a, _ := s.Append(ctx, NewMessage{MailboxID: inbox.ID, Raw: rawMsg("meta", "x"), Meta: meta})
 	l := s.Subscribe()
 	defer l.Close()
@@ -90,7 +91,7 @@ func TestMove(t *testing.T) {
 	if len(tl.Messages) != 3 || !tl.Messages[0].Flags.Has(`\Answered`) {
 		t.Errorf("destination after move: %+v", tl.Messages)
 	}
-	if m, _ := s.Message(ctx, trash.ID, 3); m.Meta != meta {
+	if m, _ := s.Message(ctx, trash.ID, 3); !reflect.DeepEqual(m.Meta, meta) {
 		t.Errorf("metadata not carried: %+v", m.Meta)
 	}
 	if v, _ := s.Vanished(ctx, inbox.ID, r.ModSeq-1); uidsString(v) != "2,3,5" {

@@ -24,6 +24,9 @@ type Meta struct {
 	ViaTangle bool
 	// OutboxID is the outbox item this message was submitted as (its Sent copy), 0 if none.
 	OutboxID int64
+	// EnvelopeKey is the replay key of the envelope that delivered the message (protocol.md §6), what a
+	// chat read receipt names (§10.3); nil for messages that did not come through the network.
+	EnvelopeKey []byte
 }
 
 // NewMessage is a message to add to a mailbox.
@@ -115,11 +118,12 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 		outboxID = m.Meta.OutboxID
 	}
 	_, err = tx.exec(`INSERT INTO message (mailbox_id, uid, modseq, createseq, body_id, size, header_size,
-		received, received_tz, sent, sent_tz, flags, keywords, sender_verified, conversation_id, via_tangle, outbox_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		received, received_tz, sent, sent_tz, flags, keywords, sender_verified, conversation_id, via_tangle, outbox_id,
+		envelope_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.MailboxID, uidnext, ms, ms, bodyID, len(m.Raw), hs, recv.Unix(), recvTZ, sent, sentTZ,
 		int64(flags.System), keywordsColumn(flags.Keywords), m.Meta.SenderVerified, m.Meta.ConversationID,
-		m.Meta.ViaTangle, outboxID)
+		m.Meta.ViaTangle, outboxID, nilIfEmpty(m.Meta.EnvelopeKey))
 	if err != nil {
 		return Appended{}, fmt.Errorf("store: append: %w", err)
 	}
@@ -272,10 +276,10 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid UID) (Message,
 		var recvTZ int
 		var sent, sentTZ, outbox sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT flags, keywords, modseq, createseq, size, header_size,
-			received, received_tz, sent, sent_tz, sender_verified, conversation_id, via_tangle, outbox_id
+			received, received_tz, sent, sent_tz, sender_verified, conversation_id, via_tangle, outbox_id, envelope_key
 			FROM message WHERE mailbox_id = ? AND uid = ? AND expunged = 0`, mailboxID, int64(uid)).
 			Scan(&flags, &kw, &m.ModSeq, &m.CreateSeq, &m.Size, &m.HeaderSize, &recv, &recvTZ, &sent, &sentTZ,
-				&m.Meta.SenderVerified, &m.Meta.ConversationID, &m.Meta.ViaTangle, &outbox)
+				&m.Meta.SenderVerified, &m.Meta.ConversationID, &m.Meta.ViaTangle, &outbox, &m.Meta.EnvelopeKey)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoMessage
 		}
@@ -392,12 +396,13 @@ type msgRow struct {
 	sent, sentTZ, outbox                           sql.NullInt64
 	kw, sender, conv                               string
 	via                                            bool
+	envKey                                         []byte
 }
 
 // selectRows returns the live messages of a mailbox in the UID set (all if all is true), by UID.
 func (tx *Tx) selectRows(mailboxID int64, uids UIDSet, all bool) ([]msgRow, error) {
 	q := `SELECT id, uid, body_id, size, header_size, received, received_tz, flags, modseq, sent, sent_tz,
-		outbox_id, keywords, sender_verified, conversation_id, via_tangle
+		outbox_id, keywords, sender_verified, conversation_id, via_tangle, envelope_key
 		FROM message WHERE mailbox_id = ? AND expunged = 0`
 	args := []any{mailboxID}
 	set := uids.normalize()
@@ -420,7 +425,7 @@ func (tx *Tx) selectRows(mailboxID int64, uids UIDSet, all bool) ([]msgRow, erro
 	for rows.Next() {
 		var r msgRow
 		if err := rows.Scan(&r.id, &r.uid, &r.bodyID, &r.size, &r.hs, &r.recv, &r.recvTZ, &r.flags, &r.modseq,
-			&r.sent, &r.sentTZ, &r.outbox, &r.kw, &r.sender, &r.conv, &r.via); err != nil {
+			&r.sent, &r.sentTZ, &r.outbox, &r.kw, &r.sender, &r.conv, &r.via, &r.envKey); err != nil {
 			return nil, fmt.Errorf("store: select messages: %w", err)
 		}
 		if filter && !set.containsNormalized(UID(r.uid)) {
@@ -524,9 +529,9 @@ func (tx *Tx) copyMessages(srcID int64, uids UIDSet, dstID int64, move bool) (Co
 		uid := uidnext + int64(i)
 		_, err := tx.exec(`INSERT INTO message (mailbox_id, uid, modseq, createseq, body_id, size, header_size,
 			received, received_tz, sent, sent_tz, flags, keywords, sender_verified, conversation_id, via_tangle,
-			outbox_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			outbox_id, envelope_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			dstID, uid, ms, ms, r.bodyID, r.size, r.hs, r.recv, r.recvTZ, r.sent, r.sentTZ, r.flags, r.kw,
-			r.sender, r.conv, r.via, r.outbox)
+			r.sender, r.conv, r.via, r.outbox, r.envKey)
 		if err != nil {
 			return CopyResult{}, fmt.Errorf("store: copy: %w", err)
 		}

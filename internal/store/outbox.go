@@ -41,6 +41,9 @@ type OutboxNew struct {
 	From        string
 	Rcpts       []string
 	Raw         []byte    // the message as submitted (the outbox removes Bcc before sealing)
+	// Content, if set, is what the envelopes carry instead of Raw: a chat message's content
+	// (protocol.md §10.3), Raw being its form as mail (the copy filed in Chats).
+	Content []byte
 	NextAttempt time.Time // first attempt; zero means now
 }
 
@@ -67,6 +70,7 @@ type OutboxRcpt struct {
 	Envelope    []byte     // the sealed envelope, set from Sealed on: republishing never reseals
 	BlockIDs    [][32]byte // the blocks that carry the envelope, from Published on
 	ReceiptAt   time.Time  // when the receipt arrived (Delivered)
+	ReadAt      time.Time  // when a chat read receipt arrived (protocol.md §10.3), zero if none
 	Updated     time.Time
 }
 
@@ -175,8 +179,8 @@ func (tx *Tx) Enqueue(o OutboxNew) (id int64, duplicate bool, err error) {
 	if next.IsZero() {
 		next = now
 	}
-	err = tx.queryRow(`INSERT INTO outbox (body_id, mail_from, created) VALUES (?, ?, ?) RETURNING id`,
-		bodyID, o.From, now.UnixMilli()).Scan(&id)
+	err = tx.queryRow(`INSERT INTO outbox (body_id, mail_from, created, content) VALUES (?, ?, ?, ?) RETURNING id`,
+		bodyID, o.From, now.UnixMilli(), nilIfEmpty(o.Content)).Scan(&id)
 	if err != nil {
 		return 0, false, fmt.Errorf("store: enqueue: %w", err)
 	}
@@ -294,16 +298,16 @@ func nilIfEmpty(b []byte) any {
 }
 
 const rcptCols = `outbox_id, rcpt, state, attempts, next_attempt, last_error, envelope, envelope_key,
-	block_ids, receipt_at, updated`
+	block_ids, receipt_at, updated, read_at`
 
 func scanRcpt(r scanner) (OutboxRcpt, error) {
 	var o OutboxRcpt
 	var state string
 	var next, updated int64
-	var receipt sql.NullInt64
+	var receipt, read sql.NullInt64
 	var blocks []byte
 	err := r.Scan(&o.OutboxID, &o.Rcpt, &state, &o.Attempts, &next, &o.LastError, &o.Envelope, &o.EnvelopeKey,
-		&blocks, &receipt, &updated)
+		&blocks, &receipt, &updated, &read)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OutboxRcpt{}, ErrNoOutboxItem
 	}
@@ -315,6 +319,9 @@ func scanRcpt(r scanner) (OutboxRcpt, error) {
 	o.Updated = time.UnixMilli(updated)
 	if receipt.Valid {
 		o.ReceiptAt = time.UnixMilli(receipt.Int64)
+	}
+	if read.Valid {
+		o.ReadAt = time.UnixMilli(read.Int64)
 	}
 	for len(blocks) >= 32 {
 		o.BlockIDs = append(o.BlockIDs, [32]byte(blocks[:32]))
@@ -427,6 +434,46 @@ func (s *Store) OutboxItems(ctx context.Context) ([]OutboxItem, error) {
 		return nil
 	})
 	return items, err
+}
+
+// OutboxContent returns an outbox item's Content (OutboxNew.Content), nil if it has none.
+func (s *Store) OutboxContent(ctx context.Context, id int64) ([]byte, error) {
+	var c []byte
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT content FROM outbox WHERE id = ?`, id).Scan(&c)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNoOutboxItem
+		}
+		if err != nil {
+			return fmt.Errorf("store: outbox content: %w", err)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// MarkRecipientRead records that a recipient has read the message (a chat read receipt, protocol.md
+// §10.3). It reports false if it was recorded before. The recipient's state is not changed (a read
+// receipt may overtake the delivery receipt); a change is broadcast so views can update.
+func (tx *Tx) MarkRecipientRead(outboxID int64, rcpt string) (bool, error) {
+	res, err := tx.exec(`UPDATE outbox_rcpt SET read_at = ? WHERE outbox_id = ? AND rcpt = ? AND read_at IS NULL`,
+		tx.s.now().UnixMilli(), outboxID, rcpt)
+	if err != nil {
+		return false, fmt.Errorf("store: mark read: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	ms, err := tx.nextModSeq()
+	if err != nil {
+		return false, err
+	}
+	var state string
+	if err := tx.queryRow(`SELECT state FROM outbox_rcpt WHERE outbox_id = ? AND rcpt = ?`, outboxID, rcpt).Scan(&state); err != nil {
+		return false, fmt.Errorf("store: mark read: %w", err)
+	}
+	tx.emit(ChangeOutbox{OutboxID: outboxID, Rcpt: rcpt, State: RcptState(state), ModSeq: ms, Read: true})
+	return true, nil
 }
 
 // OutboxRaw returns the bytes of an outbox item's message.
