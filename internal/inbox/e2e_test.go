@@ -2,11 +2,14 @@ package inbox_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/inbox"
 	"github.com/tanglemail/tanglemail/internal/outbox"
@@ -442,21 +445,54 @@ func TestTamperedBlock(t *testing.T) {
 func TestChat(t *testing.T) {
 	net, clk, dir := newNetwork(tangle.BenchNet), newClock(), t.TempDir()
 	alice := startNode(t, net, clk, "alice", newIdentity(t, 1, 8), dir)
-	bob := startNode(t, net, clk, "bob", newIdentity(t, 2, 8), dir)
+	handler := &fakeChat{ack: true}
+	bob := startNode(t, net, clk, "bob", newIdentity(t, 2, 8), dir, func(_ *outbox.Config, ic *inbox.Config) { ic.Chat = handler })
 	rc := bob.id.Address().Mail()
-	raw := []byte("From: " + alice.id.Address().Mail() + "\r\nTo: " + rc + "\r\nChat-Version: 1.0\r\nSubject: hi\r\n\r\nhi bob\r\n")
-	id := alice.submit(t, raw, rc)
-	r := alice.waitState(t, id, rc, store.RcptDelivered, wait)
+	raw := []byte("From: " + alice.id.Address().Mail() + "\r\nTo: " + rc + "\r\nSubject: hi\r\n\r\nhi bob\r\n")
+	sub, err := alice.st.Submit(testCtx(t), store.Submission{OutboxNew: store.OutboxNew{
+		From: alice.id.Address().Mail(), Rcpts: []string{rc}, Raw: raw, Content: []byte("chat content"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := alice.waitState(t, sub.OutboxID, rc, store.RcptDelivered, wait)
 	if b := findBlock(t, net, r.BlockIDs[0]); b.TTL != tangle.BenchNet.DefaultChatTTL {
 		t.Fatalf("chat block TTL %d", b.TTL)
 	}
-	raws, _ := bob.mailbox(t, store.RoleChats)
-	if len(raws) != 1 || !bytes.Equal(raws[0], raw) {
-		t.Fatalf("bob's Chats has %d messages", len(raws))
+	handler.mu.Lock()
+	got := handler.got
+	handler.mu.Unlock()
+	if len(got) != 1 || string(got[0].Content) != "chat content" || got[0].Kind != seal.KindChat || !got[0].Sender.Equal(alice.id.Address()) {
+		t.Fatalf("chat handler got %+v", got)
 	}
 	if raws, _ := bob.mailbox(t, store.RoleInbox); len(raws) != 0 {
 		t.Fatal("chat filed in INBOX")
 	}
+	// A notice (no ack) is not receipted; a malformed chat is rejected.
+	handler.mu.Lock()
+	handler.ack, handler.err = false, fmt.Errorf("bad: %w", chat.ErrMalformed)
+	handler.mu.Unlock()
+	if o := bob.in.Process(testCtx(t), findBlock(t, net, r.BlockIDs[0])); o != inbox.Rejected {
+		t.Errorf("malformed chat: outcome %v", o)
+	}
+}
+
+// fakeChat records the chat envelopes the inbox hands it.
+type fakeChat struct {
+	mu  sync.Mutex
+	got []*seal.Message
+	ack bool
+	err error
+}
+
+func (f *fakeChat) HandleChat(ctx context.Context, me *identity.Identity, m *seal.Message, expires time.Time) (bool, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return false, false, f.err
+	}
+	f.got = append(f.got, m)
+	return f.ack, f.ack, nil
 }
 
 // TestBccStripped: bob receives the message without its Bcc field; several recipients each get their

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/outbox"
@@ -29,6 +30,16 @@ type ReceiptHandler interface {
 	HandleReceipt(ctx context.Context, from identity.Address, keys [][32]byte) error
 }
 
+// ChatHandler files chat envelopes (kind 2); *chat.Service implements it.
+type ChatHandler interface {
+	// HandleChat handles an opened chat envelope sealed to me, which the inbox has checked against the
+	// replay window; expires is how long its replay key must be kept. Texts and membership changes are
+	// filed exactly once (the handler claims the replay key in the filing transaction); ack reports that
+	// a receipt is due (filed now or before, protocol.md §10.2), filed that it was filed just now. An
+	// error wrapping chat.ErrMalformed means the content is invalid (protocol.md §10.3).
+	HandleChat(ctx context.Context, me *identity.Identity, m *seal.Message, expires time.Time) (filed, ack bool, err error)
+}
+
 // Config configures New. Store, Identities and Params are required.
 type Config struct {
 	Store      *store.Store
@@ -36,6 +47,7 @@ type Config struct {
 	Params     tangle.Params
 	Receipts   ReceiptSender  // sends receipts for what is filed; nil: none are sent
 	OnReceipt  ReceiptHandler // hears of received receipts; nil: they are dropped
+	Chat       ChatHandler    // files chat envelopes; nil: they are ignored (and not receipted)
 
 	Clock   func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
@@ -70,10 +82,11 @@ const (
 	Failed                   // a store error; nothing filed, no receipt (the sender will retry)
 	Ignored                  // not a sealed envelope, or a kind this node does not handle yet
 	Partial                  // a piece of a chunked message was kept; the message is not complete yet
+	Notice                   // a chat notice (typing, read) was handled; nothing filed, no receipt
 )
 
 var outcomeNames = [...]string{"not-for-us", "filed", "duplicate", "receipt", "rejected", "stale", "failed",
-	"ignored", "partial"}
+	"ignored", "partial", "notice"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -116,12 +129,12 @@ type Inbox struct {
 	params   tangle.Params
 	receipts ReceiptSender
 	onRcpt   ReceiptHandler
+	chat     ChatHandler
 	now      func() time.Time
 	log      *slog.Logger
 	workers  int
 	window   time.Duration
 	inboxID  int64
-	chatsID  int64
 	pieces   *pieceStore
 	maxSize  int
 
@@ -144,7 +157,7 @@ func New(cfg Config) (*Inbox, error) {
 		return nil, errors.New("inbox: Store, Identities and Params are required")
 	}
 	in := &Inbox{
-		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt,
+		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
 		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
 	}
@@ -178,10 +191,6 @@ func New(cfg Config) (*Inbox, error) {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}
 	in.inboxID = mb.ID
-	if mb, err = cfg.Store.MailboxByRole(ctx, store.RoleChats); err != nil {
-		return nil, fmt.Errorf("inbox: %w", err)
-	}
-	in.chatsID = mb.ID
 	in.maxSize = cfg.MaxMessageSize
 	if in.maxSize <= 0 || in.maxSize > mail.MaxMessageSize {
 		in.maxSize = mail.MaxMessageSize
@@ -377,8 +386,7 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		}
 		return in.file(ctx, b, me, m, in.inboxID, mc.Inline, expires, in.params.DefaultMailTTL)
 	case seal.KindChat:
-		// Provisional: a chat envelope's content is the message itself (the chat layer will define it).
-		return in.file(ctx, b, me, m, in.chatsID, m.Content, expires, in.params.DefaultChatTTL)
+		return in.fileChat(ctx, b, me, m, expires)
 	case seal.KindChunk:
 		c, err := mail.ParseChunk(m.Content)
 		if err != nil {
@@ -433,6 +441,39 @@ func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identit
 	in.c.filed.Add(1)
 	in.log.Info("inbox: filed", "kind", m.Kind, "from", m.Sender, "to", me, "block", b.ID().Short())
 	return Filed
+}
+
+// fileChat hands a chat envelope to the chat layer, which files it once (or handles a notice), and
+// queues the receipt it asks for.
+func (in *Inbox) fileChat(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, expires time.Time) Outcome {
+	if in.chat == nil {
+		in.c.ignored.Add(1)
+		return Ignored
+	}
+	filed, ack, err := in.chat.HandleChat(ctx, me, m, expires)
+	switch {
+	case errors.Is(err, chat.ErrMalformed):
+		in.c.malformed.Add(1)
+		in.log.Debug("inbox: malformed chat content", "block", b.ID().Short(), "err", err)
+		return Rejected
+	case err != nil:
+		in.c.failed.Add(1)
+		in.log.Error("inbox: filing chat", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	if ack {
+		in.receipt(me, m.Sender, m.ReplayKey, in.params.DefaultChatTTL)
+	}
+	switch {
+	case filed:
+		in.c.filed.Add(1)
+		in.log.Info("inbox: filed", "kind", m.Kind, "from", m.Sender, "to", me, "block", b.ID().Short())
+		return Filed
+	case ack:
+		in.c.dups.Add(1)
+		return Duplicate
+	}
+	return Notice
 }
 
 // piece keeps a manifest (idx −1) or chunk of a chunked message and, when it completes the message,

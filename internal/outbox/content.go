@@ -9,10 +9,10 @@ import (
 	"github.com/tanglemail/tanglemail/internal/seal"
 )
 
-// kindOf says how an outbox item travels: a message whose header has a Chat-Version field is a chat
-// message (kind 2, short TTL; the chat layer submits those), anything else is mail (kind 1).
-func kindOf(raw []byte) seal.Kind {
-	if mail.HasField(raw, "Chat-Version") {
+// kindOf says how an outbox item travels: an item with a chat content (store.OutboxNew.Content, which
+// the chat layer sets) is chat (kind 2, short TTL), anything else is mail (kind 1).
+func kindOf(content []byte) seal.Kind {
+	if content != nil {
 		return seal.KindChat
 	}
 	return seal.KindMail
@@ -33,20 +33,20 @@ type part struct {
 
 // parts turns a message into the envelope contents that carry it, the main envelope last
 // (protocol.md §10.1): mail is the message without Bcc, inline, or chunks and then their manifest;
-// chat (provisionally: its format is the chat layer's) is the message as is, in one envelope. Every
+// chat is the item's chat content (protocol.md §10.3), in one envelope. Every
 // recipient gets the same contents; the chunked form's message id is derived from the sender's key and
 // the outbox item, so it is the same for every recipient even when they are sealed at different times
 // or by a restarted process, and unpredictable to anyone else.
 func (o *Outbox) parts(it *item) ([]part, *mail.Reason) {
-	content := mail.StripBcc(it.raw)
 	if it.kind == seal.KindChat {
-		if len(content) > seal.MaxContent {
-			r := mail.TooLarge(int64(len(content)), seal.MaxContent)
+		if len(it.content) > seal.MaxContent {
+			r := mail.TooLarge(int64(len(it.content)), seal.MaxContent)
 			r.Text = "chat " + r.Text
 			return nil, &r
 		}
-		return []part{{seal.KindChat, content}}, nil
+		return []part{{seal.KindChat, it.content}}, nil
 	}
+	content := mail.StripBcc(it.raw)
 	mc, chunks, err := mail.SplitID(content, seal.MaxContent, o.messageID(it))
 	if err != nil {
 		r := mail.TooLarge(int64(len(content)), mail.MaxMessageSize)

@@ -42,8 +42,8 @@
 //     state and next-attempt time untouched (so "pending" stays pending), and the loop polls PeerCount
 //     (100 ms doubling to 5 s) or waits for Notify. Expiry is still enforced meanwhile. A Publish error
 //     is recorded in the recipient (LastError, an attempt) and retried after 1 s, doubling to 5 min.
-//   - Kinds: a message whose header has Chat-Version goes as chat (kind 2, chat TTL, one envelope,
-//     content = the message; provisional until the chat layer defines its content); anything else as
+//   - Kinds: an item with a chat content (store.OutboxNew.Content, set by the chat layer) goes as chat
+//     (kind 2, chat TTL, one envelope carrying that content, protocol.md §10.3); anything else as
 //     mail (kind 1) with protocol.md §10.1's content: the message with Bcc and Resent-Bcc removed, inline
 //     or as chunks (kind 4) and a manifest. All envelopes of one recipient are stored as one bundle in
 //     the recipient's Envelope column (bundle.go), chunks first and the mail envelope last; its replay key

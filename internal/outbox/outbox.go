@@ -90,11 +90,13 @@ type Stats struct {
 	ReceiptKeysSent uint64 // keys acknowledged in them
 	ReceiptsDropped uint64 // receipt keys dropped because the queue was full
 	ReceiptsIgnored uint64 // received keys that named nothing of ours or came from the wrong sender
+	NotesSent       uint64 // typing and read notices published (SendNote)
 }
 
 type counters struct {
 	sealed, published, republished, publishErrors, delivered, failed          atomic.Uint64
 	receiptsSent, receiptKeysSent, receiptsDropped, receiptsIgnored, progress atomic.Uint64
+	notesSent                                                                 atomic.Uint64
 }
 
 // Defaults and bounds.
@@ -200,6 +202,7 @@ func (o *Outbox) Stats() Stats {
 		PublishErrors: o.c.publishErrors.Load(), Delivered: o.c.delivered.Load(), Failed: o.c.failed.Load(),
 		ReceiptsSent: o.c.receiptsSent.Load(), ReceiptKeysSent: o.c.receiptKeysSent.Load(),
 		ReceiptsDropped: o.c.receiptsDropped.Load(), ReceiptsIgnored: o.c.receiptsIgnored.Load(),
+		NotesSent: o.c.notesSent.Load(),
 	}
 }
 
@@ -340,6 +343,7 @@ type item struct {
 	id       int64
 	created  time.Time
 	raw      []byte // as submitted
+	content  []byte // chat content (store.OutboxNew.Content), nil for mail
 	kind     seal.Kind
 	ttl      uint32
 	deadline time.Time // created + TTL: without a receipt by then, the recipient fails
@@ -360,7 +364,11 @@ func (o *Outbox) item(ctx context.Context, id int64, items map[int64]*item) (*it
 	if err != nil {
 		return nil, err
 	}
-	it := &item{id: id, created: oi.Created, raw: raw, kind: kindOf(raw)}
+	content, err := o.st.OutboxContent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	it := &item{id: id, created: oi.Created, raw: raw, content: content, kind: kindOf(content)}
 	it.ttl = o.ttlOf(it.kind)
 	it.deadline = it.created.Add(time.Duration(it.ttl) * time.Second)
 	items[id] = it
