@@ -400,8 +400,14 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[int64]*
 			return o.fail(ctx, r, it, *it.reason)
 		}
 		payloads := make([][]byte, 0, len(it.parts))
+		sent := now
+		if it.kind == seal.KindChat {
+			// A chat envelope's sent time is the item's creation time, the same for every member:
+			// membership changes are ordered by it (protocol.md §10.3).
+			sent = it.created
+		}
 		for _, p := range it.parts {
-			payload, err := seal.Seal(o.id, to, o.params.ID, p.kind, now, p.content)
+			payload, err := seal.Seal(o.id, to, o.params.ID, p.kind, sent, p.content)
 			if err != nil {
 				return o.fail(ctx, r, it, mail.Reason{Status: "5.3.0", Text: err.Error()})
 			}

@@ -219,3 +219,35 @@ func (s *Store) ConversationUIDs(ctx context.Context, mailboxID int64, conv stri
 	}
 	return out, more, err
 }
+
+// UnseenMessage is a message without \Seen, with what a read receipt needs.
+type UnseenMessage struct {
+	UID            UID
+	SenderVerified string
+	EnvelopeKey    []byte
+}
+
+// ConversationUnseen returns a conversation's messages in a mailbox that lack \Seen, by UID.
+func (s *Store) ConversationUnseen(ctx context.Context, mailboxID int64, conv string) ([]UnseenMessage, error) {
+	var out []UnseenMessage
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT uid, sender_verified, envelope_key FROM message
+			WHERE mailbox_id = ? AND conversation_id = ? AND expunged = 0 AND (flags & 1) = 0 ORDER BY uid`,
+			mailboxID, conv)
+		if err != nil {
+			return fmt.Errorf("store: unseen: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m UnseenMessage
+			var uid int64
+			if err := rows.Scan(&uid, &m.SenderVerified, &m.EnvelopeKey); err != nil {
+				return fmt.Errorf("store: unseen: %w", err)
+			}
+			m.UID = UID(uid)
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

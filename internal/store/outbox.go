@@ -38,13 +38,14 @@ const EnvelopeKeySize = 32
 
 // OutboxNew is a message to enqueue for sending.
 type OutboxNew struct {
-	From        string
-	Rcpts       []string
-	Raw         []byte    // the message as submitted (the outbox removes Bcc before sealing)
+	From  string
+	Rcpts []string
+	Raw   []byte // the message as submitted (the outbox removes Bcc before sealing)
 	// Content, if set, is what the envelopes carry instead of Raw: a chat message's content
 	// (protocol.md §10.3), Raw being its form as mail (the copy filed in Chats).
-	Content []byte
+	Content     []byte
 	NextAttempt time.Time // first attempt; zero means now
+	Created     time.Time // the item's creation time (kept to the millisecond); zero means now
 }
 
 // OutboxItem is a submitted message and its recipients.
@@ -179,8 +180,12 @@ func (tx *Tx) Enqueue(o OutboxNew) (id int64, duplicate bool, err error) {
 	if next.IsZero() {
 		next = now
 	}
+	created := o.Created
+	if created.IsZero() {
+		created = now
+	}
 	err = tx.queryRow(`INSERT INTO outbox (body_id, mail_from, created, content) VALUES (?, ?, ?, ?) RETURNING id`,
-		bodyID, o.From, now.UnixMilli(), nilIfEmpty(o.Content)).Scan(&id)
+		bodyID, o.From, created.UnixMilli(), nilIfEmpty(o.Content)).Scan(&id)
 	if err != nil {
 		return 0, false, fmt.Errorf("store: enqueue: %w", err)
 	}
