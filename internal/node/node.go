@@ -11,6 +11,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -199,7 +201,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
 	}
-	n.api = web.New(n, n.password, cfg.Log.With("sub", "api"))
+	n.api = web.New(web.Config{
+		Backend:  n,
+		Store:    n.mail,
+		Address:  n.id.Address().Mail(),
+		Chat:     nil, // the chat service is wired in by its own change
+		Password: n.password,
+		Log:      cfg.Log.With("sub", "api"),
+	})
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
@@ -408,6 +417,22 @@ func (n *Node) ClientSettings() web.ClientSettings {
 
 // Peers lists connected peers; it implements web.Backend.
 func (n *Node) Peers() any { return n.net.Status().Peers }
+
+// Progress is the outbox's proof-of-work progress as the API's progress event shows it; it implements
+// web.Backend. Jobs are sorted (outbox item, recipient, block), so equal states marshal equally.
+func (n *Node) Progress() any {
+	p := n.outbox.Progress()
+	out := web.Progress{WaitingForPeers: p.WaitingForPeers, Jobs: make([]web.ProgressJob, 0, len(p.Jobs))}
+	for _, j := range p.Jobs {
+		out.Jobs = append(out.Jobs, web.ProgressJob{OutboxID: j.OutboxID, Rcpt: j.Rcpt, Kind: j.Kind.String(),
+			Block: j.Block, Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Finished: j.Finished})
+	}
+	slices.SortFunc(out.Jobs, func(a, b web.ProgressJob) int {
+		return cmp.Or(cmp.Compare(a.OutboxID, b.OutboxID), cmp.Compare(a.Rcpt, b.Rcpt), cmp.Compare(a.Kind, b.Kind),
+			cmp.Compare(a.Block, b.Block))
+	})
+	return out
+}
 
 // Close stops the node: API, background work, network, store, in that order. It is safe to call more
 // than once.

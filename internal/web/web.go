@@ -1,27 +1,66 @@
-// Package web is the node's HTTP front door: the JSON API that the CLI (and later the web client) use.
-// It is an adapter only: it translates HTTP requests into calls of the layers below, which it reaches
-// through the small Backend interface, so it imports none of them.
+// Package web is the node's HTTP front door: the JSON API of docs/api.md (used by the CLI and the web
+// client), its server-sent event stream, the web client's static files, and Thunderbird autoconfig. It
+// is an adapter only: it translates HTTP requests into calls of the layers below — the mailbox store
+// (internal/store), the chat service (the Chat interface, internal/chat's types) and the node's status
+// (the Backend interface) — and never imports internal/node.
+//
+// What it owns:
+//   - Authentication (auth.go): the node's password as "Authorization: Bearer" (RFC 6750 §2.1) or HTTP
+//     Basic with any user name (RFC 7617), or a session cookie tm_session set by POST /api/login
+//     (RFC 6265 §4.1: HttpOnly, SameSite=Strict, Path=/, Secure under TLS). Passwords are compared in
+//     constant time after hashing both sides with SHA-256, so neither content nor length leaks.
+//     Sessions are random 256-bit tokens kept in memory (a restart signs everyone out), looked up by
+//     their SHA-256, and expire after 30 days unused.
+//   - Cross-site request defence: a cookie-authenticated change (POST, PUT, PATCH, DELETE) must carry
+//     an Origin (RFC 6454 §7) equal to the request's own scheme and Host, or, without Origin, a
+//     Sec-Fetch-Site of same-origin or none; bodies must be application/json (a type a cross-site form
+//     cannot send without a CORS preflight, which this server never grants).
+//   - Mail (mail.go, message.go, compose.go): folders and messages straight from *store.Store. Messages
+//     are parsed with go-message (MIME, RFC 2045/2046; encoded words, RFC 2047); new mail is built as
+//     an RFC 5322 §3.6 message (Date, From = the node's address, To, Cc, Subject, Message-ID,
+//     In-Reply-To/References, MIME-Version) with a text/plain; charset=utf-8 body in 7bit or
+//     quoted-printable, and handed to store.Submit, which files the Sent copy and enqueues it for the
+//     outbox in one transaction.
+//   - Safe HTML (sanitize.go): the HTML part of a message goes through a bluemonday policy built for
+//     mail (no active content, nothing that loads a remote resource) and is served with a sandboxing
+//     Content-Security-Policy (CSP Level 3).
+//   - The event stream (events.go), per the WHATWG HTML standard's server-sent events.
 //
 // Implementation notes:
-//   - The Thunderbird autoconfig document is served without authentication: it holds no secret.
-//   - Every /api/ request is authenticated with the node's password, as HTTP Basic (any user name) or
-//     "Authorization: Bearer <password>". The comparison is constant-time.
-//   - Errors are JSON objects {"error": "..."} with a 4xx or 5xx status that says what is wrong.
+//   - Routing: every /api/ path is registered once without a method; a small dispatcher answers 405
+//     with a JSON error and an Allow header for other methods. Checks run in this order: security
+//     headers, authentication (401), method (405), origin (403), content type (415), body size (413,
+//     bodies are limited to 1 MiB), then the handler's own checks (400, 404, 409).
+//   - Errors are JSON {"error": "..."} with a 4xx or 5xx status and a sentence that says what is wrong
+//     and what to do. A 500 says only what failed; the details go to the log. Logs never hold message
+//     content, passwords or session tokens.
+//   - Locking: the server's only mutable state is the session table (one mutex). Handlers share nothing
+//     else; each event stream owns its store listener, chat subscription and timers, and stops when its
+//     request's context ends or the server closes (closing is a channel closed once by Close).
+//   - Ordering: the event stream subscribes to the store before it sends hello, so no change committed
+//     after hello is missed; store changes arrive in commit order (the store's bus guarantees it), and
+//     mail events are sent in that order. Folder counts are sent at most every 250 ms, and always after
+//     the mail events of the changes they reflect.
+//   - A 2xx answer to a request that stores something is sent only after the store (or the chat
+//     service) returned nil, which means it is on disk.
 //   - The server listens where it is told; the node refuses non-loopback addresses without TLS.
 package web
 
 import (
-	"crypto/subtle"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
-// Backend is what the API needs of a node.
+// Backend is what the API needs of a node besides its store and chat service.
 type Backend interface {
 	// Status is the node's status as a JSON-marshallable value.
 	Status() any
@@ -29,42 +68,155 @@ type Backend interface {
 	Peers() any
 	// ClientSettings says where mail clients reach the node (autoconfig).
 	ClientSettings() ClientSettings
+	// Progress is the outbox's work in progress as a JSON-marshallable value, the data of the event
+	// stream's progress event (see Progress); nil if there is none to report. It is called about ten
+	// times a second while event streams are open, so it must be cheap.
+	Progress() any
 }
+
+// Progress is the data of the progress event (docs/api.md): the proofs of work being ground now.
+// Backend.Progress returns one of these (or anything that marshals the same).
+type Progress struct {
+	Jobs            []ProgressJob `json:"jobs"`
+	WaitingForPeers bool          `json:"waiting_for_peers"`
+}
+
+// ProgressJob is one block whose proof of work is being ground.
+type ProgressJob struct {
+	OutboxID int64  `json:"outbox_id"` // 0 for a receipt
+	Rcpt     string `json:"rcpt"`
+	Kind     string `json:"kind"`     // mail, chat, receipt, chunk
+	Block    int    `json:"block"`    // 1-based, of Blocks
+	Blocks   int    `json:"blocks"`   // blocks of this recipient's message
+	Done     uint64 `json:"done"`     // hashes so far
+	Expected uint64 `json:"expected"` // expected hashes; 0 when proof of work is off
+	Finished bool   `json:"finished"`
+}
+
+// Config is what New needs.
+type Config struct {
+	Backend  Backend      // required
+	Store    *store.Store // required: the account's mailboxes, contacts and outbox
+	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
+	Chat     Chat         // nil: the chat endpoints answer 503
+	Password string       // the node's password; empty refuses every authenticated request
+	Log      *slog.Logger // nil: discard
+	// Client is the web client's files, served at "/" (index.html at the root); nil serves a small
+	// placeholder page.
+	Client fs.FS
+}
+
+// maxBody bounds request bodies (413 beyond).
+const maxBody = 1 << 20
 
 // Server serves the API.
 type Server struct {
 	backend  Backend
-	password []byte
+	store    *store.Store
+	address  string
+	chat     Chat
+	password [32]byte // SHA-256 of the password
+	havePass bool
 	log      *slog.Logger
 	http     *http.Server
+	handler  http.Handler
+	sessions sessions
+
+	closing   chan struct{} // closed by Close: event streams end
+	closeOnce sync.Once
+
+	// Settings that tests change before serving.
+	now           func() time.Time
+	keepAlive     time.Duration // comment line on an idle event stream
+	progressEvery time.Duration // polling of Backend.Progress while a stream is open
+	foldersEvery  time.Duration // least time between two folders events of a stream
+	onStreamEnd   func()        // called when an event stream's handler returns
 }
 
-// New returns a server for backend, guarded by password.
-func New(backend Backend, password string, log *slog.Logger) *Server {
+// New returns a server for cfg.
+func New(cfg Config) *Server {
+	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{backend: backend, password: []byte(password), log: log}
+	s := &Server{
+		backend:       cfg.Backend,
+		store:         cfg.Store,
+		address:       cfg.Address,
+		chat:          cfg.Chat,
+		password:      sha256.Sum256([]byte(cfg.Password)),
+		havePass:      cfg.Password != "",
+		log:           log,
+		closing:       make(chan struct{}),
+		now:           time.Now,
+		keepAlive:     15 * time.Second,
+		progressEvery: 100 * time.Millisecond,
+		foldersEvery:  250 * time.Millisecond,
+	}
+	s.sessions.m = map[[32]byte]*session{}
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/status", s.auth(func(w http.ResponseWriter, r *http.Request) {
+	api := func(pattern string, e endpoint) { mux.Handle(pattern, s.apiHandler(e, false)) }
+
+	mux.Handle("/api/login", s.apiHandler(endpoint{"POST": s.handleLogin}, true))
+	api("/api/logout", endpoint{"POST": s.handleLogout})
+
+	api("/api/status", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Status())
-	}))
-	mux.HandleFunc("GET /api/peers", s.auth(func(w http.ResponseWriter, r *http.Request) {
+	}})
+	api("/api/peers", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Peers())
-	}))
+	}})
+	api("/api/me", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"address": s.address})
+	}})
+	api("/api/qr", endpoint{"GET": s.handleQR})
+
+	api("/api/folders", endpoint{"GET": s.handleFolders})
+	api("/api/folders/{id}/messages", endpoint{"GET": s.handleListMessages})
+	api("/api/folders/{id}/messages/{uid}", endpoint{"GET": s.handleMessage, "DELETE": s.handleDeleteMessage})
+	api("/api/folders/{id}/messages/{uid}/html", endpoint{"GET": s.handleMessageHTML})
+	api("/api/folders/{id}/messages/{uid}/raw", endpoint{"GET": s.handleMessageRaw})
+	api("/api/folders/{id}/messages/{uid}/flags", endpoint{"POST": s.handleFlags})
+	api("/api/folders/{id}/messages/{uid}/move", endpoint{"POST": s.handleMove})
+	api("/api/messages", endpoint{"POST": s.handleSend})
+	api("/api/outbox", endpoint{"GET": s.handleOutbox})
+
+	api("/api/contacts", endpoint{"GET": s.handleContacts, "POST": s.handleAddContact})
+	api("/api/contacts/{petname}", endpoint{"DELETE": s.handleRemoveContact})
+
+	api("/api/conversations", endpoint{"GET": s.chatOnly(s.handleConversations), "POST": s.chatOnly(s.handleNewConversation)})
+	api("/api/conversations/{id}", endpoint{"GET": s.chatOnly(s.handleConversation), "PATCH": s.chatOnly(s.handleRename)})
+	api("/api/conversations/{id}/members", endpoint{"POST": s.chatOnly(s.handleAddMember)})
+	api("/api/conversations/{id}/members/{address}", endpoint{"DELETE": s.chatOnly(s.handleRemoveMember)})
+	api("/api/conversations/{id}/leave", endpoint{"POST": s.chatOnly(s.handleLeave)})
+	api("/api/conversations/{id}/messages", endpoint{"GET": s.chatOnly(s.handleHistory), "POST": s.chatOnly(s.handleChatSend)})
+	api("/api/conversations/{id}/read", endpoint{"POST": s.chatOnly(s.handleMarkRead)})
+	api("/api/conversations/{id}/typing", endpoint{"POST": s.chatOnly(s.handleTyping)})
+
+	api("/api/events", endpoint{"GET": s.handleEvents})
+
+	notFound := func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (see docs/api.md)")
+	}
+	mux.Handle("/api/", s.apiHandler(endpoint{"*": notFound}, false))
+	mux.Handle("/api", s.apiHandler(endpoint{"*": notFound}, false))
+
 	// Thunderbird autoconfig: http://<host>/.well-known/autoconfig/mail/config-v1.1.xml, and the
 	// autoconfig.<domain> form /mail/config-v1.1.xml.
 	mux.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.serveAutoconfig)
 	mux.HandleFunc("GET /mail/config-v1.1.xml", s.serveAutoconfig)
-	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
-	}))
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	mux.Handle("/", s.clientHandler(cfg.Client))
+
+	s.handler = mux
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http.RegisterOnShutdown(s.stopStreams)
 	return s
 }
 
-// Handler is the server's HTTP handler (for tests).
-func (s *Server) Handler() http.Handler { return s.http.Handler }
+// Handler is the server's HTTP handler (for tests, and for serving it elsewhere).
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves on l until Close.
 func (s *Server) Serve(l net.Listener) error {
@@ -75,34 +227,75 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Close stops the server.
-func (s *Server) Close() error { return s.http.Close() }
+// Close stops the server: listeners and connections are closed and event streams end.
+func (s *Server) Close() error {
+	s.stopStreams()
+	return s.http.Close()
+}
 
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var given string
-		if _, p, ok := r.BasicAuth(); ok {
-			given = p
-		} else if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			given = b
+func (s *Server) stopStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// endpoint maps methods to handlers; "*" takes every method.
+type endpoint map[string]http.HandlerFunc
+
+func (e endpoint) allow() string {
+	var ms []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		if e[m] != nil {
+			ms = append(ms, m)
 		}
-		if len(s.password) == 0 || subtle.ConstantTimeCompare([]byte(given), s.password) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="tanglemail"`)
-			writeError(w, http.StatusUnauthorized, "authentication required: use the node's password (printed at start, and in <data-dir>/password)")
+	}
+	return strings.Join(ms, ", ")
+}
+
+// apiHandler wraps an API endpoint with the checks every API request goes through, in the order the
+// package notes give. public skips authentication (POST /api/login only).
+func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
+
+		cookie := false
+		if !public {
+			var ok bool
+			if ok, cookie = s.authenticate(w, r); !ok {
+				s.unauthorized(w, r)
+				return
+			}
+		}
+		f := e[r.Method]
+		if f == nil {
+			f = e["*"]
+		}
+		if f == nil {
+			h.Set("Allow", e.allow())
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+e.allow())
 			return
 		}
-		h(w, r)
+		if changes(r.Method) {
+			if (cookie || public) && !sameOrigin(r) {
+				writeError(w, http.StatusForbidden, "cross-origin request refused: changes with the session cookie must come from the node's own pages")
+				return
+			}
+			if r.ContentLength != 0 && !isJSON(r.Header.Get("Content-Type")) {
+				writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON, sent with Content-Type: application/json")
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		f(w, r)
+	})
+}
+
+// changes reports whether a request with this method may change something.
+func changes(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS":
+		return false
 	}
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	return true
 }

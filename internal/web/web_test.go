@@ -1,91 +1,194 @@
 package web
 
 import (
-	"encoding/json"
+	"bytes"
 	"encoding/xml"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"testing/fstest"
+	"time"
 )
 
-type fakeBackend struct{}
-
-func (fakeBackend) Status() any { return map[string]int{"blocks": 7} }
-func (fakeBackend) Peers() any  { return []string{"peer-a"} }
-func (fakeBackend) ClientSettings() ClientSettings {
-	return ClientSettings{Address: "tm1x@tangle", IMAP: "127.0.0.1:1143", SMTP: "127.0.0.1:1587"}
-}
-
 func TestAuth(t *testing.T) {
-	srv := httptest.NewServer(New(fakeBackend{}, "s3cret", nil).Handler())
-	defer srv.Close()
-
+	e := newEnv(t)
 	cases := []struct {
-		name   string
-		header func(*http.Request)
-		code   int
+		name string
+		opt  reqOpt
+		code int
 	}{
-		{"none", func(*http.Request) {}, http.StatusUnauthorized},
+		{"none", noAuth, http.StatusUnauthorized},
 		{"wrong basic", func(r *http.Request) { r.SetBasicAuth("x", "nope") }, http.StatusUnauthorized},
-		{"prefix of password", func(r *http.Request) { r.SetBasicAuth("x", "s3cre") }, http.StatusUnauthorized},
-		{"basic", func(r *http.Request) { r.SetBasicAuth("anyone", "s3cret") }, http.StatusOK},
-		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret") }, http.StatusOK},
+		{"prefix of password", func(r *http.Request) { r.SetBasicAuth("x", testPassword[:5]) }, http.StatusUnauthorized},
+		{"password with suffix", withHeader("Authorization", "Bearer "+testPassword+"x"), http.StatusUnauthorized},
+		{"unknown scheme", withHeader("Authorization", "Digest "+testPassword), http.StatusUnauthorized},
+		{"empty bearer", withHeader("Authorization", "Bearer "), http.StatusUnauthorized},
+		{"unknown cookie", withCookie("not-a-session"), http.StatusUnauthorized},
+		{"basic", func(r *http.Request) { r.SetBasicAuth("anyone", testPassword) }, http.StatusOK},
+		{"bearer", withHeader("Authorization", "Bearer "+testPassword), http.StatusOK},
+		{"bearer lower case", withHeader("Authorization", "bearer "+testPassword), http.StatusOK},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", srv.URL+"/api/status", nil)
-			c.header(req)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			r := e.call("GET", "/api/status", nil, c.opt).mustCode(t, c.code)
+			if c.code == http.StatusOK {
+				var body map[string]any
+				r.decode(t, &body)
+				if body["blocks"] != float64(7) {
+					t.Fatalf("body %v", body)
+				}
+				return
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != c.code {
-				t.Fatalf("status %d, want %d", resp.StatusCode, c.code)
+			if msg := r.errMsg(t); !strings.Contains(msg, "password") {
+				t.Fatalf("error %q does not say what to do", msg)
 			}
-			var body map[string]any
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-				t.Fatalf("body is not JSON: %v", err)
-			}
-			if c.code == http.StatusOK && body["blocks"] != float64(7) {
-				t.Fatalf("body %v", body)
-			}
-			if c.code != http.StatusOK && !strings.Contains(body["error"].(string), "password") {
-				t.Fatalf("error body %v does not say what to do", body)
+			if r.hdr.Get("WWW-Authenticate") == "" {
+				t.Fatal("401 without WWW-Authenticate")
 			}
 		})
 	}
 }
 
-func TestUnknownEndpoint(t *testing.T) {
-	srv := httptest.NewServer(New(fakeBackend{}, "pw", nil).Handler())
-	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/api/nope", nil)
-	req.SetBasicAuth("", "pw")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+func TestEmptyPasswordRefusesAll(t *testing.T) {
+	srv := New(Config{Backend: &fakeBackend{}, Password: ""})
+	for _, auth := range []string{"Bearer ", "Basic Og=="} {
+		req := httptest.NewRequest("GET", "/api/status", nil)
+		req.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("%q: status %d", auth, w.Code)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("status %d", resp.StatusCode)
+}
+
+func TestChallenge(t *testing.T) {
+	e := newEnv(t)
+	// A page navigation gets Basic (the browser asks for the password); fetch calls of the web client
+	// get Bearer, for which browsers show no dialog.
+	r := e.call("GET", "/api/me", nil, noAuth, withHeader("Sec-Fetch-Mode", "navigate")).mustCode(t, 401)
+	if !strings.HasPrefix(r.hdr.Get("WWW-Authenticate"), "Basic ") {
+		t.Fatalf("navigation challenge %q", r.hdr.Get("WWW-Authenticate"))
+	}
+	r = e.call("GET", "/api/me", nil, noAuth, withHeader("Sec-Fetch-Mode", "cors")).mustCode(t, 401)
+	if !strings.HasPrefix(r.hdr.Get("WWW-Authenticate"), "Bearer ") {
+		t.Fatalf("fetch challenge %q", r.hdr.Get("WWW-Authenticate"))
+	}
+}
+
+func TestRouting(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{"GET", "/api/nope", 404, ""},
+		{"GET", "/api", 404, ""},
+		{"GET", "/api/folders/", 404, ""},
+		{"DELETE", "/api/status", 405, "GET"},
+		{"POST", "/api/folders", 405, "GET"},
+		{"PUT", "/api/contacts", 405, "GET, POST"},
+		{"GET", "/api/folders/1/messages/1/flags", 405, "POST"},
+		{"PATCH", "/api/folders/1/messages/1", 405, "GET, DELETE"},
+		{"GET", "/api/login", 405, "POST"},
+		{"GET", "/api/logout", 405, "POST"},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			r := e.call(c.method, c.path, nil).mustCode(t, c.code)
+			if !strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json") {
+				t.Fatalf("content type %q", r.hdr.Get("Content-Type"))
+			}
+			msg := r.errMsg(t)
+			if c.allow != "" && (r.hdr.Get("Allow") != c.allow || !strings.Contains(msg, c.allow)) {
+				t.Fatalf("Allow %q, error %q; want %q", r.hdr.Get("Allow"), msg, c.allow)
+			}
+		})
+	}
+	// Without the password, an unknown endpoint is not revealed.
+	e.call("GET", "/api/nope", nil, noAuth).mustCode(t, 401)
+	e.call("DELETE", "/api/status", nil, noAuth).mustCode(t, 401)
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t)
+	r := e.call("GET", "/api/me", nil).mustCode(t, 200)
+	for k, want := range map[string]string{
+		"X-Content-Type-Options": "nosniff",
+		"Referrer-Policy":        "no-referrer",
+		"Cache-Control":          "no-store",
+		"X-Frame-Options":        "DENY",
+	} {
+		if got := r.hdr.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if !strings.Contains(r.hdr.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Errorf("CSP %q", r.hdr.Get("Content-Security-Policy"))
+	}
+}
+
+func TestNodeEndpoints(t *testing.T) {
+	e := newEnv(t)
+	var me map[string]string
+	e.call("GET", "/api/me", nil).mustCode(t, 200).decode(t, &me)
+	if me["address"] != e.me {
+		t.Fatalf("me %v, want %s", me, e.me)
+	}
+	var peers []string
+	e.call("GET", "/api/peers", nil).mustCode(t, 200).decode(t, &peers)
+	if len(peers) != 1 || peers[0] != "peer-a" {
+		t.Fatalf("peers %v", peers)
+	}
+}
+
+func TestQR(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		query string
+		code  int
+	}{
+		{"?text=" + e.me, 200},
+		{"?text=x", 200},
+		{"", 400},
+		{"?text=", 400},
+		{"?text=" + strings.Repeat("a", 501), 400},
+	}
+	for _, c := range cases {
+		r := e.call("GET", "/api/qr"+c.query, nil).mustCode(t, c.code)
+		if c.code != 200 {
+			r.errMsg(t)
+			continue
+		}
+		if r.hdr.Get("Content-Type") != "image/svg+xml" {
+			t.Fatalf("content type %q", r.hdr.Get("Content-Type"))
+		}
+		var doc struct {
+			XMLName xml.Name `xml:"svg"`
+			Path    struct {
+				D string `xml:"d,attr"`
+			} `xml:"path"`
+		}
+		if err := xml.Unmarshal(r.body, &doc); err != nil || doc.Path.D == "" {
+			t.Fatalf("not an SVG with a path: %v\n%s", err, r.body)
+		}
+		if bytes.Contains(bytes.ToLower(r.body), []byte("script")) {
+			t.Fatal("script in the SVG")
+		}
 	}
 }
 
 func TestAutoconfig(t *testing.T) {
-	srv := httptest.NewServer(New(fakeBackend{}, "pw", nil).Handler())
-	defer srv.Close()
+	e := newEnv(t)
 	for _, path := range []string{"/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml?emailaddress=tm1x%40tangle"} {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := e.call("GET", path, nil, noAuth).mustCode(t, 200)
 		var doc autoconfig
-		err = xml.NewDecoder(resp.Body).Decode(&doc)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: status %d, %v", path, resp.StatusCode, err)
+		if err := xml.Unmarshal(r.body, &doc); err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
 		in, out := doc.Provider.Incoming, doc.Provider.Outgoing
 		if doc.Version != "1.1" || doc.Provider.Domain != "tangle" ||
@@ -94,4 +197,115 @@ func TestAutoconfig(t *testing.T) {
 			t.Fatalf("%s: %+v", path, doc)
 		}
 	}
+}
+
+func TestClientPage(t *testing.T) {
+	files := fstest.MapFS{
+		"index.html": {Data: []byte("<!DOCTYPE html><title>client</title>")},
+		"app.js":     {Data: []byte("export {};")},
+	}
+	for _, c := range []struct {
+		name  string
+		files fstest.MapFS
+		body  string
+	}{{"placeholder", nil, "built without its web client"}, {"files", files, "<title>client</title>"}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{Backend: &fakeBackend{}, Password: "pw"}
+			if c.files != nil {
+				cfg.Client = c.files
+			}
+			hs := httptest.NewServer(New(cfg).Handler())
+			defer hs.Close()
+			res, err := http.Get(hs.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			buf.ReadFrom(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || !strings.Contains(buf.String(), c.body) {
+				t.Fatalf("status %d: %s", res.StatusCode, buf.String())
+			}
+			if got := res.Header.Get("Content-Security-Policy"); got != clientCSP {
+				t.Fatalf("CSP %q", got)
+			}
+			if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("X-Frame-Options") != "DENY" {
+				t.Fatalf("headers %v", res.Header)
+			}
+			res, err = http.Post(hs.URL+"/", "text/plain", strings.NewReader("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 405 {
+				t.Fatalf("POST /: status %d", res.StatusCode)
+			}
+			if c.files != nil {
+				res, err = http.Get(hs.URL + "/app.js")
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != 200 || res.Header.Get("Content-Security-Policy") != clientCSP {
+					t.Fatalf("app.js: %d %v", res.StatusCode, res.Header)
+				}
+			}
+		})
+	}
+}
+
+// TestNoSecretsInLog checks that a failed login and a sent message leave neither the password nor
+// message content in the log.
+func TestNoSecretsInLog(t *testing.T) {
+	var logBuf safeBuffer
+	e := newEnv(t, func(c *envConfig) {
+		c.tune = func(s *Server) {
+			s.log = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	})
+	e.call("POST", "/api/login", map[string]string{"password": "wrong-guess-xyz"}, noAuth).mustCode(t, 401)
+	e.call("POST", "/api/login", map[string]string{"password": testPassword}, noAuth).mustCode(t, 204)
+	e.call("POST", "/api/messages", map[string]any{"to": []string{newAddress(t)}, "subject": "secret subject",
+		"text": "secret body"}).mustCode(t, 202)
+	log := logBuf.String()
+	if !strings.Contains(log, "failed API login") {
+		t.Fatalf("failed login not logged: %s", log)
+	}
+	for _, secret := range []string{"wrong-guess-xyz", testPassword, "secret subject", "secret body"} {
+		if strings.Contains(log, secret) {
+			t.Fatalf("log holds %q:\n%s", secret, log)
+		}
+	}
+}
+
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestServerClose(t *testing.T) {
+	e := newEnv(t)
+	done := make(chan struct{})
+	go func() {
+		e.srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(eventTimeout):
+		t.Fatal("Close hangs")
+	}
+	e.srv.Close() // twice is fine
 }

@@ -1,0 +1,252 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// Limits of a message composed through the API.
+const (
+	maxRecipients = 100
+	maxSubject    = 900 // bytes; the Subject field must fit RFC 5322's 998-character lines once encoded and folded
+)
+
+// errNoRecipient is wrapped by resolve's errors: the entry is neither a petname nor an address.
+var errNoRecipient = errors.New("not a recipient")
+
+// resolve turns a recipient as the user wrote it — a contact's petname or a tangle address, with or
+// without @tangle — into an address. A petname wins over an address spelled the same (petnames that
+// parse as addresses are refused when contacts are added, so this does not arise through the API).
+func (s *Server) resolve(ctx context.Context, entry string) (identity.Address, error) {
+	entry = strings.TrimSpace(entry)
+	if entry == "" {
+		return identity.Address{}, fmt.Errorf("%w: an entry is empty", errNoRecipient)
+	}
+	c, err := s.store.Contact(ctx, entry)
+	if err == nil {
+		a, err := identity.ParseAddress(c.Address)
+		if err != nil {
+			return identity.Address{}, fmt.Errorf("%w: the contact %q has an invalid address %q", errNoRecipient, c.Petname, c.Address)
+		}
+		return a, nil
+	}
+	if !errors.Is(err, store.ErrNoContact) {
+		return identity.Address{}, err
+	}
+	if strings.Contains(entry, "@") {
+		a, err := mail.ParseRecipient(entry)
+		if err != nil {
+			return identity.Address{}, fmt.Errorf("%w: %v", errNoRecipient, err)
+		}
+		return a, nil
+	}
+	if strings.HasPrefix(strings.ToLower(entry), identity.HRP+"1") {
+		a, err := identity.ParseAddress(entry)
+		if err != nil {
+			return identity.Address{}, fmt.Errorf("%w: %s is not a valid tangle address: %s", errNoRecipient, entry,
+				strings.TrimPrefix(err.Error(), "identity: "))
+		}
+		return a, nil
+	}
+	return identity.Address{}, fmt.Errorf("%w: %q is neither a contact's petname nor a tangle address (tm1…@tangle)", errNoRecipient, entry)
+}
+
+// composeRequest is the body of POST /api/messages.
+type composeRequest struct {
+	To        []string `json:"to"`
+	Cc        []string `json:"cc"`
+	Subject   string   `json:"subject"`
+	Text      string   `json:"text"`
+	InReplyTo string   `json:"in_reply_to"`
+}
+
+// handleSend is POST /api/messages: build the message, file it in Sent and enqueue it, in one
+// transaction (store.Submit); the outbox picks it up from the store's change bus.
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	var req composeRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	ctx := r.Context()
+	if len(req.To)+len(req.Cc) == 0 {
+		writeError(w, http.StatusBadRequest, `field "to" is missing or empty: give at least one recipient (a contact's petname or a tm1…@tangle address)`)
+		return
+	}
+	if len(req.To)+len(req.Cc) > maxRecipients {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("too many recipients: at most %d in to and cc together", maxRecipients))
+		return
+	}
+	var rcpts []string
+	seen := map[string]bool{}
+	resolveAll := func(field string, entries []string) ([]*gomail.Address, bool) {
+		var out []*gomail.Address
+		for _, e := range entries {
+			a, err := s.resolve(ctx, e)
+			if errors.Is(err, errNoRecipient) {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q: %s", field, strings.TrimPrefix(err.Error(), errNoRecipient.Error()+": ")))
+				return nil, false
+			}
+			if err != nil {
+				s.fail(w, r, "look up the contacts", err)
+				return nil, false
+			}
+			m := a.Mail()
+			out = append(out, &gomail.Address{Address: m})
+			if !seen[m] {
+				seen[m] = true
+				rcpts = append(rcpts, m)
+			}
+		}
+		return out, true
+	}
+	to, ok := resolveAll("to", req.To)
+	if !ok {
+		return
+	}
+	cc, ok := resolveAll("cc", req.Cc)
+	if !ok {
+		return
+	}
+	if msg := checkText("subject", req.Subject, maxSubject, true); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if msg := checkText("text", req.Text, maxBody, false); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	inReplyTo := strings.TrimSpace(req.InReplyTo)
+	if inReplyTo != "" {
+		inReplyTo = strings.TrimSuffix(strings.TrimPrefix(inReplyTo, "<"), ">")
+		if !validMsgID(inReplyTo) {
+			writeError(w, http.StatusBadRequest, `field "in_reply_to" must be a message id such as "<abc@tangle>"`)
+			return
+		}
+	}
+	raw, err := buildMessage(s.address, to, cc, req.Subject, req.Text, inReplyTo, s.now())
+	if err != nil {
+		s.fail(w, r, "build the message", err)
+		return
+	}
+	res, err := s.store.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{From: s.address, Rcpts: rcpts, Raw: raw}})
+	if err != nil {
+		s.fail(w, r, "queue the message", err)
+		return
+	}
+	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts))
+	writeJSON(w, http.StatusAccepted, map[string]any{"outbox_id": res.OutboxID, "folder": res.Sent.MailboxID, "uid": res.Sent.UID})
+}
+
+// checkText says what is wrong with a text field, or "" if nothing is: it must be UTF-8, at most max
+// bytes, without control characters other than line breaks and tabs (none at all when oneLine).
+func checkText(field, v string, max int, oneLine bool) string {
+	if len(v) > max {
+		return fmt.Sprintf("field %q is too long: at most %d bytes", field, max)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Sprintf("field %q is not valid UTF-8", field)
+	}
+	for _, r := range v {
+		if r == '\t' || (!oneLine && (r == '\n' || r == '\r')) {
+			continue
+		}
+		if unicode.IsControl(r) {
+			if oneLine && (r == '\n' || r == '\r') {
+				return fmt.Sprintf("field %q must be one line", field)
+			}
+			return fmt.Sprintf("field %q contains a control character (U+%04X)", field, r)
+		}
+	}
+	return ""
+}
+
+// validMsgID reports whether id (without angle brackets) can be written as an RFC 5322 §3.6.4 msg-id:
+// printable ASCII without spaces or angle brackets, with an @.
+func validMsgID(id string) bool {
+	if len(id) == 0 || len(id) > 900 || !strings.Contains(id, "@") {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
+}
+
+// buildMessage writes an RFC 5322 message (§3.6: Date, From, To, Cc, Subject, Message-ID,
+// In-Reply-To and References) with a single text/plain; charset=utf-8 body (RFC 2045, RFC 2046
+// §4.1): 7bit when the text is ASCII with short lines, quoted-printable otherwise. Non-ASCII subjects
+// are RFC 2047 encoded words; long fields are folded (RFC 5322 §2.2.3). Lines end in CRLF.
+func buildMessage(from string, to, cc []*gomail.Address, subject, text, inReplyTo string, now time.Time) ([]byte, error) {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	cte := "7bit"
+	for _, l := range strings.Split(text, "\n") {
+		if len(l) > 78 || !isASCII(l) {
+			cte = "quoted-printable"
+			break
+		}
+	}
+	// go-message writes header fields in the reverse order of addition.
+	var h gomail.Header
+	h.Set("Content-Transfer-Encoding", cte)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("MIME-Version", "1.0")
+	if inReplyTo != "" {
+		h.Set("References", "<"+inReplyTo+">")
+		h.Set("In-Reply-To", "<"+inReplyTo+">")
+	}
+	h.Set("Message-ID", "<"+mail.NewMessageID()+">")
+	if subject != "" {
+		h.SetSubject(subject)
+	}
+	if len(cc) > 0 {
+		h.SetAddressList("Cc", cc)
+	}
+	if len(to) > 0 {
+		h.SetAddressList("To", to)
+	}
+	h.SetAddressList("From", []*gomail.Address{{Address: from}})
+	h.Set("Date", mail.FormatDate(now))
+
+	var buf bytes.Buffer
+	mw, err := message.CreateWriter(&buf, h.Header)
+	if err != nil {
+		return nil, err
+	}
+	if cte == "7bit" {
+		_, err = mw.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
+	} else {
+		_, err = mw.Write([]byte(text)) // the quoted-printable writer ends lines in CRLF
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

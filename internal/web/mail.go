@@ -1,0 +1,613 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// folderJSON is a folder as the API shows it.
+type folderJSON struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Messages uint32 `json:"messages"`
+	Unseen   uint32 `json:"unseen"`
+}
+
+// person is an address with the name the user knows it by.
+type person struct {
+	Address string `json:"address"`
+	Name    string `json:"name"`
+}
+
+// messageJSON is a message in a listing.
+type messageJSON struct {
+	UID       store.UID `json:"uid"`
+	Folder    int64     `json:"folder"`
+	From      person    `json:"from"`
+	To        []person  `json:"to"`
+	Subject   string    `json:"subject"`
+	Date      time.Time `json:"date"`
+	Size      int64     `json:"size"`
+	Flags     []string  `json:"flags"`
+	Seen      bool      `json:"seen"`
+	Flagged   bool      `json:"flagged"`
+	Delivered bool      `json:"delivered"`
+	Preview   string    `json:"preview"`
+}
+
+// messageDetailJSON is one message with its text.
+type messageDetailJSON struct {
+	messageJSON
+	Cc             []person         `json:"cc"`
+	Text           string           `json:"text"`
+	HasHTML        bool             `json:"has_html"`
+	SenderVerified string           `json:"sender_verified"`
+	Attachments    []attachmentJSON `json:"attachments"`
+}
+
+type attachmentJSON struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
+}
+
+// deliveredKeyword is the keyword the outbox sets on a Sent copy once every recipient has receipted
+// (docs/decisions.md).
+const deliveredKeyword = "$Delivered"
+
+// roleOrder is the order of role folders in GET /api/folders; other folders follow by name.
+var roleOrder = []store.Role{store.RoleInbox, store.RoleDrafts, store.RoleSent, store.RoleArchive,
+	store.RoleJunk, store.RoleTrash, store.RoleChats}
+
+func (s *Server) folders(ctx context.Context) ([]folderJSON, error) {
+	ms, err := s.store.Mailboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rank := func(r store.Role) int {
+		if i := slices.Index(roleOrder, r); i >= 0 {
+			return i
+		}
+		return len(roleOrder)
+	}
+	slices.SortStableFunc(ms, func(a, b store.Mailbox) int { return rank(a.Role) - rank(b.Role) })
+	out := make([]folderJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, folderJSON{ID: m.ID, Name: m.Name, Role: string(m.Role), Messages: m.Messages, Unseen: m.Unseen})
+	}
+	return out, nil
+}
+
+// handleFolders is GET /api/folders.
+func (s *Server) handleFolders(w http.ResponseWriter, r *http.Request) {
+	fs, err := s.folders(r.Context())
+	if err != nil {
+		s.fail(w, r, "list the folders", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"folders": fs})
+}
+
+// names resolves addresses to the user's petnames; it reads the contacts once, on first use.
+type names struct {
+	s      *Server
+	ctx    context.Context
+	byAddr map[string]string
+}
+
+func (s *Server) names(ctx context.Context) *names { return &names{s: s, ctx: ctx} }
+
+// canonicalAddress returns a tangle address in its canonical form (tm1…@tangle, lower case), or a
+// trimmed a if it is not one.
+func canonicalAddress(a string) string {
+	if addr, err := identity.ParseAddress(strings.TrimSpace(a)); err == nil {
+		return addr.Mail()
+	}
+	return strings.TrimSpace(a)
+}
+
+// person returns how the user knows an address: its petname, else the display name of the header.
+func (n *names) person(address, display string) person {
+	if n.byAddr == nil {
+		n.byAddr = map[string]string{}
+		if cs, err := n.s.store.Contacts(n.ctx); err == nil {
+			for _, c := range cs {
+				k := canonicalAddress(c.Address)
+				if _, dup := n.byAddr[k]; !dup {
+					n.byAddr[k] = c.Petname
+				}
+			}
+		}
+	}
+	address = canonicalAddress(address)
+	if p, ok := n.byAddr[address]; ok {
+		return person{Address: address, Name: p}
+	}
+	return person{Address: address, Name: display}
+}
+
+func (n *names) people(list []mailAddress) []person {
+	out := make([]person, 0, len(list))
+	for _, a := range list {
+		out = append(out, n.person(a.Address, a.Name))
+	}
+	return out
+}
+
+// previewRead is how much of a message a listing reads to find its first text.
+const previewRead = 64 << 10
+
+// summary builds a listing entry. It reads the message's first previewRead bytes only.
+func (s *Server) summary(ctx context.Context, folder int64, mi store.MessageInfo, nm *names) (messageJSON, error) {
+	raw, err := s.store.RawRange(ctx, folder, mi.UID, 0, previewRead)
+	if err != nil {
+		return messageJSON{}, err
+	}
+	if hl := store.HeaderLen(raw); hl == len(raw) && mi.Size > int64(len(raw)) {
+		// A header larger than the piece read: read the whole header.
+		if raw, err = s.store.RawHeader(ctx, folder, mi.UID); err != nil {
+			return messageJSON{}, err
+		}
+	}
+	pm := parseMessage(raw, true)
+	return s.listing(folder, mi, pm, nm), nil
+}
+
+func (s *Server) listing(folder int64, mi store.MessageInfo, pm *parsedMessage, nm *names) messageJSON {
+	m := messageJSON{
+		UID:       mi.UID,
+		Folder:    folder,
+		To:        nm.people(pm.to),
+		Subject:   pm.subject,
+		Date:      pm.date,
+		Size:      mi.Size,
+		Flags:     mi.Flags.Strings(),
+		Seen:      mi.Flags.Has(`\Seen`),
+		Flagged:   mi.Flags.Has(`\Flagged`),
+		Delivered: mi.Flags.Has(deliveredKeyword),
+		Preview:   preview(pm.bodyText(), 200),
+	}
+	if len(pm.from) > 0 {
+		m.From = nm.person(pm.from[0].Address, pm.from[0].Name)
+	}
+	if m.Date.IsZero() {
+		m.Date = mi.Received
+	}
+	m.Date = m.Date.UTC()
+	if m.Flags == nil {
+		m.Flags = []string{}
+	}
+	return m
+}
+
+// preview returns the first n characters of text with runs of white space made one space.
+func preview(text string, n int) string {
+	var b strings.Builder
+	count := 0
+	space := false
+	for _, r := range text {
+		if r == utf8.RuneError || r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\v' || r == 0xa0 {
+			space = b.Len() > 0
+			continue
+		}
+		if r < 0x20 || r == 0x7f {
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			count++
+			space = false
+			if count >= n {
+				break
+			}
+		}
+		b.WriteRune(r)
+		count++
+		if count >= n {
+			break
+		}
+	}
+	return b.String()
+}
+
+// maxQuery bounds the q parameter of a message listing.
+const maxQuery = 1000
+
+// handleListMessages is GET /api/folders/{id}/messages?limit=&before=&q=: newest first.
+func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return
+	}
+	limit, ok := intQuery(w, r, "limit", 1, 500, 50)
+	if !ok {
+		return
+	}
+	before, ok := beforeQuery(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query().Get("q")
+	if len(q) > maxQuery || !utf8.ValidString(q) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter q must be UTF-8 text of at most %d bytes", maxQuery))
+		return
+	}
+	ctx := r.Context()
+	if _, err := s.store.MailboxByID(ctx, id); err != nil {
+		s.storeError(w, r, "read the folder", err)
+		return
+	}
+	var older store.UIDSet // the UIDs below before
+	if before == 1 {
+		writeJSON(w, http.StatusOK, map[string]any{"messages": []messageJSON{}, "more": false})
+		return
+	} else if before > 1 {
+		older = store.UIDSet{{Start: 1, Stop: before - 1}}
+	}
+
+	var infos []store.MessageInfo // ascending UID
+	more := false
+	if terms := strings.Fields(q); len(terms) > 0 {
+		crit := store.SearchCriteria{Text: terms}
+		if older != nil {
+			crit.UID = []store.UIDSet{older}
+		}
+		res, err := s.store.Search(ctx, id, crit)
+		if err != nil {
+			s.storeError(w, r, "search the folder", err)
+			return
+		}
+		uids := res.UIDs
+		if len(uids) > limit {
+			uids, more = uids[len(uids)-limit:], true
+		}
+		if len(uids) > 0 {
+			l, err := s.store.List(ctx, id, store.ListQuery{UIDs: store.UIDSetOf(uids...)})
+			if err != nil {
+				s.storeError(w, r, "list the folder", err)
+				return
+			}
+			infos = l.Messages
+		}
+	} else {
+		l, err := s.store.List(ctx, id, store.ListQuery{UIDs: older})
+		if err != nil {
+			s.storeError(w, r, "list the folder", err)
+			return
+		}
+		infos = l.Messages
+		if len(infos) > limit {
+			infos, more = infos[len(infos)-limit:], true
+		}
+	}
+	nm := s.names(ctx)
+	out := make([]messageJSON, 0, len(infos))
+	for i := len(infos) - 1; i >= 0; i-- {
+		m, err := s.summary(ctx, id, infos[i], nm)
+		if errors.Is(err, store.ErrNoMessage) {
+			continue // expunged since the listing
+		}
+		if err != nil {
+			s.storeError(w, r, "read a message", err)
+			return
+		}
+		out = append(out, m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "more": more})
+}
+
+// loadMessage reads a message's state and bytes; on error it has answered.
+func (s *Server) loadMessage(w http.ResponseWriter, r *http.Request) (int64, store.Message, []byte, bool) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return 0, store.Message{}, nil, false
+	}
+	uid, ok := uidParam(w, r)
+	if !ok {
+		return 0, store.Message{}, nil, false
+	}
+	ctx := r.Context()
+	if _, err := s.store.MailboxByID(ctx, id); err != nil {
+		s.storeError(w, r, "read the folder", err)
+		return 0, store.Message{}, nil, false
+	}
+	m, err := s.store.Message(ctx, id, uid)
+	if err != nil {
+		s.storeError(w, r, "read the message", err)
+		return 0, store.Message{}, nil, false
+	}
+	raw, err := s.store.Raw(ctx, id, uid)
+	if err != nil {
+		s.storeError(w, r, "read the message", err)
+		return 0, store.Message{}, nil, false
+	}
+	return id, m, raw, true
+}
+
+// handleMessage is GET /api/folders/{id}/messages/{uid}.
+func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) {
+	id, m, raw, ok := s.loadMessage(w, r)
+	if !ok {
+		return
+	}
+	pm := parseMessage(raw, false)
+	nm := s.names(r.Context())
+	d := messageDetailJSON{
+		messageJSON:    s.listing(id, m.MessageInfo, pm, nm),
+		Cc:             nm.people(pm.cc),
+		Text:           pm.bodyText(),
+		HasHTML:        pm.hasHTML,
+		SenderVerified: m.Meta.SenderVerified,
+		Attachments:    pm.attachments,
+	}
+	if d.Attachments == nil {
+		d.Attachments = []attachmentJSON{}
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// htmlCSP is the Content-Security-Policy of a message's HTML (docs/api.md): nothing may load or run.
+const htmlCSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
+
+// handleMessageHTML is GET /api/folders/{id}/messages/{uid}/html: the HTML part, sanitized.
+func (s *Server) handleMessageHTML(w http.ResponseWriter, r *http.Request) {
+	_, _, raw, ok := s.loadMessage(w, r)
+	if !ok {
+		return
+	}
+	pm := parseMessage(raw, false)
+	if !pm.hasHTML {
+		writeError(w, http.StatusNotFound, "this message has no HTML part; its text is in GET …/messages/{uid}")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", htmlCSP)
+	h.Set("X-Frame-Options", "SAMEORIGIN") // the web client shows it in a sandboxed iframe
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n"))
+	w.Write([]byte(SanitizeHTML(pm.html)))
+	w.Write([]byte("\n</body></html>\n"))
+}
+
+// handleMessageRaw is GET /api/folders/{id}/messages/{uid}/raw: the message as stored.
+func (s *Server) handleMessageRaw(w http.ResponseWriter, r *http.Request) {
+	_, m, raw, ok := s.loadMessage(w, r)
+	if !ok {
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "message/rfc822")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="message-%d.eml"`, m.UID))
+	w.WriteHeader(http.StatusOK)
+	w.Write(raw)
+}
+
+// handleFlags is POST …/flags: {"add": [...], "remove": [...]} in one transaction.
+func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return
+	}
+	uid, ok := uidParam(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Add    []string `json:"add"`
+		Remove []string `json:"remove"`
+	}
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if len(req.Add)+len(req.Remove) == 0 {
+		writeError(w, http.StatusBadRequest, `give the flags to change: {"add": ["\\Seen"], "remove": ["\\Flagged"]}`)
+		return
+	}
+	if len(req.Add)+len(req.Remove) > 100 {
+		writeError(w, http.StatusBadRequest, "at most 100 flags can be changed at once")
+		return
+	}
+	add, err := store.ParseFlags(req.Add...)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, `field "add": `+flagError(err))
+		return
+	}
+	remove, err := store.ParseFlags(req.Remove...)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, `field "remove": `+flagError(err))
+		return
+	}
+	for _, f := range add.Strings() {
+		if remove.Has(f) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("flag %s is both in add and in remove", f))
+			return
+		}
+	}
+	set := store.UIDSetOf(uid)
+	var flags store.Flags
+	found := false
+	err = s.store.Update(r.Context(), func(tx *store.Tx) error {
+		res, err := tx.StoreFlags(id, set, store.FlagChange{Op: store.FlagsAdd, Flags: add})
+		if err != nil || len(res.Messages) == 0 {
+			return err
+		}
+		found, flags = true, res.Messages[0].Flags
+		if len(remove.Strings()) > 0 {
+			res, err = tx.StoreFlags(id, set, store.FlagChange{Op: store.FlagsRemove, Flags: remove})
+			if err != nil {
+				return err
+			}
+			flags = res.Messages[0].Flags
+		}
+		return nil
+	})
+	if err == nil && !found {
+		err = store.ErrNoMessage
+	}
+	if err != nil {
+		s.storeError(w, r, "change the flags", err)
+		return
+	}
+	fl := flags.Strings()
+	if fl == nil {
+		fl = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"flags": fl})
+}
+
+func flagError(err error) string {
+	return strings.TrimPrefix(err.Error(), "store: ") +
+		` (flags are \Seen, \Answered, \Flagged, \Deleted, \Draft, or keywords without spaces or ()[]{}%*"\)`
+}
+
+// handleMove is POST …/move: {"to": <folder id>}.
+func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return
+	}
+	uid, ok := uidParam(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		To *int64 `json:"to"`
+	}
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if req.To == nil || *req.To <= 0 {
+		writeError(w, http.StatusBadRequest, `field "to" must be the id of the folder to move the message to (GET /api/folders lists them)`)
+		return
+	}
+	if *req.To == id {
+		writeError(w, http.StatusBadRequest, "the message is already in that folder")
+		return
+	}
+	ctx := r.Context()
+	if _, err := s.store.MailboxByID(ctx, id); err != nil {
+		s.storeError(w, r, "read the folder", err)
+		return
+	}
+	if _, err := s.store.MailboxByID(ctx, *req.To); errors.Is(err, store.ErrNoMailbox) {
+		writeError(w, http.StatusNotFound, `no such folder to move to (field "to"; GET /api/folders lists them)`)
+		return
+	} else if err != nil {
+		s.fail(w, r, "read the folder", err)
+		return
+	}
+	res, err := s.store.Move(ctx, id, store.UIDSetOf(uid), *req.To)
+	if err == nil && len(res.Pairs) == 0 {
+		err = store.ErrNoMessage
+	}
+	if err != nil {
+		s.storeError(w, r, "move the message", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"folder": *req.To, "uid": res.Pairs[0].Dst})
+}
+
+// handleDeleteMessage is DELETE /api/folders/{id}/messages/{uid}: to Trash, or for good from Trash.
+func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return
+	}
+	uid, ok := uidParam(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	mbox, err := s.store.MailboxByID(ctx, id)
+	if err != nil {
+		s.storeError(w, r, "read the folder", err)
+		return
+	}
+	set := store.UIDSetOf(uid)
+	if mbox.Role == store.RoleTrash {
+		// \Deleted, then expunge just this message (IMAP UID EXPUNGE semantics, RFC 4315 §2.1).
+		res, err := s.store.StoreFlags(ctx, id, set, store.FlagChange{Op: store.FlagsAdd, Flags: store.Flags{System: store.FlagDeleted}})
+		if err == nil && len(res.Messages) == 0 {
+			err = store.ErrNoMessage
+		}
+		if err == nil {
+			_, err = s.store.ExpungeUIDs(ctx, id, set)
+		}
+		if err != nil {
+			s.storeError(w, r, "delete the message", err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	trash, err := s.store.MailboxByRole(ctx, store.RoleTrash)
+	if err != nil {
+		s.fail(w, r, "find the Trash folder", err)
+		return
+	}
+	res, err := s.store.Move(ctx, id, set, trash.ID)
+	if err == nil && len(res.Pairs) == 0 {
+		err = store.ErrNoMessage
+	}
+	if err != nil {
+		s.storeError(w, r, "move the message to Trash", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type outboxItemJSON struct {
+	ID         int64            `json:"id"`
+	Created    time.Time        `json:"created"`
+	Subject    string           `json:"subject"`
+	Recipients []outboxRcptJSON `json:"recipients"`
+}
+
+type outboxRcptJSON struct {
+	Address string `json:"address"`
+	State   string `json:"state"`
+	Error   string `json:"error"`
+}
+
+// handleOutbox is GET /api/outbox: every outbox item, newest first, with its recipients' states.
+func (s *Server) handleOutbox(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	items, err := s.store.OutboxItems(ctx)
+	if err != nil {
+		s.fail(w, r, "read the outbox", err)
+		return
+	}
+	out := make([]outboxItemJSON, 0, len(items))
+	for _, it := range items {
+		j := outboxItemJSON{ID: it.ID, Created: it.Created.UTC(), Recipients: []outboxRcptJSON{}}
+		// The subject is in the Sent copy's header (cheap); if that copy is gone, in the item's bytes.
+		var hdr []byte
+		if it.SentMailboxID != 0 {
+			hdr, err = s.store.RawHeader(ctx, it.SentMailboxID, it.SentUID)
+		}
+		if hdr == nil || err != nil {
+			if raw, err := s.store.OutboxRaw(ctx, it.ID); err == nil {
+				hdr = raw[:store.HeaderLen(raw)]
+			}
+		}
+		if hdr != nil {
+			j.Subject = store.ParseHeader(hdr).Get("Subject")
+		}
+		for _, rc := range it.Rcpts {
+			j.Recipients = append(j.Recipients, outboxRcptJSON{Address: rc.Rcpt, State: string(rc.State), Error: rc.LastError})
+		}
+		out = append(out, j)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}
