@@ -56,7 +56,9 @@ type Service struct {
 	subs   map[*subscriber]struct{}
 	typing map[ID]time.Time // last typing notice sent per conversation
 
-	wg sync.WaitGroup // notices being sent
+	wg     sync.WaitGroup  // notices being sent
+	ctx    context.Context // ends when Run returns: notices in flight are abandoned
+	cancel context.CancelFunc
 }
 
 type subscriber struct {
@@ -74,6 +76,7 @@ func New(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -727,7 +730,7 @@ func (s *Service) sendNote(to identity.Address, c *Content, ttl uint32) {
 		return
 	}
 	s.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 		defer cancel()
 		if err := s.notes.SendNote(ctx, to, content, ttl); err != nil {
 			s.log.Debug("chat: notice not sent", "type", c.Type, "err", err)

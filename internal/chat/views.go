@@ -294,6 +294,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.cancel()
 			s.wg.Wait()
 			return ctx.Err()
 		case <-l.Ready():
