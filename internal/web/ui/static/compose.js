@@ -1,0 +1,249 @@
+// Compose: the new-message dialog with contact autocomplete in To and Cc, and the tray that shows the
+// proof of work of each sent message (from the event stream's progress events) until the outbox has
+// published it to every recipient.
+import { api } from './api.js';
+import { $, h, clear, show, shortAddress } from './dom.js';
+import { matchContacts } from './people.js';
+
+let ctx;
+const tracked = new Map(); // outbox id → {el, bar, label, subject, rcpts, fractions, state}
+let poll = null;
+
+export function init(c) {
+  ctx = c;
+  autocomplete($('compose-to'), $('compose-to-list'));
+  autocomplete($('compose-cc'), $('compose-cc-list'));
+  $('compose-form').addEventListener('submit', onSend);
+  $('compose-cancel').addEventListener('click', () => $('compose').close());
+  $('compose').addEventListener('close', () => {
+    show($('compose-error'), false);
+  });
+}
+
+// openCompose opens the dialog, prefilled with {to: [addresses or petnames], subject, text, inReplyTo}.
+export function openCompose(pre) {
+  const d = $('compose');
+  $('compose-to').value = (pre.to || []).join(', ') + ((pre.to || []).length ? ', ' : '');
+  $('compose-cc').value = '';
+  $('compose-subject').value = pre.subject || '';
+  $('compose-text').value = pre.text || '';
+  d.dataset.inReplyTo = pre.inReplyTo || '';
+  show($('compose-error'), false);
+  if (!d.open) d.showModal();
+  (pre.to && pre.to.length ? $('compose-subject') : $('compose-to')).focus();
+  if (pre.text) $('compose-text').setSelectionRange(0, 0);
+}
+
+function splitList(s) {
+  return s
+    .split(/[,;]/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
+async function onSend(e) {
+  e.preventDefault();
+  const to = splitList($('compose-to').value);
+  const cc = splitList($('compose-cc').value);
+  const subject = $('compose-subject').value;
+  const text = $('compose-text').value;
+  const err = $('compose-error');
+  if (to.length === 0) {
+    err.textContent = 'Add at least one recipient in To.';
+    show(err, true);
+    $('compose-to').focus();
+    return;
+  }
+  const body = { to, cc, subject, text };
+  const irt = $('compose').dataset.inReplyTo;
+  if (irt) body.in_reply_to = irt;
+  const btn = $('compose-send');
+  btn.disabled = true;
+  try {
+    const r = await api('POST', '/api/messages', body);
+    $('compose').close();
+    track(r.outbox_id, subject, to.length + cc.length);
+  } catch (ex) {
+    err.textContent = ex.message;
+    show(err, true);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// autocomplete offers contacts for the entry being typed (after the last comma) of a list input.
+function autocomplete(input, list) {
+  let items = [];
+  let active = -1;
+
+  const close = () => {
+    items = [];
+    active = -1;
+    clear(list);
+    show(list, false);
+    input.setAttribute('aria-expanded', 'false');
+    input.removeAttribute('aria-activedescendant');
+  };
+  const token = () => {
+    const v = input.value;
+    const i = Math.max(v.lastIndexOf(','), v.lastIndexOf(';'));
+    return { head: v.slice(0, i + 1), text: v.slice(i + 1) };
+  };
+  const pick = (c) => {
+    const { head } = token();
+    input.value = (head ? head.trimEnd() + ' ' : '') + c.petname + ', ';
+    close();
+    input.focus();
+  };
+  const render = () => {
+    clear(list);
+    items.forEach((c, i) => {
+      const id = `${list.id}-${i}`;
+      list.append(
+        h(
+          'li',
+          {
+            id,
+            role: 'option',
+            class: 'suggestion' + (i === active ? ' active' : ''),
+            'aria-selected': String(i === active),
+            test: 'compose-suggestion',
+            onmousedown: (e) => {
+              e.preventDefault(); // keep the focus in the input
+              pick(c);
+            },
+          },
+          h('span', { class: 'pet' }, c.petname),
+          h('span', { class: 'addr' }, shortAddress(c.address)),
+        ),
+      );
+    });
+    if (active >= 0) input.setAttribute('aria-activedescendant', `${list.id}-${active}`);
+    else input.removeAttribute('aria-activedescendant');
+  };
+  input.addEventListener('input', () => {
+    items = matchContacts(token().text);
+    active = items.length ? 0 : -1;
+    if (items.length === 0) return close();
+    render();
+    show(list, true);
+    input.setAttribute('aria-expanded', 'true');
+  });
+  input.addEventListener('keydown', (e) => {
+    if (list.hidden || items.length === 0) return;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      active = (active + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length;
+      render();
+    } else if ((e.key === 'Enter' || e.key === 'Tab') && active >= 0) {
+      e.preventDefault();
+      pick(items[active]);
+    } else if (e.key === 'Escape') {
+      e.preventDefault(); // close the list, not the dialog
+      close();
+    }
+  });
+  input.addEventListener('blur', close);
+}
+
+// The proof-of-work tray.
+
+function track(id, subject, rcpts) {
+  if (!id || tracked.has(id)) return;
+  const label = h('span', { class: 'pow-label', test: 'pow-label' }, 'Sending…');
+  const bar = h('progress', { class: 'pow-bar', test: 'pow-bar', max: '100', 'aria-label': 'Proof of work' });
+  const dismiss = h('button', { type: 'button', class: 'icon-button small', test: 'pow-dismiss', 'aria-label': 'Dismiss', hidden: true }, '×');
+  const el = h('div', { class: 'pow-item', role: 'status', test: 'pow-progress', dataset: { outboxId: String(id), state: 'working' } }, label, bar, dismiss);
+  const t = { el, bar, label, dismiss, subject: subject || '(no subject)', rcpts: Math.max(rcpts, 1), fractions: new Map(), state: 'working' };
+  dismiss.addEventListener('click', () => {
+    el.remove();
+    tracked.delete(id);
+  });
+  tracked.set(id, t);
+  $('pow-tray').append(el);
+  renderItem(t, false);
+  checkOutbox();
+  if (!poll) poll = setInterval(checkOutbox, 1000);
+}
+
+function renderItem(t, waiting) {
+  const pct = Math.round(100 * fraction(t));
+  if (t.state === 'working') {
+    t.bar.value = pct;
+    t.label.textContent = waiting ? `“${t.subject}”: waiting for peers…` : `“${t.subject}”: proof of work ${pct}%`;
+  }
+  t.el.dataset.state = t.state;
+  t.el.dataset.percent = String(t.state === 'done' ? 100 : pct);
+}
+
+function fraction(t) {
+  let sum = 0;
+  for (const f of t.fractions.values()) sum += f;
+  return Math.min(sum / Math.max(t.rcpts, t.fractions.size), 1);
+}
+
+// onProgress handles the event stream's progress events.
+export function onProgress(ev) {
+  const jobs = ev.jobs || [];
+  let finished = false;
+  for (const [id, t] of tracked) {
+    if (t.state !== 'working') continue;
+    for (const j of jobs) {
+      if (j.outbox_id !== id) continue;
+      const blocks = Math.max(j.blocks || 1, 1);
+      const part = j.finished ? 1 : j.expected ? Math.min(j.done / j.expected, 1) : 0;
+      t.fractions.set(j.rcpt, Math.min((Math.max((j.block || 1) - 1, 0) + part) / blocks, 1));
+      if (j.finished) finished = true;
+    }
+    renderItem(t, !!ev.waiting_for_peers);
+  }
+  if (finished) checkOutbox();
+}
+
+const PENDING = new Set(['', 'pending', 'sealed', 'queued']);
+let checking = false;
+
+// checkOutbox finishes the tray items whose outbox item has been published to every recipient.
+async function checkOutbox() {
+  if (checking) return;
+  const open = [...tracked.entries()].filter(([, t]) => t.state === 'working');
+  if (open.length === 0) {
+    clearInterval(poll);
+    poll = null;
+    return;
+  }
+  checking = true;
+  try {
+    const r = await api('GET', '/api/outbox');
+    const items = new Map((r.items || []).map((it) => [it.id, it]));
+    for (const [id, t] of open) {
+      const it = items.get(id);
+      const rc = it ? it.recipients || [] : [];
+      if (it && (rc.length === 0 || rc.some((x) => PENDING.has(x.state || '')))) continue;
+      const failed = rc.filter((x) => x.state === 'failed');
+      t.state = failed.length ? 'failed' : 'done';
+      t.bar.value = 100;
+      t.label.textContent = failed.length
+        ? `“${t.subject}” could not be sent to ${failed.map((x) => shortAddress(x.address)).join(', ')}: ${failed[0].error || 'failed'}`
+        : `“${t.subject}” sent`;
+      show(t.dismiss, true);
+      renderItem(t, false);
+    }
+  } catch (e) {
+    if (e.status === 401) {
+      clearInterval(poll);
+      poll = null;
+    }
+  } finally {
+    checking = false;
+  }
+}
+
+// resetTray forgets every tracked message (sign-out).
+export function resetTray() {
+  tracked.clear();
+  clear($('pow-tray'));
+  clearInterval(poll);
+  poll = null;
+  if (ctx && $('compose').open) $('compose').close();
+}
