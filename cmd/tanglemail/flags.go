@@ -23,8 +23,10 @@ type command struct {
 	run     func(env *cmdEnv, opts any, args []string) error
 }
 
-// cmdEnv is what a command may use of the process: streams, environment, and a stop channel.
+// cmdEnv is what a command may use of the process: streams, environment, and a stop channel. A nil
+// stdin reads as empty.
 type cmdEnv struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	stop           <-chan struct{}
@@ -37,9 +39,10 @@ func envName(flagName string) string {
 
 // parseFlags parses args into fs, then fills every flag not given on the command line from, in order,
 // the environment (TANGLEMAIL_<NAME>) and the config file (name = value lines). The config file is the
-// value of the "config" flag if the set has one, else none.
+// value of the "config" flag if the set has one, else none. Flags may follow arguments
+// ("contacts list --json"); "--" ends the flags. fs.Args() are the arguments afterwards.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
@@ -89,6 +92,49 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parseInterspersed parses the flags among args, wherever they are, and leaves the other arguments, in
+// order, in fs.Args().
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if endedByDashes(fs, args[:len(args)-len(rest)]) {
+			positional = append(positional, rest...)
+			break
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
+	}
+	// A "--" first makes Parse set no flag and leave exactly the positional arguments.
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// endedByDashes reports whether fs.Parse stopped at a "--" in consumed (the arguments it parsed), as
+// opposed to a "--" that was the value of a flag ("--data-dir --").
+func endedByDashes(fs *flag.FlagSet, consumed []string) bool {
+	for i := 0; i < len(consumed); i++ {
+		a := consumed[i]
+		if a == "--" {
+			return true
+		}
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				i++ // the next argument is the flag's value
+			}
+		}
+	}
+	return false
 }
 
 // readConfigFile reads "name = value" lines; '#' starts a comment; values may be double-quoted.

@@ -23,6 +23,8 @@ func commands() []*command {
 		addressCommand(),
 		statusCommand(),
 		peersCommand(),
+		chatCommand(),
+		contactsCommand(),
 		devnetCommand(),
 	}
 }
@@ -38,7 +40,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "second signal: exiting now")
 		os.Exit(1)
 	}()
-	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: stop}
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: stop}
 	os.Exit(run(env, os.Args[1:]))
 }
 
