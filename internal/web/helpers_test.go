@@ -244,11 +244,13 @@ type fakeChat struct {
 	subs  map[chan chat.Event]struct{}
 	uid   store.UID
 	fail  error // returned by every call when set
+
+	unsubscribed chan struct{} // a value when a subscription ends
 }
 
 func newFakeChat() *fakeChat {
 	return &fakeChat{convs: map[string]*chat.Conversation{}, msgs: map[string][]chat.Message{},
-		subs: map[chan chat.Event]struct{}{}}
+		subs: map[chan chat.Event]struct{}{}, unsubscribed: make(chan struct{}, 100)}
 }
 
 func hexID(s string) string {
@@ -420,6 +422,7 @@ func (f *fakeChat) Subscribe(ctx context.Context) <-chan chat.Event {
 		delete(f.subs, ch)
 		close(ch)
 		f.mu.Unlock()
+		f.unsubscribed <- struct{}{}
 	}()
 	return ch
 }
@@ -451,6 +454,7 @@ type sseClient struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the stream ended
 	header http.Header
+	hello  sseEvent
 }
 
 // stream opens GET /api/events and checks that hello comes first.
@@ -496,9 +500,9 @@ func (e *env) stream(opts ...reqOpt) *sseClient {
 			}
 		}
 	}()
-	first := c.next(e.t)
-	if first.name != "hello" {
-		e.t.Fatalf("first event %+v, want hello", first)
+	c.hello = c.next(e.t)
+	if c.hello.name != "hello" {
+		e.t.Fatalf("first event %+v, want hello", c.hello)
 	}
 	return c
 }

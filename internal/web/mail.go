@@ -190,7 +190,8 @@ func (s *Server) listing(folder int64, mi store.MessageInfo, pm *parsedMessage, 
 	return m
 }
 
-// preview returns the first n characters of text with runs of white space made one space.
+// preview returns the first n characters of text with runs of white space made one space, without
+// white space at either end; control characters are dropped.
 func preview(text string, n int) string {
 	var b strings.Builder
 	count := 0
@@ -217,7 +218,7 @@ func preview(text string, n int) string {
 			break
 		}
 	}
-	return b.String()
+	return strings.TrimRight(b.String(), " ")
 }
 
 // maxQuery bounds the q parameter of a message listing.

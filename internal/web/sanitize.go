@@ -1,7 +1,9 @@
 package web
 
 import (
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,10 +20,11 @@ import (
 //   - attributes: no event handlers (on*), no id, class, name, srcset, background, action, formaction
 //     or any other URL attribute except a.href and img.src; a few presentational attributes (align,
 //     width, bgcolor, …) with values matched by pattern;
-//   - a.href: only http:, https: and mailto: URLs that parse; every link gets rel="noopener
-//     noreferrer" and target="_blank" (set after the policy ran, replacing whatever the mail had);
+//   - a.href: only http: and https: URLs with a host, and mailto: URLs, that parse; every link gets
+//     rel="noopener noreferrer" and target="_blank" (set after the policy ran, replacing whatever the
+//     mail had);
 //   - img.src: only data:image/(png|gif|jpeg|webp);base64 URLs (bluemonday checks the base64), so no
-//     image is ever fetched; an img without a src is dropped;
+//     image is ever fetched; an img left without a src is dropped (after the policy ran);
 //   - style attributes: only typographic and box properties whose values bluemonday's CSS handlers
 //     accept (colours, lengths, keywords), so no url(), image(), expression() or @import can pass.
 //
@@ -105,15 +108,16 @@ func mailPolicy() *bluemonday.Policy {
 }
 
 // SanitizeHTML makes a message's HTML safe to show: the mail policy (see above), then every link gets
-// rel="noopener noreferrer" and target="_blank". The result is an HTML fragment.
+// rel="noopener noreferrer" and target="_blank", and an img left without a src is dropped. The result
+// is an HTML fragment.
 func SanitizeHTML(s string) string {
-	clean := mailPolicy().Sanitize(s)
-	return fixLinks(clean)
+	return finish(mailPolicy().Sanitize(s))
 }
 
-// fixLinks sets rel and target on every a element of already-sanitized HTML.
-func fixLinks(s string) string {
-	if !strings.Contains(s, "<a ") {
+// finish sets rel and target on every a element of already-sanitized HTML and drops img elements
+// without a src. It re-serializes the tokens it changes only: the rest is copied as it is.
+func finish(s string) string {
+	if !strings.Contains(s, "<a ") && !strings.Contains(s, "<img") {
 		return s
 	}
 	z := html.NewTokenizer(strings.NewReader(s))
@@ -123,19 +127,55 @@ func fixLinks(s string) string {
 		if tt == html.ErrorToken {
 			return b.String()
 		}
+		raw := z.Raw()
+		if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+			b.Write(raw)
+			continue
+		}
 		t := z.Token()
-		if (tt == html.StartTagToken || tt == html.SelfClosingTagToken) && t.Data == "a" {
+		switch t.Data {
+		case "a":
 			attrs := t.Attr[:0]
+			link := false
 			for _, a := range t.Attr {
-				if a.Key != "rel" && a.Key != "target" {
+				switch {
+				case a.Key == "rel" || a.Key == "target":
+				case a.Key == "href" && !linkURL(a.Val):
+				default:
+					link = link || a.Key == "href"
 					attrs = append(attrs, a)
 				}
 			}
-			t.Attr = append(attrs, html.Attribute{Key: "rel", Val: "noopener noreferrer"},
-				html.Attribute{Key: "target", Val: "_blank"})
+			if link {
+				attrs = append(attrs, html.Attribute{Key: "rel", Val: "noopener noreferrer"},
+					html.Attribute{Key: "target", Val: "_blank"})
+			}
+			t.Attr = attrs
+			b.WriteString(t.String())
+		case "img":
+			if slices.ContainsFunc(t.Attr, func(a html.Attribute) bool { return a.Key == "src" }) {
+				b.WriteString(t.String())
+			}
+		default:
+			b.Write(raw)
 		}
-		b.WriteString(t.String())
 	}
+}
+
+// linkURL reports whether a (sanitized) href is an absolute http or https URL with a host, or a
+// mailto URL with an address.
+func linkURL(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+		return u.Host != ""
+	case "mailto":
+		return u.Opaque != ""
+	}
+	return false
 }
 
 // htmlToText makes plain text of a message's HTML, for the text of a message that has no text/plain
