@@ -12,6 +12,17 @@
 //     marks and delivery ticks, mail with the sandboxed HTML view, compose with contact autocomplete
 //     and the proof-of-work bar, and the phone layout (one column, the nav bar at the bottom, tap
 //     targets of at least 40 px). The page must log no error: a CSP violation is one.
+//   - TestChatFlow: three nodes, alice, bob and carol, each with its own API and password. alice and
+//     bob sign in in two browser contexts (separate cookie jars), add each other as contacts by
+//     petname, open a 1:1 chat and exchange messages that appear on the other side without a reload;
+//     the sender sees delivered, then read. alice creates a group with bob and carol; her message in
+//     it reaches bob's page and carol (a third context). alice sends a mail through the compose form;
+//     bob finds it in INBOX and reads it.
+//   - TestHostileHTML: a mail whose HTML tries everything (scripts, event handlers, javascript: links,
+//     forms with autofocus, iframes, stylesheets, CSS url(), meta refresh, remote images) against a
+//     canary HTTP server on 127.0.0.1 is opened in the client's formatted view. The canary must see no
+//     request, no marker may be set in the page or the frame, and the console may show nothing but
+//     blocked-content reports.
 //
 // The tests wait on conditions in the page (chromedp's WaitVisible and Poll) with deadlines, never on
 // bare sleeps.

@@ -2,6 +2,7 @@ package browser_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -248,10 +251,76 @@ func (tb *tab) waitJS(what string, d time.Duration, expr string) {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, d+5*time.Second)
 	defer cancel()
+	start := time.Now()
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!("+expr+")", chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d)))
 	if err != nil {
 		tb.t.Fatalf("%s: waiting %v for %s: %v", tb.name, d, what, err)
 	}
+	if took := time.Since(start); took > 2*time.Second {
+		tb.t.Logf("%s: %s took %v", tb.name, what, took.Round(100*time.Millisecond))
+	}
+}
+
+// mailFrameID returns the frame id of the mail's iframe (data-test mail-html-frame).
+func (tb *tab) mailFrameID() cdp.FrameID {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS(sel("mail-html-frame"))))
+	if err != nil || len(nodes) == 0 || nodes[0].FrameID == "" {
+		tb.t.Fatalf("%s: the mail frame: %v", tb.name, err)
+	}
+	return nodes[0].FrameID
+}
+
+// evalInFrame evaluates expr, which gives a string, in an isolated world of frame: it sees the frame's
+// DOM (not its scripts' globals), and runs even where the frame's sandbox blocks the page's scripts.
+func (tb *tab) evalInFrame(frame cdp.FrameID, expr string) (string, error) {
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (string, error) {
+		w, err := cdp.Call(ctx, t, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: frame, WorldName: "tanglemail-test"})
+		if err != nil {
+			return "", err
+		}
+		yes := true
+		res, err := cdp.Call(ctx, t, runtime.Evaluate, runtime.EvaluateParams{Expression: expr, ContextID: w.ExecutionContextID, ReturnByValue: &yes})
+		if err != nil {
+			return "", err
+		}
+		if res.ExceptionDetails != nil {
+			return "", fmt.Errorf("evaluate in frame: %s", res.ExceptionDetails.Text)
+		}
+		var out string
+		if res.Result == nil || json.Unmarshal([]byte(res.Result.Value), &out) != nil {
+			return "", fmt.Errorf("evaluate in frame: not a string")
+		}
+		return out, nil
+	})
+}
+
+// waitInFrame waits until expr (a string expression) gives "true" in frame, failing the test after d.
+func (tb *tab) waitInFrame(what string, d time.Duration, frame cdp.FrameID, expr string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		v, err := tb.evalInFrame(frame, "String(!!("+expr+"))")
+		if err == nil && v == "true" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("%s: waiting %v in the frame for %s: %v (last: %q)", tb.name, d, what, err, v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clickJS waits until the JavaScript expression gives an element and clicks it in the same turn of
+// the page's event loop. Lists that the client re-renders on live events (conversations, messages) are
+// clicked this way: a DevTools click finds the node first and may find it replaced by then.
+func (tb *tab) clickJS(what string, d time.Duration, elementExpr string) {
+	tb.t.Helper()
+	tb.waitJS(what, d, `(() => { const el = `+elementExpr+`; if (!el) return false; el.click(); return true; })()`)
 }
 
 // sel is the CSS selector of a data-test hook, with an optional suffix ("[data-id=…]", " .x").
