@@ -1,5 +1,6 @@
 // Package web is the node's HTTP front door: the JSON API of docs/api.md (used by the CLI and the web
-// client), its server-sent event stream, the web client's static files, and Thunderbird autoconfig. It
+// client), its server-sent event stream, the web client's static files (package ui, served at "/"
+// under a strict Content-Security-Policy), and Thunderbird autoconfig. It
 // is an adapter only: it translates HTTP requests into calls of the layers below — the mailbox store
 // (internal/store), the chat service (the Chat interface, internal/chat's types) and the node's status
 // (the Backend interface) — and never imports internal/node.
@@ -53,6 +54,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -101,8 +103,8 @@ type Config struct {
 	Chat     Chat         // nil: the chat endpoints answer 503
 	Password string       // the node's password; empty refuses every authenticated request
 	Log      *slog.Logger // nil: discard
-	// Client is the web client's files, served at "/" (index.html at the root); nil serves a small
-	// placeholder page.
+	// Client is the web client's files, served at "/" (index.html at the root); nil serves the
+	// built-in client (package ui).
 	Client fs.FS
 }
 
@@ -252,6 +254,7 @@ func (e endpoint) allow() string {
 // package notes give. public skips authentication (POST /api/login only).
 func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer s.recoverPanic(w, r)
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -289,6 +292,20 @@ func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		f(w, r)
 	})
+}
+
+// recoverPanic turns a panic of a handler (a bug) into a logged error and a JSON 500, instead of a
+// dropped connection. http.ErrAbortHandler passes through: it is how a handler aborts on purpose.
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.Error("API handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	writeError(w, http.StatusInternalServerError, "the node failed to answer this request (the node's log has details)")
 }
 
 // changes reports whether a request with this method may change something.

@@ -208,7 +208,7 @@ func TestClientPage(t *testing.T) {
 		name  string
 		files fstest.MapFS
 		body  string
-	}{{"placeholder", nil, "built without its web client"}, {"files", files, "<title>client</title>"}} {
+	}{{"built-in", nil, `data-test="login-password"`}, {"given", files, "<title>client</title>"}} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Config{Backend: &fakeBackend{}, Password: "pw"}
 			if c.files != nil {
@@ -216,23 +216,25 @@ func TestClientPage(t *testing.T) {
 			}
 			hs := httptest.NewServer(New(cfg).Handler())
 			defer hs.Close()
-			res, err := http.Get(hs.URL + "/")
-			if err != nil {
-				t.Fatal(err)
+			for _, path := range []string{"/", "/app.js"} {
+				res, err := http.Get(hs.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var buf bytes.Buffer
+				buf.ReadFrom(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || (path == "/" && !strings.Contains(buf.String(), c.body)) {
+					t.Fatalf("%s: status %d: %.200s", path, res.StatusCode, buf.String())
+				}
+				if got := res.Header.Get("Content-Security-Policy"); got != clientCSP {
+					t.Fatalf("%s: CSP %q", path, got)
+				}
+				if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("X-Frame-Options") != "DENY" {
+					t.Fatalf("%s: headers %v", path, res.Header)
+				}
 			}
-			var buf bytes.Buffer
-			buf.ReadFrom(res.Body)
-			res.Body.Close()
-			if res.StatusCode != 200 || !strings.Contains(buf.String(), c.body) {
-				t.Fatalf("status %d: %s", res.StatusCode, buf.String())
-			}
-			if got := res.Header.Get("Content-Security-Policy"); got != clientCSP {
-				t.Fatalf("CSP %q", got)
-			}
-			if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("X-Frame-Options") != "DENY" {
-				t.Fatalf("headers %v", res.Header)
-			}
-			res, err = http.Post(hs.URL+"/", "text/plain", strings.NewReader("x"))
+			res, err := http.Post(hs.URL+"/", "text/plain", strings.NewReader("x"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,15 +242,13 @@ func TestClientPage(t *testing.T) {
 			if res.StatusCode != 405 {
 				t.Fatalf("POST /: status %d", res.StatusCode)
 			}
-			if c.files != nil {
-				res, err = http.Get(hs.URL + "/app.js")
-				if err != nil {
-					t.Fatal(err)
-				}
-				res.Body.Close()
-				if res.StatusCode != 200 || res.Header.Get("Content-Security-Policy") != clientCSP {
-					t.Fatalf("app.js: %d %v", res.StatusCode, res.Header)
-				}
+			res, err = http.Get(hs.URL + "/no-such-file")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 404 {
+				t.Fatalf("missing file: status %d", res.StatusCode)
 			}
 		})
 	}
@@ -309,3 +309,19 @@ func TestServerClose(t *testing.T) {
 	}
 	e.srv.Close() // twice is fine
 }
+
+func TestHandlerPanic(t *testing.T) {
+	var logBuf safeBuffer
+	srv := New(Config{Backend: &panicky{}, Password: "pw", Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	req := httptest.NewRequest("GET", "/api/status", nil)
+	req.Header.Set("Authorization", "Bearer pw")
+	w := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(w, req)
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"error"`) || !strings.Contains(logBuf.String(), "panicked") {
+		t.Fatalf("status %d, body %s, log %s", w.Code, w.Body, logBuf.String())
+	}
+}
+
+type panicky struct{ fakeBackend }
+
+func (*panicky) Status() any { panic("bug") }
