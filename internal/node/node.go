@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
 	"github.com/tanglemail/tanglemail/internal/inbox"
@@ -83,6 +84,7 @@ type Node struct {
 	mail     *store.Store
 	outbox   *outbox.Outbox
 	inbox    *inbox.Inbox
+	chat     *chat.Service
 	smtp     *submission.Server
 	smtpLn   net.Listener
 	imap     *imapserver.Server
@@ -165,12 +167,23 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.chat, err = chat.New(chat.Config{
+		Store:    n.mail,
+		Identity: n.id,
+		Params:   cfg.Network,
+		Notes:    n.outbox,
+		Logger:   cfg.Log.With("sub", "chat"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	n.inbox, err = inbox.New(inbox.Config{
 		Store:      n.mail,
 		Identities: []*identity.Identity{n.id},
 		Params:     cfg.Network,
 		Receipts:   n.outbox,
 		OnReceipt:  n.outbox,
+		Chat:       n.chat,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
 	if err != nil {
@@ -205,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Backend:  n,
 		Store:    n.mail,
 		Address:  n.id.Address().Mail(),
-		Chat:     nil, // the chat service is wired in by its own change
+		Chat:     n.chat,
 		Password: n.password,
 		Log:      cfg.Log.With("sub", "api"),
 	})
@@ -216,6 +229,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(n.imapLn)) })
 	n.goBackground("outbox", func() error { return ignoreCanceled(n.outbox.Run(bg)) })
 	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
+	n.goBackground("chat", func() error { return ignoreCanceled(n.chat.Run(bg)) })
 	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
@@ -354,6 +368,9 @@ func (n *Node) Store() *dag.Store { return n.store }
 
 // Mail is the node's mailbox store.
 func (n *Node) Mail() *store.Store { return n.mail }
+
+// Chat is the node's chat service.
+func (n *Node) Chat() *chat.Service { return n.chat }
 
 // IMAPAddr is where IMAP listens.
 func (n *Node) IMAPAddr() string { return n.imapLn.Addr().String() }
