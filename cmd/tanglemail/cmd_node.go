@@ -37,8 +37,9 @@ identity and a password, and prints the address.
 
 The node listens for peers on --p2p-listen, finds peers on the LAN with mDNS and through the --bootstrap
 peers you give it (there are no built-in public bootstrap peers), stores and gossips the blocks of its
-shards, fetches missing blocks and catches up after downtime. Its JSON API listens on --api-listen
-(loopback only) with the generated password; "tanglemail status" and "tanglemail peers" use it.`,
+shards, fetches missing blocks and catches up after downtime. Its web client and HTTP API listen on
+--api-listen (loopback only) with the generated password; "tanglemail status", "peers", "contacts" and
+"chat" use it.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &nodeFlags{}
 			f.register(fs, getenv)
@@ -50,7 +51,7 @@ shards, fetches missing blocks and catches up after downtime. Its JSON API liste
 			fs.Var(f.bootstrap, "bootstrap", "peers to dial at start, as multiaddrs ending in /p2p/<peer id>, comma-separated")
 			fs.BoolVar(&f.mdns, "mdns", d.MDNS, "discover peers on the local network with mDNS")
 			fs.BoolVar(&f.dht, "dht", d.DHT, "discover peers through the Kademlia DHT (seeded only by the bootstrap peers)")
-			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the local JSON API (loopback only)")
+			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
 			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)")
 			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client (STARTTLS; login needs TLS off loopback)")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
@@ -114,7 +115,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
   Your address:  %s
   Peer id:       %s
   Peer addrs:    %s
-  API:           http://%s
+  Web client:    http://%s/   (sign in with the password below; also the HTTP API, docs/api.md)
 
 Mail client settings (Thunderbird, mutt, aerc, …):
   Incoming (IMAP):             server %s  port %s  security STARTTLS  authentication normal password
