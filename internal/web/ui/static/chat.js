@@ -3,7 +3,7 @@
 // (chat, receipt, typing, conversation); the history of the open conversation is reloaded on a
 // reconnect.
 import { api, path, query } from './api.js';
-import { $, h, clear, show, when, whenFull, armConfirm, utf8Length } from './dom.js';
+import { $, h, clear, show, when, whenFull, armConfirm, utf8Length, reconcile } from './dom.js';
 import { people, nameOf, personOf, isMe, onContactsChanged } from './people.js';
 
 const TYPING_SHOWN_MS = 5000; // how long "bob is typing…" stays without a new notice
@@ -120,29 +120,32 @@ function convName(c) {
 
 function renderList() {
   const ul = $('conv-list');
-  clear(ul);
   const list = sortedConvs();
   show($('conv-empty'), list.length === 0);
-  for (const c of list) {
-    let last = '';
-    if (c.last) {
-      const who = c.last.mine ? 'You: ' : c.kind === 'group' && c.last.kind !== 'event' ? personOf(c.last.from) + ': ' : '';
-      last = who + c.last.text;
-    }
-    const badge = c.unread > 0 ? h('span', { class: 'badge', test: 'unread-count', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null;
-    ul.append(
-      h(
+  const lastText = (c) => {
+    if (!c.last) return '';
+    const who = c.last.mine ? 'You: ' : c.kind === 'group' && c.last.kind !== 'event' ? personOf(c.last.from) + ': ' : '';
+    return who + c.last.text;
+  };
+  reconcile(
+    ul,
+    list,
+    (c) => c.id,
+    (c) => JSON.stringify([convName(c), lastText(c), c.last ? c.last.sent : '', c.unread || 0, c.id === current, c.kind]),
+    (c) => {
+      const badge = c.unread > 0 ? h('span', { class: 'badge', test: 'unread-count', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null;
+      return h(
         'li',
         { class: 'conv-row' + (c.id === current ? ' current' : '') + (c.unread > 0 ? ' unread' : ''), test: 'conv-row', dataset: { id: c.id, kind: c.kind } },
         h(
           'a',
           { href: '#/chat/' + c.id, 'aria-current': c.id === current ? 'true' : null },
           h('span', { class: 'row-top' }, h('span', { class: 'conv-title' }, c.kind === 'group' ? h('span', { class: 'group-mark', 'aria-label': 'group' }, '❖ ') : null, h('span', { class: 'conv-name', test: 'conv-name' }, convName(c))), h('time', { class: 'row-time' }, c.last ? when(c.last.sent) : '')),
-          h('span', { class: 'row-bottom' }, h('span', { class: 'conv-last', test: 'conv-last' }, last), badge),
+          h('span', { class: 'row-bottom' }, h('span', { class: 'conv-last', test: 'conv-last' }, lastText(c)), badge),
         ),
-      ),
-    );
-  }
+      );
+    },
+  );
   ctx.badges();
 }
 

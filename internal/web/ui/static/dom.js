@@ -96,3 +96,28 @@ export function armConfirm(btn, label, action) {
 export function utf8Length(s) {
   return new TextEncoder().encode(s).length;
 }
+
+// reconcile makes the children of list the elements for items, in order. An element is kept (not
+// rebuilt) while its item's key and signature stay the same, so live updates do not replace the row a
+// user is clicking or has focused; build(item) makes a new one.
+export function reconcile(list, items, key, sig, build) {
+  const old = new Map();
+  for (const el of list.children) old.set(el.dataset.key, el);
+  let i = 0;
+  for (const it of items) {
+    const k = String(key(it));
+    const s = sig(it);
+    let el = old.get(k);
+    if (!el || el.dataset.sig !== s) {
+      const fresh = build(it);
+      fresh.dataset.key = k;
+      fresh.dataset.sig = s;
+      if (el) el.replaceWith(fresh);
+      el = fresh;
+    }
+    old.delete(k);
+    if (list.children[i] !== el) list.insertBefore(el, list.children[i] || null);
+    i++;
+  }
+  for (const el of old.values()) el.remove();
+}

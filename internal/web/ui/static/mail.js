@@ -3,7 +3,7 @@
 // set as text; a message's HTML is shown by the node's sanitized /html endpoint inside an
 // <iframe sandbox=""> (no scripts, an opaque origin), never inserted into this page.
 import { api, path, query } from './api.js';
-import { $, h, clear, show, when, whenFull, armConfirm } from './dom.js';
+import { $, h, clear, show, when, whenFull, armConfirm, reconcile } from './dom.js';
 import { personOf, isMe, onContactsChanged } from './people.js';
 import { openCompose } from './compose.js';
 
@@ -176,13 +176,17 @@ function isSentFolder() {
 
 function renderRows() {
   const ul = $('mail-list');
-  clear(ul);
   const sent = isSentFolder();
-  for (const m of rows) {
-    const who = sent || isMe(m.from && m.from.address) ? 'To: ' + (m.to || []).map(personOf).join(', ') : personOf(m.from);
-    const cur = open && open.folder === m.folder && open.uid === m.uid;
-    ul.append(
-      h(
+  const who = (m) => (sent || isMe(m.from && m.from.address) ? 'To: ' + (m.to || []).map(personOf).join(', ') : personOf(m.from));
+  const isOpen = (m) => !!open && open.folder === (m.folder || folder) && open.uid === m.uid;
+  reconcile(
+    ul,
+    rows,
+    (m) => `${m.folder || folder}/${m.uid}`,
+    (m) => JSON.stringify([who(m), m.subject, m.date, m.preview, !!m.seen, !!m.flagged, !!m.delivered, isOpen(m)]),
+    (m) => {
+      const cur = isOpen(m);
+      return h(
         'li',
         {
           class: 'mail-row' + (m.seen ? '' : ' unseen') + (m.flagged ? ' flagged' : '') + (cur ? ' current' : ''),
@@ -195,7 +199,7 @@ function renderRows() {
           h(
             'span',
             { class: 'row-top' },
-            h('span', { class: 'mail-from-name', test: 'mail-row-from' }, who),
+            h('span', { class: 'mail-from-name', test: 'mail-row-from' }, who(m)),
             h('time', { class: 'row-time', datetime: m.date, title: whenFull(m.date) }, when(m.date)),
           ),
           h(
@@ -207,9 +211,9 @@ function renderRows() {
           ),
           h('span', { class: 'preview' }, m.preview || ''),
         ),
-      ),
-    );
-  }
+      );
+    },
+  );
   show($('mail-empty'), rows.length === 0);
   show($('mail-more'), more);
 }

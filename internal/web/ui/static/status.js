@@ -48,9 +48,10 @@ async function load(quiet) {
   let tipText = '';
   if (typeof tips === 'number') tipText = String(tips);
   else if (tips && typeof tips === 'object') {
-    tipText = Object.entries(tips)
-      .map(([k, v]) => `shard ${k}: ${v}`)
-      .join(', ');
+    tipText =
+      Object.entries(tips)
+        .map(([k, v]) => `shard ${k}: ${v}`)
+        .join(', ') || 'none yet';
   }
   const synced = pick(s, 'synced');
   const rows = [
