@@ -592,23 +592,25 @@ func (s *Server) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	out := make([]outboxItemJSON, 0, len(items))
 	for _, it := range items {
 		j := outboxItemJSON{ID: it.ID, Created: it.Created.UTC(), Recipients: []outboxRcptJSON{}}
-		// The subject is in the Sent copy's header (cheap); if that copy is gone, in the item's bytes.
-		var hdr []byte
-		if it.SentMailboxID != 0 {
-			hdr, err = s.store.RawHeader(ctx, it.SentMailboxID, it.SentUID)
-		}
-		if hdr == nil || err != nil {
-			if raw, err := s.store.OutboxRaw(ctx, it.ID); err == nil {
-				hdr = raw[:store.HeaderLen(raw)]
-			}
-		}
-		if hdr != nil {
-			j.Subject = store.ParseHeader(hdr).Get("Subject")
-		}
+		j.Subject = s.outboxSubject(ctx, it)
 		for _, rc := range it.Rcpts {
 			j.Recipients = append(j.Recipients, outboxRcptJSON{Address: rc.Rcpt, State: string(rc.State), Error: rc.LastError})
 		}
 		out = append(out, j)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}
+
+// outboxSubject returns an outbox item's subject: from its Sent copy's header (cheap), or, if that
+// copy has gone, from the item's bytes; "" if neither can be read.
+func (s *Server) outboxSubject(ctx context.Context, it store.OutboxItem) string {
+	if it.SentMailboxID != 0 {
+		if hdr, err := s.store.RawHeader(ctx, it.SentMailboxID, it.SentUID); err == nil {
+			return store.ParseHeader(hdr).Get("Subject")
+		}
+	}
+	if raw, err := s.store.OutboxRaw(ctx, it.ID); err == nil {
+		return store.ParseHeader(raw[:store.HeaderLen(raw)]).Get("Subject")
+	}
+	return ""
 }

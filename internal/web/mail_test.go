@@ -523,6 +523,12 @@ func TestSend(t *testing.T) {
 		ob.Items[0].Recipients[0].State != "pending" || ob.Items[0].Created.IsZero() {
 		t.Fatalf("outbox %+v", ob)
 	}
+	// With the Sent copy moved away, the subject comes from the outbox item's bytes.
+	e.call("DELETE", fmt.Sprintf("/api/folders/%d/messages/%d", got.Folder, got.UID), nil).mustCode(t, 204)
+	e.call("GET", "/api/outbox", nil).mustCode(t, 200).decode(t, &ob)
+	if len(ob.Items) != 1 || ob.Items[0].Subject != "Grüße aus Köln" {
+		t.Fatalf("outbox after moving the Sent copy %+v", ob)
+	}
 }
 
 func TestSendSimple(t *testing.T) {
