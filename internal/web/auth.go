@@ -161,6 +161,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.checkPassword(*req.Password) {
 		s.log.Warn("failed API login", "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tanglemail"`) // RFC 9110 §15.5.2: a 401 has one
 		writeError(w, http.StatusUnauthorized, "wrong password: it is printed when the node starts, and kept in <data-dir>/password")
 		return
 	}

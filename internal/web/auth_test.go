@@ -61,6 +61,9 @@ func TestLogin(t *testing.T) {
 			if r.hdr.Get("Set-Cookie") != "" {
 				t.Fatalf("cookie set on failure: %v", r.hdr)
 			}
+			if c.code == 401 && r.hdr.Get("WWW-Authenticate") == "" {
+				t.Fatal("401 without WWW-Authenticate")
+			}
 			if msg := r.errMsg(t); !strings.Contains(msg, c.errHas) {
 				t.Fatalf("error %q, want it to contain %q", msg, c.errHas)
 			}
