@@ -625,16 +625,23 @@ func (s *Service) markAllRead(ctx context.Context, outboxID int64) error {
 	return err
 }
 
-// MarkRead marks a conversation's messages read and sends read notices to their senders.
-func (s *Service) MarkRead(ctx context.Context, id string) error {
+// row returns a conversation's id and stored row; ErrInvalid for a malformed id, ErrNotFound for an
+// unknown one.
+func (s *Service) row(ctx context.Context, id string) (ID, store.Conversation, error) {
 	cid, err := ParseID(id)
 	if err != nil {
-		return err
+		return cid, store.Conversation{}, err
 	}
 	row, err := s.st.Conversation(ctx, id)
 	if errors.Is(err, store.ErrNoConversation) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
+		return cid, row, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
+	return cid, row, err
+}
+
+// MarkRead marks a conversation's messages read and sends read notices to their senders.
+func (s *Service) MarkRead(ctx context.Context, id string) error {
+	cid, row, err := s.row(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -672,14 +679,7 @@ func (s *Service) MarkRead(ctx context.Context, id string) error {
 
 // Typing sends a typing notice to the conversation's other members, at most one every 3 s.
 func (s *Service) Typing(ctx context.Context, id string) error {
-	cid, err := ParseID(id)
-	if err != nil {
-		return err
-	}
-	row, err := s.st.Conversation(ctx, id)
-	if errors.Is(err, store.ErrNoConversation) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	cid, row, err := s.row(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -65,13 +64,7 @@ func (s *Service) Conversations(ctx context.Context) ([]Conversation, error) {
 
 // Conversation returns one conversation.
 func (s *Service) Conversation(ctx context.Context, id string) (Conversation, error) {
-	if _, err := ParseID(id); err != nil {
-		return Conversation{}, err
-	}
-	r, err := s.st.Conversation(ctx, id)
-	if errors.Is(err, store.ErrNoConversation) {
-		return Conversation{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	_, r, err := s.row(ctx, id)
 	if err != nil {
 		return Conversation{}, err
 	}
