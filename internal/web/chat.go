@@ -254,19 +254,6 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// handleLeave is POST /api/conversations/{id}/leave.
-func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
-	id, ok := conversationParam(w, r)
-	if !ok {
-		return
-	}
-	if err := s.chat.Leave(r.Context(), id); err != nil {
-		s.chatError(w, r, "leave the group", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // handleHistory is GET /api/conversations/{id}/messages?limit=&before=: oldest first.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	id, ok := conversationParam(w, r)
@@ -329,28 +316,18 @@ func (s *Server) handleChatSend(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, m)
 }
 
-// handleMarkRead is POST /api/conversations/{id}/read.
-func (s *Server) handleMarkRead(w http.ResponseWriter, r *http.Request) {
-	id, ok := conversationParam(w, r)
-	if !ok {
-		return
+// conversationAction is a POST /api/conversations/{id}/<action> without a body that answers 204:
+// leave, read, typing. what completes the error sentence "could not …".
+func (s *Server) conversationAction(what string, act func(ctx context.Context, id string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := conversationParam(w, r)
+		if !ok {
+			return
+		}
+		if err := act(r.Context(), id); err != nil {
+			s.chatError(w, r, what, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
-	if err := s.chat.MarkRead(r.Context(), id); err != nil {
-		s.chatError(w, r, "mark the conversation read", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// handleTyping is POST /api/conversations/{id}/typing.
-func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request) {
-	id, ok := conversationParam(w, r)
-	if !ok {
-		return
-	}
-	if err := s.chat.Typing(r.Context(), id); err != nil {
-		s.chatError(w, r, "send the typing notice", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }

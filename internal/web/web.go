@@ -48,6 +48,7 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io/fs"
@@ -191,10 +192,10 @@ func New(cfg Config) *Server {
 	api("/api/conversations/{id}", endpoint{"GET": s.chatOnly(s.handleConversation), "PATCH": s.chatOnly(s.handleRename)})
 	api("/api/conversations/{id}/members", endpoint{"POST": s.chatOnly(s.handleAddMember)})
 	api("/api/conversations/{id}/members/{address}", endpoint{"DELETE": s.chatOnly(s.handleRemoveMember)})
-	api("/api/conversations/{id}/leave", endpoint{"POST": s.chatOnly(s.handleLeave)})
+	api("/api/conversations/{id}/leave", endpoint{"POST": s.chatOnly(s.conversationAction("leave the group", func(ctx context.Context, id string) error { return s.chat.Leave(ctx, id) }))})
 	api("/api/conversations/{id}/messages", endpoint{"GET": s.chatOnly(s.handleHistory), "POST": s.chatOnly(s.handleChatSend)})
-	api("/api/conversations/{id}/read", endpoint{"POST": s.chatOnly(s.handleMarkRead)})
-	api("/api/conversations/{id}/typing", endpoint{"POST": s.chatOnly(s.handleTyping)})
+	api("/api/conversations/{id}/read", endpoint{"POST": s.chatOnly(s.conversationAction("mark the conversation read", func(ctx context.Context, id string) error { return s.chat.MarkRead(ctx, id) }))})
+	api("/api/conversations/{id}/typing", endpoint{"POST": s.chatOnly(s.conversationAction("send the typing notice", func(ctx context.Context, id string) error { return s.chat.Typing(ctx, id) }))})
 
 	api("/api/events", endpoint{"GET": s.handleEvents})
 
