@@ -358,7 +358,7 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 // htmlCSP is the Content-Security-Policy of a message's HTML (docs/api.md): nothing may load or run.
-const htmlCSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
+const htmlCSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox allow-popups allow-popups-to-escape-sandbox"
 
 // handleMessageHTML is GET /api/folders/{id}/messages/{uid}/html: the HTML part, sanitized.
 func (s *Server) handleMessageHTML(w http.ResponseWriter, r *http.Request) {

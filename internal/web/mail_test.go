@@ -234,7 +234,7 @@ func TestMessage(t *testing.T) {
 
 	// HTML is sanitized and served under the CSP of docs/api.md.
 	r = e.call("GET", fmt.Sprintf("/api/folders/%d/messages/%d/html", inbox, a.UID), nil).mustCode(t, 200)
-	if got := r.hdr.Get("Content-Security-Policy"); got != "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox" {
+	if got := r.hdr.Get("Content-Security-Policy"); got != "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox allow-popups allow-popups-to-escape-sandbox" {
 		t.Fatalf("CSP %q", got)
 	}
 	if r.hdr.Get("X-Content-Type-Options") != "nosniff" || r.hdr.Get("Referrer-Policy") != "no-referrer" ||

@@ -59,8 +59,8 @@ func TestClientAgainstStub(t *testing.T) {
 	d.waitJS("the body", 5*time.Second, `document.querySelector('[data-test="mail-body"]').textContent === 'Plain text body' && document.querySelector('[data-test="mail-from"]').textContent === 'bob'`)
 	d.waitJS("the unseen count to drop", 5*time.Second, `!document.querySelector('[data-test="folder-row"][data-role="inbox"] [data-test="unread-count"]')`)
 	d.run("show formatted", 5*time.Second, chromedp.Click(sel("mail-show-html")), chromedp.WaitVisible(sel("mail-html-frame")))
-	if got := eval[string](d, `document.querySelector('[data-test="mail-html-frame"]').getAttribute('sandbox')`); got != "" {
-		t.Errorf("mail frame sandbox=%q, want empty (no permissions)", got)
+	if got := eval[string](d, `document.querySelector('[data-test="mail-html-frame"]').getAttribute('sandbox')`); got != "allow-popups allow-popups-to-escape-sandbox" {
+		t.Errorf("mail frame sandbox=%q, want only popups (no scripts, no same origin)", got)
 	}
 
 	// Compose to bob via autocomplete; the proof-of-work bar runs to done.

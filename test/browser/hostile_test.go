@@ -127,8 +127,8 @@ func TestHostileHTML(t *testing.T) {
 	// The formatted view: the frame must load (its own load event), sandboxed, with the node's HTML.
 	tb.run("show formatted", 10*time.Second, chromedp.Click(sel("mail-show-html")), chromedp.WaitVisible(sel("mail-html-frame")))
 	frame := eval[map[string]string](tb, `(() => { const f = document.querySelector('[data-test="mail-html-frame"]'); return {sandbox: f.getAttribute('sandbox'), src: f.getAttribute('src')}; })()`)
-	if frame["sandbox"] != "" {
-		t.Errorf("mail frame sandbox=%q, want \"\" (no allow-scripts, no allow-same-origin)", frame["sandbox"])
+	if frame["sandbox"] != "allow-popups allow-popups-to-escape-sandbox" {
+		t.Errorf("mail frame sandbox=%q, want only popups (links in a new tab): no allow-scripts, no allow-same-origin", frame["sandbox"])
 	}
 	if want := "/api/folders/" + itoa(inbox.ID) + "/messages/" + itoa(int64(a.UID)) + "/html"; frame["src"] != want {
 		t.Errorf("mail frame src=%q, want %q", frame["src"], want)

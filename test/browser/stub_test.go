@@ -435,7 +435,7 @@ func (s *stubAPI) handler() http.Handler {
 	}
 	mux.HandleFunc("GET /api/folders/{id}/messages/{uid}", mail(func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail) { stubJSON(w, 200, m) }))
 	mux.HandleFunc("GET /api/folders/{id}/messages/{uid}/html", mail(func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail) {
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox allow-popups allow-popups-to-escape-sandbox")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, m.html)
 	}))

@@ -282,8 +282,10 @@ function renderFlags() {
 }
 
 // renderHTML shows the plain text, or the node's sanitized HTML in a sandboxed frame. The frame gets
-// sandbox="" (no allow-scripts, no allow-same-origin, no forms, no popups, no top navigation) and
-// no referrer; its document also carries the node's own CSP with "sandbox".
+// sandbox="allow-popups allow-popups-to-escape-sandbox" (no scripts, no same origin, no forms, no top
+// navigation; a click on a link — the sanitizer keeps only http(s) and mailto links, with
+// target=_blank rel="noopener noreferrer" — opens it in a new tab) and no referrer; its document also
+// carries the node's own CSP with the same sandbox.
 function renderHTML() {
   const m = open;
   const box = $('mail-html');
@@ -296,7 +298,7 @@ function renderHTML() {
   clear(box);
   if (!on) return;
   const frame = document.createElement('iframe');
-  frame.setAttribute('sandbox', '');
+  frame.setAttribute('sandbox', 'allow-popups allow-popups-to-escape-sandbox');
   frame.setAttribute('referrerpolicy', 'no-referrer');
   frame.setAttribute('title', 'The message, formatted');
   frame.dataset.test = 'mail-html-frame';
