@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -497,9 +498,19 @@ func (s *Service) HandleChat(ctx context.Context, me *identity.Identity, m *seal
 				return err
 			}
 		case c.IsChange():
+			before, err := s.foldTx(tx, conv.String())
+			if err != nil {
+				return err
+			}
 			st, err := s.recordChange(tx, c, m.Content, m.Sender, m.Sent)
 			if err != nil {
 				return err
+			}
+			if before != nil && bytes.Equal(EncodeState(before), EncodeState(st)) {
+				// Kept in the log (the fold skips it) and receipted, but not shown: a change by a
+				// non-member, or one that changes nothing, is no event.
+				ack = true
+				return nil
 			}
 			groupName = st.Name
 			flags.System = store.FlagSeen // events do not count as unread

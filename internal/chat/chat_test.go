@@ -225,3 +225,62 @@ func TestGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupIgnoresNonMembers: a change or a text for a group from someone who is not in it changes
+// nothing and shows nothing, even though the envelope is validly signed by its author.
+func TestGroupIgnoresNonMembers(t *testing.T) {
+	net := &network{params: tangle.BenchNet}
+	alice, bob, mallory := startNode(t, net, "alice", 1), startNode(t, net, "bob", 2), startNode(t, net, "mallory", 5)
+	ctx := testCtx(t)
+	g, err := alice.chat.CreateGroup(ctx, "Trip", []string{bob.addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob knows the group", func() bool {
+		c, err := bob.chat.Conversation(ctx, g.ID)
+		return err == nil && len(c.Members) == 2
+	})
+	gid, _ := chat.ParseID(g.ID)
+	forge := func(c *chat.Content) int64 {
+		content, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := mallory.st.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{
+			From: mallory.addr(), Rcpts: []string{bob.addr()}, Content: content,
+			Raw: []byte("Subject: forged " + c.Message.String() + "\r\n\r\nx\r\n"),
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub.OutboxID
+	}
+	rename := forge(&chat.Content{Type: chat.TypeRename, Conversation: gid, Message: chat.NewID(), Name: "pwned"})
+	text := forge(&chat.Content{Type: chat.TypeText, Conversation: gid, Message: chat.NewID(), Text: "hello from outside"})
+	// The change is receipted (it is kept, and skipped by the fold); the text is neither filed nor
+	// receipted. Then a real text shows that bob has processed everything before it.
+	waitFor(t, "the forged change receipted", func() bool {
+		it, err := mallory.st.OutboxItem(ctx, rename)
+		return err == nil && it.Rcpts[0].State == store.RcptDelivered
+	})
+	if _, err := alice.chat.Send(ctx, g.ID, "real"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitEvent(t, "the real text", func(e chat.Event) bool { return e.Type == "message" && e.Message.Text == "real" })
+	c := mustGroup(t, bob, g.ID)
+	if c.Name != "Trip" || len(c.Members) != 2 {
+		t.Errorf("bob's group after forgeries: %+v", c)
+	}
+	h, err := bob.chat.History(ctx, g.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h {
+		if m.From.Address == mallory.addr() {
+			t.Errorf("a non-member's message was filed: %+v", m)
+		}
+	}
+	if it, _ := mallory.st.OutboxItem(ctx, text); it.Rcpts[0].State == store.RcptDelivered {
+		t.Error("a non-member's group text was receipted")
+	}
+}
