@@ -54,6 +54,7 @@ type Service struct {
 	chatsID int64
 
 	mu     sync.Mutex
+	closed bool // Run has returned: no more notices
 	subs   map[*subscriber]struct{}
 	typing map[ID]time.Time // last typing notice sent per conversation
 
@@ -142,7 +143,7 @@ func (s *Service) Direct(ctx context.Context, peer string) (Conversation, error)
 
 func (s *Service) ensureDirect(tx *store.Tx, id ID, peer identity.Address) error {
 	if _, err := tx.Conversation(id.String()); err == nil || !errors.Is(err, store.ErrNoConversation) {
-		return err
+		return err // PutConversation keeps kinds apart; GroupConversationID keeps ids apart
 	}
 	return tx.PutConversation(store.Conversation{ID: id.String(), Kind: KindDirect, Peer: peer.Mail()})
 }
@@ -175,7 +176,7 @@ func (s *Service) CreateGroup(ctx context.Context, name string, members []string
 	if err := s.change(ctx, c, true); err != nil {
 		return Conversation{}, err
 	}
-	return s.Conversation(ctx, gid.String())
+	return s.Conversation(ctx, GroupConversationID(gid).String())
 }
 
 // AddMember adds a member (petname or address) to a group.
@@ -239,22 +240,16 @@ func (s *Service) Rename(ctx context.Context, id, name string) error {
 	return s.change(ctx, &Content{Type: TypeRename, Conversation: gid, Message: NewID(), Name: name}, false)
 }
 
-// group returns a group the user is a member of, with its state.
+// group returns the wire id and state of a group the user is a member of.
 func (s *Service) group(ctx context.Context, id string) (ID, *State, error) {
-	gid, err := ParseID(id)
+	_, c, err := s.row(ctx, id)
 	if err != nil {
-		return gid, nil, err
+		return ID{}, nil, err
 	}
-	c, err := s.st.Conversation(ctx, id)
-	if errors.Is(err, store.ErrNoConversation) {
-		return gid, nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	if c.Kind != KindGroup || len(c.GroupID) != IDSize {
+		return ID{}, nil, invalid("conversation %s is not a group", id)
 	}
-	if err != nil {
-		return gid, nil, err
-	}
-	if c.Kind != KindGroup {
-		return gid, nil, invalid("conversation %s is not a group", id)
-	}
+	gid := ID(c.GroupID)
 	st, err := DecodeState(c.State)
 	if err != nil {
 		return gid, nil, err
@@ -274,7 +269,7 @@ func (s *Service) change(ctx context.Context, c *Content, create bool) error {
 	}
 	now := s.now().Truncate(time.Millisecond)
 	return s.st.Update(ctx, func(tx *store.Tx) error {
-		conv := c.Conversation.String()
+		conv := GroupConversationID(c.Conversation).String()
 		if !create {
 			// Re-check membership inside the transaction: a change may have arrived meanwhile.
 			if st, err := s.foldTx(tx, conv); err != nil {
@@ -287,6 +282,9 @@ func (s *Service) change(ctx context.Context, c *Content, create bool) error {
 		if err != nil {
 			return err
 		}
+		if st == nil {
+			st = &State{}
+		}
 		var rcpts []string
 		for _, m := range st.Members {
 			if !m.Equal(s.me) {
@@ -296,7 +294,7 @@ func (s *Service) change(ctx context.Context, c *Content, create bool) error {
 		if c.Type == TypeRemove {
 			rcpts = append(rcpts, c.Member.Mail())
 		}
-		l := s.letter(c, s.me, c.Conversation, st.Name, now)
+		l := s.letter(c, s.me, GroupConversationID(c.Conversation), st.Name, now)
 		return s.submit(tx, content, l, rcpts, now)
 	})
 }
@@ -321,9 +319,10 @@ func (s *Service) submit(tx *store.Tx, content []byte, l *letter, rcpts []string
 	return tx.TouchConversation(meta.ConversationID, sent)
 }
 
-// recordChange adds a change to its group's log, recomputes the state and stores it.
+// recordChange adds a change to its group's log, recomputes the state and stores it. The state is nil
+// while unknown.
 func (s *Service) recordChange(tx *store.Tx, c *Content, content []byte, author identity.Address, sent time.Time) (*State, error) {
-	conv := c.Conversation.String()
+	conv := GroupConversationID(c.Conversation).String()
 	_, err := tx.AddConversationChange(conv, store.ConversationChange{
 		Sent: sent, AuthorKey: author.Key, MessageID: c.Message[:], Author: author.Mail(), Content: content,
 	})
@@ -334,15 +333,12 @@ func (s *Service) recordChange(tx *store.Tx, c *Content, content []byte, author 
 	if err != nil {
 		return nil, err
 	}
-	row := store.Conversation{ID: conv, Kind: KindGroup, Updated: sent}
+	row := store.Conversation{ID: conv, Kind: KindGroup, GroupID: c.Conversation[:], Updated: sent}
 	if st != nil {
 		row.Name, row.State = st.Name, EncodeState(st)
 	}
 	if err := tx.PutConversation(row); err != nil {
 		return nil, err
-	}
-	if st == nil {
-		st = &State{}
 	}
 	return st, nil
 }
@@ -407,6 +403,7 @@ func (s *Service) Send(ctx context.Context, id, text string) (Message, error) {
 		return Message{}, err
 	}
 	now := s.now().Truncate(time.Millisecond)
+	msgID := NewID()
 	var uid store.UID
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		conv, err := tx.Conversation(id)
@@ -416,13 +413,13 @@ func (s *Service) Send(ctx context.Context, id, text string) (Message, error) {
 		if err != nil {
 			return err
 		}
-		c := &Content{Type: TypeText, Message: NewID(), Text: text}
+		c := &Content{Type: TypeText, Message: msgID, Text: text}
 		var rcpts []string
 		l := &letter{From: s.me.Mail(), Conversation: cid, Message: c.Message, Sent: now.Truncate(time.Second), Text: text}
 		if conv.Kind == KindDirect {
 			l.To, rcpts = conv.Peer, []string{conv.Peer}
 		} else {
-			c.Conversation = cid
+			c.Conversation = ID(conv.GroupID)
 			st, err := DecodeState(conv.State)
 			if err != nil {
 				return err
@@ -435,6 +432,9 @@ func (s *Service) Send(ctx context.Context, id, text string) (Message, error) {
 				if !m.Equal(s.me) {
 					rcpts = append(rcpts, m.Mail())
 				}
+			}
+			if len(rcpts) == 0 {
+				return invalid("everyone else has left this group")
 			}
 		}
 		content, err := c.Encode()
@@ -455,7 +455,14 @@ func (s *Service) Send(ctx context.Context, id, text string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return s.message(ctx, uid, nil)
+	m, err := s.message(ctx, uid, nil)
+	if err != nil {
+		// The message is on disk and in the outbox: say so, rather than invite a second send.
+		s.log.Warn("chat: reading back a sent message", "err", err)
+		return Message{ID: msgID.String(), Conversation: id, UID: uid, Kind: "text", Mine: true, Text: text, Sent: now,
+			Seen: true, Status: StatusSending, From: s.member(s.me.Mail(), nil)}, nil
+	}
+	return m, nil
 }
 
 // HandleChat files a chat envelope sealed to me (see inbox.ChatHandler).
@@ -470,8 +477,8 @@ func (s *Service) HandleChat(ctx context.Context, me *identity.Identity, m *seal
 	if m.Sender.Equal(s.me) {
 		return false, false, malformed("a chat envelope from this node's own identity")
 	}
-	conv := c.Conversation
-	if conv.IsZero() {
+	conv := GroupConversationID(c.Conversation)
+	if c.Conversation.IsZero() {
 		conv = DirectID(me.PublicKey(), m.Sender.Key)
 	}
 	switch c.Type {
@@ -506,36 +513,31 @@ func (s *Service) HandleChat(ctx context.Context, me *identity.Identity, m *seal
 			if err != nil {
 				return err
 			}
-			if before != nil && bytes.Equal(EncodeState(before), EncodeState(st)) {
+			if st == nil || (before != nil && bytes.Equal(EncodeState(before), EncodeState(st))) {
 				// Kept in the log (the fold skips it) and receipted, but not shown: a change by a
-				// non-member, or one that changes nothing, is no event.
+				// non-member, or to a group not known yet, or one that changes nothing, is no event.
 				ack = true
 				return nil
 			}
 			groupName = st.Name
 			flags.System = store.FlagSeen // events do not count as unread
-		default: // a group text
+		default: // a group text: only from a member of a group this node knows (protocol.md §10.3).
+			// One that overtook the group's create is not receipted, so its sender sends it again.
 			row, err := tx.Conversation(conv.String())
-			switch {
-			case errors.Is(err, store.ErrNoConversation):
-				// A text that overtook the group's create: file it; the create fills the group in.
-				if err := tx.PutConversation(store.Conversation{ID: conv.String(), Kind: KindGroup}); err != nil {
-					return err
-				}
-			case err != nil:
-				return err
-			default:
-				st, err := DecodeState(row.State)
-				if err != nil {
-					return err
-				}
-				if st != nil && !st.Has(m.Sender) {
-					return errNotFiled
-				}
-				if st != nil {
-					groupName = st.Name
-				}
+			if errors.Is(err, store.ErrNoConversation) {
+				return errNotFiled
 			}
+			if err != nil {
+				return err
+			}
+			st, err := DecodeState(row.State)
+			if err != nil {
+				return err
+			}
+			if row.Kind != KindGroup || st == nil || !st.Has(m.Sender) {
+				return errNotFiled
+			}
+			groupName = st.Name
 		}
 		l := s.letter(c, m.Sender, conv, groupName, m.Sent)
 		if c.Conversation.IsZero() {
@@ -553,7 +555,7 @@ func (s *Service) HandleChat(ctx context.Context, me *identity.Identity, m *seal
 		return tx.TouchConversation(conv.String(), m.Sent)
 	})
 	if errors.Is(err, errNotFiled) {
-		s.log.Debug("chat: text from a non-member ignored", "conversation", conv)
+		s.log.Debug("chat: group text from a non-member or for an unknown group ignored", "conversation", conv)
 		return false, false, nil
 	}
 	return filed, ack, err
@@ -573,6 +575,8 @@ func (s *Service) typingFrom(ctx context.Context, conv ID, from identity.Address
 		if err != nil || st == nil || !st.Has(from) {
 			return
 		}
+	} else if peer, err := mail.ParseRecipient(row.Peer); err != nil || !peer.Equal(from) {
+		return
 	}
 	names := s.names(ctx)
 	mem := s.member(from.Mail(), names)
@@ -652,7 +656,7 @@ func (s *Service) row(ctx context.Context, id string) (ID, store.Conversation, e
 
 // MarkRead marks a conversation's messages read and sends read notices to their senders.
 func (s *Service) MarkRead(ctx context.Context, id string) error {
-	cid, row, err := s.row(ctx, id)
+	_, row, err := s.row(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -675,7 +679,7 @@ func (s *Service) MarkRead(ctx context.Context, id string) error {
 	}
 	wire := ID{}
 	if row.Kind == KindGroup {
-		wire = cid
+		wire = ID(row.GroupID)
 	}
 	for sender, ks := range keys {
 		to, err := mail.ParseRecipient(sender)
@@ -712,7 +716,7 @@ func (s *Service) Typing(ctx context.Context, id string) error {
 		}
 		to = append(to, a)
 	} else {
-		wire = cid
+		wire = ID(row.GroupID)
 		st, err := DecodeState(row.State)
 		if err != nil {
 			return err
@@ -738,6 +742,11 @@ func (s *Service) sendNote(to identity.Address, c *Content, ttl uint32) {
 	content, err := c.Encode()
 	if err != nil {
 		s.log.Error("chat: notice", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return
 	}
 	s.wg.Go(func() {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tanglemail/tanglemail/internal/chat"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -240,7 +241,11 @@ func TestGroupIgnoresNonMembers(t *testing.T) {
 		c, err := bob.chat.Conversation(ctx, g.ID)
 		return err == nil && len(c.Members) == 2
 	})
-	gid, _ := chat.ParseID(g.ID)
+	row, err := bob.st.Conversation(ctx, g.ID)
+	if err != nil || len(row.GroupID) != chat.IDSize || g.ID != chat.GroupConversationID(chat.ID(row.GroupID)).String() {
+		t.Fatalf("bob's group row %+v, %v", row, err)
+	}
+	gid := chat.ID(row.GroupID)
 	forge := func(c *chat.Content) int64 {
 		content, err := c.Encode()
 		if err != nil {
@@ -282,5 +287,52 @@ func TestGroupIgnoresNonMembers(t *testing.T) {
 	}
 	if it, _ := mallory.st.OutboxItem(ctx, text); it.Rcpts[0].State == store.RcptDelivered {
 		t.Error("a non-member's group text was receipted")
+	}
+}
+
+// TestGroupCannotTakeADirectConversation: a group id chosen to equal the id of alice's 1:1
+// conversation with bob makes a separate group; the 1:1 conversation stays bob's, and a text for it
+// from someone else is not filed.
+func TestGroupCannotTakeADirectConversation(t *testing.T) {
+	net := &network{params: tangle.BenchNet}
+	alice, bob, mallory := startNode(t, net, "alice", 1), startNode(t, net, "bob", 2), startNode(t, net, "mallory", 5)
+	ctx := testCtx(t)
+	direct, err := alice.chat.Direct(ctx, bob.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	did, _ := chat.ParseID(direct.ID)
+	forge := func(c *chat.Content) {
+		content, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mallory.st.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{
+			From: mallory.addr(), Rcpts: []string{alice.addr()}, Content: content,
+			Raw: []byte("Subject: forged " + c.Message.String() + "\r\n\r\nx\r\n"),
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mAddr := mallory.id.Address()
+	forge(&chat.Content{Type: chat.TypeCreate, Conversation: did, Message: chat.NewID(),
+		State: &chat.State{Name: "bob", Members: []identity.Address{mAddr, alice.id.Address()}}})
+	forge(&chat.Content{Type: chat.TypeText, Conversation: did, Message: chat.NewID(), Text: "it's bob, honest"})
+	alice.waitEvent(t, "the forged group", func(e chat.Event) bool { return e.Type == "message" && e.Message.Kind == "event" })
+	c, err := alice.chat.Conversation(ctx, direct.ID)
+	if err != nil || c.Kind != chat.KindDirect || c.Peer != bob.addr() {
+		t.Fatalf("alice's chat with bob became %+v, %v", c, err)
+	}
+	if again, err := alice.chat.Direct(ctx, "  "+bob.addr()); err != nil || again.ID != direct.ID || again.Kind != chat.KindDirect {
+		t.Fatalf("Direct(bob) = %+v, %v", again, err)
+	}
+	m, err := alice.chat.Send(ctx, direct.ID, "for bob only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitEvent(t, "alice's text", func(e chat.Event) bool { return e.Type == "message" && e.Message.ID == m.ID })
+	h, err := alice.chat.History(ctx, direct.ID, 0, 10)
+	if err != nil || len(h) != 1 || h[0].ID != m.ID {
+		t.Fatalf("alice's history with bob: %+v, %v", h, err)
 	}
 }

@@ -287,6 +287,9 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
 			s.cancel()
 			s.wg.Wait()
 			return ctx.Err()

@@ -86,6 +86,18 @@ func DirectID(a, b []byte) ID {
 	return id
 }
 
+// GroupConversationID is the conversation id of the group whose id on the wire is gid (protocol.md
+// §10.3): H("tanglemail/v1/group" ‖ gid)[0:16]. Hashed under its own label, it can never be a 1:1
+// conversation's id, whatever group id a sender chooses.
+func GroupConversationID(gid ID) ID {
+	h, _ := blake2b.New256(nil)
+	h.Write([]byte("tanglemail/v1/group"))
+	h.Write(gid[:])
+	var id ID
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
 // State is a group's name and members.
 type State struct {
 	Name    string

@@ -37,7 +37,7 @@ func TestProtocolVectorsChat(t *testing.T) {
 		}
 	}
 	types := map[string]Type{"text": TypeText, "typing": TypeTyping, "create": TypeCreate, "remove": TypeRemove, "rename": TypeRename}
-	var direct, valid, invalid int
+	var direct, group, valid, invalid int
 	for i, v := range vecs {
 		switch v["vector"] {
 		case "direct id":
@@ -45,6 +45,11 @@ func TestProtocolVectorsChat(t *testing.T) {
 			a, b := unhex(t, v["key_a"]), unhex(t, v["key_b"])
 			if got := DirectID(a, b).String(); got != v["conversation"] || DirectID(b, a).String() != got {
 				t.Fatalf("vector %d: DirectID = %s, want %s (in either order)", i, got, v["conversation"])
+			}
+		case "group id":
+			group++
+			if got := GroupConversationID(ID(unhex(t, v["group"]))).String(); got != v["conversation"] {
+				t.Fatalf("vector %d: GroupConversationID = %s, want %s", i, got, v["conversation"])
 			}
 		case "valid":
 			valid++
@@ -81,8 +86,8 @@ func TestProtocolVectorsChat(t *testing.T) {
 			t.Fatalf("vector %d: unknown kind %q", i, v["vector"])
 		}
 	}
-	if direct != 1 || valid < 5 || invalid < 10 {
-		t.Fatalf("found %d/%d/%d vectors in %s", direct, valid, invalid, chatHeading)
+	if direct != 1 || group != 1 || valid < 5 || invalid < 10 {
+		t.Fatalf("found %d/%d/%d/%d vectors in %s", direct, group, valid, invalid, chatHeading)
 	}
 }
 

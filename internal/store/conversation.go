@@ -17,6 +17,7 @@ type Conversation struct {
 	ID      string // 32 hex digits
 	Kind    string // "direct" or "group"
 	Peer    string // direct: the other party's address
+	GroupID []byte // group: its id on the wire (protocol.md §10.3)
 	Name    string // group: its name as last computed
 	State   []byte // group: its state in wire form, nil while unknown
 	Created time.Time
@@ -39,12 +40,12 @@ type ConversationCounts struct {
 	LastUID  UID
 }
 
-const conversationCols = `id, kind, peer, name, state, created, updated`
+const conversationCols = `id, kind, peer, group_id, name, state, created, updated`
 
 func scanConversation(r scanner) (Conversation, error) {
 	var c Conversation
 	var created, updated int64
-	err := r.Scan(&c.ID, &c.Kind, &c.Peer, &c.Name, &c.State, &created, &updated)
+	err := r.Scan(&c.ID, &c.Kind, &c.Peer, &c.GroupID, &c.Name, &c.State, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Conversation{}, ErrNoConversation
 	}
@@ -56,20 +57,23 @@ func scanConversation(r scanner) (Conversation, error) {
 }
 
 // PutConversation creates or replaces a conversation and broadcasts ChangeConversation. Created is
-// kept from an existing row; a zero Updated means now.
+// kept from an existing row; a zero Updated means now. A conversation never changes its kind.
 func (tx *Tx) PutConversation(c Conversation) error {
 	if c.ID == "" || (c.Kind != "direct" && c.Kind != "group") {
 		return fmt.Errorf("store: put conversation: bad id %q or kind %q", c.ID, c.Kind)
+	}
+	if old, err := tx.Conversation(c.ID); err == nil && old.Kind != c.Kind {
+		return fmt.Errorf("store: put conversation: %s is a %s conversation, not a %s one", c.ID, old.Kind, c.Kind)
 	}
 	now := tx.s.now()
 	if c.Updated.IsZero() {
 		c.Updated = now
 	}
-	_, err := tx.exec(`INSERT INTO conversation (id, kind, peer, name, state, created, updated)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, peer = excluded.peer, name = excluded.name,
+	_, err := tx.exec(`INSERT INTO conversation (id, kind, peer, group_id, name, state, created, updated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET peer = excluded.peer, group_id = excluded.group_id, name = excluded.name,
 			state = excluded.state, updated = max(conversation.updated, excluded.updated)`,
-		c.ID, c.Kind, c.Peer, c.Name, nilIfEmpty(c.State), now.UnixMilli(), c.Updated.UnixMilli())
+		c.ID, c.Kind, c.Peer, nilIfEmpty(c.GroupID), c.Name, nilIfEmpty(c.State), now.UnixMilli(), c.Updated.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("store: put conversation: %w", err)
 	}

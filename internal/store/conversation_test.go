@@ -20,7 +20,7 @@ func TestConversationsPutListAndChanges(t *testing.T) {
 		if err := tx.PutConversation(Conversation{ID: "aa", Kind: "direct", Peer: "tm1bob@tangle", Updated: t0}); err != nil {
 			return err
 		}
-		return tx.PutConversation(Conversation{ID: "bb", Kind: "group", Name: "Trip", State: []byte{1, 2}, Updated: t0.Add(time.Second)})
+		return tx.PutConversation(Conversation{ID: "bb", Kind: "group", GroupID: []byte{7}, Name: "Trip", State: []byte{1, 2}, Updated: t0.Add(time.Second)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -28,8 +28,12 @@ func TestConversationsPutListAndChanges(t *testing.T) {
 	if err := s.Update(ctx, func(tx *Tx) error { return tx.PutConversation(Conversation{ID: "x", Kind: "chat"}) }); err == nil {
 		t.Error("a bad kind was accepted")
 	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.PutConversation(Conversation{ID: "aa", Kind: "group"}) }); err == nil {
+		t.Error("a direct conversation became a group")
+	}
 	cs, err := s.Conversations(ctx)
-	if err != nil || len(cs) != 2 || cs[0].ID != "bb" || cs[1].Peer != "tm1bob@tangle" || !bytes.Equal(cs[0].State, []byte{1, 2}) {
+	if err != nil || len(cs) != 2 || cs[0].ID != "bb" || cs[1].Peer != "tm1bob@tangle" || !bytes.Equal(cs[0].State, []byte{1, 2}) ||
+		!bytes.Equal(cs[0].GroupID, []byte{7}) {
 		t.Fatalf("Conversations = %+v, %v", cs, err)
 	}
 	// Touching moves a conversation forward, never back.

@@ -6,12 +6,14 @@ ALTER TABLE outbox ADD COLUMN content BLOB;
 ALTER TABLE outbox_rcpt ADD COLUMN read_at INTEGER;
 ALTER TABLE message ADD COLUMN envelope_key BLOB;
 
--- kind: 'direct' or 'group'. peer: a direct conversation's other party (an address). name and
--- state: a group's name and its state in the wire form of protocol.md §10.3 (NULL while unknown).
+-- kind: 'direct' or 'group'. peer: a direct conversation's other party (an address). group_id: a
+-- group's id on the wire. name and state: a group's name and its state in the wire form of
+-- protocol.md §10.3 (NULL while unknown).
 CREATE TABLE conversation (
 	id TEXT PRIMARY KEY,
 	kind TEXT NOT NULL,
 	peer TEXT NOT NULL DEFAULT '',
+	group_id BLOB,
 	name TEXT NOT NULL DEFAULT '',
 	state BLOB,
 	created INTEGER NOT NULL,
