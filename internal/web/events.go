@@ -202,7 +202,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sendChatEvent maps a chat service event to its API event (docs/api.md); unknown types are dropped.
+// sendChatEvent maps a chat service event to its API event (docs/api.md), "resync" included (the chat
+// service lost events for this subscriber); unknown types are dropped.
 func (s *Server) sendChatEvent(ew *eventWriter, ev chat.Event) error {
 	switch ev.Type {
 	case "message":
@@ -225,6 +226,8 @@ func (s *Server) sendChatEvent(ew *eventWriter, ev chat.Event) error {
 			return nil
 		}
 		return ew.send("conversation", map[string]any{"conversation": ev.Conversation, "info": ev.Info})
+	case "resync":
+		return ew.send("resync", map[string]any{})
 	}
 	return nil
 }

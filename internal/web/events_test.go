@@ -173,6 +173,7 @@ func TestEventsChat(t *testing.T) {
 		{chat.Event{Type: "typing", Conversation: conv, From: &chat.Member{Address: "tm1b@tangle", Name: "bob"}}, "typing",
 			`"from":{"address":"tm1b@tangle","name":"bob"}`},
 		{chat.Event{Type: "conversation", Conversation: conv, Info: info}, "conversation", `"info":{"id":"` + conv},
+		{chat.Event{Type: "resync"}, "resync", `{}`},
 	}
 	for _, ev := range events {
 		e.chat.emit(ev.in)
@@ -182,7 +183,7 @@ func TestEventsChat(t *testing.T) {
 			continue
 		}
 		got := c.next(t)
-		if got.name != want.name || !strings.Contains(got.data, `"conversation":"`+conv+`"`) || !strings.Contains(got.data, want.want) {
+		if got.name != want.name || (want.name != "resync" && !strings.Contains(got.data, `"conversation":"`+conv+`"`)) || !strings.Contains(got.data, want.want) {
 			t.Fatalf("event %s %s, want %s with %s", got.name, got.data, want.name, want.want)
 		}
 	}

@@ -12,9 +12,11 @@
 //     constant time after hashing both sides with SHA-256, so neither content nor length leaks.
 //     Sessions are random 256-bit tokens kept in memory (a restart signs everyone out), looked up by
 //     their SHA-256, and expire after 30 days unused.
-//   - Cross-site request defence: a cookie-authenticated change (POST, PUT, PATCH, DELETE) must carry
-//     an Origin (RFC 6454 §7) equal to the request's own scheme and Host, or, without Origin, a
-//     Sec-Fetch-Site of same-origin or none; bodies must be application/json (a type a cross-site form
+//   - Cross-site request defence: a change (POST, PUT, PATCH, DELETE) that carries an Origin (RFC 6454
+//     §7) must name the request's own scheme and Host, and one without Origin but with Sec-Fetch-Site
+//     must say same-origin or none, whatever its credentials (a browser sends a session cookie, and
+//     Basic credentials it has cached, with other sites' requests too); clients that send neither
+//     header (the CLI, scripts) are not browsers. Bodies must be application/json (a type a cross-site form
 //     cannot send without a CORS preflight, which this server never grants).
 //   - Mail (mail.go, message.go, compose.go): folders and messages straight from *store.Store. Messages
 //     are parsed with go-message (MIME, RFC 2045/2046; encoded words, RFC 2047); new mail is built as
@@ -263,10 +265,8 @@ func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
 
-		cookie := false
 		if !public {
-			var ok bool
-			if ok, cookie = s.authenticate(w, r); !ok {
+			if ok, _ := s.authenticate(w, r); !ok {
 				s.unauthorized(w, r)
 				return
 			}
@@ -281,8 +281,10 @@ func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
 			return
 		}
 		if changes(r.Method) {
-			if (cookie || public) && !sameOrigin(r) {
-				writeError(w, http.StatusForbidden, "cross-origin request refused: changes with the session cookie must come from the node's own pages")
+			// Whatever the credentials: a browser may have cached Basic credentials too, and would
+			// send them with another site's request.
+			if !sameOrigin(r) {
+				writeError(w, http.StatusForbidden, "cross-origin request refused: changes must come from the node's own pages")
 				return
 			}
 			if r.ContentLength != 0 && !isJSON(r.Header.Get("Content-Type")) {
