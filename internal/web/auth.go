@@ -80,6 +80,16 @@ func (ss *sessions) use(token string, now time.Time) (ok, refresh bool) {
 	return true, refresh
 }
 
+// alive reports whether a token names a live session, without marking it used (an open event stream
+// checks it, so that signing out, or the session expiring, ends the stream).
+func (ss *sessions) alive(token string, now time.Time) bool {
+	k := sha256.Sum256([]byte(token))
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	v := ss.m[k]
+	return v != nil && now.Sub(v.used) <= sessionIdle
+}
+
 func (ss *sessions) end(token string) {
 	k := sha256.Sum256([]byte(token))
 	ss.mu.Lock()

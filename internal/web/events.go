@@ -20,13 +20,14 @@ import (
 //   - the store's change bus (a Listener subscribed before hello): ChangeAdd outside Chats → mail;
 //     any message or mailbox change → folders, sent at most every foldersEvery (250 ms) with the
 //     counts read after the changes; an overflowed listener → resync (and fresh folders);
-//   - the chat service's events (Chat.Subscribe) → chat, receipt, typing, conversation;
+//   - the chat service's events (Chat.Subscribe) → chat, receipt, typing, conversation, resync;
 //   - Backend.Progress, polled every progressEvery (100 ms) while the stream is open → progress,
 //     sent first on connect and then only when its JSON changes;
 //   - a keep-alive comment every keepAlive (15 s) of silence.
 //
 // The handler returns when its request's context ends (the client went away), when the server closes,
-// or when a write fails; each write has a deadline, so a client that stops reading cannot hold it.
+// when a write fails (each write has a deadline, so a client that stops reading cannot hold it), or,
+// for a stream opened with the session cookie, when the session has ended (sign-out, expiry).
 
 const eventWriteTimeout = 30 * time.Second
 
@@ -79,6 +80,15 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 		}
 	}()
+
+	// A stream opened with the session cookie lasts as long as the session: after a sign-out (or
+	// expiry) it ends at the next event or keep-alive, at most keepAlive later.
+	var session string
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			session = c.Value
+		}
+	}
 
 	listener := s.store.Subscribe()
 	defer listener.Close()
@@ -197,6 +207,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			err = ew.write([]byte(": keep-alive\n\n"))
 		}
 		if err != nil {
+			return
+		}
+		if session != "" && !s.sessions.alive(session, s.now()) {
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +257,25 @@ func TestEventsEndWhenServerCloses(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("ended after %v", d)
 	}
+}
+
+// TestEventsEndAtSignOut: a stream opened with the session cookie ends when the session does.
+func TestEventsEndAtSignOut(t *testing.T) {
+	e, ended := streamEnds(t, func(c *envConfig) {
+		prev := c.tune
+		c.tune = func(s *Server) {
+			if prev != nil {
+				prev(s)
+			}
+			s.keepAlive = 20 * time.Millisecond
+		}
+	})
+	token, _ := e.login()
+	c := e.stream(withCookie(token), func(r *http.Request) { r.Header.Del("Authorization") })
+	if ev := c.next(t); ev.comment != "keep-alive" {
+		t.Fatalf("event %+v, want a keep-alive while signed in", ev)
+	}
+	e.call("POST", "/api/logout", nil, withCookie(token), withHeader("Origin", e.hs.URL)).mustCode(t, 204)
+	waitEnded(t, ended)
+	c.ended(t)
 }
