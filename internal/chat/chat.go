@@ -176,7 +176,17 @@ func (s *Service) CreateGroup(ctx context.Context, name string, members []string
 	if err := s.change(ctx, c, true); err != nil {
 		return Conversation{}, err
 	}
-	return s.Conversation(ctx, GroupConversationID(gid).String())
+	id := GroupConversationID(gid).String()
+	conv, err := s.Conversation(ctx, id)
+	if err != nil {
+		// The group is on disk and its create in the outbox: say so, rather than invite a second one.
+		s.log.Warn("chat: reading back a new group", "err", err)
+		conv = Conversation{ID: id, Kind: KindGroup, Name: name, Members: []Member{}, Updated: s.now()}
+		for _, m := range state.Members {
+			conv.Members = append(conv.Members, s.member(m.Mail(), nil))
+		}
+	}
+	return conv, nil
 }
 
 // AddMember adds a member (petname or address) to a group.
