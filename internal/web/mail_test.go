@@ -212,6 +212,16 @@ func TestMessage(t *testing.T) {
 	if len(d.Attachments) != 1 || d.Attachments[0] != (attachmentJSON{Name: "report.pdf", Type: "application/pdf", Size: 15}) {
 		t.Fatalf("attachments %+v", d.Attachments)
 	}
+	// The attachment downloads decoded, always as an opaque download.
+	base := fmt.Sprintf("/api/folders/%d/messages/%d/attachments/", inbox, a.UID)
+	att := e.call("GET", base+"0", nil).mustCode(t, 200)
+	if string(att.body) != "%PDF-1.4\n%\xc7\xec\x8f\xa2\n" || att.hdr.Get("Content-Type") != "application/octet-stream" ||
+		att.hdr.Get("Content-Disposition") != "attachment; filename*=UTF-8''report.pdf" || att.hdr.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("attachment: %q %v", att.body, att.hdr)
+	}
+	e.call("GET", base+"1", nil).mustCode(t, 404).errMsg(t)
+	e.call("GET", base+"-1", nil).mustCode(t, 400).errMsg(t)
+	e.call("GET", base+"x", nil).mustCode(t, 400).errMsg(t)
 	if len(d.Flags) != 0 || d.Flags == nil {
 		t.Fatalf("flags %v", d.Flags)
 	}

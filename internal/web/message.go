@@ -32,6 +32,9 @@ type parsedMessage struct {
 	html        string // the first inline text/html part, as sent (unsanitized)
 	hasHTML     bool
 	attachments []attachmentJSON
+
+	capture  int    // the index of the attachment whose decoded bytes to keep in captured; -1: none
+	captured []byte // see capture
 }
 
 // Limits of parsing: how deep multiparts nest and how much of one text part is read.
@@ -39,6 +42,9 @@ const (
 	maxDepth    = 20
 	maxTextPart = 4 << 20
 	maxParts    = 1000
+	// maxAttachment bounds one decoded attachment; a message is at most 25 MiB (mail.MaxMessageSize),
+	// and base64 only shrinks.
+	maxAttachment = 32 << 20
 )
 
 // bodyText is the message's text: its text/plain part, else text made from its HTML part.
@@ -53,17 +59,24 @@ func (pm *parsedMessage) bodyText() string {
 // what it could read of a broken or truncated message. With brief, it stops at the first text part
 // (for previews) and does not size attachments.
 func parseMessage(raw []byte, brief bool) *parsedMessage {
-	pm := &parsedMessage{}
+	pm := &parsedMessage{capture: -1}
+	pm.parseBrief(raw, brief)
+	return pm
+}
+
+// parse is parseMessage into pm (whose capture is set).
+func (pm *parsedMessage) parse(raw []byte) { pm.parseBrief(raw, false) }
+
+func (pm *parsedMessage) parseBrief(raw []byte, brief bool) {
 	e, err := message.Read(bytes.NewReader(raw))
 	if e == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
 		// The header does not parse as MIME: show what a lenient parse finds, and the rest as text.
 		pm.leniently(raw)
-		return pm
+		return
 	}
 	pm.header(e.Header)
 	parts := 0
 	pm.walk(e, 0, brief, &parts)
-	return pm
 }
 
 // header reads the display fields of a message header (RFC 5322 §3.6).
@@ -191,7 +204,11 @@ func (pm *parsedMessage) walk(e *message.Entity, depth int, brief bool, parts *i
 			name = "attachment"
 		}
 		a := attachmentJSON{Name: name, Type: ctype}
-		if !brief {
+		switch {
+		case pm.capture == len(pm.attachments):
+			pm.captured = readPart(e.Body, maxAttachment)
+			a.Size = int64(len(pm.captured))
+		case !brief:
 			n, _ := io.Copy(io.Discard, e.Body)
 			a.Size = n
 		}

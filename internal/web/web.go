@@ -182,6 +182,7 @@ func New(cfg Config) *Server {
 	api("/api/folders/{id}/messages/{uid}", endpoint{"GET": s.handleMessage, "DELETE": s.handleDeleteMessage})
 	api("/api/folders/{id}/messages/{uid}/html", endpoint{"GET": s.handleMessageHTML})
 	api("/api/folders/{id}/messages/{uid}/raw", endpoint{"GET": s.handleMessageRaw})
+	api("/api/folders/{id}/messages/{uid}/attachments/{n}", endpoint{"GET": s.handleAttachment})
 	api("/api/folders/{id}/messages/{uid}/flags", endpoint{"POST": s.handleFlags})
 	api("/api/folders/{id}/messages/{uid}/move", endpoint{"POST": s.handleMove})
 	api("/api/messages", endpoint{"POST": s.handleSend})

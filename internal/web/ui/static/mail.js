@@ -269,7 +269,11 @@ function renderOpen() {
   renderHTML();
   const att = $('mail-attachments');
   clear(att);
-  for (const a of m.attachments || []) att.append(h('li', { test: 'mail-attachment' }, `Attachment: ${a.name || 'attachment'} (${a.type || 'unknown type'}, ${a.size} bytes)`));
+  // Each attachment is a download (the node serves it as application/octet-stream, never rendered).
+  (m.attachments || []).forEach((a, i) => att.append(h('li', { test: 'mail-attachment' },
+    h('a', { href: `/api/folders/${Number(m.folder)}/messages/${Number(m.uid)}/attachments/${i}`, download: a.name || 'attachment',
+      test: 'mail-attachment-link' }, a.name || 'attachment'),
+    ` (${a.type || 'unknown type'}, ${a.size} bytes)`)));
   show(att, (m.attachments || []).length > 0);
 }
 
