@@ -7,17 +7,12 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
-	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
 // startTestNode starts a loopback devnet node in dir, bootstrapped to peers.
 func startTestNode(t *testing.T, dir string, peers ...*node.Node) *node.Node {
 	t.Helper()
-	cfg := node.DefaultConfig(dir)
-	cfg.Network = tangle.DevNet
-	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS, cfg.DHT = false, false
-	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg := node.DevnetConfig(dir)
 	for _, p := range peers {
 		cfg.Bootstrap = append(cfg.Bootstrap, p.Network().Addrs()...)
 	}

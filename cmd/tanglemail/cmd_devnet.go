@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
-	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
 var devnetNames = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
@@ -82,12 +80,8 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		dir = tmp
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := env.context()
 	defer cancel()
-	go func() {
-		<-env.stop
-		cancel()
-	}()
 
 	var nodes []*node.Node
 	defer func() {
@@ -98,14 +92,8 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	var bootstrap []string
 	for i := range f.nodes {
 		name := devnetNames[i]
-		cfg := node.DefaultConfig(filepath.Join(dir, name))
-		cfg.Network = tangle.DevNet
-		cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
+		cfg := node.DevnetConfig(filepath.Join(dir, name))
 		cfg.Bootstrap = bootstrap
-		cfg.MDNS, cfg.DHT = false, false
-		cfg.APIListen = "127.0.0.1:0"
-		cfg.SMTPListen = "127.0.0.1:0"
-		cfg.IMAPListen = "127.0.0.1:0"
 		cfg.Log = log.With("node", name)
 		n, err := node.Start(ctx, cfg)
 		if err != nil {

@@ -21,7 +21,6 @@ import (
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/store"
-	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
 // TestMain lets the test binary run as the tanglemail command: crash tests start it as a child process
@@ -121,11 +120,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 		t.Skip("crash test: runs a node process repeatedly")
 	}
 	ctx := context.Background()
-	bobCfg := node.DefaultConfig(t.TempDir())
-	bobCfg.Network = tangle.DevNet
-	bobCfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
-	bobCfg.MDNS, bobCfg.DHT = false, false
-	bobCfg.APIListen, bobCfg.SMTPListen, bobCfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	bobCfg := node.DevnetConfig(t.TempDir())
 	bob, err := node.Start(ctx, bobCfg)
 	if err != nil {
 		t.Fatal(err)

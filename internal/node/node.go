@@ -72,6 +72,18 @@ func DefaultConfig(dataDir string) Config {
 	}
 }
 
+// DevnetConfig is DefaultConfig for a node of the development network that stays on this machine: it
+// listens and dials on 127.0.0.1 only, on ports the system chooses, with mDNS and the DHT off. The
+// devnet command and the tests start their nodes with it.
+func DevnetConfig(dataDir string) Config {
+	cfg := DefaultConfig(dataDir)
+	cfg.Network = tangle.DevNet
+	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.MDNS, cfg.DHT = false, false
+	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	return cfg
+}
+
 // Node is a running node.
 type Node struct {
 	cfg      Config

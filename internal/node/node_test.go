@@ -16,17 +16,7 @@ import (
 )
 
 // testConfig is a loopback-only node on the devnet: no mDNS, no DHT, ephemeral ports.
-func testConfig(_ testing.TB, dir string) Config {
-	cfg := DefaultConfig(dir)
-	cfg.Network = tangle.DevNet
-	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS = false
-	cfg.DHT = false
-	cfg.APIListen = "127.0.0.1:0"
-	cfg.SMTPListen = "127.0.0.1:0"
-	cfg.IMAPListen = "127.0.0.1:0"
-	return cfg
-}
+func testConfig(_ testing.TB, dir string) Config { return DevnetConfig(dir) }
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()

@@ -18,7 +18,6 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/store"
-	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
 // testNode is a running node with what the clients need to reach it.
@@ -55,14 +54,8 @@ func startNodes(t *testing.T, names ...string) []*testNode {
 	var bootstrap []string
 	for _, name := range names {
 		dir := t.TempDir()
-		cfg := node.DefaultConfig(dir)
-		cfg.Network = tangle.DevNet
-		cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
+		cfg := node.DevnetConfig(dir)
 		cfg.Bootstrap = bootstrap
-		cfg.MDNS, cfg.DHT = false, false
-		cfg.APIListen = "127.0.0.1:0"
-		cfg.SMTPListen = "127.0.0.1:0"
-		cfg.IMAPListen = "127.0.0.1:0"
 		n, err := node.Start(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)
