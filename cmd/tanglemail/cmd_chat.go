@@ -136,15 +136,8 @@ func runChat(env *cmdEnv, o any, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := env.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-env.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if f.group == "" && len(args) == 0 {
 		return listConversations(ctx, env, api)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -70,15 +69,8 @@ func runContacts(env *cmdEnv, o any, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := env.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-env.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	w := env.stdout
 	switch sub {
 	case "add":

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -94,12 +93,8 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.Passphrase = pass
 	cfg.Log = log
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := env.context()
 	defer cancel()
-	go func() {
-		<-env.stop
-		cancel()
-	}()
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err

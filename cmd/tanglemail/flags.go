@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,20 @@ type cmdEnv struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	stop           <-chan struct{}
+}
+
+// context returns a context that ends when the command is asked to stop (SIGINT, SIGTERM) or cancel
+// is called.
+func (env *cmdEnv) context() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-env.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // envName is the environment variable that sets a flag: TANGLEMAIL_ + upper-case name, '-' as '_'.
