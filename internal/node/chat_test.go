@@ -276,3 +276,35 @@ func BenchmarkChatLatency10(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
 }
+
+// TestMetricsEndpoint: GET /metrics on a running node, with the password, in the Prometheus text format.
+func TestMetricsEndpoint(t *testing.T) {
+	n, err := Start(context.Background(), testConfig(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	req, _ := http.NewRequest("GET", "http://"+n.APIAddr()+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the password: %s", resp.Status)
+	}
+	req.Header.Set("Authorization", "Bearer "+n.Password())
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"# TYPE tanglemail_peers gauge\ntanglemail_peers 0\n",
+		"# TYPE tanglemail_inbox_filed_total counter\n", `tanglemail_mailbox_messages{mailbox="INBOX"} 0`,
+		`tanglemail_blocks{state="solid"} `, "tanglemail_outbox_published_total 0\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

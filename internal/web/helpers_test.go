@@ -43,6 +43,15 @@ func (b *fakeBackend) Progress() any {
 	return b.progress
 }
 
+func (b *fakeBackend) Metrics() []Metric {
+	return []Metric{
+		{Name: "tanglemail_peers", Help: "Connected peers.", Type: "gauge", Value: 3},
+		{Name: "tanglemail_mailbox_messages", Help: "Messages per mailbox.", Type: "gauge", Labels: [][2]string{{"mailbox", "INBOX"}}, Value: 2},
+		{Name: "tanglemail_mailbox_messages", Help: "Messages per mailbox.", Type: "gauge", Labels: [][2]string{{"mailbox", "Grüße \"x\"\n\u2028"}}, Value: 0.5},
+		{Name: "tanglemail_inbox_filed_total", Help: "Envelopes filed.\nSecond line.", Type: "counter", Value: 1e6},
+	}
+}
+
 func (b *fakeBackend) setProgress(p any) {
 	b.mu.Lock()
 	b.progress = p

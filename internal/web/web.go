@@ -77,6 +77,8 @@ type Backend interface {
 	// stream's progress event (see Progress); nil if there is none to report. It is called about ten
 	// times a second while event streams are open, so it must be cheap.
 	Progress() any
+	// Metrics are the node's counters and gauges for GET /metrics.
+	Metrics() []Metric
 }
 
 // Progress is the data of the progress event (docs/api.md): the proofs of work being ground now.
@@ -176,6 +178,7 @@ func New(cfg Config) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"address": s.address})
 	}})
 	api("/api/qr", endpoint{"GET": s.handleQR})
+	api("/metrics", endpoint{"GET": s.handleMetrics})
 
 	api("/api/folders", endpoint{"GET": s.handleFolders})
 	api("/api/folders/{id}/messages", endpoint{"GET": s.handleListMessages})

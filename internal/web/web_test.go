@@ -325,3 +325,26 @@ func TestHandlerPanic(t *testing.T) {
 type panicky struct{ fakeBackend }
 
 func (*panicky) Status() any { panic("bug") }
+
+// TestMetrics: GET /metrics speaks the Prometheus text format 0.0.4 and needs the password.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	e.call("GET", "/metrics", nil, withHeader("Authorization", "")).mustCode(t, 401)
+	r := e.call("GET", "/metrics", nil).mustCode(t, 200)
+	if ct := r.hdr.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	want := "# HELP tanglemail_inbox_filed_total Envelopes filed.\\nSecond line.\n" +
+		"# TYPE tanglemail_inbox_filed_total counter\n" +
+		"tanglemail_inbox_filed_total 1e+06\n" +
+		"# HELP tanglemail_mailbox_messages Messages per mailbox.\n" +
+		"# TYPE tanglemail_mailbox_messages gauge\n" +
+		"tanglemail_mailbox_messages{mailbox=\"INBOX\"} 2\n" +
+		"tanglemail_mailbox_messages{mailbox=\"Grüße \\\"x\\\"\\n_\"} 0.5\n" +
+		"# HELP tanglemail_peers Connected peers.\n" +
+		"# TYPE tanglemail_peers gauge\n" +
+		"tanglemail_peers 3\n"
+	if string(r.body) != want {
+		t.Errorf("metrics:\n%s\nwant:\n%s", r.body, want)
+	}
+}
