@@ -9,28 +9,18 @@ import (
 	"github.com/tanglemail/tanglemail/internal/node"
 )
 
-// startTestNode starts a loopback devnet node in dir, bootstrapped to peers.
-func startTestNode(t *testing.T, dir string, peers ...*node.Node) *node.Node {
-	t.Helper()
-	cfg := node.DevnetConfig(dir)
-	for _, p := range peers {
-		cfg.Bootstrap = append(cfg.Bootstrap, p.Network().Addrs()...)
-	}
-	n, err := node.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
-
 // TestChatBetweenNodes: "tanglemail contacts add" and "tanglemail chat" against two real nodes: a
 // line typed on one side is printed on the other, the answer comes back, and the sender sees it read.
 func TestChatBetweenNodes(t *testing.T) {
 	aliceDir, bobDir := t.TempDir(), t.TempDir()
-	alice := startTestNode(t, aliceDir)
-	bob := startTestNode(t, bobDir, alice)
-	waitFor(t, "the nodes to peer", func() bool { return alice.Network().PeerCount() > 0 && bob.Network().PeerCount() > 0 })
+	nodes, err := node.StartDevnet(context.Background(), []string{aliceDir, bobDir}, node.DevnetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		t.Cleanup(func() { n.Close() })
+	}
+	alice, bob := nodes[0], nodes[1]
 	aliceAddr, bobAddr := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
 
 	var out, errb strings.Builder

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
 )
@@ -83,42 +83,29 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	ctx, cancel := env.context()
 	defer cancel()
 
-	var nodes []*node.Node
+	dirs := make([]string, f.nodes)
+	for i := range dirs {
+		dirs[i] = filepath.Join(dir, devnetNames[i])
+	}
+	nodes, err := node.StartDevnet(ctx, dirs, node.DevnetOptions{
+		Configure: func(i int, cfg *node.Config) { cfg.Log = log.With("node", devnetNames[i]) },
+		Started: func(i int, _ *node.Node) {
+			if !f.json {
+				fmt.Fprintf(env.stderr, "started %s (%d/%d)\n", devnetNames[i], i+1, f.nodes)
+			}
+		},
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil // stopped while starting
+	}
+	if err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
 	defer func() {
 		for i := len(nodes) - 1; i >= 0; i-- {
 			nodes[i].Close()
 		}
 	}()
-	var bootstrap []string
-	for i := range f.nodes {
-		name := devnetNames[i]
-		cfg := node.DevnetConfig(filepath.Join(dir, name))
-		cfg.Bootstrap = bootstrap
-		cfg.Log = log.With("node", name)
-		n, err := node.Start(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("start %s: %w", name, err)
-		}
-		nodes = append(nodes, n)
-		bootstrap = append(bootstrap, n.Network().Addrs()[0])
-		if !f.json {
-			fmt.Fprintf(env.stderr, "started %s (%d/%d)\n", name, i+1, f.nodes)
-		}
-	}
-	// Every node dialled all earlier ones; wait until each sees all the others.
-	deadline := time.Now().Add(30 * time.Second)
-	for _, n := range nodes {
-		for n.Network().PeerCount() < f.nodes-1 {
-			if time.Now().After(deadline) {
-				return errors.New("devnet: nodes did not peer within 30 s")
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
 	enc := json.NewEncoder(env.stdout)
 	for i, n := range nodes {
 		d := devnetNode{

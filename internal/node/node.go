@@ -528,3 +528,59 @@ func checkLoopback(hostport string) error {
 	}
 	return nil
 }
+
+// DevnetOptions adjust StartDevnet.
+type DevnetOptions struct {
+	// Configure, if set, adjusts node i's configuration (its logger, say) before it starts.
+	Configure func(i int, cfg *Config)
+	// Started, if set, is called after node i has started (progress for a user).
+	Started func(i int, n *Node)
+	// PeerTimeout bounds the wait for every node to see all the others; default 30 s.
+	PeerTimeout time.Duration
+}
+
+// StartDevnet starts a node of DevnetConfig in each data directory, each bootstrapped to all earlier
+// ones, and returns once every node sees all the others. On an error, or when ctx ends first, the
+// nodes it started are closed. The devnet command and the end-to-end tests start their networks with it.
+func StartDevnet(ctx context.Context, dirs []string, opts DevnetOptions) (_ []*Node, err error) {
+	var nodes []*Node
+	defer func() {
+		if err != nil {
+			for i := len(nodes) - 1; i >= 0; i-- {
+				nodes[i].Close()
+			}
+		}
+	}()
+	var bootstrap []string
+	for i, dir := range dirs {
+		cfg := DevnetConfig(dir)
+		cfg.Bootstrap = slices.Clone(bootstrap)
+		if opts.Configure != nil {
+			opts.Configure(i, &cfg)
+		}
+		n, err := Start(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("start node %d: %w", i+1, err)
+		}
+		nodes = append(nodes, n)
+		bootstrap = append(bootstrap, n.Network().Addrs()...)
+		if opts.Started != nil {
+			opts.Started(i, n)
+		}
+	}
+	timeout := cmp.Or(opts.PeerTimeout, 30*time.Second)
+	deadline := time.Now().Add(timeout)
+	for _, n := range nodes {
+		for n.Network().PeerCount() < len(nodes)-1 {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("devnet: the nodes did not all peer within %v", timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nodes, nil
+}

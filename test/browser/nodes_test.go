@@ -30,34 +30,25 @@ type testNode struct {
 // own API listener and password, and waits until every node is peered with every other.
 func startNodes(t *testing.T, names ...string) []*testNode {
 	t.Helper()
+	dirs := make([]string, len(names))
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	ns, err := node.StartDevnet(context.Background(), dirs, node.DevnetOptions{PeerTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var nodes []*testNode
-	var bootstrap []string
-	for _, name := range names {
-		dir := t.TempDir()
-		cfg := node.DevnetConfig(dir)
-		cfg.Bootstrap = bootstrap
-		n, err := node.Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
+	for i, n := range ns {
 		t.Cleanup(func() {
 			if err := n.Close(); err != nil {
-				t.Errorf("close %s: %v", name, err)
+				t.Errorf("close %s: %v", names[i], err)
 			}
 		})
-		tn := &testNode{Node: n, name: name, addr: n.Identity().Address().Mail()}
+		tn := &testNode{Node: n, name: names[i], addr: n.Identity().Address().Mail()}
 		tn.url = clientURL(t, tn)
 		nodes = append(nodes, tn)
-		bootstrap = append(bootstrap, n.Network().Addrs()...)
 	}
-	waitFor(t, "the nodes to peer", 20*time.Second, func() bool {
-		for _, n := range nodes {
-			if n.Network().PeerCount() < len(nodes)-1 {
-				return false
-			}
-		}
-		return true
-	})
 	return nodes
 }
 
