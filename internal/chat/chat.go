@@ -90,9 +90,6 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Wait waits for the notices being sent in the background.
-func (s *Service) Wait() { s.wg.Wait() }
-
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
@@ -382,7 +379,7 @@ func (s *Service) letter(c *Content, author identity.Address, conv ID, groupName
 	case TypeText:
 		l.Text = c.Text
 	case TypeCreate:
-		l.Text = author.Mail() + " created the group " + strconvQuote(c.State.Name)
+		l.Text = author.Mail() + " created the group " + quoted(c.State.Name)
 		groupName = c.State.Name
 	case TypeAdd:
 		l.Member = c.Member.Mail()
@@ -393,14 +390,15 @@ func (s *Service) letter(c *Content, author identity.Address, conv ID, groupName
 	case TypeLeave:
 		l.Text = author.Mail() + " left the group"
 	case TypeRename:
-		l.Text = author.Mail() + " renamed the group to " + strconvQuote(c.Name)
+		l.Text = author.Mail() + " renamed the group to " + quoted(c.Name)
 		groupName = c.Name
 	}
 	l.GroupName = groupName
 	return l
 }
 
-func strconvQuote(s string) string { return "“" + s + "”" }
+// quoted puts a group name in typographic quotes for event sentences.
+func quoted(s string) string { return "“" + s + "”" }
 
 // Send sends a text to a conversation. When it returns nil the text is durably in the outbox and in
 // Chats.

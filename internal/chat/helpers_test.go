@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -164,4 +163,3 @@ func memberSet(c chat.Conversation) map[string]bool {
 	return out
 }
 
-var _ = errors.Is

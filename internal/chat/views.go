@@ -177,7 +177,7 @@ func describe(l *letter, author, member Member) string {
 	a := display(author)
 	switch l.Event {
 	case "create":
-		return a + " created the group " + strconvQuote(l.GroupName)
+		return a + " created the group " + quoted(l.GroupName)
 	case "add":
 		return a + " added " + display(member)
 	case "remove":
@@ -185,7 +185,7 @@ func describe(l *letter, author, member Member) string {
 	case "leave":
 		return a + " left the group"
 	case "rename":
-		return a + " renamed the group to " + strconvQuote(l.GroupName)
+		return a + " renamed the group to " + quoted(l.GroupName)
 	}
 	return l.Text
 }
