@@ -162,4 +162,3 @@ func memberSet(c chat.Conversation) map[string]bool {
 	}
 	return out
 }
-
