@@ -57,7 +57,7 @@ func (n *Node) dialBootstrap(ctx context.Context) {
 	wg.Wait()
 }
 
-// maintain samples bandwidth, re-dials bootstrap peers when alone, runs DHT discovery and saves contact
+// maintain samples bandwidth, re-dials bootstrap peers when alone, runs DHT discovery and saves the peer
 // times.
 func (n *Node) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
@@ -85,7 +85,7 @@ func (n *Node) maintain(ctx context.Context) {
 			}
 			if now.Sub(lastSave) >= time.Minute {
 				lastSave = now
-				if err := n.saveContacts(); err != nil {
+				if err := n.savePeersFile(); err != nil {
 					n.log.Warn("p2p: save peers", "err", err)
 				}
 			}

@@ -97,7 +97,7 @@ type Node struct {
 	topics      map[uint32]*pubsub.Topic
 	subs        []*pubsub.Subscription
 	peers       map[peer.ID]*peerState // connected peers
-	contacts    map[peer.ID]int64      // last contact, Unix ms (node clock)
+	peerTable   map[peer.ID]int64      // the peer table: every peer met, last in contact at (Unix ms, node clock)
 	scores      map[peer.ID]float64    // last GossipSub score snapshot
 	inboundPeer map[peer.ID]int
 	synced      bool
@@ -163,12 +163,12 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 		inbound:     make(chan struct{}, lim.MaxInbound),
 		topics:      make(map[uint32]*pubsub.Topic),
 		peers:       make(map[peer.ID]*peerState),
-		contacts:    make(map[peer.ID]int64),
+		peerTable:   make(map[peer.ID]int64),
 		scores:      make(map[peer.ID]float64),
 		inboundPeer: make(map[peer.ID]int),
 		bootstrap:   boot,
 	}
-	n.loadContacts()
+	n.loadPeersFile()
 	n.notify = newNotifier(lim.NotifyQueue, n.log)
 	n.solid = newSolidifier(n)
 	n.catchup = newCatchUpper(n)
@@ -338,7 +338,7 @@ func (n *Node) enter() bool {
 func (n *Node) leave() { n.inflight.Done() }
 
 // Close stops the node: it leaves the network, stops every goroutine, waits for calls that use the store
-// and saves the peers' contact times. It does not close the store. Blocks queued for OnBlock handlers but
+// and saves the peer table. It does not close the store. Blocks queued for OnBlock handlers but
 // not yet delivered are dropped (they are in the store).
 func (n *Node) Close() error {
 	n.gateMu.Lock()
@@ -352,7 +352,7 @@ func (n *Node) Close() error {
 	now := n.now().UnixMilli()
 	n.mu.Lock()
 	for p := range n.peers {
-		n.contacts[p] = now
+		n.peerTable[p] = now
 	}
 	n.mu.Unlock()
 
@@ -367,7 +367,7 @@ func (n *Node) Close() error {
 	errs = append(errs, n.host.Close())
 	n.wg.Wait()
 	n.inflight.Wait()
-	errs = append(errs, n.saveContacts())
+	errs = append(errs, n.savePeersFile())
 	n.log.Info("p2p node stopped", "peer", n.host.ID().String())
 	return errors.Join(errs...)
 }

@@ -69,8 +69,8 @@ func (n *Node) peerDisconnected(p peer.ID) {
 	n.mu.Lock()
 	if _, ok := n.peers[p]; ok {
 		delete(n.peers, p)
-		n.contacts[p] = n.now().UnixMilli()
-		n.trimContactsLocked()
+		n.peerTable[p] = n.now().UnixMilli()
+		n.trimPeerTableLocked()
 	}
 	n.mu.Unlock()
 	n.tracer.removePeer(p)

@@ -10,34 +10,35 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// maxContacts bounds the persisted contact table.
-const maxContacts = 1024
+// maxPeerTable bounds the peer table (and so the peers file): the least recently seen go first.
+const maxPeerTable = 1024
 
-func (n *Node) trimContactsLocked() {
-	if len(n.contacts) <= maxContacts {
+func (n *Node) trimPeerTableLocked() {
+	if len(n.peerTable) <= maxPeerTable {
 		return
 	}
 	type kv struct {
 		p peer.ID
 		t int64
 	}
-	all := make([]kv, 0, len(n.contacts))
-	for p, t := range n.contacts {
+	all := make([]kv, 0, len(n.peerTable))
+	for p, t := range n.peerTable {
 		all = append(all, kv{p, t})
 	}
 	slices.SortFunc(all, func(a, b kv) int { return int(b.t - a.t) })
-	for _, e := range all[maxContacts:] {
-		delete(n.contacts, e.p)
+	for _, e := range all[maxPeerTable:] {
+		delete(n.peerTable, e.p)
 	}
 }
 
-// contactsFile is the JSON layout of PeersFile: peer id → last contact, Unix ms.
-type contactsFile struct {
+// peersFileJSON is the JSON layout of PeersFile: peer id → last contact, Unix ms. The key "contacts" is
+// the file format's, kept for compatibility; in the code this is the peer table, not the address book.
+type peersFileJSON struct {
 	Network  string           `json:"network"`
-	Contacts map[string]int64 `json:"contacts"`
+	LastSeen map[string]int64 `json:"contacts"`
 }
 
-func (n *Node) loadContacts() {
+func (n *Node) loadPeersFile() {
 	if n.s.DataDir == "" {
 		return
 	}
@@ -48,31 +49,31 @@ func (n *Node) loadContacts() {
 		}
 		return
 	}
-	var cf contactsFile
+	var cf peersFileJSON
 	if err := json.Unmarshal(data, &cf); err != nil || cf.Network != n.params.Name {
 		n.log.Warn("p2p: ignoring peers file", "err", err)
 		return
 	}
-	for id, t := range cf.Contacts {
+	for id, t := range cf.LastSeen {
 		if p, err := peer.Decode(id); err == nil {
-			n.contacts[p] = t
+			n.peerTable[p] = t
 		}
 	}
-	n.trimContactsLocked()
+	n.trimPeerTableLocked()
 }
 
-func (n *Node) saveContacts() error {
+func (n *Node) savePeersFile() error {
 	if n.s.DataDir == "" {
 		return nil
 	}
 	n.mu.Lock()
-	cf := contactsFile{Network: n.params.Name, Contacts: make(map[string]int64, len(n.contacts))}
+	cf := peersFileJSON{Network: n.params.Name, LastSeen: make(map[string]int64, len(n.peerTable))}
 	now := n.now().UnixMilli()
 	for p := range n.peers {
-		n.contacts[p] = now
+		n.peerTable[p] = now
 	}
-	for p, t := range n.contacts {
-		cf.Contacts[p.String()] = t
+	for p, t := range n.peerTable {
+		cf.LastSeen[p.String()] = t
 	}
 	n.mu.Unlock()
 	data, err := json.Marshal(&cf)
