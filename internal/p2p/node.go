@@ -48,6 +48,10 @@ var (
 	ErrClosed      = errors.New("p2p: node closed")
 	ErrBadAddr     = errors.New("p2p: bad peer address")
 	ErrPeerBlocked = errors.New("p2p: peer is blocked")
+	// ErrNoPeers says the node has no peer to publish to (PeerCount is 0). Publish itself stores the
+	// block and succeeds (peers fetch it by catch-up later); layers above that will not publish into an
+	// empty network (the outbox) return it, so every "no peers" is this one error for errors.Is.
+	ErrNoPeers = errors.New("p2p: no peers to publish to")
 )
 
 // Node is a tanglemail peer: a libp2p host, GossipSub on the node's shard topics, the block request
