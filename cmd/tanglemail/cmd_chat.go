@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // The chat command is a line-mode client of the node's chat API (docs/api.md, "Conversations" and
@@ -81,47 +84,6 @@ what came meanwhile. A message is at most 4,000 bytes; send longer text as mail.
 	}
 }
 
-// The API's JSON (docs/api.md). Only what the chat command uses.
-type apiMember struct {
-	Address string `json:"address"`
-	Name    string `json:"name,omitempty"`
-	Me      bool   `json:"me,omitempty"`
-}
-
-type apiConversation struct {
-	ID      string          `json:"id"`
-	Kind    string          `json:"kind"`
-	Name    string          `json:"name"`
-	Peer    string          `json:"peer,omitempty"`
-	Members []apiMember     `json:"members"`
-	Left    bool            `json:"left,omitempty"`
-	Unread  int             `json:"unread"`
-	Last    *apiChatMessage `json:"last,omitempty"`
-	Updated time.Time       `json:"updated"`
-}
-
-type apiChatMessage struct {
-	ID           string    `json:"id"`
-	Conversation string    `json:"conversation"`
-	UID          uint64    `json:"uid"`
-	Kind         string    `json:"kind"`
-	From         apiMember `json:"from"`
-	Mine         bool      `json:"mine"`
-	Text         string    `json:"text"`
-	Sent         time.Time `json:"sent"`
-	Seen         bool      `json:"seen"`
-	Status       string    `json:"status,omitempty"`
-}
-
-// chatEventData is the data of the events chat uses: hello, chat, receipt, typing, conversation.
-type chatEventData struct {
-	Address      string           `json:"address"` // hello
-	Conversation string           `json:"conversation"`
-	Message      *apiChatMessage  `json:"message"` // chat, receipt
-	From         *apiMember       `json:"from"`    // typing
-	Info         *apiConversation `json:"info"`    // conversation
-}
-
 func runChat(env *cmdEnv, o any, args []string) error {
 	f := o.(*chatFlags)
 	switch {
@@ -132,16 +94,16 @@ func runChat(env *cmdEnv, o any, args []string) error {
 	case f.history < 0 || f.history > 500:
 		return usageError{fmt.Sprintf("--history %d: want 0..500", f.history)}
 	}
-	api, err := newAPIClient(env, f.dataDir)
+	client, err := newAPIClient(env, f.dataDir)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := env.context()
 	defer cancel()
 	if f.group == "" && len(args) == 0 {
-		return listConversations(ctx, env, api)
+		return listConversations(ctx, env, client)
 	}
-	conv, err := openConversation(ctx, api, f.group, args)
+	conv, err := openConversation(ctx, client, f.group, args)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -151,7 +113,7 @@ func runChat(env *cmdEnv, o any, args []string) error {
 	s := &chatSession{
 		env:     env,
 		out:     env.stdout,
-		api:     api,
+		client:  client,
 		conv:    conv,
 		base:    "/api/conversations/" + url.PathEscape(conv.ID),
 		history: f.history,
@@ -169,20 +131,20 @@ func runChat(env *cmdEnv, o any, args []string) error {
 }
 
 // openConversation finds the conversation the command line names.
-func openConversation(ctx context.Context, api *apiClient, group string, args []string) (apiConversation, error) {
-	var conv apiConversation
+func openConversation(ctx context.Context, client *apiClient, group string, args []string) (api.Conversation, error) {
+	var conv api.Conversation
 	if group != "" {
-		return findGroup(ctx, api, group)
+		return findGroup(ctx, client, group)
 	}
 	who := args[0]
 	if conversationID.MatchString(who) {
-		err := api.call(ctx, http.MethodGet, "/api/conversations/"+url.PathEscape(strings.ToLower(who)), nil, &conv)
+		err := client.call(ctx, http.MethodGet, "/api/conversations/"+url.PathEscape(strings.ToLower(who)), nil, &conv)
 		if apiStatus(err) == http.StatusNotFound {
 			return conv, fmt.Errorf("no conversation %s (list yours with `tanglemail chat`)", who)
 		}
 		return conv, err
 	}
-	err := api.call(ctx, http.MethodPost, "/api/conversations", map[string]string{"peer": who}, &conv)
+	err := client.call(ctx, http.MethodPost, "/api/conversations", api.NewConversation{Peer: &who}, &conv)
 	if st := apiStatus(err); st == http.StatusNotFound || st == http.StatusBadRequest {
 		if strings.Contains(who, "@") || strings.HasPrefix(who, "tm1") {
 			return conv, fmt.Errorf("cannot chat with %s: %w", who, err)
@@ -193,17 +155,15 @@ func openConversation(ctx context.Context, api *apiClient, group string, args []
 }
 
 // findGroup resolves --group: a full id, else a unique id prefix or group name.
-func findGroup(ctx context.Context, api *apiClient, sel string) (apiConversation, error) {
+func findGroup(ctx context.Context, client *apiClient, sel string) (api.Conversation, error) {
 	if conversationID.MatchString(sel) {
-		return openConversation(ctx, api, "", []string{sel})
+		return openConversation(ctx, client, "", []string{sel})
 	}
-	var list struct {
-		Conversations []apiConversation `json:"conversations"`
+	var list api.Conversations
+	if err := client.call(ctx, http.MethodGet, "/api/conversations", nil, &list); err != nil {
+		return api.Conversation{}, err
 	}
-	if err := api.call(ctx, http.MethodGet, "/api/conversations", nil, &list); err != nil {
-		return apiConversation{}, err
-	}
-	var found []apiConversation
+	var found []api.Conversation
 	for _, c := range list.Conversations {
 		if strings.HasPrefix(c.ID, strings.ToLower(sel)) || (c.Kind == "group" && strings.EqualFold(c.Name, sel)) {
 			found = append(found, c)
@@ -213,20 +173,18 @@ func findGroup(ctx context.Context, api *apiClient, sel string) (apiConversation
 	case 1:
 		return found[0], nil
 	case 0:
-		return apiConversation{}, fmt.Errorf("no group %q (list your conversations with `tanglemail chat`)", sel)
+		return api.Conversation{}, fmt.Errorf("no group %q (list your conversations with `tanglemail chat`)", sel)
 	}
 	var sb strings.Builder
 	for _, c := range found {
 		fmt.Fprintf(&sb, "\n  %s  %s", c.ID, cleanLine(c.Name))
 	}
-	return apiConversation{}, fmt.Errorf("--group %q matches %d conversations; give more of the id:%s", sel, len(found), sb.String())
+	return api.Conversation{}, fmt.Errorf("--group %q matches %d conversations; give more of the id:%s", sel, len(found), sb.String())
 }
 
-func listConversations(ctx context.Context, env *cmdEnv, api *apiClient) error {
-	var list struct {
-		Conversations []apiConversation `json:"conversations"`
-	}
-	if err := api.call(ctx, http.MethodGet, "/api/conversations", nil, &list); err != nil {
+func listConversations(ctx context.Context, env *cmdEnv, client *apiClient) error {
+	var list api.Conversations
+	if err := client.call(ctx, http.MethodGet, "/api/conversations", nil, &list); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -263,8 +221,8 @@ func listConversations(ctx context.Context, env *cmdEnv, api *apiClient) error {
 type chatSession struct {
 	env     *cmdEnv
 	out     io.Writer
-	api     *apiClient
-	conv    apiConversation
+	client  *apiClient
+	conv    api.Conversation
 	base    string // /api/conversations/<id>
 	history int
 	me      string // the user's address, from the members or the hello event
@@ -272,8 +230,8 @@ type chatSession struct {
 
 	printed  map[string]bool        // ids of printed messages
 	own      map[string]*ownMessage // the user's messages whose status is known
-	floorUID uint64                 // history before this UID was never shown
-	maxUID   uint64                 // the highest UID shown
+	floorUID store.UID              // history before this UID was never shown
+	maxUID   store.UID              // the highest UID shown
 	typing   map[string]time.Time   // member address → when "is typing" was shown
 	needRead bool                   // an unseen incoming message was shown
 	everUp   bool                   // the event stream was connected once
@@ -401,11 +359,8 @@ func (s *chatSession) showHistory(ctx context.Context) error {
 	if s.history == 0 {
 		return nil
 	}
-	var h struct {
-		Messages []apiChatMessage `json:"messages"`
-		More     bool             `json:"more"`
-	}
-	if err := s.api.call(ctx, http.MethodGet, s.base+"/messages?limit="+strconv.Itoa(s.history), nil, &h); err != nil {
+	var h api.ChatHistory
+	if err := s.client.call(ctx, http.MethodGet, s.base+"/messages?limit="+strconv.Itoa(s.history), nil, &h); err != nil {
 		return fmt.Errorf("loading the conversation: %w", err)
 	}
 	if h.More {
@@ -426,11 +381,8 @@ func (s *chatSession) showHistory(ctx context.Context) error {
 // catchUp prints what the event stream may have missed: messages newer than the history shown, and
 // status changes of the user's messages.
 func (s *chatSession) catchUp(ctx context.Context) {
-	var h struct {
-		Messages []apiChatMessage `json:"messages"`
-		More     bool             `json:"more"`
-	}
-	if err := s.api.call(ctx, http.MethodGet, s.base+"/messages?limit="+strconv.Itoa(chatCatchUp), nil, &h); err != nil {
+	var h api.ChatHistory
+	if err := s.client.call(ctx, http.MethodGet, s.base+"/messages?limit="+strconv.Itoa(chatCatchUp), nil, &h); err != nil {
 		if ctx.Err() == nil {
 			s.notice("could not reload the conversation: %v", err)
 		}
@@ -455,7 +407,7 @@ func (s *chatSession) markReadIfNeeded(ctx context.Context, items chan streamIte
 		return // more is coming: mark once after it
 	}
 	s.needRead = false
-	if err := s.api.call(ctx, http.MethodPost, s.base+"/read", nil, nil); err != nil && ctx.Err() == nil {
+	if err := s.client.call(ctx, http.MethodPost, s.base+"/read", nil, nil); err != nil && ctx.Err() == nil {
 		s.notice("could not mark the conversation read: %v", err)
 	}
 }
@@ -493,8 +445,8 @@ Anything else you type is sent when you press Enter (at most 4,000 bytes a messa
 		s.notice("not sent: the message has %d bytes, at most %d fit (send long text as mail)", len(text), chatMaxText)
 		return false
 	}
-	var m apiChatMessage
-	if err := s.api.call(ctx, http.MethodPost, s.base+"/messages", map[string]string{"text": text}, &m); err != nil {
+	var m api.ChatMessage
+	if err := s.client.call(ctx, http.MethodPost, s.base+"/messages", api.ChatText{Text: &text}, &m); err != nil {
 		if ctx.Err() == nil {
 			s.notice("not sent: %v", err)
 		}
@@ -533,7 +485,10 @@ func (s *chatSession) handleEvent(ctx context.Context, ev sseEvent) {
 		s.catchUp(ctx)
 		return
 	}
-	var d chatEventData
+	var d struct {
+		api.Me
+		api.ChatEvent
+	}
 	if err := json.Unmarshal([]byte(ev.Data), &d); err != nil {
 		return // not for us, or from a newer node: ignore
 	}
@@ -566,7 +521,7 @@ func (s *chatSession) handleEvent(ctx context.Context, ev sseEvent) {
 	}
 }
 
-func (s *chatSession) printMessage(m apiChatMessage) {
+func (s *chatSession) printMessage(m api.ChatMessage) {
 	if m.ID != "" && s.printed[m.ID] {
 		if m.Mine {
 			s.updateStatus(m)
@@ -615,7 +570,7 @@ func (s *chatSession) printMessage(m apiChatMessage) {
 }
 
 // updateStatus prints a change of the status of one of the user's messages.
-func (s *chatSession) updateStatus(m apiChatMessage) {
+func (s *chatSession) updateStatus(m api.ChatMessage) {
 	if m.Kind == "event" {
 		return // membership changes are sent too, but their delivery is not the user's business here
 	}
@@ -652,7 +607,7 @@ func statusLabel(status string) string {
 	return ""
 }
 
-func (s *chatSession) showTyping(from apiMember) {
+func (s *chatSession) showTyping(from api.Member) {
 	if from.Me || (s.me != "" && from.Address == s.me) {
 		return
 	}
@@ -664,7 +619,7 @@ func (s *chatSession) showTyping(from apiMember) {
 	fmt.Fprintf(s.out, "      %s is typing…\n", s.nameOf(from))
 }
 
-func (s *chatSession) updateConversation(c apiConversation) {
+func (s *chatSession) updateConversation(c api.Conversation) {
 	old := s.conv
 	if c.ID != old.ID {
 		return // the event names the conversation; an info without the same id is not about it
@@ -679,7 +634,7 @@ func (s *chatSession) updateConversation(c apiConversation) {
 }
 
 // nameOf is how a member is shown: "me", the petname, or a shortened address.
-func (s *chatSession) nameOf(m apiMember) string {
+func (s *chatSession) nameOf(m api.Member) string {
 	if m.Me || (s.me != "" && m.Address == s.me) {
 		return "me"
 	}
@@ -720,7 +675,7 @@ func (s *chatSession) stream(ctx context.Context, items chan<- streamItem) {
 	for {
 		began := time.Now()
 		connCtx, cancelConn := context.WithCancel(ctx)
-		body, err := s.api.openEvents(connCtx, lastID)
+		body, err := s.client.openEvents(connCtx, lastID)
 		if err == nil {
 			if !send(streamItem{up: true, again: everUp}) {
 				body.Close()
