@@ -73,7 +73,7 @@ func (fs *fuzzState) ready(t *testing.T) {
 		deliver(t, st, "INBOX", raw)
 	}
 	fs.st = st
-	fs.srv = New(st, Options{Password: testPass, Logger: slog.New(slog.DiscardHandler), MaxAppendSize: 1 << 20})
+	fs.srv = New(st, Options{Password: testPass, Logger: slog.New(slog.DiscardHandler), MaxAppendSize: 1 << 20, Penalty: instantPenalty()})
 	fs.ln = newConnListener()
 	go fs.srv.Serve(fs.ln)
 }

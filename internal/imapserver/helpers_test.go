@@ -80,7 +80,7 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 
 func startServer(t testing.TB, st *store.Store, opts ...func(*Options)) *testServer {
 	t.Helper()
-	o := Options{Password: testPass, Logger: testLogger(t)}
+	o := Options{Password: testPass, Logger: testLogger(t), Penalty: instantPenalty()}
 	for _, f := range opts {
 		f(&o)
 	}
