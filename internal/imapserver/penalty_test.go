@@ -1,58 +1,20 @@
 package imapserver
 
 import (
-	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 
-	"github.com/tanglemail/tanglemail/internal/loginpenalty"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 )
 
-// recordingSleeper is a failed-login penalty's injected clock: a sleep advances it at once and is
-// recorded.
-type recordingSleeper struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
-
-func (r *recordingSleeper) Now() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.now
-}
-
-func (r *recordingSleeper) Sleep(ctx context.Context, d time.Duration) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sleeps = append(r.sleeps, d)
-	r.now = r.now.Add(d)
-	return nil
-}
-
-func (r *recordingSleeper) Sleeps() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.sleeps)
-}
-
-// instantPenalty is the penalty of the tests that are not about it: it counts, but never waits.
-func instantPenalty() *loginpenalty.Penalty {
-	r := &recordingSleeper{now: time.Unix(1_700_000_000, 0)}
-	return loginpenalty.New(loginpenalty.Options{Now: r.Now, Sleep: r.Sleep})
-}
-
 func TestLoginPenalty(t *testing.T) {
-	clk := &recordingSleeper{now: time.Unix(1_700_000_000, 0)}
-	ts := newTestServer(t, func(o *Options) {
-		o.Penalty = loginpenalty.New(loginpenalty.Options{Now: clk.Now, Sleep: clk.Sleep})
-	})
+	clk := penaltytest.NewClock()
+	ts := newTestServer(t, func(o *Options) { o.Penalty = clk.Penalty() })
 	for i := range 4 {
 		c := ts.dial(t, nil)
 		if err := c.Login(testUser, fmt.Sprintf("wrong%d", i)).Wait(); imapCode(err) != imap.ResponseCodeAuthenticationFailed {
@@ -64,9 +26,8 @@ func TestLoginPenalty(t *testing.T) {
 	if err := c.Authenticate(sasl.NewPlainClient("", "someone-else", testPass)); err == nil {
 		t.Fatal("a wrong user name logged in")
 	}
-	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second}
-	if got := clk.Sleeps(); !slices.Equal(got, want) {
-		t.Fatalf("penalty waits %v, want %v", got, want)
+	if got := clk.Sleeps(); !slices.Equal(got, penaltytest.Growing) {
+		t.Fatalf("penalty waits %v, want %v", got, penaltytest.Growing)
 	}
 	// The owner, on the same loopback source: the right password waits, then succeeds.
 	c = ts.dial(t, nil)
