@@ -29,6 +29,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
 	"github.com/tanglemail/tanglemail/internal/inbox"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -206,9 +207,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
+	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
+	penalty := loginpenalty.New(loginpenalty.Options{})
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
 		Address:   n.id.Address(),
 		Password:  n.password,
+		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
 	})
@@ -219,6 +223,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.imap = imapserver.New(n.mail, imapserver.Options{
 		Username:  n.id.Address().Mail(),
 		Password:  n.password,
+		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "imap"),
 	})
@@ -232,6 +237,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
 		Password: n.password,
+		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
 	})
 	bg, cancel := context.WithCancel(context.Background())

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 )
 
 func TestAuth(t *testing.T) {
@@ -53,7 +55,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestEmptyPasswordRefusesAll(t *testing.T) {
-	srv := New(Config{Backend: &fakeBackend{}, Password: ""})
+	srv := New(Config{Backend: &fakeBackend{}, Password: "", Penalty: penaltytest.Instant()})
 	for _, auth := range []string{"Bearer ", "Basic Og=="} {
 		req := httptest.NewRequest("GET", "/api/status", nil)
 		req.Header.Set("Authorization", auth)
