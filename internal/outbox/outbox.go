@@ -13,6 +13,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -316,7 +317,7 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 			}
 			done[k], progress = true, true
 			switch err := o.work(ctx, r, items); {
-			case errors.Is(err, errNoPeers):
+			case errors.Is(err, p2p.ErrNoPeers):
 				res.noPeers = true
 			case err != nil && ctx.Err() == nil:
 				o.log.Error("outbox: recipient", "outbox", r.OutboxID, "rcpt", r.Rcpt, "err", err)
@@ -335,8 +336,6 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 	}
 	return res
 }
-
-var errNoPeers = errors.New("outbox: no peers")
 
 // item is what the outbox needs of an outbox item, loaded once per pass.
 type item struct {
@@ -390,7 +389,7 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[int64]*
 		return o.fail(ctx, r, it, mail.Reason{Status: "5.1.3", Text: err.Error()})
 	}
 	if o.pub.PeerCount() == 0 {
-		return errNoPeers
+		return p2p.ErrNoPeers
 	}
 	if r.State == store.RcptPending {
 		if it.parts == nil && it.reason == nil {
