@@ -55,7 +55,17 @@ type Config struct {
 	Log        *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
+	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
+	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
+	ReceiptDelayMean time.Duration
 }
+
+// Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
+// nodes all run on one machine, so there is nobody to hide from, and whose tests wait for receipts).
+const (
+	DefaultReceiptDelayMean = time.Minute
+	DevnetReceiptDelayMean  = 200 * time.Millisecond
+)
 
 // DefaultConfig is the configuration of a user's node on the main network.
 func DefaultConfig(dataDir string) Config {
@@ -70,6 +80,8 @@ func DefaultConfig(dataDir string) Config {
 		IMAPListen:    "127.0.0.1:1143",
 		TagBits:       8,
 		PruneInterval: time.Minute,
+
+		ReceiptDelayMean: DefaultReceiptDelayMean,
 	}
 }
 
@@ -82,6 +94,7 @@ func DevnetConfig(dataDir string) Config {
 	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS, cfg.DHT = false, false
 	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ReceiptDelayMean = DevnetReceiptDelayMean
 	return cfg
 }
 
@@ -176,6 +189,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Publisher: publisher{n.net},
 		Tips:      n.store,
 		Logger:    cfg.Log.With("sub", "outbox"),
+
+		ReceiptDelayMean: cfg.ReceiptDelayMean,
 	})
 	if err != nil {
 		return nil, err

@@ -52,6 +52,13 @@ type Config struct {
 	// ReceiptDelay is how long a receipt waits for others to the same sender before it is sent
 	// (batching). Default 100 ms.
 	ReceiptDelay time.Duration
+	// ReceiptDelayMean is the mean of the random delay a batch of receipts waits on top of ReceiptDelay,
+	// so that relays cannot link a receipt to the message it answers by timing (receipts.go); at most a
+	// sixteenth of the republish interval for the receipt's TTL. Zero: no random delay (the node sets
+	// node.DefaultReceiptDelayMean).
+	ReceiptDelayMean time.Duration
+	// ReceiptClock times receipts; default real time. Tests inject one.
+	ReceiptClock ReceiptClock
 	// OnProgress, if set, is called when a proof-of-work job starts, about ten times a second while it
 	// runs, and when it ends. It runs on the grinding goroutine: keep it quick.
 	OnProgress func(Job)
@@ -128,6 +135,8 @@ type Outbox struct {
 	parents int
 	retry   time.Duration
 	rdelay  time.Duration
+	rmean   time.Duration
+	rclock  ReceiptClock
 	onProg  func(Job)
 	rnd     io.Reader
 
@@ -142,6 +151,7 @@ type Outbox struct {
 	rmu      sync.Mutex
 	receipts map[receiptKey]*receiptBatch
 	rqueued  int
+	chatSent map[string]time.Time // address → when chat last went to it (receipt clock)
 
 	c counters
 }
@@ -162,12 +172,17 @@ func New(cfg Config) (*Outbox, error) {
 	o := &Outbox{
 		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
 		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents,
-		retry: cfg.RetryInterval, rdelay: cfg.ReceiptDelay, onProg: cfg.OnProgress, rnd: cfg.Rand,
+		retry: cfg.RetryInterval, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
+		onProg: cfg.OnProgress, rnd: cfg.Rand,
 		wake:        make(chan struct{}, 1),
 		receiptWake: make(chan struct{}, 1),
 		jobs:        map[*Job]struct{}{},
 		streak:      map[rcptKey]int{},
 		receipts:    map[receiptKey]*receiptBatch{},
+		chatSent:    map[string]time.Time{},
+	}
+	if o.rclock == nil {
+		o.rclock = realClock{}
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -528,6 +543,9 @@ func (o *Outbox) publishPayload(ctx context.Context, job *Job, to identity.Addre
 		return tangle.ID{}, err
 	}
 	o.c.published.Add(1)
+	if job.Kind == seal.KindChat {
+		o.noteChatSent(to)
+	}
 	return b.ID(), nil
 }
 
