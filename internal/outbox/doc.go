@@ -68,6 +68,8 @@
 //     receipt racing with the failure wins or loses cleanly (ErrBadTransition rolls the bounce back).
 //   - Receipts to send are in memory only (SendReceipt never blocks the inbox): if the process dies
 //     before sending one, the sender republishes, the duplicate arrives, and the receipt is queued again.
+//   - Receipts wait a random delay before they are sent (protocol.md §10.2 rule 5, receipts.go), well
+//     below the republish interval; a crash meanwhile loses only the wait, as above.
 //
 // # Implementation notes
 //

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -210,6 +212,43 @@ func TestReceiptDelayDistribution(t *testing.T) {
 		}
 		if got := float64(below) / n; math.Abs(got-wantBelow) > 0.01 {
 			t.Errorf("TTL %d: P(d < mean) %.3f, want %.3f", ttl, got, wantBelow)
+		}
+	}
+}
+
+// BenchmarkReceiptLinkability measures how well a relay links a mail to its receipt by timing. The
+// relay sees a mail block at t₀ and takes the first receipt-like block after it (same TTL class and
+// bucket) as its receipt: with a delay density that falls with time (exponential), that guess is the
+// most likely one. Other receipts arrive as a Poisson stream of rate λ, so the guess is right with
+// probability E[e^(−λD)], D the receipt's delay; the figures average that over the delays the outbox
+// draws (after), against the fixed ≈ 190 ms measured before (100 ms batching + grinding and gossip).
+// Reported per λ (receipts per second the relay sees in the class): p_link (the chance the guess is
+// right) and candidates (expected receipts in the window, λ·E[D] + 1).
+func BenchmarkReceiptLinkability(b *testing.B) {
+	o := &Outbox{retry: defaultRetryInterval, rmean: time.Minute, rdelay: defaultReceiptDelay, rnd: rand.Reader, params: tangle.MainNet}
+	const before = 190 * time.Millisecond
+	const n = 200_000
+	for range b.N {
+		ds := make([]float64, n)
+		var sum float64
+		for i := range ds {
+			ds[i] = (defaultReceiptDelay + o.randomReceiptDelay(tangle.MainNet.DefaultMailTTL)).Seconds()
+			sum += ds[i]
+		}
+		slices.Sort(ds)
+		b.ReportMetric(sum/n, "mean_s")
+		b.ReportMetric(ds[n/2], "p50_s")
+		b.ReportMetric(ds[n*99/100], "p99_s")
+		b.ReportMetric(ds[n-1], "max_s")
+		for _, lambda := range []float64{0.1, 1, 10} {
+			var p float64
+			for _, d := range ds {
+				p += math.Exp(-lambda * d)
+			}
+			name := strconv.FormatFloat(lambda, 'g', -1, 64)
+			b.ReportMetric(math.Exp(-lambda*before.Seconds()), "p_link_before_lambda"+name)
+			b.ReportMetric(p/n, "p_link_after_lambda"+name)
+			b.ReportMetric(lambda*sum/n+1, "candidates_after_lambda"+name)
 		}
 	}
 }
