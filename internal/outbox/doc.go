@@ -85,5 +85,6 @@
 //     timers, so after moving a test clock call Notify.
 //   - A receipt acknowledges a key only when its signer is the address the envelope was sealed to:
 //     replay keys are public, so a key alone proves nothing.
-//   - Logs carry outbox ids, recipient addresses, block ids and counts, never message content.
+//   - Logs carry outbox ids, block ids and counts, never message content; recipient addresses only at
+//     debug level.
 package outbox

@@ -335,7 +335,8 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 			case errors.Is(err, p2p.ErrNoPeers):
 				res.noPeers = true
 			case err != nil && ctx.Err() == nil:
-				o.log.Error("outbox: recipient", "outbox", r.OutboxID, "rcpt", r.Rcpt, "err", err)
+				o.log.Error("outbox: recipient", "outbox", r.OutboxID, "err", err)
+				o.log.Debug("outbox: recipient", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 				res.errors = true
 			}
 			if ctx.Err() != nil {
@@ -469,7 +470,8 @@ func (o *Outbox) publish(ctx context.Context, r store.OutboxRcpt, it *item, to i
 			o.streak[k] = n + 1
 			o.mu.Unlock()
 			delay := min(time.Second<<min(n, 20), maxPublishBackoff)
-			o.log.Warn("outbox: publish failed, will retry", "outbox", r.OutboxID, "rcpt", r.Rcpt, "in", delay, "err", err)
+			o.log.Warn("outbox: publish failed, will retry", "outbox", r.OutboxID, "in", delay, "err", err)
+			o.log.Debug("outbox: publish failed", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 			_, uerr := o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{
 				State: r.State, NextAttempt: minTime(o.now().Add(delay), it.deadline),
 				Error: "publish: " + err.Error(), Attempt: true,
@@ -492,8 +494,9 @@ func (o *Outbox) publish(ctx context.Context, r store.OutboxRcpt, it *item, to i
 	if r.State == store.RcptPublished {
 		o.c.republished.Add(1)
 	}
-	o.log.Info("outbox: published", "outbox", r.OutboxID, "rcpt", r.Rcpt, "blocks", len(ids),
+	o.log.Info("outbox: published", "outbox", r.OutboxID, "blocks", len(ids),
 		"block", tangle.ID(ids[len(ids)-1]).Short(), "attempt", nr.Attempts)
+	o.log.Debug("outbox: published", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 	return nil
 }
 
@@ -606,7 +609,8 @@ func (o *Outbox) fail(ctx context.Context, r store.OutboxRcpt, it *item, reason 
 	o.mu.Lock()
 	delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
 	o.mu.Unlock()
-	o.log.Warn("outbox: delivery failed", "outbox", r.OutboxID, "rcpt", r.Rcpt, "status", reason.Status, "reason", reason.Text)
+	o.log.Warn("outbox: delivery failed", "outbox", r.OutboxID, "status", reason.Status, "reason", reason.Text)
+	o.log.Debug("outbox: delivery failed", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 	return nil
 }
 
@@ -645,7 +649,8 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		o.mu.Lock()
 		delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
 		o.mu.Unlock()
-		o.log.Info("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
+		o.log.Info("outbox: delivered", "outbox", r.OutboxID)
+		o.log.Debug("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 		if err := o.markDelivered(ctx, r.OutboxID); err != nil {
 			o.log.Warn("outbox: could not mark the Sent copy delivered", "outbox", r.OutboxID, "err", err)
 		}
