@@ -35,6 +35,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/tangle/dag"
+	"github.com/tanglemail/tanglemail/internal/version"
 	"github.com/tanglemail/tanglemail/internal/web"
 )
 
@@ -394,6 +395,7 @@ func (n *Node) SMTPAddr() string { return n.smtpLn.Addr().String() }
 type Status struct {
 	Address string       `json:"address"`
 	Network string       `json:"network"`
+	Version version.Info `json:"version"` // the build, with the protocol version`
 	Uptime  string       `json:"uptime"`
 	API     string       `json:"api"`
 	P2P     p2p.Status   `json:"p2p"`
@@ -432,6 +434,7 @@ func (n *Node) Status() any {
 	return Status{
 		Address: n.id.Address().Mail(),
 		Network: n.cfg.Network.Name,
+		Version: version.Get(),
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
 		API:     "http://" + n.APIAddr(),
 		P2P:     n.net.Status(),
