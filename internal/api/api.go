@@ -12,6 +12,7 @@
 package api
 
 import (
+	"github.com/tanglemail/tanglemail/internal/version"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
@@ -37,6 +38,7 @@ type Me struct {
 type Status struct {
 	Address string       `json:"address"`
 	Network string       `json:"network"`
+	Version version.Info `json:"version"` // the build, with the protocol version
 	Uptime  string       `json:"uptime"`
 	API     string       `json:"api"`
 	P2P     p2p.Status   `json:"p2p"`

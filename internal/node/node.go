@@ -37,6 +37,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/tangle/dag"
+	"github.com/tanglemail/tanglemail/internal/version"
 	"github.com/tanglemail/tanglemail/internal/web"
 )
 
@@ -419,6 +420,7 @@ func (n *Node) Status() api.Status {
 	return api.Status{
 		Address: n.id.Address().Mail(),
 		Network: n.cfg.Network.Name,
+		Version: version.Get(),
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
 		API:     "http://" + n.APIAddr(),
 		P2P:     n.net.Status(),
