@@ -12,11 +12,11 @@
 package api
 
 import (
-	"github.com/tanglemail/tanglemail/internal/version"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 // Error is the body of every 4xx and 5xx answer.
