@@ -72,6 +72,7 @@ func (w *writer) deleteBlock(nid int64) (deleted, error) {
 	return d, nil
 }
 
+// prune deletes up to pruneChunk expired blocks (see Store.Prune).
 func (w *writer) prune(now int64) (n int, more bool, err error) {
 	rows, err := w.expired.QueryContext(w.ctx, now, pruneChunk)
 	if err != nil {

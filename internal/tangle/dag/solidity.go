@@ -9,6 +9,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
+// known is what the writer knows about an id.
 type known struct {
 	stored bool
 	meta         // stored: the block's fields
@@ -359,8 +360,6 @@ func (w *writer) giveUp(id tangle.ID) error {
 	}
 	return w.propagate([]int64{nid})
 }
-
-// prune deletes up to pruneChunk expired blocks (see Store.Prune).
 
 // rebuildFilter fills a fresh missing filter from the table, sized for it.
 func (w *writer) rebuildFilter() error {

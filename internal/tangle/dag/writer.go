@@ -417,5 +417,3 @@ func (w *writer) tx(batch []*request) (err error) {
 	}
 	return nil
 }
-
-// known is what the writer knows about an id.
