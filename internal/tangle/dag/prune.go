@@ -90,45 +90,49 @@ func (w *writer) prune(now int64) (n int, more bool, err error) {
 	if err := rows.Close(); err != nil {
 		return 0, false, err
 	}
+	if err := w.deleteNids(nids); err != nil {
+		return 0, false, err
+	}
+	if _, err := w.dropRejected.ExecContext(w.ctx, now); err != nil {
+		return 0, false, err
+	}
+	return len(nids), len(nids) == pruneChunk, nil
+}
+
+// deleteNids deletes stored blocks (expired, or evicted for the budget) with their edges, and keeps
+// the invariants: a deleted block that still has stored children becomes a given-up missing row under
+// the same nid (every edge's parent is stored or missing), and its unsolid children are re-evaluated;
+// missing rows that only deleted blocks referenced go.
+func (w *writer) deleteNids(nids []int64) error {
 	parents := map[int64]struct{}{}
 	ids := make([]tangle.ID, len(nids))
 	for i, nid := range nids {
 		d, err := w.deleteBlock(nid)
 		if err != nil {
-			return 0, false, err
+			return err
 		}
 		ids[i] = d.id
 		for _, p := range d.parents {
 			parents[p] = struct{}{}
 		}
 	}
-	// A pruned block that still has stored children becomes a given-up missing row under the same nid,
-	// so that the invariant (every edge's parent is stored or missing) holds and its unsolid children
-	// can become solid.
 	var queue []int64
 	for i, nid := range nids {
 		var has bool
 		if err := w.hasChild.QueryRowContext(w.ctx, nid).Scan(&has); err != nil {
-			return 0, false, err
+			return err
 		}
 		if has {
 			if _, err := w.raise(ids[i], nid, 1, 0); err != nil {
-				return 0, false, err
+				return err
 			}
 			queue = append(queue, nid)
 		}
 	}
-	// Missing rows that only pruned blocks referenced.
 	for p := range parents {
 		if _, err := w.dropMissing.ExecContext(w.ctx, p); err != nil {
-			return 0, false, err
+			return err
 		}
 	}
-	if _, err := w.dropRejected.ExecContext(w.ctx, now); err != nil {
-		return 0, false, err
-	}
-	if err := w.propagate(queue); err != nil {
-		return 0, false, err
-	}
-	return len(nids), len(nids) == pruneChunk, nil
+	return w.propagate(queue)
 }

@@ -96,7 +96,7 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 		nid = w.nextNid()
 	}
 	shard := b.Shard(w.s.params.ShardBits)
-	res, err := w.insBlock.ExecContext(w.ctx, nid, id[:], b.Raw, b.Time, int64(b.TTL), b.ExpiresAtMs(), int64(shard), boolInt(solid))
+	res, err := w.insBlock.ExecContext(w.ctx, nid, id[:], b.Raw, b.Time, int64(b.TTL), b.ExpiresAtMs(), int64(shard), boolInt(solid), int64(w.s.opts.holdNew))
 	if err != nil {
 		return Result{}, err
 	}
