@@ -118,7 +118,7 @@ func (w *writer) enforceBudget() error {
 		if len(nids) == 0 {
 			return nil // only held blocks left: they stay (Stats.HeldBytes says how much)
 		}
-		if err := w.deleteNids(nids); err != nil {
+		if err := w.deleteNids(nids, true); err != nil {
 			return fmt.Errorf("evict: %w", err)
 		}
 		w.eff.evicted += int64(len(nids))

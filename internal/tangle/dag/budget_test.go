@@ -46,12 +46,24 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("evicted %d (want 11), held %d bytes", st.Evicted, st.HeldBytes)
 	}
 	// Oldest first, tag ignored: bs[0..1] and bs[3..11] went, bs[2] (held) and bs[12..] stayed.
-	for i, b := range bs {
-		want := i == 2 || i >= 12
-		wantHas(t, s, b.ID(), want)
+	stored := func(id tangle.ID) bool {
+		_, err := s.Get(id)
+		return err == nil
 	}
-	wantHas(t, s, child.ID(), true)
+	for i, b := range bs {
+		if want := i == 2 || i >= 12; stored(b.ID()) != want {
+			t.Errorf("block %d stored: %v, want %v", i, !want, want)
+		}
+	}
+	if !stored(child.ID()) {
+		t.Fatal("the newest block was evicted")
+	}
 	wantSolid(t, s, child, true)
+	// An evicted block counts as had (Has), so catch-up does not fetch it, and is not stored again.
+	wantHas(t, s, bs[0].ID(), true)
+	if added := put(t, s, bs[0]); added[0] || stored(bs[0].ID()) {
+		t.Fatal("an evicted block was stored again")
+	}
 
 	// The receipt came: bs[2] is the oldest unheld block and goes at the next write over budget.
 	if err := s.SetHeld(HoldOwn); err != nil {
@@ -61,7 +73,9 @@ func TestBudget(t *testing.T) {
 	if err := s.Release(HoldUnopened, ids(bs...)...); err != nil { // a write: enforces the budget
 		t.Fatal(err)
 	}
-	wantHas(t, s, bs[2].ID(), false)
+	if stored(bs[2].ID()) {
+		t.Fatal("a released own block was kept over budget")
+	}
 	if st := stats(t, s); st.Bytes > budget || st.HeldBytes > int64(one) {
 		t.Fatalf("%d bytes (%d held), budget %d", st.Bytes, st.HeldBytes, budget)
 	}

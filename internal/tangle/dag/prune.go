@@ -90,7 +90,7 @@ func (w *writer) prune(now int64) (n int, more bool, err error) {
 	if err := rows.Close(); err != nil {
 		return 0, false, err
 	}
-	if err := w.deleteNids(nids); err != nil {
+	if err := w.deleteNids(nids, false); err != nil {
 		return 0, false, err
 	}
 	if _, err := w.dropRejected.ExecContext(w.ctx, now); err != nil {
@@ -102,8 +102,10 @@ func (w *writer) prune(now int64) (n int, more bool, err error) {
 // deleteNids deletes stored blocks (expired, or evicted for the budget) with their edges, and keeps
 // the invariants: a deleted block that still has stored children becomes a given-up missing row under
 // the same nid (every edge's parent is stored or missing), and its unsolid children are re-evaluated;
-// missing rows that only deleted blocks referenced go.
-func (w *writer) deleteNids(nids []int64) error {
+// missing rows that only deleted blocks referenced go. An evicted block becomes an evicted missing row
+// (state 3) until its expiry, children or not: Has reports it, and Put does not store it again, so
+// catch-up and anti-entropy do not fetch what the budget just pushed out.
+func (w *writer) deleteNids(nids []int64, evicted bool) error {
 	parents := map[int64]struct{}{}
 	ids := make([]tangle.ID, len(nids))
 	for i, nid := range nids {
@@ -112,6 +114,11 @@ func (w *writer) deleteNids(nids []int64) error {
 			return err
 		}
 		ids[i] = d.id
+		if evicted {
+			if _, err := w.raise(d.id, nid, 3, d.expires); err != nil {
+				return err
+			}
+		}
 		for _, p := range d.parents {
 			parents[p] = struct{}{}
 		}
@@ -123,8 +130,10 @@ func (w *writer) deleteNids(nids []int64) error {
 			return err
 		}
 		if has {
-			if _, err := w.raise(ids[i], nid, 1, 0); err != nil {
-				return err
+			if !evicted {
+				if _, err := w.raise(ids[i], nid, 1, 0); err != nil {
+					return err
+				}
 			}
 			queue = append(queue, nid)
 		}

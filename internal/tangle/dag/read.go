@@ -47,7 +47,8 @@ func (s *Store) prepareReads() error {
 		st, err = s.r.PrepareContext(ctx, q)
 		return st
 	}
-	s.stHas = prep(`SELECT EXISTS (SELECT 1 FROM blocks WHERE id = ?)`)
+	s.stHas = prep(`SELECT EXISTS (SELECT 1 FROM blocks WHERE id = ?1)
+		OR EXISTS (SELECT 1 FROM missing WHERE id = ?1 AND state = 3)`)
 	s.stGet = prep(`SELECT raw FROM blocks WHERE id = ?`)
 	s.stChildren = prep(`SELECT c.id FROM edges e JOIN blocks c ON c.nid = e.child
 		WHERE e.parent IN (SELECT nid FROM blocks WHERE id = ?1 UNION ALL SELECT nid FROM missing WHERE id = ?1)

@@ -38,6 +38,9 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 			return Result{}, err
 		}
 	}
+	if selfState == 3 {
+		return Result{}, nil // evicted for the budget: not stored again (see Has)
+	}
 	if selfState == 2 {
 		return Result{Err: &tangle.ValidationError{Err: tangle.ErrParentAge, Detail: "block was rejected before"}}, nil
 	}

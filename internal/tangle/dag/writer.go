@@ -322,7 +322,7 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 	w.storedNid = prep(`SELECT nid FROM blocks WHERE id = ?`)
 	w.expired = prep(`SELECT nid FROM blocks WHERE expires <= ? ORDER BY expires LIMIT ?`)
 	w.dropMissing = prep(`DELETE FROM missing WHERE nid = ?1 AND state < 2 AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = ?1)`)
-	w.dropRejected = prep(`DELETE FROM missing WHERE state = 2 AND expires <= ?
+	w.dropRejected = prep(`DELETE FROM missing WHERE state >= 2 AND expires <= ?
 		AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = missing.nid)`)
 	w.counter = prep(`UPDATE meta SET value = value + ? WHERE key = ?`)
 	if err == nil {
