@@ -134,7 +134,7 @@ func TestMailBetweenNodes(t *testing.T) {
 		return items[0].Rcpts[0].State == store.RcptDelivered
 	})
 	// The node's status reports the delivery (what `tanglemail status` prints).
-	if st := alice.Status().(Status); st.Outbox.Stats.Delivered != 1 || st.Outbox.Stats.Published < 1 {
+	if st := alice.Status(); st.Outbox.Stats.Delivered != 1 || st.Outbox.Stats.Published < 1 {
 		t.Fatalf("alice's status: outbox %+v", st.Outbox.Stats)
 	}
 	// Alice's mail client sees the receipt: the Sent copy carries $Delivered.
