@@ -93,6 +93,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(w, "Address   %s\n", st.Address)
 	fmt.Fprintf(w, "Network   %s (id %s)\n", st.Network, p.NetworkID)
+	if st.Version.Version != "" {
+		fmt.Fprintf(w, "Version   tanglemail %s\n", st.Version)
+	}
 	fmt.Fprintf(w, "Uptime    %s\n", st.Uptime)
 	fmt.Fprintf(w, "Peer id   %s\n", p.PeerID)
 	for _, a := range p.ListenAddrs {

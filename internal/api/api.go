@@ -16,6 +16,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 // Error is the body of every 4xx and 5xx answer.
@@ -37,6 +38,7 @@ type Me struct {
 type Status struct {
 	Address string       `json:"address"`
 	Network string       `json:"network"`
+	Version version.Info `json:"version"` // the build, with the protocol version
 	Uptime  string       `json:"uptime"`
 	API     string       `json:"api"`
 	P2P     p2p.Status   `json:"p2p"`

@@ -55,7 +55,9 @@ func submit(t *testing.T, n *Node, rcpts []string, raw string) {
 	defer c.Close()
 	steps := []func() error{
 		func() error { return c.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}) },
-		func() error { return c.Auth(smtp.PlainAuth("", "anyone", n.Password(), "127.0.0.1")) },
+		func() error {
+			return c.Auth(smtp.PlainAuth("", n.Identity().Address().Mail(), n.Password(), "127.0.0.1"))
+		},
 		func() error { return c.Mail(n.Identity().Address().Mail()) },
 	}
 	for _, r := range rcpts {

@@ -30,12 +30,14 @@ import (
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
 	"github.com/tanglemail/tanglemail/internal/inbox"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/tangle/dag"
+	"github.com/tanglemail/tanglemail/internal/version"
 	"github.com/tanglemail/tanglemail/internal/web"
 )
 
@@ -55,7 +57,17 @@ type Config struct {
 	Log        *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
+	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
+	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
+	ReceiptDelayMean time.Duration
 }
+
+// Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
+// nodes all run on one machine, so there is nobody to hide from, and whose tests wait for receipts).
+const (
+	DefaultReceiptDelayMean = time.Minute
+	DevnetReceiptDelayMean  = 200 * time.Millisecond
+)
 
 // DefaultConfig is the configuration of a user's node on the main network.
 func DefaultConfig(dataDir string) Config {
@@ -70,6 +82,8 @@ func DefaultConfig(dataDir string) Config {
 		IMAPListen:    "127.0.0.1:1143",
 		TagBits:       8,
 		PruneInterval: time.Minute,
+
+		ReceiptDelayMean: DefaultReceiptDelayMean,
 	}
 }
 
@@ -82,6 +96,7 @@ func DevnetConfig(dataDir string) Config {
 	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS, cfg.DHT = false, false
 	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ReceiptDelayMean = DevnetReceiptDelayMean
 	return cfg
 }
 
@@ -176,6 +191,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Publisher: publisher{n.net},
 		Tips:      n.store,
 		Logger:    cfg.Log.With("sub", "outbox"),
+
+		ReceiptDelayMean: cfg.ReceiptDelayMean,
 	})
 	if err != nil {
 		return nil, err
@@ -207,9 +224,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
+	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
+	penalty := loginpenalty.New(loginpenalty.Options{})
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
 		Address:   n.id.Address(),
 		Password:  n.password,
+		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
 	})
@@ -220,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.imap = imapserver.New(n.mail, imapserver.Options{
 		Username:  n.id.Address().Mail(),
 		Password:  n.password,
+		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "imap"),
 	})
@@ -233,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
 		Password: n.password,
+		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
 	})
 	bg, cancel := context.WithCancel(context.Background())
@@ -398,6 +420,7 @@ func (n *Node) Status() api.Status {
 	return api.Status{
 		Address: n.id.Address().Mail(),
 		Network: n.cfg.Network.Name,
+		Version: version.Get(),
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
 		API:     "http://" + n.APIAddr(),
 		P2P:     n.net.Status(),

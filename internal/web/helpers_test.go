@@ -21,6 +21,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -90,7 +91,7 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, store: st, be: &fakeBackend{}, me: newAddress(t)}
-	cfg := Config{Backend: e.be, Store: st, Address: e.me, Password: testPassword}
+	cfg := Config{Backend: e.be, Store: st, Address: e.me, Password: testPassword, Penalty: penaltytest.Instant()}
 	if !ec.noChat {
 		e.chat = newFakeChat()
 		cfg.Chat = e.chat

@@ -51,7 +51,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -63,6 +62,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -89,7 +89,10 @@ type Config struct {
 	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
 	Chat     Chat         // nil: the chat endpoints answer 503
 	Password string       // the node's password; empty refuses every authenticated request
-	Log      *slog.Logger // nil: discard
+	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
+	// wrong password; the node shares one among its front doors. Nil: one of its own.
+	Penalty *loginpenalty.Penalty
+	Log     *slog.Logger // nil: discard
 	// Client is the web client's files, served at "/" (index.html at the root); nil serves the
 	// built-in client (package ui).
 	Client fs.FS
@@ -104,8 +107,8 @@ type Server struct {
 	store    *store.Store
 	address  string
 	chat     Chat
-	password [32]byte // SHA-256 of the password
-	havePass bool
+	secret   loginpenalty.Secret
+	penalty  *loginpenalty.Penalty
 	log      *slog.Logger
 	http     *http.Server
 	handler  http.Handler
@@ -133,14 +136,17 @@ func New(cfg Config) *Server {
 		store:         cfg.Store,
 		address:       cfg.Address,
 		chat:          cfg.Chat,
-		password:      sha256.Sum256([]byte(cfg.Password)),
-		havePass:      cfg.Password != "",
+		secret:        loginpenalty.NewSecret(cfg.Password),
+		penalty:       cfg.Penalty,
 		log:           log,
 		closing:       make(chan struct{}),
 		now:           time.Now,
 		keepAlive:     15 * time.Second,
 		progressEvery: 100 * time.Millisecond,
 		foldersEvery:  250 * time.Millisecond,
+	}
+	if s.penalty == nil {
+		s.penalty = loginpenalty.New(loginpenalty.Options{})
 	}
 	s.sessions.m = map[[32]byte]*session{}
 

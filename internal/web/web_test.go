@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 )
 
 func TestAuth(t *testing.T) {
@@ -55,7 +56,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestEmptyPasswordRefusesAll(t *testing.T) {
-	srv := New(Config{Backend: &fakeBackend{}, Password: ""})
+	srv := New(Config{Backend: &fakeBackend{}, Password: "", Penalty: penaltytest.Instant()})
 	for _, auth := range []string{"Bearer ", "Basic Og=="} {
 		req := httptest.NewRequest("GET", "/api/status", nil)
 		req.Header.Set("Authorization", auth)
