@@ -28,7 +28,9 @@ type session struct {
 
 	mu     sync.Mutex
 	authed bool
-	sel    *selected // nil unless a mailbox is selected
+	// loggedIn mirrors authed for the connection's cmdConn, which reads it without mu.
+	loggedIn authFlag
+	sel      *selected // nil unless a mailbox is selected
 }
 
 var (
@@ -53,6 +55,9 @@ func (s *Server) newSession(c *goimap.Conn) (goimap.Session, *goimap.GreetingDat
 		ctx:    ctx,
 		cancel: cancel,
 		log:    s.log.With("remote", c.NetConn().RemoteAddr().String()),
+	}
+	if cc, ok := c.NetConn().(*cmdConn); ok {
+		cc.authed = sess.loggedIn.Load // same goroutine as cmdConn's reads, before the first command
 	}
 	sess.log.Debug("imap: connection")
 	return sess, nil, nil
@@ -88,6 +93,7 @@ func (s *session) Login(username, password string) error {
 	}
 	s.mu.Lock()
 	s.authed = true
+	s.loggedIn.Store(true)
 	s.mu.Unlock()
 	s.log.Info("imap: login")
 	return nil
