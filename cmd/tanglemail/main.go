@@ -26,6 +26,7 @@ func commands() []*command {
 		chatCommand(),
 		contactsCommand(),
 		devnetCommand(),
+		versionCommand(),
 	}
 }
 
@@ -52,6 +53,8 @@ func run(env *cmdEnv, args []string) int {
 	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 		printTopUsage(env.stdout)
 		return 0
+	} else if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		name, args = "version", args[1:]
 	}
 	if name == "help" {
 		if len(args) == 0 {
@@ -113,7 +116,7 @@ Commands:
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
-With no command, tanglemail runs a node. "tanglemail <command> --help" describes a command and its
+With no command, tanglemail runs a node; "tanglemail --version" prints the version. "tanglemail <command> --help" describes a command and its
 flags; every flag can also be set as TANGLEMAIL_<FLAG> in the environment or in the config file.
 `)
 }

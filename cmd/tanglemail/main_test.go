@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 // runCLI runs the CLI in-process with the given environment and returns exit code, stdout, stderr.
@@ -256,7 +257,8 @@ func TestNodeStatusAndPeers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	code, out, errs := runCLI(t, nil, "status", "--data-dir", dirA)
-	if code != 0 || !strings.Contains(out, "Peers     1 connected") || !strings.Contains(out, "tanglemail-dev") {
+	if code != 0 || !strings.Contains(out, "Peers     1 connected") || !strings.Contains(out, "tanglemail-dev") ||
+		!strings.Contains(out, "Version   tanglemail "+version.Get().String()) {
 		t.Fatalf("status: exit %d: %s\n%s", code, errs, out)
 	}
 	code, out, _ = runCLI(t, nil, "peers", "--data-dir", dirB)

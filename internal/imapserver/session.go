@@ -2,8 +2,6 @@ package imapserver
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -77,17 +76,21 @@ func (s *session) Close() error {
 	return nil
 }
 
-// Login checks the user name and password (LOGIN, and AUTHENTICATE PLAIN through go-imap). go-imap
-// has already refused it on a connection that must use TLS first; the check is repeated here.
+// Login checks the user name and password (LOGIN, and AUTHENTICATE PLAIN through go-imap), after the
+// failed-login penalty's wait for the connection's source (Options.Penalty). go-imap has already
+// refused it on a connection that must use TLS first; the check is repeated here.
 func (s *session) Login(username, password string) error {
 	if _, isTLS := s.conn.NetConn().(*tls.Conn); !isTLS && !s.srv.opts.AllowInsecureAuth(s.conn.NetConn().RemoteAddr()) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
 	}
-	want := sha256.Sum256([]byte(s.srv.opts.Password))
-	got := sha256.Sum256([]byte(password))
-	passOK := subtle.ConstantTimeCompare(want[:], got[:]) == 1 && s.srv.opts.Password != ""
+	// Both checks run whatever the other's outcome; the penalty's wait comes before the answer.
+	passOK := s.srv.secret.Matches(password)
 	userOK := strings.EqualFold(username, s.srv.opts.Username)
-	if !passOK || !userOK {
+	ok, err := s.srv.penalty.Attempt(s.ctx, "imap", loginpenalty.SourceOf(s.conn.NetConn().RemoteAddr()), password, passOK && userOK)
+	if err != nil {
+		return imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeUnavailable, "Server shutting down")
+	}
+	if !ok {
 		s.log.Warn("imap: login failed")
 		return goimap.ErrAuthFailed
 	}

@@ -57,25 +57,22 @@ func (n *Node) dialBootstrap(ctx context.Context) {
 	wg.Wait()
 }
 
-// maintain samples bandwidth, re-dials bootstrap peers when alone, runs DHT discovery and saves the peer
-// times.
+// maintain samples bandwidth, re-dials known peers (redial.go), pings connected ones, schedules
+// anti-entropy and saves the peer table: soon after it changed, and every minute.
 func (n *Node) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastDial, lastSave, lastDisc, lastAE time.Time
+	var lastSave, lastAE, lastPing time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			n.bw.sample(now)
-			if now.Sub(lastDial) >= n.lim.ReconnectInterval && len(n.host.Network().Peers()) == 0 && len(n.bootstrap) > 0 {
-				lastDial = now
-				n.dialBootstrap(ctx)
-			}
-			if n.disc != nil && now.Sub(lastDisc) >= n.lim.ReconnectInterval {
-				lastDisc = now
-				n.discover(ctx)
+			n.redialRound(now)
+			if now.Sub(lastPing) >= n.lim.PingInterval {
+				lastPing = now
+				n.pingRound()
 			}
 			if now.Sub(lastAE) >= n.lim.AntiEntropyInterval {
 				lastAE = now
@@ -83,12 +80,30 @@ func (n *Node) maintain(ctx context.Context) {
 					n.catchup.schedule(ps[mrand.IntN(len(ps))], kindAntiEntropy, nil)
 				}
 			}
-			if now.Sub(lastSave) >= time.Minute {
+			n.mu.Lock()
+			dirty := n.peersDirty
+			n.mu.Unlock()
+			if (dirty && now.Sub(lastSave) >= 2*time.Second) || now.Sub(lastSave) >= time.Minute {
 				lastSave = now
 				if err := n.savePeersFile(); err != nil {
 					n.log.Warn("p2p: save peers", "err", err)
 				}
 			}
+		}
+	}
+}
+
+// discoverLoop runs DHT discovery every Limits.ReconnectInterval, apart from maintain: a round may
+// take tens of seconds.
+func (n *Node) discoverLoop(ctx context.Context) {
+	tick := time.NewTicker(n.lim.ReconnectInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n.discover(ctx)
 		}
 	}
 }

@@ -101,7 +101,8 @@ func (n *Node) BlockPeer(id string, d time.Duration) error {
 	return n.host.Network().ClosePeer(p)
 }
 
-// UnblockPeer lifts a block set by BlockPeer or by misbehaviour. It does not reconnect.
+// UnblockPeer lifts a block set by BlockPeer or by misbehaviour. It does not dial at once; a known peer
+// is re-dialled within Limits.RedialBackoffMax (redial.go).
 func (n *Node) UnblockPeer(id string) error {
 	p, err := peer.Decode(id)
 	if err != nil {

@@ -15,11 +15,13 @@ import (
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/tangle/dag"
@@ -90,6 +92,7 @@ type Node struct {
 	notify        *notifier
 	solid         *solidifier
 	catchup       *catchUpper
+	redial        *redialer
 
 	// gate tracks calls (validators, stream handlers) that may touch the store, so Close can wait for
 	// them: after Close returns the node never calls the store again.
@@ -100,9 +103,11 @@ type Node struct {
 	mu          sync.Mutex
 	topics      map[uint32]*pubsub.Topic
 	subs        []*pubsub.Subscription
-	peers       map[peer.ID]*peerState // connected peers
-	peerTable   map[peer.ID]int64      // the peer table: every peer met, last in contact at (Unix ms, node clock)
-	scores      map[peer.ID]float64    // last GossipSub score snapshot
+	peers       map[peer.ID]*peerState     // connected peers
+	peerTable   map[peer.ID]int64          // the peer table: every peer met, last in contact at (Unix ms, node clock)
+	peerAddrs   map[peer.ID][]ma.Multiaddr // the peer table: addresses to re-dial a peer at (maxPeerAddrs)
+	peersDirty  bool                       // the peer table changed since the peers file was saved
+	scores      map[peer.ID]float64        // last GossipSub score snapshot
 	inboundPeer map[peer.ID]int
 	synced      bool
 	bootstrap   []peer.AddrInfo
@@ -168,6 +173,8 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 		topics:      make(map[uint32]*pubsub.Topic),
 		peers:       make(map[peer.ID]*peerState),
 		peerTable:   make(map[peer.ID]int64),
+		peerAddrs:   make(map[peer.ID][]ma.Multiaddr),
+		redial:      newRedialer(),
 		scores:      make(map[peer.ID]float64),
 		inboundPeer: make(map[peer.ID]int),
 		bootstrap:   boot,
@@ -188,6 +195,13 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 	}
 	n.host.SetStreamHandler(n.proto, n.handleStream)
 	n.host.Network().Notify(&notifiee{n: n})
+	idSub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		n.host.Close()
+		cancel()
+		return nil, fmt.Errorf("p2p: event bus: %w", err)
+	}
+	n.goLoop("identify", func(ctx context.Context) { n.learnAddrs(ctx, idSub) })
 
 	n.goLoop("notify", n.notify.run)
 	n.goLoop("solidify", n.solid.run)
@@ -201,6 +215,7 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 			n.Close()
 			return nil, err
 		}
+		n.goLoop("discover", n.discoverLoop)
 	}
 	if s.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, "_tanglemail-"+params.ID.String(), &mdnsNotifee{n: n})
@@ -265,6 +280,12 @@ func clampLimits(l Limits) Limits {
 	posd(&l.CatchUpWindow, d.CatchUpWindow)
 	posd(&l.AnnounceCooldown, d.AnnounceCooldown)
 	posd(&l.ReconnectInterval, d.ReconnectInterval)
+	pos(&l.RedialPeers, d.RedialPeers, maxPeerTable)
+	posd(&l.RedialWindow, d.RedialWindow)
+	posd(&l.RedialBackoffMax, d.RedialBackoffMax)
+	posd(&l.DialTimeout, d.DialTimeout)
+	posd(&l.PingInterval, d.PingInterval)
+	posd(&l.PingTimeout, d.PingTimeout)
 	posd(&l.AntiEntropyInterval, d.AntiEntropyInterval)
 	posd(&l.AntiEntropyDelay, d.AntiEntropyDelay)
 	if max := time.Duration(tangle.MaxTTL) * time.Second; l.CatchUpWindow > max {

@@ -37,7 +37,11 @@ type notifiee struct{ n *Node }
 func (nf *notifiee) Listen(network.Network, ma.Multiaddr)      {}
 func (nf *notifiee) ListenClose(network.Network, ma.Multiaddr) {}
 func (nf *notifiee) Connected(_ network.Network, c network.Conn) {
-	nf.n.peerConnected(c.RemotePeer(), c.Stat().Direction == network.DirOutbound)
+	outbound := c.Stat().Direction == network.DirOutbound
+	if outbound {
+		nf.n.addPeerAddrs(c.RemotePeer(), true, c.RemoteMultiaddr())
+	}
+	nf.n.peerConnected(c.RemotePeer(), outbound)
 }
 func (nf *notifiee) Disconnected(nw network.Network, c network.Conn) {
 	p := c.RemotePeer()
@@ -54,7 +58,9 @@ func (n *Node) peerConnected(p peer.ID, outbound bool) {
 		return
 	}
 	n.peers[p] = &peerState{since: time.Now(), outbound: outbound}
+	n.peersDirty = true
 	n.mu.Unlock()
+	n.redial.connected(p)
 	n.catchup.schedule(p, kindConnect, nil)
 	// Once the topic mesh has formed (a few heartbeats), compare the recent window: blocks gossiped
 	// between the connect-time listing and the mesh are repaired here.
@@ -70,6 +76,7 @@ func (n *Node) peerDisconnected(p peer.ID) {
 	if _, ok := n.peers[p]; ok {
 		delete(n.peers, p)
 		n.peerTable[p] = n.now().UnixMilli()
+		n.peersDirty = true
 		n.trimPeerTableLocked()
 	}
 	n.mu.Unlock()

@@ -2,8 +2,6 @@ package submission
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/mail"
 )
 
@@ -23,7 +22,9 @@ var (
 	errEncryptionRequired = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
 		Message: "Encryption required for requested authentication mechanism: use STARTTLS, or connect over loopback"}
 	errAuthFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
-		Message: "Authentication credentials invalid"}
+		Message: "Authentication credentials invalid: the user name is your address, the password the node's"}
+	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Service shutting down"}
 	errSASLSyntax = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
 		Message: "Malformed authentication response"}
 	errTooLarge = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
@@ -37,6 +38,7 @@ var (
 type session struct {
 	srv    *Server
 	remote string
+	source loginpenalty.Source
 	local  bool // loopback, Unix socket or pipe
 	tls    bool
 
@@ -68,18 +70,26 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 					"reason", "authorization identity differs from user name")
 				return errAuthFailed
 			}
-			return s.login("PLAIN", pass)
+			return s.login("PLAIN", user, pass)
 		})}, nil
 	case sasl.Login:
-		return saslErrors{s, &loginServer{check: func(user, pass string) error { return s.login("LOGIN", pass) }}}, nil
+		return saslErrors{s, &loginServer{check: func(user, pass string) error { return s.login("LOGIN", user, pass) }}}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-// login checks the password in constant time (of its length too: both sides are hashed first).
-func (s *session) login(mech, password string) error {
-	h := sha256.Sum256([]byte(password))
-	if subtle.ConstantTimeCompare(h[:], s.srv.pwHash[:]) != 1 {
+// login checks the user name and the password, after the failed-login penalty's wait for the
+// connection's source (Options.Penalty). The user name must be the user's address (the one IMAP takes),
+// compared case-insensitively (bech32 and the domain both are); the password is compared in constant
+// time, of its length too (both sides are hashed first).
+func (s *session) login(mech, user, password string) error {
+	passOK := s.srv.secret.Matches(password)
+	userOK := strings.EqualFold(user, s.srv.own)
+	ok, err := s.srv.penalty.Attempt(s.srv.ctx, "smtp", s.source, password, passOK && userOK)
+	if err != nil {
+		return errShuttingDown
+	}
+	if !ok {
 		s.srv.log.Warn("submission: authentication failed", "remote", s.remote, "mechanism", mech)
 		return errAuthFailed
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -65,19 +66,10 @@ func (s *Server) resolve(ctx context.Context, entry string) (identity.Address, e
 	return identity.Address{}, fmt.Errorf("%w: %q is neither a contact's petname nor a tangle address (tm1…@tangle)", errNoRecipient, entry)
 }
 
-// composeRequest is the body of POST /api/messages.
-type composeRequest struct {
-	To        []string `json:"to"`
-	Cc        []string `json:"cc"`
-	Subject   string   `json:"subject"`
-	Text      string   `json:"text"`
-	InReplyTo string   `json:"in_reply_to"`
-}
-
 // handleSend is POST /api/messages: build the message, file it in Sent and enqueue it, in one
 // transaction (store.Submit); the outbox picks it up from the store's change bus.
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
-	var req composeRequest
+	var req api.Compose
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -148,7 +140,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts))
-	writeJSON(w, http.StatusAccepted, map[string]any{"outbox_id": res.OutboxID, "folder": res.Sent.MailboxID, "uid": res.Sent.UID})
+	writeJSON(w, http.StatusAccepted, api.Sent{OutboxID: res.OutboxID, Folder: res.Sent.MailboxID, UID: res.Sent.UID})
 }
 
 // checkText says what is wrong with a text field, or "" if nothing is: it must be UTF-8, at most max

@@ -11,6 +11,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -31,7 +32,7 @@ type parsedMessage struct {
 	haveText    bool
 	html        string // the first inline text/html part, as sent (unsanitized)
 	hasHTML     bool
-	attachments []attachmentJSON
+	attachments []api.Attachment
 
 	capture  int    // the index of the attachment whose decoded bytes to keep in captured; -1: none
 	captured []byte // see capture
@@ -203,7 +204,7 @@ func (pm *parsedMessage) walk(e *message.Entity, depth int, brief bool, parts *i
 		if name == "" {
 			name = "attachment"
 		}
-		a := attachmentJSON{Name: name, Type: ctype}
+		a := api.Attachment{Name: name, Type: ctype}
 		switch {
 		case pm.capture == len(pm.attachments):
 			pm.captured = readPart(e.Body, maxAttachment)
