@@ -49,12 +49,13 @@ type cmdConn struct {
 	syncLiteral int64  // a synchronising literal go-imap may accept with "+"
 	// contSeen is set by Write when go-imap sends a continuation request while awaitCont is set.
 	awaitCont, contSeen atomic.Bool
-	inCommand           bool // the last line ended with a literal: the next line continues its command
-	cmdBytes            int  // non-literal bytes of the current command
-	depth               int  // open parentheses of the current command
-	cont                int  // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
-	transparent         bool // after STARTTLS
-	bad                 int  // bad commands before login
+	inCommand           bool   // the last line ended with a literal: the next line continues its command
+	cmdBytes            int    // non-literal bytes of the current command
+	depth               int    // open parentheses of the current command
+	cont                int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
+	transparent         bool   // after STARTTLS
+	bad                 int    // bad commands before login
+	command             string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
 // Bounds of a command.
@@ -222,6 +223,7 @@ func (c *cmdConn) next() error {
 	if bad := badMailboxArg(name, args); bad {
 		return c.reject(tag, "NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3)", body)
 	}
+	c.command = name
 	c.pass(line, body)
 	return nil
 }

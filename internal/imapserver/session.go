@@ -153,3 +153,13 @@ func (s *session) storeErr(op string, err error) error {
 	s.log.Error("imap: store", "op", op, "err", err)
 	return imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeServerBug, "Internal error")
 }
+
+// command returns the name of the command being run ("LSUB"), "" if unknown. go-imap does not tell
+// LSUB from LIST (SUBSCRIBED); cmdConn saw the line. The session's methods run on the goroutine that
+// reads commands, after the line was read.
+func (s *session) command() string {
+	if cc, ok := s.conn.NetConn().(*cmdConn); ok {
+		return cc.command
+	}
+	return ""
+}

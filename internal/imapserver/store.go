@@ -40,6 +40,9 @@ func (s *session) Store(w *goimap.FetchWriter, numSet imap.NumSet, flags *imap.S
 	default:
 		op = store.FlagsSet
 	}
+	if err := sel.checkSeq(numSet); err != nil {
+		return err
+	}
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
 		return nil
