@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
@@ -268,7 +269,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
-	if err := writeFileAtomic(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
 		return nil, fmt.Errorf("write %s: %w", APIFile, err)
 	}
 	return n, nil
