@@ -319,7 +319,7 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
-	s.log.Error("API handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	s.log.Error("API handler panicked", "method", r.Method, "route", r.Pattern, "panic", v, "stack", string(debug.Stack()))
 	writeError(w, http.StatusInternalServerError, "the node failed to answer this request (the node's log has details)")
 }
 
