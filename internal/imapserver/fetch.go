@@ -24,6 +24,9 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 	if sel == nil {
 		return errMailboxGone
 	}
+	if err := sel.checkSeq(numSet); err != nil {
+		return err
+	}
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
 		return nil

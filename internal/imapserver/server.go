@@ -229,6 +229,9 @@ func (s *Server) dispatch(c net.Conn) {
 	if s.opts.AllowInsecureAuth(c.RemoteAddr()) {
 		ln = s.localLn
 	}
+	if _, isTLS := c.(*tls.Conn); !isTLS {
+		c = newCmdConn(c) // see cmdConn; go-imap recognises TLS by *tls.Conn, so those stay as they are
+	}
 	if !ln.push(c) {
 		c.Close()
 	}

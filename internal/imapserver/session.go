@@ -27,7 +27,9 @@ type session struct {
 
 	mu     sync.Mutex
 	authed bool
-	sel    *selected // nil unless a mailbox is selected
+	// loggedIn mirrors authed for the connection's cmdConn, which reads it without mu.
+	loggedIn authFlag
+	sel      *selected // nil unless a mailbox is selected
 }
 
 var (
@@ -52,6 +54,9 @@ func (s *Server) newSession(c *goimap.Conn) (goimap.Session, *goimap.GreetingDat
 		ctx:    ctx,
 		cancel: cancel,
 		log:    s.log.With("remote", c.NetConn().RemoteAddr().String()),
+	}
+	if cc, ok := c.NetConn().(*cmdConn); ok {
+		cc.authed = sess.loggedIn.Load // same goroutine as cmdConn's reads, before the first command
 	}
 	sess.log.Debug("imap: connection")
 	return sess, nil, nil
@@ -91,6 +96,7 @@ func (s *session) Login(username, password string) error {
 	}
 	s.mu.Lock()
 	s.authed = true
+	s.loggedIn.Store(true)
 	s.mu.Unlock()
 	s.log.Info("imap: login")
 	return nil
@@ -146,4 +152,14 @@ func (s *session) storeErr(op string, err error) error {
 	}
 	s.log.Error("imap: store", "op", op, "err", err)
 	return imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeServerBug, "Internal error")
+}
+
+// command returns the name of the command being run ("LSUB"), "" if unknown. go-imap does not tell
+// LSUB from LIST (SUBSCRIBED); cmdConn saw the line. The session's methods run on the goroutine that
+// reads commands, after the line was read.
+func (s *session) command() string {
+	if cc, ok := s.conn.NetConn().(*cmdConn); ok {
+		return cc.command
+	}
+	return ""
 }

@@ -373,10 +373,10 @@ func (k compiled) sql() (where string, args []any, exact bool) {
 		add("(flags & ?) = 0", int64(k.notFlagSys))
 	}
 	for _, kw := range k.flagKW {
-		add("instr(' ' || keywords || ' ', ?) > 0", " "+kw+" ")
+		add("instr(' ' || lower(keywords) || ' ', ?) > 0", " "+kw+" ")
 	}
 	for _, kw := range k.notFlagKW {
-		add("instr(' ' || keywords || ' ', ?) = 0", " "+kw+" ")
+		add("instr(' ' || lower(keywords) || ' ', ?) = 0", " "+kw+" ")
 	}
 	if k.larger > 0 {
 		add("size > ?", k.larger)
