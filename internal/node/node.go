@@ -7,7 +7,8 @@
 //     reverse, so the store is never closed while the network may still write to it.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
-//   - Client-facing listeners are loopback by default; a non-loopback address needs TLS.
+//   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
+//     (a client must use STARTTLS before it logs in); the API only on loopback (it speaks plain HTTP).
 package node
 
 import (
