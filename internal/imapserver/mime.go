@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/tanglemail/tanglemail/internal/mimepart"
 )
@@ -154,12 +152,4 @@ func binarySection(raw []byte, root *mimepart.Part, part []int) ([]byte, error) 
 		return append(append([]byte{}, raw[p.HeaderStart:p.BodyStart]...), body...), nil
 	}
 	return body, nil
-}
-
-func envelope(header []byte) *imap.Envelope {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-	if err != nil && h.Len() == 0 {
-		return &imap.Envelope{}
-	}
-	return goimap.ExtractEnvelope(h)
 }
