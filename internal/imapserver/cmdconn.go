@@ -49,13 +49,18 @@ type cmdConn struct {
 	syncLiteral int64  // a synchronising literal go-imap may accept with "+"
 	// contSeen is set by Write when go-imap sends a continuation request while awaitCont is set.
 	awaitCont, contSeen atomic.Bool
-	inCommand           bool   // the last line ended with a literal: the next line continues its command
-	cmdBytes            int    // non-literal bytes of the current command
-	depth               int    // open parentheses of the current command
-	cont                int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
-	transparent         bool   // after STARTTLS
-	bad                 int    // bad commands before login
-	command             string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
+
+	// Output rewrites (see rewriteNext): written by the goroutine that runs commands, which is the
+	// one that writes, except during IDLE, when no FETCH runs.
+	rewrites    []rewrite
+	carry       []byte // output held back: it may be the start of rewrites[0].from
+	inCommand   bool   // the last line ended with a literal: the next line continues its command
+	cmdBytes    int    // non-literal bytes of the current command
+	depth       int    // open parentheses of the current command
+	cont        int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
+	transparent bool   // after STARTTLS
+	bad         int    // bad commands before login
+	command     string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
 // Bounds of a command.
@@ -73,7 +78,46 @@ func (c *cmdConn) Write(b []byte) (int, error) {
 	if c.awaitCont.Load() && (bytes.HasPrefix(b, []byte("+")) || bytes.Contains(b, []byte("\n+"))) {
 		c.contSeen.Store(true)
 	}
-	return c.Conn.Write(b)
+	if len(c.rewrites) == 0 && len(c.carry) == 0 {
+		return c.Conn.Write(b)
+	}
+	data := append(c.carry, b...)
+	c.carry = nil
+	var out []byte
+	for len(c.rewrites) > 0 {
+		rw := c.rewrites[0]
+		i := bytes.Index(data, rw.from)
+		if i < 0 {
+			// Hold back what may be the start of the item.
+			keep := min(len(data), len(rw.from)-1)
+			out = append(out, data[:len(data)-keep]...)
+			c.carry = append([]byte(nil), data[len(data)-keep:]...)
+			data = nil
+			break
+		}
+		out = append(out, data[:i]...)
+		out = append(out, rw.to...)
+		data = data[i+len(rw.from):]
+		c.rewrites = c.rewrites[1:]
+	}
+	out = append(out, data...)
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// rewrite replaces the next occurrence of from in the output by to.
+type rewrite struct{ from, to []byte }
+
+// rewriteNext makes the next occurrence of from in the output to. go-imap writes partial BINARY
+// items without their origin ("BINARY[1]<0>", RFC 3516 §4.2); the session asks for the origin to be
+// put in just before it has go-imap write the item. The pattern ends with the literal's size, so it
+// is exact; it is matched across writes, holding back at most its length.
+func (c *cmdConn) rewriteNext(from, to string) {
+	c.rewrites = append(c.rewrites, rewrite{[]byte(from), []byte(to)})
 }
 
 func (c *cmdConn) Read(p []byte) (int, error) {
