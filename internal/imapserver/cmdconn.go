@@ -265,7 +265,16 @@ func (c *cmdConn) next() error {
 		return c.reject(tag, "BAD [CLIENTBUG] Invalid sequence set (RFC 9051 §9 sequence-set)", body)
 	}
 	if bad := badMailboxArg(name, args); bad {
+		if name == "LIST" || name == "LSUB" {
+			// A pattern no mailbox name can match: nothing to list (as Dovecot answers).
+			return c.reject(tag, "OK "+name+" completed (no mailbox has a name that is not modified UTF-7)", body)
+		}
 		return c.reject(tag, "NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3)", body)
+	}
+	if (name == "SEARCH" || name == "UID SEARCH") && literalAt(body) < 0 {
+		if key := badSearchKey(args); key != "" {
+			return c.reject(tag, "BAD [CLIENTBUG] Unknown search key "+strconv.Quote(key), body)
+		}
 	}
 	c.command = name
 	c.pass(line, body)
@@ -327,10 +336,10 @@ func (c *cmdConn) writeLines(s string) {
 }
 
 // id answers ID (RFC 2971 §3.1): the client's parameters (NIL or a list of string pairs) are read
-// and ignored; the server says its name.
+// and ignored; the server says its name. Like Dovecot, ID without parameters is taken as ID NIL.
 func (c *cmdConn) id(tag, args string) error {
 	a := strings.TrimSpace(args)
-	if !strings.EqualFold(a, "NIL") && !(strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")")) {
+	if a != "" && !strings.EqualFold(a, "NIL") && !(strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")")) {
 		return c.reject(tag, "BAD [CLIENTBUG] ID takes NIL or a list of field-value pairs (RFC 2971 §3.1)", args)
 	}
 	c.writeLines("* ID (\"name\" \"tanglemail\")\r\n" + tag + " OK ID completed\r\n")
@@ -662,4 +671,76 @@ func validSeqNum(s string) bool {
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	return err == nil && n > 0 && s[0] != '+'
+}
+
+// Search keys (RFC 9051 §6.4.4, RFC 3501 §6.4.4) and how many arguments each takes.
+var searchKeys = map[string]int{
+	"ALL": 0, "ANSWERED": 0, "DELETED": 0, "DRAFT": 0, "FLAGGED": 0, "NEW": 0, "OLD": 0, "RECENT": 0,
+	"SEEN": 0, "UNANSWERED": 0, "UNDELETED": 0, "UNDRAFT": 0, "UNFLAGGED": 0, "UNSEEN": 0, "NOT": 0, "OR": 0,
+	"BCC": 1, "BEFORE": 1, "BODY": 1, "CC": 1, "FROM": 1, "KEYWORD": 1, "LARGER": 1, "ON": 1,
+	"SENTBEFORE": 1, "SENTON": 1, "SENTSINCE": 1, "SINCE": 1, "SMALLER": 1, "SUBJECT": 1, "TEXT": 1,
+	"TO": 1, "UID": 1, "UNKEYWORD": 1, "HEADER": 2, "CHARSET": 1, "MODSEQ": 1,
+}
+
+// badSearchKey returns the first atom in a search key's place that is neither a search key nor a
+// sequence set, or "". go-imap answers such a key with a server error. RETURN options are skipped.
+func badSearchKey(args string) string {
+	toks := searchTokens(args)
+	if len(toks) > 0 && strings.EqualFold(toks[0], "RETURN") {
+		// RETURN (opts): skip to the closing parenthesis.
+		i := 1
+		for depth := 0; i < len(toks); i++ {
+			if toks[i] == "(" {
+				depth++
+			} else if toks[i] == ")" {
+				depth--
+				if depth <= 0 {
+					i++
+					break
+				}
+			}
+		}
+		toks = toks[i:]
+	}
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t == "(" || t == ")" || strings.HasPrefix(t, `"`) {
+			continue
+		}
+		n, ok := searchKeys[strings.ToUpper(t)]
+		if !ok {
+			if validSeqSet(t) {
+				continue
+			}
+			return t
+		}
+		i += n
+	}
+	return ""
+}
+
+// searchTokens splits arguments into atoms, quoted strings (with their quotes) and parentheses.
+func searchTokens(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == ' ':
+			i++
+		case c == '(' || c == ')':
+			out = append(out, s[i:i+1])
+			i++
+		case c == '"':
+			_, n := quoted(s[i:])
+			out = append(out, s[i:i+n])
+			i += n
+		default:
+			j := strings.IndexAny(s[i:], " ()")
+			if j < 0 {
+				j = len(s) - i
+			}
+			out = append(out, s[i:i+j])
+			i += j
+		}
+	}
+	return out
 }

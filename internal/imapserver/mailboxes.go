@@ -266,6 +266,13 @@ func (s *session) List(w *goimap.ListWriter, ref string, patterns []string, opti
 		if e.mbox != nil && e.mbox.SpecialUse != "" {
 			d.Attrs = append(d.Attrs, imap.MailboxAttr(e.mbox.SpecialUse))
 		}
+		if lsub {
+			// LSUB answers carry \Noselect only (RFC 3501 §7.2.3), as Dovecot's do.
+			d.Attrs = nil
+			if e.mbox == nil {
+				d.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect}
+			}
+		}
 		if options.ReturnStatus != nil && e.mbox != nil {
 			d.Status = s.statusData(*e.mbox, options.ReturnStatus)
 		}
