@@ -271,9 +271,12 @@ func (c *cmdConn) next() error {
 		}
 		return c.reject(tag, "NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3)", body)
 	}
+	if name == "STATUS" && strings.HasSuffix(strings.TrimSpace(args), "()") {
+		return c.reject(tag, "BAD [CLIENTBUG] STATUS needs at least one item (RFC 9051 §6.3.11)", body)
+	}
 	if (name == "SEARCH" || name == "UID SEARCH") && literalAt(body) < 0 {
 		if key := badSearchKey(args); key != "" {
-			return c.reject(tag, "BAD [CLIENTBUG] Unknown search key "+strconv.Quote(key), body)
+			return c.reject(tag, "BAD [CLIENTBUG] Unknown search key or bad argument: "+strconv.Quote(key), body)
 		}
 	}
 	c.command = name
@@ -707,12 +710,26 @@ func badSearchKey(args string) string {
 		if t == "(" || t == ")" || strings.HasPrefix(t, `"`) {
 			continue
 		}
-		n, ok := searchKeys[strings.ToUpper(t)]
+		key := strings.ToUpper(t)
+		n, ok := searchKeys[key]
 		if !ok {
 			if validSeqSet(t) {
 				continue
 			}
 			return t
+		}
+		if i+n >= len(toks) && n > 0 {
+			return t // its argument is missing
+		}
+		switch key {
+		case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+			if _, err := time.Parse("2-Jan-2006", strings.Trim(toks[i+1], `"`)); err != nil {
+				return t + " " + toks[i+1]
+			}
+		case "LARGER", "SMALLER":
+			if _, err := strconv.ParseUint(toks[i+1], 10, 63); err != nil {
+				return t + " " + toks[i+1]
+			}
 		}
 		i += n
 	}

@@ -151,8 +151,9 @@ func TestSearchUnknownKey(t *testing.T) {
 	deliver(t, ts.st, "INBOX", plainMsg("one", "x"))
 	r := ts.rawLogin(t)
 	r.ok("SELECT INBOX")
-	for _, q := range []string{"BOGUS", "NOT BOGUS", "OR ALL (BOGUS)", "RETURN (COUNT) BOGUS"} {
-		if _, st := r.cmd("SEARCH %s", q); !strings.HasPrefix(st, "BAD ") || !strings.Contains(st, "BOGUS") {
+	for q, bad := range map[string]string{"BOGUS": "BOGUS", "NOT BOGUS": "BOGUS", "OR ALL (BOGUS)": "BOGUS",
+		"RETURN (COUNT) BOGUS": "BOGUS", "SINCE 99-Foo-2020": "99-Foo-2020", "LARGER x": "LARGER", "SUBJECT": "SUBJECT"} {
+		if _, st := r.cmd("SEARCH %s", q); !strings.HasPrefix(st, "BAD ") || !strings.Contains(st, bad) {
 			t.Errorf("SEARCH %s: %q", q, st)
 		}
 	}
@@ -160,4 +161,12 @@ func TestSearchUnknownKey(t *testing.T) {
 		"RETURN (MIN MAX) SINCE 1-Jan-2020", "CHARSET UTF-8 TEXT x", "$"} {
 		r.ok("SEARCH %s", q)
 	}
+}
+
+// STATUS with an empty item list is BAD (RFC 9051 §6.3.11 status-att-list), as Dovecot answers.
+func TestStatusEmptyItems(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.rawLogin(t)
+	r.expect("BAD", "", "STATUS INBOX ()")
+	r.ok("STATUS INBOX (MESSAGES)")
 }
