@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/node"
 )
 
@@ -73,9 +74,15 @@ func (p *chatProc) waitOut(t *testing.T, s string) {
 // typeLine writes one line to the chat's input.
 func (p *chatProc) typeLine(t *testing.T, line string) {
 	t.Helper()
+	p.typeText(t, line+"\n")
+}
+
+// typeText writes text to the chat's input, as typed.
+func (p *chatProc) typeText(t *testing.T, line string) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := io.WriteString(p.stdin, line+"\n")
+		_, err := io.WriteString(p.stdin, line)
 		errc <- err
 	}()
 	select {
@@ -92,8 +99,8 @@ func (p *chatProc) typeLine(t *testing.T, line string) {
 // been handled.
 func (p *chatProc) marker(t *testing.T, f *fakeAPI, conv, text string) {
 	t.Helper()
-	f.pushEvent("chat", map[string]any{"conversation": conv, "message": apiChatMessage{ID: "marker-" + text,
-		Conversation: conv, UID: 99, Kind: "text", From: apiMember{Address: bobAddr, Name: "bob"}, Text: text, Sent: fakeT0, Seen: true}})
+	f.pushEvent("chat", map[string]any{"conversation": conv, "message": api.ChatMessage{ID: "marker-" + text,
+		Conversation: conv, UID: 99, Kind: "text", From: api.Member{Address: bobAddr, Name: "bob"}, Text: text, Sent: fakeT0, Seen: true}})
 	p.waitOut(t, "bob: "+text+"\n")
 }
 
@@ -137,15 +144,15 @@ func TestChatDirect(t *testing.T) {
 	}
 
 	// An incoming message (two lines, with a terminal escape sequence) is printed and marked read.
-	f.pushEvent("chat", map[string]any{"conversation": directID, "message": apiChatMessage{ID: "m3", Conversation: directID, UID: 3,
-		Kind: "text", From: apiMember{Address: bobAddr, Name: "bob"}, Text: "line one\nline two \x1b[2J", Sent: fakeT0.Add(2 * time.Minute)}})
+	f.pushEvent("chat", map[string]any{"conversation": directID, "message": api.ChatMessage{ID: "m3", Conversation: directID, UID: 3,
+		Kind: "text", From: api.Member{Address: bobAddr, Name: "bob"}, Text: "line one\nline two \x1b[2J", Sent: fakeT0.Add(2 * time.Minute)}})
 	ts := stamp(fakeT0.Add(2*time.Minute), now)
 	p.waitOut(t, ts+" bob: line one\n"+strings.Repeat(" ", len(ts)+1)+"line two \uFFFD[2J\n")
 	waitFor(t, "the new message marked read", func() bool { return len(f.requestsTo("POST "+base+"/read")) == 2 })
 
 	// Events of other conversations, of no interest, or broken are ignored.
-	f.pushEvent("chat", map[string]any{"conversation": groupID, "message": apiChatMessage{ID: "x1", Conversation: groupID,
-		UID: 5, Kind: "text", From: apiMember{Address: carolAddr, Name: "carol"}, Text: "not for this chat", Sent: fakeT0}})
+	f.pushEvent("chat", map[string]any{"conversation": groupID, "message": api.ChatMessage{ID: "x1", Conversation: groupID,
+		UID: 5, Kind: "text", From: api.Member{Address: carolAddr, Name: "carol"}, Text: "not for this chat", Sent: fakeT0}})
 	f.pushEvent("progress", map[string]any{"jobs": []any{}, "waiting_for_peers": false})
 	f.push("event: chat\ndata: {broken\n\n")
 	f.push(": keep-alive\n\n")
@@ -161,7 +168,7 @@ func TestChatDirect(t *testing.T) {
 	if len(sends) != 1 || sends[0].Body != `{"text":"how are you?"}` || sends[0].ContentType != "application/json" {
 		t.Fatalf("send requests: %+v", sends)
 	}
-	var sent apiChatMessage
+	var sent api.ChatMessage
 	f.mu.Lock()
 	sent = f.history[directID][len(f.history[directID])-1]
 	f.mu.Unlock()
@@ -177,11 +184,11 @@ func TestChatDirect(t *testing.T) {
 	p.waitOut(t, "      ✓✓ read: “how are you?”\n")
 
 	// Typing: shown, but not again within a few seconds, and never for the user.
-	bob := apiMember{Address: bobAddr, Name: "bob"}
+	bob := api.Member{Address: bobAddr, Name: "bob"}
 	f.pushEvent("typing", map[string]any{"conversation": directID, "from": bob})
 	p.waitOut(t, "      bob is typing…\n")
 	f.pushEvent("typing", map[string]any{"conversation": directID, "from": bob})
-	f.pushEvent("typing", map[string]any{"conversation": directID, "from": apiMember{Address: aliceAddr}})
+	f.pushEvent("typing", map[string]any{"conversation": directID, "from": api.Member{Address: aliceAddr}})
 	p.marker(t, f, directID, "marker 2")
 	out := p.out.String()
 	for s, n := range map[string]int{" me: how are you?": 1, "✓✓ read: “how are you?”": 1, "is typing": 1, "me is typing": 0} {
@@ -261,8 +268,8 @@ func TestChatReconnects(t *testing.T) {
 	// While the stream is down, bob writes and reads: the chat prints both after reconnecting.
 	f.mu.Lock()
 	f.history[directID][0].Status = "read"
-	f.history[directID] = append(f.history[directID], apiChatMessage{ID: "m9", Conversation: directID, UID: 50, Kind: "text",
-		From: apiMember{Address: bobAddr, Name: "bob"}, Text: "while you were away", Sent: fakeT0})
+	f.history[directID] = append(f.history[directID], api.ChatMessage{ID: "m9", Conversation: directID, UID: 50, Kind: "text",
+		From: api.Member{Address: bobAddr, Name: "bob"}, Text: "while you were away", Sent: fakeT0})
 	f.mu.Unlock()
 	select {
 	case f.drop <- struct{}{}:
@@ -281,8 +288,8 @@ func TestChatReconnects(t *testing.T) {
 	// A client that fell behind gets "resync" (with a data line: an event without one is never
 	// dispatched) and reloads.
 	f.mu.Lock()
-	f.history[directID] = append(f.history[directID], apiChatMessage{ID: "m10", Conversation: directID, UID: 60, Kind: "text",
-		From: apiMember{Address: bobAddr, Name: "bob"}, Text: "lost in a full queue", Sent: fakeT0})
+	f.history[directID] = append(f.history[directID], api.ChatMessage{ID: "m10", Conversation: directID, UID: 60, Kind: "text",
+		From: api.Member{Address: bobAddr, Name: "bob"}, Text: "lost in a full queue", Sent: fakeT0})
 	f.mu.Unlock()
 	f.push("event: resync\ndata: {}\n\n")
 	p.waitOut(t, " bob: lost in a full queue\n")
@@ -360,10 +367,10 @@ func TestChatGroup(t *testing.T) {
 	// Live events of the group: a member's message, a rename, a typing member without a petname.
 	p := startChat(t, nil, "--data-dir", dir, "--group", "trip")
 	p.waitOut(t, "carol: hi all\n")
-	f.pushEvent("conversation", map[string]any{"conversation": groupID, "info": apiConversation{ID: groupID, Kind: "group", Name: "Trip 2026",
-		Members: []apiMember{{Address: bobAddr, Name: "bob"}, {Address: carolAddr, Name: "carol"}, {Address: aliceAddr, Me: true}}}})
+	f.pushEvent("conversation", map[string]any{"conversation": groupID, "info": api.Conversation{ID: groupID, Kind: "group", Name: "Trip 2026",
+		Members: []api.Member{{Address: bobAddr, Name: "bob"}, {Address: carolAddr, Name: "carol"}, {Address: aliceAddr, Me: true}}}})
 	p.waitOut(t, "-- the group is now called “Trip 2026”\n")
-	f.pushEvent("typing", map[string]any{"conversation": groupID, "from": apiMember{Address: "tm1zzzzzzzzzzzzzzzzzzzzzzzzzzzzz9999@tangle"}})
+	f.pushEvent("typing", map[string]any{"conversation": groupID, "from": api.Member{Address: "tm1zzzzzzzzzzzzzzzzzzzzzzzzzzzzz9999@tangle"}})
 	p.waitOut(t, "      tm1zzzzzzz…9999 is typing…\n")
 	p.marker(t, f, groupID, "see you")
 
@@ -459,35 +466,35 @@ func TestChatErrors(t *testing.T) {
 func TestChatTypingAndStatusLines(t *testing.T) {
 	var out bytes.Buffer
 	now := fakeT0
-	s := &chatSession{out: &out, conv: apiConversation{ID: directID, Kind: "direct", Name: "bob", Peer: bobAddr},
+	s := &chatSession{out: &out, conv: api.Conversation{ID: directID, Kind: "direct", Name: "bob", Peer: bobAddr},
 		me: aliceAddr, printed: map[string]bool{}, own: map[string]*ownMessage{}, typing: map[string]time.Time{},
 		now: func() time.Time { return now }}
-	bob := apiMember{Address: bobAddr, Name: "bob"}
+	bob := api.Member{Address: bobAddr, Name: "bob"}
 	s.showTyping(bob)
 	now = now.Add(chatTypingEvery - time.Millisecond)
 	s.showTyping(bob)
 	now = now.Add(time.Millisecond)
 	s.showTyping(bob)
-	s.showTyping(apiMember{Address: aliceAddr})
+	s.showTyping(api.Member{Address: aliceAddr})
 	if got := strings.Count(out.String(), "bob is typing…"); got != 2 {
 		t.Fatalf("typing shown %d times, want 2:\n%s", got, out.String())
 	}
 	// A message from bob ends his typing: the next notice shows at once.
-	s.printMessage(apiChatMessage{ID: "a", From: bob, Text: "x", Sent: now})
+	s.printMessage(api.ChatMessage{ID: "a", From: bob, Text: "x", Sent: now})
 	s.showTyping(bob)
 	if got := strings.Count(out.String(), "bob is typing…"); got != 3 {
 		t.Fatalf("typing after a message shown %d times in all, want 3", got)
 	}
 	out.Reset()
 	// The user's membership events have a status too, which is not shown.
-	s.printMessage(apiChatMessage{ID: "ev", Mine: true, Kind: "event", Text: "you created the group “Trip”", Sent: now, Status: "sending"})
-	s.updateStatus(apiChatMessage{ID: "ev", Mine: true, Kind: "event", Text: "you created the group “Trip”", Status: "delivered"})
+	s.printMessage(api.ChatMessage{ID: "ev", Mine: true, Kind: "event", Text: "you created the group “Trip”", Sent: now, Status: "sending"})
+	s.updateStatus(api.ChatMessage{ID: "ev", Mine: true, Kind: "event", Text: "you created the group “Trip”", Status: "delivered"})
 	if want := stamp(now, now) + " * you created the group “Trip”\n"; out.String() != want {
 		t.Fatalf("own event: %q, want %q", out.String(), want)
 	}
 	out.Reset()
 	long := strings.Repeat("é", 40)
-	s.updateStatus(apiChatMessage{ID: "o", Mine: true, Text: long, Status: "failed"})
+	s.updateStatus(api.ChatMessage{ID: "o", Mine: true, Text: long, Status: "failed"})
 	if want := "      ✗ not delivered (the bounce in your INBOX says why): “" + strings.Repeat("é", 31) + "…”\n"; out.String() != want {
 		t.Fatalf("status line %q, want %q", out.String(), want)
 	}
@@ -546,5 +553,43 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 	if f, rest := parse("--json", "--", "-x"); !f.json || strings.Join(rest, " ") != "-x" {
 		t.Fatalf("-- after a bool flag: %+v %q", f, rest)
+	}
+}
+
+// TestLineEditor: in edit mode (a terminal without its own line editing) the chat edits the line
+// itself; in a pipe only LF ends a line. Both report the line being typed.
+func TestLineEditor(t *testing.T) {
+	e := &lineEditor{edit: true}
+	lines, changed, eof := e.feed([]byte("héllo\x7f\x7fp!\x01"))
+	if len(lines) != 0 || !changed || eof || string(e.buf) != "hélp!" {
+		t.Fatalf("after editing: lines %v changed %v eof %v buf %q", lines, changed, eof, e.buf)
+	}
+	lines, _, _ = e.feed([]byte("\r"))
+	if len(lines) != 1 || lines[0].text != "hélp!" {
+		t.Fatalf("CR ends the line: %+v", lines)
+	}
+	if _, changed, _ := e.feed([]byte("abc\x15")); !changed || len(e.buf) != 0 {
+		t.Fatalf("Ctrl-U: buf %q", e.buf)
+	}
+	if _, _, eof := e.feed([]byte("\x04")); !eof {
+		t.Fatal("Ctrl-D on an empty line must end the input")
+	}
+
+	p := &lineEditor{}
+	lines, changed, _ = p.feed([]byte("a\x7fb\r\nc"))
+	if len(lines) != 1 || lines[0].text != "a\x7fb" || !changed || string(p.buf) != "c" {
+		t.Fatalf("pipe: lines %+v changed %v buf %q", lines, changed, p.buf)
+	}
+}
+
+// TestPromptWriter: output erases the line being typed and draws it again after a complete line.
+func TestPromptWriter(t *testing.T) {
+	var b strings.Builder
+	p := &promptWriter{w: &b}
+	p.set("hel")
+	io.WriteString(p, "bob: hi\n")
+	p.set("")
+	if got, want := b.String(), clearLine+"hel"+clearLine+"bob: hi\nhel"+clearLine; got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -6,17 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/tanglemail/tanglemail/internal/api"
 )
 
 type contactsFlags struct {
 	commonFlags
 	json bool
-}
-
-// apiContact is a contact of the API (docs/api.md, "Contacts").
-type apiContact struct {
-	Petname string `json:"petname"`
-	Address string `json:"address"`
 }
 
 func contactsCommand() *command {
@@ -65,7 +61,7 @@ func runContacts(env *cmdEnv, o any, args []string) error {
 	default:
 		return usageError{fmt.Sprintf("contacts: no subcommand %q (want list, add or remove)", sub)}
 	}
-	api, err := newAPIClient(env, f.dataDir)
+	client, err := newAPIClient(env, f.dataDir)
 	if err != nil {
 		return err
 	}
@@ -75,8 +71,8 @@ func runContacts(env *cmdEnv, o any, args []string) error {
 	switch sub {
 	case "add":
 		pet, addr := args[0], args[1]
-		var c apiContact
-		err := api.call(ctx, http.MethodPost, "/api/contacts", apiContact{Petname: pet, Address: addr}, &c)
+		var c api.Contact
+		err := client.call(ctx, http.MethodPost, "/api/contacts", api.Contact{Petname: pet, Address: addr}, &c)
 		switch apiStatus(err) {
 		case 0:
 		case http.StatusConflict:
@@ -94,7 +90,7 @@ func runContacts(env *cmdEnv, o any, args []string) error {
 		return nil
 	case "remove", "rm", "delete":
 		pet := args[0]
-		err := api.call(ctx, http.MethodDelete, "/api/contacts/"+url.PathEscape(pet), nil, nil)
+		err := client.call(ctx, http.MethodDelete, "/api/contacts/"+url.PathEscape(pet), nil, nil)
 		if apiStatus(err) == http.StatusNotFound {
 			return fmt.Errorf("no contact named %q (list them with `tanglemail contacts`)", pet)
 		}
@@ -105,17 +101,15 @@ func runContacts(env *cmdEnv, o any, args []string) error {
 		return nil
 	}
 	if f.json {
-		raw, err := api.raw(ctx, "/api/contacts")
+		raw, err := client.raw(ctx, "/api/contacts")
 		if err != nil {
 			return err
 		}
 		_, err = w.Write(raw)
 		return err
 	}
-	var list struct {
-		Contacts []apiContact `json:"contacts"`
-	}
-	if err := api.call(ctx, http.MethodGet, "/api/contacts", nil, &list); err != nil {
+	var list api.Contacts
+	if err := client.call(ctx, http.MethodGet, "/api/contacts", nil, &list); err != nil {
 		return err
 	}
 	if len(list.Contacts) == 0 {

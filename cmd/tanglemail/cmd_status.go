@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
-	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/api"
 )
 
 type apiFlags struct {
@@ -35,17 +34,9 @@ shards, tips, solid and unsolid blocks, whether it is synced, and bytes in and o
 			if len(args) > 0 {
 				return usageError{"status takes no arguments"}
 			}
-			raw, err := apiGet(f.dataDir, "/api/status")
-			if err != nil {
+			var st api.Status
+			if printed, err := apiGet(env, f, "/api/status", &st); err != nil || printed {
 				return err
-			}
-			if f.json {
-				_, err := env.stdout.Write(raw)
-				return err
-			}
-			var st node.Status
-			if err := json.Unmarshal(raw, &st); err != nil {
-				return fmt.Errorf("node answered something unexpected: %w", err)
 			}
 			printStatus(env.stdout, &st)
 			return nil
@@ -64,53 +55,37 @@ func peersCommand() *command {
 			if len(args) > 0 {
 				return usageError{"peers takes no arguments"}
 			}
-			raw, err := apiGet(f.dataDir, "/api/status")
-			if err != nil {
+			var peers []api.Peer
+			if printed, err := apiGet(env, f, "/api/peers", &peers); err != nil || printed {
 				return err
 			}
-			var st node.Status
-			if err := json.Unmarshal(raw, &st); err != nil {
-				return fmt.Errorf("node answered something unexpected: %w", err)
-			}
-			if f.json {
-				return json.NewEncoder(env.stdout).Encode(st.P2P.Peers)
-			}
-			printPeers(env.stdout, &st)
+			printPeers(env.stdout, peers)
 			return nil
 		},
 	}
 }
 
-// apiGet calls the API of the node running on dataDir.
-func apiGet(dataDir, path string) ([]byte, error) {
-	info, password, err := node.ReadAPIInfo(dataDir)
+// apiGet calls GET path of the node running on the data directory: with --json it prints the answer
+// unchanged (printed), else it decodes it into out.
+func apiGet(env *cmdEnv, f *apiFlags, path string, out any) (printed bool, err error) {
+	client, err := newAPIClient(env, f.dataDir)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	req, err := http.NewRequest("GET", info.URL+path, nil)
-	if err != nil {
-		return nil, err
+	ctx, cancel := env.context()
+	defer cancel()
+	if f.json {
+		raw, err := client.raw(ctx, path)
+		if err != nil {
+			return false, err
+		}
+		_, err = env.stdout.Write(raw)
+		return true, err
 	}
-	req.SetBasicAuth("tanglemail", password)
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("the node on %s does not answer at %s (is it running? it may have crashed): %w", dataDir, info.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		_ = json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("node answered %s: %s", resp.Status, e.Error)
-	}
-	return body, nil
+	return false, client.call(ctx, http.MethodGet, path, nil, out)
 }
 
-func printStatus(w io.Writer, st *node.Status) {
+func printStatus(w io.Writer, st *api.Status) {
 	p := &st.P2P
 	synced := "no (catching up)"
 	if p.Synced {
@@ -147,19 +122,19 @@ func printStatus(w io.Writer, st *node.Status) {
 		if j.Expected > 0 {
 			pct = min(99.9, 100*float64(j.Done)/float64(j.Expected))
 		}
-		fmt.Fprintf(w, "  PoW     %s block %d/%d: ~%.0f%% of the expected work\n", j.Recipient, j.Block, j.Blocks, pct)
+		fmt.Fprintf(w, "  PoW     %s block %d/%d: ~%.0f%% of the expected work\n", cleanLine(j.Recipient), j.Block, j.Blocks, pct)
 	}
 	if p.StoreError != "" {
 		fmt.Fprintf(w, "Warning   the block store reports: %s\n", p.StoreError)
 	}
 }
 
-func printPeers(w io.Writer, st *node.Status) {
-	if len(st.P2P.Peers) == 0 {
+func printPeers(w io.Writer, peers []api.Peer) {
+	if len(peers) == 0 {
 		fmt.Fprintln(w, "No peers connected. Give the node peers with --bootstrap, or run it on a LAN with other nodes (mDNS).")
 		return
 	}
-	for _, p := range st.P2P.Peers {
+	for _, p := range peers {
 		state := "catching up"
 		if p.CaughtUp {
 			state = "caught up"

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tanglemail/tanglemail/internal/api"
 )
 
 func TestContacts(t *testing.T) {
@@ -20,7 +22,7 @@ func TestContacts(t *testing.T) {
 	// --json prints the node's answer, also after the subcommand.
 	code, out, errs := runCLI(t, nil, "contacts", "list", "--json", "--data-dir", dir)
 	var list struct {
-		Contacts []apiContact `json:"contacts"`
+		Contacts []api.Contact `json:"contacts"`
 	}
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list.Contacts) != 2 || list.Contacts[1].Petname != "carol" {
 		t.Fatalf("list --json: exit %d: %s %v\n%s", code, errs, err, out)

@@ -98,7 +98,7 @@ func sendOne(addr, password, from, to, msgID string) bool {
 	raw := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: crash test\r\nMessage-ID: <%s>\r\nDate: %s\r\n\r\nmessage %s\r\n",
 		from, to, msgID, time.Now().UTC().Format(time.RFC1123Z), msgID)
 	if c.StartTLS(&tls.Config{InsecureSkipVerify: true}) != nil || // the test trusts its own node
-		c.Auth(smtp.PlainAuth("", "u", password, "127.0.0.1")) != nil ||
+		c.Auth(smtp.PlainAuth("", from, password, "127.0.0.1")) != nil ||
 		c.Mail(from) != nil || c.Rcpt(to) != nil {
 		return false
 	}

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // fakeAPI is an httptest server that answers like a node's API (docs/api.md) for the chat and
@@ -27,10 +29,10 @@ type fakeAPI struct {
 
 	mu       sync.Mutex
 	reqs     []fakeRequest
-	contacts []apiContact
-	convs    []apiConversation
-	history  map[string][]apiChatMessage // by conversation id
-	nextUID  uint64
+	contacts []api.Contact
+	convs    []api.Conversation
+	history  map[string][]api.ChatMessage // by conversation id
+	nextUID  store.UID
 	streams  int            // open event streams
 	opened   int            // event streams opened so far
 	failNext map[string]int // "METHOD path" → status to answer once
@@ -70,25 +72,25 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{
 		t: t, password: fakePassword,
-		contacts: []apiContact{{Petname: "bob", Address: bobAddr}, {Petname: "carol", Address: carolAddr}},
-		history:  map[string][]apiChatMessage{},
+		contacts: []api.Contact{{Petname: "bob", Address: bobAddr}, {Petname: "carol", Address: carolAddr}},
+		history:  map[string][]api.ChatMessage{},
 		nextUID:  10,
 		failNext: map[string]int{},
 		events:   make(chan string),
 		drop:     make(chan struct{}),
 	}
-	me := apiMember{Address: aliceAddr, Me: true}
-	bob := apiMember{Address: bobAddr, Name: "bob"}
-	carol := apiMember{Address: carolAddr, Name: "carol"}
-	f.convs = []apiConversation{
-		{ID: directID, Kind: "direct", Name: "bob", Peer: bobAddr, Members: []apiMember{bob, me}, Unread: 1, Updated: fakeT0},
-		{ID: groupID, Kind: "group", Name: "Trip", Members: []apiMember{bob, carol, me}, Updated: fakeT0},
+	me := api.Member{Address: aliceAddr, Me: true}
+	bob := api.Member{Address: bobAddr, Name: "bob"}
+	carol := api.Member{Address: carolAddr, Name: "carol"}
+	f.convs = []api.Conversation{
+		{ID: directID, Kind: "direct", Name: "bob", Peer: bobAddr, Members: []api.Member{bob, me}, Unread: 1, Updated: fakeT0},
+		{ID: groupID, Kind: "group", Name: "Trip", Members: []api.Member{bob, carol, me}, Updated: fakeT0},
 	}
-	f.history[directID] = []apiChatMessage{
+	f.history[directID] = []api.ChatMessage{
 		{ID: "m1", Conversation: directID, UID: 1, Kind: "text", From: me, Mine: true, Text: "hello bob", Sent: fakeT0, Seen: true, Status: "read"},
 		{ID: "m2", Conversation: directID, UID: 2, Kind: "text", From: bob, Text: "hi alice", Sent: fakeT0.Add(time.Minute), Seen: false},
 	}
-	f.history[groupID] = []apiChatMessage{
+	f.history[groupID] = []api.ChatMessage{
 		{ID: "g1", Conversation: groupID, UID: 3, Kind: "event", From: bob, Text: "bob added carol", Sent: fakeT0, Seen: true},
 		{ID: "g2", Conversation: groupID, UID: 4, Kind: "text", From: carol, Text: "hi all", Sent: fakeT0, Seen: true},
 	}
@@ -197,7 +199,7 @@ func (f *fakeAPI) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (f *fakeAPI) conv(id string) (apiConversation, bool) {
+func (f *fakeAPI) conv(id string) (api.Conversation, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.convs {
@@ -205,7 +207,7 @@ func (f *fakeAPI) conv(id string) (apiConversation, bool) {
 			return c, true
 		}
 	}
-	return apiConversation{}, false
+	return api.Conversation{}, false
 }
 
 func (f *fakeAPI) openConversation(w http.ResponseWriter, r *http.Request) {
@@ -256,8 +258,8 @@ func (f *fakeAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextUID++
-	m := apiChatMessage{ID: fmt.Sprintf("s%d", f.nextUID), Conversation: id, UID: f.nextUID, Kind: "text",
-		From: apiMember{Address: aliceAddr, Me: true}, Mine: true, Text: in.Text, Sent: time.Now(), Seen: true, Status: "sending"}
+	m := api.ChatMessage{ID: fmt.Sprintf("s%d", f.nextUID), Conversation: id, UID: f.nextUID, Kind: "text",
+		From: api.Member{Address: aliceAddr, Me: true}, Mine: true, Text: in.Text, Sent: time.Now(), Seen: true, Status: "sending"}
 	f.history[id] = append(f.history[id], m)
 	writeTestJSON(w, 202, m)
 }
@@ -293,7 +295,7 @@ func (f *fakeAPI) serveEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeAPI) addContact(w http.ResponseWriter, r *http.Request) {
-	var c apiContact
+	var c api.Contact
 	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
 		writeTestJSON(w, 400, map[string]string{"error": "not JSON"})
 		return

@@ -23,6 +23,9 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	} else if err != nil {
 		return nil, s.storeErr("copy", err)
 	}
+	if err := sel.checkSeq(numSet); err != nil {
+		return nil, err
+	}
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
 		return nil, nil
@@ -53,6 +56,9 @@ func (s *session) Move(w *goimap.MoveWriter, numSet imap.NumSet, dest string) er
 		return errTryCreate
 	} else if err != nil {
 		return s.storeErr("move", err)
+	}
+	if err := sel.checkSeq(numSet); err != nil {
+		return err
 	}
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {

@@ -1,14 +1,13 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
 
+	"github.com/tanglemail/tanglemail/internal/mimepart"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -24,6 +23,9 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 	sel := s.sel
 	if sel == nil {
 		return errMailboxGone
+	}
+	if err := sel.checkSeq(numSet); err != nil {
+		return err
 	}
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
@@ -72,6 +74,9 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 		mi := infos[uid]
 		if mi == nil {
 			continue // expunged meanwhile
+		}
+		if err := s.ctx.Err(); err != nil {
+			return s.storeErr("fetch", err) // the client has gone
 		}
 		var data msgData
 		if err := s.load(sel.id, mi, need, options, &data); err != nil {
@@ -140,6 +145,15 @@ type msgData struct {
 	raw    []byte // whole message (needAll)
 	header []byte // header section incl. the blank line (needHeader, needAll)
 	part   []byte // the one partial section (needRange)
+	tree   *mimepart.Part
+}
+
+// mime returns the message's MIME structure, parsed on first use.
+func (d *msgData) mime() *mimepart.Part {
+	if d.tree == nil {
+		d.tree = mimepart.Parse(d.raw)
+	}
+	return d.tree
 }
 
 func (s *session) load(mailboxID int64, mi *store.MessageInfo, n need, o *imap.FetchOptions, d *msgData) error {
@@ -178,7 +192,7 @@ func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.F
 		rw.WriteEnvelope(envelope(d.header))
 	}
 	if o.BodyStructure != nil {
-		rw.WriteBodyStructure(bodyStructure(d.raw))
+		rw.WriteBodyStructure(bodyStructure(d.raw, d.mime()))
 	}
 	for _, bs := range o.BodySection {
 		b := bodySection(bs, d)
@@ -187,13 +201,21 @@ func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.F
 		}
 	}
 	for _, bs := range o.BinarySection {
-		b := goimap.ExtractBinarySection(bytes.NewReader(d.raw), bs)
+		b, err := binarySection(d.raw, d.mime(), bs.Part)
+		if err != nil {
+			return err
+		}
+		b = partial(b, bs.Partial)
 		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
 			return err
 		}
 	}
 	for _, bss := range o.BinarySectionSize {
-		rw.WriteBinarySectionSize(bss, goimap.ExtractBinarySectionSize(bytes.NewReader(d.raw), bss))
+		b, err := binarySection(d.raw, d.mime(), bss.Part)
+		if err != nil {
+			return err
+		}
+		rw.WriteBinarySectionSize(bss, uint32(len(b)))
 	}
 	return rw.Close()
 }
@@ -224,11 +246,19 @@ func bodySection(bs *imap.FetchItemBodySection, d *msgData) []byte {
 			return partial(d.raw[len(d.header):], bs.Partial)
 		}
 	}
-	src := d.raw
-	if src == nil {
-		src = d.header // header-only sections were loaded without the body
+	if len(bs.Part) == 0 {
+		// HEADER.FIELDS (NOT) of the message: go-imap's filter over the header alone.
+		src := d.raw
+		if src == nil {
+			src = d.header // header-only sections were loaded without the body
+		}
+		b := goimap.ExtractBodySection(bytes.NewReader(src[:store.HeaderLen(src)]), bs)
+		if b == nil {
+			b = []byte{}
+		}
+		return b
 	}
-	b := goimap.ExtractBodySection(bytes.NewReader(src), bs)
+	b := partial(partSection(d.raw, d.mime(), bs), bs.Partial)
 	if b == nil {
 		b = []byte{}
 	}
@@ -248,60 +278,4 @@ func partial(b []byte, p *imap.SectionPartial) []byte {
 		end = p.Offset + p.Size
 	}
 	return b[p.Offset:end]
-}
-
-func envelope(header []byte) *imap.Envelope {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-	if err != nil {
-		return &imap.Envelope{}
-	}
-	return goimap.ExtractEnvelope(h)
-}
-
-// bodyStructure is go-imap's BODYSTRUCTURE, made safe to write: go-imap panics on a multipart without
-// parts (a missing or wrong boundary) and writes an empty media type when Content-Type does not parse.
-func bodyStructure(raw []byte) imap.BodyStructure {
-	return fixBodyStructure(goimap.ExtractBodyStructure(bytes.NewReader(raw)))
-}
-
-func fixBodyStructure(bs imap.BodyStructure) imap.BodyStructure {
-	switch bs := bs.(type) {
-	case *imap.BodyStructureMultiPart:
-		if len(bs.Children) == 0 {
-			bs.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
-				Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{},
-				Extended: &imap.BodyStructureSinglePartExt{},
-			}}
-		}
-		for i, c := range bs.Children {
-			bs.Children[i] = fixBodyStructure(c)
-		}
-		if bs.Subtype == "" {
-			bs.Subtype = "mixed"
-		}
-		if bs.Extended == nil {
-			bs.Extended = &imap.BodyStructureMultiPartExt{}
-		}
-		return bs
-	case *imap.BodyStructureSinglePart:
-		if bs.Type == "" || bs.Subtype == "" {
-			bs.Type, bs.Subtype = "text", "plain"
-			if bs.Text == nil {
-				bs.Text = &imap.BodyStructureText{}
-			}
-		}
-		if bs.Extended == nil {
-			bs.Extended = &imap.BodyStructureSinglePartExt{}
-		}
-		if m := bs.MessageRFC822; m != nil {
-			if m.BodyStructure == nil {
-				m.BodyStructure = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
-					Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
-			}
-			m.BodyStructure = fixBodyStructure(m.BodyStructure)
-		}
-		return bs
-	}
-	return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{},
-		Extended: &imap.BodyStructureSinglePartExt{}}
 }

@@ -131,9 +131,12 @@ func TestFetchMacrosAndEdges(t *testing.T) {
 		t.Errorf("FETCH of malformed messages: %q", u)
 	}
 	// Sequence numbers beyond the mailbox, "*" and reversed ranges.
-	if u := r.ok("FETCH 9 FLAGS"); len(u) != 0 {
-		t.Errorf("FETCH 9: %q", u)
-	}
+	// A number beyond the last message is BAD, as in Dovecot (it answered OK with nothing).
+	r.expect("BAD", "", "FETCH 9 FLAGS")
+	r.expect("BAD", "", "FETCH 1,9 FLAGS")
+	r.expect("BAD", "", "STORE 9 +FLAGS (x)")
+	r.expect("BAD", "", "COPY 6:9 INBOX")
+	r.ok("UID FETCH 9 FLAGS") // UIDs need not exist
 	if u := r.ok("FETCH *:4 UID"); len(u) != 2 || !has(u, "* 4 FETCH") || !has(u, "* 5 FETCH") {
 		t.Errorf("FETCH *:4: %q", u)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -73,7 +74,7 @@ func (fs *fuzzState) ready(t *testing.T) {
 		deliver(t, st, "INBOX", raw)
 	}
 	fs.st = st
-	fs.srv = New(st, Options{Password: testPass, Logger: slog.New(slog.DiscardHandler), MaxAppendSize: 1 << 20})
+	fs.srv = New(st, Options{Password: testPass, Logger: slog.New(slog.DiscardHandler), MaxAppendSize: 1 << 20, Penalty: penaltytest.Instant()})
 	fs.ln = newConnListener()
 	go fs.srv.Serve(fs.ln)
 }

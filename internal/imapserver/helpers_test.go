@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -80,7 +81,7 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 
 func startServer(t testing.TB, st *store.Store, opts ...func(*Options)) *testServer {
 	t.Helper()
-	o := Options{Password: testPass, Logger: testLogger(t)}
+	o := Options{Password: testPass, Logger: testLogger(t), Penalty: penaltytest.Instant()}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -213,6 +213,7 @@ func (s *session) List(w *goimap.ListWriter, ref string, patterns []string, opti
 	sort.Strings(names)
 
 	showSubscribed := options.SelectSubscribed || options.ReturnSubscribed
+	lsub := options.SelectSubscribed && s.command() == "LSUB"
 	for _, name := range names {
 		e := entries[name]
 		if !matchAny(name, ref, patterns) {
@@ -220,6 +221,17 @@ func (s *session) List(w *goimap.ListWriter, ref string, patterns []string, opti
 		}
 		var childInfo *imap.ListDataChildInfo
 		switch {
+		case lsub && !e.subscribed:
+			// LSUB: a superior of a subscribed name that the pattern's "%" left out is listed
+			// \Noselect (RFC 3501 §6.3.9).
+			if !e.subChild || !hiddenSubscription(name, subs, ref, patterns) {
+				continue
+			}
+			if err := w.WriteList(&imap.ListData{Mailbox: name, Delim: delim,
+				Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}}); err != nil {
+				return err
+			}
+			continue
 		case options.SelectSubscribed:
 			if !e.subscribed {
 				if !(options.SelectRecursiveMatch && e.subChild) {
@@ -275,6 +287,16 @@ func matchAny(name, ref string, patterns []string) bool {
 			full = strings.TrimSuffix(ref, store.Delimiter) + store.Delimiter + p
 		}
 		if len(full) >= 5 && strings.EqualFold(full[:5], "INBOX") && goimap.MatchList(name, delim, "", "INBOX"+full[5:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// hiddenSubscription reports whether a subscribed name below parent does not match the patterns.
+func hiddenSubscription(parent string, subs []string, ref string, patterns []string) bool {
+	for _, n := range subs {
+		if strings.HasPrefix(n, parent+store.Delimiter) && !matchAny(n, ref, patterns) {
 			return true
 		}
 	}

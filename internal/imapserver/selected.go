@@ -488,6 +488,25 @@ func (sel *selected) resolve(numSet imap.NumSet) []int {
 	return slices.Compact(idx)
 }
 
+// errBadSeq answers a sequence number beyond the client's view, as Dovecot does (RFC 9051 §9
+// seq-number: a number must name an existing message; UIDs need not).
+var errBadSeq = imapErr(imap.StatusResponseTypeBad, imap.ResponseCodeClientBug, "Invalid message sequence number: beyond the last message")
+
+// checkSeq refuses a sequence set with a number beyond the view.
+func (sel *selected) checkSeq(numSet imap.NumSet) error {
+	set, ok := numSet.(imap.SeqSet)
+	if !ok {
+		return nil
+	}
+	n := uint32(len(sel.uids))
+	for _, r := range set {
+		if r.Start != 0 && r.Stop != 0 && (r.Start > n || r.Stop > n) { // 0 is "*": ranges with it are fine
+			return errBadSeq
+		}
+	}
+	return nil
+}
+
 // uidSet returns the store UID set of the messages at positions idx (ascending): consecutive
 // positions become one range. The range is exact because every stored message with a UID between two
 // messages of the view is in the view (newer messages have higher UIDs).

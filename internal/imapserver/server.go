@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	// Logger receives connection events and internal errors, never message content or passwords.
 	// slog.Default() if nil.
 	Logger *slog.Logger
+	// Penalty delays logins from sources that recently failed to log in; the node shares one among its
+	// front doors. A penalty of its own (the defaults) if nil.
+	Penalty *loginpenalty.Penalty
 	// MaxAppendSize is the largest message APPEND accepts, in bytes; DefaultMaxAppendSize if zero.
 	// At most 4 GiB - 1 (APPENDLIMIT is a 32-bit number).
 	MaxAppendSize int64
@@ -60,6 +64,8 @@ type Server struct {
 	opts      Options
 	log       *slog.Logger
 	appendMax uint32
+	secret    loginpenalty.Secret
+	penalty   *loginpenalty.Penalty
 
 	ctx    context.Context // canceled by Close; parent of every session's context
 	cancel context.CancelFunc
@@ -99,12 +105,17 @@ func New(st *store.Store, opts Options) *Server {
 	if max > 1<<32-1 {
 		max = 1<<32 - 1
 	}
+	if opts.Penalty == nil {
+		opts.Penalty = loginpenalty.New(loginpenalty.Options{})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		st:        st,
 		opts:      opts,
 		log:       log,
 		appendMax: uint32(max),
+		secret:    loginpenalty.NewSecret(opts.Password),
+		penalty:   opts.Penalty,
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: map[net.Listener]struct{}{},
@@ -217,6 +228,9 @@ func (s *Server) dispatch(c net.Conn) {
 	ln := s.remoteLn
 	if s.opts.AllowInsecureAuth(c.RemoteAddr()) {
 		ln = s.localLn
+	}
+	if _, isTLS := c.(*tls.Conn); !isTLS {
+		c = newCmdConn(c) // see cmdConn; go-imap recognises TLS by *tls.Conn, so those stay as they are
 	}
 	if !ln.push(c) {
 		c.Close()

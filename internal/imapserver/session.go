@@ -2,8 +2,6 @@ package imapserver
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -28,7 +27,9 @@ type session struct {
 
 	mu     sync.Mutex
 	authed bool
-	sel    *selected // nil unless a mailbox is selected
+	// loggedIn mirrors authed for the connection's cmdConn, which reads it without mu.
+	loggedIn authFlag
+	sel      *selected // nil unless a mailbox is selected
 }
 
 var (
@@ -54,6 +55,9 @@ func (s *Server) newSession(c *goimap.Conn) (goimap.Session, *goimap.GreetingDat
 		cancel: cancel,
 		log:    s.log.With("remote", c.NetConn().RemoteAddr().String()),
 	}
+	if cc, ok := c.NetConn().(*cmdConn); ok {
+		cc.authed = sess.loggedIn.Load // same goroutine as cmdConn's reads, before the first command
+	}
 	sess.log.Debug("imap: connection")
 	return sess, nil, nil
 }
@@ -72,22 +76,27 @@ func (s *session) Close() error {
 	return nil
 }
 
-// Login checks the user name and password (LOGIN, and AUTHENTICATE PLAIN through go-imap). go-imap
-// has already refused it on a connection that must use TLS first; the check is repeated here.
+// Login checks the user name and password (LOGIN, and AUTHENTICATE PLAIN through go-imap), after the
+// failed-login penalty's wait for the connection's source (Options.Penalty). go-imap has already
+// refused it on a connection that must use TLS first; the check is repeated here.
 func (s *session) Login(username, password string) error {
 	if _, isTLS := s.conn.NetConn().(*tls.Conn); !isTLS && !s.srv.opts.AllowInsecureAuth(s.conn.NetConn().RemoteAddr()) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
 	}
-	want := sha256.Sum256([]byte(s.srv.opts.Password))
-	got := sha256.Sum256([]byte(password))
-	passOK := subtle.ConstantTimeCompare(want[:], got[:]) == 1 && s.srv.opts.Password != ""
+	// Both checks run whatever the other's outcome; the penalty's wait comes before the answer.
+	passOK := s.srv.secret.Matches(password)
 	userOK := strings.EqualFold(username, s.srv.opts.Username)
-	if !passOK || !userOK {
+	ok, err := s.srv.penalty.Attempt(s.ctx, "imap", loginpenalty.SourceOf(s.conn.NetConn().RemoteAddr()), password, passOK && userOK)
+	if err != nil {
+		return imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeUnavailable, "Server shutting down")
+	}
+	if !ok {
 		s.log.Warn("imap: login failed")
 		return goimap.ErrAuthFailed
 	}
 	s.mu.Lock()
 	s.authed = true
+	s.loggedIn.Store(true)
 	s.mu.Unlock()
 	s.log.Info("imap: login")
 	return nil
@@ -143,4 +152,14 @@ func (s *session) storeErr(op string, err error) error {
 	}
 	s.log.Error("imap: store", "op", op, "err", err)
 	return imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeServerBug, "Internal error")
+}
+
+// command returns the name of the command being run ("LSUB"), "" if unknown. go-imap does not tell
+// LSUB from LIST (SUBSCRIBED); cmdConn saw the line. The session's methods run on the goroutine that
+// reads commands, after the line was read.
+func (s *session) command() string {
+	if cc, ok := s.conn.NetConn().(*cmdConn); ok {
+		return cc.command
+	}
+	return ""
 }

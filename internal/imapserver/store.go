@@ -1,6 +1,9 @@
 package imapserver
 
 import (
+	"strings"
+	"time"
+
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 
@@ -37,6 +40,9 @@ func (s *session) Store(w *goimap.FetchWriter, numSet imap.NumSet, flags *imap.S
 	default:
 		op = store.FlagsSet
 	}
+	if err := sel.checkSeq(numSet); err != nil {
+		return err
+	}
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
 		return nil
@@ -53,6 +59,9 @@ func (s *session) Store(w *goimap.FetchWriter, numSet imap.NumSet, flags *imap.S
 		uids = append(uids, m.UID)
 	}
 	sel.ownFlags(res.ModSeq, uids, !flags.Silent)
+	if err := s.announceKeywords(sel, res.ModSeq); err != nil {
+		return err
+	}
 	if flags.Silent {
 		return nil
 	}
@@ -69,4 +78,43 @@ func (s *session) Store(w *goimap.FetchWriter, numSet imap.NumSet, flags *imap.S
 		}
 	}
 	return nil
+}
+
+// announceKeywords writes the mailbox's FLAGS now if the session's own write up to modseq added a
+// keyword, so that the client learns of the keyword before a FETCH response that uses it (RFC 9051
+// §7.3.5; go-imap writes untagged updates only after the command's own responses). It writes to the
+// connection directly: nothing of the command has been written yet, and the previous command's
+// responses have been flushed.
+func (s *session) announceKeywords(sel *selected, modseq uint64) error {
+	if modseq == 0 {
+		return nil
+	}
+	sel.drain()
+	var last *store.ChangeMailboxKeywords
+	kept := sel.pending[:0]
+	for _, c := range sel.pending {
+		if kw, ok := c.(store.ChangeMailboxKeywords); ok && kw.ModSeq <= modseq {
+			last = &kw
+			continue
+		}
+		kept = append(kept, c)
+	}
+	sel.pending = kept
+	if last == nil {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("* FLAGS (")
+	for i, f := range mailboxFlags(last.Keywords) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(string(f))
+	}
+	b.WriteString(")\r\n")
+	nc := s.conn.NetConn()
+	nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := nc.Write([]byte(b.String()))
+	nc.SetWriteDeadline(time.Time{})
+	return err
 }

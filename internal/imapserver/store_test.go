@@ -45,7 +45,7 @@ func TestStoreFlags(t *testing.T) {
 	r := ts.rawLogin(t)
 	u := r.ok("SELECT INBOX")
 	// The new keyword is a mailbox flag now, and permanent flags allow new keywords.
-	if !has(u, "* FLAGS (", "work") || !has(u, `PERMANENTFLAGS (`, `\*`) {
+	if !has(u, "* FLAGS (", "Work") || !has(u, `PERMANENTFLAGS (`, `\*`) {
 		t.Errorf("SELECT flags: %q", u)
 	}
 	r.expect("BAD", "", `STORE 1 +FLAGS (\Bogus)`)

@@ -72,5 +72,6 @@
 //     to the sender address inside it; a receipt TTL is the acknowledged kind's default TTL.
 //   - The mailbox ids of INBOX and Chats are looked up once in New: role mailboxes cannot be deleted and
 //     keep their ids (renaming INBOX moves its messages to a new mailbox, not the id).
-//   - Logs carry block ids, kinds, sender and identity addresses, and counts; never content.
+//   - Logs carry block ids, kinds and counts; never content; sender and identity addresses only at
+//     debug level.
 package inbox

@@ -439,7 +439,8 @@ func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identit
 		return Duplicate
 	}
 	in.c.filed.Add(1)
-	in.log.Info("inbox: filed", "kind", m.Kind, "from", m.Sender, "to", me, "block", b.ID().Short())
+	in.log.Info("inbox: filed", "kind", m.Kind, "block", b.ID().Short())
+	in.log.Debug("inbox: filed", "block", b.ID().Short(), "from", m.Sender, "to", me)
 	return Filed
 }
 
@@ -467,7 +468,8 @@ func (in *Inbox) fileChat(ctx context.Context, b *tangle.Block, me *identity.Ide
 	switch {
 	case filed:
 		in.c.filed.Add(1)
-		in.log.Info("inbox: filed", "kind", m.Kind, "from", m.Sender, "to", me, "block", b.ID().Short())
+		in.log.Info("inbox: filed", "kind", m.Kind, "block", b.ID().Short())
+		in.log.Debug("inbox: filed", "block", b.ID().Short(), "from", m.Sender, "to", me)
 		return Filed
 	case ack:
 		in.c.dups.Add(1)
@@ -602,8 +604,8 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 		return Duplicate
 	}
 	in.c.filed.Add(1)
-	in.log.Info("inbox: filed", "kind", seal.KindMail, "from", manifest.senderAddr, "chunks", len(pieces)-1,
-		"block", b.ID().Short())
+	in.log.Info("inbox: filed", "kind", seal.KindMail, "chunks", len(pieces)-1, "block", b.ID().Short())
+	in.log.Debug("inbox: filed", "block", b.ID().Short(), "from", manifest.senderAddr)
 	return Filed
 }
 

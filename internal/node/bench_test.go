@@ -32,17 +32,17 @@ func dialSMTP(tb testing.TB, n *Node) *smtpSession {
 		tb.Fatal(err)
 	}
 	// net/smtp's PlainAuth refuses an unencrypted connection; the node allows PLAIN on loopback.
-	if err := c.Auth(loopbackPlain{n.Password()}); err != nil {
+	if err := c.Auth(loopbackPlain{n.Identity().Address().Mail(), n.Password()}); err != nil {
 		tb.Fatal(err)
 	}
 	return &smtpSession{c: c, from: n.Identity().Address().Mail()}
 }
 
 // loopbackPlain is SASL PLAIN without net/smtp's TLS check (the server allows it on loopback).
-type loopbackPlain struct{ password string }
+type loopbackPlain struct{ user, password string }
 
 func (a loopbackPlain) Start(*smtp.ServerInfo) (string, []byte, error) {
-	return "PLAIN", []byte("\x00u\x00" + a.password), nil
+	return "PLAIN", []byte("\x00" + a.user + "\x00" + a.password), nil
 }
 func (a loopbackPlain) Next([]byte, bool) ([]byte, error) { return nil, nil }
 

@@ -16,20 +16,20 @@ import (
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
-// api is a client of a node's HTTP API (docs/api.md), authenticated with the node's password.
-type api struct {
+// nodeAPI is a client of a node's HTTP API (docs/api.md), authenticated with the node's password.
+type nodeAPI struct {
 	tb       testing.TB
 	base     string
 	password string
 }
 
-func apiOf(tb testing.TB, n *Node) *api {
-	return &api{tb: tb, base: "http://" + n.APIAddr(), password: n.Password()}
+func apiOf(tb testing.TB, n *Node) *nodeAPI {
+	return &nodeAPI{tb: tb, base: "http://" + n.APIAddr(), password: n.Password()}
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if non-nil); it fails the test on a
 // status other than want.
-func (a *api) call(method, path string, body, out any, want int) {
+func (a *nodeAPI) call(method, path string, body, out any, want int) {
 	a.tb.Helper()
 	var r io.Reader
 	if body != nil {
@@ -67,7 +67,7 @@ type sseEvent struct {
 }
 
 // events opens the node's event stream (GET /api/events) and delivers its events until ctx ends.
-func (a *api) events(ctx context.Context) <-chan sseEvent {
+func (a *nodeAPI) events(ctx context.Context) <-chan sseEvent {
 	a.tb.Helper()
 	req, err := http.NewRequestWithContext(ctx, "GET", a.base+"/api/events", nil)
 	if err != nil {

@@ -55,7 +55,9 @@ func submit(t *testing.T, n *Node, rcpts []string, raw string) {
 	defer c.Close()
 	steps := []func() error{
 		func() error { return c.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}) },
-		func() error { return c.Auth(smtp.PlainAuth("", "anyone", n.Password(), "127.0.0.1")) },
+		func() error {
+			return c.Auth(smtp.PlainAuth("", n.Identity().Address().Mail(), n.Password(), "127.0.0.1"))
+		},
 		func() error { return c.Mail(n.Identity().Address().Mail()) },
 	}
 	for _, r := range rcpts {
@@ -132,7 +134,7 @@ func TestMailBetweenNodes(t *testing.T) {
 		return items[0].Rcpts[0].State == store.RcptDelivered
 	})
 	// The node's status reports the delivery (what `tanglemail status` prints).
-	if st := alice.Status().(Status); st.Outbox.Stats.Delivered != 1 || st.Outbox.Stats.Published < 1 {
+	if st := alice.Status(); st.Outbox.Stats.Delivered != 1 || st.Outbox.Stats.Published < 1 {
 		t.Fatalf("alice's status: outbox %+v", st.Outbox.Stats)
 	}
 	// Alice's mail client sees the receipt: the Sent copy carries $Delivered.

@@ -25,10 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
 	"github.com/tanglemail/tanglemail/internal/inbox"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -55,7 +57,17 @@ type Config struct {
 	Log        *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
+	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
+	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
+	ReceiptDelayMean time.Duration
 }
+
+// Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
+// nodes all run on one machine, so there is nobody to hide from, and whose tests wait for receipts).
+const (
+	DefaultReceiptDelayMean = time.Minute
+	DevnetReceiptDelayMean  = 200 * time.Millisecond
+)
 
 // DefaultConfig is the configuration of a user's node on the main network.
 func DefaultConfig(dataDir string) Config {
@@ -70,6 +82,8 @@ func DefaultConfig(dataDir string) Config {
 		IMAPListen:    "127.0.0.1:1143",
 		TagBits:       8,
 		PruneInterval: time.Minute,
+
+		ReceiptDelayMean: DefaultReceiptDelayMean,
 	}
 }
 
@@ -82,6 +96,7 @@ func DevnetConfig(dataDir string) Config {
 	cfg.P2PListen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS, cfg.DHT = false, false
 	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ReceiptDelayMean = DevnetReceiptDelayMean
 	return cfg
 }
 
@@ -176,6 +191,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Publisher: publisher{n.net},
 		Tips:      n.store,
 		Logger:    cfg.Log.With("sub", "outbox"),
+
+		ReceiptDelayMean: cfg.ReceiptDelayMean,
 	})
 	if err != nil {
 		return nil, err
@@ -207,9 +224,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
+	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
+	penalty := loginpenalty.New(loginpenalty.Options{})
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
 		Address:   n.id.Address(),
 		Password:  n.password,
+		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
 	})
@@ -220,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.imap = imapserver.New(n.mail, imapserver.Options{
 		Username:  n.id.Address().Mail(),
 		Password:  n.password,
+		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "imap"),
 	})
@@ -233,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
 		Password: n.password,
+		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
 	})
 	bg, cancel := context.WithCancel(context.Background())
@@ -391,54 +413,26 @@ func (n *Node) IMAPAddr() string { return n.imapLn.Addr().String() }
 // SMTPAddr is where SMTP submission listens.
 func (n *Node) SMTPAddr() string { return n.smtpLn.Addr().String() }
 
-// Status is what `tanglemail status` shows.
-type Status struct {
-	Address string       `json:"address"`
-	Network string       `json:"network"`
-	Version version.Info `json:"version"` // the build, with the protocol version`
-	Uptime  string       `json:"uptime"`
-	API     string       `json:"api"`
-	P2P     p2p.Status   `json:"p2p"`
-	Outbox  OutboxStatus `json:"outbox"`
-}
-
-// OutboxStatus is what the outbox is doing: the proofs of work being ground now, with their progress.
-type OutboxStatus struct {
-	WaitingForPeers bool         `json:"waiting_for_peers"`
-	Jobs            []OutboxJob  `json:"jobs"`
-	QueuedReceipts  int          `json:"queued_receipts"`
-	Stats           outbox.Stats `json:"stats"`
-}
-
-// OutboxJob is one block whose proof of work is being ground.
-type OutboxJob struct {
-	Recipient string    `json:"recipient"`
-	Block     int       `json:"block"`  // 1-based, of Blocks
-	Blocks    int       `json:"blocks"` // blocks of this recipient's message (chunks)
-	Done      uint64    `json:"hashes_done"`
-	Expected  uint64    `json:"hashes_expected"` // W; 0 when PoW is disabled
-	Started   time.Time `json:"started"`
-}
-
-func (n *Node) outboxStatus() OutboxStatus {
+// Status returns the node's status (GET /api/status); it implements web.Backend.
+func (n *Node) Status() api.Status {
 	p := n.outbox.Progress()
-	st := OutboxStatus{WaitingForPeers: p.WaitingForPeers, QueuedReceipts: p.QueuedReceipts, Stats: n.outbox.Stats(), Jobs: []OutboxJob{}}
-	for _, j := range p.Jobs {
-		st.Jobs = append(st.Jobs, OutboxJob{Recipient: j.Rcpt, Block: j.Block, Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Started: j.Started})
-	}
-	return st
-}
-
-// Status returns the node's status; it implements web.Backend.
-func (n *Node) Status() any {
-	return Status{
+	st := n.outbox.Stats()
+	return api.Status{
 		Address: n.id.Address().Mail(),
 		Network: n.cfg.Network.Name,
 		Version: version.Get(),
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
 		API:     "http://" + n.APIAddr(),
 		P2P:     n.net.Status(),
-		Outbox:  n.outboxStatus(),
+		Outbox: api.OutboxStatus{
+			WaitingForPeers: p.WaitingForPeers,
+			Jobs:            progressJobs(p.Jobs),
+			QueuedReceipts:  p.QueuedReceipts,
+			Stats: api.OutboxStats{Sealed: st.Sealed, Published: st.Published, Republished: st.Republished,
+				PublishErrors: st.PublishErrors, Delivered: st.Delivered, Failed: st.Failed, ReceiptsSent: st.ReceiptsSent,
+				ReceiptKeysSent: st.ReceiptKeysSent, ReceiptsDropped: st.ReceiptsDropped, ReceiptsIgnored: st.ReceiptsIgnored,
+				NotesSent: st.NotesSent},
+		},
 	}
 }
 
@@ -448,19 +442,31 @@ func (n *Node) ClientSettings() web.ClientSettings {
 }
 
 // Peers lists connected peers; it implements web.Backend.
-func (n *Node) Peers() any { return n.net.Status().Peers }
+func (n *Node) Peers() []api.Peer {
+	ps := n.net.Status().Peers
+	if ps == nil {
+		ps = []api.Peer{}
+	}
+	return ps
+}
 
 // Progress is the outbox's proof-of-work progress as the API's progress event shows it; it implements
-// web.Backend. Jobs are sorted (outbox item, recipient, block), so equal states marshal equally.
-func (n *Node) Progress() any {
+// web.Backend.
+func (n *Node) Progress() *api.Progress {
 	p := n.outbox.Progress()
-	out := web.Progress{WaitingForPeers: p.WaitingForPeers, Jobs: make([]web.ProgressJob, 0, len(p.Jobs))}
-	for _, j := range p.Jobs {
-		out.Jobs = append(out.Jobs, web.ProgressJob{OutboxID: j.OutboxID, Rcpt: j.Rcpt, Kind: j.Kind.String(),
-			Block: j.Block, Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Finished: j.Finished})
+	return &api.Progress{WaitingForPeers: p.WaitingForPeers, Jobs: progressJobs(p.Jobs)}
+}
+
+// progressJobs is the outbox's jobs as the API shows them, sorted (outbox item, recipient, kind,
+// block), so that equal states marshal equally.
+func progressJobs(jobs []outbox.Job) []api.ProgressJob {
+	out := make([]api.ProgressJob, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, api.ProgressJob{OutboxID: j.OutboxID, Recipient: j.Rcpt, Kind: j.Kind.String(), Block: j.Block,
+			Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Started: j.Started, Finished: j.Finished})
 	}
-	slices.SortFunc(out.Jobs, func(a, b web.ProgressJob) int {
-		return cmp.Or(cmp.Compare(a.OutboxID, b.OutboxID), cmp.Compare(a.Rcpt, b.Rcpt), cmp.Compare(a.Kind, b.Kind),
+	slices.SortFunc(out, func(a, b api.ProgressJob) int {
+		return cmp.Or(cmp.Compare(a.OutboxID, b.OutboxID), cmp.Compare(a.Recipient, b.Recipient), cmp.Compare(a.Kind, b.Kind),
 			cmp.Compare(a.Block, b.Block))
 	})
 	return out

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -63,7 +64,7 @@ func TestStartStatusAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st Status
+	var st api.Status
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
 	if err != nil || st.Address != addr || st.Network != "tanglemail-dev" || st.P2P.PeerID == "" {
@@ -152,7 +153,7 @@ func TestTwoNodesExchangeBlocks(t *testing.T) {
 		ok, _ := b.Store().Has(blk.ID())
 		return ok
 	})
-	st := b.Status().(Status)
+	st := b.Status()
 	if st.P2P.Blocks != 1 {
 		t.Fatalf("status counts %d blocks, want 1", st.P2P.Blocks)
 	}

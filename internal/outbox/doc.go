@@ -68,6 +68,8 @@
 //     receipt racing with the failure wins or loses cleanly (ErrBadTransition rolls the bounce back).
 //   - Receipts to send are in memory only (SendReceipt never blocks the inbox): if the process dies
 //     before sending one, the sender republishes, the duplicate arrives, and the receipt is queued again.
+//   - Receipts wait a random delay before they are sent (protocol.md §10.2 rule 5, receipts.go), well
+//     below the republish interval; a crash meanwhile loses only the wait, as above.
 //
 // # Implementation notes
 //
@@ -83,5 +85,6 @@
 //     timers, so after moving a test clock call Notify.
 //   - A receipt acknowledges a key only when its signer is the address the envelope was sealed to:
 //     replay keys are public, so a key alone proves nothing.
-//   - Logs carry outbox ids, recipient addresses, block ids and counts, never message content.
+//   - Logs carry outbox ids, block ids and counts, never message content; recipient addresses only at
+//     debug level.
 package outbox

@@ -2,22 +2,19 @@ package outbox
 
 import (
 	"context"
-	"errors"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 )
-
-// ErrNoPeers is SendNote's error when the node has no peers to publish to.
-var ErrNoPeers = errors.New("outbox: no peers to publish to")
 
 // SendNote seals content as a chat envelope (kind 2) from the outbox's identity to `to` and publishes
 // it at once in a block with the given TTL, keeping nothing: for notices whose loss loses nothing, the
 // typing and read notices of protocol.md §10.3. Nothing retries it; with no peers it fails with
-// ErrNoPeers. It blocks for the block's proof of work (tens of milliseconds for a small note).
+// p2p.ErrNoPeers. It blocks for the block's proof of work (tens of milliseconds for a small note).
 func (o *Outbox) SendNote(ctx context.Context, to identity.Address, content []byte, ttl uint32) error {
 	if o.pub.PeerCount() == 0 {
-		return ErrNoPeers
+		return p2p.ErrNoPeers
 	}
 	payload, err := seal.Seal(o.id, to, o.params.ID, seal.KindChat, o.now(), content)
 	if err != nil {

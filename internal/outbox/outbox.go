@@ -13,6 +13,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -51,6 +52,13 @@ type Config struct {
 	// ReceiptDelay is how long a receipt waits for others to the same sender before it is sent
 	// (batching). Default 100 ms.
 	ReceiptDelay time.Duration
+	// ReceiptDelayMean is the mean of the random delay a batch of receipts waits on top of ReceiptDelay,
+	// so that relays cannot link a receipt to the message it answers by timing (receipts.go); at most a
+	// sixteenth of the republish interval for the receipt's TTL. Zero: no random delay (the node sets
+	// node.DefaultReceiptDelayMean).
+	ReceiptDelayMean time.Duration
+	// ReceiptClock times receipts; default real time. Tests inject one.
+	ReceiptClock ReceiptClock
 	// OnProgress, if set, is called when a proof-of-work job starts, about ten times a second while it
 	// runs, and when it ends. It runs on the grinding goroutine: keep it quick.
 	OnProgress func(Job)
@@ -127,6 +135,8 @@ type Outbox struct {
 	parents int
 	retry   time.Duration
 	rdelay  time.Duration
+	rmean   time.Duration
+	rclock  ReceiptClock
 	onProg  func(Job)
 	rnd     io.Reader
 
@@ -141,6 +151,7 @@ type Outbox struct {
 	rmu      sync.Mutex
 	receipts map[receiptKey]*receiptBatch
 	rqueued  int
+	chatSent map[string]time.Time // address → when chat last went to it (receipt clock)
 
 	c counters
 }
@@ -161,12 +172,17 @@ func New(cfg Config) (*Outbox, error) {
 	o := &Outbox{
 		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
 		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents,
-		retry: cfg.RetryInterval, rdelay: cfg.ReceiptDelay, onProg: cfg.OnProgress, rnd: cfg.Rand,
+		retry: cfg.RetryInterval, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
+		onProg: cfg.OnProgress, rnd: cfg.Rand,
 		wake:        make(chan struct{}, 1),
 		receiptWake: make(chan struct{}, 1),
 		jobs:        map[*Job]struct{}{},
 		streak:      map[rcptKey]int{},
 		receipts:    map[receiptKey]*receiptBatch{},
+		chatSent:    map[string]time.Time{},
+	}
+	if o.rclock == nil {
+		o.rclock = realClock{}
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -316,10 +332,11 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 			}
 			done[k], progress = true, true
 			switch err := o.work(ctx, r, items); {
-			case errors.Is(err, errNoPeers):
+			case errors.Is(err, p2p.ErrNoPeers):
 				res.noPeers = true
 			case err != nil && ctx.Err() == nil:
-				o.log.Error("outbox: recipient", "outbox", r.OutboxID, "rcpt", r.Rcpt, "err", err)
+				o.log.Error("outbox: recipient", "outbox", r.OutboxID, "err", err)
+				o.log.Debug("outbox: recipient", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 				res.errors = true
 			}
 			if ctx.Err() != nil {
@@ -335,8 +352,6 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 	}
 	return res
 }
-
-var errNoPeers = errors.New("outbox: no peers")
 
 // item is what the outbox needs of an outbox item, loaded once per pass.
 type item struct {
@@ -390,7 +405,7 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[int64]*
 		return o.fail(ctx, r, it, mail.Reason{Status: "5.1.3", Text: err.Error()})
 	}
 	if o.pub.PeerCount() == 0 {
-		return errNoPeers
+		return p2p.ErrNoPeers
 	}
 	if r.State == store.RcptPending {
 		if it.parts == nil && it.reason == nil {
@@ -455,7 +470,8 @@ func (o *Outbox) publish(ctx context.Context, r store.OutboxRcpt, it *item, to i
 			o.streak[k] = n + 1
 			o.mu.Unlock()
 			delay := min(time.Second<<min(n, 20), maxPublishBackoff)
-			o.log.Warn("outbox: publish failed, will retry", "outbox", r.OutboxID, "rcpt", r.Rcpt, "in", delay, "err", err)
+			o.log.Warn("outbox: publish failed, will retry", "outbox", r.OutboxID, "in", delay, "err", err)
+			o.log.Debug("outbox: publish failed", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 			_, uerr := o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{
 				State: r.State, NextAttempt: minTime(o.now().Add(delay), it.deadline),
 				Error: "publish: " + err.Error(), Attempt: true,
@@ -478,8 +494,9 @@ func (o *Outbox) publish(ctx context.Context, r store.OutboxRcpt, it *item, to i
 	if r.State == store.RcptPublished {
 		o.c.republished.Add(1)
 	}
-	o.log.Info("outbox: published", "outbox", r.OutboxID, "rcpt", r.Rcpt, "blocks", len(ids),
+	o.log.Info("outbox: published", "outbox", r.OutboxID, "blocks", len(ids),
 		"block", tangle.ID(ids[len(ids)-1]).Short(), "attempt", nr.Attempts)
+	o.log.Debug("outbox: published", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 	return nil
 }
 
@@ -529,6 +546,9 @@ func (o *Outbox) publishPayload(ctx context.Context, job *Job, to identity.Addre
 		return tangle.ID{}, err
 	}
 	o.c.published.Add(1)
+	if job.Kind == seal.KindChat {
+		o.noteChatSent(to)
+	}
 	return b.ID(), nil
 }
 
@@ -589,7 +609,8 @@ func (o *Outbox) fail(ctx context.Context, r store.OutboxRcpt, it *item, reason 
 	o.mu.Lock()
 	delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
 	o.mu.Unlock()
-	o.log.Warn("outbox: delivery failed", "outbox", r.OutboxID, "rcpt", r.Rcpt, "status", reason.Status, "reason", reason.Text)
+	o.log.Warn("outbox: delivery failed", "outbox", r.OutboxID, "status", reason.Status, "reason", reason.Text)
+	o.log.Debug("outbox: delivery failed", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 	return nil
 }
 
@@ -628,7 +649,8 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		o.mu.Lock()
 		delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
 		o.mu.Unlock()
-		o.log.Info("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
+		o.log.Info("outbox: delivered", "outbox", r.OutboxID)
+		o.log.Debug("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
 		if err := o.markDelivered(ctx, r.OutboxID); err != nil {
 			o.log.Warn("outbox: could not mark the Sent copy delivered", "outbox", r.OutboxID, "err", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -168,5 +169,24 @@ func TestReceiptRetries(t *testing.T) {
 	}
 	if p := o.Progress(); p.QueuedReceipts != 0 {
 		t.Fatalf("%d receipts still queued", p.QueuedReceipts)
+	}
+}
+
+// TestSendNoteNoPeers: with no peers a note is not published and fails with p2p.ErrNoPeers, the one
+// "no peers" error of every layer.
+func TestSendNoteNoPeers(t *testing.T) {
+	rec := &recorder{}
+	bob, alice := testID(t, 2), testID(t, 1)
+	o := startOutbox(t, rec, bob)
+	err := o.SendNote(context.Background(), alice.Address(), []byte("typing"), 60)
+	if !errors.Is(err, p2p.ErrNoPeers) {
+		t.Fatalf("SendNote with no peers: %v, want p2p.ErrNoPeers", err)
+	}
+	if n := len(rec.published()); n != 0 {
+		t.Fatalf("%d blocks published with no peers", n)
+	}
+	rec.peers.Store(1)
+	if err := o.SendNote(context.Background(), alice.Address(), []byte("typing"), 60); err != nil {
+		t.Fatalf("SendNote with a peer: %v", err)
 	}
 }

@@ -85,7 +85,7 @@ func TestAdversary(t *testing.T) {
 	adv := newRawPeer(t, c.nodes[0].topicName(0))
 	adv.connect(t, c.nodes[0])
 	adv.connect(t, c.nodes[1])
-	c.waitMesh(20 * time.Second)
+	c.waitMesh(meshTimeout)
 	advID := adv.h.ID()
 
 	ctx := context.Background()
@@ -98,7 +98,7 @@ func TestAdversary(t *testing.T) {
 		honest = append(honest, b.ID())
 	}
 	publishHonest()
-	c.waitAll(20*time.Second, indices(0, 3), honest)
+	c.waitAll(convergeTimeout, indices(0, 3), honest)
 
 	now := time.Now()
 	good := makeBlock(t, params, nil, 0, now)
@@ -137,7 +137,7 @@ func TestAdversary(t *testing.T) {
 	}
 	publishHonest()
 
-	waitFor(t, 20*time.Second, "attacker banned and disconnected", func() bool {
+	waitFor(t, convergeTimeout, "attacker banned and disconnected", func() bool {
 		for _, i := range []int{0, 1} {
 			n := c.nodes[i]
 			if !n.gater.isBanned(advID) || n.isConnected(advID) {
@@ -146,7 +146,7 @@ func TestAdversary(t *testing.T) {
 		}
 		return true
 	})
-	c.waitAll(20*time.Second, indices(0, 3), honest)
+	c.waitAll(convergeTimeout, indices(0, 3), honest)
 
 	for _, i := range []int{0, 1} {
 		n := c.nodes[i]
@@ -200,7 +200,7 @@ func TestFlood(t *testing.T) {
 	connect(t, c.nodes[1], c.nodes[2])
 	adv := newRawPeer(t, c.nodes[0].topicName(0))
 	adv.connect(t, c.nodes[0])
-	c.waitMesh(20 * time.Second)
+	c.waitMesh(meshTimeout)
 
 	ctx := context.Background()
 	start := time.Now()
@@ -218,7 +218,7 @@ func TestFlood(t *testing.T) {
 	}
 	// Wait until the node has dealt with the flood: its validator counters stop moving.
 	last, stable := uint64(0), 0
-	waitFor(t, 30*time.Second, "flood handled", func() bool {
+	waitFor(t, convergeTimeout, "flood handled", func() bool {
 		s := c.nodes[0].Status().Counters
 		if s.GossipReceived == last && s.GossipReceived > 0 {
 			stable++
@@ -228,7 +228,7 @@ func TestFlood(t *testing.T) {
 		return stable >= 25 // 0.5 s without news
 	})
 	elapsed := time.Since(start)
-	c.waitAll(30*time.Second, indices(0, 3), honest)
+	c.waitAll(convergeTimeout, indices(0, 3), honest)
 
 	st := c.nodes[0].Status()
 	t.Logf("flood of %d in %v: %+v, queues %+v", flood, elapsed, st.Counters, st.Queues)

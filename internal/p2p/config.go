@@ -17,7 +17,7 @@ import (
 // Files the node keeps in Config.DataDir.
 const (
 	KeyFile   = "p2p.key"        // the host's Ed25519 key, PKCS#8 PEM, mode 0600
-	PeersFile = "p2p-peers.json" // when each peer was last in contact (for catch-up after a restart)
+	PeersFile = "p2p-peers.json" // the peer table: when each peer was last in contact, and its addresses
 )
 
 // Default listen addresses: loopback only. A node that should be reachable from the LAN or the Internet is
@@ -32,8 +32,8 @@ type Config struct {
 	DataDir string `json:"data_dir,omitempty"`
 	// ListenAddrs are multiaddrs (TCP and/or QUIC). Empty: DefaultListenAddrs.
 	ListenAddrs []string `json:"listen_addrs,omitempty"`
-	// Bootstrap are multiaddrs with a /p2p/<peer id> suffix, dialled at start and whenever the node has
-	// no peers. There is no built-in list.
+	// Bootstrap are multiaddrs with a /p2p/<peer id> suffix, dialled at start and re-dialled whenever
+	// they are not connected (Limits.RedialBackoffMax). There is no built-in list.
 	Bootstrap []string `json:"bootstrap,omitempty"`
 	// MDNS announces and finds peers on the local network.
 	MDNS bool `json:"mdns"`
@@ -94,8 +94,23 @@ type Limits struct {
 	AnnounceCooldown    time.Duration // minimum time between two announce-triggered catch-ups with one peer
 	NotifyQueue         int           // OnBlock queue; when full, ingestion waits (backpressure)
 	SeenCache           int           // recently handled block ids kept in memory
-	ReconnectInterval   time.Duration // bootstrap re-dial when the node has no peers; DHT discovery
+	ReconnectInterval   time.Duration // DHT discovery rounds
 	ValidationParallel  int           // concurrent gossip validations (each may hold a block)
+
+	// Re-dialling known peers (see redial.go). The bootstrap peers and the RedialPeers most recently
+	// seen peers of the peer table (seen within RedialWindow, with known addresses) are re-dialled
+	// whenever they are not connected, whether or not the node has other peers, with a per-peer
+	// back-off from 1 s doubling up to RedialBackoffMax. Every back-off is reset when a link comes back
+	// (any peer connects) or the local network changes (an interface, address or link state).
+	RedialPeers      int
+	RedialWindow     time.Duration
+	RedialBackoffMax time.Duration
+	DialTimeout      time.Duration // one re-dial
+	// Liveness: every connected peer is pinged (libp2p ping) every PingInterval; a ping unanswered
+	// within PingTimeout closes the connection, so a dead link is noticed within PingInterval +
+	// PingTimeout, over TCP and QUIC alike.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 }
 
 // DefaultLimits are the limits of a product node.
@@ -129,6 +144,12 @@ func DefaultLimits() Limits {
 		SeenCache:            1 << 16,
 		ReconnectInterval:    30 * time.Second,
 		ValidationParallel:   256,
+		RedialPeers:          32,
+		RedialWindow:         7 * 24 * time.Hour,
+		RedialBackoffMax:     5 * time.Second,
+		DialTimeout:          5 * time.Second,
+		PingInterval:         2 * time.Second,
+		PingTimeout:          5 * time.Second,
 	}
 }
 

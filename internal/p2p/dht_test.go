@@ -19,7 +19,7 @@ func TestDHTDiscovery(t *testing.T) {
 	boot := WithBootstrap(hub.Addrs()[0])
 	a := startNode(t, params, newMemStore(params), append(withDHT, boot)...)
 	b := startNode(t, params, newMemStore(params), append(withDHT, boot)...)
-	waitFor(t, 30*time.Second, "a and b connected through DHT discovery", func() bool {
+	waitFor(t, convergeTimeout, "a and b connected through DHT discovery", func() bool {
 		return a.isConnected(b.host.ID()) || b.isConnected(a.host.ID())
 	})
 	for _, p := range a.host.Mux().Protocols() {
@@ -42,5 +42,5 @@ func TestDHTDiscovery(t *testing.T) {
 	if err := a.Publish(context.Background(), blk); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "block", func() bool { return rb.hasAll([]tangle.ID{blk.ID()}) })
+	waitFor(t, convergeTimeout, "block", func() bool { return rb.hasAll([]tangle.ID{blk.ID()}) })
 }

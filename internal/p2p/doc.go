@@ -99,9 +99,9 @@
 // Catch-up: when a peer connects, the node pages through the peer's ids of each subscribed shard since
 // the last contact with that peer minus Limits.CatchUpMargin (a peer never met: Limits.CatchUpWindow,
 // at most the maximum TTL), and fetches the ids it lacks in batches, Limits.FetchParallel requests at a
-// time. Contact times are kept in Config.DataDir/p2p-peers.json across restarts. After a catch-up that
-// stored blocks, the node announces to its other peers, so blocks that crossed a healed partition
-// spread to nodes without a link across it.
+// time. The peer table (each peer's last contact time) is kept in Config.DataDir/p2p-peers.json across
+// restarts. After a catch-up that stored blocks, the node announces to its other peers, so blocks that
+// crossed a healed partition spread to nodes without a link across it.
 //
 // Anti-entropy: Limits.AntiEntropyDelay (3 s) after a connect, and every Limits.AntiEntropyInterval
 // (10 s) with a random caught-up peer, the node compares per-minute digests of the last ten minutes (the newest five

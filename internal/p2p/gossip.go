@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -408,7 +409,16 @@ func (n *Node) Publish(ctx context.Context, b *tangle.Block) error {
 		n.stored(vb, false)
 	}
 	n.ctr.published.Add(1)
-	return n.publishRaw(ctx, vb)
+	if err := n.publishRaw(ctx, vb); err != nil {
+		return err
+	}
+	// Right after a link comes back the shard's mesh may still be empty (it forms at the next
+	// heartbeats), and GossipSub would send the block to nobody: announce it instead, so connected
+	// peers fetch it by catch-up now rather than at the next anti-entropy round.
+	if sh := vb.Shard(n.params.ShardBits); slices.Contains(n.shards, sh) && n.tracer.meshSize(n.topicName(sh)) == 0 {
+		n.catchup.announce(n.ctx, "", sh, vb.Time)
+	}
+	return nil
 }
 
 func (n *Node) publishRaw(ctx context.Context, b *tangle.Block) error {

@@ -15,7 +15,7 @@ func TestGossip20Nodes(t *testing.T) {
 	c := newCluster(t, 20, params, tcpOnly)
 	rng := seedRNG(t)
 	c.sparse(rng)
-	c.waitMesh(20 * time.Second)
+	c.waitMesh(meshTimeout)
 
 	var ids []tangle.ID
 	ctx := context.Background()
@@ -35,7 +35,7 @@ func TestGossip20Nodes(t *testing.T) {
 			}
 		}
 	}()
-	c.waitAll(30*time.Second, indices(0, len(c.nodes)), ids)
+	c.waitAll(convergeTimeout, indices(0, len(c.nodes)), ids)
 	// Delivered by gossip: at most a few deliveries may come from anti-entropy, when a thin mesh
 	// (D=3) momentarily leaves a node outside it and IHAVE gossip missed it too.
 	var fetched uint64

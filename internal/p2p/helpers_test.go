@@ -54,8 +54,34 @@ func startNode(t testing.TB, params tangle.Params, store Store, opts ...Option) 
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { n.Close() })
+	n.tracer.setOnChange(events.ring)
 	return n
 }
+
+// bell wakes every waiter at once: ring closes the channel that wait returned and makes a new one.
+type bell struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBell() *bell { return &bell{ch: make(chan struct{})} }
+
+func (b *bell) ring() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *bell) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+// events rings on the events tests wait for: a block handed to a recorder, a mesh change at any node,
+// a peer table change (see startNode and record).
+var events = newBell()
 
 func connect(t testing.TB, a, b *Node) {
 	t.Helper()
@@ -105,6 +131,7 @@ func record(n *Node) *recorder {
 		r.mu.Lock()
 		r.got[b.ID()]++
 		r.mu.Unlock()
+		events.ring()
 	})
 	return r
 }
@@ -130,23 +157,45 @@ func (r *recorder) snapshot() map[tangle.ID]int {
 	return out
 }
 
-// waitFor polls cond every 20 ms until it holds or the timeout passes.
+// Deadlines of the network-convergence waits. An idle machine meets them in a few seconds (the 20-node
+// mesh forms in 2–7 s under -race); they are set for a loaded 2-core machine, where GossipSub's 1 s
+// heartbeats run late and a GRAFT refused by a full mesh waits out the 15 s prune backoff, once or twice.
+const (
+	meshTimeout     = 90 * time.Second
+	convergeTimeout = 60 * time.Second
+)
+
+// waitFor waits until cond holds, and fails the test after timeout. It re-checks cond on every event
+// (a block delivered, a mesh change: see events) and at least every 100 ms for conditions that no event
+// announces (counters, connections). Deadlines are generous on purpose: they bound a failing test, and
+// a loaded 2-core machine running the race detector may be ten times slower than an idle one; every
+// wait longer than a second is logged, so slow convergence shows before it fails.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	start := time.Now()
-	deadline := start.Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	defer func() {
 		if d := time.Since(start); d > time.Second {
 			t.Logf("waited %v for %s", d.Round(time.Millisecond), what)
 		}
 	}()
-	for !cond() {
-		if time.Now().After(deadline) {
+	for {
+		ev := events.wait() // before cond: an event during cond still wakes us
+		if cond() {
+			return
+		}
+		select {
+		case <-ev:
+		case <-tick.C:
+		case <-deadline.C:
+			if cond() {
+				return
+			}
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		<-tick.C
 	}
 }
 

@@ -112,6 +112,8 @@ type counters struct {
 	announcesRecv  atomic.Uint64
 
 	peersBanned atomic.Uint64
+	redials     atomic.Uint64 // re-dials of known peers started
+	deadLinks   atomic.Uint64 // connections closed for unanswered pings
 
 	rejectMu sync.Mutex
 	rejected map[string]uint64 // by reason
@@ -153,6 +155,8 @@ type Counters struct {
 	AnnouncesSent     uint64            `json:"announces_sent"`
 	AnnouncesReceived uint64            `json:"announces_received"`
 	PeersBanned       uint64            `json:"peers_banned"`
+	Redials           uint64            `json:"redials"`    // re-dials of known peers started
+	DeadLinks         uint64            `json:"dead_links"` // connections closed for unanswered pings
 }
 
 func (c *counters) snapshot() Counters {
@@ -181,6 +185,8 @@ func (c *counters) snapshot() Counters {
 		AnnouncesSent:     c.announcesSent.Load(),
 		AnnouncesReceived: c.announcesRecv.Load(),
 		PeersBanned:       c.peersBanned.Load(),
+		Redials:           c.redials.Load(),
+		DeadLinks:         c.deadLinks.Load(),
 		RejectedByReason:  map[string]uint64{},
 	}
 	c.rejectMu.Lock()

@@ -3,35 +3,24 @@ package p2p
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
-	dutil "github.com/libp2p/go-libp2p/p2p/discovery/util"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -61,6 +50,10 @@ var (
 	ErrClosed      = errors.New("p2p: node closed")
 	ErrBadAddr     = errors.New("p2p: bad peer address")
 	ErrPeerBlocked = errors.New("p2p: peer is blocked")
+	// ErrNoPeers says the node has no peer to publish to (PeerCount is 0). Publish itself stores the
+	// block and succeeds (peers fetch it by catch-up later); layers above that will not publish into an
+	// empty network (the outbox) return it, so every "no peers" is this one error for errors.Is.
+	ErrNoPeers = errors.New("p2p: no peers to publish to")
 )
 
 // Node is a tanglemail peer: a libp2p host, GossipSub on the node's shard topics, the block request
@@ -99,6 +92,7 @@ type Node struct {
 	notify        *notifier
 	solid         *solidifier
 	catchup       *catchUpper
+	redial        *redialer
 
 	// gate tracks calls (validators, stream handlers) that may touch the store, so Close can wait for
 	// them: after Close returns the node never calls the store again.
@@ -109,9 +103,11 @@ type Node struct {
 	mu          sync.Mutex
 	topics      map[uint32]*pubsub.Topic
 	subs        []*pubsub.Subscription
-	peers       map[peer.ID]*peerState // connected peers
-	contacts    map[peer.ID]int64      // last contact, Unix ms (node clock)
-	scores      map[peer.ID]float64    // last GossipSub score snapshot
+	peers       map[peer.ID]*peerState     // connected peers
+	peerTable   map[peer.ID]int64          // the peer table: every peer met, last in contact at (Unix ms, node clock)
+	peerAddrs   map[peer.ID][]ma.Multiaddr // the peer table: addresses to re-dial a peer at (maxPeerAddrs)
+	peersDirty  bool                       // the peer table changed since the peers file was saved
+	scores      map[peer.ID]float64        // last GossipSub score snapshot
 	inboundPeer map[peer.ID]int
 	synced      bool
 	bootstrap   []peer.AddrInfo
@@ -176,12 +172,14 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 		inbound:     make(chan struct{}, lim.MaxInbound),
 		topics:      make(map[uint32]*pubsub.Topic),
 		peers:       make(map[peer.ID]*peerState),
-		contacts:    make(map[peer.ID]int64),
+		peerTable:   make(map[peer.ID]int64),
+		peerAddrs:   make(map[peer.ID][]ma.Multiaddr),
+		redial:      newRedialer(),
 		scores:      make(map[peer.ID]float64),
 		inboundPeer: make(map[peer.ID]int),
 		bootstrap:   boot,
 	}
-	n.loadContacts()
+	n.loadPeersFile()
 	n.notify = newNotifier(lim.NotifyQueue, n.log)
 	n.solid = newSolidifier(n)
 	n.catchup = newCatchUpper(n)
@@ -197,6 +195,13 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 	}
 	n.host.SetStreamHandler(n.proto, n.handleStream)
 	n.host.Network().Notify(&notifiee{n: n})
+	idSub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		n.host.Close()
+		cancel()
+		return nil, fmt.Errorf("p2p: event bus: %w", err)
+	}
+	n.goLoop("identify", func(ctx context.Context) { n.learnAddrs(ctx, idSub) })
 
 	n.goLoop("notify", n.notify.run)
 	n.goLoop("solidify", n.solid.run)
@@ -210,6 +215,7 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 			n.Close()
 			return nil, err
 		}
+		n.goLoop("discover", n.discoverLoop)
 	}
 	if s.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, "_tanglemail-"+params.ID.String(), &mdnsNotifee{n: n})
@@ -274,6 +280,12 @@ func clampLimits(l Limits) Limits {
 	posd(&l.CatchUpWindow, d.CatchUpWindow)
 	posd(&l.AnnounceCooldown, d.AnnounceCooldown)
 	posd(&l.ReconnectInterval, d.ReconnectInterval)
+	pos(&l.RedialPeers, d.RedialPeers, maxPeerTable)
+	posd(&l.RedialWindow, d.RedialWindow)
+	posd(&l.RedialBackoffMax, d.RedialBackoffMax)
+	posd(&l.DialTimeout, d.DialTimeout)
+	posd(&l.PingInterval, d.PingInterval)
+	posd(&l.PingTimeout, d.PingTimeout)
 	posd(&l.AntiEntropyInterval, d.AntiEntropyInterval)
 	posd(&l.AntiEntropyDelay, d.AntiEntropyDelay)
 	if max := time.Duration(tangle.MaxTTL) * time.Second; l.CatchUpWindow > max {
@@ -321,87 +333,6 @@ func resolveShards(want []uint32, bits int) ([]uint32, error) {
 	return out, nil
 }
 
-func parseAddrs(addrs []string) ([]peer.AddrInfo, error) {
-	var out []peer.AddrInfo
-	for _, a := range addrs {
-		ai, err := parseAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *ai)
-	}
-	return out, nil
-}
-
-func parseAddr(a string) (*peer.AddrInfo, error) {
-	m, err := ma.NewMultiaddr(a)
-	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrBadAddr, a, err)
-	}
-	ai, err := peer.AddrInfoFromP2pAddr(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w %q (want .../p2p/<peer id>): %v", ErrBadAddr, a, err)
-	}
-	return ai, nil
-}
-
-// startHost builds the libp2p host: TCP and QUIC, Noise, yamux, our gater and bandwidth reporter, and
-// nothing that dials out on its own: no relay, no NAT port mapping, no hole punching, no AutoNAT probing
-// (reachability is fixed to private), no metrics registration in a global registry.
-func (n *Node) startHost(key ed25519.PrivateKey) error {
-	pk, err := crypto.UnmarshalEd25519PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("p2p: key: %w", err)
-	}
-	cm, err := connmgr.NewConnManager(64, 128, connmgr.WithGracePeriod(time.Minute))
-	if err != nil {
-		return err
-	}
-	h, err := libp2p.New(
-		libp2p.Identity(pk),
-		libp2p.ListenAddrStrings(n.s.ListenAddrs...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
-		libp2p.ForceReachabilityPrivate(),
-		libp2p.DisableMetrics(),
-		libp2p.BandwidthReporter(n.bw),
-		libp2p.ConnectionGater(n.gater),
-		libp2p.ConnectionManager(cm),
-		libp2p.UserAgent("tanglemail"),
-	)
-	if err != nil {
-		return fmt.Errorf("p2p: host: %w", err)
-	}
-	n.host = h
-	return nil
-}
-
-// startDHT runs a Kademlia DHT server in the private /tanglemail namespace. Its only bootstrap peers are
-// the configured ones; it never uses libp2p's default (public IPFS) list.
-func (n *Node) startDHT() error {
-	kad, err := dht.New(n.host,
-		dht.Mode(dht.ModeServer),
-		dht.ProtocolPrefix("/tanglemail"),
-		dht.BootstrapPeers(n.bootstrap...),
-		dht.DisableValues(),
-	)
-	if err != nil {
-		return fmt.Errorf("p2p: dht: %w", err)
-	}
-	n.kad = kad
-	n.disc = drouting.NewRoutingDiscovery(kad)
-	if err := kad.Bootstrap(n.ctx); err != nil {
-		return fmt.Errorf("p2p: dht bootstrap: %w", err)
-	}
-	for _, sh := range n.shards {
-		dutil.Advertise(n.ctx, n.disc, n.topicName(sh))
-	}
-	return nil
-}
-
 // goLoop runs f in a tracked goroutine that logs a panic instead of crashing the process.
 func (n *Node) goLoop(name string, f func(ctx context.Context)) {
 	n.wg.Add(1)
@@ -432,7 +363,7 @@ func (n *Node) enter() bool {
 func (n *Node) leave() { n.inflight.Done() }
 
 // Close stops the node: it leaves the network, stops every goroutine, waits for calls that use the store
-// and saves the peers' contact times. It does not close the store. Blocks queued for OnBlock handlers but
+// and saves the peer table. It does not close the store. Blocks queued for OnBlock handlers but
 // not yet delivered are dropped (they are in the store).
 func (n *Node) Close() error {
 	n.gateMu.Lock()
@@ -446,7 +377,7 @@ func (n *Node) Close() error {
 	now := n.now().UnixMilli()
 	n.mu.Lock()
 	for p := range n.peers {
-		n.contacts[p] = now
+		n.peerTable[p] = now
 	}
 	n.mu.Unlock()
 
@@ -461,7 +392,7 @@ func (n *Node) Close() error {
 	errs = append(errs, n.host.Close())
 	n.wg.Wait()
 	n.inflight.Wait()
-	errs = append(errs, n.saveContacts())
+	errs = append(errs, n.savePeersFile())
 	n.log.Info("p2p node stopped", "peer", n.host.ID().String())
 	return errors.Join(errs...)
 }
@@ -479,64 +410,6 @@ func (n *Node) Addrs() []string {
 	return out
 }
 
-// Connect dials a peer given as a multiaddr with /p2p/<peer id>.
-func (n *Node) Connect(ctx context.Context, addr string) error {
-	ai, err := parseAddr(addr)
-	if err != nil {
-		return err
-	}
-	if n.gater.isBanned(ai.ID) {
-		return ErrPeerBlocked
-	}
-	if err := n.host.Connect(ctx, *ai); err != nil {
-		return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)
-	}
-	return nil
-}
-
-// BlockPeer disconnects a peer and refuses connections to and from it for d (an operator's block, and
-// how tests partition a network). UnblockPeer lifts it.
-func (n *Node) BlockPeer(id string, d time.Duration) error {
-	p, err := peer.Decode(id)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadAddr, err)
-	}
-	n.gater.ban(p, time.Now().Add(d))
-	return n.host.Network().ClosePeer(p)
-}
-
-// UnblockPeer lifts a block set by BlockPeer or by misbehaviour. It does not reconnect.
-func (n *Node) UnblockPeer(id string) error {
-	p, err := peer.Decode(id)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadAddr, err)
-	}
-	n.gater.unban(p)
-	return nil
-}
-
-// offence records misbehaviour by p and bans it once its score reaches the threshold.
-func (n *Node) offence(p peer.ID, reason string, weight float64) {
-	if score := n.misbehave.add(p, weight, time.Now()); score >= n.lim.BanThreshold {
-		n.banPeer(p, reason, score)
-	}
-}
-
-// banPeer disconnects p and refuses it for Limits.BanDuration, in the connection gater and in GossipSub.
-func (n *Node) banPeer(p peer.ID, reason string, score float64) {
-	if n.gater.isBanned(p) {
-		return
-	}
-	n.gater.ban(p, time.Now().Add(n.lim.BanDuration))
-	n.ctr.peersBanned.Add(1)
-	n.log.Warn("p2p: banning misbehaving peer", "peer", p.String(), "reason", reason,
-		"score", score, "for", n.lim.BanDuration)
-	n.spawn(func() {
-		n.ps.BlacklistPeer(p)
-		_ = n.host.Network().ClosePeer(p)
-	})
-}
-
 // spawn runs f in a goroutine that Close waits for; nothing runs once the node is closing.
 func (n *Node) spawn(f func()) {
 	if !n.enter() {
@@ -549,250 +422,4 @@ func (n *Node) spawn(f func()) {
 	}()
 }
 
-// dialBootstrap connects to every bootstrap peer not yet connected, in parallel.
-func (n *Node) dialBootstrap(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, ai := range n.bootstrap {
-		if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
-			continue
-		}
-		wg.Add(1)
-		go func(ai peer.AddrInfo) {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			if err := n.host.Connect(cctx, ai); err != nil {
-				n.log.Debug("p2p: bootstrap dial failed", "peer", ai.ID.String(), "err", err)
-			}
-		}(ai)
-	}
-	wg.Wait()
-}
-
-// maintain samples bandwidth, re-dials bootstrap peers when alone, runs DHT discovery and saves contact
-// times.
-func (n *Node) maintain(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var lastDial, lastSave, lastDisc, lastAE time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			n.bw.sample(now)
-			if now.Sub(lastDial) >= n.lim.ReconnectInterval && len(n.host.Network().Peers()) == 0 && len(n.bootstrap) > 0 {
-				lastDial = now
-				n.dialBootstrap(ctx)
-			}
-			if n.disc != nil && now.Sub(lastDisc) >= n.lim.ReconnectInterval {
-				lastDisc = now
-				n.discover(ctx)
-			}
-			if now.Sub(lastAE) >= n.lim.AntiEntropyInterval {
-				lastAE = now
-				if ps := n.caughtUpPeers(); len(ps) > 0 {
-					n.catchup.schedule(ps[mrand.IntN(len(ps))], kindAntiEntropy, nil)
-				}
-			}
-			if now.Sub(lastSave) >= time.Minute {
-				lastSave = now
-				if err := n.saveContacts(); err != nil {
-					n.log.Warn("p2p: save peers", "err", err)
-				}
-			}
-		}
-	}
-}
-
-// targetPeers is how many peers DHT discovery tries to keep.
-const targetPeers = 8
-
-func (n *Node) discover(ctx context.Context) {
-	if len(n.host.Network().Peers()) >= targetPeers {
-		return
-	}
-	for _, sh := range n.shards {
-		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		found, err := dutil.FindPeers(fctx, n.disc, n.topicName(sh))
-		cancel()
-		if err != nil {
-			continue
-		}
-		for _, ai := range found {
-			if ai.ID == n.host.ID() || len(ai.Addrs) == 0 || n.host.Network().Connectedness(ai.ID) == network.Connected {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_ = n.host.Connect(cctx, ai)
-			cancel()
-			if len(n.host.Network().Peers()) >= targetPeers {
-				return
-			}
-		}
-	}
-}
-
-// notifiee turns connection events into peer state and catch-up.
-type notifiee struct{ n *Node }
-
-func (nf *notifiee) Listen(network.Network, ma.Multiaddr)      {}
-func (nf *notifiee) ListenClose(network.Network, ma.Multiaddr) {}
-func (nf *notifiee) Connected(_ network.Network, c network.Conn) {
-	nf.n.peerConnected(c.RemotePeer(), c.Stat().Direction == network.DirOutbound)
-}
-func (nf *notifiee) Disconnected(nw network.Network, c network.Conn) {
-	p := c.RemotePeer()
-	if nw.Connectedness(p) == network.Connected {
-		return // another connection remains
-	}
-	nf.n.peerDisconnected(p)
-}
-
-func (n *Node) peerConnected(p peer.ID, outbound bool) {
-	n.mu.Lock()
-	if _, ok := n.peers[p]; ok {
-		n.mu.Unlock()
-		return
-	}
-	n.peers[p] = &peerState{since: time.Now(), outbound: outbound}
-	n.mu.Unlock()
-	n.catchup.schedule(p, kindConnect, nil)
-	// Once the topic mesh has formed (a few heartbeats), compare the recent window: blocks gossiped
-	// between the connect-time listing and the mesh are repaired here.
-	time.AfterFunc(n.lim.AntiEntropyDelay, func() {
-		if n.isConnected(p) {
-			n.catchup.schedule(p, kindAntiEntropy, nil)
-		}
-	})
-}
-
-func (n *Node) peerDisconnected(p peer.ID) {
-	n.mu.Lock()
-	if _, ok := n.peers[p]; ok {
-		delete(n.peers, p)
-		n.contacts[p] = n.now().UnixMilli()
-		n.trimContactsLocked()
-	}
-	n.mu.Unlock()
-	n.tracer.removePeer(p)
-	n.catchup.forget(p)
-}
-
-// connectedPeers lists connected, unbanned peers.
-func (n *Node) connectedPeers() []peer.ID {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]peer.ID, 0, len(n.peers))
-	for p := range n.peers {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return slices.DeleteFunc(out, n.gater.isBanned)
-}
-
-// caughtUpPeers lists connected peers with a completed catch-up session.
-func (n *Node) caughtUpPeers() []peer.ID {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []peer.ID
-	for p, ps := range n.peers {
-		if ps.caughtUp {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// maxContacts bounds the persisted contact table.
-const maxContacts = 1024
-
-func (n *Node) trimContactsLocked() {
-	if len(n.contacts) <= maxContacts {
-		return
-	}
-	type kv struct {
-		p peer.ID
-		t int64
-	}
-	all := make([]kv, 0, len(n.contacts))
-	for p, t := range n.contacts {
-		all = append(all, kv{p, t})
-	}
-	slices.SortFunc(all, func(a, b kv) int { return int(b.t - a.t) })
-	for _, e := range all[maxContacts:] {
-		delete(n.contacts, e.p)
-	}
-}
-
-// contactsFile is the JSON layout of PeersFile: peer id → last contact, Unix ms.
-type contactsFile struct {
-	Network  string           `json:"network"`
-	Contacts map[string]int64 `json:"contacts"`
-}
-
-func (n *Node) loadContacts() {
-	if n.s.DataDir == "" {
-		return
-	}
-	data, err := os.ReadFile(filepath.Join(n.s.DataDir, PeersFile))
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			n.log.Warn("p2p: read peers file", "err", err)
-		}
-		return
-	}
-	var cf contactsFile
-	if err := json.Unmarshal(data, &cf); err != nil || cf.Network != n.params.Name {
-		n.log.Warn("p2p: ignoring peers file", "err", err)
-		return
-	}
-	for id, t := range cf.Contacts {
-		if p, err := peer.Decode(id); err == nil {
-			n.contacts[p] = t
-		}
-	}
-	n.trimContactsLocked()
-}
-
-func (n *Node) saveContacts() error {
-	if n.s.DataDir == "" {
-		return nil
-	}
-	n.mu.Lock()
-	cf := contactsFile{Network: n.params.Name, Contacts: make(map[string]int64, len(n.contacts))}
-	now := n.now().UnixMilli()
-	for p := range n.peers {
-		n.contacts[p] = now
-	}
-	for p, t := range n.contacts {
-		cf.Contacts[p.String()] = t
-	}
-	n.mu.Unlock()
-	data, err := json.Marshal(&cf)
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(n.s.DataDir, PeersFile), data, 0o600)
-}
-
-// mdnsNotifee dials peers found on the LAN.
-type mdnsNotifee struct{ n *Node }
-
-func (m *mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	n := m.n
-	if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
-		return
-	}
-	n.spawn(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		defer cancel()
-		if err := n.host.Connect(ctx, ai); err != nil {
-			n.log.Debug("p2p: mdns dial failed", "peer", ai.ID.String(), "err", err)
-		}
-	})
-}
-
 var _ io.Closer = (*Node)(nil)
-
-func decodePeer(s string) (peer.ID, error) { return peer.Decode(s) }

@@ -153,7 +153,7 @@ func TestStatusJSON(t *testing.T) {
 	a := startNode(t, params, newMemStore(params), tcpOnly)
 	b := startNode(t, params, newMemStore(params), tcpOnly)
 	connect(t, a, b)
-	waitFor(t, 10*time.Second, "catch-up", func() bool { return a.Status().Counters.CatchUps > 0 })
+	waitFor(t, convergeTimeout, "catch-up", func() bool { return a.Status().Counters.CatchUps > 0 })
 	st := a.Status()
 	data, err := json.Marshal(st)
 	if err != nil {
@@ -191,7 +191,7 @@ func TestQUIC(t *testing.T) {
 	if err := a.Publish(context.Background(), blk); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "block over QUIC", func() bool { return rb.hasAll([]tangle.ID{blk.ID()}) })
+	waitFor(t, convergeTimeout, "block over QUIC", func() bool { return rb.hasAll([]tangle.ID{blk.ID()}) })
 }
 
 // TestStoreRefusal: a block the store refuses (its stored parent is more than ten minutes older,

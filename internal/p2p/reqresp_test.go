@@ -105,7 +105,7 @@ func TestRequestProtocol(t *testing.T) {
 	for range 3 {
 		rawRequest(adv.h, n, append(binary.LittleEndian.AppendUint32(nil, 1), 0x55))
 	}
-	waitFor(t, 10*time.Second, "abusive peer banned", func() bool {
+	waitFor(t, convergeTimeout, "abusive peer banned", func() bool {
 		return n.gater.isBanned(advID) && !n.isConnected(advID)
 	})
 	if _, err := rawRequest(adv.h, n, frame(&message{Type: msgGetBlocks, IDs: []tangle.ID{blk.ID()}})); err == nil {

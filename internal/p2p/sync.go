@@ -377,7 +377,7 @@ func (c *catchUpper) session(ctx context.Context, p peer.ID, job *catchUpState) 
 	if job.connect {
 		s := floor
 		n.mu.Lock()
-		if t, ok := n.contacts[p]; ok {
+		if t, ok := n.peerTable[p]; ok {
 			s = max(floor, t-n.lim.CatchUpMargin.Milliseconds())
 		}
 		n.mu.Unlock()

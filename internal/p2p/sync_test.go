@@ -22,14 +22,14 @@ func TestPartitionHeal(t *testing.T) {
 	}
 	connect(t, c.nodes[0], c.nodes[4])
 	connect(t, c.nodes[2], c.nodes[6])
-	c.waitMesh(20 * time.Second)
+	c.waitMesh(meshTimeout)
 
 	ctx := context.Background()
 	before := makeBlock(t, params, nil, 512, time.Now())
 	if err := c.nodes[1].Publish(ctx, before); err != nil {
 		t.Fatal(err)
 	}
-	c.waitAll(20*time.Second, indices(0, 8), []tangle.ID{before.ID()})
+	c.waitAll(convergeTimeout, indices(0, 8), []tangle.ID{before.ID()})
 
 	// Cut.
 	for _, a := range A {
@@ -42,7 +42,7 @@ func TestPartitionHeal(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 10*time.Second, "partition", func() bool {
+	waitFor(t, convergeTimeout, "partition", func() bool {
 		for _, a := range A {
 			for _, b := range B {
 				if c.nodes[a].isConnected(c.nodes[b].host.ID()) {
@@ -65,8 +65,8 @@ func TestPartitionHeal(t *testing.T) {
 		}
 		idsA, idsB = append(idsA, ba.ID()), append(idsB, bb.ID())
 	}
-	c.waitAll(20*time.Second, A, idsA)
-	c.waitAll(20*time.Second, B, idsB)
+	c.waitAll(convergeTimeout, A, idsA)
+	c.waitAll(convergeTimeout, B, idsB)
 	for _, a := range A {
 		for _, id := range idsB {
 			if has, _ := c.stores[a].Has(id); has {
@@ -85,7 +85,7 @@ func TestPartitionHeal(t *testing.T) {
 	connect(t, c.nodes[1], c.nodes[5])
 	connect(t, c.nodes[3], c.nodes[7])
 	all := append(append([]tangle.ID{}, idsA...), idsB...)
-	c.waitAll(30*time.Second, indices(0, 8), all)
+	c.waitAll(convergeTimeout, indices(0, 8), all)
 	for i, r := range c.recs {
 		for _, id := range all {
 			if got := r.snapshot()[id]; got != 1 {
@@ -113,7 +113,7 @@ func TestOfflineCatchUp(t *testing.T) {
 	connect(t, x, c.nodes[0])
 	connect(t, x, c.nodes[2])
 	xrec := record(x)
-	c.waitMesh(20 * time.Second)
+	c.waitMesh(meshTimeout)
 
 	ctx := context.Background()
 	var early []tangle.ID
@@ -124,12 +124,12 @@ func TestOfflineCatchUp(t *testing.T) {
 		}
 		early = append(early, b.ID())
 	}
-	waitFor(t, 20*time.Second, "early blocks at x", func() bool { return xrec.hasAll(early) })
+	waitFor(t, convergeTimeout, "early blocks at x", func() bool { return xrec.hasAll(early) })
 	xid := x.ID()
 	if err := x.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "x gone", func() bool {
+	waitFor(t, convergeTimeout, "x gone", func() bool {
 		for _, n := range c.nodes {
 			if len(n.host.Network().ConnsToPeer(x.host.ID())) > 0 {
 				return false
@@ -146,7 +146,7 @@ func TestOfflineCatchUp(t *testing.T) {
 		}
 		missed = append(missed, b.ID())
 	}
-	c.waitAll(20*time.Second, indices(0, 4), missed)
+	c.waitAll(convergeTimeout, indices(0, 4), missed)
 
 	// Restart on the same store and data directory, with one bootstrap peer.
 	x2, err := New(context.Background(), Config{DataDir: dir, Bootstrap: []string{c.nodes[1].Addrs()[0]}}, xs, params,
@@ -159,8 +159,8 @@ func TestOfflineCatchUp(t *testing.T) {
 		t.Fatalf("peer id changed: %s → %s", xid, x2.ID())
 	}
 	x2rec := record(x2)
-	waitFor(t, 20*time.Second, "missed blocks after restart", func() bool { return x2rec.hasAll(missed) })
-	waitFor(t, 10*time.Second, "catch-up and anti-entropy done", func() bool {
+	waitFor(t, convergeTimeout, "missed blocks after restart", func() bool { return x2rec.hasAll(missed) })
+	waitFor(t, convergeTimeout, "catch-up and anti-entropy done", func() bool {
 		s := x2.Status()
 		return s.Synced && s.Counters.CatchUps > 0 && s.Counters.AntiEntropy > 0
 	})
@@ -198,7 +198,7 @@ func TestChildBeforeParent(t *testing.T) {
 			for k := 0; k+1 < len(c.nodes); k++ { // a line: the parent is up to five hops away
 				connect(t, c.nodes[k], c.nodes[k+1])
 			}
-			c.waitMesh(20 * time.Second)
+			c.waitMesh(meshTimeout)
 			now := time.Now()
 			parent := makeBlock(t, params, nil, 512, now.Add(-tc.parentAge))
 			child := makeBlock(t, params, []tangle.ID{parent.ID()}, 512, now)
@@ -208,8 +208,8 @@ func TestChildBeforeParent(t *testing.T) {
 			if err := c.nodes[0].Publish(context.Background(), child); err != nil {
 				t.Fatal(err)
 			}
-			c.waitAll(20*time.Second, indices(1, 6), []tangle.ID{child.ID(), parent.ID()})
-			waitFor(t, 10*time.Second, "child solid everywhere", func() bool {
+			c.waitAll(convergeTimeout, indices(1, 6), []tangle.ID{child.ID(), parent.ID()})
+			waitFor(t, convergeTimeout, "child solid everywhere", func() bool {
 				for _, st := range c.stores {
 					if ok, _ := st.IsSolid(child.ID()); !ok {
 						return false

@@ -18,6 +18,7 @@ type meshTracer struct {
 	mu         sync.Mutex
 	mesh       map[string]map[peer.ID]struct{}
 	lastChange time.Time // last GRAFT or PRUNE
+	onChange   func()    // called (under mu, must not block) after every mesh change; tests wait on it
 
 	droppedRPCs   atomic.Uint64
 	undeliverable atomic.Uint64
@@ -40,13 +41,28 @@ func (t *meshTracer) Graft(p peer.ID, topic string) {
 		t.mesh[topic] = m
 	}
 	m[p] = struct{}{}
+	t.changedLocked()
+}
+
+// changedLocked records a mesh change.
+func (t *meshTracer) changedLocked() {
 	t.lastChange = time.Now()
+	if t.onChange != nil {
+		t.onChange()
+	}
+}
+
+// setOnChange sets the function called after every mesh change (tests: an event to wait on).
+func (t *meshTracer) setOnChange(f func()) {
+	t.mu.Lock()
+	t.onChange = f
+	t.mu.Unlock()
 }
 
 func (t *meshTracer) Prune(p peer.ID, topic string) {
 	t.mu.Lock()
 	delete(t.mesh[topic], p)
-	t.lastChange = time.Now()
+	t.changedLocked()
 	t.mu.Unlock()
 }
 
@@ -62,6 +78,9 @@ func (t *meshTracer) removePeer(p peer.ID) {
 	t.mu.Lock()
 	for _, m := range t.mesh {
 		delete(m, p)
+	}
+	if t.onChange != nil {
+		t.onChange()
 	}
 	t.mu.Unlock()
 }

@@ -33,8 +33,8 @@ func TestAppendListRead(t *testing.T) {
 	if mi.UID != 1 || mi.Size != int64(len(raw)) || mi.ModSeq != a.ModSeq {
 		t.Errorf("listed %+v", mi)
 	}
-	if got := mi.Flags.Strings(); len(got) != 3 || got[0] != `\Seen` || got[1] != "$forwarded" || got[2] != "work" {
-		t.Errorf("flags %q, want [\\Seen $forwarded work]", got)
+	if got := mi.Flags.Strings(); len(got) != 3 || got[0] != `\Seen` || got[1] != "$Forwarded" || got[2] != "Work" {
+		t.Errorf("flags %q, want [\\Seen $Forwarded Work]", got)
 	}
 	if !mi.Received.Equal(recv.Truncate(time.Second)) {
 		t.Errorf("internal date %v, want %v", mi.Received, recv)
@@ -45,7 +45,7 @@ func TestAppendListRead(t *testing.T) {
 	if l.UIDNext != 2 || l.UIDValidity != inbox.UIDValidity || l.HighestModSeq != a.ModSeq || l.ModSeq < a.ModSeq {
 		t.Errorf("listing header %+v", l)
 	}
-	if mb := mustMailbox(t, s, "INBOX"); len(mb.Keywords) != 2 || mb.Keywords[0] != "$forwarded" {
+	if mb := mustMailbox(t, s, "INBOX"); len(mb.Keywords) != 2 || mb.Keywords[0] != "$Forwarded" {
 		t.Errorf("mailbox keywords %q", mb.Keywords)
 	}
 

@@ -22,6 +22,8 @@
 //   - Expunge leaves a tombstone row (expunged, with the MODSEQ of its removal, no body). Tombstones are
 //     what CONDSTORE/QRESYNC need (Vanished). PurgeTombstones deletes old ones and raises the account's
 //     HighestDeletedModSeq: a client that asks for changes since an older MODSEQ gets ErrHistoryGone.
+//     Queries of live messages go through a partial index of the live rows (message_live), so their
+//     cost follows the live messages, however many tombstones a mailbox has left.
 //
 // Implementation notes:
 //   - Single writer. Every write runs in Store.Update: it takes the store's writer lock (a one-slot

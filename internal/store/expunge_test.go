@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -76,4 +77,33 @@ func TestExpungeTombstonesAndHistory(t *testing.T) {
 		t.Errorf("UID after purge %d, want 7", a.UID)
 	}
 	checkCounts(t, s)
+}
+
+// Queries of live messages use the partial index of live rows, so their cost follows the live
+// messages and not the tombstones (issue 12, BenchmarkIMAPChurn in internal/imapserver).
+func TestLiveQueriesSkipTombstones(t *testing.T) {
+	s := openTest(t)
+	for _, q := range []string{
+		`SELECT uid, flags FROM message WHERE mailbox_id = 1 AND expunged = 0 ORDER BY uid`,
+		`SELECT uid, flags FROM message WHERE mailbox_id = 1 AND expunged = 0 AND uid >= 5 AND uid <= 9 ORDER BY uid`,
+		`SELECT id FROM message WHERE mailbox_id = 1 AND expunged = 0 AND uid > 7 ORDER BY uid LIMIT 10`,
+	} {
+		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN " + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "; "), "message_live") {
+			t.Errorf("%s: plan %q does not use message_live", q, plan)
+		}
+	}
 }

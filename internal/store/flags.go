@@ -33,8 +33,10 @@ var systemFlagNames = []struct {
 	{FlagDraft, `\Draft`},
 }
 
-// Flags are a message's stored flags: system flags and keywords. Keywords are IMAP atoms, kept in
-// lower case (IMAP keywords are case-insensitive; mox does the same), sorted and without duplicates.
+// Flags are a message's stored flags: system flags and keywords. Keywords are IMAP atoms, compared
+// case-insensitively (RFC 9051 §2.3.2) but kept as first written ("$Forwarded" stays
+// "$Forwarded", as in Dovecot): in a mailbox, a keyword takes the spelling the mailbox first saw.
+// They are sorted case-insensitively and without duplicates.
 // Values built with ParseFlags are normalised; the store normalises any other value it is given.
 type Flags struct {
 	System   SystemFlags
@@ -61,7 +63,7 @@ func ParseFlags(names ...string) (Flags, error) {
 		if !validKeyword(n) {
 			return Flags{}, fmt.Errorf("%w: %q", ErrInvalidFlag, n)
 		}
-		f.Keywords = append(f.Keywords, strings.ToLower(n))
+		f.Keywords = append(f.Keywords, n)
 	}
 	f.Keywords = normKeywords(f.Keywords)
 	return f, nil
@@ -90,16 +92,33 @@ func validKeyword(k string) bool {
 	return true
 }
 
+// normKeywords sorts keywords case-insensitively and drops case-insensitive duplicates; of two
+// spellings the earlier in kw is kept.
 func normKeywords(kw []string) []string {
 	if len(kw) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(kw))
-	for _, k := range kw {
-		out = append(out, strings.ToLower(k))
+	out := slices.Clone(kw)
+	sort.SliceStable(out, func(i, j int) bool { return strings.ToLower(out[i]) < strings.ToLower(out[j]) })
+	return slices.CompactFunc(out, strings.EqualFold)
+}
+
+// spelled returns kw with each keyword in the spelling known already (case-insensitively), if any.
+func spelled(kw, known []string) []string {
+	if len(kw) == 0 || len(known) == 0 {
+		return kw
 	}
-	sort.Strings(out)
-	return slices.Compact(out)
+	out := make([]string, len(kw))
+	for i, k := range kw {
+		out[i] = k
+		for _, n := range known {
+			if strings.EqualFold(k, n) {
+				out[i] = n
+				break
+			}
+		}
+	}
+	return out
 }
 
 // normalize validates f and returns it in canonical form.
@@ -129,14 +148,13 @@ func (f Flags) Has(name string) bool {
 	if bit, ok := systemFlag(name); ok {
 		return f.System&bit != 0
 	}
-	name = strings.ToLower(name)
-	_, found := slices.BinarySearch(f.Keywords, name)
-	return found
+	return slices.ContainsFunc(f.Keywords, func(k string) bool { return strings.EqualFold(k, name) })
 }
 
-// Equal reports whether f and g hold the same flags (both normalised).
+// Equal reports whether f and g hold the same flags (both normalised), keywords compared
+// case-insensitively.
 func (f Flags) Equal(g Flags) bool {
-	return f.System == g.System && slices.Equal(f.Keywords, g.Keywords)
+	return f.System == g.System && slices.EqualFunc(f.Keywords, g.Keywords, strings.EqualFold)
 }
 
 func (f Flags) union(g Flags) Flags {
@@ -146,7 +164,7 @@ func (f Flags) union(g Flags) Flags {
 func (f Flags) minus(g Flags) Flags {
 	var kw []string
 	for _, k := range f.Keywords {
-		if !slices.Contains(g.Keywords, k) {
+		if !g.Has(k) {
 			kw = append(kw, k)
 		}
 	}

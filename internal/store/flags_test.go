@@ -11,10 +11,10 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.System != FlagSeen|FlagDraft || !slices.Equal(f.Keywords, []string{"$junk", "junk"}) {
+	if f.System != FlagSeen|FlagDraft || !slices.Equal(f.Keywords, []string{"$Junk", "Junk"}) {
 		t.Errorf("ParseFlags = %+v", f)
 	}
-	if got := f.Strings(); !slices.Equal(got, []string{`\Seen`, `\Draft`, "$junk", "junk"}) {
+	if got := f.Strings(); !slices.Equal(got, []string{`\Seen`, `\Draft`, "$Junk", "Junk"}) {
 		t.Errorf("Strings = %q", got)
 	}
 	for _, bad := range []string{`\Unknown`, "two words", "par(en", "", "quo\"te", "wild*", "ü"} {
@@ -72,14 +72,14 @@ func TestStoreFlagsModSeq(t *testing.T) {
 
 	// FLAGS (set) with a new keyword, then -FLAGS.
 	r, _ = s.StoreFlags(ctx, inbox.ID, UIDSetOf(2), FlagChange{Op: FlagsSet, Flags: must(ParseFlags(`\Flagged`, "Important"))})
-	if m := r.Messages[0]; !m.Changed || m.Flags.System != FlagFlagged || !slices.Equal(m.Flags.Keywords, []string{"important"}) {
+	if m := r.Messages[0]; !m.Changed || m.Flags.System != FlagFlagged || !slices.Equal(m.Flags.Keywords, []string{"Important"}) {
 		t.Errorf("set: %+v", m)
 	}
 	changes, _ = l.Take()
 	if len(changes) != 2 {
 		t.Fatalf("changes %+v, want keywords then flags", changes)
 	}
-	if kw, ok := changes[0].(ChangeMailboxKeywords); !ok || !slices.Equal(kw.Keywords, []string{"important"}) {
+	if kw, ok := changes[0].(ChangeMailboxKeywords); !ok || !slices.Equal(kw.Keywords, []string{"Important"}) {
 		t.Errorf("first change %+v, want the mailbox's new keyword list", changes[0])
 	}
 	r, _ = s.StoreFlags(ctx, inbox.ID, UIDSetOf(2), FlagChange{Op: FlagsRemove, Flags: must(ParseFlags("IMPORTANT", `\Seen`))})

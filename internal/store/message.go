@@ -82,7 +82,8 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 		return Appended{}, err
 	}
 	var uv, uidnext int64
-	err = tx.queryRow(`SELECT uidvalidity, uidnext FROM mailbox WHERE id = ?`, m.MailboxID).Scan(&uv, &uidnext)
+	var known string
+	err = tx.queryRow(`SELECT uidvalidity, uidnext, keywords FROM mailbox WHERE id = ?`, m.MailboxID).Scan(&uv, &uidnext, &known)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Appended{}, ErrNoMailbox
 	}
@@ -100,6 +101,7 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 	if err != nil {
 		return Appended{}, err
 	}
+	flags.Keywords = spelled(flags.Keywords, parseKeywordsColumn(known))
 	if err := tx.mergeKeywords(m.MailboxID, flags.Keywords); err != nil {
 		return Appended{}, err
 	}
@@ -616,9 +618,11 @@ func (tx *Tx) StoreFlags(mailboxID int64, uids UIDSet, fc FlagChange) (StoreResu
 	if err != nil {
 		return StoreResult{}, err
 	}
-	if _, err := tx.MailboxByID(mailboxID); err != nil {
+	mb, err := tx.MailboxByID(mailboxID)
+	if err != nil {
 		return StoreResult{}, err
 	}
+	flags.Keywords = spelled(flags.Keywords, mb.Keywords)
 	rows, err := tx.selectRows(mailboxID, uids, false)
 	if err != nil {
 		return StoreResult{}, err

@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode legacy charsets in bodies (sets message.CharsetReader)
+
+	"github.com/tanglemail/tanglemail/internal/mimepart"
 )
 
 // SearchCriteria selects messages (IMAP SEARCH, RFC 3501 §6.4.4 / RFC 9051 §6.4.4). All set fields must
@@ -202,35 +204,42 @@ func (m *candidate) bodyText() ([]string, error) {
 	return m.text, nil
 }
 
-// textParts returns the decoded text/* parts of a message in lower case. A message whose MIME
-// structure cannot be read is searched as raw text.
+// textParts returns the decoded text/* parts of a message in lower case, read from mimepart's
+// bounded parse (at most mimepart.MaxDepth levels and mimepart.MaxParts parts, so a deeply nested
+// mail costs one pass over its bytes).
 func textParts(h, t []byte) []string {
-	ent, err := message.Read(io.MultiReader(bytes.NewReader(h), bytes.NewReader(t)))
-	if ent == nil || (err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
-		return []string{strings.ToLower(string(t))}
-	}
+	raw := make([]byte, 0, len(h)+len(t))
+	raw = append(append(raw, h...), t...)
 	var out []string
-	werr := ent.Walk(func(_ []int, e *message.Entity, err error) error {
-		if e == nil {
-			return nil
+	var walk func(p *mimepart.Part)
+	walk = func(p *mimepart.Part) {
+		switch {
+		case p.Opaque:
+		case p.IsMultipart():
+			for _, c := range p.Children {
+				walk(c)
+			}
+		case p.Message != nil:
+			walk(p.Message)
+		case p.Type == "text":
+			b, err := mimepart.Decode(p.Header.Get("Content-Transfer-Encoding"), raw[p.BodyStart:p.BodyEnd])
+			if err != nil {
+				b = raw[p.BodyStart:p.BodyEnd]
+			}
+			if cs := strings.ToLower(p.Params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" && message.CharsetReader != nil {
+				if r, err := message.CharsetReader(cs, bytes.NewReader(b)); err == nil {
+					if d, err := io.ReadAll(io.LimitReader(r, maxPartText)); err == nil || len(d) > 0 {
+						b = d
+					}
+				}
+			}
+			if len(b) > maxPartText {
+				b = b[:maxPartText]
+			}
+			out = append(out, strings.ToLower(string(b)))
 		}
-		mt, _, perr := e.Header.ContentType()
-		if perr != nil || mt == "" {
-			mt = "text/plain"
-		}
-		if !strings.HasPrefix(mt, "text/") {
-			return nil
-		}
-		b, rerr := io.ReadAll(io.LimitReader(e.Body, maxPartText))
-		if rerr != nil && len(b) == 0 {
-			return nil
-		}
-		out = append(out, strings.ToLower(string(b)))
-		return nil
-	})
-	if werr != nil && len(out) == 0 {
-		return []string{strings.ToLower(string(t))}
 	}
+	walk(mimepart.Parse(raw))
 	return out
 }
 
@@ -364,10 +373,10 @@ func (k compiled) sql() (where string, args []any, exact bool) {
 		add("(flags & ?) = 0", int64(k.notFlagSys))
 	}
 	for _, kw := range k.flagKW {
-		add("instr(' ' || keywords || ' ', ?) > 0", " "+kw+" ")
+		add("instr(' ' || lower(keywords) || ' ', ?) > 0", " "+kw+" ")
 	}
 	for _, kw := range k.notFlagKW {
-		add("instr(' ' || keywords || ' ', ?) = 0", " "+kw+" ")
+		add("instr(' ' || lower(keywords) || ' ', ?) = 0", " "+kw+" ")
 	}
 	if k.larger > 0 {
 		add("size > ?", k.larger)

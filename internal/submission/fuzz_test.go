@@ -64,7 +64,7 @@ func (c *notifyConn) Close() error {
 // logs them, so the log is watched), must end the connection once the client has closed it, and
 // what reaches the backend keeps the invariants (fuzzBackend).
 func FuzzSession(f *testing.F) {
-	f.Add([]byte("EHLO x\r\nAUTH PLAIN " + plainIR("", password) + "\r\nMAIL FROM:<" + own + ">\r\nRCPT TO:<" + rcpt1 +
+	f.Add([]byte("EHLO x\r\nAUTH PLAIN " + plainIR(own, password) + "\r\nMAIL FROM:<" + own + ">\r\nRCPT TO:<" + rcpt1 +
 		">\r\nDATA\r\nSubject: s\r\nBcc: <" + rcpt2 + ">\r\n\r\nhi\r\n.\r\nQUIT\r\n"))
 
 	be := &fuzzBackend{t: f}

@@ -26,6 +26,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 )
 
 // Addresses of protocol.md §9.1: the user is the first.
@@ -97,6 +98,7 @@ func testOptions(t testing.TB) Options {
 		Hostname: "node.test",
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:      func() time.Time { return time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC) },
+		Penalty:  penaltytest.Instant(),
 	}
 }
 
@@ -141,7 +143,7 @@ func client(t testing.TB, addr string) *smtp.Client {
 func authedClient(t testing.TB, addr string) *smtp.Client {
 	t.Helper()
 	c := client(t, addr)
-	if err := c.Auth(sasl.NewPlainClient("", "user", password)); err != nil {
+	if err := c.Auth(sasl.NewPlainClient("", own, password)); err != nil {
 		t.Fatal(err)
 	}
 	return c

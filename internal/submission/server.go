@@ -2,7 +2,6 @@ package submission
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/mail"
 )
 
@@ -51,8 +51,12 @@ type Options struct {
 	// Address is the user's address, required: the only one the server sends as (MAIL FROM and the
 	// From header field must name it).
 	Address identity.Address
-	// Password is the password clients authenticate with (any user name), required.
+	// Password is the password clients authenticate with, required; the user name is Address
+	// (as an e-mail address, compared case-insensitively).
 	Password string
+	// Penalty delays logins from sources that recently failed to log in; the node shares one among its
+	// front doors. A penalty of its own (the defaults) if nil.
+	Penalty *loginpenalty.Penalty
 	// Hostname is the name in the greeting; default "localhost".
 	Hostname string
 	// TLSConfig enables STARTTLS (RFC 3207) when set.
@@ -78,15 +82,16 @@ type Options struct {
 
 // Server is an SMTP submission server (RFC 6409) in front of a Backend.
 type Server struct {
-	be     Backend
-	opts   Options
-	log    *slog.Logger
-	pwHash [32]byte
-	own    string // opts.Address.Mail()
-	smtp   *smtp.Server
-	ctx    context.Context
-	cancel context.CancelFunc
-	err    error // configuration error, returned by Serve
+	be      Backend
+	opts    Options
+	log     *slog.Logger
+	secret  loginpenalty.Secret
+	penalty *loginpenalty.Penalty
+	own     string // opts.Address.Mail()
+	smtp    *smtp.Server
+	ctx     context.Context
+	cancel  context.CancelFunc
+	err     error // configuration error, returned by Serve
 }
 
 // New returns a server for backend. A configuration error (no address, no password) is returned by
@@ -116,7 +121,10 @@ func New(backend Backend, opts Options) *Server {
 	if opts.SubmitTimeout <= 0 {
 		opts.SubmitTimeout = DefaultSubmitTimeout
 	}
-	s := &Server{be: backend, opts: opts, log: opts.Logger, pwHash: sha256.Sum256([]byte(opts.Password))}
+	if opts.Penalty == nil {
+		opts.Penalty = loginpenalty.New(loginpenalty.Options{})
+	}
+	s := &Server{be: backend, opts: opts, log: opts.Logger, secret: loginpenalty.NewSecret(opts.Password), penalty: opts.Penalty}
 	switch {
 	case backend == nil:
 		s.err = errors.New("submission: no backend")
@@ -187,6 +195,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{
 		srv:    s,
 		remote: remote.String(),
+		source: loginpenalty.SourceOf(remote),
 		local:  isLocal(remote),
 		tls:    tlsOn,
 	}, nil

@@ -30,7 +30,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("PLAIN ok", func(t *testing.T) {
 		c := client(t, addr)
-		if err := c.Auth(sasl.NewPlainClient("", "anyone", password)); err != nil {
+		if err := c.Auth(sasl.NewPlainClient("", own, password)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := send(t, c, own, []string{rcpt1}, testMessage("plain")); err != nil {
@@ -39,24 +39,24 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("PLAIN wrong password", func(t *testing.T) {
 		c := client(t, addr)
-		wantCode(t, c.Auth(sasl.NewPlainClient("", "anyone", password+"x")), 535, "5.7.8", "")
+		wantCode(t, c.Auth(sasl.NewPlainClient("", own, password+"x")), 535, "5.7.8", "")
 		// Still unauthenticated: MAIL is refused, and another AUTH may follow.
 		wantCode(t, c.Mail(own, nil), 530, "5.7.0", "Authentication required")
-		if err := c.Auth(sasl.NewPlainClient("", "anyone", password)); err != nil {
+		if err := c.Auth(sasl.NewPlainClient("", own, password)); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("PLAIN authorization identity", func(t *testing.T) {
 		c := client(t, addr)
-		wantCode(t, c.Auth(sasl.NewPlainClient("admin", "anyone", password)), 535, "5.7.8", "")
+		wantCode(t, c.Auth(sasl.NewPlainClient("admin", own, password)), 535, "5.7.8", "")
 		c = client(t, addr)
-		if err := c.Auth(sasl.NewPlainClient("same", "same", password)); err != nil {
+		if err := c.Auth(sasl.NewPlainClient(own, own, password)); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("LOGIN ok", func(t *testing.T) {
 		c := client(t, addr)
-		if err := c.Auth(sasl.NewLoginClient("anyone", password)); err != nil {
+		if err := c.Auth(sasl.NewLoginClient(own, password)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := send(t, c, own, []string{rcpt1}, testMessage("login")); err != nil {
@@ -65,7 +65,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("LOGIN wrong", func(t *testing.T) {
 		c := client(t, addr)
-		wantCode(t, c.Auth(sasl.NewLoginClient("anyone", "nope")), 535, "5.7.8", "")
+		wantCode(t, c.Auth(sasl.NewLoginClient(own, "nope")), 535, "5.7.8", "")
 	})
 	t.Run("wire", func(t *testing.T) {
 		w := dialWire(t, addr)
@@ -74,21 +74,21 @@ func TestAuth(t *testing.T) {
 		if msg := w.expect(334, "AUTH LOGIN"); msg != b64("Username:") {
 			t.Errorf("challenge %q", msg)
 		}
-		if msg := w.expect(334, "%s", b64("me")); msg != b64("Password:") {
+		if msg := w.expect(334, "%s", b64(own)); msg != b64("Password:") {
 			t.Errorf("challenge %q", msg)
 		}
 		w.expect(235, "%s", b64(password))
-		w.expect(503, "AUTH PLAIN %s", plainIR("", password)) // already authenticated
+		w.expect(503, "AUTH PLAIN %s", plainIR(own, password)) // already authenticated
 
 		w = dialWire(t, addr)
 		w.expect(250, "EHLO client.test")
-		w.expect(334, "AUTH LOGIN %s", b64("me")) // user name as initial response
+		w.expect(334, "AUTH LOGIN %s", b64(own)) // user name as initial response
 		w.expect(535, "%s", b64("bad"))
 		w.expect(501, "AUTH PLAIN %s", b64("no NULs here"))
 		w.expect(504, "AUTH CRAM-MD5")
 		w.expect(334, "AUTH PLAIN")
 		w.expect(501, "*") // cancelled (RFC 4954 §4)
-		w.expect(235, "AUTH PLAIN %s", plainIR("", password))
+		w.expect(235, "AUTH PLAIN %s", plainIR(own, password))
 	})
 	if n := len(be.all()); n != 2 {
 		t.Errorf("%d submissions, want 2", n)
@@ -300,7 +300,7 @@ func TestSize(t *testing.T) {
 	// BDAT (RFC 3030): the limit holds too, and a message of exactly the limit is accepted.
 	w := dialWire(t, addr)
 	w.expect(250, "EHLO client.test")
-	w.expect(235, "AUTH PLAIN %s", plainIR("", password))
+	w.expect(235, "AUTH PLAIN %s", plainIR(own, password))
 	for _, n := range []int{limit, limit + 1} {
 		w.expect(250, "MAIL FROM:<%s>", own)
 		w.expect(250, "RCPT TO:<%s>", rcpt1)
@@ -335,7 +335,7 @@ func TestAckAfterCommit(t *testing.T) {
 	_, addr := startServer(t, be, testOptions(t))
 	w := dialWire(t, addr)
 	w.expect(250, "EHLO client.test")
-	w.expect(235, "AUTH PLAIN %s", plainIR("", password))
+	w.expect(235, "AUTH PLAIN %s", plainIR(own, password))
 	w.expect(250, "MAIL FROM:<%s>", own)
 	w.expect(250, "RCPT TO:<%s>", rcpt1)
 	w.expect(354, "DATA")
@@ -416,7 +416,7 @@ func TestRemoteNeedsTLS(t *testing.T) {
 		}
 		w := dialWire(t, addr)
 		w.expect(250, "EHLO client.test")
-		if code, msg := w.cmd("AUTH PLAIN %s", plainIR("", password)); code != 538 || !strings.HasPrefix(msg, "5.7.11 ") {
+		if code, msg := w.cmd("AUTH PLAIN %s", plainIR(own, password)); code != 538 || !strings.HasPrefix(msg, "5.7.11 ") {
 			t.Fatalf("AUTH: %d %s", code, msg)
 		}
 		if code, _ := w.cmd("MAIL FROM:<%s>", own); code != 530 {
@@ -449,7 +449,7 @@ func TestRemoteNeedsTLS(t *testing.T) {
 		if ok, mechs := c.Extension("AUTH"); !ok || mechs != "PLAIN LOGIN" {
 			t.Errorf("AUTH after STARTTLS: %v %q", ok, mechs)
 		}
-		if err := c.Auth(sasl.NewPlainClient("", "u", password)); err != nil {
+		if err := c.Auth(sasl.NewPlainClient("", own, password)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := send(t, c, own, []string{rcpt1}, testMessage("tls")); err != nil {

@@ -2,17 +2,17 @@ package submission
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/mail"
 )
 
@@ -23,7 +23,9 @@ var (
 	errEncryptionRequired = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
 		Message: "Encryption required for requested authentication mechanism: use STARTTLS, or connect over loopback"}
 	errAuthFailed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
-		Message: "Authentication credentials invalid"}
+		Message: "Authentication credentials invalid: the user name is your address, the password the node's"}
+	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Service shutting down"}
 	errSASLSyntax = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
 		Message: "Malformed authentication response"}
 	errTooLarge = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
@@ -37,6 +39,7 @@ var (
 type session struct {
 	srv    *Server
 	remote string
+	source loginpenalty.Source
 	local  bool // loopback, Unix socket or pipe
 	tls    bool
 
@@ -68,18 +71,26 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 					"reason", "authorization identity differs from user name")
 				return errAuthFailed
 			}
-			return s.login("PLAIN", pass)
+			return s.login("PLAIN", user, pass)
 		})}, nil
 	case sasl.Login:
-		return saslErrors{s, &loginServer{check: func(user, pass string) error { return s.login("LOGIN", pass) }}}, nil
+		return saslErrors{s, &loginServer{check: func(user, pass string) error { return s.login("LOGIN", user, pass) }}}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-// login checks the password in constant time (of its length too: both sides are hashed first).
-func (s *session) login(mech, password string) error {
-	h := sha256.Sum256([]byte(password))
-	if subtle.ConstantTimeCompare(h[:], s.srv.pwHash[:]) != 1 {
+// login checks the user name and the password, after the failed-login penalty's wait for the
+// connection's source (Options.Penalty). The user name must be the user's address (the one IMAP takes),
+// compared case-insensitively (bech32 and the domain both are); the password is compared in constant
+// time, of its length too (both sides are hashed first).
+func (s *session) login(mech, user, password string) error {
+	passOK := s.srv.secret.Matches(password)
+	userOK := strings.EqualFold(user, s.srv.own)
+	ok, err := s.srv.penalty.Attempt(s.srv.ctx, "smtp", s.source, password, passOK && userOK)
+	if err != nil {
+		return errShuttingDown
+	}
+	if !ok {
 		s.srv.log.Warn("submission: authentication failed", "remote", s.remote, "mechanism", mech)
 		return errAuthFailed
 	}
@@ -161,7 +172,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	a, err := mail.ParseRecipient(to)
 	if err != nil {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: replyText(err.Error())}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: replyText(s.rcptError(to, err))}
 	}
 	for _, r := range s.rcpts {
 		if r.Equal(a) {
@@ -170,6 +181,25 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	s.rcpts = append(s.rcpts, a)
 	return nil
+}
+
+// rcptError is the text of the 550 for a recipient that is not a tangle address. A contact's petname
+// (RCPT TO:<bob@tangle>, or @localhost; go-smtp refuses a bare <bob> as a syntax error) is not
+// resolved: the reply names the contact's address instead, so the user writes to it (docs/decisions.md
+// says why).
+func (s *session) rcptError(to string, err error) string {
+	name, domain, hasAt := strings.Cut(to, "@")
+	if hasAt && !strings.EqualFold(domain, identity.MailDomain) && !strings.EqualFold(domain, "localhost") {
+		return err.Error()
+	}
+	if cr, ok := s.srv.be.(ContactResolver); ok && name != "" {
+		ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
+		defer cancel()
+		if addr, ok := cr.ContactAddress(ctx, name); ok {
+			return fmt.Sprintf("%s is the name of your contact, not an address: write to <%s>", name, addr)
+		}
+	}
+	return err.Error()
 }
 
 // Data reads the message and hands it to the backend; the reply (go-smtp writes what Data returns)

@@ -34,7 +34,7 @@ func TestSwaks(t *testing.T) {
 	}
 
 	t.Run("PLAIN, two recipients and a Bcc", func(t *testing.T) {
-		out, err := run("--auth", "PLAIN", "--auth-user", "me", "--auth-password", password,
+		out, err := run("--auth", "PLAIN", "--auth-user", own, "--auth-password", password,
 			"--from", own, "--to", rcpt1+","+rcpt2,
 			"--add-header", "Bcc: <"+rcpt2+">", "--header", "Subject: via swaks", "--body", "Hello from swaks.")
 		if err != nil {
@@ -61,21 +61,21 @@ func TestSwaks(t *testing.T) {
 		}
 	})
 	t.Run("LOGIN", func(t *testing.T) {
-		out, err := run("--auth", "LOGIN", "--auth-user", "me", "--auth-password", password,
+		out, err := run("--auth", "LOGIN", "--auth-user", own, "--auth-password", password,
 			"--from", own, "--to", rcpt1)
 		if err != nil {
 			t.Fatalf("swaks: %v\n%s", err, out)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		out, err := run("--auth", "PLAIN", "--auth-user", "me", "--auth-password", "wrong",
+		out, err := run("--auth", "PLAIN", "--auth-user", own, "--auth-password", "wrong",
 			"--from", own, "--to", rcpt1)
 		if err == nil || !strings.Contains(out, "535 5.7.8") {
 			t.Errorf("swaks: %v\n%s", err, out)
 		}
 	})
 	t.Run("not a tangle address", func(t *testing.T) {
-		out, err := run("--auth", "PLAIN", "--auth-user", "me", "--auth-password", password,
+		out, err := run("--auth", "PLAIN", "--auth-user", own, "--auth-password", password,
 			"--from", own, "--to", "bob@example.com")
 		if err == nil || !strings.Contains(out, "550 5.1.1 bob@example.com is not a tangle address") {
 			t.Errorf("swaks: %v\n%s", err, out)

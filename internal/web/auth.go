@@ -3,12 +3,13 @@ package web
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 )
 
 // Session cookie (RFC 6265 §4.1).
@@ -103,11 +104,13 @@ func (ss *sessions) count() int {
 	return len(ss.m)
 }
 
-// checkPassword compares a given password with the node's in constant time: both sides are hashed
-// first, so the comparison takes the same time whatever the given password's length.
-func (s *Server) checkPassword(given string) bool {
-	h := sha256.Sum256([]byte(given))
-	return subtle.ConstantTimeCompare(h[:], s.password[:]) == 1 && s.havePass
+// checkPassword compares a given password with the node's in constant time (both sides are hashed
+// first, so the comparison takes the same time whatever the given password's length), after the
+// failed-login penalty's wait for the request's source. A request whose client goes during the wait
+// fails.
+func (s *Server) checkPassword(r *http.Request, given string) bool {
+	ok, err := s.penalty.Attempt(r.Context(), "http", loginpenalty.SourceOfHostPort(r.RemoteAddr), given, s.secret.Matches(given))
+	return ok && err == nil
 }
 
 // authenticate checks a request's credentials: the password as Bearer or Basic, or a session cookie.
@@ -115,10 +118,10 @@ func (s *Server) checkPassword(given string) bool {
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ok, cookie bool) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		if _, p, ok := r.BasicAuth(); ok {
-			return s.checkPassword(p), false
+			return s.checkPassword(r, p), false
 		}
 		if scheme, tok, found := strings.Cut(auth, " "); found && strings.EqualFold(scheme, "Bearer") {
-			return s.checkPassword(strings.TrimSpace(tok)), false
+			return s.checkPassword(r, strings.TrimSpace(tok)), false
 		}
 		return false, false
 	}
@@ -169,7 +172,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `field "password" is missing: send {"password": "<the node's password>"}`)
 		return
 	}
-	if !s.checkPassword(*req.Password) {
+	if !s.checkPassword(r, *req.Password) {
 		s.log.Warn("failed API login", "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tanglemail"`) // RFC 9110 §15.5.2: a 401 has one
 		writeError(w, http.StatusUnauthorized, "wrong password: it is printed when the node starts, and kept in <data-dir>/password")

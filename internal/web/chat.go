@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -95,20 +96,17 @@ func (s *Server) handleConversations(w http.ResponseWriter, r *http.Request) {
 		s.chatError(w, r, "list the conversations", err)
 		return
 	}
-	if cs == nil {
-		cs = []chat.Conversation{}
+	out := api.Conversations{Conversations: make([]api.Conversation, 0, len(cs))}
+	for _, c := range cs {
+		out.Conversations = append(out.Conversations, conversation(c))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": cs})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleNewConversation is POST /api/conversations: {"peer"} for a 1:1 conversation (200), or
 // {"name", "members"} for a new group (201).
 func (s *Server) handleNewConversation(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Peer    *string  `json:"peer"`
-		Name    *string  `json:"name"`
-		Members []string `json:"members"`
-	}
+	var req api.NewConversation
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -126,7 +124,7 @@ func (s *Server) handleNewConversation(w http.ResponseWriter, r *http.Request) {
 			s.chatError(w, r, "open the conversation", err)
 			return
 		}
-		writeJSON(w, http.StatusOK, c)
+		writeJSON(w, http.StatusOK, conversation(c))
 	case req.Name != nil || req.Members != nil:
 		if req.Name == nil {
 			writeError(w, http.StatusBadRequest, `field "name" is missing: a group needs a name`)
@@ -155,7 +153,7 @@ func (s *Server) handleNewConversation(w http.ResponseWriter, r *http.Request) {
 			s.chatError(w, r, "create the group", err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, c)
+		writeJSON(w, http.StatusCreated, conversation(c))
 	default:
 		writeError(w, http.StatusBadRequest, `give "peer" (a petname or address) for a 1:1 conversation, or "name" and "members" for a group`)
 	}
@@ -183,7 +181,7 @@ func (s *Server) handleConversation(w http.ResponseWriter, r *http.Request) {
 		s.chatError(w, r, "read the conversation", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, conversation(c))
 }
 
 // handleRename is PATCH /api/conversations/{id}: {"name"}.
@@ -192,9 +190,7 @@ func (s *Server) handleRename(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Name *string `json:"name"`
-	}
+	var req api.Rename
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -219,9 +215,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Member *string `json:"member"`
-	}
+	var req api.AddMember
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -278,10 +272,11 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if more {
 		ms = ms[len(ms)-limit:]
 	}
-	if ms == nil {
-		ms = []chat.Message{}
+	out := api.ChatHistory{Messages: make([]api.ChatMessage, 0, len(ms)), More: more}
+	for i := range ms {
+		out.Messages = append(out.Messages, *chatMessage(&ms[i]))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": ms, "more": more})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleChatSend is POST /api/conversations/{id}/messages: {"text"} → 202 and the message.
@@ -290,9 +285,7 @@ func (s *Server) handleChatSend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Text *string `json:"text"`
-	}
+	var req api.ChatText
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -313,7 +306,7 @@ func (s *Server) handleChatSend(w http.ResponseWriter, r *http.Request) {
 		s.chatError(w, r, "send the message", err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, m)
+	writeJSON(w, http.StatusAccepted, chatMessage(&m))
 }
 
 // conversationAction is a POST /api/conversations/{id}/<action> without a body that answers 204:
@@ -331,3 +324,33 @@ func (s *Server) conversationAction(what string, act func(ctx context.Context, i
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
+
+// conversation is a conversation of the chat service as the API shows it.
+func conversation(c chat.Conversation) api.Conversation {
+	out := api.Conversation{ID: c.ID, Kind: c.Kind, Name: c.Name, Peer: c.Peer, Left: c.Left, Unread: c.Unread,
+		Last: chatMessage(c.Last), Updated: c.Updated, Members: make([]api.Member, 0, len(c.Members))}
+	for _, m := range c.Members {
+		out.Members = append(out.Members, member(m))
+	}
+	return out
+}
+
+// conversationPtr is conversation for a pointer; nil stays nil.
+func conversationPtr(c *chat.Conversation) *api.Conversation {
+	if c == nil {
+		return nil
+	}
+	out := conversation(*c)
+	return &out
+}
+
+// chatMessage is a message of the chat service as the API shows it; nil stays nil.
+func chatMessage(m *chat.Message) *api.ChatMessage {
+	if m == nil {
+		return nil
+	}
+	return &api.ChatMessage{ID: m.ID, Conversation: m.Conversation, UID: m.UID, Kind: m.Kind, From: member(m.From),
+		Mine: m.Mine, Text: m.Text, Sent: m.Sent, Seen: m.Seen, Status: m.Status}
+}
+
+func member(m chat.Member) api.Member { return api.Member{Address: m.Address, Name: m.Name, Me: m.Me} }

@@ -5,15 +5,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
-
-// contactJSON is a contact as the API shows it.
-type contactJSON struct {
-	Petname string `json:"petname"`
-	Address string `json:"address"`
-}
 
 // handleContacts is GET /api/contacts, sorted by petname (case-insensitively).
 func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
@@ -22,16 +17,16 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "read the contacts", err)
 		return
 	}
-	out := make([]contactJSON, 0, len(cs))
+	out := make([]api.Contact, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, contactJSON{Petname: c.Petname, Address: c.Address})
+		out = append(out, api.Contact{Petname: c.Petname, Address: c.Address})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"contacts": out})
+	writeJSON(w, http.StatusOK, api.Contacts{Contacts: out})
 }
 
 // handleAddContact is POST /api/contacts: {"petname", "address"} → 201.
 func (s *Server) handleAddContact(w http.ResponseWriter, r *http.Request) {
-	var req struct {
+	var req struct { // api.Contact, with missing fields told from empty ones
 		Petname *string `json:"petname"`
 		Address *string `json:"address"`
 	}
@@ -61,7 +56,7 @@ func (s *Server) handleAddContact(w http.ResponseWriter, r *http.Request) {
 			strings.TrimPrefix(err.Error(), "identity: "))
 		return
 	}
-	c := contactJSON{Petname: pet, Address: addr.Mail()}
+	c := api.Contact{Petname: pet, Address: addr.Mail()}
 	switch err := s.store.AddContact(r.Context(), c.Petname, c.Address); {
 	case errors.Is(err, store.ErrContactExists):
 		writeError(w, http.StatusConflict, "the petname "+pet+" is already taken by another contact: choose another, or remove that contact first")

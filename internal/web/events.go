@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -110,7 +111,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	defer keepAlive.Stop()
 	ew := &eventWriter{w: w, rc: http.NewResponseController(w), idle: keepAlive, every: s.keepAlive}
 	// retry: how long a browser waits before it reconnects (WHATWG §9.2.6).
-	if ew.write([]byte("retry: 2000\n\n")) != nil || ew.send("hello", map[string]string{"address": s.address}) != nil {
+	if ew.write([]byte("retry: 2000\n\n")) != nil || ew.send("hello", api.Me{Address: s.address}) != nil {
 		return
 	}
 	var lastProgress []byte
@@ -148,7 +149,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			return nil
 		}
-		return ew.send("folders", map[string]any{"folders": fs})
+		return ew.send("folders", api.Folders{Folders: fs})
 	}
 	// maybeFolders sends folders now if the last were sent long enough ago, else arms the timer.
 	maybeFolders := func() error {
@@ -171,7 +172,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-listener.Ready():
 			changes, overflow := listener.Take()
 			if overflow {
-				err = ew.send("resync", map[string]any{})
+				err = ew.send("resync", api.Resync{})
 				foldersDirty = true
 			}
 			for _, c := range changes {
@@ -182,7 +183,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				case store.ChangeAdd:
 					foldersDirty = true
 					if c.MailboxID != chats.ID {
-						err = ew.send("mail", map[string]any{"folder": c.MailboxID, "uid": c.UID})
+						err = ew.send("mail", api.MailEvent{Folder: c.MailboxID, UID: c.UID})
 					}
 				case store.ChangeFlags, store.ChangeExpunge, store.ChangeMailboxAdd, store.ChangeMailboxRename,
 					store.ChangeMailboxDelete:
@@ -223,24 +224,24 @@ func (s *Server) sendChatEvent(ew *eventWriter, ev chat.Event) error {
 		if ev.Message == nil {
 			return nil
 		}
-		return ew.send("chat", map[string]any{"conversation": ev.Conversation, "message": ev.Message})
+		return ew.send("chat", api.ChatEvent{Conversation: ev.Conversation, Message: chatMessage(ev.Message)})
 	case "status":
 		if ev.Message == nil {
 			return nil
 		}
-		return ew.send("receipt", map[string]any{"conversation": ev.Conversation, "message": ev.Message})
+		return ew.send("receipt", api.ChatEvent{Conversation: ev.Conversation, Message: chatMessage(ev.Message)})
 	case "typing":
 		if ev.From == nil {
 			return nil
 		}
-		return ew.send("typing", map[string]any{"conversation": ev.Conversation, "from": person{Address: ev.From.Address, Name: ev.From.Name}})
+		return ew.send("typing", api.ChatEvent{Conversation: ev.Conversation, From: &api.Member{Address: ev.From.Address, Name: ev.From.Name}})
 	case "conversation":
 		if ev.Info == nil {
 			return nil
 		}
-		return ew.send("conversation", map[string]any{"conversation": ev.Conversation, "info": ev.Info})
+		return ew.send("conversation", api.ChatEvent{Conversation: ev.Conversation, Info: conversationPtr(ev.Info)})
 	case "resync":
-		return ew.send("resync", map[string]any{})
+		return ew.send("resync", api.Resync{})
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -81,7 +82,7 @@ func TestEventsMail(t *testing.T) {
 	}
 	ev = c.waitFor(t, "folders", func(data string) bool {
 		var f struct {
-			Folders []folderJSON `json:"folders"`
+			Folders []api.Folder `json:"folders"`
 		}
 		json.Unmarshal([]byte(data), &f)
 		return len(f.Folders) > 0 && f.Folders[0].Messages == 1 && f.Folders[6].Messages == 1
@@ -105,7 +106,7 @@ func TestEventsFoldersCoalesced(t *testing.T) {
 	c := e.stream()
 	counts := func(ev sseEvent) uint32 {
 		var f struct {
-			Folders []folderJSON `json:"folders"`
+			Folders []api.Folder `json:"folders"`
 		}
 		decodeData(t, ev, &f)
 		return f.Folders[0].Messages
@@ -146,7 +147,7 @@ func TestEventsResync(t *testing.T) {
 	// Fresh counts follow.
 	c.waitFor(t, "folders", func(data string) bool {
 		var f struct {
-			Folders []folderJSON `json:"folders"`
+			Folders []api.Folder `json:"folders"`
 		}
 		json.Unmarshal([]byte(data), &f)
 		return f.Folders[0].Messages == 5
@@ -192,14 +193,14 @@ func TestEventsChat(t *testing.T) {
 
 func TestEventsProgress(t *testing.T) {
 	e := newEnv(t, func(c *envConfig) { c.tune = func(s *Server) { s.progressEvery = 10 * time.Millisecond } })
-	job := func(done uint64) Progress {
-		return Progress{Jobs: []ProgressJob{{OutboxID: 5, Rcpt: "tm1b@tangle", Kind: "mail", Block: 1, Blocks: 2, Done: done, Expected: 1000}}}
+	job := func(done uint64) *api.Progress {
+		return &api.Progress{Jobs: []api.ProgressJob{{OutboxID: 5, Recipient: "tm1b@tangle", Kind: "mail", Block: 1, Blocks: 2, Done: done, Expected: 1000}}}
 	}
-	e.be.setProgress(Progress{Jobs: []ProgressJob{}, WaitingForPeers: true})
+	e.be.setProgress(&api.Progress{Jobs: []api.ProgressJob{}, WaitingForPeers: true})
 	c := e.stream()
 	// The state at connect comes first.
 	ev := c.next(t)
-	var p Progress
+	var p api.Progress
 	decodeData(t, ev, &p)
 	if ev.name != "progress" || !p.WaitingForPeers || p.Jobs == nil {
 		t.Fatalf("first event after hello %+v", ev)

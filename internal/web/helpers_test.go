@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
+	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -28,16 +31,18 @@ const testPassword = "s3cret-password"
 // fakeBackend is the node as the API sees it.
 type fakeBackend struct {
 	mu       sync.Mutex
-	progress any
+	progress *api.Progress
 }
 
-func (*fakeBackend) Status() any { return map[string]int{"blocks": 7} }
-func (*fakeBackend) Peers() any  { return []string{"peer-a"} }
+func (*fakeBackend) Status() api.Status {
+	return api.Status{Network: "test", P2P: p2p.Status{Blocks: 7}}
+}
+func (*fakeBackend) Peers() []api.Peer { return []api.Peer{{ID: "peer-a"}} }
 func (*fakeBackend) ClientSettings() ClientSettings {
 	return ClientSettings{Address: "tm1x@tangle", IMAP: "127.0.0.1:1143", SMTP: "127.0.0.1:1587"}
 }
 
-func (b *fakeBackend) Progress() any {
+func (b *fakeBackend) Progress() *api.Progress {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.progress
@@ -52,7 +57,7 @@ func (b *fakeBackend) Metrics() []Metric {
 	}
 }
 
-func (b *fakeBackend) setProgress(p any) {
+func (b *fakeBackend) setProgress(p *api.Progress) {
 	b.mu.Lock()
 	b.progress = p
 	b.mu.Unlock()
@@ -86,7 +91,7 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, store: st, be: &fakeBackend{}, me: newAddress(t)}
-	cfg := Config{Backend: e.be, Store: st, Address: e.me, Password: testPassword}
+	cfg := Config{Backend: e.be, Store: st, Address: e.me, Password: testPassword, Penalty: penaltytest.Instant()}
 	if !ec.noChat {
 		e.chat = newFakeChat()
 		cfg.Chat = e.chat

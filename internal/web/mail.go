@@ -9,59 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
-
-// folderJSON is a folder as the API shows it.
-type folderJSON struct {
-	ID       int64  `json:"id"`
-	Name     string `json:"name"`
-	Role     string `json:"role"`
-	Messages uint32 `json:"messages"`
-	Unseen   uint32 `json:"unseen"`
-}
-
-// person is an address with the name the user knows it by.
-type person struct {
-	Address string `json:"address"`
-	Name    string `json:"name"`
-}
-
-// messageJSON is a message in a listing.
-type messageJSON struct {
-	UID       store.UID `json:"uid"`
-	Folder    int64     `json:"folder"`
-	From      person    `json:"from"`
-	To        []person  `json:"to"`
-	Subject   string    `json:"subject"`
-	Date      time.Time `json:"date"`
-	Size      int64     `json:"size"`
-	Flags     []string  `json:"flags"`
-	Seen      bool      `json:"seen"`
-	Flagged   bool      `json:"flagged"`
-	Delivered bool      `json:"delivered"`
-	Preview   string    `json:"preview"`
-}
-
-// messageDetailJSON is one message with its text.
-type messageDetailJSON struct {
-	messageJSON
-	Cc             []person         `json:"cc"`
-	Text           string           `json:"text"`
-	HasHTML        bool             `json:"has_html"`
-	SenderVerified string           `json:"sender_verified"`
-	Attachments    []attachmentJSON `json:"attachments"`
-}
-
-type attachmentJSON struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	Size int64  `json:"size"`
-}
 
 // deliveredKeyword is the keyword the outbox sets on a Sent copy once every recipient has receipted
 // (docs/decisions.md).
@@ -71,7 +24,7 @@ const deliveredKeyword = "$Delivered"
 var roleOrder = []store.Role{store.RoleInbox, store.RoleDrafts, store.RoleSent, store.RoleArchive,
 	store.RoleJunk, store.RoleTrash, store.RoleChats}
 
-func (s *Server) folders(ctx context.Context) ([]folderJSON, error) {
+func (s *Server) folders(ctx context.Context) ([]api.Folder, error) {
 	ms, err := s.store.Mailboxes(ctx)
 	if err != nil {
 		return nil, err
@@ -83,9 +36,9 @@ func (s *Server) folders(ctx context.Context) ([]folderJSON, error) {
 		return len(roleOrder)
 	}
 	slices.SortStableFunc(ms, func(a, b store.Mailbox) int { return rank(a.Role) - rank(b.Role) })
-	out := make([]folderJSON, 0, len(ms))
+	out := make([]api.Folder, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, folderJSON{ID: m.ID, Name: m.Name, Role: string(m.Role), Messages: m.Messages, Unseen: m.Unseen})
+		out = append(out, api.Folder{ID: m.ID, Name: m.Name, Role: string(m.Role), Messages: m.Messages, Unseen: m.Unseen})
 	}
 	return out, nil
 }
@@ -97,7 +50,7 @@ func (s *Server) handleFolders(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "list the folders", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"folders": fs})
+	writeJSON(w, http.StatusOK, api.Folders{Folders: fs})
 }
 
 // names resolves addresses to the user's petnames; it reads the contacts once, on first use.
@@ -119,7 +72,7 @@ func canonicalAddress(a string) string {
 }
 
 // person returns how the user knows an address: its petname, else the display name of the header.
-func (n *names) person(address, display string) person {
+func (n *names) person(address, display string) api.Person {
 	if n.byAddr == nil {
 		n.byAddr = map[string]string{}
 		if cs, err := n.s.store.Contacts(n.ctx); err == nil {
@@ -133,13 +86,13 @@ func (n *names) person(address, display string) person {
 	}
 	address = canonicalAddress(address)
 	if p, ok := n.byAddr[address]; ok {
-		return person{Address: address, Name: p}
+		return api.Person{Address: address, Name: p}
 	}
-	return person{Address: address, Name: display}
+	return api.Person{Address: address, Name: display}
 }
 
-func (n *names) people(list []mailAddress) []person {
-	out := make([]person, 0, len(list))
+func (n *names) people(list []mailAddress) []api.Person {
+	out := make([]api.Person, 0, len(list))
 	for _, a := range list {
 		out = append(out, n.person(a.Address, a.Name))
 	}
@@ -150,23 +103,23 @@ func (n *names) people(list []mailAddress) []person {
 const previewRead = 64 << 10
 
 // summary builds a listing entry. It reads the message's first previewRead bytes only.
-func (s *Server) summary(ctx context.Context, folder int64, mi store.MessageInfo, nm *names) (messageJSON, error) {
+func (s *Server) summary(ctx context.Context, folder int64, mi store.MessageInfo, nm *names) (api.Message, error) {
 	raw, err := s.store.RawRange(ctx, folder, mi.UID, 0, previewRead)
 	if err != nil {
-		return messageJSON{}, err
+		return api.Message{}, err
 	}
 	if hl := store.HeaderLen(raw); hl == len(raw) && mi.Size > int64(len(raw)) {
 		// A header larger than the piece read: read the whole header.
 		if raw, err = s.store.RawHeader(ctx, folder, mi.UID); err != nil {
-			return messageJSON{}, err
+			return api.Message{}, err
 		}
 	}
 	pm := parseMessage(raw, true)
 	return s.listing(folder, mi, pm, nm), nil
 }
 
-func (s *Server) listing(folder int64, mi store.MessageInfo, pm *parsedMessage, nm *names) messageJSON {
-	m := messageJSON{
+func (s *Server) listing(folder int64, mi store.MessageInfo, pm *parsedMessage, nm *names) api.Message {
+	m := api.Message{
 		UID:       mi.UID,
 		Folder:    folder,
 		To:        nm.people(pm.to),
@@ -252,7 +205,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	var older store.UIDSet // the UIDs below before
 	if before == 1 {
-		writeJSON(w, http.StatusOK, map[string]any{"messages": []messageJSON{}, "more": false})
+		writeJSON(w, http.StatusOK, api.Messages{Messages: []api.Message{}})
 		return
 	} else if before > 1 {
 		older = store.UIDSet{{Start: 1, Stop: before - 1}}
@@ -294,7 +247,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	nm := s.names(ctx)
-	out := make([]messageJSON, 0, len(infos))
+	out := make([]api.Message, 0, len(infos))
 	for i := len(infos) - 1; i >= 0; i-- {
 		m, err := s.summary(ctx, id, infos[i], nm)
 		if errors.Is(err, store.ErrNoMessage) {
@@ -306,7 +259,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, m)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "more": more})
+	writeJSON(w, http.StatusOK, api.Messages{Messages: out, More: more})
 }
 
 // loadMessage reads a message's state and bytes; on error it has answered.
@@ -345,16 +298,17 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	pm := parseMessage(raw, false)
 	nm := s.names(r.Context())
-	d := messageDetailJSON{
-		messageJSON:    s.listing(id, m.MessageInfo, pm, nm),
+	d := api.MessageDetail{
+		Message:        s.listing(id, m.MessageInfo, pm, nm),
 		Cc:             nm.people(pm.cc),
+		Bcc:            nm.people(pm.bcc),
 		Text:           pm.bodyText(),
 		HasHTML:        pm.hasHTML,
 		SenderVerified: m.Meta.SenderVerified,
 		Attachments:    pm.attachments,
 	}
 	if d.Attachments == nil {
-		d.Attachments = []attachmentJSON{}
+		d.Attachments = []api.Attachment{}
 	}
 	writeJSON(w, http.StatusOK, d)
 }
@@ -436,10 +390,7 @@ func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Add    []string `json:"add"`
-		Remove []string `json:"remove"`
-	}
+	var req api.FlagChange
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -496,7 +447,7 @@ func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
 	if fl == nil {
 		fl = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"flags": fl})
+	writeJSON(w, http.StatusOK, api.Flags{Flags: fl})
 }
 
 func flagError(err error) string {
@@ -514,9 +465,7 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		To *int64 `json:"to"`
-	}
+	var req api.Move
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -548,7 +497,7 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "move the message", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"folder": *req.To, "uid": res.Pairs[0].Dst})
+	writeJSON(w, http.StatusOK, api.Moved{Folder: *req.To, UID: res.Pairs[0].Dst})
 }
 
 // handleDeleteMessage is DELETE /api/folders/{id}/messages/{uid}: to Trash, or for good from Trash.
@@ -600,19 +549,6 @@ func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type outboxItemJSON struct {
-	ID         int64            `json:"id"`
-	Created    time.Time        `json:"created"`
-	Subject    string           `json:"subject"`
-	Recipients []outboxRcptJSON `json:"recipients"`
-}
-
-type outboxRcptJSON struct {
-	Address string `json:"address"`
-	State   string `json:"state"`
-	Error   string `json:"error"`
-}
-
 // handleOutbox is GET /api/outbox: every outbox item, newest first, with its recipients' states.
 func (s *Server) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -621,16 +557,16 @@ func (s *Server) handleOutbox(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "read the outbox", err)
 		return
 	}
-	out := make([]outboxItemJSON, 0, len(items))
+	out := make([]api.OutboxItem, 0, len(items))
 	for _, it := range items {
-		j := outboxItemJSON{ID: it.ID, Created: it.Created.UTC(), Recipients: []outboxRcptJSON{}}
+		j := api.OutboxItem{ID: it.ID, Created: it.Created.UTC(), Recipients: []api.OutboxRecipient{}}
 		j.Subject = s.outboxSubject(ctx, it)
 		for _, rc := range it.Rcpts {
-			j.Recipients = append(j.Recipients, outboxRcptJSON{Address: rc.Rcpt, State: string(rc.State), Error: rc.LastError})
+			j.Recipients = append(j.Recipients, api.OutboxRecipient{Address: rc.Rcpt, State: string(rc.State), Error: rc.LastError})
 		}
 		out = append(out, j)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+	writeJSON(w, http.StatusOK, api.OutboxItems{Items: out})
 }
 
 // outboxSubject returns an outbox item's subject: from its Sent copy's header (cheap), or, if that

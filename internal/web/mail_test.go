@@ -12,12 +12,13 @@ import (
 
 	"github.com/emersion/go-message"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 type listing struct {
-	Messages []messageJSON `json:"messages"`
+	Messages []api.Message `json:"messages"`
 	More     bool          `json:"more"`
 }
 
@@ -28,7 +29,7 @@ func (e *env) list(folder int64, query string) listing {
 	return l
 }
 
-func uids(ms []messageJSON) []store.UID {
+func uids(ms []api.Message) []store.UID {
 	var out []store.UID
 	for _, m := range ms {
 		out = append(out, m.UID)
@@ -45,7 +46,7 @@ func TestFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		Folders []folderJSON `json:"folders"`
+		Folders []api.Folder `json:"folders"`
 	}
 	e.call("GET", "/api/folders", nil).mustCode(t, 200).decode(t, &got)
 	var roles []string
@@ -185,19 +186,19 @@ func TestMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d messageDetailJSON
+	var d api.MessageDetail
 	e.call("GET", fmt.Sprintf("/api/folders/%d/messages/%d", inbox, a.UID), nil).mustCode(t, 200).decode(t, &d)
 	if d.UID != a.UID || d.Folder != inbox || d.Subject != "Grüße" || d.Seen || d.Flagged || d.Delivered {
 		t.Fatalf("detail %+v", d)
 	}
-	if d.From != (person{Address: sender, Name: "Jürgen"}) {
+	if d.From != (api.Person{Address: sender, Name: "Jürgen"}) {
 		t.Fatalf("from %+v", d.From)
 	}
 	// bob is a contact: his petname wins over the display name.
-	if len(d.To) != 2 || d.To[0] != (person{Address: "bob@tangle", Name: "bob"}) || d.To[1] != (person{Address: "carol@tangle"}) {
+	if len(d.To) != 2 || d.To[0] != (api.Person{Address: "bob@tangle", Name: "bob"}) || d.To[1] != (api.Person{Address: "carol@tangle"}) {
 		t.Fatalf("to %+v", d.To)
 	}
-	if len(d.Cc) != 1 || d.Cc[0] != (person{Address: "dave@tangle", Name: "Dave"}) {
+	if len(d.Cc) != 1 || d.Cc[0] != (api.Person{Address: "dave@tangle", Name: "Dave"}) {
 		t.Fatalf("cc %+v", d.Cc)
 	}
 	if d.Date.String() != "2026-11-24 10:00:00 +0000 UTC" {
@@ -209,7 +210,7 @@ func TestMessage(t *testing.T) {
 	if d.Preview != "Hallo Bob, schöne Grüße." {
 		t.Fatalf("preview %q", d.Preview)
 	}
-	if len(d.Attachments) != 1 || d.Attachments[0] != (attachmentJSON{Name: "report.pdf", Type: "application/pdf", Size: 15}) {
+	if len(d.Attachments) != 1 || d.Attachments[0] != (api.Attachment{Name: "report.pdf", Type: "application/pdf", Size: 15}) {
 		t.Fatalf("attachments %+v", d.Attachments)
 	}
 	// The attachment downloads decoded, always as an opaque download.
@@ -284,7 +285,7 @@ func TestMessageVariants(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			uid := e.deliver(inbox, c.raw)
-			var d messageDetailJSON
+			var d api.MessageDetail
 			e.call("GET", fmt.Sprintf("/api/folders/%d/messages/%d", inbox, uid), nil).mustCode(t, 200).decode(t, &d)
 			if d.Text != c.text || d.Preview != c.preview || d.HasHTML != c.hasHTML || len(d.Attachments) != c.attachments {
 				t.Fatalf("text %q preview %q html %v attachments %v", d.Text, d.Preview, d.HasHTML, d.Attachments)
@@ -526,7 +527,7 @@ func TestSend(t *testing.T) {
 	}
 
 	var ob struct {
-		Items []outboxItemJSON `json:"items"`
+		Items []api.OutboxItem `json:"items"`
 	}
 	e.call("GET", "/api/outbox", nil).mustCode(t, 200).decode(t, &ob)
 	if len(ob.Items) != 1 || ob.Items[0].Subject != "Grüße aus Köln" || len(ob.Items[0].Recipients) != 2 ||
@@ -588,7 +589,8 @@ func TestSendBadInput(t *testing.T) {
 		{"text with control", map[string]any{"to": []string{ok}, "text": "a\x1bb"}, 400, "control character"},
 		{"bad in_reply_to", map[string]any{"to": []string{ok}, "in_reply_to": "no at sign"}, 400, "in_reply_to"},
 		{"in_reply_to with newline", map[string]any{"to": []string{ok}, "in_reply_to": "<a@b>\r\nX: y"}, 400, "in_reply_to"},
-		{"bcc is unknown", map[string]any{"to": []string{ok}, "bcc": []string{ok}}, 400, `unknown field "bcc"`},
+		{"bcc is not an address", map[string]any{"to": []string{ok}, "bcc": []string{"nobody"}}, 400, `field "bcc"`},
+		{"attachments is unknown", map[string]any{"to": []string{ok}, "attachments": []string{"x"}}, 400, `unknown field "attachments"`},
 		{"to is a string", map[string]any{"to": ok}, 400, `"to" must be an array`},
 		{"too large", `{"to": ["` + ok + `"], "text": "` + strings.Repeat("x", maxBody) + `"}`, 413, "larger than"},
 		{"truncated JSON", `{"to": [`, 400, "ends too early"},
@@ -639,7 +641,7 @@ func TestContacts(t *testing.T) {
 			r := e.call(c.method, c.path, c.body).mustCode(t, c.code)
 			switch {
 			case c.code == 201:
-				var got contactJSON
+				var got api.Contact
 				r.decode(t, &got)
 				if got.Address != canonicalAddress(got.Address) || !strings.HasSuffix(got.Address, "@tangle") {
 					t.Fatalf("contact %+v", got)
@@ -653,10 +655,10 @@ func TestContacts(t *testing.T) {
 	}
 	e.call("POST", "/api/contacts", map[string]string{"petname": "alice", "address": carol}).mustCode(t, 201)
 	var got struct {
-		Contacts []contactJSON `json:"contacts"`
+		Contacts []api.Contact `json:"contacts"`
 	}
 	e.call("GET", "/api/contacts", nil).mustCode(t, 200).decode(t, &got)
-	want := []contactJSON{{Petname: "alice", Address: carol}, {Petname: "bob", Address: bob}}
+	want := []api.Contact{{Petname: "alice", Address: carol}, {Petname: "bob", Address: bob}}
 	if !slices.Equal(got.Contacts, want) {
 		t.Fatalf("contacts %+v, want %+v", got.Contacts, want)
 	}

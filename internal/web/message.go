@@ -11,6 +11,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -24,6 +25,7 @@ type mailAddress struct {
 // text/plain and text/html parts, and the other parts as attachments.
 type parsedMessage struct {
 	from, to, cc []mailAddress
+	bcc          []mailAddress // the sender's own copy only (the outbox strips it from what it sends)
 	subject      string
 	date         time.Time // zero if absent or unparseable
 
@@ -31,7 +33,7 @@ type parsedMessage struct {
 	haveText    bool
 	html        string // the first inline text/html part, as sent (unsanitized)
 	hasHTML     bool
-	attachments []attachmentJSON
+	attachments []api.Attachment
 
 	capture  int    // the index of the attachment whose decoded bytes to keep in captured; -1: none
 	captured []byte // see capture
@@ -85,6 +87,7 @@ func (pm *parsedMessage) header(h message.Header) {
 	pm.from = addressList(mh, "From")
 	pm.to = addressList(mh, "To")
 	pm.cc = addressList(mh, "Cc")
+	pm.bcc = addressList(mh, "Bcc")
 	if s, err := mh.Subject(); err == nil {
 		pm.subject = s
 	} else {
@@ -137,13 +140,14 @@ func (pm *parsedMessage) leniently(raw []byte) {
 	hl := store.HeaderLen(raw)
 	h := store.ParseHeader(raw[:hl])
 	var th textproto.Header
-	for _, f := range []string{"From", "To", "Cc"} {
+	for _, f := range []string{"From", "To", "Cc", "Bcc"} {
 		if v := h.Get(f); v != "" {
 			th.Set(f, v)
 		}
 	}
 	mh := gomail.Header{Header: message.Header{Header: th}}
 	pm.from, pm.to, pm.cc = addressList(mh, "From"), addressList(mh, "To"), addressList(mh, "Cc")
+	pm.bcc = addressList(mh, "Bcc")
 	pm.subject = h.Get("Subject")
 	if d, err := netmail.ParseDate(h.Get("Date")); err == nil {
 		pm.date = d
@@ -203,7 +207,7 @@ func (pm *parsedMessage) walk(e *message.Entity, depth int, brief bool, parts *i
 		if name == "" {
 			name = "attachment"
 		}
-		a := attachmentJSON{Name: name, Type: ctype}
+		a := api.Attachment{Name: name, Type: ctype}
 		switch {
 		case pm.capture == len(pm.attachments):
 			pm.captured = readPart(e.Body, maxAttachment)

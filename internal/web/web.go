@@ -51,7 +51,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -62,42 +61,25 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // Backend is what the API needs of a node besides its store and chat service.
 type Backend interface {
-	// Status is the node's status as a JSON-marshallable value.
-	Status() any
-	// Peers lists connected peers as a JSON-marshallable value.
-	Peers() any
+	// Status is the node's status, GET /api/status.
+	Status() api.Status
+	// Peers lists the connected peers, GET /api/peers.
+	Peers() []api.Peer
 	// ClientSettings says where mail clients reach the node (autoconfig).
 	ClientSettings() ClientSettings
-	// Progress is the outbox's work in progress as a JSON-marshallable value, the data of the event
-	// stream's progress event (see Progress); nil if there is none to report. It is called about ten
-	// times a second while event streams are open, so it must be cheap.
-	Progress() any
+	// Progress is the outbox's work in progress, the data of the event stream's progress event; nil if
+	// there is none to report. It is called about ten times a second while event streams are open, so
+	// it must be cheap.
+	Progress() *api.Progress
 	// Metrics are the node's counters and gauges for GET /metrics.
 	Metrics() []Metric
-}
-
-// Progress is the data of the progress event (docs/api.md): the proofs of work being ground now.
-// Backend.Progress returns one of these (or anything that marshals the same).
-type Progress struct {
-	Jobs            []ProgressJob `json:"jobs"`
-	WaitingForPeers bool          `json:"waiting_for_peers"`
-}
-
-// ProgressJob is one block whose proof of work is being ground.
-type ProgressJob struct {
-	OutboxID int64  `json:"outbox_id"` // 0 for a receipt
-	Rcpt     string `json:"rcpt"`
-	Kind     string `json:"kind"`     // mail, chat, receipt, chunk
-	Block    int    `json:"block"`    // 1-based, of Blocks
-	Blocks   int    `json:"blocks"`   // blocks of this recipient's message
-	Done     uint64 `json:"done"`     // hashes so far
-	Expected uint64 `json:"expected"` // expected hashes; 0 when proof of work is off
-	Finished bool   `json:"finished"`
 }
 
 // Config is what New needs.
@@ -107,7 +89,10 @@ type Config struct {
 	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
 	Chat     Chat         // nil: the chat endpoints answer 503
 	Password string       // the node's password; empty refuses every authenticated request
-	Log      *slog.Logger // nil: discard
+	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
+	// wrong password; the node shares one among its front doors. Nil: one of its own.
+	Penalty *loginpenalty.Penalty
+	Log     *slog.Logger // nil: discard
 	// Client is the web client's files, served at "/" (index.html at the root); nil serves the
 	// built-in client (package ui).
 	Client fs.FS
@@ -122,8 +107,8 @@ type Server struct {
 	store    *store.Store
 	address  string
 	chat     Chat
-	password [32]byte // SHA-256 of the password
-	havePass bool
+	secret   loginpenalty.Secret
+	penalty  *loginpenalty.Penalty
 	log      *slog.Logger
 	http     *http.Server
 	handler  http.Handler
@@ -151,8 +136,8 @@ func New(cfg Config) *Server {
 		store:         cfg.Store,
 		address:       cfg.Address,
 		chat:          cfg.Chat,
-		password:      sha256.Sum256([]byte(cfg.Password)),
-		havePass:      cfg.Password != "",
+		secret:        loginpenalty.NewSecret(cfg.Password),
+		penalty:       cfg.Penalty,
 		log:           log,
 		closing:       make(chan struct{}),
 		now:           time.Now,
@@ -160,50 +145,53 @@ func New(cfg Config) *Server {
 		progressEvery: 100 * time.Millisecond,
 		foldersEvery:  250 * time.Millisecond,
 	}
+	if s.penalty == nil {
+		s.penalty = loginpenalty.New(loginpenalty.Options{})
+	}
 	s.sessions.m = map[[32]byte]*session{}
 
 	mux := http.NewServeMux()
-	api := func(pattern string, e endpoint) { mux.Handle(pattern, s.apiHandler(e, false)) }
+	route := func(pattern string, e endpoint) { mux.Handle(pattern, s.apiHandler(e, false)) }
 
 	mux.Handle("/api/login", s.apiHandler(endpoint{"POST": s.handleLogin}, true))
-	api("/api/logout", endpoint{"POST": s.handleLogout})
+	route("/api/logout", endpoint{"POST": s.handleLogout})
 
-	api("/api/status", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
+	route("/api/status", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Status())
 	}})
-	api("/api/peers", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
+	route("/api/peers", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Peers())
 	}})
-	api("/api/me", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"address": s.address})
+	route("/api/me", endpoint{"GET": func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.Me{Address: s.address})
 	}})
-	api("/api/qr", endpoint{"GET": s.handleQR})
-	api("/metrics", endpoint{"GET": s.handleMetrics})
+	route("/api/qr", endpoint{"GET": s.handleQR})
+	route("/metrics", endpoint{"GET": s.handleMetrics})
 
-	api("/api/folders", endpoint{"GET": s.handleFolders})
-	api("/api/folders/{id}/messages", endpoint{"GET": s.handleListMessages})
-	api("/api/folders/{id}/messages/{uid}", endpoint{"GET": s.handleMessage, "DELETE": s.handleDeleteMessage})
-	api("/api/folders/{id}/messages/{uid}/html", endpoint{"GET": s.handleMessageHTML})
-	api("/api/folders/{id}/messages/{uid}/raw", endpoint{"GET": s.handleMessageRaw})
-	api("/api/folders/{id}/messages/{uid}/attachments/{n}", endpoint{"GET": s.handleAttachment})
-	api("/api/folders/{id}/messages/{uid}/flags", endpoint{"POST": s.handleFlags})
-	api("/api/folders/{id}/messages/{uid}/move", endpoint{"POST": s.handleMove})
-	api("/api/messages", endpoint{"POST": s.handleSend})
-	api("/api/outbox", endpoint{"GET": s.handleOutbox})
+	route("/api/folders", endpoint{"GET": s.handleFolders})
+	route("/api/folders/{id}/messages", endpoint{"GET": s.handleListMessages})
+	route("/api/folders/{id}/messages/{uid}", endpoint{"GET": s.handleMessage, "DELETE": s.handleDeleteMessage})
+	route("/api/folders/{id}/messages/{uid}/html", endpoint{"GET": s.handleMessageHTML})
+	route("/api/folders/{id}/messages/{uid}/raw", endpoint{"GET": s.handleMessageRaw})
+	route("/api/folders/{id}/messages/{uid}/attachments/{n}", endpoint{"GET": s.handleAttachment})
+	route("/api/folders/{id}/messages/{uid}/flags", endpoint{"POST": s.handleFlags})
+	route("/api/folders/{id}/messages/{uid}/move", endpoint{"POST": s.handleMove})
+	mux.Handle("/api/messages", s.apiHandlerWith(endpoint{"POST": s.handleSend}, false, true))
+	route("/api/outbox", endpoint{"GET": s.handleOutbox})
 
-	api("/api/contacts", endpoint{"GET": s.handleContacts, "POST": s.handleAddContact})
-	api("/api/contacts/{petname}", endpoint{"DELETE": s.handleRemoveContact})
+	route("/api/contacts", endpoint{"GET": s.handleContacts, "POST": s.handleAddContact})
+	route("/api/contacts/{petname}", endpoint{"DELETE": s.handleRemoveContact})
 
-	api("/api/conversations", endpoint{"GET": s.chatOnly(s.handleConversations), "POST": s.chatOnly(s.handleNewConversation)})
-	api("/api/conversations/{id}", endpoint{"GET": s.chatOnly(s.handleConversation), "PATCH": s.chatOnly(s.handleRename)})
-	api("/api/conversations/{id}/members", endpoint{"POST": s.chatOnly(s.handleAddMember)})
-	api("/api/conversations/{id}/members/{address}", endpoint{"DELETE": s.chatOnly(s.handleRemoveMember)})
-	api("/api/conversations/{id}/leave", endpoint{"POST": s.chatOnly(s.conversationAction("leave the group", func(ctx context.Context, id string) error { return s.chat.Leave(ctx, id) }))})
-	api("/api/conversations/{id}/messages", endpoint{"GET": s.chatOnly(s.handleHistory), "POST": s.chatOnly(s.handleChatSend)})
-	api("/api/conversations/{id}/read", endpoint{"POST": s.chatOnly(s.conversationAction("mark the conversation read", func(ctx context.Context, id string) error { return s.chat.MarkRead(ctx, id) }))})
-	api("/api/conversations/{id}/typing", endpoint{"POST": s.chatOnly(s.conversationAction("send the typing notice", func(ctx context.Context, id string) error { return s.chat.Typing(ctx, id) }))})
+	route("/api/conversations", endpoint{"GET": s.chatOnly(s.handleConversations), "POST": s.chatOnly(s.handleNewConversation)})
+	route("/api/conversations/{id}", endpoint{"GET": s.chatOnly(s.handleConversation), "PATCH": s.chatOnly(s.handleRename)})
+	route("/api/conversations/{id}/members", endpoint{"POST": s.chatOnly(s.handleAddMember)})
+	route("/api/conversations/{id}/members/{address}", endpoint{"DELETE": s.chatOnly(s.handleRemoveMember)})
+	route("/api/conversations/{id}/leave", endpoint{"POST": s.chatOnly(s.conversationAction("leave the group", func(ctx context.Context, id string) error { return s.chat.Leave(ctx, id) }))})
+	route("/api/conversations/{id}/messages", endpoint{"GET": s.chatOnly(s.handleHistory), "POST": s.chatOnly(s.handleChatSend)})
+	route("/api/conversations/{id}/read", endpoint{"POST": s.chatOnly(s.conversationAction("mark the conversation read", func(ctx context.Context, id string) error { return s.chat.MarkRead(ctx, id) }))})
+	route("/api/conversations/{id}/typing", endpoint{"POST": s.chatOnly(s.conversationAction("send the typing notice", func(ctx context.Context, id string) error { return s.chat.Typing(ctx, id) }))})
 
-	api("/api/events", endpoint{"GET": s.handleEvents})
+	route("/api/events", endpoint{"GET": s.handleEvents})
 
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (see docs/api.md)")
@@ -260,6 +248,12 @@ func (e endpoint) allow() string {
 // apiHandler wraps an API endpoint with the checks every API request goes through, in the order the
 // package notes give. public skips authentication (POST /api/login only).
 func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
+	return s.apiHandlerWith(e, public, false)
+}
+
+// apiHandlerWith is apiHandler; uploads lets the endpoint take multipart/form-data bodies of up to
+// maxUploadBody (upload.go), besides JSON.
+func (s *Server) apiHandlerWith(e endpoint, public, uploads bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer s.recoverPanic(w, r)
 		h := w.Header()
@@ -291,12 +285,26 @@ func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
 				writeError(w, http.StatusForbidden, "cross-origin request refused: changes must come from the node's own pages")
 				return
 			}
-			if r.ContentLength != 0 && !isJSON(r.Header.Get("Content-Type")) {
-				writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON, sent with Content-Type: application/json")
+			limit := int64(maxBody)
+			switch ct := r.Header.Get("Content-Type"); {
+			case uploads && isMultipartForm(ct):
+				if !uploadAllowed(r) {
+					writeError(w, http.StatusForbidden, "a multipart/form-data body must come from the node's own pages (with their Origin) or carry the password as a Bearer token")
+					return
+				}
+				limit = maxUploadBody
+			case r.ContentLength != 0 && !isJSON(ct):
+				msg := "the request body must be JSON, sent with Content-Type: application/json"
+				if uploads {
+					msg += ", or multipart/form-data with attachments (docs/api.md)"
+				}
+				writeError(w, http.StatusUnsupportedMediaType, msg)
 				return
 			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		} else {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		f(w, r)
 	})
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 )
 
 func TestAuth(t *testing.T) {
@@ -35,9 +38,9 @@ func TestAuth(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("GET", "/api/status", nil, c.opt).mustCode(t, c.code)
 			if c.code == http.StatusOK {
-				var body map[string]any
+				var body api.Status
 				r.decode(t, &body)
-				if body["blocks"] != float64(7) {
+				if body.P2P.Blocks != 7 {
 					t.Fatalf("body %v", body)
 				}
 				return
@@ -53,7 +56,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestEmptyPasswordRefusesAll(t *testing.T) {
-	srv := New(Config{Backend: &fakeBackend{}, Password: ""})
+	srv := New(Config{Backend: &fakeBackend{}, Password: "", Penalty: penaltytest.Instant()})
 	for _, auth := range []string{"Bearer ", "Basic Og=="} {
 		req := httptest.NewRequest("GET", "/api/status", nil)
 		req.Header.Set("Authorization", auth)
@@ -139,9 +142,9 @@ func TestNodeEndpoints(t *testing.T) {
 	if me["address"] != e.me {
 		t.Fatalf("me %v, want %s", me, e.me)
 	}
-	var peers []string
+	var peers []api.Peer
 	e.call("GET", "/api/peers", nil).mustCode(t, 200).decode(t, &peers)
-	if len(peers) != 1 || peers[0] != "peer-a" {
+	if len(peers) != 1 || peers[0].ID != "peer-a" {
 		t.Fatalf("peers %v", peers)
 	}
 }
@@ -324,7 +327,7 @@ func TestHandlerPanic(t *testing.T) {
 
 type panicky struct{ fakeBackend }
 
-func (*panicky) Status() any { panic("bug") }
+func (*panicky) Status() api.Status { panic("bug") }
 
 // TestMetrics: GET /metrics speaks the Prometheus text format 0.0.4 and needs the password.
 func TestMetrics(t *testing.T) {

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/web/ui"
 )
 
@@ -31,75 +34,31 @@ type stubAPI struct {
 
 	mu       sync.Mutex
 	sessions map[string]bool
-	contacts []stubContact
+	contacts []api.Contact
 	convs    map[string]*stubConv
 	folders  []*stubFolder
-	nextUID  int
+	nextUID  store.UID
 	outbox   map[int]string // id → recipient state
 	nextOut  int
 	subs     map[chan stubEvent]bool
 }
 
-type stubContact struct {
-	Petname string `json:"petname"`
-	Address string `json:"address"`
-}
-
-type stubPerson struct {
-	Address string `json:"address"`
-	Name    string `json:"name,omitempty"`
-	Me      bool   `json:"me,omitempty"`
-}
-
+// stubConv is a conversation with its messages.
 type stubConv struct {
-	ID      string       `json:"id"`
-	Kind    string       `json:"kind"`
-	Name    string       `json:"name"`
-	Peer    string       `json:"peer,omitempty"`
-	Members []stubPerson `json:"members"`
-	Left    bool         `json:"left"`
-	Unread  int          `json:"unread"`
-	Last    *stubChat    `json:"last,omitempty"`
-	Updated time.Time    `json:"updated"`
-	msgs    []*stubChat
+	api.Conversation
+	msgs []*api.ChatMessage
 }
 
-type stubChat struct {
-	ID           string     `json:"id"`
-	Conversation string     `json:"conversation"`
-	UID          int        `json:"uid"`
-	Kind         string     `json:"kind"`
-	From         stubPerson `json:"from"`
-	Mine         bool       `json:"mine"`
-	Text         string     `json:"text"`
-	Sent         time.Time  `json:"sent"`
-	Seen         bool       `json:"seen"`
-	Status       string     `json:"status,omitempty"`
-}
-
+// stubFolder is a folder with its messages.
 type stubFolder struct {
-	ID   int    `json:"id"`
-	Name string `json:"name"`
-	Role string `json:"role"`
+	api.Folder
 	msgs []*stubMail
 }
 
+// stubMail is a message with its HTML part.
 type stubMail struct {
-	UID     int          `json:"uid"`
-	Folder  int          `json:"folder"`
-	From    stubPerson   `json:"from"`
-	To      []stubPerson `json:"to"`
-	Cc      []stubPerson `json:"cc"`
-	Subject string       `json:"subject"`
-	Date    time.Time    `json:"date"`
-	Size    int          `json:"size"`
-	Flags   []string     `json:"flags"`
-	Seen    bool         `json:"seen"`
-	Flagged bool         `json:"flagged"`
-	Preview string       `json:"preview"`
-	Text    string       `json:"text"`
-	HasHTML bool         `json:"has_html"`
-	html    string
+	api.MessageDetail
+	html string
 }
 
 // stubEvent is an event, encoded when published (under the lock: the data changes later).
@@ -118,7 +77,7 @@ func newID() string {
 func newStub(t *testing.T, password, me string) (*stubAPI, *httptest.Server) {
 	s := &stubAPI{t: t, password: password, me: me, sessions: map[string]bool{}, convs: map[string]*stubConv{}, outbox: map[int]string{}, subs: map[chan stubEvent]bool{}}
 	for i, f := range []struct{ name, role string }{{"INBOX", "inbox"}, {"Sent", "sent"}, {"Drafts", "drafts"}, {"Trash", "trash"}, {"Archive", "archive"}, {"Chats", "chats"}} {
-		s.folders = append(s.folders, &stubFolder{ID: i + 1, Name: f.name, Role: f.role})
+		s.folders = append(s.folders, &stubFolder{Folder: api.Folder{ID: int64(i + 1), Name: f.name, Role: f.role}})
 	}
 	srv := httptest.NewServer(s.handler())
 	t.Cleanup(func() {
@@ -176,7 +135,7 @@ func stubJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func stubError(w http.ResponseWriter, code int, msg string) {
-	stubJSON(w, code, map[string]string{"error": msg})
+	stubJSON(w, code, api.Error{Error: msg})
 }
 
 func (s *stubAPI) handler() http.Handler {
@@ -188,7 +147,7 @@ func (s *stubAPI) handler() http.Handler {
 		files.ServeHTTP(w, r)
 	}))
 	mux.HandleFunc("POST /api/login", func(w http.ResponseWriter, r *http.Request) {
-		var b struct{ Password string }
+		var b api.Login
 		json.NewDecoder(r.Body).Decode(&b)
 		if b.Password != s.password {
 			stubError(w, 401, "wrong password: use the node's password (printed at start, and in <data-dir>/password)")
@@ -226,25 +185,27 @@ func (s *stubAPI) handler() http.Handler {
 		w.WriteHeader(204)
 	}))
 	mux.HandleFunc("GET /api/me", auth(func(w http.ResponseWriter, r *http.Request) {
-		stubJSON(w, 200, map[string]string{"address": s.me})
+		stubJSON(w, 200, api.Me{Address: s.me})
 	}))
 	mux.HandleFunc("GET /api/qr", auth(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/svg+xml")
 		fmt.Fprint(w, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><rect width="2" height="2"/><rect x="2" y="2" width="2" height="2"/></svg>`)
 	}))
 	mux.HandleFunc("GET /api/status", auth(func(w http.ResponseWriter, r *http.Request) {
-		stubJSON(w, 200, map[string]any{"address": s.me, "network": "devnet", "peers": 2, "shards": []int{3}, "tips": map[string]int{"3": 2}, "synced": true, "outbox": map[string]any{"waiting_for_peers": false, "jobs": []any{}}})
+		stubJSON(w, 200, api.Status{Address: s.me, Network: "devnet", Uptime: "1m0s",
+			P2P:    p2p.Status{Peers: []p2p.PeerStatus{{ID: "12D3KooWstubpeer0000000001"}, {ID: "12D3KooWstubpeer0000000002"}}, Shards: []uint32{3}, Tips: map[uint32]int{3: 2}, Synced: true},
+			Outbox: api.OutboxStatus{Jobs: []api.ProgressJob{}}})
 	}))
 	mux.HandleFunc("GET /api/peers", auth(func(w http.ResponseWriter, r *http.Request) {
-		stubJSON(w, 200, []map[string]any{{"id": "12D3KooWstubpeer0000000001", "direction": "outbound", "connected_since": time.Now().Add(-time.Minute), "caught_up": true, "score": 1.5}})
+		stubJSON(w, 200, []api.Peer{{ID: "12D3KooWstubpeer0000000001", Direction: "outbound", ConnectedSince: time.Now().Add(-time.Minute), CaughtUp: true, Score: 1.5}})
 	}))
 	mux.HandleFunc("GET /api/contacts", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		stubJSON(w, 200, map[string]any{"contacts": append([]stubContact{}, s.contacts...)})
+		stubJSON(w, 200, api.Contacts{Contacts: append([]api.Contact{}, s.contacts...)})
 	}))
 	mux.HandleFunc("POST /api/contacts", auth(func(w http.ResponseWriter, r *http.Request) {
-		var c stubContact
+		var c api.Contact
 		json.NewDecoder(r.Body).Decode(&c)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -259,14 +220,14 @@ func (s *stubAPI) handler() http.Handler {
 			}
 		}
 		s.contacts = append(s.contacts, c)
-		slices.SortFunc(s.contacts, func(a, b stubContact) int { return strings.Compare(a.Petname, b.Petname) })
+		slices.SortFunc(s.contacts, func(a, b api.Contact) int { return strings.Compare(a.Petname, b.Petname) })
 		stubJSON(w, 201, c)
 	}))
 	mux.HandleFunc("DELETE /api/contacts/{petname}", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		n := len(s.contacts)
-		s.contacts = slices.DeleteFunc(s.contacts, func(c stubContact) bool { return c.Petname == r.PathValue("petname") })
+		s.contacts = slices.DeleteFunc(s.contacts, func(c api.Contact) bool { return c.Petname == r.PathValue("petname") })
 		if len(s.contacts) == n {
 			stubError(w, 404, "no such contact")
 			return
@@ -276,53 +237,53 @@ func (s *stubAPI) handler() http.Handler {
 	mux.HandleFunc("GET /api/conversations", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		var list []*stubConv
+		list := api.Conversations{Conversations: []api.Conversation{}}
 		for _, c := range s.convs {
-			list = append(list, c)
+			list.Conversations = append(list.Conversations, c.Conversation)
 		}
-		slices.SortFunc(list, func(a, b *stubConv) int { return b.Updated.Compare(a.Updated) })
-		stubJSON(w, 200, map[string]any{"conversations": list})
+		slices.SortFunc(list.Conversations, func(a, b api.Conversation) int { return b.Updated.Compare(a.Updated) })
+		stubJSON(w, 200, list)
 	}))
 	mux.HandleFunc("POST /api/conversations", auth(func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			Peer    string
-			Name    string
-			Members []string
-		}
+		var b api.NewConversation
 		json.NewDecoder(r.Body).Decode(&b)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		me := stubPerson{Address: s.me, Me: true}
-		if b.Peer != "" {
-			addr, ok := s.resolve(b.Peer)
+		me := api.Member{Address: s.me, Me: true}
+		if b.Peer != nil {
+			addr, ok := s.resolve(*b.Peer)
 			if !ok {
-				stubError(w, 400, "peer: no contact named "+b.Peer)
+				stubError(w, 400, "peer: no contact named "+*b.Peer)
 				return
 			}
 			for _, c := range s.convs {
 				if c.Kind == "direct" && c.Peer == addr {
-					stubJSON(w, 200, c)
+					stubJSON(w, 200, c.Conversation)
 					return
 				}
 			}
-			c := &stubConv{ID: newID(), Kind: "direct", Name: s.nameOf(addr), Peer: addr, Members: []stubPerson{{Address: addr, Name: s.nameOf(addr)}, me}, Updated: time.Now()}
+			c := &stubConv{Conversation: api.Conversation{ID: newID(), Kind: "direct", Name: s.nameOf(addr), Peer: addr, Members: []api.Member{{Address: addr, Name: s.nameOf(addr)}, me}, Updated: time.Now()}}
 			s.convs[c.ID] = c
-			stubJSON(w, 200, c)
+			stubJSON(w, 200, c.Conversation)
 			return
 		}
-		c := &stubConv{ID: newID(), Kind: "group", Name: b.Name, Updated: time.Now()}
+		name := ""
+		if b.Name != nil {
+			name = *b.Name
+		}
+		c := &stubConv{Conversation: api.Conversation{ID: newID(), Kind: "group", Name: name, Updated: time.Now()}}
 		for _, m := range b.Members {
 			addr, ok := s.resolve(m)
 			if !ok {
 				stubError(w, 400, "members: no contact named "+m)
 				return
 			}
-			c.Members = append(c.Members, stubPerson{Address: addr, Name: s.nameOf(addr)})
+			c.Members = append(c.Members, api.Member{Address: addr, Name: s.nameOf(addr)})
 		}
 		c.Members = append(c.Members, me)
 		s.convs[c.ID] = c
-		s.publish("conversation", map[string]any{"conversation": c.ID, "info": c})
-		stubJSON(w, 201, c)
+		s.publish("conversation", api.ChatEvent{Conversation: c.ID, Info: &c.Conversation})
+		stubJSON(w, 201, c.Conversation)
 	}))
 	conv := func(h func(w http.ResponseWriter, r *http.Request, c *stubConv)) http.HandlerFunc {
 		return auth(func(w http.ResponseWriter, r *http.Request) {
@@ -336,24 +297,28 @@ func (s *stubAPI) handler() http.Handler {
 			h(w, r, c)
 		})
 	}
-	mux.HandleFunc("GET /api/conversations/{id}", conv(func(w http.ResponseWriter, r *http.Request, c *stubConv) { stubJSON(w, 200, c) }))
+	mux.HandleFunc("GET /api/conversations/{id}", conv(func(w http.ResponseWriter, r *http.Request, c *stubConv) { stubJSON(w, 200, c.Conversation) }))
 	mux.HandleFunc("GET /api/conversations/{id}/messages", conv(func(w http.ResponseWriter, r *http.Request, c *stubConv) {
-		stubJSON(w, 200, map[string]any{"messages": append([]*stubChat{}, c.msgs...), "more": false})
+		h := api.ChatHistory{Messages: []api.ChatMessage{}}
+		for _, m := range c.msgs {
+			h.Messages = append(h.Messages, *m)
+		}
+		stubJSON(w, 200, h)
 	}))
 	mux.HandleFunc("POST /api/conversations/{id}/messages", conv(func(w http.ResponseWriter, r *http.Request, c *stubConv) {
-		var b struct{ Text string }
+		var b api.ChatText
 		json.NewDecoder(r.Body).Decode(&b)
-		if b.Text == "" {
+		if b.Text == nil || *b.Text == "" {
 			stubError(w, 400, "text: empty")
 			return
 		}
 		s.nextUID++
-		m := &stubChat{ID: newID(), Conversation: c.ID, UID: s.nextUID, Kind: "text", From: stubPerson{Address: s.me, Me: true}, Mine: true, Text: b.Text, Sent: time.Now(), Seen: true, Status: "sending"}
+		m := &api.ChatMessage{ID: newID(), Conversation: c.ID, UID: s.nextUID, Kind: "text", From: api.Member{Address: s.me, Me: true}, Mine: true, Text: *b.Text, Sent: time.Now(), Seen: true, Status: "sending"}
 		c.msgs = append(c.msgs, m)
 		c.Last, c.Updated = m, m.Sent
-		s.publish("chat", map[string]any{"conversation": c.ID, "message": m})
+		s.publish("chat", api.ChatEvent{Conversation: c.ID, Message: m})
 		// The "network": sent, then delivered shortly after.
-		go func(m stubChat) {
+		go func(m api.ChatMessage) {
 			for _, st := range []string{"sent", "delivered"} {
 				time.Sleep(150 * time.Millisecond)
 				s.mu.Lock()
@@ -363,7 +328,7 @@ func (s *stubAPI) handler() http.Handler {
 						x.Status = st
 					}
 				}
-				s.publish("receipt", map[string]any{"conversation": c.ID, "message": m})
+				s.publish("receipt", api.ChatEvent{Conversation: c.ID, Message: &m})
 				s.mu.Unlock()
 			}
 		}(*m)
@@ -374,23 +339,25 @@ func (s *stubAPI) handler() http.Handler {
 			m.Seen = true
 		}
 		c.Unread = 0
-		s.publish("conversation", map[string]any{"conversation": c.ID, "info": c})
+		s.publish("conversation", api.ChatEvent{Conversation: c.ID, Info: &c.Conversation})
 		w.WriteHeader(204)
 	}))
 	mux.HandleFunc("POST /api/conversations/{id}/typing", conv(func(w http.ResponseWriter, r *http.Request, c *stubConv) { w.WriteHeader(204) }))
 	mux.HandleFunc("PATCH /api/conversations/{id}", conv(func(w http.ResponseWriter, r *http.Request, c *stubConv) {
-		var b struct{ Name string }
+		var b api.Rename
 		json.NewDecoder(r.Body).Decode(&b)
-		c.Name = b.Name
+		if b.Name != nil {
+			c.Name = *b.Name
+		}
 		w.WriteHeader(204)
 	}))
 	mux.HandleFunc("GET /api/folders", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		stubJSON(w, 200, map[string]any{"folders": s.folderList()})
+		stubJSON(w, 200, s.folderList())
 	}))
 	folderOf := func(r *http.Request) *stubFolder {
-		id, _ := strconv.Atoi(r.PathValue("id"))
+		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		for _, f := range s.folders {
 			if f.ID == id {
 				return f
@@ -407,14 +374,14 @@ func (s *stubAPI) handler() http.Handler {
 			return
 		}
 		q := strings.ToLower(r.URL.Query().Get("q"))
-		out := []*stubMail{}
+		out := api.Messages{Messages: []api.Message{}}
 		for i := len(f.msgs) - 1; i >= 0; i-- {
 			m := f.msgs[i]
 			if q == "" || strings.Contains(strings.ToLower(m.Subject+" "+m.Text), q) {
-				out = append(out, m)
+				out.Messages = append(out.Messages, m.Message)
 			}
 		}
-		stubJSON(w, 200, map[string]any{"messages": out, "more": false})
+		stubJSON(w, 200, out)
 	}))
 	mail := func(h func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail)) http.HandlerFunc {
 		return auth(func(w http.ResponseWriter, r *http.Request) {
@@ -424,7 +391,7 @@ func (s *stubAPI) handler() http.Handler {
 			uid, _ := strconv.Atoi(r.PathValue("uid"))
 			if f != nil {
 				for _, m := range f.msgs {
-					if m.UID == uid {
+					if m.UID == store.UID(uid) {
 						h(w, r, f, m)
 						return
 					}
@@ -433,14 +400,16 @@ func (s *stubAPI) handler() http.Handler {
 			stubError(w, 404, "no such message")
 		})
 	}
-	mux.HandleFunc("GET /api/folders/{id}/messages/{uid}", mail(func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail) { stubJSON(w, 200, m) }))
+	mux.HandleFunc("GET /api/folders/{id}/messages/{uid}", mail(func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail) {
+		stubJSON(w, 200, m.MessageDetail)
+	}))
 	mux.HandleFunc("GET /api/folders/{id}/messages/{uid}/html", mail(func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox allow-popups allow-popups-to-escape-sandbox")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, m.html)
 	}))
 	mux.HandleFunc("POST /api/folders/{id}/messages/{uid}/flags", mail(func(w http.ResponseWriter, r *http.Request, f *stubFolder, m *stubMail) {
-		var b struct{ Add, Remove []string }
+		var b api.FlagChange
 		json.NewDecoder(r.Body).Decode(&b)
 		for _, x := range b.Add {
 			if !slices.Contains(m.Flags, x) {
@@ -449,52 +418,48 @@ func (s *stubAPI) handler() http.Handler {
 		}
 		m.Flags = slices.DeleteFunc(m.Flags, func(x string) bool { return slices.Contains(b.Remove, x) })
 		m.Seen, m.Flagged = slices.Contains(m.Flags, `\Seen`), slices.Contains(m.Flags, `\Flagged`)
-		s.publish("folders", map[string]any{"folders": s.folderList()})
-		stubJSON(w, 200, map[string]any{"flags": m.Flags})
+		s.publish("folders", s.folderList())
+		stubJSON(w, 200, api.Flags{Flags: m.Flags})
 	}))
 	mux.HandleFunc("POST /api/messages", auth(func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			To, Cc  []string
-			Subject string
-			Text    string
-		}
+		var b api.Compose
 		json.NewDecoder(r.Body).Decode(&b)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		var to []stubPerson
+		var to []api.Person
 		for _, x := range b.To {
 			addr, ok := s.resolve(x)
 			if !ok {
 				stubError(w, 400, "to: no contact named "+x)
 				return
 			}
-			to = append(to, stubPerson{Address: addr, Name: s.nameOf(addr)})
+			to = append(to, api.Person{Address: addr, Name: s.nameOf(addr)})
 		}
 		s.nextOut++
 		id := s.nextOut
 		s.outbox[id] = "pending"
-		uid := s.addMail("Sent", &stubMail{From: stubPerson{Address: s.me}, To: to, Subject: b.Subject, Text: b.Text, Seen: true})
+		uid := s.addMail("Sent", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: s.me}, To: to, Subject: b.Subject, Seen: true}, Text: b.Text}})
 		go func() {
 			for i := 1; i <= 5; i++ {
 				time.Sleep(60 * time.Millisecond)
 				s.mu.Lock()
-				s.publish("progress", map[string]any{"jobs": []map[string]any{{"outbox_id": id, "rcpt": to[0].Address, "kind": "mail", "block": 1, "blocks": 1, "done": i * 200, "expected": 1000, "finished": i == 5}}, "waiting_for_peers": false})
+				s.publish("progress", api.Progress{Jobs: []api.ProgressJob{{OutboxID: int64(id), Recipient: to[0].Address, Kind: "mail", Block: 1, Blocks: 1, Done: uint64(i * 200), Expected: 1000, Finished: i == 5}}})
 				if i == 5 {
 					s.outbox[id] = "published"
 				}
 				s.mu.Unlock()
 			}
 		}()
-		stubJSON(w, 202, map[string]any{"outbox_id": id, "folder": 2, "uid": uid})
+		stubJSON(w, 202, api.Sent{OutboxID: int64(id), Folder: 2, UID: uid})
 	}))
 	mux.HandleFunc("GET /api/outbox", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		items := []map[string]any{}
+		items := api.OutboxItems{Items: []api.OutboxItem{}}
 		for id, st := range s.outbox {
-			items = append(items, map[string]any{"id": id, "subject": "", "recipients": []map[string]any{{"address": "x", "state": st, "error": ""}}})
+			items.Items = append(items.Items, api.OutboxItem{ID: int64(id), Recipients: []api.OutboxRecipient{{Address: "x", State: st}}})
 		}
-		stubJSON(w, 200, map[string]any{"items": items})
+		stubJSON(w, 200, items)
 	}))
 	mux.HandleFunc("GET /api/events", auth(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -514,7 +479,7 @@ func (s *stubAPI) handler() http.Handler {
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, data)
 			w.(http.Flusher).Flush()
 		}
-		hello, _ := json.Marshal(map[string]string{"address": s.me})
+		hello, _ := json.Marshal(api.Me{Address: s.me})
 		send("hello", hello)
 		for {
 			select {
@@ -535,8 +500,8 @@ func (s *stubAPI) handler() http.Handler {
 }
 
 // folderList returns the folders with their counts; s.mu is held.
-func (s *stubAPI) folderList() []map[string]any {
-	var out []map[string]any
+func (s *stubAPI) folderList() api.Folders {
+	out := api.Folders{Folders: []api.Folder{}}
 	for _, f := range s.folders {
 		unseen := 0
 		for _, m := range f.msgs {
@@ -544,27 +509,31 @@ func (s *stubAPI) folderList() []map[string]any {
 				unseen++
 			}
 		}
-		out = append(out, map[string]any{"id": f.ID, "name": f.Name, "role": f.Role, "messages": len(f.msgs), "unseen": unseen})
+		f.Messages, f.Unseen = uint32(len(f.msgs)), uint32(unseen)
+		out.Folders = append(out.Folders, f.Folder)
 	}
 	return out
 }
 
 // addMail files m in the named folder and announces it; s.mu is held.
-func (s *stubAPI) addMail(folder string, m *stubMail) int {
+func (s *stubAPI) addMail(folder string, m *stubMail) store.UID {
 	for _, f := range s.folders {
 		if f.Name != folder {
 			continue
 		}
 		s.nextUID++
 		m.UID, m.Folder, m.Date = s.nextUID, f.ID, time.Now()
-		m.Size = len(m.Text)
+		m.Size = int64(len(m.Text))
 		if m.Seen {
 			m.Flags = []string{`\Seen`}
 		} else {
 			m.Flags = []string{}
 		}
 		if m.Cc == nil {
-			m.Cc = []stubPerson{}
+			m.Cc = []api.Person{}
+		}
+		if m.Attachments == nil {
+			m.Attachments = []api.Attachment{}
 		}
 		m.Preview = m.Text
 		if len(m.Preview) > 200 {
@@ -572,8 +541,8 @@ func (s *stubAPI) addMail(folder string, m *stubMail) int {
 		}
 		m.HasHTML = m.html != ""
 		f.msgs = append(f.msgs, m)
-		s.publish("mail", map[string]any{"folder": f.ID, "uid": m.UID})
-		s.publish("folders", map[string]any{"folders": s.folderList()})
+		s.publish("mail", api.MailEvent{Folder: f.ID, UID: m.UID})
+		s.publish("folders", s.folderList())
 		return m.UID
 	}
 	panic("no folder " + folder)
@@ -583,7 +552,7 @@ func (s *stubAPI) addMail(folder string, m *stubMail) int {
 func (s *stubAPI) deliverMail(from, subject, text, html string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.addMail("INBOX", &stubMail{From: stubPerson{Address: from, Name: s.nameOf(from)}, To: []stubPerson{{Address: s.me}}, Subject: subject, Text: text, html: html})
+	s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: from, Name: s.nameOf(from)}, To: []api.Person{{Address: s.me}}, Subject: subject}, Text: text}, html: html})
 }
 
 // receive files a chat message from peer into conversation id, and announces it.
@@ -592,19 +561,19 @@ func (s *stubAPI) receive(id, from, text string) {
 	defer s.mu.Unlock()
 	c := s.convs[id]
 	s.nextUID++
-	m := &stubChat{ID: newID(), Conversation: id, UID: s.nextUID, Kind: "text", From: stubPerson{Address: from, Name: s.nameOf(from)}, Text: text, Sent: time.Now()}
+	m := &api.ChatMessage{ID: newID(), Conversation: id, UID: s.nextUID, Kind: "text", From: api.Member{Address: from, Name: s.nameOf(from)}, Text: text, Sent: time.Now()}
 	c.msgs = append(c.msgs, m)
 	c.Last, c.Updated = m, m.Sent
 	c.Unread++
-	s.publish("chat", map[string]any{"conversation": id, "message": m})
-	s.publish("conversation", map[string]any{"conversation": id, "info": c})
+	s.publish("chat", api.ChatEvent{Conversation: id, Message: m})
+	s.publish("conversation", api.ChatEvent{Conversation: id, Info: &c.Conversation})
 }
 
 // typing announces that from is typing in conversation id.
 func (s *stubAPI) typing(id, from string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.publish("typing", map[string]any{"conversation": id, "from": stubPerson{Address: from, Name: s.nameOf(from)}})
+	s.publish("typing", api.ChatEvent{Conversation: id, From: &api.Member{Address: from, Name: s.nameOf(from)}})
 }
 
 // conversationWith returns the id of the 1:1 conversation with addr, "" if none.

@@ -270,7 +270,7 @@ func submitDirect(t *testing.T, n *testNode, rcpt, subject, body string) {
 	defer c.Close()
 	steps := []func() error{
 		func() error { return c.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}) },
-		func() error { return c.Auth(smtp.PlainAuth("", "setup", n.Password(), "127.0.0.1")) },
+		func() error { return c.Auth(smtp.PlainAuth("", n.addr, n.Password(), "127.0.0.1")) },
 		func() error { return c.Mail(n.addr) },
 		func() error { return c.Rcpt(rcpt) },
 		func() error {

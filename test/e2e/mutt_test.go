@@ -25,7 +25,7 @@ set realname="Alice"
 set use_from=yes
 set envelope_from=yes
 set hostname="localhost"
-set smtp_url="smtp://mutt@%s:%s/"
+set smtp_url="smtp://%s@%s:%s/"
 set smtp_pass="%s"
 set smtp_authenticators="plain"
 set ssl_starttls=yes
@@ -37,7 +37,7 @@ set charset="utf-8"
 set send_charset="us-ascii:utf-8"
 set folder="%s"
 set spoolfile="%s"
-`, alice.addr, host, port, alice.Password(), alice.certFile(),
+`, alice.addr, strings.ReplaceAll(alice.addr, "@", "%40"), host, port, alice.Password(), alice.certFile(),
 		filepath.Join(c.home, "Mail"), filepath.Join(c.home, "Mail", "inbox")))
 
 	const subject = "mutt over the tangle"

@@ -45,7 +45,7 @@ with smtplib.SMTP(cfg["smtp_host"], cfg["smtp_port"], timeout=cfg["timeout"]) as
     s.ehlo("python.e2e")
     s.starttls(context=sctx)
     s.ehlo("python.e2e")
-    s.login("python", cfg["smtp_pass"])
+    s.login(cfg["from"], cfg["smtp_pass"])
     refused = s.send_message(msg)
     if refused:
         sys.exit("refused: %r" % refused)

@@ -9,13 +9,13 @@ import (
 )
 
 // swaksArgs are the arguments of a swaks submission to n: STARTTLS verifying the node's certificate,
-// AUTH PLAIN with the node's password (swaks accepts any user name, as the node does).
+// AUTH PLAIN with the user's address and the node's password.
 func swaksArgs(t *testing.T, n *testNode, args ...string) []string {
 	host, port := n.smtpHostPort(t)
 	return append([]string{
 		"--server", host, "--port", port, "--ehlo", "e2e.test", "--timeout", "30",
 		"--tls", "--tls-verify", "--tls-ca-path", n.certFile(),
-		"--auth", "PLAIN", "--auth-user", "swaks", "--auth-password", n.Password(),
+		"--auth", "PLAIN", "--auth-user", n.addr, "--auth-password", n.Password(),
 		"--from", n.addr, // swaks also writes it as the From header
 	}, args...)
 }

@@ -191,8 +191,8 @@ export function onProgress(ev) {
     for (const j of jobs) {
       if (j.outbox_id !== id) continue;
       const blocks = Math.max(j.blocks || 1, 1);
-      const part = j.finished ? 1 : j.expected ? Math.min(j.done / j.expected, 1) : 0;
-      t.fractions.set(j.rcpt, Math.min((Math.max((j.block || 1) - 1, 0) + part) / blocks, 1));
+      const part = j.finished ? 1 : j.hashes_expected ? Math.min(j.hashes_done / j.hashes_expected, 1) : 0;
+      t.fractions.set(j.recipient, Math.min((Math.max((j.block || 1) - 1, 0) + part) / blocks, 1));
       if (j.finished) finished = true;
     }
     renderItem(t, !!ev.waiting_for_peers);

@@ -24,13 +24,6 @@ export async function route() {
   }, 3000);
 }
 
-// The status document is docs/api.md's; older nodes nest the network part under "p2p".
-function pick(s, key) {
-  if (s[key] !== undefined) return s[key];
-  if (s.p2p && s.p2p[key] !== undefined) return s.p2p[key];
-  return undefined;
-}
-
 async function load(quiet) {
   let s, peers;
   try {
@@ -39,21 +32,20 @@ async function load(quiet) {
     if (!quiet) ctx.showError(e);
     return;
   }
-  if (peers && !Array.isArray(peers)) peers = peers.peers || [];
+  // The shapes are docs/api.md's (internal/api): the network part of the status is under "p2p".
   peers = peers || [];
-  const rawPeers = pick(s, 'peers');
-  const peerCount = Array.isArray(rawPeers) ? rawPeers.length : typeof rawPeers === 'number' ? rawPeers : peers.length;
-  const shards = pick(s, 'shards');
-  const tips = pick(s, 'tips');
+  const p2p = s.p2p || {};
+  const peerCount = (p2p.peers || []).length;
+  const shards = p2p.shards;
+  const tips = p2p.tips;
   let tipText = '';
-  if (typeof tips === 'number') tipText = String(tips);
-  else if (tips && typeof tips === 'object') {
+  if (tips && typeof tips === 'object') {
     tipText =
       Object.entries(tips)
         .map(([k, v]) => `shard ${k}: ${v}`)
         .join(', ') || 'none yet';
   }
-  const synced = pick(s, 'synced');
+  const synced = p2p.synced;
   const rows = [
     ['Address', s.address || '', 'status-address'],
     ['Network', s.network || '', 'status-network'],
@@ -73,10 +65,9 @@ async function load(quiet) {
   const ul = $('status-jobs');
   clear(ul);
   for (const j of jobs) {
-    const expected = j.expected ?? j.hashes_expected ?? 0;
-    const done = j.done ?? j.hashes_done ?? 0;
-    const pct = expected ? Math.min(100, Math.round((100 * done) / expected)) : 0;
-    const rcpt = j.rcpt || j.recipient || '';
+    const expected = j.hashes_expected || 0;
+    const pct = expected ? Math.min(100, Math.round((100 * j.hashes_done) / expected)) : 0;
+    const rcpt = j.recipient || '';
     ul.append(
       h(
         'li',
@@ -91,7 +82,7 @@ async function load(quiet) {
   const tb = $('peer-rows');
   clear(tb);
   for (const p of peers) {
-    const id = p.id || p.peer_id || '';
+    const id = p.id || '';
     tb.append(
       h(
         'tr',

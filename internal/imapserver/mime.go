@@ -1,0 +1,165 @@
+package imapserver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	goimap "github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/tanglemail/tanglemail/internal/mimepart"
+)
+
+// MIME for FETCH: BODYSTRUCTURE, BODY[part…] and BINARY[part] come from mimepart's bounded, one-pass
+// parse of the message (depth ≤ mimepart.MaxDepth, parts ≤ mimepart.MaxParts; a part beyond the
+// bounds is an opaque application/octet-stream leaf), never from go-imap's Extract helpers, whose
+// nested readers cost depth × size. The parse is made once per message per FETCH.
+
+// bodyStructure is the BODYSTRUCTURE (RFC 9051 §7.5.2) of a parsed message; ctx is checked between
+// parts so that the work stops when the client has gone.
+func bodyStructure(raw []byte, root *mimepart.Part) imap.BodyStructure {
+	return structureOf(raw, root)
+}
+
+func structureOf(raw []byte, p *mimepart.Part) imap.BodyStructure {
+	h := gomessage.Header{Header: p.Header}
+	if p.IsMultipart() {
+		bs := &imap.BodyStructureMultiPart{Subtype: p.Subtype}
+		for _, c := range p.Children {
+			bs.Children = append(bs.Children, structureOf(raw, c))
+		}
+		bs.Extended = &imap.BodyStructureMultiPartExt{
+			Params:      p.Params,
+			Disposition: disposition(h),
+			Language:    language(h),
+			Location:    h.Get("Content-Location"),
+		}
+		return bs
+	}
+	body := raw[p.BodyStart:p.BodyEnd]
+	lines := int64(bytes.Count(body, []byte("\n")))
+	bs := &imap.BodyStructureSinglePart{
+		Type:        p.Type,
+		Subtype:     p.Subtype,
+		Params:      p.Params,
+		ID:          h.Get("Content-Id"),
+		Description: h.Get("Content-Description"),
+		Encoding:    h.Get("Content-Transfer-Encoding"),
+		Size:        uint32(len(body)),
+	}
+	if p.Opaque {
+		bs.Type, bs.Subtype, bs.Params = "application", "octet-stream", nil
+	}
+	if bs.Encoding == "" {
+		bs.Encoding = "7bit"
+	}
+	if m := p.Message; m != nil && !p.Opaque {
+		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
+			Envelope:      envelope(raw[m.HeaderStart:m.BodyStart]),
+			BodyStructure: structureOf(raw, m),
+			NumLines:      lines,
+		}
+	}
+	if bs.Type == "text" {
+		bs.Text = &imap.BodyStructureText{NumLines: lines}
+	}
+	bs.Extended = &imap.BodyStructureSinglePartExt{
+		Disposition: disposition(h),
+		Language:    language(h),
+		Location:    h.Get("Content-Location"),
+	}
+	return bs
+}
+
+func disposition(h gomessage.Header) *imap.BodyStructureDisposition {
+	d, params, _ := h.ContentDisposition()
+	if d == "" {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: d, Params: params}
+}
+
+func language(h gomessage.Header) []string {
+	v := h.Get("Content-Language")
+	if v == "" {
+		return nil
+	}
+	l := strings.Split(v, ",")
+	for i := range l {
+		l[i] = strings.TrimSpace(l[i])
+	}
+	return l
+}
+
+// partSection returns the bytes of BODY[part…] (RFC 9051 §6.4.5) for a non-empty part path, before
+// the partial is applied; nil if the part does not exist.
+func partSection(raw []byte, root *mimepart.Part, bs *imap.FetchItemBodySection) []byte {
+	p := root.Find(bs.Part)
+	if p == nil {
+		return nil
+	}
+	switch bs.Specifier {
+	case imap.PartSpecifierNone:
+		return raw[p.BodyStart:p.BodyEnd]
+	case imap.PartSpecifierMIME:
+		return raw[p.HeaderStart:p.BodyStart]
+	}
+	// HEADER, HEADER.FIELDS, TEXT of an encapsulated message (of the part itself otherwise, as
+	// go-imap does).
+	m := p
+	if p.Message != nil {
+		m = p.Message
+	}
+	if bs.Specifier == imap.PartSpecifierText {
+		return raw[m.BodyStart:m.BodyEnd]
+	}
+	hdr := raw[m.HeaderStart:m.BodyStart]
+	if len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
+		return hdr
+	}
+	// Header fields: go-imap's filter over the header bytes alone (no MIME parsing there).
+	return goimap.ExtractBodySection(bytes.NewReader(hdr), &imap.FetchItemBodySection{
+		Specifier: imap.PartSpecifierHeader, HeaderFields: bs.HeaderFields, HeaderFieldsNot: bs.HeaderFieldsNot,
+	})
+}
+
+// errUnknownCTE answers BINARY of a part whose transfer encoding the server cannot decode (RFC 3516
+// §4.3).
+var errUnknownCTE = imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeUnknownCTE, "Unknown Content-Transfer-Encoding")
+
+// binarySection returns BINARY[part] (RFC 3516 §4.2): the part's body with its transfer encoding
+// removed (no charset conversion). BINARY[] is the whole message, header and decoded body. A
+// multipart's body and an opaque part are returned as they are.
+func binarySection(raw []byte, root *mimepart.Part, part []int) ([]byte, error) {
+	p := root
+	if len(part) > 0 {
+		p = root.Find(part)
+		if p == nil {
+			return nil, nil
+		}
+	}
+	body := raw[p.BodyStart:p.BodyEnd]
+	if !p.IsMultipart() && !p.Opaque && p.Message == nil {
+		var err error
+		body, err = mimepart.Decode(p.Header.Get("Content-Transfer-Encoding"), body)
+		if errors.Is(err, mimepart.ErrUnknownEncoding) {
+			return nil, errUnknownCTE
+		}
+	}
+	if len(part) == 0 {
+		return append(append([]byte{}, raw[p.HeaderStart:p.BodyStart]...), body...), nil
+	}
+	return body, nil
+}
+
+func envelope(header []byte) *imap.Envelope {
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
+	if err != nil && h.Len() == 0 {
+		return &imap.Envelope{}
+	}
+	return goimap.ExtractEnvelope(h)
+}
