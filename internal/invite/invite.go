@@ -51,6 +51,13 @@ var (
 	ErrInvalid   = errors.New("invalid invite")
 )
 
+// Errors of joining by an invite (the node's Join).
+var (
+	ErrWrongNetwork = errors.New("the invite is for another network")
+	ErrOwnInvite    = errors.New("this is your own invite: give it to someone else, and join with theirs")
+	ErrUnreachable  = errors.New("none of the invite's peer addresses answered")
+)
+
 // Invite is a parsed invite.
 type Invite struct {
 	Network string           // the network's name (protocol.md §1), e.g. "tanglemail"
