@@ -274,6 +274,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Store:    n.mail,
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
+		Invites:  n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
