@@ -37,6 +37,9 @@
 //     (ErrNoMailbox) but never point at another mailbox.
 //   - Durability: journal_mode=WAL and synchronous=FULL, so when a write returns nil its transaction is
 //     on disk (the WAL is fsynced at commit). The node may acknowledge SMTP 250 or IMAP OK after that.
+//   - Opening and schema: package sqlitedb opens the file (the pragmas above, foreign keys on, a busy
+//     timeout) and applies migrations/NNNN_what.sql in one transaction, recorded in schema_version; a
+//     file from a newer program is refused (ErrSchemaTooNew).
 //   - MODSEQ is account-wide (account.last_modseq, mox's LastModSeq): a write transaction that changes
 //     something takes exactly one new value, and every message it adds or changes and every Change it
 //     broadcasts carries that value. A transaction that changes nothing (e.g. a STORE that sets flags a
