@@ -7,7 +7,8 @@
 //     reverse, so the store is never closed while the network may still write to it.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
-//   - Client-facing listeners are loopback by default; a non-loopback address needs TLS.
+//   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
+//     (a client must use STARTTLS before it logs in); the API only on loopback (it speaks plain HTTP).
 package node
 
 import (
@@ -58,6 +59,9 @@ type Config struct {
 	Log        *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
+	// LoginPenalty delays logins after failed ones, shared by IMAP, SMTP and the HTTP API; nil: one
+	// with the defaults (tests inject one on a fake clock).
+	LoginPenalty *loginpenalty.Penalty
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
@@ -226,7 +230,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
 	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
-	penalty := loginpenalty.New(loginpenalty.Options{})
+	penalty := cfg.LoginPenalty
+	if penalty == nil {
+		penalty = loginpenalty.New(loginpenalty.Options{})
+	}
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
 		Address:   n.id.Address(),
 		Password:  n.password,
