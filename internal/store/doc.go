@@ -3,7 +3,7 @@
 // the contacts, plus the account's change bus. It knows nothing about IMAP, SMTP or the network: the
 // front doors (IMAP, submission, web) and the message layers (outbox, inbox) translate to its calls.
 //
-// Model (after mox's store, see research/gostyle.md §1):
+// Model (after mox's store, github.com/mjl-/mox/store):
 //   - A Mailbox has a UIDVALIDITY, a UIDNEXT and a highest MODSEQ. Seven mailboxes exist from the first
 //     Open on: INBOX, Sent, Drafts, Trash, Junk, Archive (with their RFC 6154 special-use attributes) and
 //     Chats (none). Each has a Role; role mailboxes can be renamed but not deleted, and the layers above
