@@ -3,7 +3,7 @@
 // clients (Thunderbird, mutt, mbsync, …) read the account's mail and chats. It is an adapter: the
 // protocol is github.com/emersion/go-imap/v2's imapserver (pinned at v2.0.0-beta.8), the state is the
 // store's, and no go-imap type appears in this package's API. The caller chooses the listener
-// (loopback by default, see DESIGN.md §7) and the credentials.
+// (loopback by default, docs/api.md) and the credentials.
 //
 // Capabilities, beyond IMAP4rev1 and IMAP4rev2: IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 // SPECIAL-USE (RFC 6154), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), LITERAL+ and LITERAL- (RFC 7888), ID (RFC 2971),
