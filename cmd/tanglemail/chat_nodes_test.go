@@ -9,8 +9,10 @@ import (
 	"github.com/tanglemail/tanglemail/internal/node"
 )
 
-// TestChatBetweenNodes: "tanglemail contacts add" and "tanglemail chat" against two real nodes: a
-// line typed on one side is printed on the other, the answer comes back, and the sender sees it read.
+// TestChatBetweenNodes: "tanglemail contacts add" and "tanglemail chat" against two real nodes: what
+// alice is typing shows on bob's side as a typing notice, a line typed on one side is printed on the
+// other, alice sees her own line once, the answer comes back, and the sender sees it read. Then alice
+// creates a group with bob (--new-group), lists its members and renames it.
 func TestChatBetweenNodes(t *testing.T) {
 	aliceDir, bobDir := t.TempDir(), t.TempDir()
 	nodes, err := node.StartDevnet(context.Background(), []string{aliceDir, bobDir}, node.DevnetOptions{})
@@ -35,13 +37,57 @@ func TestChatBetweenNodes(t *testing.T) {
 
 	a := startChat(t, nil, "--data-dir", aliceDir, "bob")
 	a.waitOut(t, "Chat with bob")
-	a.typeLine(t, "hello bob, from the terminal")
 	b := startChat(t, nil, "--data-dir", bobDir, aliceAddr)
+	b.waitOut(t, "Chat with")
+
+	// Typing without Enter sends typing notices (at most every 3 s); gossip may miss one sent right
+	// after peering, so alice types on (dots after the text) until bob sees one, then presses Enter.
+	text := "hello bob, from the terminal"
+	deadline := time.Now().Add(60 * time.Second)
+	typed := 0
+	for !strings.Contains(b.out.String(), "is typing…") {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's chat never showed alice typing\nbob:\n%s\nalice:\n%s", b.out.String(), a.out.String())
+		}
+		if typed < len(text) {
+			a.typeText(t, text[typed:typed+1])
+			typed++
+		} else {
+			a.typeText(t, ".")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	a.typeLine(t, text[typed:])
 	// Gossip may miss a block published right after peering; anti-entropy brings it within ~10 s.
 	waitOutFor(t, b, "hello bob, from the terminal", 30*time.Second)
 	b.typeLine(t, "hi alice")
 	waitOutFor(t, a, "hi alice", 30*time.Second)
 	waitOutFor(t, a, "✓✓ read", 30*time.Second) // bob's chat marked alice's message read
+	if n := strings.Count(a.out.String(), "me: hello bob, from the terminal"); n != 1 {
+		t.Fatalf("alice's own line shown %d times, want once:\n%s", n, a.out.String())
+	}
+
+	// A group, made and managed from the terminal.
+	g := startChat(t, nil, "--data-dir", aliceDir, "--new-group", "lunch", "bob")
+	g.waitOut(t, "Group “lunch” with bob.")
+	g.typeLine(t, "/members")
+	g.waitOut(t, "Members of “lunch”:")
+	g.waitOut(t, "  bob      "+bobAddr)
+	g.typeLine(t, "/rename crew")
+	g.waitOut(t, "the group is now called “crew”")
+	g.typeLine(t, "/remove nobody")
+	g.waitOut(t, "/remove nobody: no such member")
+	var conv struct{ Conversations []struct{ Kind, Name string } }
+	if err := apiCall(t, aliceDir, "/api/conversations", &conv); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range conv.Conversations {
+		found = found || (c.Kind == "group" && c.Name == "crew")
+	}
+	if !found {
+		t.Fatalf("alice's node has no group crew: %+v", conv)
+	}
 }
 
 // waitOutFor is waitOut with a longer deadline, for delivery across the network.
@@ -54,4 +100,14 @@ func waitOutFor(t *testing.T, p *chatProc, s string, d time.Duration) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// apiCall decodes GET path of the node on dir into out.
+func apiCall(t *testing.T, dir, path string, out any) error {
+	t.Helper()
+	c, err := newAPIClient(&cmdEnv{getenv: func(string) string { return "" }}, dir)
+	if err != nil {
+		return err
+	}
+	return c.call(context.Background(), "GET", path, nil, out)
 }

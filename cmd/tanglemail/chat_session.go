@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,13 +30,15 @@ type chatSession struct {
 	me      string // the user's address, from the members or the hello event
 	now     func() time.Time
 
-	printed  map[string]bool        // ids of printed messages
-	own      map[string]*ownMessage // the user's messages whose status is known
-	floorUID store.UID              // history before this UID was never shown
-	maxUID   store.UID              // the highest UID shown
-	typing   map[string]time.Time   // member address → when "is typing" was shown
-	needRead bool                   // an unseen incoming message was shown
-	everUp   bool                   // the event stream was connected once
+	printed   map[string]bool        // ids of printed messages
+	own       map[string]*ownMessage // the user's messages whose status is known
+	floorUID  store.UID              // history before this UID was never shown
+	maxUID    store.UID              // the highest UID shown
+	typing    map[string]time.Time   // member address → when "is typing" was shown
+	needRead  bool                   // an unseen incoming message was shown
+	lastTyped time.Time              // when the last typing notice was sent
+	prompt    *promptWriter          // the line being typed, when the chat echoes it itself (else nil)
+	everUp    bool                   // the event stream was connected once
 }
 
 type ownMessage struct {
@@ -95,7 +98,13 @@ wait:
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	lines := readInput(stdin, ctx.Done())
+	restore, edit := rawTerminal(stdin)
+	defer restore()
+	if edit {
+		s.prompt = &promptWriter{w: s.out}
+		s.out = s.prompt
+	}
+	lines := readInput(stdin, edit, ctx.Done())
 	for {
 		select {
 		case <-ctx.Done():
@@ -106,6 +115,13 @@ wait:
 			}
 			if in.err != nil {
 				return fmt.Errorf("reading what you type: %w", in.err)
+			}
+			if in.partial {
+				s.typed(ctx, in.text)
+				continue
+			}
+			if s.prompt != nil {
+				s.prompt.set("") // the line goes: it is shown as sent, "me: …", not twice
 			}
 			if s.handleLine(ctx, in) {
 				return nil
@@ -219,11 +235,19 @@ func (s *chatSession) handleLine(ctx context.Context, in inputLine) (quit bool) 
 			return true
 		case "/help", "/?":
 			fmt.Fprint(s.out, `Commands:
-  /help    this list
-  /quit    leave (as do Ctrl-D and Ctrl-C)
-  //text   send a message that starts with "/"
+  /help            this list
+  /quit            leave (as do Ctrl-D and Ctrl-C)
+  /members         list the group's members
+  /add <member>    add a member to the group (a petname or an address)
+  /remove <member> remove a member from the group
+  /rename <name>   rename the group
+  /leave           leave the group
+  //text           send a message that starts with "/"
 Anything else you type is sent when you press Enter (at most 4,000 bytes a message).
 `)
+		case "/members", "/add", "/remove", "/rename", "/leave":
+			_, arg, _ := strings.Cut(strings.TrimSpace(text), " ")
+			s.groupCommand(ctx, cmd, strings.TrimSpace(arg))
 		default:
 			s.notice("no command %s: /help lists them (start a message with // to send text beginning with /)", cleanLine(cmd))
 		}
@@ -445,4 +469,128 @@ func (s *chatSession) nameOf(m api.Member) string {
 
 func (s *chatSession) notice(format string, args ...any) {
 	fmt.Fprintf(s.out, "-- "+format+"\n", args...)
+}
+
+// typed is called with the line being typed: it sends a typing notice, at most every chatTypingSend
+// (as the web client does), and never for a command. Notices are best effort: a failure is not shown.
+func (s *chatSession) typed(ctx context.Context, text string) {
+	if s.prompt != nil {
+		s.prompt.set(text)
+	}
+	if strings.TrimSpace(text) == "" || (strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//")) || s.conv.Left {
+		return
+	}
+	now := s.now()
+	if !s.lastTyped.IsZero() && now.Sub(s.lastTyped) < chatTypingSend {
+		return
+	}
+	s.lastTyped = now
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = s.client.call(tctx, http.MethodPost, s.base+"/typing", nil, nil)
+}
+
+// groupCommand runs /members, /add, /remove, /rename or /leave. What changes comes back as a
+// conversation event (and, for the others, as an event line in the history).
+func (s *chatSession) groupCommand(ctx context.Context, cmd, arg string) {
+	if s.conv.Kind != "group" {
+		s.notice("%s works in a group; this is a chat with one person (make a group with: tanglemail chat --new-group NAME member…)", cmd)
+		return
+	}
+	var err error
+	switch cmd {
+	case "/members":
+		var c api.Conversation
+		if err = s.client.call(ctx, http.MethodGet, s.base, nil, &c); err == nil {
+			s.updateConversation(c)
+			s.printMembers()
+		}
+	case "/add":
+		if arg == "" {
+			s.notice("/add <member>: name the member, a petname or an address")
+			return
+		}
+		err = s.client.call(ctx, http.MethodPost, s.base+"/members", api.AddMember{Member: &arg}, nil)
+		if err == nil {
+			s.notice("added %s", cleanLine(arg))
+		}
+	case "/remove":
+		addr := s.memberAddress(arg)
+		if addr == "" {
+			s.notice("/remove %s: no such member (/members lists them)", cleanLine(arg))
+			return
+		}
+		err = s.client.call(ctx, http.MethodDelete, s.base+"/members/"+url.PathEscape(addr), nil, nil)
+		if err == nil {
+			s.notice("removed %s", cleanLine(arg))
+		}
+	case "/rename":
+		if arg == "" {
+			s.notice("/rename <name>: give the group's new name")
+			return
+		}
+		err = s.client.call(ctx, http.MethodPatch, s.base, api.Rename{Name: &arg}, nil)
+	case "/leave":
+		err = s.client.call(ctx, http.MethodPost, s.base+"/leave", nil, nil)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.notice("%s failed: %v", cmd, err)
+	}
+}
+
+// memberAddress finds a member of the group by address, the name shown, or a petname.
+func (s *chatSession) memberAddress(who string) string {
+	for _, m := range s.conv.Members {
+		if !m.Me && (strings.EqualFold(m.Address, who) || strings.EqualFold(m.Name, who) || s.nameOf(m) == who) {
+			return m.Address
+		}
+	}
+	return ""
+}
+
+func (s *chatSession) printMembers() {
+	if s.conv.Left {
+		s.notice("you left this group")
+		return
+	}
+	fmt.Fprintf(s.out, "Members of “%s”:\n", cleanLine(s.conv.Name))
+	for _, m := range s.conv.Members {
+		if m.Me {
+			fmt.Fprintf(s.out, "  me       %s\n", cleanLine(m.Address))
+		} else {
+			fmt.Fprintf(s.out, "  %-8s %s\n", s.nameOf(m), cleanLine(m.Address))
+		}
+	}
+}
+
+// promptWriter is the chat's output when it echoes the line being typed itself: before anything is
+// printed the typed line is erased, and after a complete line it is drawn again below, so that what
+// arrives never mixes with what is being typed. Only the session loop uses it.
+type promptWriter struct {
+	w       io.Writer
+	pending string // the line being typed
+	shown   bool   // pending is on the screen, at the cursor's line
+}
+
+// clearLine moves to the start of the line and erases it (ECMA-48 CR, EL).
+const clearLine = "\r\x1b[K"
+
+func (p *promptWriter) Write(b []byte) (int, error) {
+	if p.shown {
+		io.WriteString(p.w, clearLine)
+		p.shown = false
+	}
+	n, err := p.w.Write(b)
+	if err == nil && len(b) > 0 && b[len(b)-1] == '\n' && p.pending != "" {
+		io.WriteString(p.w, cleanLine(p.pending))
+		p.shown = true
+	}
+	return n, err
+}
+
+// set shows text as the line being typed.
+func (p *promptWriter) set(text string) {
+	p.pending = text
+	io.WriteString(p.w, clearLine+cleanLine(text))
+	p.shown = text != ""
 }

@@ -1,25 +1,84 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // The terminal side of the chat command: reading typed lines, and making what is printed safe and short.
 
-// inputLine is one line typed (without its line ending), or the error that ended the input.
+// inputLine is one line typed (without its line ending), a line being typed (partial), or the error
+// that ended the input.
 type inputLine struct {
 	text    string
+	partial bool // the line is not finished: text is what is typed so far (for typing notices and echo)
 	tooLong bool // longer than chatMaxInput: text is empty
 	err     error
 }
 
+// lineEditor assembles typed bytes into lines. With edit set (the terminal's own line editing and echo
+// are off, see rawTerminal) it does the editing a terminal would: backspace and DEL erase a character,
+// Ctrl-U the line, Ctrl-D on an empty line ends the input, CR or LF ends a line, and other control
+// characters are dropped. Without edit (a pipe, or a terminal in its normal mode) only LF ends a line
+// (a CR before it is dropped).
+type lineEditor struct {
+	edit    bool
+	buf     []byte
+	tooLong bool
+}
+
+// feed adds b and returns the lines it finished; changed says the unfinished line changed, eof that
+// Ctrl-D ended the input.
+func (e *lineEditor) feed(b []byte) (lines []inputLine, changed, eof bool) {
+	for _, c := range b {
+		switch {
+		case c == '\n' || (e.edit && c == '\r'):
+			text := string(e.buf)
+			if !e.edit {
+				text = strings.TrimSuffix(text, "\r")
+			}
+			lines = append(lines, inputLine{text: text, tooLong: e.tooLong || len(text) > chatMaxInput})
+			e.buf, e.tooLong, changed = e.buf[:0], false, false
+			continue
+		case e.edit && (c == 0x7f || c == 0x08):
+			if len(e.buf) > 0 {
+				_, n := utf8.DecodeLastRune(e.buf)
+				e.buf = e.buf[:len(e.buf)-n]
+				changed = true
+			}
+			continue
+		case e.edit && c == 0x15: // Ctrl-U
+			e.buf, e.tooLong, changed = e.buf[:0], false, true
+			continue
+		case e.edit && c == 0x04: // Ctrl-D
+			if len(e.buf) == 0 && !e.tooLong {
+				return lines, false, true
+			}
+			continue
+		case e.edit && c < 0x20 && c != '\t':
+			continue
+		}
+		if e.tooLong {
+			continue
+		}
+		if len(e.buf) >= chatMaxInput+2 {
+			e.buf, e.tooLong = e.buf[:0], true
+			continue
+		}
+		e.buf = append(e.buf, c)
+		changed = true
+	}
+	return lines, changed, false
+}
+
 // readInput reads lines from r until EOF (a last line without newline counts), then closes the
-// channel. It stops early when done is closed (but a blocked Read blocks until it returns).
-func readInput(r io.Reader, done <-chan struct{}) <-chan inputLine {
+// channel; between lines it reports the line being typed (partial), once per read that changed it.
+// edit is lineEditor's. It stops early when done is closed (but a blocked Read blocks until it
+// returns).
+func readInput(r io.Reader, edit bool, done <-chan struct{}) <-chan inputLine {
 	ch := make(chan inputLine)
 	go func() {
 		defer close(ch)
@@ -31,30 +90,30 @@ func readInput(r io.Reader, done <-chan struct{}) <-chan inputLine {
 				return false
 			}
 		}
-		br := bufio.NewReader(r)
+		e := &lineEditor{edit: edit}
+		buf := make([]byte, 4096)
 		for {
-			var buf []byte
-			tooLong := false
-			var err error
-			for {
-				var chunk []byte
-				chunk, err = br.ReadSlice('\n')
-				if !tooLong && len(buf)+len(chunk) <= chatMaxInput+2 {
-					buf = append(buf, chunk...)
-				} else {
-					tooLong, buf = true, nil
-				}
-				if err != bufio.ErrBufferFull {
-					break
-				}
-			}
-			if len(buf) > 0 || tooLong {
-				text := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
-				if !send(inputLine{text: text, tooLong: tooLong || len(text) > chatMaxInput}) {
+			n, err := r.Read(buf)
+			lines, changed, eof := e.feed(buf[:n])
+			for _, l := range lines {
+				if !send(l) {
 					return
 				}
 			}
+			if changed && !e.tooLong {
+				if !send(inputLine{text: string(e.buf), partial: true}) {
+					return
+				}
+			}
+			if eof {
+				return
+			}
 			if err != nil {
+				if len(e.buf) > 0 || e.tooLong {
+					if !send(inputLine{text: string(e.buf), tooLong: e.tooLong}) {
+						return
+					}
+				}
 				if err != io.EOF {
 					send(inputLine{err: err})
 				}

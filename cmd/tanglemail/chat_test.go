@@ -74,9 +74,15 @@ func (p *chatProc) waitOut(t *testing.T, s string) {
 // typeLine writes one line to the chat's input.
 func (p *chatProc) typeLine(t *testing.T, line string) {
 	t.Helper()
+	p.typeText(t, line+"\n")
+}
+
+// typeText writes text to the chat's input, as typed.
+func (p *chatProc) typeText(t *testing.T, line string) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := io.WriteString(p.stdin, line+"\n")
+		_, err := io.WriteString(p.stdin, line)
 		errc <- err
 	}()
 	select {
@@ -547,5 +553,43 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 	if f, rest := parse("--json", "--", "-x"); !f.json || strings.Join(rest, " ") != "-x" {
 		t.Fatalf("-- after a bool flag: %+v %q", f, rest)
+	}
+}
+
+// TestLineEditor: in edit mode (a terminal without its own line editing) the chat edits the line
+// itself; in a pipe only LF ends a line. Both report the line being typed.
+func TestLineEditor(t *testing.T) {
+	e := &lineEditor{edit: true}
+	lines, changed, eof := e.feed([]byte("héllo\x7f\x7fp!\x01"))
+	if len(lines) != 0 || !changed || eof || string(e.buf) != "hélp!" {
+		t.Fatalf("after editing: lines %v changed %v eof %v buf %q", lines, changed, eof, e.buf)
+	}
+	lines, _, _ = e.feed([]byte("\r"))
+	if len(lines) != 1 || lines[0].text != "hélp!" {
+		t.Fatalf("CR ends the line: %+v", lines)
+	}
+	if _, changed, _ := e.feed([]byte("abc\x15")); !changed || len(e.buf) != 0 {
+		t.Fatalf("Ctrl-U: buf %q", e.buf)
+	}
+	if _, _, eof := e.feed([]byte("\x04")); !eof {
+		t.Fatal("Ctrl-D on an empty line must end the input")
+	}
+
+	p := &lineEditor{}
+	lines, changed, _ = p.feed([]byte("a\x7fb\r\nc"))
+	if len(lines) != 1 || lines[0].text != "a\x7fb" || !changed || string(p.buf) != "c" {
+		t.Fatalf("pipe: lines %+v changed %v buf %q", lines, changed, p.buf)
+	}
+}
+
+// TestPromptWriter: output erases the line being typed and draws it again after a complete line.
+func TestPromptWriter(t *testing.T) {
+	var b strings.Builder
+	p := &promptWriter{w: &b}
+	p.set("hel")
+	io.WriteString(p, "bob: hi\n")
+	p.set("")
+	if got, want := b.String(), clearLine+"hel"+clearLine+"bob: hi\nhel"+clearLine; got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	chatMaxText      = 4000            // bytes of one chat message (docs/api.md)
 	chatMaxInput     = 1 << 20         // longer typed lines are refused without keeping them
 	chatTypingEvery  = 5 * time.Second // "bob is typing…" at most this often per member
+	chatTypingSend   = 3 * time.Second // a typing notice at most this often (as the web client)
 	chatBackoffFirst = time.Second     // reconnection delay, unless the stream set "retry"
 	chatBackoffMax   = 30 * time.Second
 	chatCatchUp      = 100 // messages reloaded after a reconnection
@@ -38,28 +39,41 @@ var chatIdleTimeout = 45 * time.Second
 
 type chatFlags struct {
 	commonFlags
-	group   string
-	history int
+	group    string
+	newGroup string
+	history  int
 }
 
 func chatCommand() *command {
 	return &command{
 		name:    "chat",
 		summary: "chat with someone, or in a group, in the terminal",
-		usage:   "[<petname> | <address> | <conversation id>]",
+		usage:   "[<petname> | <address> | <conversation id>] | --group <group> | --new-group <name> <member>…",
 		about: `Opens the conversation with one person (a petname from your contacts, or an address tm1…@tangle)
 or, with --group or a conversation id, a group, in the running node, and prints its latest messages. Then
 each line you type is sent as a message, and what arrives is printed as it comes: new messages, "bob is
 typing…", and the state of your own messages (→ sent, ✓ delivered, ✓✓ read, ✗ not delivered).
 Messages you see are marked read, which sends read receipts.
 
-Commands typed as a line:
-  /help     list the commands
-  /quit     leave (as do Ctrl-D and Ctrl-C)
-  //text    send a message that starts with "/"
+While you type a line, the others see "… is typing" (a notice at most every 3 s). Your line is shown
+once, as sent: "me: …".
 
---group takes a conversation id, the first characters of one, or a group's name. Without an argument,
-chat lists your conversations with their ids.
+Commands typed as a line:
+  /help            list the commands
+  /quit            leave (as do Ctrl-D and Ctrl-C)
+  /members         list the group's members
+  /add <member>    add a member to the group (a petname or an address)
+  /remove <member> remove a member from the group (a petname, an address, or the name shown)
+  /rename <name>   rename the group
+  /leave           leave the group (you can still read it, but no longer write to it)
+  //text           send a message that starts with "/"
+
+--group takes a conversation id, the first characters of one, or a group's name. --new-group NAME
+creates a group of you and the members named after it (petnames or addresses) and opens it:
+
+  tanglemail chat --new-group "lunch crew" bob carol
+
+Without an argument, chat lists your conversations with their ids.
 
 The chat runs through the node's API on the data directory (like "tanglemail status"): start the node
 first with "tanglemail". If the connection to the node drops, chat reconnects by itself and prints
@@ -68,6 +82,7 @@ what came meanwhile. A message is at most 4,000 bytes; send longer text as mail.
 			f := &chatFlags{}
 			f.register(fs, getenv)
 			fs.StringVar(&f.group, "group", "", "chat in this group: a conversation id (or its first characters) or the group's name")
+			fs.StringVar(&f.newGroup, "new-group", "", "create a group with this name, of you and the members given as arguments, and chat in it")
 			fs.IntVar(&f.history, "history", 20, "how many earlier messages to print first (0..500)")
 			return f
 		},
@@ -78,8 +93,12 @@ what came meanwhile. A message is at most 4,000 bytes; send longer text as mail.
 func runChat(env *cmdEnv, o any, args []string) error {
 	f := o.(*chatFlags)
 	switch {
-	case len(args) > 1:
-		return usageError{"chat takes one petname, address or conversation id; type the messages once it runs"}
+	case f.newGroup != "" && f.group != "":
+		return usageError{"give either --group (an existing group) or --new-group (a new one), not both"}
+	case f.newGroup != "" && len(args) == 0:
+		return usageError{"--new-group " + f.newGroup + ": name the members after it (petnames or addresses), e.g. tanglemail chat --new-group lunch bob carol"}
+	case f.newGroup == "" && len(args) > 1:
+		return usageError{"chat takes one petname, address or conversation id; type the messages once it runs (a group of several: --new-group NAME member…)"}
 	case f.group != "" && len(args) > 0:
 		return usageError{"give either --group or a petname/address, not both"}
 	case f.history < 0 || f.history > 500:
@@ -91,10 +110,18 @@ func runChat(env *cmdEnv, o any, args []string) error {
 	}
 	ctx, cancel := env.context()
 	defer cancel()
-	if f.group == "" && len(args) == 0 {
+	if f.group == "" && f.newGroup == "" && len(args) == 0 {
 		return listConversations(ctx, env, client)
 	}
-	conv, err := openConversation(ctx, client, f.group, args)
+	var conv api.Conversation
+	if f.newGroup != "" {
+		err = client.call(ctx, http.MethodPost, "/api/conversations", api.NewConversation{Name: &f.newGroup, Members: args}, &conv)
+		if err != nil {
+			err = fmt.Errorf("could not create the group: %w", err)
+		}
+	} else {
+		conv, err = openConversation(ctx, client, f.group, args)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 var devnetNames = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
@@ -41,7 +42,8 @@ func devnetCommand() *command {
 		summary: "run a small local network of named nodes in one process",
 		about: `Starts --nodes nodes (alice, bob, carol, …) on the development network (tanglemail-dev), each with
 its own identity, data directory and ports, all on 127.0.0.1 and already peered with each other; mDNS and
-the DHT are off, nothing leaves this machine. It prints each node's address and mail-client settings,
+the DHT are off, nothing leaves this machine. Each node has the others as contacts under their names
+(alice knows bob and carol, …), so "tanglemail chat --data-dir <dir>/alice bob" works at once. It prints each node's address and mail-client settings,
 then runs until interrupted. Point two mail clients at two nodes and mail between them.
 
 With --json it prints one JSON object per node on standard output once all nodes are ready:
@@ -106,6 +108,9 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 			nodes[i].Close()
 		}
 	}()
+	if err := introduce(ctx, nodes); err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
 	enc := json.NewEncoder(env.stdout)
 	for i, n := range nodes {
 		d := devnetNode{
@@ -131,5 +136,31 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		fmt.Fprintf(env.stdout, "devnet of %d nodes running in %s. Stop with Ctrl-C.\n", f.nodes, dir)
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// introduce gives each devnet node the others as contacts, under their devnet names. A contact that
+// is already there (a --dir used before) is kept; a petname taken by another address is an error that
+// says what to do.
+func introduce(ctx context.Context, nodes []*node.Node) error {
+	for i, n := range nodes {
+		for j, other := range nodes {
+			if i == j {
+				continue
+			}
+			name, addr := devnetNames[j], other.Identity().Address().Mail()
+			err := n.Mail().AddContact(ctx, name, addr)
+			if errors.Is(err, store.ErrContactExists) {
+				c, cerr := n.Mail().Contact(ctx, name)
+				if cerr == nil && c.Address == addr {
+					continue
+				}
+				return fmt.Errorf("%s already has a contact %s with another address: remove it (tanglemail contacts remove %s --data-dir …), or use a new --dir", devnetNames[i], name, name)
+			}
+			if err != nil {
+				return fmt.Errorf("add %s as a contact of %s: %w", name, devnetNames[i], err)
+			}
+		}
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/version"
 )
@@ -306,6 +308,7 @@ func TestDevnetJSON(t *testing.T) {
 	}
 	dec := json.NewDecoder(strings.NewReader(out.String()))
 	seen := map[string]bool{}
+	nodes := map[string]devnetNode{}
 	for i, name := range []string{"alice", "bob", "carol"} {
 		var n devnetNode
 		if err := dec.Decode(&n); err != nil {
@@ -315,6 +318,7 @@ func TestDevnetJSON(t *testing.T) {
 			t.Fatalf("node %d: %+v", i, n)
 		}
 		seen[n.SMTP] = true
+		nodes[name] = n
 		for _, hp := range []string{n.IMAP, n.SMTP, n.Web} {
 			if !strings.HasPrefix(hp, "127.0.0.1:") {
 				t.Fatalf("%s listens on %s, not loopback", name, hp)
@@ -334,6 +338,37 @@ func TestDevnetJSON(t *testing.T) {
 			t.Fatalf("%s has %d peers (%v)", name, len(st.P2P.Peers), err)
 		}
 	}
+	// Each node knows the others by their names.
+	for name, n := range nodes {
+		code, cout, errs := runCLI(t, nil, "contacts", "--data-dir", n.DataDir, "--json")
+		if code != 0 {
+			t.Fatalf("contacts of %s: %s", name, errs)
+		}
+		var cs api.Contacts
+		if err := json.Unmarshal([]byte(cout), &cs); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{}
+		for other, o := range nodes {
+			if other != name {
+				want[other] = o.Address
+			}
+		}
+		got := map[string]string{}
+		for _, c := range cs.Contacts {
+			got[c.Petname] = c.Address
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("%s's contacts %v, want %v", name, got, want)
+		}
+	}
+	// So "tanglemail chat bob" works at once, and carol's chat with alice gets the message.
+	a := startChat(t, nil, "--data-dir", nodes["alice"].DataDir, "carol")
+	a.waitOut(t, "Chat with carol <"+nodes["carol"].Address+">.")
+	c := startChat(t, nil, "--data-dir", nodes["carol"].DataDir, "alice")
+	c.waitOut(t, "Chat with alice <"+nodes["alice"].Address+">.")
+	a.typeLine(t, "hi carol, from the devnet")
+	waitOutFor(t, c, "alice: hi carol, from the devnet", 30*time.Second)
 	close(stopc)
 	select {
 	case code := <-done:

@@ -138,6 +138,7 @@ type Messages struct {
 type MessageDetail struct {
 	Message
 	Cc             []Person     `json:"cc"`
+	Bcc            []Person     `json:"bcc"` // only in the sender's own copy (Sent); [] in what recipients get
 	Text           string       `json:"text"`
 	HasHTML        bool         `json:"has_html"`
 	SenderVerified string       `json:"sender_verified"`
@@ -179,6 +180,7 @@ type Moved struct {
 type Compose struct {
 	To        []string `json:"to"`
 	Cc        []string `json:"cc"`
+	Bcc       []string `json:"bcc"` // blind copies: kept in the Sent copy only
 	Subject   string   `json:"subject"`
 	Text      string   `json:"text"`
 	InReplyTo string   `json:"in_reply_to"`

@@ -148,7 +148,7 @@ func DefaultLimits() Limits {
 		RedialWindow:         7 * 24 * time.Hour,
 		RedialBackoffMax:     5 * time.Second,
 		DialTimeout:          5 * time.Second,
-		PingInterval:         3 * time.Second,
+		PingInterval:         2 * time.Second,
 		PingTimeout:          5 * time.Second,
 	}
 }

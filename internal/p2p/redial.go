@@ -27,7 +27,7 @@ import (
 //     libp2p's own dial back-off (which grows to minutes) is bypassed for these dials.
 //   - Every back-off is reset, and a round dialled at once, when a link comes back (any peer connects)
 //     or the local network changes (the interfaces' names, flags and addresses, polled every second).
-//   - A dead link is noticed within Limits.PingInterval + Limits.PingTimeout (8 s): every connected
+//   - A dead link is noticed within Limits.PingInterval + Limits.PingTimeout (7 s): every connected
 //     peer is pinged with libp2p's ping protocol, and an unanswered ping closes the connection, so
 //     nothing is published into a link that is gone and the re-dialling starts.
 //

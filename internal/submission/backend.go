@@ -5,8 +5,37 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
+
+// ContactResolver is what a Backend may also do: find a contact's address by petname. A recipient that
+// is a petname (RCPT TO:<bob> or <bob@tangle>) is refused either way, but then with the address to write
+// to (docs/decisions.md: petnames as SMTP recipients).
+type ContactResolver interface {
+	// ContactAddress returns the address, as <address>@tangle, of the contact with this petname (any
+	// case); ok is false if there is none.
+	ContactAddress(ctx context.Context, petname string) (addr string, ok bool)
+}
+
+// ContactAddress implements ContactResolver with the store's address book.
+func (b StoreBackend) ContactAddress(ctx context.Context, petname string) (string, bool) {
+	if b.Store == nil {
+		return "", false
+	}
+	c, err := b.Store.Contact(ctx, petname)
+	if err != nil {
+		return "", false
+	}
+	if a, err := mail.ParseRecipient(c.Address); err == nil {
+		return a.Mail(), true
+	}
+	if a, err := identity.ParseAddress(c.Address); err == nil {
+		return a.Mail(), true
+	}
+	return "", false
+}
 
 // StoreBackend is the Backend of a node: it files the Sent copy and enqueues the outbox item in one
 // store transaction (store.Submit), with one outbox recipient row per envelope recipient. When

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -171,7 +172,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	a, err := mail.ParseRecipient(to)
 	if err != nil {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: replyText(err.Error())}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: replyText(s.rcptError(to, err))}
 	}
 	for _, r := range s.rcpts {
 		if r.Equal(a) {
@@ -180,6 +181,25 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	s.rcpts = append(s.rcpts, a)
 	return nil
+}
+
+// rcptError is the text of the 550 for a recipient that is not a tangle address. A contact's petname
+// (RCPT TO:<bob@tangle>, or @localhost; go-smtp refuses a bare <bob> as a syntax error) is not
+// resolved: the reply names the contact's address instead, so the user writes to it (docs/decisions.md
+// says why).
+func (s *session) rcptError(to string, err error) string {
+	name, domain, hasAt := strings.Cut(to, "@")
+	if hasAt && !strings.EqualFold(domain, identity.MailDomain) && !strings.EqualFold(domain, "localhost") {
+		return err.Error()
+	}
+	if cr, ok := s.srv.be.(ContactResolver); ok && name != "" {
+		ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
+		defer cancel()
+		if addr, ok := cr.ContactAddress(ctx, name); ok {
+			return fmt.Sprintf("%s is the name of your contact, not an address: write to <%s>", name, addr)
+		}
+	}
+	return err.Error()
 }
 
 // Data reads the message and hands it to the backend; the reply (go-smtp writes what Data returns)

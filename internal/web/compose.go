@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -20,11 +21,25 @@ import (
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
-// Limits of a message composed through the API.
+// Limits of a message composed through the API (docs/api.md, "Sending mail").
 const (
 	maxRecipients = 100
 	maxSubject    = 900 // bytes; the Subject field must fit RFC 5322's 998-character lines once encoded and folded
+
+	maxAttachments     = 20       // files in one message
+	maxAttachmentBytes = 18 << 20 // all files together, as uploaded; base64 makes them about 4/3 as large
+	maxAttachmentName  = 255      // bytes of a file name
+	// maxUploadBody bounds a multipart/form-data body of POST /api/messages: the files, the JSON and
+	// the multipart framing.
+	maxUploadBody = maxAttachmentBytes + maxBody + 1<<20
 )
+
+// attachment is one file of a message composed through the API.
+type attachment struct {
+	name  string // as the user's file was called, checked by attachmentName
+	ctype string // a valid media type, without parameters
+	data  []byte
+}
 
 // errNoRecipient is wrapped by resolve's errors: the entry is neither a petname nor an address.
 var errNoRecipient = errors.New("not a recipient")
@@ -70,16 +85,22 @@ func (s *Server) resolve(ctx context.Context, entry string) (identity.Address, e
 // transaction (store.Submit); the outbox picks it up from the store's change bus.
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	var req api.Compose
-	if !decodeJSON(w, r, &req) {
+	var files []attachment
+	if isMultipartForm(r.Header.Get("Content-Type")) {
+		var ok bool
+		if req, files, ok = readUpload(w, r); !ok {
+			return
+		}
+	} else if !decodeJSON(w, r, &req) {
 		return
 	}
 	ctx := r.Context()
-	if len(req.To)+len(req.Cc) == 0 {
+	if len(req.To)+len(req.Cc)+len(req.Bcc) == 0 {
 		writeError(w, http.StatusBadRequest, `field "to" is missing or empty: give at least one recipient (a contact's petname or a tm1…@tangle address)`)
 		return
 	}
-	if len(req.To)+len(req.Cc) > maxRecipients {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("too many recipients: at most %d in to and cc together", maxRecipients))
+	if len(req.To)+len(req.Cc)+len(req.Bcc) > maxRecipients {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("too many recipients: at most %d in to, cc and bcc together", maxRecipients))
 		return
 	}
 	var rcpts []string
@@ -113,6 +134,10 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	bcc, ok := resolveAll("bcc", req.Bcc)
+	if !ok {
+		return
+	}
 	if msg := checkText("subject", req.Subject, maxSubject, true); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
@@ -129,9 +154,14 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	raw, err := buildMessage(s.address, to, cc, req.Subject, req.Text, inReplyTo, s.now())
+	raw, err := buildMessage(outgoing{from: s.address, to: to, cc: cc, bcc: bcc, subject: req.Subject, text: req.Text,
+		inReplyTo: inReplyTo, files: files}, s.now())
 	if err != nil {
 		s.fail(w, r, "build the message", err)
+		return
+	}
+	if len(raw) > mail.MaxMessageSize {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the message would be %d bytes, more than the %d the network carries: send fewer or smaller attachments", len(raw), mail.MaxMessageSize))
 		return
 	}
 	res, err := s.store.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{From: s.address, Rcpts: rcpts, Raw: raw}})
@@ -139,7 +169,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "queue the message", err)
 		return
 	}
-	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts))
+	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts), "attachments", len(files))
 	writeJSON(w, http.StatusAccepted, api.Sent{OutboxID: res.OutboxID, Folder: res.Sent.MailboxID, UID: res.Sent.UID})
 }
 
@@ -180,12 +210,26 @@ func validMsgID(id string) bool {
 	return true
 }
 
-// buildMessage writes an RFC 5322 message (§3.6: Date, From, To, Cc, Subject, Message-ID,
-// In-Reply-To and References) with a single text/plain; charset=utf-8 body (RFC 2045, RFC 2046
-// §4.1): 7bit when the text is ASCII with short lines, quoted-printable otherwise. Non-ASCII subjects
-// are RFC 2047 encoded words; long fields are folded (RFC 5322 §2.2.3). Lines end in CRLF.
-func buildMessage(from string, to, cc []*gomail.Address, subject, text, inReplyTo string, now time.Time) ([]byte, error) {
-	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+// outgoing is a message composed through the API.
+type outgoing struct {
+	from        string
+	to, cc, bcc []*gomail.Address
+	subject     string
+	text        string
+	inReplyTo   string // without angle brackets; "" for none
+	files       []attachment
+}
+
+// buildMessage writes an RFC 5322 message (§3.6: Date, From, To, Cc, Bcc, Subject, Message-ID,
+// In-Reply-To and References). Without files the body is a single text/plain; charset=utf-8 part (RFC
+// 2045, RFC 2046 §4.1): 7bit when the text is ASCII with short lines, quoted-printable otherwise. With
+// files it is multipart/mixed (RFC 2046 §5.1.3): that text part first, then each file as an attachment
+// (RFC 2183 Content-Disposition with the file name, RFC 2231 encoded when not ASCII) in base64. Non-ASCII
+// subjects are RFC 2047 encoded words; long fields are folded (RFC 5322 §2.2.3). Lines end in CRLF.
+// The Bcc field stays in this, the Sent copy; the outbox sends every recipient the message without it
+// (mail.StripBcc, RFC 5322 §3.6.3).
+func buildMessage(m outgoing, now time.Time) ([]byte, error) {
+	text := strings.ReplaceAll(strings.ReplaceAll(m.text, "\r\n", "\n"), "\r", "\n")
 	cte := "7bit"
 	for _, l := range strings.Split(text, "\n") {
 		if len(l) > 78 || !isASCII(l) {
@@ -193,40 +237,83 @@ func buildMessage(from string, to, cc []*gomail.Address, subject, text, inReplyT
 			break
 		}
 	}
+	if cte == "7bit" {
+		text = strings.ReplaceAll(text, "\n", "\r\n")
+	} // else the quoted-printable writer ends lines in CRLF
+
 	// go-message writes header fields in the reverse order of addition.
 	var h gomail.Header
-	h.Set("Content-Transfer-Encoding", cte)
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if len(m.files) == 0 {
+		h.Set("Content-Transfer-Encoding", cte)
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
 	h.Set("MIME-Version", "1.0")
-	if inReplyTo != "" {
-		h.Set("References", "<"+inReplyTo+">")
-		h.Set("In-Reply-To", "<"+inReplyTo+">")
+	if m.inReplyTo != "" {
+		h.Set("References", "<"+m.inReplyTo+">")
+		h.Set("In-Reply-To", "<"+m.inReplyTo+">")
 	}
 	h.Set("Message-ID", "<"+mail.NewMessageID()+">")
-	if subject != "" {
-		h.SetSubject(subject)
+	if m.subject != "" {
+		h.SetSubject(m.subject)
 	}
-	if len(cc) > 0 {
-		h.SetAddressList("Cc", cc)
+	if len(m.bcc) > 0 {
+		h.SetAddressList("Bcc", m.bcc)
 	}
-	if len(to) > 0 {
-		h.SetAddressList("To", to)
+	if len(m.cc) > 0 {
+		h.SetAddressList("Cc", m.cc)
 	}
-	h.SetAddressList("From", []*gomail.Address{{Address: from}})
+	if len(m.to) > 0 {
+		h.SetAddressList("To", m.to)
+	}
+	h.SetAddressList("From", []*gomail.Address{{Address: m.from}})
 	h.Set("Date", mail.FormatDate(now))
 
 	var buf bytes.Buffer
-	mw, err := message.CreateWriter(&buf, h.Header)
+	if len(m.files) == 0 {
+		mw, err := message.CreateWriter(&buf, h.Header)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.WriteString(mw, text); err != nil {
+			return nil, err
+		}
+		if err := mw.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	mw, err := gomail.CreateWriter(&buf, h)
 	if err != nil {
 		return nil, err
 	}
-	if cte == "7bit" {
-		_, err = mw.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
-	} else {
-		_, err = mw.Write([]byte(text)) // the quoted-printable writer ends lines in CRLF
-	}
+	var th gomail.InlineHeader
+	th.Set("Content-Type", "text/plain; charset=utf-8")
+	th.Set("Content-Transfer-Encoding", cte)
+	tw, err := mw.CreateSingleInline(th)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := io.WriteString(tw, text); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	for _, f := range m.files {
+		var ah gomail.AttachmentHeader
+		ah.SetContentType(f.ctype, nil)
+		ah.SetFilename(f.name)
+		ah.Set("Content-Transfer-Encoding", "base64")
+		aw, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := aw.Write(f.data); err != nil {
+			return nil, err
+		}
+		if err := aw.Close(); err != nil {
+			return nil, err
+		}
 	}
 	if err := mw.Close(); err != nil {
 		return nil, err

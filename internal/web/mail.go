@@ -301,6 +301,7 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) {
 	d := api.MessageDetail{
 		Message:        s.listing(id, m.MessageInfo, pm, nm),
 		Cc:             nm.people(pm.cc),
+		Bcc:            nm.people(pm.bcc),
 		Text:           pm.bodyText(),
 		HasHTML:        pm.hasHTML,
 		SenderVerified: m.Meta.SenderVerified,

@@ -25,6 +25,7 @@ type mailAddress struct {
 // text/plain and text/html parts, and the other parts as attachments.
 type parsedMessage struct {
 	from, to, cc []mailAddress
+	bcc          []mailAddress // the sender's own copy only (the outbox strips it from what it sends)
 	subject      string
 	date         time.Time // zero if absent or unparseable
 
@@ -86,6 +87,7 @@ func (pm *parsedMessage) header(h message.Header) {
 	pm.from = addressList(mh, "From")
 	pm.to = addressList(mh, "To")
 	pm.cc = addressList(mh, "Cc")
+	pm.bcc = addressList(mh, "Bcc")
 	if s, err := mh.Subject(); err == nil {
 		pm.subject = s
 	} else {
@@ -138,13 +140,14 @@ func (pm *parsedMessage) leniently(raw []byte) {
 	hl := store.HeaderLen(raw)
 	h := store.ParseHeader(raw[:hl])
 	var th textproto.Header
-	for _, f := range []string{"From", "To", "Cc"} {
+	for _, f := range []string{"From", "To", "Cc", "Bcc"} {
 		if v := h.Get(f); v != "" {
 			th.Set(f, v)
 		}
 	}
 	mh := gomail.Header{Header: message.Header{Header: th}}
 	pm.from, pm.to, pm.cc = addressList(mh, "From"), addressList(mh, "To"), addressList(mh, "Cc")
+	pm.bcc = addressList(mh, "Bcc")
 	pm.subject = h.Get("Subject")
 	if d, err := netmail.ParseDate(h.Get("Date")); err == nil {
 		pm.date = d

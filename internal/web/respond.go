@@ -82,7 +82,12 @@ func sameOrigin(r *http.Request) bool {
 // decodeJSON reads the request body as one JSON value into v, refusing unknown fields. On error it
 // has answered (400 or 413) and returns false.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
+	return decodeJSONFrom(w, r.Body, v, "the request body")
+}
+
+// decodeJSONFrom is decodeJSON for any reader; what names it in errors ("the request body").
+func decodeJSONFrom(w http.ResponseWriter, body io.Reader, v any, what string) bool {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -100,19 +105,19 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", tooBig.Limit))
 	case errors.Is(err, io.EOF):
-		writeError(w, http.StatusBadRequest, "the request body is empty: send a JSON object (see docs/api.md)")
+		writeError(w, http.StatusBadRequest, what+" is empty: send a JSON object (see docs/api.md)")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		writeError(w, http.StatusBadRequest, "the request body is not valid JSON: it ends too early")
+		writeError(w, http.StatusBadRequest, what+" is not valid JSON: it ends too early")
 	case errors.As(err, &syntax):
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the request body is not valid JSON (at byte %d): %v", syntax.Offset, syntax))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s is not valid JSON (at byte %d): %v", what, syntax.Offset, syntax))
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			writeError(w, http.StatusBadRequest, "the request body must be a JSON object, not "+typ.Value)
+			writeError(w, http.StatusBadRequest, what+" must be a JSON object, not "+typ.Value)
 		} else {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value))
 		}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		writeError(w, http.StatusBadRequest, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+" in the request body (see docs/api.md)")
+		writeError(w, http.StatusBadRequest, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+" in "+what+" (see docs/api.md)")
 	case err.Error() == "trailing data":
 		writeError(w, http.StatusBadRequest, "the request body must hold exactly one JSON value")
 	default:

@@ -176,7 +176,7 @@ func New(cfg Config) *Server {
 	route("/api/folders/{id}/messages/{uid}/attachments/{n}", endpoint{"GET": s.handleAttachment})
 	route("/api/folders/{id}/messages/{uid}/flags", endpoint{"POST": s.handleFlags})
 	route("/api/folders/{id}/messages/{uid}/move", endpoint{"POST": s.handleMove})
-	route("/api/messages", endpoint{"POST": s.handleSend})
+	mux.Handle("/api/messages", s.apiHandlerWith(endpoint{"POST": s.handleSend}, false, true))
 	route("/api/outbox", endpoint{"GET": s.handleOutbox})
 
 	route("/api/contacts", endpoint{"GET": s.handleContacts, "POST": s.handleAddContact})
@@ -248,6 +248,12 @@ func (e endpoint) allow() string {
 // apiHandler wraps an API endpoint with the checks every API request goes through, in the order the
 // package notes give. public skips authentication (POST /api/login only).
 func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
+	return s.apiHandlerWith(e, public, false)
+}
+
+// apiHandlerWith is apiHandler; uploads lets the endpoint take multipart/form-data bodies of up to
+// maxUploadBody (upload.go), besides JSON.
+func (s *Server) apiHandlerWith(e endpoint, public, uploads bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer s.recoverPanic(w, r)
 		h := w.Header()
@@ -279,12 +285,26 @@ func (s *Server) apiHandler(e endpoint, public bool) http.Handler {
 				writeError(w, http.StatusForbidden, "cross-origin request refused: changes must come from the node's own pages")
 				return
 			}
-			if r.ContentLength != 0 && !isJSON(r.Header.Get("Content-Type")) {
-				writeError(w, http.StatusUnsupportedMediaType, "the request body must be JSON, sent with Content-Type: application/json")
+			limit := int64(maxBody)
+			switch ct := r.Header.Get("Content-Type"); {
+			case uploads && isMultipartForm(ct):
+				if !uploadAllowed(r) {
+					writeError(w, http.StatusForbidden, "a multipart/form-data body must come from the node's own pages (with their Origin) or carry the password as a Bearer token")
+					return
+				}
+				limit = maxUploadBody
+			case r.ContentLength != 0 && !isJSON(ct):
+				msg := "the request body must be JSON, sent with Content-Type: application/json"
+				if uploads {
+					msg += ", or multipart/form-data with attachments (docs/api.md)"
+				}
+				writeError(w, http.StatusUnsupportedMediaType, msg)
 				return
 			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		} else {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		f(w, r)
 	})
 }

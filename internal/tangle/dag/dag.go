@@ -42,6 +42,8 @@ type options struct {
 	readers  int
 
 	cacheSize int // recent-block cache entries (tests shrink it)
+	budget    int64
+	holdNew   Hold
 }
 
 // WithClock replaces the clock (tests). It decides tip eligibility, what IDsSince counts as expired and
@@ -95,6 +97,7 @@ type Store struct {
 	pending atomic.Int64  // write requests sent and not yet completed
 
 	batches, batched atomic.Int64 // transactions committed by the writer, and the blocks (or ops) in them
+	evicted          atomic.Int64 // blocks evicted for the budget since Open
 
 	tips tipPool
 

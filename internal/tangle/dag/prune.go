@@ -72,6 +72,7 @@ func (w *writer) deleteBlock(nid int64) (deleted, error) {
 	return d, nil
 }
 
+// prune deletes up to pruneChunk expired blocks (see Store.Prune).
 func (w *writer) prune(now int64) (n int, more bool, err error) {
 	rows, err := w.expired.QueryContext(w.ctx, now, pruneChunk)
 	if err != nil {
@@ -89,45 +90,58 @@ func (w *writer) prune(now int64) (n int, more bool, err error) {
 	if err := rows.Close(); err != nil {
 		return 0, false, err
 	}
+	if err := w.deleteNids(nids, false); err != nil {
+		return 0, false, err
+	}
+	if _, err := w.dropRejected.ExecContext(w.ctx, now); err != nil {
+		return 0, false, err
+	}
+	return len(nids), len(nids) == pruneChunk, nil
+}
+
+// deleteNids deletes stored blocks (expired, or evicted for the budget) with their edges, and keeps
+// the invariants: a deleted block that still has stored children becomes a given-up missing row under
+// the same nid (every edge's parent is stored or missing), and its unsolid children are re-evaluated;
+// missing rows that only deleted blocks referenced go. An evicted block becomes an evicted missing row
+// (state 3) until its expiry, children or not: Has reports it, and Put does not store it again, so
+// catch-up and anti-entropy do not fetch what the budget just pushed out.
+func (w *writer) deleteNids(nids []int64, evicted bool) error {
 	parents := map[int64]struct{}{}
 	ids := make([]tangle.ID, len(nids))
 	for i, nid := range nids {
 		d, err := w.deleteBlock(nid)
 		if err != nil {
-			return 0, false, err
+			return err
 		}
 		ids[i] = d.id
+		if evicted {
+			if _, err := w.raise(d.id, nid, 3, d.expires); err != nil {
+				return err
+			}
+		}
 		for _, p := range d.parents {
 			parents[p] = struct{}{}
 		}
 	}
-	// A pruned block that still has stored children becomes a given-up missing row under the same nid,
-	// so that the invariant (every edge's parent is stored or missing) holds and its unsolid children
-	// can become solid.
 	var queue []int64
 	for i, nid := range nids {
 		var has bool
 		if err := w.hasChild.QueryRowContext(w.ctx, nid).Scan(&has); err != nil {
-			return 0, false, err
+			return err
 		}
 		if has {
-			if _, err := w.raise(ids[i], nid, 1, 0); err != nil {
-				return 0, false, err
+			if !evicted {
+				if _, err := w.raise(ids[i], nid, 1, 0); err != nil {
+					return err
+				}
 			}
 			queue = append(queue, nid)
 		}
 	}
-	// Missing rows that only pruned blocks referenced.
 	for p := range parents {
 		if _, err := w.dropMissing.ExecContext(w.ctx, p); err != nil {
-			return 0, false, err
+			return err
 		}
 	}
-	if _, err := w.dropRejected.ExecContext(w.ctx, now); err != nil {
-		return 0, false, err
-	}
-	if err := w.propagate(queue); err != nil {
-		return 0, false, err
-	}
-	return len(nids), len(nids) == pruneChunk, nil
+	return w.propagate(queue)
 }

@@ -31,6 +31,9 @@ type Stats struct {
 	Missing                int            // missing parents not given up
 	Tips                   map[uint32]int // eligible tips now, per shard (shards without tips are absent)
 	Bytes                  int64          // total size of the stored blocks' encodings
+	HeldBytes              int64          // of Bytes, blocks with a hold (never evicted for the budget)
+	Budget                 int64          // WithBudget (0: none)
+	Evicted                int64          // blocks evicted for the budget since Open
 }
 
 func (s *Store) prepareReads() error {
@@ -44,7 +47,8 @@ func (s *Store) prepareReads() error {
 		st, err = s.r.PrepareContext(ctx, q)
 		return st
 	}
-	s.stHas = prep(`SELECT EXISTS (SELECT 1 FROM blocks WHERE id = ?)`)
+	s.stHas = prep(`SELECT EXISTS (SELECT 1 FROM blocks WHERE id = ?1)
+		OR EXISTS (SELECT 1 FROM missing WHERE id = ?1 AND state = 3)`)
 	s.stGet = prep(`SELECT raw FROM blocks WHERE id = ?`)
 	s.stChildren = prep(`SELECT c.id FROM edges e JOIN blocks c ON c.nid = e.child
 		WHERE e.parent IN (SELECT nid FROM blocks WHERE id = ?1 UNION ALL SELECT nid FROM missing WHERE id = ?1)
@@ -58,7 +62,8 @@ func (s *Store) prepareReads() error {
 		(SELECT value FROM meta WHERE key = 'blocks'),
 		(SELECT value FROM meta WHERE key = 'solid'),
 		(SELECT value FROM meta WHERE key = 'bytes'),
-		(SELECT COUNT(*) FROM missing WHERE state = 0)`)
+		(SELECT COUNT(*) FROM missing WHERE state = 0),
+		(SELECT COALESCE(SUM(length(raw)), 0) FROM blocks WHERE hold != 0)`)
 	return err
 }
 
@@ -180,10 +185,12 @@ func (s *Store) IDsSince(shard uint32, since time.Time, after Cursor, limit int)
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
 	var bytes int64
-	if err := s.stStats.QueryRow().Scan(&st.Blocks, &st.Solid, &bytes, &st.Missing); err != nil {
+	if err := s.stStats.QueryRow().Scan(&st.Blocks, &st.Solid, &bytes, &st.Missing, &st.HeldBytes); err != nil {
 		return Stats{}, fmt.Errorf("dag: stats: %w", err)
 	}
 	st.Bytes = bytes
+	st.Budget = s.opts.budget
+	st.Evicted = s.evicted.Load()
 	st.Unsolid = st.Blocks - st.Solid
 	st.Tips = s.tipCounts(s.opts.now().UnixMilli())
 	return st, nil

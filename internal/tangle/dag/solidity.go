@@ -9,6 +9,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
+// known is what the writer knows about an id.
 type known struct {
 	stored bool
 	meta         // stored: the block's fields
@@ -36,6 +37,9 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return Result{}, err
 		}
+	}
+	if selfState == 3 {
+		return Result{}, nil // evicted for the budget: not stored again (see Has)
 	}
 	if selfState == 2 {
 		return Result{Err: &tangle.ValidationError{Err: tangle.ErrParentAge, Detail: "block was rejected before"}}, nil
@@ -95,7 +99,7 @@ func (w *writer) put(b *tangle.Block) (Result, error) {
 		nid = w.nextNid()
 	}
 	shard := b.Shard(w.s.params.ShardBits)
-	res, err := w.insBlock.ExecContext(w.ctx, nid, id[:], b.Raw, b.Time, int64(b.TTL), b.ExpiresAtMs(), int64(shard), boolInt(solid))
+	res, err := w.insBlock.ExecContext(w.ctx, nid, id[:], b.Raw, b.Time, int64(b.TTL), b.ExpiresAtMs(), int64(shard), boolInt(solid), int64(w.s.opts.holdNew))
 	if err != nil {
 		return Result{}, err
 	}
@@ -359,8 +363,6 @@ func (w *writer) giveUp(id tangle.ID) error {
 	}
 	return w.propagate([]int64{nid})
 }
-
-// prune deletes up to pruneChunk expired blocks (see Store.Prune).
 
 // rebuildFilter fills a fresh missing filter from the table, sized for it.
 func (w *writer) rebuildFilter() error {

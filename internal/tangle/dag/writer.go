@@ -27,20 +27,25 @@ const (
 	opPut opKind = iota
 	opGiveUp
 	opPrune
+	opHold
 )
 
 // request is one write call, handed to the writer goroutine. The writer fills in the results and
 // closes done after the transaction holding it committed (or failed).
 type request struct {
-	op     opKind
-	blocks []*tangle.Block
-	id     tangle.ID // opGiveUp
-	now    int64     // opPrune: Unix ms
-	res    []Result
-	n      int // opPrune: blocks deleted; more is true when the chunk limit was reached
-	more   bool
-	err    error
-	done   chan struct{}
+	op      opKind
+	blocks  []*tangle.Block
+	id      tangle.ID // opGiveUp
+	now     int64     // opPrune: Unix ms
+	hold    Hold      // opHold: the bits; set or clear them on ids; replace: clear them everywhere first
+	set     bool
+	replace bool
+	ids     []tangle.ID
+	res     []Result
+	n       int // opPrune: blocks deleted; more is true when the chunk limit was reached
+	more    bool
+	err     error
+	done    chan struct{}
 }
 
 func (r *request) weight() int {
@@ -197,6 +202,7 @@ func (s *Store) run() {
 // effects are the in-memory consequences of a transaction, applied only after it committed.
 type effects struct {
 	dBlocks, dSolid, dBytes int64
+	evicted                 int64   // blocks evicted for the budget
 	tips                    []tipOp // in transaction order
 	rejected                []rejection
 }
@@ -217,7 +223,7 @@ type rejection struct {
 }
 
 func (e *effects) reset() {
-	e.dBlocks, e.dSolid, e.dBytes = 0, 0, 0
+	e.dBlocks, e.dSolid, e.dBytes, e.evicted = 0, 0, 0, 0
 	e.tips = e.tips[:0]
 	e.rejected = e.rejected[:0]
 }
@@ -245,6 +251,7 @@ type writer struct {
 	eff    effects
 	args   []any
 	nid    int64 // last node number handed out
+	bytes  int64 // committed total of block encodings (meta 'bytes')
 	cache  *recentCache
 	filter *missingFilter
 
@@ -292,7 +299,7 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 		}
 		w.edges[k] = prep(b.String())
 	}
-	w.insBlock = prep(`INSERT INTO blocks (nid, id, raw, time, ttl, expires, shard, solid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	w.insBlock = prep(`INSERT INTO blocks (nid, id, raw, time, ttl, expires, shard, solid, hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`)
 	w.insMissing = prep(`INSERT INTO missing (nid, id, first_ref) VALUES (?, ?, ?)`)
 	w.missingOf = prep(`SELECT nid, state FROM missing WHERE id = ?`)
@@ -315,12 +322,15 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 	w.storedNid = prep(`SELECT nid FROM blocks WHERE id = ?`)
 	w.expired = prep(`SELECT nid FROM blocks WHERE expires <= ? ORDER BY expires LIMIT ?`)
 	w.dropMissing = prep(`DELETE FROM missing WHERE nid = ?1 AND state < 2 AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = ?1)`)
-	w.dropRejected = prep(`DELETE FROM missing WHERE state = 2 AND expires <= ?
+	w.dropRejected = prep(`DELETE FROM missing WHERE state >= 2 AND expires <= ?
 		AND NOT EXISTS (SELECT 1 FROM edges WHERE parent = missing.nid)`)
 	w.counter = prep(`UPDATE meta SET value = value + ? WHERE key = ?`)
 	if err == nil {
 		err = conn.QueryRowContext(w.ctx, `SELECT MAX(COALESCE((SELECT MAX(nid) FROM blocks), 0),
 			COALESCE((SELECT MAX(nid) FROM missing), 0))`).Scan(&w.nid)
+	}
+	if err == nil {
+		err = conn.QueryRowContext(w.ctx, `SELECT value FROM meta WHERE key = 'bytes'`).Scan(&w.bytes)
 	}
 	if err == nil {
 		err = w.rebuildFilter()
@@ -371,6 +381,8 @@ func (w *writer) commit(batch []*request) {
 		}
 		return
 	}
+	w.bytes += w.eff.dBytes
+	w.s.evicted.Add(w.eff.evicted)
 	w.s.apply(&w.eff)
 }
 
@@ -400,7 +412,14 @@ func (w *writer) tx(batch []*request) (err error) {
 			if r.n, r.more, err = w.prune(r.now); err != nil {
 				return fmt.Errorf("dag: prune: %w", err)
 			}
+		case opHold:
+			if err = w.hold(r); err != nil {
+				return fmt.Errorf("dag: hold: %w", err)
+			}
 		}
+	}
+	if err = w.enforceBudget(); err != nil {
+		return fmt.Errorf("dag: budget: %w", err)
 	}
 	for _, c := range []struct {
 		d   int64
@@ -417,5 +436,3 @@ func (w *writer) tx(batch []*request) (err error) {
 	}
 	return nil
 }
-
-// known is what the writer knows about an id.
