@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -65,14 +66,14 @@ type cmdConn struct {
 
 	// Output rewrites (see rewriteNext): written by the goroutine that runs commands, which is the
 	// one that writes, except during IDLE, when no FETCH runs.
-	rewrites    []rewrite
-	carry       []byte // output held back: it may be the start of rewrites[0].from
-	inCommand   bool   // the last line ended with a literal: the next line continues its command
-	cmdBytes    int    // non-literal bytes of the current command
-	depth       int    // open parentheses of the current command
-	cont        int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
-	bad         int    // bad commands before login
-	command     string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
+	rewrites  []rewrite
+	carry     []byte // output held back: it may be the start of rewrites[0].from
+	inCommand bool   // the last line ended with a literal: the next line continues its command
+	cmdBytes  int    // non-literal bytes of the current command
+	depth     int    // open parentheses of the current command
+	cont      int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
+	bad       int    // bad commands before login
+	command   string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
 // Bounds of a command.
@@ -841,3 +842,26 @@ type prefixConn struct {
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// gone reports whether the client has closed the connection, waiting at most 1 ms and without losing
+// what it sent: a read with a short deadline, into cmdConn's buffer. It is called while
+// go-imap runs a command (so nobody reads), between messages of a long FETCH, so that work for a
+// client that has left stops (issue 12: a FETCH went on for minutes after the client had gone).
+// go-imap sets its own read deadline before it reads the next command.
+func (c *cmdConn) gone() bool {
+	if c.r.Buffered() > 0 {
+		return false
+	}
+	// A deadline in the past fails before reading: 1 ms lets the read see an EOF that is there.
+	c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := c.r.Peek(1)
+	c.Conn.SetReadDeadline(time.Time{})
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return true // EOF, reset, closed
+}
