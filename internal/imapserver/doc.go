@@ -59,7 +59,8 @@
 //     BINARY[part] come from internal/mimepart's bounded one-pass parse (at most 100 levels and
 //     10,000 parts; a part beyond is an opaque application/octet-stream leaf), never from go-imap's
 //     Extract helpers, whose nested readers cost depth × size (a 20,000-level mail took 49 s). A
-//     FETCH stops between messages once the session's context is cancelled.
+//     FETCH stops between messages once the session's context is cancelled or the client has closed
+//     the connection (cmdConn.gone).
 //   - SEARCH maps go-imap's criteria to store.SearchCriteria one to one, after turning sequence sets,
 //     "*" and "$" into UID sets from the view; results are limited to the view.
 //   - cmdConn (cmdconn.go) reads the client's command lines ahead of go-imap (v2.0.0-beta.8) and
