@@ -49,13 +49,18 @@ type cmdConn struct {
 	syncLiteral int64  // a synchronising literal go-imap may accept with "+"
 	// contSeen is set by Write when go-imap sends a continuation request while awaitCont is set.
 	awaitCont, contSeen atomic.Bool
-	inCommand           bool   // the last line ended with a literal: the next line continues its command
-	cmdBytes            int    // non-literal bytes of the current command
-	depth               int    // open parentheses of the current command
-	cont                int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
-	transparent         bool   // after STARTTLS
-	bad                 int    // bad commands before login
-	command             string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
+
+	// Output rewrites (see rewriteNext): written by the goroutine that runs commands, which is the
+	// one that writes, except during IDLE, when no FETCH runs.
+	rewrites    []rewrite
+	carry       []byte // output held back: it may be the start of rewrites[0].from
+	inCommand   bool   // the last line ended with a literal: the next line continues its command
+	cmdBytes    int    // non-literal bytes of the current command
+	depth       int    // open parentheses of the current command
+	cont        int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
+	transparent bool   // after STARTTLS
+	bad         int    // bad commands before login
+	command     string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
 // Bounds of a command.
@@ -73,7 +78,46 @@ func (c *cmdConn) Write(b []byte) (int, error) {
 	if c.awaitCont.Load() && (bytes.HasPrefix(b, []byte("+")) || bytes.Contains(b, []byte("\n+"))) {
 		c.contSeen.Store(true)
 	}
-	return c.Conn.Write(b)
+	if len(c.rewrites) == 0 && len(c.carry) == 0 {
+		return c.Conn.Write(b)
+	}
+	data := append(c.carry, b...)
+	c.carry = nil
+	var out []byte
+	for len(c.rewrites) > 0 {
+		rw := c.rewrites[0]
+		i := bytes.Index(data, rw.from)
+		if i < 0 {
+			// Hold back what may be the start of the item.
+			keep := min(len(data), len(rw.from)-1)
+			out = append(out, data[:len(data)-keep]...)
+			c.carry = append([]byte(nil), data[len(data)-keep:]...)
+			data = nil
+			break
+		}
+		out = append(out, data[:i]...)
+		out = append(out, rw.to...)
+		data = data[i+len(rw.from):]
+		c.rewrites = c.rewrites[1:]
+	}
+	out = append(out, data...)
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// rewrite replaces the next occurrence of from in the output by to.
+type rewrite struct{ from, to []byte }
+
+// rewriteNext makes the next occurrence of from in the output to. go-imap writes partial BINARY
+// items without their origin ("BINARY[1]<0>", RFC 3516 §4.2); the session asks for the origin to be
+// put in just before it has go-imap write the item. The pattern ends with the literal's size, so it
+// is exact; it is matched across writes, holding back at most its length.
+func (c *cmdConn) rewriteNext(from, to string) {
+	c.rewrites = append(c.rewrites, rewrite{[]byte(from), []byte(to)})
 }
 
 func (c *cmdConn) Read(p []byte) (int, error) {
@@ -221,7 +265,19 @@ func (c *cmdConn) next() error {
 		return c.reject(tag, "BAD [CLIENTBUG] Invalid sequence set (RFC 9051 §9 sequence-set)", body)
 	}
 	if bad := badMailboxArg(name, args); bad {
+		if name == "LIST" || name == "LSUB" {
+			// A pattern no mailbox name can match: nothing to list (as Dovecot answers).
+			return c.reject(tag, "OK "+name+" completed (no mailbox has a name that is not modified UTF-7)", body)
+		}
 		return c.reject(tag, "NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3)", body)
+	}
+	if name == "STATUS" && strings.HasSuffix(strings.TrimSpace(args), "()") {
+		return c.reject(tag, "BAD [CLIENTBUG] STATUS needs at least one item (RFC 9051 §6.3.11)", body)
+	}
+	if (name == "SEARCH" || name == "UID SEARCH") && literalAt(body) < 0 {
+		if key := badSearchKey(args); key != "" {
+			return c.reject(tag, "BAD [CLIENTBUG] Unknown search key or bad argument: "+strconv.Quote(key), body)
+		}
 	}
 	c.command = name
 	c.pass(line, body)
@@ -283,10 +339,10 @@ func (c *cmdConn) writeLines(s string) {
 }
 
 // id answers ID (RFC 2971 §3.1): the client's parameters (NIL or a list of string pairs) are read
-// and ignored; the server says its name.
+// and ignored; the server says its name. Like Dovecot, ID without parameters is taken as ID NIL.
 func (c *cmdConn) id(tag, args string) error {
 	a := strings.TrimSpace(args)
-	if !strings.EqualFold(a, "NIL") && !(strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")")) {
+	if a != "" && !strings.EqualFold(a, "NIL") && !(strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")")) {
 		return c.reject(tag, "BAD [CLIENTBUG] ID takes NIL or a list of field-value pairs (RFC 2971 §3.1)", args)
 	}
 	c.writeLines("* ID (\"name\" \"tanglemail\")\r\n" + tag + " OK ID completed\r\n")
@@ -618,4 +674,90 @@ func validSeqNum(s string) bool {
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	return err == nil && n > 0 && s[0] != '+'
+}
+
+// Search keys (RFC 9051 §6.4.4, RFC 3501 §6.4.4) and how many arguments each takes.
+var searchKeys = map[string]int{
+	"ALL": 0, "ANSWERED": 0, "DELETED": 0, "DRAFT": 0, "FLAGGED": 0, "NEW": 0, "OLD": 0, "RECENT": 0,
+	"SEEN": 0, "UNANSWERED": 0, "UNDELETED": 0, "UNDRAFT": 0, "UNFLAGGED": 0, "UNSEEN": 0, "NOT": 0, "OR": 0,
+	"BCC": 1, "BEFORE": 1, "BODY": 1, "CC": 1, "FROM": 1, "KEYWORD": 1, "LARGER": 1, "ON": 1,
+	"SENTBEFORE": 1, "SENTON": 1, "SENTSINCE": 1, "SINCE": 1, "SMALLER": 1, "SUBJECT": 1, "TEXT": 1,
+	"TO": 1, "UID": 1, "UNKEYWORD": 1, "HEADER": 2, "CHARSET": 1, "MODSEQ": 1,
+}
+
+// badSearchKey returns the first atom in a search key's place that is neither a search key nor a
+// sequence set, or "". go-imap answers such a key with a server error. RETURN options are skipped.
+func badSearchKey(args string) string {
+	toks := searchTokens(args)
+	if len(toks) > 0 && strings.EqualFold(toks[0], "RETURN") {
+		// RETURN (opts): skip to the closing parenthesis.
+		i := 1
+		for depth := 0; i < len(toks); i++ {
+			if toks[i] == "(" {
+				depth++
+			} else if toks[i] == ")" {
+				depth--
+				if depth <= 0 {
+					i++
+					break
+				}
+			}
+		}
+		toks = toks[i:]
+	}
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t == "(" || t == ")" || strings.HasPrefix(t, `"`) {
+			continue
+		}
+		key := strings.ToUpper(t)
+		n, ok := searchKeys[key]
+		if !ok {
+			if validSeqSet(t) {
+				continue
+			}
+			return t
+		}
+		if i+n >= len(toks) && n > 0 {
+			return t // its argument is missing
+		}
+		switch key {
+		case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+			if _, err := time.Parse("2-Jan-2006", strings.Trim(toks[i+1], `"`)); err != nil {
+				return t + " " + toks[i+1]
+			}
+		case "LARGER", "SMALLER":
+			if _, err := strconv.ParseUint(toks[i+1], 10, 63); err != nil {
+				return t + " " + toks[i+1]
+			}
+		}
+		i += n
+	}
+	return ""
+}
+
+// searchTokens splits arguments into atoms, quoted strings (with their quotes) and parentheses.
+func searchTokens(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == ' ':
+			i++
+		case c == '(' || c == ')':
+			out = append(out, s[i:i+1])
+			i++
+		case c == '"':
+			_, n := quoted(s[i:])
+			out = append(out, s[i:i+n])
+			i += n
+		default:
+			j := strings.IndexAny(s[i:], " ()")
+			if j < 0 {
+				j = len(s) - i
+			}
+			out = append(out, s[i:i+j])
+			i += j
+		}
+	}
+	return out
 }

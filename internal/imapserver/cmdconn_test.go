@@ -97,7 +97,7 @@ func TestID(t *testing.T) {
 	if u := r.ok("ID NIL"); len(u) != 1 || !strings.HasPrefix(u[0], "* ID (") {
 		t.Errorf("ID NIL: %q", u)
 	}
-	r.expect("BAD", "", "ID")
+	r.ok("ID") // as Dovecot: no parameters is ID NIL
 	r.expect("BAD", "", "ID bogus")
 }
 
@@ -108,6 +108,13 @@ func TestInvalidMUTF7MailboxName(t *testing.T) {
 	for _, cmd := range []string{"SELECT &Jjo", "EXAMINE \"a&-&AGE-\"", "CREATE &AGEAYQ-", `LIST "" "&Jjo"`,
 		`LIST "" ("INBOX" "&AGE-")`, "CREATE \"&2D0-\"", "RENAME INBOX &AGE", "STATUS &- (MESSAGES)"} {
 		_, st := r.cmd("%s", cmd)
+		if strings.HasPrefix(cmd, "LIST") {
+			// A pattern no name can match: OK with nothing, as Dovecot answers.
+			if !strings.HasPrefix(st, "OK ") {
+				t.Errorf("%s: %q", cmd, st)
+			}
+			continue
+		}
 		if strings.HasPrefix(cmd, "STATUS") {
 			if strings.Contains(st, "SERVERBUG") {
 				t.Errorf("%s: %q", cmd, st)
@@ -136,4 +143,30 @@ func TestValidMUTF7(t *testing.T) {
 			t.Errorf("validMUTF7(%q) = %v, want %v", s, got, want)
 		}
 	}
+}
+
+// An unknown search key is BAD with its name (go-imap answered NO [SERVERBUG]).
+func TestSearchUnknownKey(t *testing.T) {
+	ts := newTestServer(t)
+	deliver(t, ts.st, "INBOX", plainMsg("one", "x"))
+	r := ts.rawLogin(t)
+	r.ok("SELECT INBOX")
+	for q, bad := range map[string]string{"BOGUS": "BOGUS", "NOT BOGUS": "BOGUS", "OR ALL (BOGUS)": "BOGUS",
+		"RETURN (COUNT) BOGUS": "BOGUS", "SINCE 99-Foo-2020": "99-Foo-2020", "LARGER x": "LARGER", "SUBJECT": "SUBJECT"} {
+		if _, st := r.cmd("SEARCH %s", q); !strings.HasPrefix(st, "BAD ") || !strings.Contains(st, bad) {
+			t.Errorf("SEARCH %s: %q", q, st)
+		}
+	}
+	for _, q := range []string{"ALL", "1:* NOT DELETED", `HEADER Subject "one two"`, "OR (SEEN) (UID 1,2:*)",
+		"RETURN (MIN MAX) SINCE 1-Jan-2020", "CHARSET UTF-8 TEXT x", "$"} {
+		r.ok("SEARCH %s", q)
+	}
+}
+
+// STATUS with an empty item list is BAD (RFC 9051 §6.3.11 status-att-list), as Dovecot answers.
+func TestStatusEmptyItems(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.rawLogin(t)
+	r.expect("BAD", "", "STATUS INBOX ()")
+	r.ok("STATUS INBOX (MESSAGES)")
 }

@@ -6,13 +6,13 @@
 // (loopback by default, see DESIGN.md §7) and the credentials.
 //
 // Capabilities, beyond IMAP4rev1 and IMAP4rev2: IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
-// SPECIAL-USE (RFC 6154), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), LITERAL+ and LITERAL- (RFC 7888),
+// SPECIAL-USE (RFC 6154), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), LITERAL+ and LITERAL- (RFC 7888), ID (RFC 2971),
 // NAMESPACE (RFC 2342), UNSELECT (RFC 3691), APPENDLIMIT (RFC 7889), LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), BINARY (RFC 3516), CHILDREN (RFC 3348), ENABLE
 // (RFC 5161), UTF8=ACCEPT (RFC 6855), SASL-IR (RFC 4959) with AUTH=PLAIN, and STARTTLS when
 // Options.TLSConfig is set. Not offered: CONDSTORE/QRESYNC (go-imap's server cannot parse them; the
 // store keeps MODSEQ and tombstones for when it can), CREATE-SPECIAL-USE (the special-use mailboxes
-// exist from the start), ID, QUOTA, SORT, THREAD, NOTIFY, COMPRESS.
+// exist from the start), QUOTA, SORT, THREAD, NOTIFY, COMPRESS.
 //
 // Authentication: one user name (Options.Username, "tanglemail" by default, compared
 // case-insensitively) and the account's password, compared in constant time. A connection that is
@@ -62,6 +62,13 @@
 //     FETCH stops between messages once the session's context is cancelled.
 //   - SEARCH maps go-imap's criteria to store.SearchCriteria one to one, after turning sequence sets,
 //     "*" and "$" into UID sets from the view; results are limited to the view.
+//   - cmdConn (cmdconn.go) reads the client's command lines ahead of go-imap (v2.0.0-beta.8) and
+//     answers what go-imap gets wrong before it sees them: overlong lines, deep nesting, missing tags,
+//     bad sequence sets and search keys, invalid modified UTF-7 names, unknown commands before login
+//     (BAD, BYE after three, as Dovecot) and ID. go-imap gets the client's bytes unchanged, a line at
+//     a time. It also puts the origin into partial BINARY items go-imap writes without it.
+//   - Differences from Dovecot: TestDovecotDifferential runs Debian's dovecot-imapd on loopback and
+//     compares every command; knownDifferences lists what still differs and why.
 //   - Errors: store errors become NO with RFC 5530 codes ([NONEXISTENT], [TRYCREATE], [ALREADYEXISTS],
 //     [CANNOT], …) and fixed texts; unexpected ones are logged and answered NO [SERVERBUG]. Logs never
 //     hold message content or passwords (go-imap's protocol trace is never enabled).

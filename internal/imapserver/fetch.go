@@ -3,6 +3,9 @@ package imapserver
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
@@ -69,6 +72,7 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 	}
 
 	need := needOf(options)
+	cc, _ := s.conn.NetConn().(*cmdConn) // nil after STARTTLS or on TLS connections: no origin
 	for _, i := range idx {
 		uid := sel.uids[i]
 		mi := infos[uid]
@@ -85,7 +89,7 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 			}
 			return s.storeErr("fetch", err)
 		}
-		if err := writeFetch(w.CreateMessage(uint32(i+1)), mi, options, setSeen[uid], &data); err != nil {
+		if err := writeFetch(w.CreateMessage(uint32(i+1)), mi, options, setSeen[uid], &data, cc); err != nil {
 			return err
 		}
 	}
@@ -175,7 +179,18 @@ func (s *session) load(mailboxID int64, mi *store.MessageInfo, n need, o *imap.F
 	return err
 }
 
-func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.FetchOptions, seenSet bool, d *msgData) error {
+// binaryItem is a BINARY item's name and literal as go-imap writes it.
+func binaryItem(part []int, origin string, size int) string {
+	ps := make([]string, len(part))
+	for i, n := range part {
+		ps[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("BINARY[%s]%s ~{%d}\r\n", strings.Join(ps, "."), origin, size)
+}
+
+// writeFetch writes one message's FETCH response. cc, if not nil, is the connection, for the origin
+// of partial BINARY items.
+func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.FetchOptions, seenSet bool, d *msgData, cc *cmdConn) error {
 	if o.UID {
 		rw.WriteUID(imap.UID(mi.UID))
 	}
@@ -206,6 +221,9 @@ func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.F
 			return err
 		}
 		b = partial(b, bs.Partial)
+		if bs.Partial != nil && cc != nil {
+			cc.rewriteNext(binaryItem(bs.Part, "", len(b)), binaryItem(bs.Part, fmt.Sprintf("<%d>", bs.Partial.Offset), len(b)))
+		}
 		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
 			return err
 		}

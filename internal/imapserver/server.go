@@ -154,6 +154,7 @@ func capabilities() imap.CapSet {
 		imap.CapSpecialUse:   {}, // RFC 6154
 		imap.CapLiteralPlus:  {}, // RFC 7888
 		imap.CapAppendLimit:  {}, // RFC 7889
+		imap.Cap("ID"):       {}, // RFC 2971, answered by cmdConn
 	}
 }
 
