@@ -159,7 +159,7 @@ func TestQR(t *testing.T) {
 		{"?text=x", 200},
 		{"", 400},
 		{"?text=", 400},
-		{"?text=" + strings.Repeat("a", 501), 400},
+		{"?text=" + strings.Repeat("a", 2049), 400},
 	}
 	for _, c := range cases {
 		r := e.call("GET", "/api/qr"+c.query, nil).mustCode(t, c.code)
