@@ -25,7 +25,7 @@
 //     mail (kind 1, §10.1 content): inline → store.DeliverOnce into INBOX, Meta{SenderVerified: the
 //     sender's address, ViaTangle}; manifest → kept as a piece. Chunk (kind 4) → kept as a piece.
 //     Chat (kind 2) → DeliverOnce into Chats (content = the message, provisionally). Receipt (kind 3) →
-//     outbox.ParseReceipt → OnReceipt.HandleReceipt(sender, keys).
+//     mail.ParseReceipt → OnReceipt.HandleReceipt(sender, keys).
 //  4. Every mail or chat envelope that is filed — now, or before (a duplicate) — is receipted; a store
 //     error files nothing and sends no receipt (the sender will publish again).
 //

@@ -10,10 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
-	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -36,7 +34,8 @@ type ChatHandler interface {
 	// replay window; expires is how long its replay key must be kept. Texts and membership changes are
 	// filed exactly once (the handler claims the replay key in the filing transaction); ack reports that
 	// a receipt is due (filed now or before, protocol.md §10.2), filed that it was filed just now. An
-	// error wrapping chat.ErrMalformed means the content is invalid (protocol.md §10.3).
+	// error wrapping seal.ErrMalformedContent (as chat.ErrMalformed does) means the content is invalid
+	// (protocol.md §10.3).
 	HandleChat(ctx context.Context, me *identity.Identity, m *seal.Message, expires time.Time) (filed, ack bool, err error)
 }
 
@@ -48,6 +47,11 @@ type Config struct {
 	Receipts   ReceiptSender  // sends receipts for what is filed; nil: none are sent
 	OnReceipt  ReceiptHandler // hears of received receipts; nil: they are dropped
 	Chat       ChatHandler    // files chat envelopes; nil: they are ignored (and not receipted)
+	// Handled, if set, is told of every block handed to HandleBlock once the inbox is done with it:
+	// the tag check, and for a match the trial-open and filing (out is what Process would return). The
+	// node uses it to release the block store's hold on blocks not yet trial-opened. It runs on the
+	// caller's or a worker's goroutine and must be quick.
+	Handled func(b *tangle.Block, out Outcome)
 
 	Clock   func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
@@ -124,6 +128,7 @@ type counters struct {
 // Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
 // exactly once, acknowledging it with a receipt. It is safe for concurrent use.
 type Inbox struct {
+	handled  func(*tangle.Block, Outcome)
 	st       *store.Store
 	openers  []*seal.Opener
 	params   tangle.Params
@@ -158,7 +163,8 @@ func New(cfg Config) (*Inbox, error) {
 	}
 	in := &Inbox{
 		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
-		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
+		handled: cfg.Handled,
+		now:     cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
 	}
 	for _, id := range cfg.Identities {
@@ -258,7 +264,10 @@ func (in *Inbox) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case j := <-in.queue:
-					in.process(ctx, j.b, j.openers)
+					out := in.process(ctx, j.b, j.openers)
+					if in.handled != nil {
+						in.handled(j.b, out)
+					}
 				}
 			}
 		})
@@ -295,6 +304,9 @@ func (in *Inbox) HandleBlock(b *tangle.Block) {
 	ops := in.match(b)
 	if ops == nil {
 		in.c.processed.Add(1)
+		if in.handled != nil {
+			in.handled(b, NotForUs)
+		}
 		return
 	}
 	select {
@@ -396,7 +408,7 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		}
 		return in.piece(ctx, b, me, m, c.Index, c.ID[:], c.Count, expires)
 	case seal.KindReceipt:
-		keys, err := outbox.ParseReceipt(m.Content)
+		keys, err := mail.ParseReceipt(m.Content)
 		if err != nil {
 			in.c.badReceipts.Add(1)
 			in.log.Debug("inbox: malformed receipt", "block", b.ID().Short())
@@ -453,7 +465,7 @@ func (in *Inbox) fileChat(ctx context.Context, b *tangle.Block, me *identity.Ide
 	}
 	filed, ack, err := in.chat.HandleChat(ctx, me, m, expires)
 	switch {
-	case errors.Is(err, chat.ErrMalformed):
+	case errors.Is(err, seal.ErrMalformedContent):
 		in.c.malformed.Add(1)
 		in.log.Debug("inbox: malformed chat content", "block", b.ID().Short(), "err", err)
 		return Rejected

@@ -7,7 +7,8 @@
 //     reverse, so the store is never closed while the network may still write to it.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
-//   - Client-facing listeners are loopback by default; a non-loopback address needs TLS.
+//   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
+//     (a client must use STARTTLS before it logs in); the API only on loopback (it speaks plain HTTP).
 package node
 
 import (
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
@@ -57,6 +59,13 @@ type Config struct {
 	Log        *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
+	// LoginPenalty delays logins after failed ones, shared by IMAP, SMTP and the HTTP API; nil: one
+	// with the defaults (tests inject one on a fake clock).
+	LoginPenalty *loginpenalty.Penalty
+	// BlockBudget bounds the block store's relayed blocks, in bytes of block encodings (dag.WithBudget;
+	// default dag.DefaultBudget, 4 GiB; negative: none). Blocks not yet trial-opened and the node's own
+	// published blocks awaiting their receipts are held apart from it (see docs/threat-model.md).
+	BlockBudget int64
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
@@ -82,6 +91,7 @@ func DefaultConfig(dataDir string) Config {
 		IMAPListen:    "127.0.0.1:1143",
 		TagBits:       8,
 		PruneInterval: time.Minute,
+		BlockBudget:   dag.DefaultBudget,
 
 		ReceiptDelayMean: DefaultReceiptDelayMean,
 	}
@@ -122,6 +132,8 @@ type Node struct {
 	apiLn    net.Listener
 	started  time.Time
 
+	holds *holds
+
 	unlock     func()
 	unregister func()
 	cancel     context.CancelFunc
@@ -145,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, started: time.Now()}
+	n.holds = &holds{n: n, wake: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -161,7 +174,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.store, err = dag.Open(filepath.Join(cfg.DataDir, BlocksFile), cfg.Network)
+	if cfg.BlockBudget == 0 {
+		cfg.BlockBudget = dag.DefaultBudget
+	}
+	n.store, err = dag.Open(filepath.Join(cfg.DataDir, BlocksFile), cfg.Network,
+		dag.WithBudget(cfg.BlockBudget), dag.WithHoldNew(dag.HoldUnopened))
 	if err != nil {
 		return nil, fmt.Errorf("open block store: %w", err)
 	}
@@ -214,6 +231,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Receipts:   n.outbox,
 		OnReceipt:  n.outbox,
 		Chat:       n.chat,
+		Handled:    n.holds.handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
 	if err != nil {
@@ -225,7 +243,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
 	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
-	penalty := loginpenalty.New(loginpenalty.Options{})
+	penalty := cfg.LoginPenalty
+	if penalty == nil {
+		penalty = loginpenalty.New(loginpenalty.Options{})
+	}
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
 		Address:   n.id.Address(),
 		Password:  n.password,
@@ -253,6 +274,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Store:    n.mail,
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
+		Invites:  n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -266,9 +288,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
 	n.goBackground("chat", func() error { return ignoreCanceled(n.chat.Run(bg)) })
 	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
+	n.goBackground("block holds", func() error { n.holds.run(bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
-	if err := writeFileAtomic(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
 		return nil, fmt.Errorf("write %s: %w", APIFile, err)
 	}
 	return n, nil

@@ -34,7 +34,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return
 	}
-	s.log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "what", what, "err", err)
+	// The route, not the path: a path may hold an address (…/members/{address}) or a petname.
+	s.log.Error("API request failed", "method", r.Method, "route", r.Pattern, "what", what, "err", err)
 	writeError(w, http.StatusInternalServerError, "the node failed to "+what+"; nothing was changed (the node's log has details)")
 }
 
