@@ -428,7 +428,9 @@ func TestDovecotDifferentialNotAuthenticated(t *testing.T) {
 		_, want := ref.run(tag, l.cmd)
 		report := t.Errorf
 		if why, ok := knownDifferences["preauth "+l.cmd]; ok {
-			report = func(format string, args ...any) { t.Logf("known difference (%s): "+format, append([]any{why}, args...)...) }
+			report = func(format string, args ...any) {
+				t.Logf("known difference (%s): "+format, append([]any{why}, args...)...)
+			}
 		}
 		// Dovecot answers the third bad command with BYE, this server with BAD and then BYE.
 		if kind(got) == "BYE" || kind(want) == "BYE" {
