@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/node"
 )
 
@@ -116,9 +117,7 @@ func (c *apiClient) do(client *http.Client, req *http.Request, base string) (*ht
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e api.Error
 	_ = json.Unmarshal(body, &e)
 	ae := &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(e.Error)}
 	switch {

@@ -12,7 +12,7 @@ import (
 // TestChatBetweenNodes: "tanglemail contacts add" and "tanglemail chat" against two real nodes: what
 // alice is typing shows on bob's side as a typing notice, a line typed on one side is printed on the
 // other, alice sees her own line once, the answer comes back, and the sender sees it read. Then alice
-// creates a group with bob (--new-group), lists its members and renames it.
+// creates a group with bob (--new-group), lists its members, renames it and leaves it.
 func TestChatBetweenNodes(t *testing.T) {
 	aliceDir, bobDir := t.TempDir(), t.TempDir()
 	nodes, err := node.StartDevnet(context.Background(), []string{aliceDir, bobDir}, node.DevnetOptions{})
@@ -77,6 +77,8 @@ func TestChatBetweenNodes(t *testing.T) {
 	g.waitOut(t, "the group is now called “crew”")
 	g.typeLine(t, "/remove nobody")
 	g.waitOut(t, "/remove nobody: no such member")
+	g.typeLine(t, "/leave")
+	g.waitOut(t, "you are no longer in this group")
 	var conv struct{ Conversations []struct{ Kind, Name string } }
 	if err := apiCall(t, aliceDir, "/api/conversations", &conv); err != nil {
 		t.Fatal(err)
@@ -88,6 +90,9 @@ func TestChatBetweenNodes(t *testing.T) {
 	if !found {
 		t.Fatalf("alice's node has no group crew: %+v", conv)
 	}
+	// A 1:1 chat has no members to manage.
+	a.typeLine(t, "/members")
+	a.waitOut(t, "/members works in a group")
 }
 
 // waitOutFor is waitOut with a longer deadline, for delivery across the network.

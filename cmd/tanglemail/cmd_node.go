@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 type nodeFlags struct {
@@ -113,7 +115,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	addr := n.Identity().Address().Mail()
 	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
 	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
-	fmt.Fprintf(env.stdout, `tanglemail node running on network %s.
+	fmt.Fprintf(env.stdout, `tanglemail %s node running on network %s.
   Your address:  %s
   Peer id:       %s
   Peer addrs:    %s
@@ -127,9 +129,23 @@ Mail client settings (Thunderbird, mutt, aerc, …):
   The node's certificate is self-signed: accept it once in your mail client.
 
 Stop with Ctrl-C.
-`, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
+`, version.Get().Version, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
 		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
+	hinted := make(chan struct{})
+	go func() {
+		defer close(hinted)
+		t := time.NewTimer(noPeersGrace)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			if n.Network().PeerCount() == 0 {
+				fmt.Fprintf(env.stdout, "\nThe node has %s.\n", node.NoPeersHint)
+			}
+		}
+	}()
 	<-ctx.Done()
+	<-hinted
 	fmt.Fprintln(env.stdout, "Stopping…")
 	return n.Close()
 }
@@ -154,3 +170,7 @@ func parseSize(s string) (int64, error) {
 	}
 	return v << shift, nil
 }
+
+// noPeersGrace is how long after start a node without peers says what to do (bootstrap peers and
+// remembered ones usually connect within a second or two).
+var noPeersGrace = 10 * time.Second

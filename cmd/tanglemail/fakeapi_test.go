@@ -106,7 +106,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			writeTestJSON(w, 200, c)
 			return
 		}
-		writeTestJSON(w, 404, map[string]string{"error": "no such conversation"})
+		writeTestJSON(w, 404, api.Error{Error: "no such conversation"})
 	}))
 	mux.HandleFunc("GET /api/conversations/{id}/messages", f.auth(f.listMessages))
 	mux.HandleFunc("POST /api/conversations/{id}/messages", f.auth(f.sendMessage))
@@ -125,7 +125,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("POST /api/contacts", f.auth(f.addContact))
 	mux.HandleFunc("DELETE /api/contacts/{petname}", f.auth(f.removeContact))
 	mux.HandleFunc("/api/", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeTestJSON(w, 404, map[string]string{"error": "no such API endpoint: " + r.Method + " " + r.URL.Path})
+		writeTestJSON(w, 404, api.Error{Error: "no such API endpoint: " + r.Method + " " + r.URL.Path})
 	}))
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
@@ -184,15 +184,15 @@ func (f *fakeAPI) auth(h http.HandlerFunc) http.HandlerFunc {
 		delete(f.failNext, r.Method+" "+r.URL.Path)
 		f.mu.Unlock()
 		if r.Header.Get("Authorization") != "Bearer "+f.password {
-			writeTestJSON(w, 401, map[string]string{"error": "authentication required: use the node's password"})
+			writeTestJSON(w, 401, api.Error{Error: "authentication required: use the node's password"})
 			return
 		}
 		if status != 0 {
-			writeTestJSON(w, status, map[string]string{"error": "injected failure " + strconv.Itoa(status)})
+			writeTestJSON(w, status, api.Error{Error: "injected failure " + strconv.Itoa(status)})
 			return
 		}
 		if (r.Method == "POST" || r.Method == "PATCH") && r.Header.Get("Content-Type") != "application/json" {
-			writeTestJSON(w, 415, map[string]string{"error": "want application/json"})
+			writeTestJSON(w, 415, api.Error{Error: "want application/json"})
 			return
 		}
 		h(w, r)
@@ -211,15 +211,13 @@ func (f *fakeAPI) conv(id string) (api.Conversation, bool) {
 }
 
 func (f *fakeAPI) openConversation(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Peer string `json:"peer"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Peer == "" {
-		writeTestJSON(w, 400, map[string]string{"error": "peer: missing"})
+	var in api.NewConversation
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Peer == nil || *in.Peer == "" {
+		writeTestJSON(w, 400, api.Error{Error: "peer: missing"})
 		return
 	}
-	if in.Peer != "bob" && in.Peer != bobAddr {
-		writeTestJSON(w, 404, map[string]string{"error": "no contact named " + in.Peer})
+	if *in.Peer != "bob" && *in.Peer != bobAddr {
+		writeTestJSON(w, 404, api.Error{Error: "no contact named " + *in.Peer})
 		return
 	}
 	c, _ := f.conv(directID)
@@ -229,29 +227,27 @@ func (f *fakeAPI) openConversation(w http.ResponseWriter, r *http.Request) {
 func (f *fakeAPI) listMessages(w http.ResponseWriter, r *http.Request) {
 	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
 	if err != nil || limit < 1 || limit > 500 {
-		writeTestJSON(w, 400, map[string]string{"error": "limit: want 1…500"})
+		writeTestJSON(w, 400, api.Error{Error: "limit: want 1…500"})
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h, ok := f.history[r.PathValue("id")]
 	if !ok {
-		writeTestJSON(w, 404, map[string]string{"error": "no such conversation"})
+		writeTestJSON(w, 404, api.Error{Error: "no such conversation"})
 		return
 	}
 	more := len(h) > limit
 	if more {
 		h = h[len(h)-limit:]
 	}
-	writeTestJSON(w, 200, map[string]any{"messages": h, "more": more})
+	writeTestJSON(w, 200, api.ChatHistory{Messages: h, More: more})
 }
 
 func (f *fakeAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Text string `json:"text"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Text == "" || len(in.Text) > 4000 {
-		writeTestJSON(w, 400, map[string]string{"error": "text: want 1…4000 bytes"})
+	var in api.ChatText
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Text == nil || *in.Text == "" || len(*in.Text) > 4000 {
+		writeTestJSON(w, 400, api.Error{Error: "text: want 1…4000 bytes"})
 		return
 	}
 	id := r.PathValue("id")
@@ -259,7 +255,7 @@ func (f *fakeAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.nextUID++
 	m := api.ChatMessage{ID: fmt.Sprintf("s%d", f.nextUID), Conversation: id, UID: f.nextUID, Kind: "text",
-		From: api.Member{Address: aliceAddr, Me: true}, Mine: true, Text: in.Text, Sent: time.Now(), Seen: true, Status: "sending"}
+		From: api.Member{Address: aliceAddr, Me: true}, Mine: true, Text: *in.Text, Sent: time.Now(), Seen: true, Status: "sending"}
 	f.history[id] = append(f.history[id], m)
 	writeTestJSON(w, 202, m)
 }
@@ -297,18 +293,18 @@ func (f *fakeAPI) serveEvents(w http.ResponseWriter, r *http.Request) {
 func (f *fakeAPI) addContact(w http.ResponseWriter, r *http.Request) {
 	var c api.Contact
 	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
-		writeTestJSON(w, 400, map[string]string{"error": "not JSON"})
+		writeTestJSON(w, 400, api.Error{Error: "not JSON"})
 		return
 	}
 	if !strings.HasPrefix(c.Address, "tm1") {
-		writeTestJSON(w, 400, map[string]string{"error": "address: not a tanglemail address (tm1…@tangle)"})
+		writeTestJSON(w, 400, api.Error{Error: "address: not a tanglemail address (tm1…@tangle)"})
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, o := range f.contacts {
 		if o.Petname == c.Petname {
-			writeTestJSON(w, 409, map[string]string{"error": "petname taken"})
+			writeTestJSON(w, 409, api.Error{Error: "petname taken"})
 			return
 		}
 	}
@@ -327,7 +323,7 @@ func (f *fakeAPI) removeContact(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeTestJSON(w, 404, map[string]string{"error": "no contact named " + pet})
+	writeTestJSON(w, 404, api.Error{Error: "no contact named " + pet})
 }
 
 // push writes raw event-stream text to the open event stream.

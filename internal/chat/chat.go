@@ -623,9 +623,6 @@ func (s *Service) readFrom(ctx context.Context, from identity.Address, keys [][3
 	return nil
 }
 
-// ReadKeyword is set on the user's copy of a chat message once every recipient has read it.
-const ReadKeyword = "$Read"
-
 func (s *Service) markAllRead(ctx context.Context, outboxID int64) error {
 	it, err := s.st.OutboxItem(ctx, outboxID)
 	if err != nil {
@@ -640,7 +637,7 @@ func (s *Service) markAllRead(ctx context.Context, outboxID int64) error {
 		return nil
 	}
 	_, err = s.st.StoreFlags(ctx, it.SentMailboxID, store.UIDSetOf(it.SentUID), store.FlagChange{
-		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{ReadKeyword}},
+		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{store.ReadKeyword}},
 	})
 	if errors.Is(err, store.ErrNoMailbox) {
 		return nil

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -192,12 +191,12 @@ func describe(l *letter, author, member Member) string {
 
 // status is the delivery status of one of the user's messages.
 func (s *Service) status(ctx context.Context, m store.Message) string {
-	if m.Flags.Has(ReadKeyword) {
+	if m.Flags.Has(store.ReadKeyword) {
 		return StatusRead
 	}
 	it, err := s.st.OutboxItem(ctx, m.Meta.OutboxID)
 	if err != nil {
-		if m.Flags.Has(outbox.DeliveredKeyword) {
+		if m.Flags.Has(store.DeliveredKeyword) {
 			return StatusDelivered
 		}
 		return StatusSent // the outbox item is gone: it was final

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/seal"
 )
 
 // Type is the type byte of a chat envelope's content (protocol.md §10.3).
@@ -41,8 +41,9 @@ const (
 	replayKeyLen = 32
 )
 
-// ErrMalformed is wrapped by every error of Parse.
-var ErrMalformed = errors.New("chat: malformed content")
+// ErrMalformed is wrapped by every error of Parse. It wraps seal.ErrMalformedContent, which is what the
+// inbox looks for (it does not import chat).
+var ErrMalformed = fmt.Errorf("chat: %w", seal.ErrMalformedContent)
 
 // ID is a conversation or message id.
 type ID [IDSize]byte

@@ -9,11 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -83,7 +82,13 @@ func Save(path string, id *Identity, passphrase []byte) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
+		if errors.Is(err, atomicfile.ErrMode) {
+			return fmt.Errorf("%w: %v", ErrInsecurePermissions, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func marshalKeyFile(id *Identity, passphrase []byte, p kdfParams) ([]byte, error) {
@@ -268,62 +273,4 @@ func jsonErrorKind(err error) string {
 	default:
 		return "invalid JSON"
 	}
-}
-
-// writeFileAtomic writes data to path with mode 0600 via a synced temporary file and a rename, then
-// syncs the directory so the rename itself is durable.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	// CreateTemp uses 0600; make sure (an odd filesystem or umask cannot widen it, but check anyway).
-	if err = tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
-		return err
-	}
-	if runtime.GOOS != "windows" {
-		st, serr := tmp.Stat()
-		if serr != nil {
-			return serr
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			return fmt.Errorf("%w: temporary file has mode %v", ErrInsecurePermissions, st.Mode().Perm())
-		}
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmpName, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
-		return err
-	}
-	return nil
 }

@@ -126,3 +126,37 @@ func hasFlag(flags []imap.Flag, f imap.Flag) bool {
 	}
 	return false
 }
+
+// A binary APPEND (literal8, RFC 3516 §4.3) whose part holds NUL is stored with that part in
+// base64, as Dovecot does: BODY[] never sends NUL in a plain literal, BINARY[1] gives the bytes back.
+func TestAppendBinaryNUL(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.rawLogin(t)
+	body := "bin\x00ary\r\n\x01\x02\x00end"
+	msg := "From: a@example.org\r\nSubject: binary\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" + body +
+		"\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain text\r\n--b--\r\n"
+	tag := r.send("APPEND INBOX ~{%d+}\r\n%s", len(msg), msg)
+	if _, st := r.readUntil(tag); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("APPEND: %q", st)
+	}
+	r.ok("SELECT INBOX")
+	u := r.ok("FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+	got := strings.Join(u, "\n")
+	if strings.IndexByte(got, 0) >= 0 {
+		t.Errorf("BODY[] sent NUL in a plain literal: %q", got)
+	}
+	if !strings.Contains(got, "Content-Transfer-Encoding: base64") || !strings.Contains(got, "plain text") {
+		t.Errorf("BODY[]: %q", got)
+	}
+	u = r.ok("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+	if !has(u, fmt.Sprintf("BINARY[1] ~{%d}\r\n%s", len(body), body)) || !has(u, fmt.Sprintf("BINARY.SIZE[1] %d", len(body))) {
+		t.Errorf("BINARY[1]: %q", u)
+	}
+	// NUL in the header cannot be carried: NO.
+	bad := "Subject: a\x00b\r\n\r\nx"
+	tag = r.send("APPEND INBOX ~{%d+}\r\n%s", len(bad), bad)
+	if _, st := r.readUntil(tag); !strings.HasPrefix(st, "NO") {
+		t.Errorf("APPEND with NUL in the header: %q", st)
+	}
+}

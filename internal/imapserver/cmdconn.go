@@ -3,7 +3,9 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -36,12 +38,24 @@ import (
 // time and writes its own answers only between commands, when go-imap is waiting for the next one
 // (not during IDLE, whose DONE is passed on). Literal bytes pass through unread: a synchronising
 // literal once go-imap has sent its continuation request ("+"), which Write watches for; a
-// non-synchronising one at once. After STARTTLS the connection becomes transparent (the bytes are
-// TLS); connections that are TLS from the start are not wrapped (go-imap looks for *tls.Conn).
+// non-synchronising one at once. Connections that are TLS from the start are not wrapped (go-imap
+// looks for *tls.Conn).
+//
+// STARTTLS (RFC 9051 §6.2.1) is answered here, so that the checks go on over TLS: cmdConn does the
+// handshake and reads and writes through the *tls.Conn afterwards. go-imap therefore never sees TLS,
+// so every wrapped connection goes to the go-imap server that allows login without TLS, and the
+// session's Login refuses a client that is not local until cmdConn has TLS ([PRIVACYREQUIRED]).
+// Until login, Write makes the capabilities say so: LOGINDISABLED instead of AUTH=PLAIN for such a
+// client without TLS, and no STARTTLS once TLS is on.
 type cmdConn struct {
-	net.Conn
-	r      *bufio.Reader
-	authed func() bool
+	net.Conn // the client's connection; a *tls.Conn over it after STARTTLS
+	r        *bufio.Reader
+	authed   func() bool
+
+	tlsConfig  *tls.Config // STARTTLS is answered here when set
+	needsTLS   bool        // the client is not local: no login before TLS (LOGINDISABLED)
+	tlsActive  atomic.Bool // STARTTLS done
+	capRewrite atomic.Bool // rewrite capabilities in the output (see Write)
 
 	// Read's state: Read is called by one goroutine at a time (go-imap's, or its IDLE reader).
 	pending     []byte // approved bytes go-imap has not read yet
@@ -49,13 +63,18 @@ type cmdConn struct {
 	syncLiteral int64  // a synchronising literal go-imap may accept with "+"
 	// contSeen is set by Write when go-imap sends a continuation request while awaitCont is set.
 	awaitCont, contSeen atomic.Bool
-	inCommand           bool   // the last line ended with a literal: the next line continues its command
-	cmdBytes            int    // non-literal bytes of the current command
-	depth               int    // open parentheses of the current command
-	cont                int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
-	transparent         bool   // after STARTTLS
-	bad                 int    // bad commands before login
-	command             string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
+
+	// Output rewrites (see rewriteNext): written by the goroutine that runs commands, which is the
+	// one that writes, except during IDLE, when no FETCH runs.
+	rewrites  []rewrite
+	carry     []byte // output held back: it may be the start of rewrites[0].from
+	inCommand bool   // the last line ended with a literal: the next line continues its command
+	cmdBytes  int    // non-literal bytes of the current command
+	depth     int    // open parentheses of the current command
+	cont      int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
+	bad       int    // bad commands before login
+	curTag    string // tag of the command passed to go-imap, until a BAD for it is counted
+	command   string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
 // Bounds of a command.
@@ -73,7 +92,62 @@ func (c *cmdConn) Write(b []byte) (int, error) {
 	if c.awaitCont.Load() && (bytes.HasPrefix(b, []byte("+")) || bytes.Contains(b, []byte("\n+"))) {
 		c.contSeen.Store(true)
 	}
-	return c.Conn.Write(b)
+	if c.curTag != "" && bytes.Contains(b, []byte(c.curTag+" BAD ")) && !c.authed() {
+		c.bad++ // as Dovecot's imap-login: every BAD before login counts
+		c.curTag = ""
+	}
+	if c.capRewrite.Load() && bytes.Contains(b, []byte("CAPABILITY")) {
+		n := len(b)
+		if _, err := c.write(c.rewriteCaps(b)); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	return c.write(b)
+}
+
+// write writes b, applying the pending rewrites (see rewriteNext).
+func (c *cmdConn) write(b []byte) (int, error) {
+	if len(c.rewrites) == 0 && len(c.carry) == 0 {
+		return c.Conn.Write(b)
+	}
+	data := append(c.carry, b...)
+	c.carry = nil
+	var out []byte
+	for len(c.rewrites) > 0 {
+		rw := c.rewrites[0]
+		i := bytes.Index(data, rw.from)
+		if i < 0 {
+			// Hold back what may be the start of the item.
+			keep := min(len(data), len(rw.from)-1)
+			out = append(out, data[:len(data)-keep]...)
+			c.carry = append([]byte(nil), data[len(data)-keep:]...)
+			data = nil
+			break
+		}
+		out = append(out, data[:i]...)
+		out = append(out, rw.to...)
+		data = data[i+len(rw.from):]
+		c.rewrites = c.rewrites[1:]
+	}
+	out = append(out, data...)
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// rewrite replaces the next occurrence of from in the output by to.
+type rewrite struct{ from, to []byte }
+
+// rewriteNext makes the next occurrence of from in the output to. go-imap writes partial BINARY
+// items without their origin ("BINARY[1]<0>", RFC 3516 §4.2); the session asks for the origin to be
+// put in just before it has go-imap write the item. The pattern ends with the literal's size, so it
+// is exact; it is matched across writes, holding back at most its length.
+func (c *cmdConn) rewriteNext(from, to string) {
+	c.rewrites = append(c.rewrites, rewrite{[]byte(from), []byte(to)})
 }
 
 func (c *cmdConn) Read(p []byte) (int, error) {
@@ -88,8 +162,6 @@ func (c *cmdConn) Read(p []byte) (int, error) {
 	}
 	for len(c.pending) == 0 {
 		switch {
-		case c.transparent:
-			return c.r.Read(p)
 		case c.literal > 0:
 			n, err := c.r.Read(p[:min(int64(len(p)), c.literal)])
 			c.literal -= int64(n)
@@ -177,6 +249,10 @@ func (c *cmdConn) next() error {
 		return nil
 	}
 
+	if c.bad >= maxBadCommands && !c.authed() {
+		c.writeLines("* BYE Too many invalid commands\r\n")
+		return io.EOF
+	}
 	c.cmdBytes, c.depth = len(line), 0
 	if body == "" && !long {
 		return nil // an empty line: ignored
@@ -207,7 +283,9 @@ func (c *cmdConn) next() error {
 			c.cont = 1
 		}
 	case "STARTTLS":
-		c.transparent = true
+		if c.tlsConfig != nil {
+			return c.startTLS(tag, args)
+		}
 	}
 	if !knownCommands[name] && !c.authed() {
 		c.bad++
@@ -221,9 +299,21 @@ func (c *cmdConn) next() error {
 		return c.reject(tag, "BAD [CLIENTBUG] Invalid sequence set (RFC 9051 §9 sequence-set)", body)
 	}
 	if bad := badMailboxArg(name, args); bad {
+		if name == "LIST" || name == "LSUB" {
+			// A pattern no mailbox name can match: nothing to list (as Dovecot answers).
+			return c.reject(tag, "OK "+name+" completed (no mailbox has a name that is not modified UTF-7)", body)
+		}
 		return c.reject(tag, "NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3)", body)
 	}
-	c.command = name
+	if name == "STATUS" && strings.HasSuffix(strings.TrimSpace(args), "()") {
+		return c.reject(tag, "BAD [CLIENTBUG] STATUS needs at least one item (RFC 9051 §6.3.11)", body)
+	}
+	if (name == "SEARCH" || name == "UID SEARCH") && literalAt(body) < 0 {
+		if key := badSearchKey(args); key != "" {
+			return c.reject(tag, "BAD [CLIENTBUG] Unknown search key or bad argument: "+strconv.Quote(key), body)
+		}
+	}
+	c.command, c.curTag = name, tag
 	c.pass(line, body)
 	return nil
 }
@@ -251,6 +341,9 @@ func (c *cmdConn) pass(line []byte, body string) {
 // ends it (and the lines of the command that follow). A synchronising literal is never sent: the
 // client waits for a "+" that does not come.
 func (c *cmdConn) reject(tag, resp, body string) error {
+	if strings.HasPrefix(resp, "BAD") && !c.authed() && !strings.Contains(resp, "Unknown command") {
+		c.bad++
+	}
 	c.skipLiteral(body)
 	c.inCommand, c.cmdBytes, c.depth, c.cont = false, 0, 0, 0
 	c.writeLines(tag + " " + resp + "\r\n")
@@ -283,10 +376,10 @@ func (c *cmdConn) writeLines(s string) {
 }
 
 // id answers ID (RFC 2971 §3.1): the client's parameters (NIL or a list of string pairs) are read
-// and ignored; the server says its name.
+// and ignored; the server says its name. Like Dovecot, ID without parameters is taken as ID NIL.
 func (c *cmdConn) id(tag, args string) error {
 	a := strings.TrimSpace(args)
-	if !strings.EqualFold(a, "NIL") && !(strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")")) {
+	if a != "" && !strings.EqualFold(a, "NIL") && !(strings.HasPrefix(a, "(") && strings.HasSuffix(a, ")")) {
 		return c.reject(tag, "BAD [CLIENTBUG] ID takes NIL or a list of field-value pairs (RFC 2971 §3.1)", args)
 	}
 	c.writeLines("* ID (\"name\" \"tanglemail\")\r\n" + tag + " OK ID completed\r\n")
@@ -618,4 +711,169 @@ func validSeqNum(s string) bool {
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	return err == nil && n > 0 && s[0] != '+'
+}
+
+// Search keys (RFC 9051 §6.4.4, RFC 3501 §6.4.4) and how many arguments each takes.
+var searchKeys = map[string]int{
+	"ALL": 0, "ANSWERED": 0, "DELETED": 0, "DRAFT": 0, "FLAGGED": 0, "NEW": 0, "OLD": 0, "RECENT": 0,
+	"SEEN": 0, "UNANSWERED": 0, "UNDELETED": 0, "UNDRAFT": 0, "UNFLAGGED": 0, "UNSEEN": 0, "NOT": 0, "OR": 0,
+	"BCC": 1, "BEFORE": 1, "BODY": 1, "CC": 1, "FROM": 1, "KEYWORD": 1, "LARGER": 1, "ON": 1,
+	"SENTBEFORE": 1, "SENTON": 1, "SENTSINCE": 1, "SINCE": 1, "SMALLER": 1, "SUBJECT": 1, "TEXT": 1,
+	"TO": 1, "UID": 1, "UNKEYWORD": 1, "HEADER": 2, "CHARSET": 1, "MODSEQ": 1,
+}
+
+// badSearchKey returns the first atom in a search key's place that is neither a search key nor a
+// sequence set, or "". go-imap answers such a key with a server error. RETURN options are skipped.
+func badSearchKey(args string) string {
+	toks := searchTokens(args)
+	if len(toks) > 0 && strings.EqualFold(toks[0], "RETURN") {
+		// RETURN (opts): skip to the closing parenthesis.
+		i := 1
+		for depth := 0; i < len(toks); i++ {
+			if toks[i] == "(" {
+				depth++
+			} else if toks[i] == ")" {
+				depth--
+				if depth <= 0 {
+					i++
+					break
+				}
+			}
+		}
+		toks = toks[i:]
+	}
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t == "(" || t == ")" || strings.HasPrefix(t, `"`) {
+			continue
+		}
+		key := strings.ToUpper(t)
+		n, ok := searchKeys[key]
+		if !ok {
+			if validSeqSet(t) {
+				continue
+			}
+			return t
+		}
+		if i+n >= len(toks) && n > 0 {
+			return t // its argument is missing
+		}
+		switch key {
+		case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+			if _, err := time.Parse("2-Jan-2006", strings.Trim(toks[i+1], `"`)); err != nil {
+				return t + " " + toks[i+1]
+			}
+		case "LARGER", "SMALLER":
+			if _, err := strconv.ParseUint(toks[i+1], 10, 63); err != nil {
+				return t + " " + toks[i+1]
+			}
+		}
+		i += n
+	}
+	return ""
+}
+
+// searchTokens splits arguments into atoms, quoted strings (with their quotes) and parentheses.
+func searchTokens(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == ' ':
+			i++
+		case c == '(' || c == ')':
+			out = append(out, s[i:i+1])
+			i++
+		case c == '"':
+			_, n := quoted(s[i:])
+			out = append(out, s[i:i+n])
+			i += n
+		default:
+			j := strings.IndexAny(s[i:], " ()")
+			if j < 0 {
+				j = len(s) - i
+			}
+			out = append(out, s[i:i+j])
+			i += j
+		}
+	}
+	return out
+}
+
+// rewriteCaps adjusts a capability list go-imap wrote before login: go-imap's server allows login
+// without TLS for every wrapped connection (see cmdConn), so LOGINDISABLED is put in for a client that
+// needs TLS first (RFC 9051 §6.2.3), and STARTTLS is left out once TLS is on.
+func (c *cmdConn) rewriteCaps(b []byte) []byte {
+	if c.authed() {
+		c.capRewrite.Store(false)
+		return b
+	}
+	if c.tlsActive.Load() {
+		return bytes.ReplaceAll(b, []byte(" STARTTLS"), nil)
+	}
+	if c.needsTLS {
+		b = bytes.ReplaceAll(b, []byte(" AUTH=PLAIN"), nil)
+		b = bytes.ReplaceAll(b, []byte("IMAP4rev1"), []byte("IMAP4rev1 LOGINDISABLED"))
+	}
+	return b
+}
+
+// startTLS answers STARTTLS (RFC 9051 §6.2.1) and does the TLS handshake; the connection goes on
+// over TLS. A failed handshake ends the connection.
+func (c *cmdConn) startTLS(tag, args string) error {
+	switch {
+	case args != "":
+		return c.reject(tag, "BAD [CLIENTBUG] STARTTLS takes no arguments", args)
+	case c.tlsActive.Load():
+		return c.reject(tag, "BAD [CLIENTBUG] TLS is already active", args)
+	case c.authed():
+		return c.reject(tag, "BAD [CLIENTBUG] STARTTLS is for before login", args)
+	}
+	c.writeLines(tag + " OK Begin TLS negotiation now\r\n")
+	// Bytes the client sent after STARTTLS (the start of its handshake) are in c.r already.
+	buffered, _ := c.r.Peek(c.r.Buffered())
+	raw := &prefixConn{Conn: c.Conn, r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), c.Conn)}
+	tc := tls.Server(raw, c.tlsConfig)
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	c.Conn = tc
+	c.r = bufio.NewReaderSize(tc, 16<<10)
+	c.tlsActive.Store(true)
+	return nil
+}
+
+// TLS reports whether the connection has TLS (after STARTTLS).
+func (c *cmdConn) TLS() bool { return c.tlsActive.Load() }
+
+// prefixConn reads r (bytes read ahead, then the connection) and writes to the connection.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// gone reports whether the client has closed the connection, waiting at most 1 ms and without losing
+// what it sent: a read with a short deadline, into cmdConn's buffer. It is called while
+// go-imap runs a command (so nobody reads), between messages of a long FETCH, so that work for a
+// client that has left stops (issue 12: a FETCH went on for minutes after the client had gone).
+// go-imap sets its own read deadline before it reads the next command.
+func (c *cmdConn) gone() bool {
+	if c.r.Buffered() > 0 {
+		return false
+	}
+	// A deadline in the past fails before reading: 1 ms lets the read see an EOF that is there.
+	c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := c.r.Peek(1)
+	c.Conn.SetReadDeadline(time.Time{})
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return true // EOF, reset, closed
 }

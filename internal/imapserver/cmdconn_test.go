@@ -1,8 +1,10 @@
 package imapserver
 
 import (
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An overlong command line gets BAD with a reason, nothing of it is run (not even a piece past
@@ -97,7 +99,7 @@ func TestID(t *testing.T) {
 	if u := r.ok("ID NIL"); len(u) != 1 || !strings.HasPrefix(u[0], "* ID (") {
 		t.Errorf("ID NIL: %q", u)
 	}
-	r.expect("BAD", "", "ID")
+	r.ok("ID") // as Dovecot: no parameters is ID NIL
 	r.expect("BAD", "", "ID bogus")
 }
 
@@ -108,6 +110,13 @@ func TestInvalidMUTF7MailboxName(t *testing.T) {
 	for _, cmd := range []string{"SELECT &Jjo", "EXAMINE \"a&-&AGE-\"", "CREATE &AGEAYQ-", `LIST "" "&Jjo"`,
 		`LIST "" ("INBOX" "&AGE-")`, "CREATE \"&2D0-\"", "RENAME INBOX &AGE", "STATUS &- (MESSAGES)"} {
 		_, st := r.cmd("%s", cmd)
+		if strings.HasPrefix(cmd, "LIST") {
+			// A pattern no name can match: OK with nothing, as Dovecot answers.
+			if !strings.HasPrefix(st, "OK ") {
+				t.Errorf("%s: %q", cmd, st)
+			}
+			continue
+		}
 		if strings.HasPrefix(cmd, "STATUS") {
 			if strings.Contains(st, "SERVERBUG") {
 				t.Errorf("%s: %q", cmd, st)
@@ -135,5 +144,86 @@ func TestValidMUTF7(t *testing.T) {
 		if got := validMUTF7(s); got != want {
 			t.Errorf("validMUTF7(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// An unknown search key is BAD with its name (go-imap answered NO [SERVERBUG]).
+func TestSearchUnknownKey(t *testing.T) {
+	ts := newTestServer(t)
+	deliver(t, ts.st, "INBOX", plainMsg("one", "x"))
+	r := ts.rawLogin(t)
+	r.ok("SELECT INBOX")
+	for q, bad := range map[string]string{"BOGUS": "BOGUS", "NOT BOGUS": "BOGUS", "OR ALL (BOGUS)": "BOGUS",
+		"RETURN (COUNT) BOGUS": "BOGUS", "SINCE 99-Foo-2020": "99-Foo-2020", "LARGER x": "LARGER", "SUBJECT": "SUBJECT"} {
+		if _, st := r.cmd("SEARCH %s", q); !strings.HasPrefix(st, "BAD ") || !strings.Contains(st, bad) {
+			t.Errorf("SEARCH %s: %q", q, st)
+		}
+	}
+	for _, q := range []string{"ALL", "1:* NOT DELETED", `HEADER Subject "one two"`, "OR (SEEN) (UID 1,2:*)",
+		"RETURN (MIN MAX) SINCE 1-Jan-2020", "CHARSET UTF-8 TEXT x", "$"} {
+		r.ok("SEARCH %s", q)
+	}
+}
+
+// STATUS with an empty item list is BAD (RFC 9051 §6.3.11 status-att-list), as Dovecot answers.
+func TestStatusEmptyItems(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.rawLogin(t)
+	r.expect("BAD", "", "STATUS INBOX ()")
+	r.ok("STATUS INBOX (MESSAGES)")
+}
+
+// gone tells a closed connection from an open one without losing the client's bytes: a long FETCH
+// stops between messages once the client has left.
+func TestCmdConnGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cc := newCmdConn(srv)
+	if cc.gone() {
+		t.Fatal("gone while the client is there")
+	}
+	client.Write([]byte("a NOOP\r\n"))
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.r.Buffered() == 0 && time.Now().Before(deadline) {
+		if cc.gone() {
+			t.Fatal("gone with a command waiting")
+		}
+	}
+	client.Close()
+	buf := make([]byte, 64)
+	n, _ := cc.Read(buf)
+	if string(buf[:n]) != "a NOOP\r\n" {
+		t.Errorf("read %q after gone checks", buf[:n])
+	}
+	for !cc.gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("not gone 10 s after the client closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Every BAD before login counts, as in Dovecot's imap-login: after three, BYE.
+func TestBadCommandsBeforeLoginEndConnection(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.raw(t)
+	r.expect("BAD", "", "SELECT INBOX")
+	r.expect("BAD", "", "LOGIN")
+	r.expect("BAD", "", "FETCH 1 FLAGS")
+	r.send("NOOP")
+	if line := r.readLine(); !strings.HasPrefix(line, "* BYE") {
+		t.Errorf("after three bad commands: %q", line)
 	}
 }

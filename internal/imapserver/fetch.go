@@ -3,6 +3,10 @@ package imapserver
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
@@ -69,6 +73,8 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 	}
 
 	need := needOf(options)
+	cc, _ := s.conn.NetConn().(*cmdConn) // nil on connections that were TLS from the start
+	checked := time.Now()
 	for _, i := range idx {
 		uid := sel.uids[i]
 		mi := infos[uid]
@@ -76,7 +82,13 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 			continue // expunged meanwhile
 		}
 		if err := s.ctx.Err(); err != nil {
-			return s.storeErr("fetch", err) // the client has gone
+			return s.storeErr("fetch", err) // the server is closing
+		}
+		if cc != nil && time.Since(checked) > 50*time.Millisecond {
+			if cc.gone() {
+				return errClientGone
+			}
+			checked = time.Now()
 		}
 		var data msgData
 		if err := s.load(sel.id, mi, need, options, &data); err != nil {
@@ -85,12 +97,16 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 			}
 			return s.storeErr("fetch", err)
 		}
-		if err := writeFetch(w.CreateMessage(uint32(i+1)), mi, options, setSeen[uid], &data); err != nil {
+		if err := writeFetch(w.CreateMessage(uint32(i+1)), mi, options, setSeen[uid], &data, cc); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// errClientGone ends a FETCH whose client has closed the connection; go-imap then ends the
+// connection when it writes the answer.
+var errClientGone = errors.New("imapserver: client closed the connection")
 
 // wantsSeen reports whether the items include a body section without PEEK.
 func wantsSeen(o *imap.FetchOptions) bool {
@@ -175,7 +191,18 @@ func (s *session) load(mailboxID int64, mi *store.MessageInfo, n need, o *imap.F
 	return err
 }
 
-func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.FetchOptions, seenSet bool, d *msgData) error {
+// binaryItem is a BINARY item's name and literal as go-imap writes it.
+func binaryItem(part []int, origin string, size int) string {
+	ps := make([]string, len(part))
+	for i, n := range part {
+		ps[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("BINARY[%s]%s ~{%d}\r\n", strings.Join(ps, "."), origin, size)
+}
+
+// writeFetch writes one message's FETCH response. cc, if not nil, is the connection, for the origin
+// of partial BINARY items.
+func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.FetchOptions, seenSet bool, d *msgData, cc *cmdConn) error {
 	if o.UID {
 		rw.WriteUID(imap.UID(mi.UID))
 	}
@@ -206,6 +233,9 @@ func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.F
 			return err
 		}
 		b = partial(b, bs.Partial)
+		if bs.Partial != nil && cc != nil {
+			cc.rewriteNext(binaryItem(bs.Part, "", len(b)), binaryItem(bs.Part, fmt.Sprintf("<%d>", bs.Partial.Offset), len(b)))
+		}
 		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
 			return err
 		}

@@ -119,6 +119,10 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if _, err := io.Copy(buf, io.LimitReader(r, int64(s.srv.appendMax)+1)); err != nil {
 		return nil, err // connection error: go-imap ends the connection
 	}
+	raw, err := encodeBinary(buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
 	var names []string
 	for _, f := range options.Flags {
 		names = append(names, string(f))
@@ -135,7 +139,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	}
 	a, err := s.srv.st.Append(s.ctx, store.NewMessage{
 		MailboxID: m.ID,
-		Raw:       buf.Bytes(),
+		Raw:       raw,
 		Flags:     flags,
 		Received:  options.Time,
 	})
@@ -261,6 +265,13 @@ func (s *session) List(w *goimap.ListWriter, ref string, patterns []string, opti
 		}
 		if e.mbox != nil && e.mbox.SpecialUse != "" {
 			d.Attrs = append(d.Attrs, imap.MailboxAttr(e.mbox.SpecialUse))
+		}
+		if lsub {
+			// LSUB answers carry \Noselect only (RFC 3501 §7.2.3), as Dovecot's do.
+			d.Attrs = nil
+			if e.mbox == nil {
+				d.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect}
+			}
 		}
 		if options.ReturnStatus != nil && e.mbox != nil {
 			d.Status = s.statusData(*e.mbox, options.ReturnStatus)

@@ -1,15 +1,14 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/tanglemail/tanglemail/internal/mimepart"
 )
@@ -156,10 +155,91 @@ func binarySection(raw []byte, root *mimepart.Part, part []int) ([]byte, error) 
 	return body, nil
 }
 
-func envelope(header []byte) *imap.Envelope {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-	if err != nil && h.Len() == 0 {
-		return &imap.Envelope{}
+// errNULHeader refuses a message with a NUL byte in a header: no encoding can carry it.
+var errNULHeader = imapErr(imap.StatusResponseTypeNo, imap.ResponseCodeCannot, "Message header contains a NUL byte")
+
+// encodeBinary returns raw with every part whose body holds a NUL byte re-encoded as base64, as
+// Dovecot does when a message arrives as binary (APPEND with literal8, RFC 3516 §4.3): the stored
+// message can then be sent as BODY[] in a plain literal, which must not hold NUL (RFC 9051 §4.3),
+// and BINARY[part] still gives the original bytes. raw is returned as it is if it has no NUL.
+func encodeBinary(raw []byte) ([]byte, error) {
+	if bytes.IndexByte(raw, 0) < 0 {
+		return raw, nil
 	}
-	return goimap.ExtractEnvelope(h)
+	root := mimepart.Parse(raw)
+	var out bytes.Buffer
+	out.Grow(len(raw) * 4 / 3)
+	pos := 0
+	var walk func(p *mimepart.Part) error
+	walk = func(p *mimepart.Part) error {
+		if bytes.IndexByte(raw[p.HeaderStart:p.BodyStart], 0) >= 0 {
+			return errNULHeader
+		}
+		switch {
+		case p.IsMultipart():
+			for _, c := range p.Children {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		case p.Message != nil && !p.Opaque:
+			return walk(p.Message)
+		}
+		body := raw[p.BodyStart:p.BodyEnd]
+		if bytes.IndexByte(body, 0) < 0 {
+			return nil
+		}
+		out.Write(raw[pos:p.HeaderStart])
+		writeBase64Header(&out, raw[p.HeaderStart:p.BodyStart])
+		enc := base64.StdEncoding.EncodeToString(body)
+		for len(enc) > 76 {
+			out.WriteString(enc[:76])
+			out.WriteString("\r\n")
+			enc = enc[76:]
+		}
+		out.WriteString(enc)
+		pos = p.BodyEnd
+		return nil
+	}
+	if err := walk(root); err != nil {
+		return nil, err
+	}
+	out.Write(raw[pos:])
+	return out.Bytes(), nil
+}
+
+// writeBase64Header writes a part's header with its Content-Transfer-Encoding field (and its folded
+// lines) replaced by "base64", before the blank line that ends the header.
+func writeBase64Header(out *bytes.Buffer, h []byte) {
+	lines := bytes.SplitAfter(h, []byte("\n"))
+	skipping := false
+	wrote := false
+	for _, l := range lines {
+		if len(l) == 0 {
+			continue
+		}
+		blank := len(bytes.TrimRight(l, "\r\n")) == 0
+		if skipping && !blank && (l[0] == ' ' || l[0] == '\t') {
+			continue // folded part of the dropped field
+		}
+		skipping = false
+		if blank {
+			out.WriteString("Content-Transfer-Encoding: base64\r\n")
+			wrote = true
+			out.Write(l)
+			continue
+		}
+		if len(l) > 26 && strings.EqualFold(string(l[:26]), "content-transfer-encoding:") {
+			skipping = true
+			continue
+		}
+		out.Write(l)
+		if !bytes.HasSuffix(l, []byte("\n")) {
+			out.WriteString("\r\n")
+		}
+	}
+	if !wrote {
+		out.WriteString("Content-Transfer-Encoding: base64\r\n\r\n")
+	}
 }

@@ -98,3 +98,18 @@ func BenchmarkFetchBodyStructureDeep(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms")
 }
+
+// A partial BINARY response names its origin (RFC 3516 §4.2: "BINARY[1]<2> ~{5}").
+func TestFetchBinaryPartialOrigin(t *testing.T) {
+	ts := newTestServer(t)
+	deliver(t, ts.st, "INBOX", multipartMsg)
+	r := ts.rawLogin(t)
+	r.ok("EXAMINE INBOX")
+	u := r.ok("FETCH 1 (BINARY.PEEK[1.1]<6.3> BINARY.PEEK[1.1] BINARY.PEEK[2]<0.4> BODY.PEEK[1.1]<0.5>)")
+	for _, want := range []string{"BINARY[1.1]<6> ~{3}\r\nBob", "BINARY[1.1] ~{33}\r\nHello Bob,", "BINARY[2]<0> ~{4}\r\n%PDF", "BODY[1.1]<0> {5}\r\nHello"} {
+		if !has(u, want) {
+			t.Errorf("missing %q in %q", want, u)
+		}
+	}
+	r.ok("NOOP")
+}

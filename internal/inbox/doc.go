@@ -1,4 +1,4 @@
-// Package inbox is the receiver's engine (brief §6): it trial-opens the blocks the network hands it for
+// Package inbox is the receiver's engine (HACKING.md, layout): it trial-opens the blocks the network hands it for
 // each of the node's identities (protocol.md §6), files what opens exactly once — mail into INBOX,
 // chat into Chats, chunked mail once all its pieces are in (protocol.md §10.1) — acknowledges it with a
 // receipt (protocol.md §10.2) through a ReceiptSender, and passes receipts it receives to a
@@ -25,7 +25,7 @@
 //     mail (kind 1, §10.1 content): inline → store.DeliverOnce into INBOX, Meta{SenderVerified: the
 //     sender's address, ViaTangle}; manifest → kept as a piece. Chunk (kind 4) → kept as a piece.
 //     Chat (kind 2) → DeliverOnce into Chats (content = the message, provisionally). Receipt (kind 3) →
-//     outbox.ParseReceipt → OnReceipt.HandleReceipt(sender, keys).
+//     mail.ParseReceipt → OnReceipt.HandleReceipt(sender, keys).
 //  4. Every mail or chat envelope that is filed — now, or before (a duplicate) — is receipted; a store
 //     error files nothing and sends no receipt (the sender will publish again).
 //

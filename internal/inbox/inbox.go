@@ -10,10 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
-	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -36,7 +34,8 @@ type ChatHandler interface {
 	// replay window; expires is how long its replay key must be kept. Texts and membership changes are
 	// filed exactly once (the handler claims the replay key in the filing transaction); ack reports that
 	// a receipt is due (filed now or before, protocol.md §10.2), filed that it was filed just now. An
-	// error wrapping chat.ErrMalformed means the content is invalid (protocol.md §10.3).
+	// error wrapping seal.ErrMalformedContent (as chat.ErrMalformed does) means the content is invalid
+	// (protocol.md §10.3).
 	HandleChat(ctx context.Context, me *identity.Identity, m *seal.Message, expires time.Time) (filed, ack bool, err error)
 }
 
@@ -409,7 +408,7 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		}
 		return in.piece(ctx, b, me, m, c.Index, c.ID[:], c.Count, expires)
 	case seal.KindReceipt:
-		keys, err := outbox.ParseReceipt(m.Content)
+		keys, err := mail.ParseReceipt(m.Content)
 		if err != nil {
 			in.c.badReceipts.Add(1)
 			in.log.Debug("inbox: malformed receipt", "block", b.ID().Short())
@@ -466,7 +465,7 @@ func (in *Inbox) fileChat(ctx context.Context, b *tangle.Block, me *identity.Ide
 	}
 	filed, ack, err := in.chat.HandleChat(ctx, me, m, expires)
 	switch {
-	case errors.Is(err, chat.ErrMalformed):
+	case errors.Is(err, seal.ErrMalformedContent):
 		in.c.malformed.Add(1)
 		in.log.Debug("inbox: malformed chat content", "block", b.ID().Short(), "err", err)
 		return Rejected

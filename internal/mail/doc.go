@@ -16,6 +16,9 @@
 //     (content ≤ 32,145 bytes, protocol.md §6) travels as a manifest in the mail envelope and chunk
 //     envelopes; ParseMailContent and ParseChunk parse envelope contents.
 //   - Bounce builds an RFC 3464 delivery status notification for the sender's INBOX.
+//   - EncodeReceipt and ParseReceipt are the delivery receipt content (protocol.md §10.2), here so
+//     that the outbox (which sends receipts) and the inbox (which reads them) need not import each
+//     other.
 //
 // Decisions:
 //   - Bcc (RFC 5322 §3.6.3 offers three ways): every recipient, blind ones included, gets the message

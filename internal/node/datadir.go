@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/identity"
 )
 
@@ -99,7 +100,7 @@ func LoadOrCreatePassword(dir string) (string, error) {
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	pw := rand.Text() // 26 base32 characters, 130 bits (crypto/rand)
-	if err := writeFileAtomic(path, []byte(pw+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(pw+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write password: %w", err)
 	}
 	return pw, nil
@@ -123,39 +124,4 @@ func ReadAPIInfo(dir string) (APIInfo, string, error) {
 		return info, "", fmt.Errorf("read password: %w", err)
 	}
 	return info, strings.TrimSpace(string(pw)), nil
-}
-
-// writeFileAtomic writes data to path via a temporary file, fsync and rename, then syncs the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

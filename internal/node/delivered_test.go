@@ -11,7 +11,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -22,8 +21,8 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "`"+outbox.DeliveredKeyword+"`") {
-		t.Fatalf("README.md does not name the keyword %s", outbox.DeliveredKeyword)
+	if !strings.Contains(string(readme), "`"+store.DeliveredKeyword+"`") {
+		t.Fatalf("README.md does not name the keyword %s", store.DeliveredKeyword)
 	}
 	alice, bob := startPair(t)
 	bobAddr := bob.Identity().Address().Mail()
@@ -52,13 +51,9 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 			return false
 		}
 		flags = msgs[0].Flags
-		return slices.ContainsFunc(flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), outbox.DeliveredKeyword) })
+		return slices.ContainsFunc(flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), store.DeliveredKeyword) })
 	})
-	if !slices.Contains(flags, imap.Flag(outbox.DeliveredKeyword)) {
-		if slices.Contains(flags, imap.Flag(strings.ToLower(outbox.DeliveredKeyword))) {
-			// The store lower-cases keywords; keeping their case is issue 12's IMAP fix (item 4).
-			t.Skipf("the server shows %v, the README %s: waits for keywords to keep their case", flags, outbox.DeliveredKeyword)
-		}
-		t.Fatalf("Sent copy's flags %v, want %s as the README says", flags, outbox.DeliveredKeyword)
+	if !slices.Contains(flags, imap.Flag(store.DeliveredKeyword)) {
+		t.Fatalf("Sent copy's flags %v, want %s as the README says", flags, store.DeliveredKeyword)
 	}
 }

@@ -7,7 +7,8 @@
 //     reverse, so the store is never closed while the network may still write to it.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
-//   - Client-facing listeners are loopback by default; a non-loopback address needs TLS.
+//   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
+//     (a client must use STARTTLS before it logs in); the API only on loopback (it speaks plain HTTP).
 package node
 
 import (
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
@@ -57,6 +59,9 @@ type Config struct {
 	Log        *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
+	// LoginPenalty delays logins after failed ones, shared by IMAP, SMTP and the HTTP API; nil: one
+	// with the defaults (tests inject one on a fake clock).
+	LoginPenalty *loginpenalty.Penalty
 	// BlockBudget bounds the block store's relayed blocks, in bytes of block encodings (dag.WithBudget;
 	// default dag.DefaultBudget, 4 GiB; negative: none). Blocks not yet trial-opened and the node's own
 	// published blocks awaiting their receipts are held apart from it (see docs/threat-model.md).
@@ -238,7 +243,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
 	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
-	penalty := loginpenalty.New(loginpenalty.Options{})
+	penalty := cfg.LoginPenalty
+	if penalty == nil {
+		penalty = loginpenalty.New(loginpenalty.Options{})
+	}
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
 		Address:   n.id.Address(),
 		Password:  n.password,
@@ -266,6 +274,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Store:    n.mail,
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
+		Invites:  n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -282,7 +291,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goBackground("block holds", func() error { n.holds.run(bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
-	if err := writeFileAtomic(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
 		return nil, fmt.Errorf("write %s: %w", APIFile, err)
 	}
 	return n, nil

@@ -88,11 +88,22 @@ func TestStartStatusAndRestart(t *testing.T) {
 	}
 }
 
+// TestNonLoopbackAPIRefused: the API listens on loopback only (docs/api.md, "Where it listens").
 func TestNonLoopbackAPIRefused(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.APIListen = "0.0.0.0:0"
 	if _, err := Start(context.Background(), cfg); err == nil {
-		t.Fatal("non-loopback API address accepted without TLS")
+		t.Fatal("non-loopback API address accepted")
+	}
+	for _, a := range []string{"[::]:4581", "192.0.2.1:4581", "example.org:4581", "10.0.0.1:0", "4581"} {
+		if checkLoopback(a) == nil {
+			t.Errorf("%s accepted", a)
+		}
+	}
+	for _, a := range []string{"127.0.0.1:4581", "127.0.0.2:0", "[::1]:4581", "localhost:4581"} {
+		if err := checkLoopback(a); err != nil {
+			t.Errorf("%s refused: %v", a, err)
+		}
 	}
 }
 

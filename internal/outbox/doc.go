@@ -1,10 +1,11 @@
-// Package outbox is the sender's engine (brief §6): it takes the recipients that the store's outbox
+// Package outbox is the sender's engine (HACKING.md, layout): it takes the recipients that the store's outbox
 // queue says are due, seals the message to each (package seal, protocol.md §6, §10.1), builds a block
 // with proof of work for every envelope (package tangle), publishes it, and waits for the recipient's
 // delivery receipt (protocol.md §10.2), publishing the same envelope again while none comes, until the
 // message's lifetime is over; then the recipient fails and a delivery status notification (mail.Bounce)
-// goes into the sender's INBOX. It also sends the receipts the inbox asks for, and defines and parses
-// the receipt content.
+// goes into the sender's INBOX. It also sends the receipts the inbox asks for (their content is
+// encoded by mail.EncodeReceipt) and sets store.DeliveredKeyword on the Sent copy once all recipients
+// have acknowledged.
 //
 // # API
 //
@@ -15,7 +16,6 @@
 //	func (*Outbox) SendReceipt(from *identity.Identity, to identity.Address, keys [][32]byte, ttl uint32)
 //	func (*Outbox) Progress() Progress        // blocks being ground, waiting for peers, queued receipts
 //	func (*Outbox) Stats() Stats
-//	func EncodeReceipt(keys) ([]byte, error); func ParseReceipt(content) ([][32]byte, error)
 //
 // Config.OnProgress is called as each block's proof of work starts, progresses (about ten times a
 // second, hashes done of expected) and ends, for status displays and the web client.

@@ -658,11 +658,7 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 	return nil
 }
 
-// DeliveredKeyword is the IMAP keyword set on a message's Sent copy once every recipient's node has
-// sent its receipt: what lets the user see, in any mail client, that the mail arrived.
-const DeliveredKeyword = "$Delivered"
-
-// markDelivered sets DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
+// markDelivered sets store.DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
 // delivered. A Sent copy the user has since moved or deleted is left alone (StoreFlags skips UIDs that
 // are gone).
 func (o *Outbox) markDelivered(ctx context.Context, id int64) error {
@@ -679,7 +675,7 @@ func (o *Outbox) markDelivered(ctx context.Context, id int64) error {
 		return nil
 	}
 	_, err = o.st.StoreFlags(ctx, item.SentMailboxID, store.UIDSetOf(item.SentUID), store.FlagChange{
-		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{DeliveredKeyword}},
+		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{store.DeliveredKeyword}},
 	})
 	if errors.Is(err, store.ErrNoMailbox) {
 		return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -103,7 +104,7 @@ func openReceipts(t *testing.T, rec *recorder, to *identity.Identity, from ident
 		if m.Kind != seal.KindReceipt || !m.Sender.Equal(from) {
 			t.Fatalf("kind %v from %v", m.Kind, m.Sender)
 		}
-		keys, err := ParseReceipt(m.Content)
+		keys, err := mail.ParseReceipt(m.Content)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,11 +120,11 @@ func TestSendReceiptSplitsAndMerges(t *testing.T) {
 	rec.peers.Store(1)
 	bob, alice := testID(t, 2), testID(t, 1)
 	o := startOutbox(t, rec, bob)
-	keys := make([][32]byte, MaxReceiptKeys+10)
+	keys := make([][32]byte, mail.MaxReceiptKeys+10)
 	for i := range keys {
 		keys[i][0], keys[i][1], keys[i][2] = byte(i), byte(i>>8), 0xaa
 	}
-	o.SendReceipt(bob, alice.Address(), keys[:MaxReceiptKeys], 3600)
+	o.SendReceipt(bob, alice.Address(), keys[:mail.MaxReceiptKeys], 3600)
 	o.SendReceipt(bob, alice.Address(), keys, 3600) // the first ones again, and ten more
 	waitFor(t, "receipts", func() bool { return o.Stats().ReceiptKeysSent >= uint64(len(keys)) })
 	got := openReceipts(t, rec, alice, bob.Address())

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/seal"
 )
 
@@ -159,7 +160,7 @@ func (o *Outbox) noteChatSent(to identity.Address) {
 	o.chatSent[to.String()] = now
 }
 
-// receiptLoop publishes queued receipts as they fall due, one envelope per batch (per MaxReceiptKeys
+// receiptLoop publishes queued receipts as they fall due, one envelope per batch (per mail.MaxReceiptKeys
 // keys). With no peers it waits, polling PeerCount.
 func (o *Outbox) receiptLoop(ctx context.Context) {
 	peerPoll := minPeerPoll
@@ -223,7 +224,7 @@ func (o *Outbox) flushReceipts(ctx context.Context) {
 
 	for _, b := range ready {
 		for len(b.keys) > 0 {
-			n := min(len(b.keys), MaxReceiptKeys)
+			n := min(len(b.keys), mail.MaxReceiptKeys)
 			if err := o.publishReceipt(ctx, b, b.keys[:n]); err != nil {
 				if ctx.Err() != nil {
 					return
@@ -280,7 +281,7 @@ func (o *Outbox) requeue(b *receiptBatch) {
 }
 
 func (o *Outbox) publishReceipt(ctx context.Context, b *receiptBatch, keys [][32]byte) error {
-	content, err := EncodeReceipt(keys)
+	content, err := mail.EncodeReceipt(keys)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 )
 
 // Files the node keeps in Config.DataDir.
@@ -245,39 +247,11 @@ func parseKey(data []byte) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// writeFileAtomic writes data to a temporary file in path's directory, syncs it and renames it over path.
+// writeFileAtomic creates path's directory if need be and replaces path with data (atomicfile.Write:
+// temporary file, fsync, rename, directory fsync).
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return atomicfile.Write(path, data, mode)
 }

@@ -105,6 +105,11 @@ var (
 	ErrBadSignature = errors.New("seal: bad sender signature")
 )
 
+// ErrMalformedContent is wrapped by the errors of a kind's content parser when an envelope opened and
+// verified but its content is invalid (chat.ErrMalformed wraps it). The inbox, which hands contents to
+// those parsers through interfaces, tells a malformed content from a failure by it.
+var ErrMalformedContent = errors.New("malformed content")
+
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }

@@ -33,6 +33,16 @@ var systemFlagNames = []struct {
 	{FlagDraft, `\Draft`},
 }
 
+// Keywords the node itself sets. The outbox sets DeliveredKeyword and chat sets ReadKeyword; they live
+// here, with the flags they are stored in, so that those engines need not import each other.
+const (
+	// DeliveredKeyword is the IMAP keyword set on a message's Sent copy once every recipient's node has
+	// sent its receipt: what lets the user see, in any mail client, that the mail arrived.
+	DeliveredKeyword = "$Delivered"
+	// ReadKeyword is set on the user's copy of a chat message once every recipient has read it.
+	ReadKeyword = "$Read"
+)
+
 // Flags are a message's stored flags: system flags and keywords. Keywords are IMAP atoms, compared
 // case-insensitively (RFC 9051 §2.3.2) but kept as first written ("$Forwarded" stays
 // "$Forwarded", as in Dovecot): in a mailbox, a keyword takes the spelling the mailbox first saw.

@@ -17,13 +17,15 @@
 //     must say same-origin or none, whatever its credentials (a browser sends a session cookie, and
 //     Basic credentials it has cached, with other sites' requests too); clients that send neither
 //     header (the CLI, scripts) are not browsers. Bodies must be application/json (a type a cross-site form
-//     cannot send without a CORS preflight, which this server never grants).
+//     cannot send without a CORS preflight, which this server never grants); the one exception, the
+//     multipart/form-data of a mail with attachments, needs the node's own Origin or a Bearer
+//     password (upload.go).
 //   - Mail (mail.go, message.go, compose.go): folders and messages straight from *store.Store. Messages
 //     are parsed with go-message (MIME, RFC 2045/2046; encoded words, RFC 2047); new mail is built as
-//     an RFC 5322 §3.6 message (Date, From = the node's address, To, Cc, Subject, Message-ID,
+//     an RFC 5322 §3.6 message (Date, From = the node's address, To, Cc, Bcc, Subject, Message-ID,
 //     In-Reply-To/References, MIME-Version) with a text/plain; charset=utf-8 body in 7bit or
-//     quoted-printable, and handed to store.Submit, which files the Sent copy and enqueues it for the
-//     outbox in one transaction.
+//     quoted-printable (multipart/mixed with the attachments, if any), and handed to store.Submit,
+//     which files the Sent copy and enqueues it for the outbox in one transaction.
 //   - Safe HTML (sanitize.go): the HTML part of a message goes through a bluemonday policy built for
 //     mail (no active content, nothing that loads a remote resource) and is served with a sandboxing
 //     Content-Security-Policy (CSP Level 3).
@@ -33,7 +35,8 @@
 //   - Routing: every /api/ path is registered once without a method; a small dispatcher answers 405
 //     with a JSON error and an Allow header for other methods. Checks run in this order: security
 //     headers, authentication (401), method (405), origin (403), content type (415), body size (413,
-//     bodies are limited to 1 MiB), then the handler's own checks (400, 404, 409).
+//     bodies are limited to 1 MiB, uploads to maxUploadBody), then the handler's own checks (400,
+//     404, 409).
 //   - Errors are JSON {"error": "..."} with a 4xx or 5xx status and a sentence that says what is wrong
 //     and what to do. A 500 says only what failed; the details go to the log. Logs never hold message
 //     content, passwords or session tokens.
@@ -88,6 +91,7 @@ type Config struct {
 	Store    *store.Store // required: the account's mailboxes, contacts and outbox
 	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
 	Chat     Chat         // nil: the chat endpoints answer 503
+	Invites  Invites      // nil: the invite endpoints answer 503
 	Password string       // the node's password; empty refuses every authenticated request
 	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
 	// wrong password; the node shares one among its front doors. Nil: one of its own.
@@ -96,6 +100,11 @@ type Config struct {
 	// Client is the web client's files, served at "/" (index.html at the root); nil serves the
 	// built-in client (package ui).
 	Client fs.FS
+	// Hosts are the host names (without port) this server answers to besides loopback ones
+	// (localhost, *.localhost, 127.0.0.0/8, ::1). A request naming any other Host gets 421, so a page
+	// whose DNS name was rebound to 127.0.0.1 cannot read even the unauthenticated answers
+	// (autoconfig names the user's address).
+	Hosts []string
 }
 
 // maxBody bounds request bodies (413 beyond).
@@ -107,8 +116,10 @@ type Server struct {
 	store    *store.Store
 	address  string
 	chat     Chat
+	invites  Invites
 	secret   loginpenalty.Secret
 	penalty  *loginpenalty.Penalty
+	hosts    []string // Config.Hosts
 	log      *slog.Logger
 	http     *http.Server
 	handler  http.Handler
@@ -136,6 +147,8 @@ func New(cfg Config) *Server {
 		store:         cfg.Store,
 		address:       cfg.Address,
 		chat:          cfg.Chat,
+		invites:       cfg.Invites,
+		hosts:         cfg.Hosts,
 		secret:        loginpenalty.NewSecret(cfg.Password),
 		penalty:       cfg.Penalty,
 		log:           log,
@@ -181,6 +194,8 @@ func New(cfg Config) *Server {
 
 	route("/api/contacts", endpoint{"GET": s.handleContacts, "POST": s.handleAddContact})
 	route("/api/contacts/{petname}", endpoint{"DELETE": s.handleRemoveContact})
+	route("/api/invite", endpoint{"GET": s.invitesOnly(s.handleInvite)})
+	route("/api/join", endpoint{"POST": s.invitesOnly(s.handleJoin)})
 
 	route("/api/conversations", endpoint{"GET": s.chatOnly(s.handleConversations), "POST": s.chatOnly(s.handleNewConversation)})
 	route("/api/conversations/{id}", endpoint{"GET": s.chatOnly(s.handleConversation), "PATCH": s.chatOnly(s.handleRename)})
@@ -206,8 +221,8 @@ func New(cfg Config) *Server {
 
 	mux.Handle("/", s.clientHandler(cfg.Client))
 
-	s.handler = mux
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.handler = s.checkHost(mux)
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.http.RegisterOnShutdown(s.stopStreams)
 	return s
 }
@@ -319,7 +334,7 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
-	s.log.Error("API handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	s.log.Error("API handler panicked", "method", r.Method, "route", r.Pattern, "panic", v, "stack", string(debug.Stack()))
 	writeError(w, http.StatusInternalServerError, "the node failed to answer this request (the node's log has details)")
 }
 

@@ -82,6 +82,8 @@ func TestClientAgainstStub(t *testing.T) {
 	// Phone-sized: one column, the nav bar at the bottom, tap targets of at least 40px.
 	p := b.newTab("phone", 390, 844)
 	p.signIn(srv.URL, "stub-password", true)
+	p.waitJS("mail, the first view", 5*time.Second, `document.body.dataset.view === 'mail'`)
+	p.run("open the chats", 5*time.Second, chromedp.Click(sel("nav-chat")))
 	p.waitJS("the conversation list", 5*time.Second, `document.querySelector('[data-test="conv-row"]')`)
 	if top := eval[float64](p, `document.querySelector('[data-test="nav-chat"]').getBoundingClientRect().top`); top < 700 {
 		t.Errorf("phone: nav bar at y=%v, want at the bottom", top)

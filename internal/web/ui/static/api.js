@@ -47,6 +47,38 @@ export async function api(method, path, body) {
   return ct.includes('json') ? r.json() : r.text();
 }
 
+// upload POSTs a FormData body (multipart/form-data) with XMLHttpRequest, whose upload events give
+// the progress that fetch does not: onProgress(loaded, total) as the bytes go. It returns the decoded
+// JSON answer and fails like api().
+export function upload(path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('POST', path);
+    x.withCredentials = true;
+    x.setRequestHeader('Accept', 'application/json');
+    x.responseType = 'text';
+    x.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.lengthComputable ? e.total : 0));
+    x.addEventListener('error', () => reject(new ApiError(0, 'The node cannot be reached: is it running?')));
+    x.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = JSON.parse(x.responseText || 'null');
+      } catch (e) {
+        // not JSON
+      }
+      if (x.status >= 200 && x.status < 300) {
+        onProgress(1, 1);
+        resolve(data);
+        return;
+      }
+      const err = new ApiError(x.status, (data && data.error) || `The node answered ${x.status} ${x.statusText}`.trim());
+      if (x.status === 401) unauthorized(err);
+      reject(err);
+    });
+    x.send(form);
+  });
+}
+
 // path joins URL path segments, escaping each.
 export function path(...segs) {
   return '/' + segs.map((s) => encodeURIComponent(String(s))).join('/');

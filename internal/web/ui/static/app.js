@@ -28,13 +28,16 @@
 //               mail-search-form, mail-search, mail-search-submit, mail-folder-title, mail-list,
 //               mail-empty, mail-more, mail-row (data-uid, data-folder, data-seen), mail-row-from,
 //               mail-row-subject, mail-reader, mail-view, mail-back, mail-subject, mail-from, mail-to,
-//               mail-cc, mail-date, mail-verified, mail-reply, mail-flag, mail-read, mail-move-to,
+//               mail-cc, mail-bcc (the Sent copy only), mail-date, mail-verified, mail-reply, mail-flag, mail-read, mail-move-to,
 //               mail-move, mail-delete (in Trash: click twice), mail-show-html, mail-body (plain
 //               text), mail-html, mail-html-frame (<iframe sandbox> of …/html), mail-attachments,
 //               mail-attachment
-//   Compose     compose (the <dialog>), compose-form, compose-to, compose-cc, compose-to-suggestions,
-//               compose-cc-suggestions, compose-suggestion, compose-subject, compose-text,
-//               compose-error, compose-cancel, compose-send, pow-tray, pow-progress (one per sent
+//   Compose     compose (the <dialog>), compose-form, compose-to, compose-cc, compose-bcc,
+//               compose-to-suggestions, compose-cc-suggestions, compose-bcc-suggestions,
+//               compose-suggestion, compose-subject, compose-text, compose-drop (drop files here),
+//               compose-files (<input type=file multiple>), compose-attachments, compose-attachment
+//               (data-name), compose-attachment-remove, compose-upload (<progress> of the upload,
+//               data-percent), compose-error, compose-cancel, compose-send, pow-tray, pow-progress (one per sent
 //               message: data-outbox-id, data-state working|done|failed, data-percent), pow-label,
 //               pow-bar (<progress>), pow-dismiss
 //   Contacts    me-card, me-address, me-copy, me-qr, contact-form, contact-petname, contact-address,
@@ -98,9 +101,10 @@ function badges() {
 async function route() {
   if ($('app').hidden) return;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
-  const next = ['chat', 'mail', 'contacts', 'status'].includes(parts[0]) ? parts[0] : 'chat';
+  // Mail is the first view after sign-in (and for an unknown route).
+  const next = ['chat', 'mail', 'contacts', 'status'].includes(parts[0]) ? parts[0] : 'mail';
   if (!['chat', 'mail', 'contacts', 'status'].includes(parts[0])) {
-    history.replaceState(null, '', '#/chat');
+    history.replaceState(null, '', '#/mail');
   }
   view = next;
   for (const v of ['chat', 'mail', 'contacts', 'status']) show($('view-' + v), v === next);

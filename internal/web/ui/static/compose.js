@@ -1,18 +1,45 @@
-// Compose: the new-message dialog with contact autocomplete in To and Cc, and the tray that shows the
-// proof of work of each sent message (from the event stream's progress events) until the outbox has
-// published it to every recipient.
-import { api } from './api.js';
+// Compose: the new-message dialog with contact autocomplete in To, Cc and Bcc, attachments (a file
+// picker, or files dropped on the dialog; sent as multipart/form-data with the upload's progress), and
+// the tray that shows the proof of work of each sent message (from the event stream's progress events)
+// until the outbox has published it to every recipient.
+import { api, upload } from './api.js';
 import { $, h, clear, show, shortAddress } from './dom.js';
 import { matchContacts } from './people.js';
 
 let ctx;
 const tracked = new Map(); // outbox id → {el, bar, label, subject, rcpts, fractions, state}
 let poll = null;
+let files = []; // the attachments chosen, File objects
+
+// The API's limits of attachments (docs/api.md, "Sending mail").
+const MAX_FILES = 20;
+const MAX_FILE_BYTES = 18 << 20;
 
 export function init(c) {
   ctx = c;
   autocomplete($('compose-to'), $('compose-to-list'));
   autocomplete($('compose-cc'), $('compose-cc-list'));
+  autocomplete($('compose-bcc'), $('compose-bcc-list'));
+  $('compose-files').addEventListener('change', (e) => {
+    addFiles(e.target.files);
+    e.target.value = '';
+  });
+  const d = $('compose');
+  d.addEventListener('dragover', (e) => {
+    if (![...(e.dataTransfer?.types || [])].includes('Files')) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    $('compose-drop').classList.add('dragging');
+  });
+  d.addEventListener('dragleave', (e) => {
+    if (!d.contains(e.relatedTarget)) $('compose-drop').classList.remove('dragging');
+  });
+  d.addEventListener('drop', (e) => {
+    if (!e.dataTransfer?.files?.length) return;
+    e.preventDefault();
+    $('compose-drop').classList.remove('dragging');
+    addFiles(e.dataTransfer.files);
+  });
   $('compose-form').addEventListener('submit', onSend);
   $('compose-cancel').addEventListener('click', () => $('compose').close());
   $('compose').addEventListener('close', () => {
@@ -25,6 +52,10 @@ export function openCompose(pre) {
   const d = $('compose');
   $('compose-to').value = (pre.to || []).join(', ') + ((pre.to || []).length ? ', ' : '');
   $('compose-cc').value = '';
+  $('compose-bcc').value = '';
+  files = [];
+  renderFiles();
+  show($('compose-upload'), false);
   $('compose-subject').value = pre.subject || '';
   $('compose-text').value = pre.text || '';
   d.dataset.inReplyTo = pre.inReplyTo || '';
@@ -45,30 +76,101 @@ async function onSend(e) {
   e.preventDefault();
   const to = splitList($('compose-to').value);
   const cc = splitList($('compose-cc').value);
+  const bcc = splitList($('compose-bcc').value);
   const subject = $('compose-subject').value;
   const text = $('compose-text').value;
   const err = $('compose-error');
-  if (to.length === 0) {
+  if (to.length === 0 && bcc.length === 0) {
     err.textContent = 'Add at least one recipient in To.';
     show(err, true);
     $('compose-to').focus();
     return;
   }
-  const body = { to, cc, subject, text };
+  const body = { to, cc, bcc, subject, text };
   const irt = $('compose').dataset.inReplyTo;
   if (irt) body.in_reply_to = irt;
   const btn = $('compose-send');
   btn.disabled = true;
   try {
-    const r = await api('POST', '/api/messages', body);
+    let r;
+    if (files.length) {
+      const bar = $('compose-upload');
+      bar.value = 0;
+      show(bar, true);
+      const form = new FormData();
+      form.append('message', new Blob([JSON.stringify(body)], { type: 'application/json' }));
+      for (const f of files) form.append('attachment', f, f.name);
+      r = await upload('/api/messages', form, (loaded, total) => {
+        bar.value = total ? Math.round((100 * loaded) / total) : 0;
+        bar.dataset.percent = String(bar.value);
+      });
+    } else {
+      r = await api('POST', '/api/messages', body);
+    }
     $('compose').close();
-    track(r.outbox_id, subject, to.length + cc.length);
+    track(r.outbox_id, subject, to.length + cc.length + bcc.length);
   } catch (ex) {
     err.textContent = ex.message;
     show(err, true);
   } finally {
     btn.disabled = false;
   }
+}
+
+// addFiles adds chosen or dropped files to the attachments, within the API's limits.
+function addFiles(list) {
+  const err = $('compose-error');
+  show(err, false);
+  for (const f of list) {
+    const total = files.reduce((n, x) => n + x.size, 0);
+    if (files.length >= MAX_FILES) {
+      err.textContent = `At most ${MAX_FILES} files can go with one message.`;
+      show(err, true);
+      break;
+    }
+    if (total + f.size > MAX_FILE_BYTES) {
+      err.textContent = `${f.name} does not fit: the attachments of one message may be at most 18 MiB together.`;
+      show(err, true);
+      continue;
+    }
+    files.push(f);
+  }
+  renderFiles();
+}
+
+function renderFiles() {
+  const ul = $('compose-attachments');
+  clear(ul);
+  files.forEach((f, i) => {
+    ul.append(
+      h(
+        'li',
+        { class: 'attachment', test: 'compose-attachment', dataset: { name: f.name } },
+        h('span', { class: 'name' }, f.name),
+        h('span', { class: 'size' }, humanSize(f.size)),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'icon-button small',
+            'aria-label': 'Remove ' + f.name,
+            test: 'compose-attachment-remove',
+            onclick: () => {
+              files.splice(i, 1);
+              renderFiles();
+            },
+          },
+          '×',
+        ),
+      ),
+    );
+  });
+}
+
+function humanSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
 // autocomplete offers contacts for the entry being typed (after the last comma) of a list input.

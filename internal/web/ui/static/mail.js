@@ -126,8 +126,10 @@ function renderFolders() {
   }
   const f = folders.find((x) => x.id === folder);
   $('mail-folder-title').textContent = f ? folderName(f) + (search ? ` — “${search}”` : '') : '';
+  // The list starts at "Move to…", not at the first folder (Drafts, in INBOX): a move is chosen.
   const sel = $('mail-move-to');
   clear(sel);
+  sel.append(h('option', { value: '', disabled: true, selected: true }, 'Move to…'));
   for (const x of folders) if (x.id !== folder) sel.append(h('option', { value: String(x.id) }, folderName(x)));
 }
 
@@ -253,6 +255,10 @@ function renderOpen() {
   $('mail-cc').textContent = cc;
   show($('mail-cc'), !!cc);
   show($('mail-cc-label'), !!cc);
+  const bcc = (m.bcc || []).map(personOf).join(', ');
+  $('mail-bcc').textContent = bcc;
+  show($('mail-bcc'), !!bcc);
+  show($('mail-bcc-label'), !!bcc);
   $('mail-date').textContent = whenFull(m.date);
   const v = $('mail-verified');
   if (m.sender_verified) {
@@ -353,7 +359,12 @@ function dropOpen() {
 async function move() {
   const m = open;
   const to = Number($('mail-move-to').value);
-  if (!m || !to) return;
+  if (!m) return;
+  if (!to) {
+    ctx.showError(new Error('Choose a folder in “Move to…” first.'));
+    $('mail-move-to').focus();
+    return;
+  }
   try {
     await api('POST', path('api', 'folders', m.folder, 'messages', m.uid, 'move'), { to });
     dropOpen();

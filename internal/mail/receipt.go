@@ -1,4 +1,4 @@
-package outbox
+package mail
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ const (
 )
 
 // ErrReceipt is wrapped by every ParseReceipt error.
-var ErrReceipt = errors.New("outbox: malformed receipt")
+var ErrReceipt = errors.New("mail: malformed receipt")
 
 // EncodeReceipt returns the content of a receipt acknowledging keys (protocol.md §10.2). keys must be
 // 1..MaxReceiptKeys distinct keys; callers with more split them over several receipts.
