@@ -261,7 +261,12 @@ func runIngest(b *testing.B, producers, perPut int, opts ...Option) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if want := ingestFiller + last; st.Blocks != want {
+	if s.opts.budget > 0 {
+		if st.Bytes > s.opts.budget {
+			b.Fatalf("Stats.Bytes = %d after the run, budget %d", st.Bytes, s.opts.budget)
+		}
+		b.ReportMetric(float64(st.Evicted)/float64(b.N), "evicted/op")
+	} else if want := ingestFiller + last; st.Blocks != want {
 		b.Fatalf("Stats.Blocks = %d after the run, want %d", st.Blocks, want)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
@@ -273,6 +278,14 @@ func runIngest(b *testing.B, producers, perPut int, opts ...Option) {
 // block per call, as gossip handlers do.
 func BenchmarkIngest(b *testing.B) {
 	runIngest(b, 64, 1)
+}
+
+// BenchmarkIngestOverBudget is BenchmarkIngest into a store whose budget its filler already uses up:
+// every block stored evicts about one (older) filler block in the same transaction. Run it with
+// -benchtime 20000x or less, so that only filler is evicted.
+func BenchmarkIngestOverBudget(b *testing.B) {
+	one := int64(len(mk(b, bench, spec{time: ingestT0 - 60_000, ttl: tangle.MaxTTL}).Raw))
+	runIngest(b, 64, 1, WithBudget(one*ingestFiller))
 }
 
 // BenchmarkIngestCatchUp is the same with 4 producers putting 64 blocks per call, as catch-up does.
