@@ -406,11 +406,11 @@ func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
 // Network is the node's p2p layer.
 func (n *Node) Network() *p2p.Node { return n.net }
 
-// Store is the node's block store.
-func (n *Node) Store() *dag.Store { return n.store }
+// Blocks is the node's block store (the Tangle's blocks, package dag).
+func (n *Node) Blocks() *dag.Store { return n.store }
 
-// Mail is the node's mailbox store.
-func (n *Node) Mail() *store.Store { return n.mail }
+// Mailboxes is the node's mailbox store (the account's mailboxes, outbox queue and contacts).
+func (n *Node) Mailboxes() *store.Store { return n.mail }
 
 // Chat is the node's chat service.
 func (n *Node) Chat() *chat.Service { return n.chat }
