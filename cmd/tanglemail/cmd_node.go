@@ -4,12 +4,16 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 type nodeFlags struct {
@@ -25,6 +29,7 @@ type nodeFlags struct {
 	tagBits        int
 	passphraseFile string
 	logLevel       string
+	blockBudget    string
 }
 
 func nodeCommand() *command {
@@ -56,6 +61,7 @@ shards, fetches missing blocks and catches up after downtime. Its web client and
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+			fs.StringVar(&f.blockBudget, "block-budget", "4GiB", "disk for relayed blocks, e.g. 512MiB, 4GiB, 1TiB (the oldest go first when full; blocks not yet opened and your own mail awaiting receipts are kept apart)")
 			return f
 		},
 		run: runNode,
@@ -92,6 +98,9 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
 	cfg.Log = log
+	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
+		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
+	}
 
 	ctx, cancel := env.context()
 	defer cancel()
@@ -106,7 +115,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	addr := n.Identity().Address().Mail()
 	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
 	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
-	fmt.Fprintf(env.stdout, `tanglemail node running on network %s.
+	fmt.Fprintf(env.stdout, `tanglemail %s node running on network %s.
   Your address:  %s
   Peer id:       %s
   Peer addrs:    %s
@@ -120,9 +129,48 @@ Mail client settings (Thunderbird, mutt, aerc, …):
   The node's certificate is self-signed: accept it once in your mail client.
 
 Stop with Ctrl-C.
-`, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
+`, version.Get().Version, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
 		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
+	hinted := make(chan struct{})
+	go func() {
+		defer close(hinted)
+		t := time.NewTimer(noPeersGrace)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			if n.Network().PeerCount() == 0 {
+				fmt.Fprintf(env.stdout, "\nThe node has %s.\n", node.NoPeersHint)
+			}
+		}
+	}()
 	<-ctx.Done()
+	<-hinted
 	fmt.Fprintln(env.stdout, "Stopping…")
 	return n.Close()
 }
+
+// parseSize parses a byte count with an optional binary unit: 1048576, 512KiB, 64MiB, 4GiB, 1TiB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}, {"B", 0}}
+	s = strings.TrimSpace(s)
+	shift := uint(0)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, shift = strings.TrimSpace(rest), u.shift
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v << shift, nil
+}
+
+// noPeersGrace is how long after start a node without peers says what to do (bootstrap peers and
+// remembered ones usually connect within a second or two).
+var noPeersGrace = 10 * time.Second

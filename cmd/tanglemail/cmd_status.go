@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/node"
 )
 
 type apiFlags struct {
@@ -102,6 +104,9 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(w, "Listening %s\n", a)
 	}
 	fmt.Fprintf(w, "Peers     %d connected, %d blocked\n", len(p.Peers), len(p.Banned))
+	if len(p.Peers) == 0 {
+		fmt.Fprintf(w, "          %s\n", node.NoPeersHint)
+	}
 	fmt.Fprintf(w, "Synced    %s\n", synced)
 	fmt.Fprintf(w, "Shards    %v\n", p.Shards)
 	fmt.Fprintf(w, "Blocks    %d stored: %d solid, %d unsolid; %d missing parents\n", p.Blocks, p.Solid, p.Unsolid, p.Missing)
@@ -131,7 +136,7 @@ func printStatus(w io.Writer, st *api.Status) {
 
 func printPeers(w io.Writer, peers []api.Peer) {
 	if len(peers) == 0 {
-		fmt.Fprintln(w, "No peers connected. Give the node peers with --bootstrap, or run it on a LAN with other nodes (mDNS).")
+		fmt.Fprintf(w, "No peers connected: %s (or run it on a LAN with other nodes: mDNS).\n", strings.TrimPrefix(node.NoPeersHint, "no peers: "))
 		return
 	}
 	for _, p := range peers {

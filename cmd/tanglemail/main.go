@@ -26,6 +26,8 @@ func commands() []*command {
 		chatCommand(),
 		contactsCommand(),
 		devnetCommand(),
+		inviteCommand(),
+		joinCommand(),
 		versionCommand(),
 	}
 }

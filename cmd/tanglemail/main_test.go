@@ -379,3 +379,17 @@ func TestDevnetJSON(t *testing.T) {
 		t.Fatal("devnet did not stop")
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "512KiB": 512 << 10, "64MiB": 64 << 20, "4GiB": 4 << 30,
+		"1TiB": 1 << 40, "100B": 100, " 2 GiB ": 2 << 30} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "4GB", "1.5GiB", "9999999TiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}

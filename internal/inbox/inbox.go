@@ -47,6 +47,11 @@ type Config struct {
 	Receipts   ReceiptSender  // sends receipts for what is filed; nil: none are sent
 	OnReceipt  ReceiptHandler // hears of received receipts; nil: they are dropped
 	Chat       ChatHandler    // files chat envelopes; nil: they are ignored (and not receipted)
+	// Handled, if set, is told of every block handed to HandleBlock once the inbox is done with it:
+	// the tag check, and for a match the trial-open and filing (out is what Process would return). The
+	// node uses it to release the block store's hold on blocks not yet trial-opened. It runs on the
+	// caller's or a worker's goroutine and must be quick.
+	Handled func(b *tangle.Block, out Outcome)
 
 	Clock   func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
@@ -123,6 +128,7 @@ type counters struct {
 // Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
 // exactly once, acknowledging it with a receipt. It is safe for concurrent use.
 type Inbox struct {
+	handled  func(*tangle.Block, Outcome)
 	st       *store.Store
 	openers  []*seal.Opener
 	params   tangle.Params
@@ -157,7 +163,8 @@ func New(cfg Config) (*Inbox, error) {
 	}
 	in := &Inbox{
 		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
-		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
+		handled: cfg.Handled,
+		now:     cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
 	}
 	for _, id := range cfg.Identities {
@@ -257,7 +264,10 @@ func (in *Inbox) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case j := <-in.queue:
-					in.process(ctx, j.b, j.openers)
+					out := in.process(ctx, j.b, j.openers)
+					if in.handled != nil {
+						in.handled(j.b, out)
+					}
 				}
 			}
 		})
@@ -294,6 +304,9 @@ func (in *Inbox) HandleBlock(b *tangle.Block) {
 	ops := in.match(b)
 	if ops == nil {
 		in.c.processed.Add(1)
+		if in.handled != nil {
+			in.handled(b, NotForUs)
+		}
 		return
 	}
 	select {

@@ -62,6 +62,10 @@ type Config struct {
 	// LoginPenalty delays logins after failed ones, shared by IMAP, SMTP and the HTTP API; nil: one
 	// with the defaults (tests inject one on a fake clock).
 	LoginPenalty *loginpenalty.Penalty
+	// BlockBudget bounds the block store's relayed blocks, in bytes of block encodings (dag.WithBudget;
+	// default dag.DefaultBudget, 4 GiB; negative: none). Blocks not yet trial-opened and the node's own
+	// published blocks awaiting their receipts are held apart from it (see docs/threat-model.md).
+	BlockBudget int64
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
@@ -87,6 +91,7 @@ func DefaultConfig(dataDir string) Config {
 		IMAPListen:    "127.0.0.1:1143",
 		TagBits:       8,
 		PruneInterval: time.Minute,
+		BlockBudget:   dag.DefaultBudget,
 
 		ReceiptDelayMean: DefaultReceiptDelayMean,
 	}
@@ -127,6 +132,8 @@ type Node struct {
 	apiLn    net.Listener
 	started  time.Time
 
+	holds *holds
+
 	unlock     func()
 	unregister func()
 	cancel     context.CancelFunc
@@ -150,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, started: time.Now()}
+	n.holds = &holds{n: n, wake: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -166,7 +174,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.store, err = dag.Open(filepath.Join(cfg.DataDir, BlocksFile), cfg.Network)
+	if cfg.BlockBudget == 0 {
+		cfg.BlockBudget = dag.DefaultBudget
+	}
+	n.store, err = dag.Open(filepath.Join(cfg.DataDir, BlocksFile), cfg.Network,
+		dag.WithBudget(cfg.BlockBudget), dag.WithHoldNew(dag.HoldUnopened))
 	if err != nil {
 		return nil, fmt.Errorf("open block store: %w", err)
 	}
@@ -219,6 +231,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Receipts:   n.outbox,
 		OnReceipt:  n.outbox,
 		Chat:       n.chat,
+		Handled:    n.holds.handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
 	if err != nil {
@@ -261,6 +274,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Store:    n.mail,
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
+		Invites:  n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -274,6 +288,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
 	n.goBackground("chat", func() error { return ignoreCanceled(n.chat.Run(bg)) })
 	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
+	n.goBackground("block holds", func() error { n.holds.run(bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {

@@ -14,6 +14,14 @@
 // bootstrap peers. Relay, hole punching, NAT port mapping and AutoNAT probing are off (reachability is
 // fixed to private), and metrics are not registered in any global registry.
 //
+// Healing (redial.go): the peer table keeps every peer's last contact time and addresses (the address
+// dialled, the listen addresses announced in identify) in Config.DataDir/p2p-peers.json. The node
+// re-dials its bootstrap peers and its Limits.RedialPeers most recently seen peers whenever they are
+// not connected (back-off 1 s doubling to Limits.RedialBackoffMax, 5 s, past libp2p's own back-off;
+// reset when a link comes back or the local network changes), and pings every connected peer every
+// Limits.PingInterval, closing a link whose ping is unanswered within Limits.PingTimeout. A block
+// published while its shard's mesh is empty is announced to the connected peers.
+//
 // # Gossip
 //
 // One GossipSub topic per shard: /tanglemail/<NID hex>/shard/<s>/<index>. Messages are the raw blocks,

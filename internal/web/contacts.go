@@ -42,12 +42,8 @@ func (s *Server) handleAddContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pet := *req.Petname
-	if pet != strings.TrimSpace(pet) || len(pet) > 200 || strings.Contains(pet, "@") || checkText("petname", pet, 200, true) != "" {
-		writeError(w, http.StatusBadRequest, `field "petname" must be 1 to 200 bytes of one-line text, without an @ or surrounding spaces`)
-		return
-	}
-	if _, err := identity.ParseAddress(pet); err == nil {
-		writeError(w, http.StatusBadRequest, `field "petname" must not be an address: choose a name`)
+	if msg := checkPetname(pet); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
 	addr, err := identity.ParseAddress(strings.TrimSpace(*req.Address))

@@ -91,6 +91,7 @@ type Config struct {
 	Store    *store.Store // required: the account's mailboxes, contacts and outbox
 	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
 	Chat     Chat         // nil: the chat endpoints answer 503
+	Invites  Invites      // nil: the invite endpoints answer 503
 	Password string       // the node's password; empty refuses every authenticated request
 	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
 	// wrong password; the node shares one among its front doors. Nil: one of its own.
@@ -110,6 +111,7 @@ type Server struct {
 	store    *store.Store
 	address  string
 	chat     Chat
+	invites  Invites
 	secret   loginpenalty.Secret
 	penalty  *loginpenalty.Penalty
 	log      *slog.Logger
@@ -139,6 +141,7 @@ func New(cfg Config) *Server {
 		store:         cfg.Store,
 		address:       cfg.Address,
 		chat:          cfg.Chat,
+		invites:       cfg.Invites,
 		secret:        loginpenalty.NewSecret(cfg.Password),
 		penalty:       cfg.Penalty,
 		log:           log,
@@ -184,6 +187,8 @@ func New(cfg Config) *Server {
 
 	route("/api/contacts", endpoint{"GET": s.handleContacts, "POST": s.handleAddContact})
 	route("/api/contacts/{petname}", endpoint{"DELETE": s.handleRemoveContact})
+	route("/api/invite", endpoint{"GET": s.invitesOnly(s.handleInvite)})
+	route("/api/join", endpoint{"POST": s.invitesOnly(s.handleJoin)})
 
 	route("/api/conversations", endpoint{"GET": s.chatOnly(s.handleConversations), "POST": s.chatOnly(s.handleNewConversation)})
 	route("/api/conversations/{id}", endpoint{"GET": s.chatOnly(s.handleConversation), "PATCH": s.chatOnly(s.handleRename)})

@@ -7,11 +7,12 @@
 //
 //	var ErrNotFound, ErrClosed, ErrCorrupt, ErrSchema error
 //	func Open(path string, params tangle.Params, opts ...Option) (*Store, error)
-//	    options: WithClock, WithBatchWindow, WithMaxBatch, WithRejectHandler, WithReadConns
+//	    options: WithClock, WithBatchWindow, WithMaxBatch, WithRejectHandler, WithReadConns,
+//	             WithBudget, WithHoldNew
 //	func (s *Store) Close() error
 //	func (s *Store) Put(ctx, blocks ...*tangle.Block) (added []bool, err error)
 //	func (s *Store) PutResults(ctx, blocks ...*tangle.Block) ([]Result, error) // Put, with rejections
-//	func (s *Store) Has(id) (bool, error)
+//	func (s *Store) Has(id) (bool, error)                     // stored, or evicted for the budget
 //	func (s *Store) Get(id) (*tangle.Block, error)            // ErrNotFound; decoded afresh from raw
 //	func (s *Store) Children(id) ([]tangle.ID, error)
 //	func (s *Store) IsSolid(id) (bool, error)
@@ -21,6 +22,21 @@
 //	func (s *Store) IDsSince(shard uint32, since time.Time, after Cursor, limit int) ([]Cursor, error)
 //	func (s *Store) Prune(now time.Time) (int, error)
 //	func (s *Store) Stats() (Stats, error)
+//	func (s *Store) Hold(h Hold, ids ...tangle.ID) error      // HoldUnopened, HoldOwn
+//	func (s *Store) Release(h Hold, ids ...tangle.ID) error
+//	func (s *Store) SetHeld(h Hold, ids ...tangle.ID) error   // exactly these hold h
+//
+// # Budget
+//
+// WithBudget bounds the bytes of stored block encodings. Each block has a hold bit set (column hold):
+// HoldUnopened (new blocks start with WithHoldNew's holds; the node releases it once its inbox has
+// handled the block), HoldOwn (the node's own blocks awaiting a receipt). At the end of every write
+// transaction that leaves the store over budget, the writer evicts unheld blocks in the same
+// transaction, oldest issuing time first, ties by nid (index blocks_evict), never by tag, id or TTL
+// (protocol.md §7.1 says why). Held blocks are never evicted but are pruned at expiry like the rest;
+// Stats.HeldBytes counts them. An evicted block leaves a missing row in state 3 until its expiry: it
+// counts as given up for its children, Has reports it, and Put does not store it again, so catch-up does
+// not fetch back what the budget pushed out. Eviction and Prune share deleteNids.
 //
 // Definitions. A block is solid when every parent is Genesis, or stored and solid, or given up —
 // GiveUp, or rejected (below), or pruned while the block was stored. Solidity never goes back: a
@@ -67,7 +83,7 @@
 //
 // # Concurrency
 //
-// Writes — Put, GiveUp, Prune — are requests to one writer goroutine, which owns the only write
+// Writes — Put, GiveUp, Prune, Hold/Release/SetHeld — are requests to one writer goroutine, which owns the only write
 // connection and its prepared statements. It takes the first request, then whatever is queued, then
 // waits up to the batch window (WithBatchWindow, default 2 ms) for more, stopping early at WithMaxBatch
 // blocks (default 1024) or when every caller inside a write call is already in the batch, so a lone
