@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,7 @@ type Service struct {
 	notes   Notes
 	now     func() time.Time
 	log     *slog.Logger
+	panics  atomic.Uint64 // recovered in Run (package supervise)
 	chatsID int64
 
 	mu     sync.Mutex

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/chat"
@@ -131,6 +132,7 @@ type Node struct {
 	api      *web.Server
 	apiLn    net.Listener
 	started  time.Time
+	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
 	holds *holds
 
@@ -269,6 +271,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
 	}
+	n.metrics = n.newRegistry()
 	n.api = web.New(web.Config{
 		Backend:  n,
 		Store:    n.mail,

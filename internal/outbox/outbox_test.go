@@ -24,9 +24,14 @@ type recorder struct {
 	blocks []*tangle.Block
 	peers  atomic.Int32
 	fail   atomic.Int32 // fail this many more publishes
+	panic  atomic.Int32 // panic in this many more publishes
 }
 
 func (r *recorder) Publish(ctx context.Context, b *tangle.Block) error {
+	if r.panic.Load() > 0 {
+		r.panic.Add(-1)
+		panic("recorder: a bug in Publish")
+	}
 	if r.fail.Load() > 0 {
 		r.fail.Add(-1)
 		return errors.New("recorder: refused")
