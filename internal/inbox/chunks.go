@@ -3,19 +3,22 @@ package inbox
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/sqlitedb"
 	_ "modernc.org/sqlite" // the "sqlite" driver (pure Go)
 )
 
 // pieceStore keeps the pieces (manifest and chunks, protocol.md §10.1) of chunked messages until the
 // message is complete and filed. It is one small SQLite file owned by this package (by default next
 // to the mail store: mail.db → mail.chunks.db), so that the account's store needs no table for
-// half-received messages. Schema (version 1, in PRAGMA user_version):
+// half-received messages. Schema (migrations/, applied by package sqlitedb; until it, the version was
+// PRAGMA user_version, which sqlitedb adopts):
 //
 //	piece (sender BLOB, msgid BLOB, idx INTEGER,  -- idx −1 is the manifest
 //	       count INTEGER,                          -- the chunk count the piece declares
@@ -52,43 +55,29 @@ type piece struct {
 
 var errPiecesFull = errors.New("inbox: too many incomplete chunked messages")
 
-const pieceSchema = `
-CREATE TABLE IF NOT EXISTS piece (
-	sender BLOB NOT NULL,
-	msgid BLOB NOT NULL,
-	idx INTEGER NOT NULL,
-	count INTEGER NOT NULL,
-	content BLOB NOT NULL,
-	size INTEGER NOT NULL,
-	replay_key BLOB NOT NULL,
-	sender_addr TEXT NOT NULL,
-	rcpt BLOB NOT NULL,
-	expires INTEGER NOT NULL,
-	PRIMARY KEY (sender, msgid, idx)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS piece_expires ON piece (expires);
-PRAGMA user_version = 1;
-`
+// pieceSchema is the chunk file's migrations, applied by package sqlitedb.
+//
+//go:embed migrations/*.sql
+var pieceMigrations embed.FS
+
+var pieceSchema = sqlitedb.Schema{FS: pieceMigrations, Dir: "migrations"}
 
 func openPieces(path string, maxMessages int, maxBytes int64) (*pieceStore, error) {
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("inbox: invalid chunk database path %q", path)
 	}
-	db, err := sql.Open("sqlite", path+"?_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
+	db, err := sqlitedb.Open(path, sqlitedb.Options{MaxConns: 1, Immediate: true,
+		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"}})
 	if err != nil {
 		return nil, fmt.Errorf("inbox: chunk database: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("inbox: chunk database %s: %w", path, err)
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = sqlitedb.Migrate(ctx, conn, pieceSchema)
+		conn.Close()
 	}
-	if v > 1 {
-		db.Close()
-		return nil, fmt.Errorf("inbox: chunk database %s has schema version %d, this program knows 1", path, v)
-	}
-	if _, err := db.Exec(pieceSchema); err != nil {
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("inbox: chunk database %s: %w", path, err)
 	}

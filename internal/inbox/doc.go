@@ -1,4 +1,4 @@
-// Package inbox is the receiver's engine (brief §6): it trial-opens the blocks the network hands it for
+// Package inbox is the receiver's engine (HACKING.md, layout): it trial-opens the blocks the network hands it for
 // each of the node's identities (protocol.md §6), files what opens exactly once — mail into INBOX,
 // chat into Chats, chunked mail once all its pieces are in (protocol.md §10.1) — acknowledges it with a
 // receipt (protocol.md §10.2) through a ReceiptSender, and passes receipts it receives to a

@@ -31,8 +31,8 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// No address and no message content in the logs at INFO and above (brief: "no secrets/message
-// content/addresses in logs above debug"), over a mail's whole way: submission, outbox, gossip, inbox,
+// No address and no message content in the logs at INFO and above (HACKING.md, conventions: no secrets,
+// message content or addresses in logs above debug), over a mail's whole way: submission, outbox, gossip, inbox,
 // receipt, delivery.
 func TestNoAddressesInLogs(t *testing.T) {
 	var logs lockedBuffer

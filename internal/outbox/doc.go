@@ -1,4 +1,4 @@
-// Package outbox is the sender's engine (brief §6): it takes the recipients that the store's outbox
+// Package outbox is the sender's engine (HACKING.md, layout): it takes the recipients that the store's outbox
 // queue says are due, seals the message to each (package seal, protocol.md §6, §10.1), builds a block
 // with proof of work for every envelope (package tangle), publishes it, and waits for the recipient's
 // delivery receipt (protocol.md §10.2), publishing the same envelope again while none comes, until the

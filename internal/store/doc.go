@@ -3,7 +3,7 @@
 // the contacts, plus the account's change bus. It knows nothing about IMAP, SMTP or the network: the
 // front doors (IMAP, submission, web) and the message layers (outbox, inbox) translate to its calls.
 //
-// Model (after mox's store, see research/gostyle.md §1):
+// Model (after mox's store, github.com/mjl-/mox/store):
 //   - A Mailbox has a UIDVALIDITY, a UIDNEXT and a highest MODSEQ. Seven mailboxes exist from the first
 //     Open on: INBOX, Sent, Drafts, Trash, Junk, Archive (with their RFC 6154 special-use attributes) and
 //     Chats (none). Each has a Role; role mailboxes can be renamed but not deleted, and the layers above
@@ -37,6 +37,9 @@
 //     (ErrNoMailbox) but never point at another mailbox.
 //   - Durability: journal_mode=WAL and synchronous=FULL, so when a write returns nil its transaction is
 //     on disk (the WAL is fsynced at commit). The node may acknowledge SMTP 250 or IMAP OK after that.
+//   - Opening and schema: package sqlitedb opens the file (the pragmas above, foreign keys on, a busy
+//     timeout) and applies migrations/NNNN_what.sql in one transaction, recorded in schema_version; a
+//     file from a newer program is refused (ErrSchemaTooNew).
 //   - MODSEQ is account-wide (account.last_modseq, mox's LastModSeq): a write transaction that changes
 //     something takes exactly one new value, and every message it adds or changes and every Change it
 //     broadcasts carries that value. A transaction that changes nothing (e.g. a STORE that sets flags a

@@ -114,11 +114,35 @@ func TestReopenKeepsSchemaAndMailboxes(t *testing.T) {
 	}
 }
 
+// A store written before package sqlitedb recorded its migrations with a column "applied"; it opens,
+// keeps its mail, and its bookkeeping is brought to sqlitedb's (applied_at) in passing.
+func TestOpenOldBookkeeping(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s := openTestAt(t, path)
+	inbox := mustMailbox(t, s, "INBOX")
+	mustAppend(t, s, inbox.ID, rawMsg("old", "body"))
+	if err := s.Update(testCtx(t), func(tx *Tx) error {
+		_, err := tx.exec(`ALTER TABLE schema_version RENAME COLUMN applied_at TO applied`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTestAt(t, path)
+	if uids := listUIDs(t, s, inbox.ID); len(uids) != 1 {
+		t.Fatalf("reopened old store: UIDs %v, want its one message", uids)
+	}
+	var cols int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM pragma_table_info('schema_version') WHERE name = 'applied_at'`).Scan(&cols); err != nil || cols != 1 {
+		t.Fatalf("schema_version has no applied_at column (%d, %v)", cols, err)
+	}
+}
+
 func TestSchemaTooNew(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mail.db")
 	s := openTestAt(t, path)
 	err := s.Update(testCtx(t), func(tx *Tx) error {
-		_, err := tx.exec(`INSERT INTO schema_version (version, name, applied) VALUES (?, 'future.sql', 0)`, SchemaVersion()+1)
+		_, err := tx.exec(`INSERT INTO schema_version (version, name, applied_at) VALUES (?, 'future.sql', 0)`, SchemaVersion()+1)
 		return err
 	})
 	if err != nil {

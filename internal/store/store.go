@@ -6,15 +6,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"path"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/sqlitedb"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, CGO_ENABLED=0)
 )
 
@@ -86,48 +84,11 @@ type Store struct {
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, n := range names {
-		base := path.Base(n)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("store: migration %s: name must be NNNN_what.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{v, base, string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("store: migrations must be numbered 1, 2, 3, …; found %s", m.name)
-		}
-	}
-	return ms, nil
-}
+// schema is the store's embedded migrations (package sqlitedb applies them).
+var schema = sqlitedb.Schema{FS: migrationFiles, Dir: "migrations", TooNew: ErrSchemaTooNew}
 
 // SchemaVersion is the schema version this program writes (the number of its last migration).
-func SchemaVersion() int {
-	ms, err := loadMigrations()
-	if err != nil {
-		panic(err) // embedded at build time; covered by tests
-	}
-	return len(ms)
-}
+func SchemaVersion() int { return schema.Version() }
 
 // Open opens (creating if needed) the store at path: WAL, synchronous=FULL, busy timeout, foreign
 // keys; it applies the embedded migrations that the file lacks (all in one transaction) and creates
@@ -144,15 +105,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1&_synchronous=FULL", busyTimeoutMillis)
-	wdb, err := sql.Open("sqlite", path+"?"+common+"&_journal_mode=WAL&_txlock=immediate")
+	common := []string{fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis), "foreign_keys(1)", "synchronous(FULL)"}
+	wdb, err := sqlitedb.Open(path, sqlitedb.Options{
+		Pragmas: append(slices.Clone(common), "journal_mode(WAL)"), Immediate: true, MaxConns: 1})
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
 
 	s := &Store{
 		path:   path,
@@ -166,13 +124,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite", path+"?"+common+"&_query_only=1")
+	rdb, err := sqlitedb.Open(path, sqlitedb.Options{Pragmas: append(common, "query_only(1)"), MaxConns: readConns})
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	rdb.SetMaxOpenConns(readConns)
-	rdb.SetMaxIdleConns(readConns)
 	s.rdb = rdb
 	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.ensureRoleMailboxes() }); err != nil {
 		s.Close()
@@ -182,36 +138,15 @@ func Open(path string, opts ...Option) (*Store, error) {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	conn, err := s.wdb.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: open %s: %w", s.path, err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_version (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("store: schema_version: %w", err)
+	defer conn.Close()
+	if _, err := sqlitedb.Migrate(ctx, conn, schema); err != nil {
+		return fmt.Errorf("store: open %s: %w", s.path, err)
 	}
-	var cur int
-	if err := tx.QueryRow(`SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&cur); err != nil {
-		return fmt.Errorf("store: schema_version: %w", err)
-	}
-	if cur > len(ms) {
-		return fmt.Errorf("%w: file has version %d, program knows %d", ErrSchemaTooNew, cur, len(ms))
-	}
-	for _, m := range ms[cur:] {
-		if _, err := tx.Exec(m.sql); err != nil {
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
-		}
-		if _, err := tx.Exec(`INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixMilli()); err != nil {
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
-		}
-	}
-	return tx.Commit()
+	return nil
 }
 
 // Close waits for a running write to finish and closes the database. Listeners are not notified;

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -21,8 +23,7 @@ type uploadFile struct {
 }
 
 // uploadBody is a multipart/form-data body of POST /api/messages: the JSON message, then the files.
-func uploadBody(t *testing.T, msg string, files ...uploadFile) ([]byte, string) {
-	t.Helper()
+func uploadBody(msg string, files ...uploadFile) ([]byte, string) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	if msg != "" {
@@ -58,7 +59,7 @@ func TestSendAttachmentsAndBcc(t *testing.T) {
 	for i := range bin {
 		bin[i] = byte(i * 7)
 	}
-	body, ct := uploadBody(t, `{"to": ["`+bob+`"], "bcc": ["carol"], "subject": "files", "text": "see attached"}`,
+	body, ct := uploadBody(`{"to": ["`+bob+`"], "bcc": ["carol"], "subject": "files", "text": "see attached"}`,
 		uploadFile{"report.bin", "application/octet-stream", bin},
 		uploadFile{`C:\Users\me\Grüße.txt`, "text/plain; charset=utf-8", []byte("hello\nworld\n")})
 	var got api.Sent
@@ -135,7 +136,7 @@ func TestSendUploadRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			body, ct := uploadBody(t, c.msg, c.files...)
+			body, ct := uploadBody(c.msg, c.files...)
 			opts := append([]reqOpt{withHeader("Content-Type", ct)}, c.opts...)
 			r := e.call("POST", "/api/messages", body, opts...).mustCode(t, c.code)
 			if msg := r.errMsg(t); !strings.Contains(msg, c.want) {
@@ -147,6 +148,41 @@ func TestSendUploadRefused(t *testing.T) {
 		t.Fatalf("refused uploads queued %d messages", len(items))
 	}
 	// Elsewhere multipart bodies stay refused.
-	body, ct := uploadBody(t, msg, file)
+	body, ct := uploadBody(msg, file)
 	e.call("POST", "/api/contacts", body, withHeader("Content-Type", ct)).mustCode(t, 415)
+}
+
+// FuzzUpload: readUpload never panics on any multipart/form-data body, answers every refusal with a
+// 4xx JSON error, and what it accepts stays within the limits.
+func FuzzUpload(f *testing.F) {
+	body, ct := uploadBody(`{"to": ["bob"], "bcc": ["carol"], "text": "x"}`,
+		uploadFile{"a.txt", "text/plain", []byte("hello")}, uploadFile{`..\..\b.bin`, "", []byte{0, 1, 2}})
+	_, params, _ := mime.ParseMediaType(ct)
+	f.Add(body, params["boundary"])
+	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\n{}\r\n--b--\r\n"), "b")
+	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"\x00\"\r\n\r\nx\r\n--b--\r\n"), "b")
+	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"attachment\"; filename*=UTF-8''%C3%A9.txt\r\nContent-Type: ;;\r\n\r\nx\r\n--b"), "b")
+	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
+		r := httptest.NewRequest("POST", "/api/messages", bytes.NewReader(body))
+		r.Header.Set("Content-Type", mime.FormatMediaType("multipart/form-data", map[string]string{"boundary": boundary}))
+		w := httptest.NewRecorder()
+		r.Body = http.MaxBytesReader(w, r.Body, maxUploadBody)
+		_, files, ok := readUpload(w, r)
+		if !ok {
+			if w.Code < 400 || w.Code >= 500 || !strings.Contains(w.Body.String(), `"error"`) {
+				t.Fatalf("refused with %d %q", w.Code, w.Body.String())
+			}
+			return
+		}
+		total := 0
+		for _, a := range files {
+			total += len(a.data)
+			if n, msg := attachmentName(a.name); msg != "" || n != a.name || !strings.Contains(a.ctype, "/") {
+				t.Fatalf("accepted attachment %q (%s)", a.name, a.ctype)
+			}
+		}
+		if len(files) > maxAttachments || total > maxAttachmentBytes {
+			t.Fatalf("accepted %d files of %d bytes", len(files), total)
+		}
+	})
 }

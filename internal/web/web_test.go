@@ -58,7 +58,7 @@ func TestAuth(t *testing.T) {
 func TestEmptyPasswordRefusesAll(t *testing.T) {
 	srv := New(Config{Backend: &fakeBackend{}, Password: "", Penalty: penaltytest.Instant()})
 	for _, auth := range []string{"Bearer ", "Basic Og=="} {
-		req := httptest.NewRequest("GET", "/api/status", nil)
+		req := httptest.NewRequest("GET", "http://127.0.0.1/api/status", nil)
 		req.Header.Set("Authorization", auth)
 		w := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(w, req)
@@ -316,7 +316,7 @@ func TestServerClose(t *testing.T) {
 func TestHandlerPanic(t *testing.T) {
 	var logBuf safeBuffer
 	srv := New(Config{Backend: &panicky{}, Password: "pw", Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	req := httptest.NewRequest("GET", "/api/status", nil)
+	req := httptest.NewRequest("GET", "http://127.0.0.1/api/status", nil)
 	req.Header.Set("Authorization", "Bearer pw")
 	w := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(w, req)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/tanglemail/tanglemail/internal/sqlitedb"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -140,35 +140,25 @@ func Open(path string, params tangle.Params, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// dsn builds the connection string. Every connection: WAL, synchronous=FULL (see the package doc),
-// a busy timeout, no foreign keys (edges reference parents that are not stored yet).
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(0)")
-	q.Add("_pragma", "cache_size(-16384)") // 16 MiB per connection
+// dbOptions are the connections' settings. Every connection: WAL, synchronous=FULL (see the package
+// doc), a busy timeout, no foreign keys (edges reference parents that are not stored yet).
+func dbOptions(readOnly bool, conns int) sqlitedb.Options {
+	o := sqlitedb.Options{MaxConns: conns, Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)",
+		"synchronous(FULL)", "foreign_keys(0)", "cache_size(-16384)"}} // cache: 16 MiB per connection
 	if readOnly {
-		q.Add("_pragma", "query_only(1)")
+		o.Pragmas = append(o.Pragmas, "query_only(1)")
 	} else {
-		q.Add("_pragma", "journal_size_limit(67108864)")
-		q.Add("_pragma", "wal_autocheckpoint(8192)")
-		q.Add("_txlock", "immediate")
+		o.Pragmas = append(o.Pragmas, "journal_size_limit(67108864)", "wal_autocheckpoint(8192)")
+		o.Immediate = true
 	}
-	u := url.URL{Scheme: "file", Opaque: url.PathEscape(path), RawQuery: q.Encode()}
-	return u.String()
+	return o
 }
 
 func (s *Store) open() error {
 	var err error
-	if s.w, err = sql.Open("sqlite", dsn(s.path, false)); err != nil {
+	if s.w, err = sqlitedb.Open(s.path, dbOptions(false, 1)); err != nil {
 		return s.wrapOpen(err)
 	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	s.w.SetConnMaxIdleTime(0)
 	ctx := context.Background()
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
@@ -186,11 +176,9 @@ func (s *Store) open() error {
 		conn.Close()
 		return s.wrapOpen(err)
 	}
-	if s.r, err = sql.Open("sqlite", dsn(s.path, true)); err != nil {
+	if s.r, err = sqlitedb.Open(s.path, dbOptions(true, s.opts.readers)); err != nil {
 		return s.wrapOpen(err)
 	}
-	s.r.SetMaxOpenConns(s.opts.readers)
-	s.r.SetMaxIdleConns(s.opts.readers)
 	if err := s.prepareReads(); err != nil {
 		return s.wrapOpen(err)
 	}

@@ -430,11 +430,11 @@ func TestMigrationsIdempotent(t *testing.T) {
 }
 
 func TestMigrationSet(t *testing.T) {
-	ms, err := migrations()
+	ms, err := schema.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) == 0 || ms[0].name != "0001_init.sql" {
+	if len(ms) == 0 || ms[0].Name != "0001_init.sql" {
 		t.Fatalf("migrations = %v", ms)
 	}
 }

@@ -62,7 +62,7 @@
 // would break the contract (it is durable only against a process crash). A transaction is never half
 // applied, so a crash never leaves a half-written block, a block without its edges, or counters out of
 // step. The schema is a list of numbered migrations (migrations/NNNN_name.sql, embedded) recorded in
-// table schema_version; Open applies the pending ones in one transaction and refuses a file from a
+// table schema_version (package sqlitedb); Open applies the pending ones in one transaction and refuses a file from a
 // newer program or another network (ErrSchema), or one that is not a database (ErrCorrupt).
 //
 // Tables (migrations/0001_init.sql documents each column): blocks (nid, id, raw, time, ttl, expires,
