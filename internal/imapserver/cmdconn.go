@@ -3,7 +3,9 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -36,12 +38,24 @@ import (
 // time and writes its own answers only between commands, when go-imap is waiting for the next one
 // (not during IDLE, whose DONE is passed on). Literal bytes pass through unread: a synchronising
 // literal once go-imap has sent its continuation request ("+"), which Write watches for; a
-// non-synchronising one at once. After STARTTLS the connection becomes transparent (the bytes are
-// TLS); connections that are TLS from the start are not wrapped (go-imap looks for *tls.Conn).
+// non-synchronising one at once. Connections that are TLS from the start are not wrapped (go-imap
+// looks for *tls.Conn).
+//
+// STARTTLS (RFC 9051 §6.2.1) is answered here, so that the checks go on over TLS: cmdConn does the
+// handshake and reads and writes through the *tls.Conn afterwards. go-imap therefore never sees TLS,
+// so every wrapped connection goes to the go-imap server that allows login without TLS, and the
+// session's Login refuses a client that is not local until cmdConn has TLS ([PRIVACYREQUIRED]).
+// Until login, Write makes the capabilities say so: LOGINDISABLED instead of AUTH=PLAIN for such a
+// client without TLS, and no STARTTLS once TLS is on.
 type cmdConn struct {
-	net.Conn
-	r      *bufio.Reader
-	authed func() bool
+	net.Conn // the client's connection; a *tls.Conn over it after STARTTLS
+	r        *bufio.Reader
+	authed   func() bool
+
+	tlsConfig  *tls.Config // STARTTLS is answered here when set
+	needsTLS   bool        // the client is not local: no login before TLS (LOGINDISABLED)
+	tlsActive  atomic.Bool // STARTTLS done
+	capRewrite atomic.Bool // rewrite capabilities in the output (see Write)
 
 	// Read's state: Read is called by one goroutine at a time (go-imap's, or its IDLE reader).
 	pending     []byte // approved bytes go-imap has not read yet
@@ -52,15 +66,14 @@ type cmdConn struct {
 
 	// Output rewrites (see rewriteNext): written by the goroutine that runs commands, which is the
 	// one that writes, except during IDLE, when no FETCH runs.
-	rewrites    []rewrite
-	carry       []byte // output held back: it may be the start of rewrites[0].from
-	inCommand   bool   // the last line ended with a literal: the next line continues its command
-	cmdBytes    int    // non-literal bytes of the current command
-	depth       int    // open parentheses of the current command
-	cont        int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
-	transparent bool   // after STARTTLS
-	bad         int    // bad commands before login
-	command     string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
+	rewrites  []rewrite
+	carry     []byte // output held back: it may be the start of rewrites[0].from
+	inCommand bool   // the last line ended with a literal: the next line continues its command
+	cmdBytes  int    // non-literal bytes of the current command
+	depth     int    // open parentheses of the current command
+	cont      int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
+	bad       int    // bad commands before login
+	command   string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
 // Bounds of a command.
@@ -78,6 +91,18 @@ func (c *cmdConn) Write(b []byte) (int, error) {
 	if c.awaitCont.Load() && (bytes.HasPrefix(b, []byte("+")) || bytes.Contains(b, []byte("\n+"))) {
 		c.contSeen.Store(true)
 	}
+	if c.capRewrite.Load() && bytes.Contains(b, []byte("CAPABILITY")) {
+		n := len(b)
+		if _, err := c.write(c.rewriteCaps(b)); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	return c.write(b)
+}
+
+// write writes b, applying the pending rewrites (see rewriteNext).
+func (c *cmdConn) write(b []byte) (int, error) {
 	if len(c.rewrites) == 0 && len(c.carry) == 0 {
 		return c.Conn.Write(b)
 	}
@@ -132,8 +157,6 @@ func (c *cmdConn) Read(p []byte) (int, error) {
 	}
 	for len(c.pending) == 0 {
 		switch {
-		case c.transparent:
-			return c.r.Read(p)
 		case c.literal > 0:
 			n, err := c.r.Read(p[:min(int64(len(p)), c.literal)])
 			c.literal -= int64(n)
@@ -251,7 +274,9 @@ func (c *cmdConn) next() error {
 			c.cont = 1
 		}
 	case "STARTTLS":
-		c.transparent = true
+		if c.tlsConfig != nil {
+			return c.startTLS(tag, args)
+		}
 	}
 	if !knownCommands[name] && !c.authed() {
 		c.bad++
@@ -760,4 +785,83 @@ func searchTokens(s string) []string {
 		}
 	}
 	return out
+}
+
+// rewriteCaps adjusts a capability list go-imap wrote before login: go-imap's server allows login
+// without TLS for every wrapped connection (see cmdConn), so LOGINDISABLED is put in for a client that
+// needs TLS first (RFC 9051 §6.2.3), and STARTTLS is left out once TLS is on.
+func (c *cmdConn) rewriteCaps(b []byte) []byte {
+	if c.authed() {
+		c.capRewrite.Store(false)
+		return b
+	}
+	if c.tlsActive.Load() {
+		return bytes.ReplaceAll(b, []byte(" STARTTLS"), nil)
+	}
+	if c.needsTLS {
+		b = bytes.ReplaceAll(b, []byte(" AUTH=PLAIN"), nil)
+		b = bytes.ReplaceAll(b, []byte("IMAP4rev1"), []byte("IMAP4rev1 LOGINDISABLED"))
+	}
+	return b
+}
+
+// startTLS answers STARTTLS (RFC 9051 §6.2.1) and does the TLS handshake; the connection goes on
+// over TLS. A failed handshake ends the connection.
+func (c *cmdConn) startTLS(tag, args string) error {
+	switch {
+	case args != "":
+		return c.reject(tag, "BAD [CLIENTBUG] STARTTLS takes no arguments", args)
+	case c.tlsActive.Load():
+		return c.reject(tag, "BAD [CLIENTBUG] TLS is already active", args)
+	case c.authed():
+		return c.reject(tag, "BAD [CLIENTBUG] STARTTLS is for before login", args)
+	}
+	c.writeLines(tag + " OK Begin TLS negotiation now\r\n")
+	// Bytes the client sent after STARTTLS (the start of its handshake) are in c.r already.
+	buffered, _ := c.r.Peek(c.r.Buffered())
+	raw := &prefixConn{Conn: c.Conn, r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), c.Conn)}
+	tc := tls.Server(raw, c.tlsConfig)
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	c.Conn = tc
+	c.r = bufio.NewReaderSize(tc, 16<<10)
+	c.tlsActive.Store(true)
+	return nil
+}
+
+// TLS reports whether the connection has TLS (after STARTTLS).
+func (c *cmdConn) TLS() bool { return c.tlsActive.Load() }
+
+// prefixConn reads r (bytes read ahead, then the connection) and writes to the connection.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// gone reports whether the client has closed the connection, waiting at most 1 ms and without losing
+// what it sent: a read with a short deadline, into cmdConn's buffer. It is called while
+// go-imap runs a command (so nobody reads), between messages of a long FETCH, so that work for a
+// client that has left stops (issue 12: a FETCH went on for minutes after the client had gone).
+// go-imap sets its own read deadline before it reads the next command.
+func (c *cmdConn) gone() bool {
+	if c.r.Buffered() > 0 {
+		return false
+	}
+	// A deadline in the past fails before reading: 1 ms lets the read see an EOF that is there.
+	c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := c.r.Peek(1)
+	c.Conn.SetReadDeadline(time.Time{})
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return true // EOF, reset, closed
 }

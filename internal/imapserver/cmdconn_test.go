@@ -1,8 +1,10 @@
 package imapserver
 
 import (
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An overlong command line gets BAD with a reason, nothing of it is run (not even a piece past
@@ -169,4 +171,46 @@ func TestStatusEmptyItems(t *testing.T) {
 	r := ts.rawLogin(t)
 	r.expect("BAD", "", "STATUS INBOX ()")
 	r.ok("STATUS INBOX (MESSAGES)")
+}
+
+// gone tells a closed connection from an open one without losing the client's bytes: a long FETCH
+// stops between messages once the client has left.
+func TestCmdConnGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cc := newCmdConn(srv)
+	if cc.gone() {
+		t.Fatal("gone while the client is there")
+	}
+	client.Write([]byte("a NOOP\r\n"))
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.r.Buffered() == 0 && time.Now().Before(deadline) {
+		if cc.gone() {
+			t.Fatal("gone with a command waiting")
+		}
+	}
+	client.Close()
+	buf := make([]byte, 64)
+	n, _ := cc.Read(buf)
+	if string(buf[:n]) != "a NOOP\r\n" {
+		t.Errorf("read %q after gone checks", buf[:n])
+	}
+	for !cc.gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("not gone 10 s after the client closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -6,10 +6,10 @@
 // (loopback by default, docs/api.md) and the credentials.
 //
 // Capabilities, beyond IMAP4rev1 and IMAP4rev2: IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
-// SPECIAL-USE (RFC 6154), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), LITERAL+ and LITERAL- (RFC 7888), ID (RFC 2971),
-// NAMESPACE (RFC 2342), UNSELECT (RFC 3691), APPENDLIMIT (RFC 7889), LIST-EXTENDED (RFC 5258),
-// LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), BINARY (RFC 3516), CHILDREN (RFC 3348), ENABLE
-// (RFC 5161), UTF8=ACCEPT (RFC 6855), SASL-IR (RFC 4959) with AUTH=PLAIN, and STARTTLS when
+// SPECIAL-USE (RFC 6154), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), LITERAL+ and LITERAL- (RFC 7888),
+// ID (RFC 2971), NAMESPACE (RFC 2342), UNSELECT (RFC 3691), APPENDLIMIT (RFC 7889), LIST-EXTENDED
+// (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), BINARY (RFC 3516), CHILDREN (RFC 3348),
+// ENABLE (RFC 5161), UTF8=ACCEPT (RFC 6855), SASL-IR (RFC 4959) with AUTH=PLAIN, and STARTTLS when
 // Options.TLSConfig is set. Not offered: CONDSTORE/QRESYNC (go-imap's server cannot parse them; the
 // store keeps MODSEQ and tombstones for when it can), CREATE-SPECIAL-USE (the special-use mailboxes
 // exist from the start), QUOTA, SORT, THREAD, NOTIFY, COMPRESS.
@@ -59,7 +59,8 @@
 //     BINARY[part] come from internal/mimepart's bounded one-pass parse (at most 100 levels and
 //     10,000 parts; a part beyond is an opaque application/octet-stream leaf), never from go-imap's
 //     Extract helpers, whose nested readers cost depth × size (a 20,000-level mail took 49 s). A
-//     FETCH stops between messages once the session's context is cancelled.
+//     FETCH stops between messages once the session's context is cancelled or the client has closed
+//     the connection (cmdConn.gone).
 //   - SEARCH maps go-imap's criteria to store.SearchCriteria one to one, after turning sequence sets,
 //     "*" and "$" into UID sets from the view; results are limited to the view.
 //   - cmdConn (cmdconn.go) reads the client's command lines ahead of go-imap (v2.0.0-beta.8) and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
@@ -72,7 +73,8 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 	}
 
 	need := needOf(options)
-	cc, _ := s.conn.NetConn().(*cmdConn) // nil after STARTTLS or on TLS connections: no origin
+	cc, _ := s.conn.NetConn().(*cmdConn) // nil on connections that were TLS from the start
+	checked := time.Now()
 	for _, i := range idx {
 		uid := sel.uids[i]
 		mi := infos[uid]
@@ -80,7 +82,13 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 			continue // expunged meanwhile
 		}
 		if err := s.ctx.Err(); err != nil {
-			return s.storeErr("fetch", err) // the client has gone
+			return s.storeErr("fetch", err) // the server is closing
+		}
+		if cc != nil && time.Since(checked) > 50*time.Millisecond {
+			if cc.gone() {
+				return errClientGone
+			}
+			checked = time.Now()
 		}
 		var data msgData
 		if err := s.load(sel.id, mi, need, options, &data); err != nil {
@@ -95,6 +103,10 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 	}
 	return nil
 }
+
+// errClientGone ends a FETCH whose client has closed the connection; go-imap then ends the
+// connection when it writes the answer.
+var errClientGone = errors.New("imapserver: client closed the connection")
 
 // wantsSeen reports whether the items include a body section without PEEK.
 func wantsSeen(o *imap.FetchOptions) bool {

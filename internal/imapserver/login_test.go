@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -187,4 +188,37 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// After STARTTLS the command checks go on (cmdConn answers STARTTLS and reads through TLS), and the
+// capabilities no longer offer STARTTLS.
+func TestStartTLSKeepsCommandChecks(t *testing.T) {
+	cert := selfSigned(t)
+	ts := newTestServer(t, func(o *Options) {
+		o.AllowInsecureAuth = func(net.Addr) bool { return false }
+		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	})
+	r := ts.raw(t)
+	if u := r.ok("CAPABILITY"); !has(u, "STARTTLS", "LOGINDISABLED") {
+		t.Fatalf("before TLS: %q", u)
+	}
+	r.ok("STARTTLS")
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	tc := tls.Client(r.c, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	r = &rawConn{t: t, c: tc, br: bufio.NewReader(tc), tag: r.tag}
+	if u := r.ok("CAPABILITY"); has(u, "STARTTLS") || has(u, "LOGINDISABLED") || !has(u, "AUTH=PLAIN") {
+		t.Errorf("after TLS: %q", u)
+	}
+	r.expect("BAD", "", "STARTTLS")
+	r.expect("BAD", "", "XYZZY")
+	if u := r.ok("ID NIL"); !has(u, "* ID (") {
+		t.Errorf("ID over TLS: %q", u)
+	}
+	r.ok("LOGIN %s %q", testUser, testPass)
+	r.expect("BAD", "", "NOOP %s", strings.Repeat("x", 60<<10))
+	r.ok("SELECT INBOX")
 }

@@ -226,12 +226,19 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // dispatch hands a new connection to the go-imap server that matches its authentication policy.
 func (s *Server) dispatch(c net.Conn) {
+	local := s.opts.AllowInsecureAuth(c.RemoteAddr())
 	ln := s.remoteLn
-	if s.opts.AllowInsecureAuth(c.RemoteAddr()) {
+	if local {
 		ln = s.localLn
 	}
 	if _, isTLS := c.(*tls.Conn); !isTLS {
-		c = newCmdConn(c) // see cmdConn; go-imap recognises TLS by *tls.Conn, so those stay as they are
+		// See cmdConn: it answers STARTTLS itself, so go-imap never sees TLS on these connections;
+		// they all go to the server that allows login without TLS, and Login and cmdConn enforce
+		// TLS for clients that are not local. Connections that are TLS already stay as they are.
+		cc := newCmdConn(c)
+		cc.tlsConfig, cc.needsTLS = s.opts.TLSConfig, !local
+		cc.capRewrite.Store(cc.tlsConfig != nil || cc.needsTLS)
+		c, ln = cc, s.localLn
 	}
 	if !ln.push(c) {
 		c.Close()

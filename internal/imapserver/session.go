@@ -80,7 +80,7 @@ func (s *session) Close() error {
 // failed-login penalty's wait for the connection's source (Options.Penalty). go-imap has already
 // refused it on a connection that must use TLS first; the check is repeated here.
 func (s *session) Login(username, password string) error {
-	if _, isTLS := s.conn.NetConn().(*tls.Conn); !isTLS && !s.srv.opts.AllowInsecureAuth(s.conn.NetConn().RemoteAddr()) {
+	if !s.isTLS() && !s.srv.opts.AllowInsecureAuth(s.conn.NetConn().RemoteAddr()) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
 	}
 	// Both checks run whatever the other's outcome; the penalty's wait comes before the answer.
@@ -162,4 +162,16 @@ func (s *session) command() string {
 		return cc.command
 	}
 	return ""
+}
+
+// isTLS reports whether the connection has TLS: from the start (*tls.Conn), or after a STARTTLS that
+// cmdConn answered.
+func (s *session) isTLS() bool {
+	switch c := s.conn.NetConn().(type) {
+	case *tls.Conn:
+		return true
+	case *cmdConn:
+		return c.TLS()
+	}
+	return false
 }

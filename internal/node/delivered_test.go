@@ -54,10 +54,6 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 		return slices.ContainsFunc(flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), store.DeliveredKeyword) })
 	})
 	if !slices.Contains(flags, imap.Flag(store.DeliveredKeyword)) {
-		if slices.Contains(flags, imap.Flag(strings.ToLower(store.DeliveredKeyword))) {
-			// The store lower-cases keywords; keeping their case is issue 12's IMAP fix (item 4).
-			t.Skipf("the server shows %v, the README %s: waits for keywords to keep their case", flags, store.DeliveredKeyword)
-		}
 		t.Fatalf("Sent copy's flags %v, want %s as the README says", flags, store.DeliveredKeyword)
 	}
 }

@@ -85,7 +85,7 @@ var events = newBell()
 
 func connect(t testing.TB, a, b *Node) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
 	defer cancel()
 	if err := a.Connect(ctx, b.Addrs()[0]); err != nil {
 		t.Fatalf("connect: %v", err)

@@ -19,6 +19,8 @@ type bandwidth struct {
 	gossipIn, gossipOut atomic.Int64
 	reqIn, reqOut       atomic.Int64
 
+	lastRecv sync.Map // peer.ID → *atomic.Int64: when a stream from the peer last gave bytes (Unix ns)
+
 	mu              sync.Mutex
 	lastIn, lastOut int64
 	lastAt          time.Time
@@ -26,6 +28,14 @@ type bandwidth struct {
 }
 
 var _ metrics.Reporter = (*bandwidth)(nil)
+
+// heardFrom is how long ago a stream from p last gave bytes (a large value if never).
+func (b *bandwidth) heardFrom(p peer.ID) time.Duration {
+	if v, ok := b.lastRecv.Load(p); ok {
+		return time.Since(time.Unix(0, v.(*atomic.Int64).Load()))
+	}
+	return time.Duration(1<<63 - 1)
+}
 
 func protoClass(p protocol.ID) int {
 	s := string(p)
@@ -48,7 +58,12 @@ func (b *bandwidth) LogSentMessageStream(n int64, p protocol.ID, _ peer.ID) {
 		b.reqOut.Add(n)
 	}
 }
-func (b *bandwidth) LogRecvMessageStream(n int64, p protocol.ID, _ peer.ID) {
+func (b *bandwidth) LogRecvMessageStream(n int64, p protocol.ID, from peer.ID) {
+	v, ok := b.lastRecv.Load(from)
+	if !ok {
+		v, _ = b.lastRecv.LoadOrStore(from, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(time.Now().UnixNano())
 	switch protoClass(p) {
 	case 1:
 		b.gossipIn.Add(n)

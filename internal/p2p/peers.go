@@ -81,6 +81,7 @@ func (n *Node) peerDisconnected(p peer.ID) {
 	}
 	n.mu.Unlock()
 	n.tracer.removePeer(p)
+	n.bw.lastRecv.Delete(p)
 	n.catchup.forget(p)
 }
 

@@ -28,8 +28,9 @@ import (
 //   - Every back-off is reset, and a round dialled at once, when a link comes back (any peer connects)
 //     or the local network changes (the interfaces' names, flags and addresses, polled every second).
 //   - A dead link is noticed within Limits.PingInterval + Limits.PingTimeout (7 s): every connected
-//     peer is pinged with libp2p's ping protocol, and an unanswered ping closes the connection, so
-//     nothing is published into a link that is gone and the re-dialling starts.
+//     peer is pinged with libp2p's ping protocol, and a ping unanswered while nothing else arrived from
+//     the peer either closes the connection, so nothing is published into a link that is gone and the
+//     re-dialling starts. (A loaded machine may answer late; bytes from the peer prove the link.)
 //
 // A re-dial that connects is followed by the usual catch-up from the last contact, so what was published
 // on either side during the partition crosses within seconds of the link's return.
@@ -259,6 +260,12 @@ func (n *Node) pingRound() {
 				res.Error = ctx.Err()
 			}
 			if res.Error == nil || n.ctx.Err() != nil || !n.isConnected(p) {
+				return
+			}
+			// A slow answer on a busy machine is not a dead link: bytes that arrived from the peer
+			// within the timeout show the link is alive.
+			if n.bw.heardFrom(p) < n.lim.PingTimeout {
+				n.log.Debug("p2p: ping unanswered, but the peer is sending; keeping the link", "peer", p.String())
 				return
 			}
 			n.ctr.deadLinks.Add(1)

@@ -101,7 +101,7 @@ func TestSessionCookie(t *testing.T) {
 }
 
 func TestSecureCookieUnderTLS(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *envConfig) { c.hosts = []string{"node.example"} })
 	req := httptest.NewRequest("POST", "https://node.example/api/login", strings.NewReader(`{"password":"`+testPassword+`"}`))
 	req.TLS = &tls.ConnectionState{}
 	req.Header.Set("Content-Type", "application/json")
@@ -218,4 +218,31 @@ func TestCookieChanges(t *testing.T) {
 	e.call("POST", "/api/conversations/"+strings.Repeat("ab", 16)+"/read", nil, withHeader("Origin", "http://evil.example")).mustCode(t, 403)
 	e.call("DELETE", "/api/contacts/x", nil, withHeader("Sec-Fetch-Site", "cross-site")).mustCode(t, 403)
 	e.call("DELETE", "/api/contacts/x", nil).mustCode(t, 204)
+}
+
+// TestRebindingHostRefused: a page whose DNS name was rebound to 127.0.0.1 names itself as Host; it
+// gets 421 even where no password is needed (autoconfig names the user's address), while loopback
+// names and addresses are served.
+func TestRebindingHostRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, host := range []string{"evil.example", "evil.example:4581", "127.0.0.1.evil.example", "localhost.evil.example", "10.0.0.1:4581"} {
+		for _, path := range []string{"/.well-known/autoconfig/mail/config-v1.1.xml", "/api/login", "/"} {
+			req := httptest.NewRequest("GET", "http://127.0.0.1"+path, nil)
+			req.Host = host
+			w := httptest.NewRecorder()
+			e.srv.Handler().ServeHTTP(w, req)
+			if w.Code != http.StatusMisdirectedRequest || strings.Contains(w.Body.String(), e.me) {
+				t.Errorf("Host %s, %s: status %d, body %q", host, path, w.Code, w.Body)
+			}
+		}
+	}
+	for _, host := range []string{"127.0.0.1:4581", "127.0.0.2", "localhost:4581", "LOCALHOST.", "app.localhost:1", "[::1]:4581", ""} {
+		req := httptest.NewRequest("GET", "http://127.0.0.1/.well-known/autoconfig/mail/config-v1.1.xml", nil)
+		req.Host = host
+		w := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Errorf("Host %q: status %d, body %q", host, w.Code, w.Body)
+		}
+	}
 }

@@ -84,6 +84,7 @@ type envConfig struct {
 	noChat    bool
 	storeOpts []store.Option
 	tune      func(*Server)
+	hosts     []string // Config.Hosts
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -102,6 +103,7 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		e.chat = newFakeChat()
 		cfg.Chat = e.chat
 	}
+	cfg.Hosts = ec.hosts
 	e.srv = New(cfg)
 	if ec.tune != nil {
 		ec.tune(e.srv)

@@ -8,8 +8,8 @@ import (
 	"rsc.io/qr"
 )
 
-// maxQRText bounds the text of a QR code (docs/api.md).
-const maxQRText = 500
+// maxQRText bounds the text of a QR code (docs/api.md): an invite (protocol.md §11) fits.
+const maxQRText = 2048
 
 // handleQR is GET /api/qr?text=…: an SVG QR code (ISO/IEC 18004, error correction level M) with a
 // quiet zone of four modules. The SVG is one path of unit squares and has no script or reference.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -191,4 +193,42 @@ func beforeQuery(w http.ResponseWriter, r *http.Request) (store.UID, bool) {
 		return 0, false
 	}
 	return store.UID(u), true
+}
+
+// checkHost answers 421 (RFC 9110 §15.5.20) to a request whose Host is neither a loopback name or
+// address nor one of Config.Hosts. The API listens on loopback only; a page on another site whose DNS
+// name an attacker rebinds to 127.0.0.1 sends its own name as Host, and gets nothing — not even the
+// answers that need no password. A request without Host (HTTP/1.0) is not from a browser page.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, "this node answers only at localhost or 127.0.0.1 (open http://127.0.0.1:<port>/ instead of "+strconv.Quote(r.Host)+")")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) hostAllowed(hostport string) bool {
+	if hostport == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") { // RFC 6761 §6.3
+		return true
+	}
+	for _, h := range s.hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }

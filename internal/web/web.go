@@ -101,6 +101,11 @@ type Config struct {
 	// Client is the web client's files, served at "/" (index.html at the root); nil serves the
 	// built-in client (package ui).
 	Client fs.FS
+	// Hosts are the host names (without port) this server answers to besides loopback ones
+	// (localhost, *.localhost, 127.0.0.0/8, ::1). A request naming any other Host gets 421, so a page
+	// whose DNS name was rebound to 127.0.0.1 cannot read even the unauthenticated answers
+	// (autoconfig names the user's address).
+	Hosts []string
 }
 
 // maxBody bounds request bodies (413 beyond).
@@ -115,6 +120,7 @@ type Server struct {
 	invites  Invites
 	secret   loginpenalty.Secret
 	penalty  *loginpenalty.Penalty
+	hosts    []string // Config.Hosts
 	log      *slog.Logger
 	http     *http.Server
 	handler  http.Handler
@@ -143,6 +149,7 @@ func New(cfg Config) *Server {
 		address:       cfg.Address,
 		chat:          cfg.Chat,
 		invites:       cfg.Invites,
+		hosts:         cfg.Hosts,
 		secret:        loginpenalty.NewSecret(cfg.Password),
 		penalty:       cfg.Penalty,
 		log:           log,
@@ -215,8 +222,8 @@ func New(cfg Config) *Server {
 
 	mux.Handle("/", s.clientHandler(cfg.Client))
 
-	s.handler = mux
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.handler = s.checkHost(mux)
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.http.RegisterOnShutdown(s.stopStreams)
 	return s
 }

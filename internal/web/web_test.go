@@ -61,7 +61,7 @@ func TestAuth(t *testing.T) {
 func TestEmptyPasswordRefusesAll(t *testing.T) {
 	srv := New(Config{Backend: &fakeBackend{}, Password: "", Penalty: penaltytest.Instant()})
 	for _, auth := range []string{"Bearer ", "Basic Og=="} {
-		req := httptest.NewRequest("GET", "/api/status", nil)
+		req := httptest.NewRequest("GET", "http://127.0.0.1/api/status", nil)
 		req.Header.Set("Authorization", auth)
 		w := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(w, req)
@@ -162,7 +162,7 @@ func TestQR(t *testing.T) {
 		{"?text=x", 200},
 		{"", 400},
 		{"?text=", 400},
-		{"?text=" + strings.Repeat("a", 501), 400},
+		{"?text=" + strings.Repeat("a", 2049), 400},
 	}
 	for _, c := range cases {
 		r := e.call("GET", "/api/qr"+c.query, nil).mustCode(t, c.code)
@@ -319,7 +319,7 @@ func TestServerClose(t *testing.T) {
 func TestHandlerPanic(t *testing.T) {
 	var logBuf safeBuffer
 	srv := New(Config{Backend: &panicky{}, Password: "pw", Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	req := httptest.NewRequest("GET", "/api/status", nil)
+	req := httptest.NewRequest("GET", "http://127.0.0.1/api/status", nil)
 	req.Header.Set("Authorization", "Bearer pw")
 	w := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(w, req)

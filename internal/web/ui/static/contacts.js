@@ -1,5 +1,6 @@
-// Contacts: the user's own address with its QR code, the contact list (petname → address) with add,
-// remove, QR, "chat" and "mail" actions.
+// Contacts: the user's own address with its QR code, the invite (shown only after saying what it
+// reveals), joining by a friend's invite, and the contact list (petname → address) with add, remove, QR,
+// "chat" and "mail" actions.
 import { api, path, query } from './api.js';
 import { $, h, clear, show, armConfirm } from './dom.js';
 import { people, loadContacts, onContactsChanged } from './people.js';
@@ -12,6 +13,17 @@ const qrShown = new Set(); // petnames whose QR code is open
 export function init(c) {
   ctx = c;
   $('contact-form').addEventListener('submit', onAdd);
+  $('join-form').addEventListener('submit', onJoin);
+  $('invite-show').addEventListener('click', showInviteWarning);
+  $('invite-make').addEventListener('click', makeInvite);
+  $('invite-copy').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('invite-text').value);
+      $('invite-copy').textContent = 'Copied';
+    } catch (e) {
+      $('invite-text').select(); // no clipboard (not a secure context): selected for a manual copy
+    }
+  });
   $('me-copy').addEventListener('click', async () => {
     try {
       await navigator.clipboard.writeText(people.me);
@@ -101,6 +113,55 @@ async function remove(petname) {
     qrShown.delete(petname);
     await loadContacts();
   } catch (err) {
+    ctx.showError(err);
+  }
+}
+
+// showInviteWarning asks the node for the invite's addresses and says what sharing it reveals, before
+// the invite itself is shown.
+async function showInviteWarning() {
+  try {
+    const inv = await api('GET', '/api/invite');
+    $('invite-reveals').textContent = inv.reveals;
+    show($('invite-confirm'), true);
+    show($('invite-out'), false);
+    $('invite-show').hidden = true;
+  } catch (err) {
+    ctx.showError(err);
+  }
+}
+
+async function makeInvite() {
+  try {
+    const inv = await api('GET', '/api/invite' + query({ name: $('invite-name').value.trim() }));
+    $('invite-text').value = inv.invite;
+    $('invite-copy').textContent = 'Copy';
+    $('invite-qr').src = qrURL(inv.invite);
+    show($('invite-out'), true);
+  } catch (err) {
+    ctx.showError(err);
+  }
+}
+
+async function onJoin(e) {
+  e.preventDefault();
+  const invite = $('join-invite').value.trim();
+  const petname = $('join-petname').value.trim();
+  if (!invite) return;
+  const out = $('join-result');
+  out.textContent = 'Dialling the invite’s peers…';
+  show(out, true);
+  try {
+    const r = await api('POST', '/api/join', petname ? { invite, petname } : { invite });
+    const total = r.connected.length + r.failed.length;
+    out.textContent =
+      `Joined: connected to ${r.connected.length} of ${total} of the invite’s addresses. ` +
+      (r.contact_added ? `Added ${r.contact.petname} to your contacts.` : `${r.contact.petname} was already a contact.`);
+    $('join-invite').value = '';
+    $('join-petname').value = '';
+    await loadContacts();
+  } catch (err) {
+    show(out, false);
     ctx.showError(err);
   }
 }

@@ -359,7 +359,12 @@ function dropOpen() {
 async function move() {
   const m = open;
   const to = Number($('mail-move-to').value);
-  if (!m || !to) return;
+  if (!m) return;
+  if (!to) {
+    ctx.showError(new Error('Choose a folder in “Move to…” first.'));
+    $('mail-move-to').focus();
+    return;
+  }
   try {
     await api('POST', path('api', 'folders', m.folder, 'messages', m.uid, 'move'), { to });
     dropOpen();

@@ -55,6 +55,7 @@ async function load(quiet) {
     ['Tips', tipText, 'status-tips'],
   ];
   if (s.uptime) rows.push(['Up for', s.uptime, 'status-uptime']);
+  if (s.version) rows.push(['Version', `${s.version.version} (commit ${String(s.version.commit).slice(0, 12)}, ${s.version.go_version}, protocol ${s.version.protocol})`, 'status-version']);
   const dl = $('status-summary');
   clear(dl);
   for (const [k, v, t] of rows) dl.append(h('dt', {}, k), h('dd', { test: t }, v));
