@@ -53,7 +53,7 @@ func TestNoAddressesInLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bob.Close() })
-	waitFor(t, "peering", 10*time.Second, func() bool {
+	waitFor(t, "peering", 60*time.Second, func() bool {
 		return alice.Network().PeerCount() == 1 && bob.Network().PeerCount() == 1
 	})
 
@@ -62,14 +62,16 @@ func TestNoAddressesInLogs(t *testing.T) {
 		"Subject: secret subject\r\nMessage-ID: <logs@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\n" +
 		"secret body\r\n"
 	submit(t, alice, []string{bobAddr}, raw)
-	waitFor(t, "the delivery receipt at alice", 30*time.Second, func() bool {
-		items, err := alice.Mail().OutboxItems(ctx)
+	waitFor(t, "the delivery receipt at alice", 90*time.Second, func() bool {
+		items, err := alice.Mailboxes().OutboxItems(ctx)
 		return err == nil && len(items) == 1 && len(items[0].Rcpts) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
 	})
+	// The log line may follow the state change it reports: wait for it rather than read at once.
+	waitFor(t, "the INFO log lines of the mail's way", 30*time.Second, func() bool {
+		out := logs.String()
+		return strings.Contains(out, "inbox: filed") && strings.Contains(out, "outbox: delivered")
+	})
 	out := logs.String()
-	if !strings.Contains(out, "inbox: filed") || !strings.Contains(out, "outbox: delivered") {
-		t.Fatalf("the INFO log misses the mail's events:\n%s", out)
-	}
 	for _, secret := range []string{
 		alice.Identity().Address().String(), bob.Identity().Address().String(),
 		identity.MailDomain + ">", "secret subject", "secret body",
