@@ -14,6 +14,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/supervise"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -123,6 +124,7 @@ type Stats struct {
 type counters struct {
 	blocks, tagMatches, opened, notForUs, malformed, badSig, filed, dups, stale, failed atomic.Uint64
 	receiptsIn, badReceipts, receiptsOut, ignored, processed, pieces, piecesDropped     atomic.Uint64
+	panics                                                                              atomic.Uint64 // recovered in Run's loops
 }
 
 // Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
@@ -246,30 +248,36 @@ func (in *Inbox) Run(ctx context.Context) error {
 	defer in.once.Do(func() { close(in.done) })
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(pruneInterval)
-		defer t.Stop()
-		for {
-			in.Prune(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+		supervise.Run(ctx, in.log, "inbox", &in.c.panics, func(ctx context.Context) error {
+			t := time.NewTicker(pruneInterval)
+			defer t.Stop()
+			for {
+				in.Prune(ctx)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
 			}
-		}
+		})
 	})
 	for range in.workers {
 		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case j := <-in.queue:
-					out := in.process(ctx, j.b, j.openers)
-					if in.handled != nil {
-						in.handled(j.b, out)
+			// A panic while processing a block loses that block (nothing was receipted: its sender
+			// publishes it again) and restarts the worker.
+			supervise.Run(ctx, in.log, "inbox", &in.c.panics, func(ctx context.Context) error {
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case j := <-in.queue:
+						out := in.process(ctx, j.b, j.openers)
+						if in.handled != nil {
+							in.handled(j.b, out)
+						}
 					}
 				}
-			}
+			})
 		})
 	}
 	wg.Wait()

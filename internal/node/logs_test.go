@@ -63,7 +63,7 @@ func TestNoAddressesInLogs(t *testing.T) {
 		"secret body\r\n"
 	submit(t, alice, []string{bobAddr}, raw)
 	waitFor(t, "the delivery receipt at alice", 90*time.Second, func() bool {
-		items, err := alice.Mail().OutboxItems(ctx)
+		items, err := alice.Mailboxes().OutboxItems(ctx)
 		return err == nil && len(items) == 1 && len(items[0].Rcpts) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
 	})
 	// The log line may follow the state change it reports: wait for it rather than read at once.

@@ -16,6 +16,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/supervise"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -105,6 +106,8 @@ type counters struct {
 	sealed, published, republished, publishErrors, delivered, failed          atomic.Uint64
 	receiptsSent, receiptKeysSent, receiptsDropped, receiptsIgnored, progress atomic.Uint64
 	notesSent                                                                 atomic.Uint64
+	// panics recovered in the queue loop and the receipt loop (package supervise)
+	queuePanics, receiptPanics atomic.Uint64
 }
 
 // Defaults and bounds.
@@ -239,12 +242,25 @@ func (o *Outbox) Progress() Progress {
 // Run works the outbox until ctx is done, and returns ctx's error. Recipients keep their state in the
 // store, so Run may be stopped at any point and started again (also by a new process) without losing
 // or duplicating a message (see the package notes).
+//
+// A panic in either loop (the queue's, the receipts') is recovered, logged, counted
+// (tanglemail_panics_total{loop="outbox"} and {loop="outbox_receipts"}) and the loop restarted.
 func (o *Outbox) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		supervise.Run(ctx, o.log, "outbox_receipts", &o.c.receiptPanics, func(ctx context.Context) error {
+			o.receiptLoop(ctx)
+			return nil
+		})
+	})
+	defer wg.Wait()
+	return supervise.Run(ctx, o.log, "outbox", &o.c.queuePanics, o.run)
+}
+
+// run is the queue loop of Run.
+func (o *Outbox) run(ctx context.Context) error {
 	l := o.st.Subscribe()
 	defer l.Close()
-	var wg sync.WaitGroup
-	wg.Go(func() { o.receiptLoop(ctx) })
-	defer wg.Wait()
 
 	peerPoll := minPeerPoll
 	for {
