@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -78,6 +79,53 @@ func TestNoAddressesInLogs(t *testing.T) {
 	} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the INFO log contains %q:\n%s", secret, out)
+		}
+	}
+}
+
+// A normal stop (what SIGTERM does) logs no WARN or ERROR line, even with work under way: mail being
+// ground and published, filed and acknowledged with a receipt when Close comes. Cancellation by Close is
+// not a failure.
+func TestCloseLogsNoWarnings(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx := context.Background()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Log = log
+	alice, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	cfg = testConfig(t, t.TempDir())
+	cfg.Log = log
+	cfg.Bootstrap = alice.Network().Addrs()
+	bob, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	waitFor(t, "peering", 60*time.Second, func() bool {
+		return alice.Network().PeerCount() == 1 && bob.Network().PeerCount() == 1
+	})
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	submit(t, alice, []string{to}, mailOf(from, to, "first", 4096))
+	waitFor(t, "the first mail filed at bob", 90*time.Second, func() bool {
+		return strings.Contains(logs.String(), "inbox: filed")
+	})
+	// More mail, so that grinding, publishing, filing and receipts are under way when the nodes stop.
+	for i := range 3 {
+		submit(t, alice, []string{to}, mailOf(from, to, fmt.Sprint("more", i), 4096))
+	}
+	if err := alice.Close(); err != nil {
+		t.Errorf("alice: Close: %v", err)
+	}
+	if err := bob.Close(); err != nil {
+		t.Errorf("bob: Close: %v", err)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("logged on a normal stop: %s", line)
 		}
 	}
 }
