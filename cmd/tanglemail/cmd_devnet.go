@@ -149,9 +149,9 @@ func introduce(ctx context.Context, nodes []*node.Node) error {
 				continue
 			}
 			name, addr := devnetNames[j], other.Identity().Address().Mail()
-			err := n.Mail().AddContact(ctx, name, addr)
+			err := n.Mailboxes().AddContact(ctx, name, addr)
 			if errors.Is(err, store.ErrContactExists) {
-				c, cerr := n.Mail().Contact(ctx, name)
+				c, cerr := n.Mailboxes().Contact(ctx, name)
 				if cerr == nil && c.Address == addr {
 					continue
 				}

@@ -190,18 +190,18 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	// Restart alice for good and wait until every acknowledged message is in bob's INBOX.
 	child := startChild(t, aliceDir, bob.Network().Addrs()[0])
 	defer child.kill()
-	inbox, err := bob.Mail().MailboxByRole(ctx, store.RoleInbox)
+	inbox, err := bob.Mailboxes().MailboxByRole(ctx, store.RoleInbox)
 	if err != nil {
 		t.Fatal(err)
 	}
 	count := func() map[string]int {
 		got := map[string]int{}
-		l, err := bob.Mail().List(ctx, inbox.ID, store.ListQuery{})
+		l, err := bob.Mailboxes().List(ctx, inbox.ID, store.ListQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range l.Messages {
-			raw, err := bob.Mail().Raw(ctx, inbox.ID, m.UID)
+			raw, err := bob.Mailboxes().Raw(ctx, inbox.ID, m.UID)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,7 @@ type Service struct {
 	notes   Notes
 	now     func() time.Time
 	log     *slog.Logger
+	panics  atomic.Uint64 // recovered in Run (package supervise)
 	chatsID int64
 
 	mu     sync.Mutex
@@ -186,13 +188,19 @@ func (s *Service) CreateGroup(ctx context.Context, name string, members []string
 	return conv, nil
 }
 
-// AddMember adds a member (petname or address) to a group.
-func (s *Service) AddMember(ctx context.Context, id, member string) error {
+// groupMember returns group id's id and state and member (a petname or an address) resolved.
+func (s *Service) groupMember(ctx context.Context, id, member string) (ID, *State, identity.Address, error) {
 	gid, st, err := s.group(ctx, id)
 	if err != nil {
-		return err
+		return gid, nil, identity.Address{}, err
 	}
 	a, err := s.resolve(ctx, member)
+	return gid, st, a, err
+}
+
+// AddMember adds a member (petname or address) to a group.
+func (s *Service) AddMember(ctx context.Context, id, member string) error {
+	gid, st, a, err := s.groupMember(ctx, id, member)
 	if err != nil {
 		return err
 	}
@@ -208,11 +216,7 @@ func (s *Service) AddMember(ctx context.Context, id, member string) error {
 
 // RemoveMember removes a member (petname or address) from a group.
 func (s *Service) RemoveMember(ctx context.Context, id, member string) error {
-	gid, st, err := s.group(ctx, id)
-	if err != nil {
-		return err
-	}
-	a, err := s.resolve(ctx, member)
+	gid, st, a, err := s.groupMember(ctx, id, member)
 	if err != nil {
 		return err
 	}
@@ -623,7 +627,7 @@ func (s *Service) readFrom(ctx context.Context, from identity.Address, keys [][3
 	return nil
 }
 
-func (s *Service) markAllRead(ctx context.Context, outboxID int64) error {
+func (s *Service) markAllRead(ctx context.Context, outboxID store.OutboxID) error {
 	it, err := s.st.OutboxItem(ctx, outboxID)
 	if err != nil {
 		return err

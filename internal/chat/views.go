@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/supervise"
 )
 
 // names maps addresses to the user's petnames.
@@ -280,7 +281,22 @@ func (s *Service) emit(e Event) {
 
 // Run turns the store's changes into events until ctx ends: a message filed in Chats ("message" and
 // "conversation"), a status change of the user's own message ("status"), a conversation changed.
+//
+// A panic while handling changes is recovered, logged, counted (tanglemail_panics_total{loop="chat"})
+// and the loop restarted; subscribers get a "resync" event, since changes may have been missed.
 func (s *Service) Run(ctx context.Context) error {
+	restarted := false
+	return supervise.Run(ctx, s.log, "chat", &s.panics, func(ctx context.Context) error {
+		if restarted {
+			s.emit(Event{Type: "resync"})
+		}
+		restarted = true
+		return s.run(ctx)
+	})
+}
+
+// run is Run's loop.
+func (s *Service) run(ctx context.Context) error {
 	l := s.st.Subscribe()
 	defer l.Close()
 	for {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Address encoding constants (protocol.md §8.1).
@@ -92,7 +93,7 @@ func (a Address) clone() Address {
 // this order: ErrDomain, ErrDataLength (longer than 90 characters), ErrCharacter, ErrPrefix, ErrChecksum,
 // ErrCharacter (bad data character), ErrDataLength, ErrAddressVersion, ErrTagBits, ErrInvalidKey.
 func ParseAddress(s string) (Address, error) {
-	if at := lastIndexByte(s, '@'); at >= 0 {
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		if !asciiEqualFold(s[at+1:], MailDomain) {
 			return Address{}, fmt.Errorf("%w", ErrDomain)
 		}
@@ -119,35 +120,10 @@ func ParseAddress(s string) (Address, error) {
 	return Address{TagBits: k, Key: ed25519.PublicKey(data[1:])}, nil
 }
 
-func lastIndexByte(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-// asciiEqualFold compares ASCII case-insensitively; unlike strings.EqualFold it does not fold Unicode
-// look-alikes onto ASCII letters.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
+// asciiEqualFold compares a with b, which must be ASCII, case-insensitively. Unlike strings.EqualFold
+// alone it does not match Unicode look-alikes ("K", the Kelvin sign, for "k"): those are longer in
+// UTF-8, and then a and b differ in length or rune count.
+func asciiEqualFold(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }
 
 // X25519PublicKey is the address owner's X25519 public key (protocol.md §8.2): the Montgomery
 // u-coordinate of the Ed25519 point (RFC 7748 §4.1).

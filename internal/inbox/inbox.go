@@ -14,6 +14,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/supervise"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -123,6 +124,7 @@ type Stats struct {
 type counters struct {
 	blocks, tagMatches, opened, notForUs, malformed, badSig, filed, dups, stale, failed atomic.Uint64
 	receiptsIn, badReceipts, receiptsOut, ignored, processed, pieces, piecesDropped     atomic.Uint64
+	panics                                                                              atomic.Uint64 // recovered in Run's loops
 }
 
 // Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
@@ -246,30 +248,36 @@ func (in *Inbox) Run(ctx context.Context) error {
 	defer in.once.Do(func() { close(in.done) })
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(pruneInterval)
-		defer t.Stop()
-		for {
-			in.Prune(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+		supervise.Run(ctx, in.log, "inbox", &in.c.panics, func(ctx context.Context) error {
+			t := time.NewTicker(pruneInterval)
+			defer t.Stop()
+			for {
+				in.Prune(ctx)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
 			}
-		}
+		})
 	})
 	for range in.workers {
 		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case j := <-in.queue:
-					out := in.process(ctx, j.b, j.openers)
-					if in.handled != nil {
-						in.handled(j.b, out)
+			// A panic while processing a block loses that block (nothing was receipted: its sender
+			// publishes it again) and restarts the worker.
+			supervise.Run(ctx, in.log, "inbox", &in.c.panics, func(ctx context.Context) error {
+				for {
+					select {
+					case <-ctx.Done():
+						return nil
+					case j := <-in.queue:
+						out := in.process(ctx, j.b, j.openers)
+						if in.handled != nil {
+							in.handled(j.b, out)
+						}
 					}
 				}
-			}
+			})
 		})
 	}
 	wg.Wait()
@@ -363,7 +371,7 @@ func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opene
 			return Rejected
 		default:
 			in.c.failed.Add(1)
-			in.log.Error("inbox: open", "block", b.ID().Short(), "err", err)
+			in.logFailure(ctx, "inbox: open", "block", b.ID().Short(), "err", err)
 			return Failed
 		}
 	}
@@ -418,7 +426,7 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		if in.onRcpt != nil {
 			if err := in.onRcpt.HandleReceipt(ctx, m.Sender, keys); err != nil {
 				in.c.failed.Add(1)
-				in.log.Error("inbox: handling receipt", "block", b.ID().Short(), "err", err)
+				in.logFailure(ctx, "inbox: handling receipt", "block", b.ID().Short(), "err", err)
 				return Failed
 			}
 		}
@@ -427,6 +435,17 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		in.c.ignored.Add(1)
 		return Ignored
 	}
+}
+
+// logFailure logs a failure to handle a block at ERROR, unless ctx is cancelled: then the node is
+// stopping (a normal SIGTERM), the failure is that cancellation, and the block is handled again at the
+// next start (the node's rescan), so DEBUG suffices.
+func (in *Inbox) logFailure(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() != nil {
+		in.log.Debug(msg, args...)
+		return
+	}
+	in.log.Error(msg, args...)
 }
 
 // file files a message exactly once (DeliverOnce claims the replay key in the filing transaction) and
@@ -441,7 +460,7 @@ func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identit
 	})
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: filing", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: filing", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	in.receipt(me, m.Sender, m.ReplayKey, ttl)
@@ -471,7 +490,7 @@ func (in *Inbox) fileChat(ctx context.Context, b *tangle.Block, me *identity.Ide
 		return Rejected
 	case err != nil:
 		in.c.failed.Add(1)
-		in.log.Error("inbox: filing chat", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: filing chat", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	if ack {
@@ -498,7 +517,7 @@ func (in *Inbox) piece(ctx context.Context, b *tangle.Block, me *identity.Identi
 	seen, err := in.st.SeenReplayKey(ctx, store.ReplayKey(m.ReplayKey))
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: replay check", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: replay check", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	if seen {
@@ -519,7 +538,7 @@ func (in *Inbox) piece(ctx context.Context, b *tangle.Block, me *identity.Identi
 	}
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: keeping a chunk", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: keeping a chunk", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	in.c.pieces.Add(1)
@@ -571,7 +590,7 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 		in.c.piecesDropped.Add(uint64(len(pieces)))
 		in.log.Debug("inbox: chunked message discarded", "block", b.ID().Short(), "err", err)
 		if rerr := in.pieces.remove(ctx, sender, msgid); rerr != nil {
-			in.log.Error("inbox: removing chunks", "err", rerr)
+			in.logFailure(ctx, "inbox: removing chunks", "err", rerr)
 		}
 		return Rejected
 	}
@@ -602,11 +621,11 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 	})
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: filing a chunked message", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: filing a chunked message", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	if err := in.pieces.remove(ctx, sender, msgid); err != nil {
-		in.log.Error("inbox: removing chunks", "err", err)
+		in.logFailure(ctx, "inbox: removing chunks", "err", err)
 	}
 	if me != nil {
 		in.receipt(me, senderAddr, manifest.replayKey, in.params.DefaultMailTTL)

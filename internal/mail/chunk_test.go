@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/blake2b"
-
-	"github.com/tanglemail/tanglemail/internal/protocoldoc"
 )
 
 const maxContent = 32145 // seal.MaxContent
@@ -464,7 +462,7 @@ func FuzzParseChunk(f *testing.F) {
 
 // TestProtocolVectorsChunks checks the vectors of docs/protocol.md §10.1.
 func TestProtocolVectorsChunks(t *testing.T) {
-	vs := readChunkVectors(t, "../../docs/protocol.md", "### 10.1 Mail and chunks")
+	vs := readVectors(t, "### 10.1 Mail and chunks")
 	if len(vs) != 2 {
 		t.Fatalf("%d vectors, want 2", len(vs))
 	}
@@ -548,20 +546,4 @@ func TestProtocolVectorsChunks(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readChunkVectors returns the vectors of subsection heading whose first key is "vector".
-func readChunkVectors(t *testing.T, path, heading string) []map[string]string {
-	t.Helper()
-	vs, err := protocoldoc.Read(path, heading)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]string
-	for _, v := range vs {
-		if len(v.Keys) > 0 && v.Keys[0] == "vector" {
-			out = append(out, v.Vals)
-		}
-	}
-	return out
 }

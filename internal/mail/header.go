@@ -2,6 +2,7 @@ package mail
 
 import (
 	"bytes"
+	"strings"
 )
 
 // field is one header field of a raw message: raw[start:end] is the field with its continuation lines
@@ -77,22 +78,6 @@ func lineEnding(raw []byte) string {
 	return "\r\n"
 }
 
-// asciiFold compares ASCII case-insensitively.
-func asciiFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
+// asciiFold compares a with b, which must be ASCII (a header field name the code names),
+// case-insensitively; a Unicode look-alike in a does not match (see identity's asciiEqualFold).
+func asciiFold(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }

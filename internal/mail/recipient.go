@@ -31,15 +31,17 @@ func (e *RecipientError) Error() string {
 func (e *RecipientError) Unwrap() error { return e.Err }
 
 // ParseRecipient parses an addr-spec as a tangle address: "<address>@tangle", the domain in any case
-// (protocol.md §8.1). A bare address without "@tangle", or any other domain, is ErrNotTangle; a
-// tangle domain with a bad address fails with identity's error (bad checksum, wrong prefix, …).
-// Errors are *RecipientError.
+// (protocol.md §8.1). It is identity.ParseAddress with the domain required: a bare address without
+// "@tangle", or any other domain, is ErrNotTangle; a tangle domain with a bad address fails with
+// identity's error (bad checksum, wrong prefix, …). Errors are *RecipientError.
 func ParseRecipient(s string) (identity.Address, error) {
-	at := strings.LastIndexByte(s, '@')
-	if at < 0 || !asciiFold(s[at+1:], identity.MailDomain) {
+	if !strings.Contains(s, "@") {
 		return identity.Address{}, &RecipientError{Address: s, Err: ErrNotTangle}
 	}
 	a, err := identity.ParseAddress(s)
+	if errors.Is(err, identity.ErrDomain) {
+		err = ErrNotTangle
+	}
 	if err != nil {
 		return identity.Address{}, &RecipientError{Address: s, Err: err}
 	}

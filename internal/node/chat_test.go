@@ -7,13 +7,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 // nodeAPI is a client of a node's HTTP API (docs/api.md), authenticated with the node's password.
@@ -298,13 +304,69 @@ func TestMetricsEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{"# TYPE tanglemail_peers gauge\ntanglemail_peers 0\n",
-		"# TYPE tanglemail_inbox_filed_total counter\n", `tanglemail_mailbox_messages{mailbox="INBOX"} 0`,
-		`tanglemail_blocks{state="solid"} `, "tanglemail_outbox_published_total 0\n"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the password: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	// Every name docs/api.md lists, with its type and (for the labelled ones) its label values.
+	want := map[string]dto.MetricType{}
+	for _, g := range []string{"uptime_seconds", "peers", "banned_peers", "synced", "blocks", "blocks_missing_parents",
+		"block_store_bytes", "outbox_pow_jobs", "outbox_waiting_for_peers", "outbox_queued_receipt_keys",
+		"mailbox_messages", "mailbox_unseen"} {
+		want["tanglemail_"+g] = dto.MetricType_GAUGE
+	}
+	for _, c := range []string{"p2p_bytes", "outbox_sealed", "outbox_published", "outbox_republished",
+		"outbox_publish_errors", "outbox_delivered", "outbox_failed", "outbox_receipts_sent", "outbox_receipts_dropped",
+		"outbox_receipts_ignored", "outbox_notes_sent", "inbox_blocks", "inbox_trial_opens", "inbox_opened",
+		"inbox_rejected", "inbox_filed", "inbox_duplicates", "inbox_failed", "inbox_receipts", "panics"} {
+		want["tanglemail_"+c+"_total"] = dto.MetricType_COUNTER
+	}
+	for name, typ := range want {
+		f := fams[name]
+		if f == nil || f.GetType() != typ || len(f.Metric) == 0 {
+			t.Errorf("metric %s: %v, want a %v", name, f, typ)
 		}
+	}
+	// tanglemail_build_info: 1, with the build's figures as labels, as `tanglemail version` prints them.
+	if bi := fams["tanglemail_build_info"].GetMetric(); len(bi) != 1 || bi[0].GetGauge().GetValue() != 1 {
+		t.Errorf("tanglemail_build_info: %v", bi)
+	} else {
+		v, got := version.Get(), map[string]string{}
+		for _, l := range bi[0].Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		want := map[string]string{"version": v.Version, "commit": v.Commit, "go_version": v.GoVersion,
+			"protocol": strconv.Itoa(v.Protocol), "network": n.cfg.Network.Name}
+		if !maps.Equal(got, want) {
+			t.Errorf("tanglemail_build_info labels %v, want %v", got, want)
+		}
+	}
+	labels := func(name, label string) map[string]float64 {
+		out := map[string]float64{}
+		for _, m := range fams[name].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == label {
+					out[l.GetValue()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	if got := labels("tanglemail_mailbox_messages", "mailbox"); len(got) < 6 || got["INBOX"] != 0 {
+		t.Errorf("mailbox_messages by mailbox: %v", got)
+	}
+	if got := labels("tanglemail_panics_total", "loop"); len(got) != 4 {
+		t.Errorf("panics_total by loop: %v, want outbox, outbox_receipts, inbox, chat", got)
+	}
+	if got := labels("tanglemail_blocks", "state"); len(got) != 2 {
+		t.Errorf("blocks by state: %v", got)
+	}
+	if got := labels("tanglemail_inbox_rejected_total", "reason"); len(got) != 3 {
+		t.Errorf("inbox_rejected_total by reason: %v", got)
 	}
 }

@@ -29,7 +29,7 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 	submit(t, alice, []string{bobAddr}, "From: <"+alice.Identity().Address().Mail()+">\r\nTo: <"+bobAddr+">\r\n"+
 		"Subject: delivered?\r\nMessage-ID: <delivered@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nhi\r\n")
 	waitFor(t, "the delivery receipt at alice", 30*time.Second, func() bool {
-		items, err := alice.Mail().OutboxItems(context.Background())
+		items, err := alice.Mailboxes().OutboxItems(context.Background())
 		return err == nil && len(items) == 1 && len(items[0].Rcpts) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
 	})
 

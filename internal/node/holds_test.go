@@ -35,13 +35,13 @@ func TestBlockHolds(t *testing.T) {
 
 	var own int64
 	waitFor(t, "alice's recipient published", 60*time.Second, func() bool {
-		items, err := alice.Mail().OutboxItems(ctx)
+		items, err := alice.Mailboxes().OutboxItems(ctx)
 		if err != nil || len(items) != 1 || items[0].Rcpts[0].State != store.RcptPublished {
 			return false
 		}
 		own = 0
 		for _, id := range items[0].Rcpts[0].BlockIDs {
-			b, err := alice.Store().Get(tangle.ID(id))
+			b, err := alice.Blocks().Get(tangle.ID(id))
 			if err != nil {
 				return false
 			}
@@ -50,8 +50,8 @@ func TestBlockHolds(t *testing.T) {
 		return own > 0
 	})
 	waitFor(t, "only alice's own mail held at alice, nothing at bob", 60*time.Second, func() bool {
-		as, err1 := alice.Store().Stats()
-		bs, err2 := bob.Store().Stats()
+		as, err1 := alice.Blocks().Stats()
+		bs, err2 := bob.Blocks().Stats()
 		return err1 == nil && err2 == nil && as.HeldBytes == own && bs.HeldBytes == 0 && bs.Bytes > 0
 	})
 
@@ -64,11 +64,11 @@ func TestBlockHolds(t *testing.T) {
 	}
 	t.Cleanup(func() { bob.Close() })
 	waitFor(t, "the receipt at alice", 60*time.Second, func() bool {
-		items, err := alice.Mail().OutboxItems(ctx)
+		items, err := alice.Mailboxes().OutboxItems(ctx)
 		return err == nil && len(items) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
 	})
 	waitFor(t, "nothing held at alice", 60*time.Second, func() bool {
-		as, err := alice.Store().Stats()
+		as, err := alice.Blocks().Stats()
 		return err == nil && as.HeldBytes == 0
 	})
 }

@@ -67,7 +67,7 @@ func TestJoinByInvite(t *testing.T) {
 	gone := *parsed
 	gone.Addrs = []string{"/ip4/127.0.0.1/tcp/" + strconv.Itoa(port)}
 	bAPI.call("POST", "/api/join", api.Join{Invite: gone.String()}, nil, http.StatusBadGateway)
-	if cs, _ := bob.Mail().Contacts(ctx); len(cs) != 0 {
+	if cs, _ := bob.Mailboxes().Contacts(ctx); len(cs) != 0 {
 		t.Fatalf("contacts after failed joins: %+v", cs)
 	}
 
@@ -84,10 +84,10 @@ func TestJoinByInvite(t *testing.T) {
 	if joined.ContactAdded || joined.Contact.Petname != "alice" {
 		t.Fatalf("second join %+v", joined)
 	}
-	if err := bob.Mail().AddContact(ctx, "carol", "tm1yqak5faue6m2gttz5w5dq2n0p4ek2vs4wuw7ysax8tqy3gvtt8dzjv2wx6m@tangle"); err != nil {
+	if err := bob.Mailboxes().AddContact(ctx, "carol", "tm1yqak5faue6m2gttz5w5dq2n0p4ek2vs4wuw7ysax8tqy3gvtt8dzjv2wx6m@tangle"); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.Mail().RemoveContact(ctx, "alice"); err != nil {
+	if err := bob.Mailboxes().RemoveContact(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	bAPI.call("POST", "/api/join", api.Join{Invite: inv.Invite, Petname: "carol"}, nil, http.StatusConflict)

@@ -83,17 +83,17 @@ func submit(t *testing.T, n *Node, rcpts []string, raw string) {
 func inboxMessages(t *testing.T, n *Node, role store.Role) [][]byte {
 	t.Helper()
 	ctx := context.Background()
-	mb, err := n.Mail().MailboxByRole(ctx, role)
+	mb, err := n.Mailboxes().MailboxByRole(ctx, role)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := n.Mail().List(ctx, mb.ID, store.ListQuery{})
+	l, err := n.Mailboxes().List(ctx, mb.ID, store.ListQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out [][]byte
 	for _, m := range l.Messages {
-		raw, err := n.Mail().Raw(ctx, mb.ID, m.UID)
+		raw, err := n.Mailboxes().Raw(ctx, mb.ID, m.UID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestMailBetweenNodes(t *testing.T) {
 		t.Fatalf("alice's Sent: %d messages", len(sent))
 	}
 	waitFor(t, "the delivery receipt at alice", 30*time.Second, func() bool {
-		items, err := alice.Mail().OutboxItems(context.Background())
+		items, err := alice.Mailboxes().OutboxItems(context.Background())
 		if err != nil || len(items) != 1 || len(items[0].Rcpts) != 1 {
 			return false
 		}
@@ -139,11 +139,11 @@ func TestMailBetweenNodes(t *testing.T) {
 	}
 	// Alice's mail client sees the receipt: the Sent copy carries $Delivered.
 	waitFor(t, "$Delivered on alice's Sent copy", 10*time.Second, func() bool {
-		mb, err := alice.Mail().MailboxByRole(context.Background(), store.RoleSent)
+		mb, err := alice.Mailboxes().MailboxByRole(context.Background(), store.RoleSent)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := alice.Mail().List(context.Background(), mb.ID, store.ListQuery{})
+		l, err := alice.Mailboxes().List(context.Background(), mb.ID, store.ListQuery{})
 		return err == nil && len(l.Messages) == 1 && l.Messages[0].Flags.Has("$delivered")
 	})
 	// Nothing came back to alice's INBOX (no bounce), and bob got exactly one copy.
@@ -164,7 +164,7 @@ func TestRescanAtStart(t *testing.T) {
 	bob.unregister()
 	submit(t, alice, []string{bobAddr}, "Subject: stored only\r\n\r\nbody\r\n")
 	waitFor(t, "the block in bob's store", 30*time.Second, func() bool {
-		st, err := bob.Store().Stats()
+		st, err := bob.Blocks().Stats()
 		return err == nil && st.Blocks >= 1
 	})
 	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 0 {

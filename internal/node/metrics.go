@@ -1,76 +1,81 @@
 package node
 
 import (
-	"context"
+	"strconv"
 	"time"
 
-	"github.com/tanglemail/tanglemail/internal/web"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tanglemail/tanglemail/internal/metrics"
+	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
-// Metrics are the node's counters and gauges for GET /metrics; it implements web.Backend. They count
-// blocks, envelopes and messages, never what is in them or whom they are for.
-func (n *Node) Metrics() []web.Metric {
-	var ms []web.Metric
-	gauge := func(name, help string, v float64, labels ...[2]string) {
-		ms = append(ms, web.Metric{Name: "tanglemail_" + name, Help: help, Type: "gauge", Value: v, Labels: labels})
-	}
-	counter := func(name, help string, v uint64, labels ...[2]string) {
-		ms = append(ms, web.Metric{Name: "tanglemail_" + name + "_total", Help: help, Type: "counter", Value: float64(v), Labels: labels})
-	}
-	b := func(ok bool) float64 {
-		if ok {
-			return 1
-		}
-		return 0
-	}
-	gauge("uptime_seconds", "Seconds since the node started.", time.Since(n.started).Seconds())
+// newRegistry is the node's metrics registry for GET /metrics: its build (tanglemail_build_info), its uptime, the p2p layer's status, and
+// the collectors declared by the engines and the store, which count them. Each node has its own
+// registry, so that several nodes in one process (devnet, tests) do not mix their counts. The metrics
+// count blocks, envelopes and messages, never what is in them or whom they are for.
+func (n *Node) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	v := version.Get()
+	reg.MustRegister(
+		metrics.Gauge("build_info", "Always 1; the labels say which build runs, with the protocol version and the network.",
+			func() float64 { return 1 },
+			"version", v.Version, "commit", v.Commit, "go_version", v.GoVersion, "protocol", strconv.Itoa(v.Protocol),
+			"network", n.cfg.Network.Name),
+		metrics.Gauge("uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(n.started).Seconds() }),
+		p2pCollector{n.net},
+		n.mail.Collector(),
+	)
+	reg.MustRegister(n.outbox.Collectors()...)
+	reg.MustRegister(n.inbox.Collectors()...)
+	reg.MustRegister(n.chat.Collectors()...)
+	return reg
+}
 
-	p := n.net.Status()
-	gauge("peers", "Connected peers.", float64(len(p.Peers)))
-	gauge("banned_peers", "Peers banned for misbehaviour now.", float64(len(p.Banned)))
-	gauge("synced", "1 once a catch-up with a peer has completed (or there is no peer to catch up with).", b(p.Synced))
-	gauge("blocks", "Blocks in the block store, by solidity.", float64(p.Solid), [2]string{"state", "solid"})
-	gauge("blocks", "Blocks in the block store, by solidity.", float64(p.Unsolid), [2]string{"state", "unsolid"})
-	gauge("blocks_missing_parents", "Parents referenced but not stored (and not given up).", float64(p.Missing))
-	gauge("block_store_bytes", "Total size of the stored blocks.", float64(p.StoreBytes))
-	counter("p2p_bytes", "Stream payload bytes exchanged with peers.", uint64(max(p.BytesIn, 0)), [2]string{"direction", "in"})
-	counter("p2p_bytes", "Stream payload bytes exchanged with peers.", uint64(max(p.BytesOut, 0)), [2]string{"direction", "out"})
+// Metrics is what GET /metrics serves (web.Backend): the node's registry, then the process-wide one
+// (the login penalty's counters, shared by every node of the process, and the Go runtime's go_* and
+// process_* metrics).
+func (n *Node) Metrics() prometheus.Gatherer {
+	return prometheus.Gatherers{n.metrics, prometheus.DefaultGatherer}
+}
 
-	prog := n.outbox.Progress()
-	gauge("outbox_pow_jobs", "Blocks whose proof of work is being ground now.", float64(len(prog.Jobs)))
-	gauge("outbox_waiting_for_peers", "1 while due work is held back for want of peers.", b(prog.WaitingForPeers))
-	gauge("outbox_queued_receipt_keys", "Receipt keys waiting to be sent.", float64(prog.QueuedReceipts))
-	o := n.outbox.Stats()
-	counter("outbox_sealed", "Recipients sealed.", o.Sealed)
-	counter("outbox_published", "Blocks published (mail, chat, chunks).", o.Published)
-	counter("outbox_republished", "Recipients published again for want of a receipt.", o.Republished)
-	counter("outbox_publish_errors", "Failed publish attempts (retried).", o.PublishErrors)
-	counter("outbox_delivered", "Recipients whose receipt arrived.", o.Delivered)
-	counter("outbox_failed", "Recipients given up (each with a bounce).", o.Failed)
-	counter("outbox_receipts_sent", "Receipt envelopes published.", o.ReceiptsSent)
-	counter("outbox_receipts_dropped", "Receipt keys dropped because the queue was full.", o.ReceiptsDropped)
-	counter("outbox_receipts_ignored", "Received receipt keys that named nothing of ours or came from the wrong sender.", o.ReceiptsIgnored)
-	counter("outbox_notes_sent", "Chat typing and read notices published.", o.NotesSent)
+// p2pCollector turns one p2p.Node.Status per scrape into the network's metrics (package p2p keeps
+// the counts; its status is what it exports).
+type p2pCollector struct{ net *p2p.Node }
 
-	in := n.inbox.Stats()
-	counter("inbox_blocks", "Blocks handed to the inbox.", in.Blocks)
-	counter("inbox_trial_opens", "Blocks that passed the tag check and were trial-opened.", in.TagMatches)
-	counter("inbox_opened", "Envelopes opened.", in.Opened)
-	counter("inbox_rejected", "Opened envelopes rejected, by reason.", in.Malformed, [2]string{"reason", "malformed"})
-	counter("inbox_rejected", "Opened envelopes rejected, by reason.", in.BadSignature, [2]string{"reason", "bad_signature"})
-	counter("inbox_rejected", "Opened envelopes rejected, by reason.", in.Stale, [2]string{"reason", "stale"})
-	counter("inbox_filed", "Mail and chat messages filed.", in.Filed)
-	counter("inbox_duplicates", "Envelopes that arrived again (receipted again, not filed).", in.Duplicates)
-	counter("inbox_failed", "Store errors while filing (the sender retries).", in.Failed)
-	counter("inbox_receipts", "Receipts received.", in.ReceiptsIn)
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(metrics.Prefix+name, help, labels, nil)
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if mbs, err := n.mail.Mailboxes(ctx); err == nil {
-		for _, mb := range mbs {
-			gauge("mailbox_messages", "Messages per mailbox.", float64(mb.Messages), [2]string{"mailbox", mb.Name})
-			gauge("mailbox_unseen", "Messages without \\Seen per mailbox.", float64(mb.Unseen), [2]string{"mailbox", mb.Name})
-		}
+var (
+	descPeers         = desc("peers", "Connected peers.")
+	descBanned        = desc("banned_peers", "Peers banned for misbehaviour now.")
+	descSynced        = desc("synced", "1 once a catch-up with a peer has completed (or there is no peer to catch up with).")
+	descBlocks        = desc("blocks", "Blocks in the block store, by solidity.", "state")
+	descMissing       = desc("blocks_missing_parents", "Parents referenced but not stored (and not given up).")
+	descStoreBytes    = desc("block_store_bytes", "Total size of the stored blocks.")
+	descP2PBytesTotal = desc("p2p_bytes_total", "Stream payload bytes exchanged with peers.", "direction")
+)
+
+func (p2pCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPeers, descBanned, descSynced, descBlocks, descMissing, descStoreBytes, descP2PBytesTotal} {
+		ch <- d
 	}
-	return ms
+}
+
+func (c p2pCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.net.Status()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(descPeers, float64(len(p.Peers)))
+	gauge(descBanned, float64(len(p.Banned)))
+	gauge(descSynced, metrics.Bool(p.Synced))
+	gauge(descBlocks, float64(p.Solid), "solid")
+	gauge(descBlocks, float64(p.Unsolid), "unsolid")
+	gauge(descMissing, float64(p.Missing))
+	gauge(descStoreBytes, float64(p.StoreBytes))
+	ch <- prometheus.MustNewConstMetric(descP2PBytesTotal, prometheus.CounterValue, float64(max(p.BytesIn, 0)), "in")
+	ch <- prometheus.MustNewConstMetric(descP2PBytesTotal, prometheus.CounterValue, float64(max(p.BytesOut, 0)), "out")
 }

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/chat"
@@ -131,6 +132,7 @@ type Node struct {
 	api      *web.Server
 	apiLn    net.Listener
 	started  time.Time
+	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
 	holds *holds
 
@@ -269,6 +271,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
 	}
+	n.metrics = n.newRegistry()
 	n.api = web.New(web.Config{
 		Backend:  n,
 		Store:    n.mail,
@@ -421,11 +424,11 @@ func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
 // Network is the node's p2p layer.
 func (n *Node) Network() *p2p.Node { return n.net }
 
-// Store is the node's block store.
-func (n *Node) Store() *dag.Store { return n.store }
+// Blocks is the node's block store (the Tangle's blocks, package dag).
+func (n *Node) Blocks() *dag.Store { return n.store }
 
-// Mail is the node's mailbox store.
-func (n *Node) Mail() *store.Store { return n.mail }
+// Mailboxes is the node's mailbox store (the account's mailboxes, outbox queue and contacts).
+func (n *Node) Mailboxes() *store.Store { return n.mail }
 
 // Chat is the node's chat service.
 func (n *Node) Chat() *chat.Service { return n.chat }
@@ -485,7 +488,7 @@ func (n *Node) Progress() *api.Progress {
 func progressJobs(jobs []outbox.Job) []api.ProgressJob {
 	out := make([]api.ProgressJob, 0, len(jobs))
 	for _, j := range jobs {
-		out = append(out, api.ProgressJob{OutboxID: j.OutboxID, Recipient: j.Rcpt, Kind: j.Kind.String(), Block: j.Block,
+		out = append(out, api.ProgressJob{OutboxID: int64(j.OutboxID), Recipient: j.Rcpt, Kind: j.Kind.String(), Block: j.Block,
 			Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Started: j.Started, Finished: j.Finished})
 	}
 	slices.SortFunc(out, func(a, b api.ProgressJob) int {

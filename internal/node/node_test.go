@@ -143,7 +143,7 @@ func TestTwoNodesExchangeBlocks(t *testing.T) {
 		return len(sa.Topics) == 1 && sa.Topics[0].Peers == 1 && len(sb.Topics) == 1 && sb.Topics[0].Peers == 1
 	})
 
-	parents := a.Store().SelectParents(0, 4)
+	parents := a.Blocks().SelectParents(0, 4)
 	blk, err := tangle.DevNet.Build(ctx, tangle.Header{
 		Time:        time.Now().UnixMilli(),
 		TTL:         3600,
@@ -161,7 +161,7 @@ func TestTwoNodesExchangeBlocks(t *testing.T) {
 	// may know the peer's subscription before its own stream to the peer is up); anti-entropy, every
 	// 10 s, delivers it then. The deadline covers that path.
 	waitFor(t, "the block at the other node", 30*time.Second, func() bool {
-		ok, _ := b.Store().Has(blk.ID())
+		ok, _ := b.Blocks().Has(blk.ID())
 		return ok
 	})
 	st := b.Status()

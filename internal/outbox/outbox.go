@@ -16,6 +16,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/supervise"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -68,13 +69,13 @@ type Config struct {
 
 // Job is one block being built (its proof of work ground), for status displays.
 type Job struct {
-	OutboxID int64     // the outbox item; 0 for a receipt
-	Rcpt     string    // the recipient as submitted; for a receipt, the address it goes to
-	Kind     seal.Kind // kind of the envelope in the block
-	Block    int       // which block of the recipient's bundle, 1-based
-	Blocks   int       // how many blocks the bundle has
-	Done     uint64    // hashes done so far (updated about ten times a second)
-	Expected uint64    // expected hashes (W of protocol.md §3; 0 when PoW is disabled)
+	OutboxID store.OutboxID // the outbox item; 0 for a receipt
+	Rcpt     string         // the recipient as submitted; for a receipt, the address it goes to
+	Kind     seal.Kind      // kind of the envelope in the block
+	Block    int            // which block of the recipient's bundle, 1-based
+	Blocks   int            // how many blocks the bundle has
+	Done     uint64         // hashes done so far (updated about ten times a second)
+	Expected uint64         // expected hashes (W of protocol.md §3; 0 when PoW is disabled)
 	Started  time.Time
 	Finished bool // the job ended (published or not); only in the last OnProgress call
 }
@@ -105,6 +106,8 @@ type counters struct {
 	sealed, published, republished, publishErrors, delivered, failed          atomic.Uint64
 	receiptsSent, receiptKeysSent, receiptsDropped, receiptsIgnored, progress atomic.Uint64
 	notesSent                                                                 atomic.Uint64
+	// panics recovered in the queue loop and the receipt loop (package supervise)
+	queuePanics, receiptPanics atomic.Uint64
 }
 
 // Defaults and bounds.
@@ -157,7 +160,7 @@ type Outbox struct {
 }
 
 type rcptKey struct {
-	id   int64
+	id   store.OutboxID
 	rcpt string
 }
 
@@ -239,12 +242,25 @@ func (o *Outbox) Progress() Progress {
 // Run works the outbox until ctx is done, and returns ctx's error. Recipients keep their state in the
 // store, so Run may be stopped at any point and started again (also by a new process) without losing
 // or duplicating a message (see the package notes).
+//
+// A panic in either loop (the queue's, the receipts') is recovered, logged, counted
+// (tanglemail_panics_total{loop="outbox"} and {loop="outbox_receipts"}) and the loop restarted.
 func (o *Outbox) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		supervise.Run(ctx, o.log, "outbox_receipts", &o.c.receiptPanics, func(ctx context.Context) error {
+			o.receiptLoop(ctx)
+			return nil
+		})
+	})
+	defer wg.Wait()
+	return supervise.Run(ctx, o.log, "outbox", &o.c.queuePanics, o.run)
+}
+
+// run is the queue loop of Run.
+func (o *Outbox) run(ctx context.Context) error {
 	l := o.st.Subscribe()
 	defer l.Close()
-	var wg sync.WaitGroup
-	wg.Go(func() { o.receiptLoop(ctx) })
-	defer wg.Wait()
 
 	peerPoll := minPeerPoll
 	for {
@@ -314,7 +330,7 @@ type passResult struct {
 func (o *Outbox) pass(ctx context.Context) passResult {
 	var res passResult
 	done := map[rcptKey]bool{}
-	items := map[int64]*item{}
+	items := map[store.OutboxID]*item{}
 	for ctx.Err() == nil {
 		due, err := o.st.OutboxDue(ctx, o.now(), dueBatch)
 		if err != nil {
@@ -355,7 +371,7 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 
 // item is what the outbox needs of an outbox item, loaded once per pass.
 type item struct {
-	id       int64
+	id       store.OutboxID
 	created  time.Time
 	raw      []byte // as submitted
 	content  []byte // chat content (store.OutboxNew.Content), nil for mail
@@ -367,7 +383,7 @@ type item struct {
 	reason *mail.Reason
 }
 
-func (o *Outbox) item(ctx context.Context, id int64, items map[int64]*item) (*item, error) {
+func (o *Outbox) item(ctx context.Context, id store.OutboxID, items map[store.OutboxID]*item) (*item, error) {
 	if it, ok := items[id]; ok {
 		return it, nil
 	}
@@ -391,7 +407,7 @@ func (o *Outbox) item(ctx context.Context, id int64, items map[int64]*item) (*it
 }
 
 // work advances one due recipient as far as it can go now.
-func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[int64]*item) error {
+func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.OutboxID]*item) error {
 	it, err := o.item(ctx, r.OutboxID, items)
 	if err != nil {
 		return err
@@ -651,7 +667,7 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		o.mu.Unlock()
 		o.log.Info("outbox: delivered", "outbox", r.OutboxID)
 		o.log.Debug("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
-		if err := o.markDelivered(ctx, r.OutboxID); err != nil {
+		if err := o.markDelivered(ctx, r.OutboxID); err != nil && ctx.Err() == nil {
 			o.log.Warn("outbox: could not mark the Sent copy delivered", "outbox", r.OutboxID, "err", err)
 		}
 	}
@@ -661,7 +677,7 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 // markDelivered sets store.DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
 // delivered. A Sent copy the user has since moved or deleted is left alone (StoreFlags skips UIDs that
 // are gone).
-func (o *Outbox) markDelivered(ctx context.Context, id int64) error {
+func (o *Outbox) markDelivered(ctx context.Context, id store.OutboxID) error {
 	item, err := o.st.OutboxItem(ctx, id)
 	if err != nil {
 		return err

@@ -24,9 +24,14 @@ type recorder struct {
 	blocks []*tangle.Block
 	peers  atomic.Int32
 	fail   atomic.Int32 // fail this many more publishes
+	panic  atomic.Int32 // panic in this many more publishes
 }
 
 func (r *recorder) Publish(ctx context.Context, b *tangle.Block) error {
+	if r.panic.Load() > 0 {
+		r.panic.Add(-1)
+		panic("recorder: a bug in Publish")
+	}
 	if r.fail.Load() > 0 {
 		r.fail.Add(-1)
 		return errors.New("recorder: refused")
@@ -61,12 +66,18 @@ func testID(t *testing.T, seed byte) *identity.Identity {
 
 func startOutbox(t *testing.T, rec *recorder, id *identity.Identity) *Outbox {
 	t.Helper()
+	return startOutboxWith(t, Config{Identity: id, Publisher: rec, Tips: rec, ReceiptDelay: time.Millisecond})
+}
+
+// startOutboxWith runs an outbox of cfg (on the bench network) on a new store until the test ends.
+func startOutboxWith(t *testing.T, cfg Config) *Outbox {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := New(Config{Store: st, Identity: id, Params: tangle.BenchNet, Publisher: rec, Tips: rec,
-		ReceiptDelay: time.Millisecond})
+	cfg.Store, cfg.Params = st, tangle.BenchNet
+	o, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"io"
 	"math"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
-	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -94,20 +92,8 @@ func (r constReader) Read(p []byte) (int, error) {
 
 func startTimedOutbox(t *testing.T, rec *recorder, id *identity.Identity, clk *fakeReceiptClock, rnd io.Reader) *Outbox {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := New(Config{Store: st, Identity: id, Params: tangle.BenchNet, Publisher: rec, Tips: rec,
+	return startOutboxWith(t, Config{Identity: id, Publisher: rec, Tips: rec,
 		ReceiptDelayMean: time.Minute, ReceiptClock: clk, Rand: rnd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { o.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; st.Close() })
-	return o
 }
 
 // A receipt waits the batching window plus a random delay, on the injected clock, and is then sent;

@@ -42,15 +42,15 @@ func (b StoreBackend) ContactAddress(ctx context.Context, petname string) (strin
 // Submit returns nil the transaction is on disk (the store commits with synchronous=FULL).
 //
 // The store keeps one body for the Sent copy and the outbox item, so the outbox item holds
-// Submission.SentCopy, Bcc field included: the outbox derives the delivered bytes with
-// mail.StripBcc before sealing (mail.StripBcc(SentCopy) == Submission.Raw). Submitting the same
+// Message.SentCopy, Bcc field included: the outbox derives the delivered bytes with
+// mail.StripBcc before sealing (mail.StripBcc(SentCopy) == Message.Raw). Submitting the same
 // bytes again (a client retrying after a lost 250) adds nothing and returns the first queue id.
 type StoreBackend struct {
 	Store *store.Store
 }
 
 // Submit implements Backend. The queue id is the outbox item's id.
-func (b StoreBackend) Submit(ctx context.Context, s Submission) (string, error) {
+func (b StoreBackend) Submit(ctx context.Context, s Message) (string, error) {
 	if b.Store == nil {
 		return "", errors.New("submission: StoreBackend without a store")
 	}
@@ -68,5 +68,5 @@ func (b StoreBackend) Submit(ctx context.Context, s Submission) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return strconv.FormatInt(r.OutboxID, 10), nil
+	return strconv.FormatInt(int64(r.OutboxID), 10), nil
 }

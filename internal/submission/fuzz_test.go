@@ -132,7 +132,7 @@ func (b *fuzzBackend) setT(t testing.TB) {
 	b.mu.Unlock()
 }
 
-func (b *fuzzBackend) Submit(ctx context.Context, s Submission) (string, error) {
+func (b *fuzzBackend) Submit(ctx context.Context, s Message) (string, error) {
 	b.mu.Lock()
 	t := b.t
 	b.mu.Unlock()

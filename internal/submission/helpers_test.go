@@ -53,13 +53,13 @@ func ownAddress(t testing.TB) identity.Address {
 // memBackend records submissions. With release set, Submit signals entered and waits for release.
 type memBackend struct {
 	mu      sync.Mutex
-	subs    []Submission
+	subs    []Message
 	err     error
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *memBackend) Submit(ctx context.Context, s Submission) (string, error) {
+func (b *memBackend) Submit(ctx context.Context, s Message) (string, error) {
 	if b.entered != nil {
 		b.entered <- struct{}{}
 	}
@@ -85,10 +85,10 @@ func (b *memBackend) setErr(err error) {
 	b.mu.Unlock()
 }
 
-func (b *memBackend) all() []Submission {
+func (b *memBackend) all() []Message {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]Submission(nil), b.subs...)
+	return append([]Message(nil), b.subs...)
 }
 
 func testOptions(t testing.TB) Options {

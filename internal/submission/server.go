@@ -26,8 +26,9 @@ const (
 	DefaultSubmitTimeout   = 2 * time.Minute
 )
 
-// Submission is a message accepted for sending.
-type Submission struct {
+// Message is a message accepted for sending (not to be confused with store.Submission, the Sent copy
+// and outbox item that StoreBackend makes of it).
+type Message struct {
 	From  identity.Address   // the user's address (Options.Address)
 	Rcpts []identity.Address // the SMTP envelope's recipients (RCPT TO), in order, without duplicates
 	// Raw is the message as every recipient receives it: the client's bytes with Date and Message-ID
@@ -43,7 +44,7 @@ type Submission struct {
 // committed (it survives a crash from then on): the client is told 250 after it returns, and it
 // forgets the message. An error makes the client keep the message and retry later (451).
 type Backend interface {
-	Submit(ctx context.Context, s Submission) (queueID string, err error)
+	Submit(ctx context.Context, s Message) (queueID string, err error)
 }
 
 // Options configure a Server.
@@ -161,7 +162,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return errors.New("submission: server closed")
 	}
-	err := s.smtp.Serve(l)
+	err := s.smtp.Serve(ackListener{l})
 	if s.ctx.Err() != nil {
 		return nil
 	}

@@ -242,27 +242,27 @@ func (s *session) Data(r io.Reader) error {
 
 // prepare checks the message and builds the submission: From must be the user's (added if absent),
 // Date and Message-ID are added if absent (RFC 6409 §8.2, §8.3), Bcc is removed for delivery.
-func (s *session) prepare(raw []byte) (Submission, *smtp.SMTPError) {
+func (s *session) prepare(raw []byte) (Message, *smtp.SMTPError) {
 	msg, err := mail.Parse(raw)
 	if err != nil {
-		return Submission{}, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		return Message{}, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 			Message: replyText("Message header cannot be parsed: " + strings.TrimPrefix(err.Error(), "mail: "))}
 	}
 	if !mail.HasField(raw, "From") {
 		raw = mail.InsertFields(raw, mail.Field{Name: "From", Value: "<" + s.srv.own + ">"})
 	} else {
 		if len(msg.From) == 0 {
-			return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			return Message{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 				Message: "The From header field is empty: it must name your address <" + s.srv.own + ">"}
 		}
 		// RFC 5322 §3.6: exactly one From field; and a message signed by one identity has one author.
 		if len(msg.From) > 1 {
-			return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			return Message{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 				Message: replyText(fmt.Sprintf("The message names %d authors in From: write one From field with your address <%s>", len(msg.From), s.srv.own))}
 		}
 		for _, f := range msg.From {
 			if a, err := f.Tangle(); err != nil || !a.Equal(s.srv.opts.Address) {
-				return Submission{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+				return Message{}, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 					Message: replyText(fmt.Sprintf("From: <%s> is not your address: write From: <%s> (every message is signed by your identity)", f.Address, s.srv.own))}
 			}
 		}
@@ -273,7 +273,7 @@ func (s *session) prepare(raw []byte) (Submission, *smtp.SMTPError) {
 			msg = m
 		}
 	}
-	return Submission{
+	return Message{
 		From:      s.srv.opts.Address,
 		Rcpts:     append([]identity.Address(nil), s.rcpts...),
 		Raw:       mail.StripBcc(sent),

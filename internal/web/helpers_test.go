@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
@@ -48,13 +49,18 @@ func (b *fakeBackend) Progress() *api.Progress {
 	return b.progress
 }
 
-func (b *fakeBackend) Metrics() []Metric {
-	return []Metric{
-		{Name: "tanglemail_peers", Help: "Connected peers.", Type: "gauge", Value: 3},
-		{Name: "tanglemail_mailbox_messages", Help: "Messages per mailbox.", Type: "gauge", Labels: [][2]string{{"mailbox", "INBOX"}}, Value: 2},
-		{Name: "tanglemail_mailbox_messages", Help: "Messages per mailbox.", Type: "gauge", Labels: [][2]string{{"mailbox", "Grüße \"x\"\n\u2028"}}, Value: 0.5},
-		{Name: "tanglemail_inbox_filed_total", Help: "Envelopes filed.\nSecond line.", Type: "counter", Value: 1e6},
-	}
+func (b *fakeBackend) Metrics() prometheus.Gatherer {
+	reg := prometheus.NewRegistry()
+	peers := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tanglemail_peers", Help: "Connected peers."})
+	peers.Set(3)
+	mbs := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tanglemail_mailbox_messages", Help: "Messages per mailbox."},
+		[]string{"mailbox"})
+	mbs.WithLabelValues("INBOX").Set(2)
+	mbs.WithLabelValues("Grüße \"x\"\n\u2028").Set(0.5)
+	filed := prometheus.NewCounter(prometheus.CounterOpts{Name: "tanglemail_inbox_filed_total", Help: "Envelopes filed.\nSecond line."})
+	filed.Add(1e6)
+	reg.MustRegister(peers, mbs, filed)
+	return reg
 }
 
 func (b *fakeBackend) setProgress(p *api.Progress) {

@@ -64,6 +64,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -82,7 +83,7 @@ type Backend interface {
 	// it must be cheap.
 	Progress() *api.Progress
 	// Metrics are the node's counters and gauges for GET /metrics.
-	Metrics() []Metric
+	Metrics() prometheus.Gatherer
 }
 
 // Config is what New needs.

@@ -101,11 +101,11 @@ func TestHostileHTML(t *testing.T) {
 		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe plain part.\r\n" +
 		"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + strings.ReplaceAll(html, "\n", "\r\n") + "\r\n--b--\r\n"
 	ctx := context.Background()
-	inbox, err := n.Mail().MailboxByRole(ctx, store.RoleInbox)
+	inbox, err := n.Mailboxes().MailboxByRole(ctx, store.RoleInbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := n.Mail().Append(ctx, store.NewMessage{MailboxID: inbox.ID, Raw: []byte(raw)})
+	a, err := n.Mailboxes().Append(ctx, store.NewMessage{MailboxID: inbox.ID, Raw: []byte(raw)})
 	if err != nil {
 		t.Fatal(err)
 	}

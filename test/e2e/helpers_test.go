@@ -171,17 +171,17 @@ func headerValue(raw []byte, name string) string { return store.ParseHeader(raw)
 func mailbox(t *testing.T, n *testNode, role store.Role) []stored {
 	t.Helper()
 	ctx := context.Background()
-	mb, err := n.Mail().MailboxByRole(ctx, role)
+	mb, err := n.Mailboxes().MailboxByRole(ctx, role)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := n.Mail().List(ctx, mb.ID, store.ListQuery{})
+	l, err := n.Mailboxes().List(ctx, mb.ID, store.ListQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []stored
 	for _, m := range l.Messages {
-		raw, err := n.Mail().Raw(ctx, mb.ID, m.UID)
+		raw, err := n.Mailboxes().Raw(ctx, mb.ID, m.UID)
 		if errors.Is(err, store.ErrNoMessage) {
 			continue // expunged meanwhile
 		}
@@ -223,12 +223,12 @@ func waitDelivered(t *testing.T, n *testNode, subject string, d time.Duration) {
 	var last string
 	deadline := time.Now().Add(d)
 	for {
-		items, err := n.Mail().OutboxItems(ctx)
+		items, err := n.Mailboxes().OutboxItems(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, it := range items {
-			raw, err := n.Mail().OutboxRaw(ctx, it.ID)
+			raw, err := n.Mailboxes().OutboxRaw(ctx, it.ID)
 			if err != nil || headerValue(raw, "Subject") != subject {
 				continue
 			}

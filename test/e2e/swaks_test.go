@@ -91,7 +91,7 @@ func TestSwaksBadAddress(t *testing.T) {
 			}
 		}
 	}
-	items, err := alice.Mail().OutboxItems(t.Context())
+	items, err := alice.Mailboxes().OutboxItems(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
