@@ -627,7 +627,7 @@ func (s *Service) readFrom(ctx context.Context, from identity.Address, keys [][3
 	return nil
 }
 
-func (s *Service) markAllRead(ctx context.Context, outboxID int64) error {
+func (s *Service) markAllRead(ctx context.Context, outboxID store.OutboxID) error {
 	it, err := s.st.OutboxItem(ctx, outboxID)
 	if err != nil {
 		return err

@@ -246,7 +246,7 @@ func TestGroupIgnoresNonMembers(t *testing.T) {
 		t.Fatalf("bob's group row %+v, %v", row, err)
 	}
 	gid := chat.ID(row.GroupID)
-	forge := func(c *chat.Content) int64 {
+	forge := func(c *chat.Content) store.OutboxID {
 		content, err := c.Encode()
 		if err != nil {
 			t.Fatal(err)

@@ -530,7 +530,7 @@ func TestReceiptsBatched(t *testing.T) {
 	})
 	net.detach(bob.in)
 	rc := bob.id.Address().Mail()
-	var ids []int64
+	var ids []store.OutboxID
 	for i := range 5 {
 		ids = append(ids, alice.submit(t, mailFrom(alice.id, bob.id, "batch"+string(rune('a'+i)), "x\r\n"), rc))
 	}

@@ -246,7 +246,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func (nd *node) submit(t testing.TB, raw []byte, rcpts ...string) int64 {
+func (nd *node) submit(t testing.TB, raw []byte, rcpts ...string) store.OutboxID {
 	t.Helper()
 	sub, err := nd.st.Submit(testCtx(t), store.Submission{OutboxNew: store.OutboxNew{
 		From: nd.id.Address().Mail(), Rcpts: rcpts, Raw: raw,
@@ -257,7 +257,7 @@ func (nd *node) submit(t testing.TB, raw []byte, rcpts ...string) int64 {
 	return sub.OutboxID
 }
 
-func (nd *node) rcpt(t testing.TB, id int64, rcpt string) store.OutboxRcpt {
+func (nd *node) rcpt(t testing.TB, id store.OutboxID, rcpt string) store.OutboxRcpt {
 	t.Helper()
 	it, err := nd.st.OutboxItem(testCtx(t), id)
 	if err != nil {
@@ -272,7 +272,7 @@ func (nd *node) rcpt(t testing.TB, id int64, rcpt string) store.OutboxRcpt {
 	return store.OutboxRcpt{}
 }
 
-func (nd *node) waitState(t testing.TB, id int64, rcpt string, st store.RcptState, d time.Duration) store.OutboxRcpt {
+func (nd *node) waitState(t testing.TB, id store.OutboxID, rcpt string, st store.RcptState, d time.Duration) store.OutboxRcpt {
 	t.Helper()
 	var r store.OutboxRcpt
 	waitFor(t, d, fmt.Sprintf("%s: recipient %s of %d %s", nd.name, rcpt, id, st), func() bool {

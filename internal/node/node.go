@@ -488,7 +488,7 @@ func (n *Node) Progress() *api.Progress {
 func progressJobs(jobs []outbox.Job) []api.ProgressJob {
 	out := make([]api.ProgressJob, 0, len(jobs))
 	for _, j := range jobs {
-		out = append(out, api.ProgressJob{OutboxID: j.OutboxID, Recipient: j.Rcpt, Kind: j.Kind.String(), Block: j.Block,
+		out = append(out, api.ProgressJob{OutboxID: int64(j.OutboxID), Recipient: j.Rcpt, Kind: j.Kind.String(), Block: j.Block,
 			Blocks: j.Blocks, Done: j.Done, Expected: j.Expected, Started: j.Started, Finished: j.Finished})
 	}
 	slices.SortFunc(out, func(a, b api.ProgressJob) int {

@@ -69,13 +69,13 @@ type Config struct {
 
 // Job is one block being built (its proof of work ground), for status displays.
 type Job struct {
-	OutboxID int64     // the outbox item; 0 for a receipt
-	Rcpt     string    // the recipient as submitted; for a receipt, the address it goes to
-	Kind     seal.Kind // kind of the envelope in the block
-	Block    int       // which block of the recipient's bundle, 1-based
-	Blocks   int       // how many blocks the bundle has
-	Done     uint64    // hashes done so far (updated about ten times a second)
-	Expected uint64    // expected hashes (W of protocol.md §3; 0 when PoW is disabled)
+	OutboxID store.OutboxID // the outbox item; 0 for a receipt
+	Rcpt     string         // the recipient as submitted; for a receipt, the address it goes to
+	Kind     seal.Kind      // kind of the envelope in the block
+	Block    int            // which block of the recipient's bundle, 1-based
+	Blocks   int            // how many blocks the bundle has
+	Done     uint64         // hashes done so far (updated about ten times a second)
+	Expected uint64         // expected hashes (W of protocol.md §3; 0 when PoW is disabled)
 	Started  time.Time
 	Finished bool // the job ended (published or not); only in the last OnProgress call
 }
@@ -160,7 +160,7 @@ type Outbox struct {
 }
 
 type rcptKey struct {
-	id   int64
+	id   store.OutboxID
 	rcpt string
 }
 
@@ -330,7 +330,7 @@ type passResult struct {
 func (o *Outbox) pass(ctx context.Context) passResult {
 	var res passResult
 	done := map[rcptKey]bool{}
-	items := map[int64]*item{}
+	items := map[store.OutboxID]*item{}
 	for ctx.Err() == nil {
 		due, err := o.st.OutboxDue(ctx, o.now(), dueBatch)
 		if err != nil {
@@ -371,7 +371,7 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 
 // item is what the outbox needs of an outbox item, loaded once per pass.
 type item struct {
-	id       int64
+	id       store.OutboxID
 	created  time.Time
 	raw      []byte // as submitted
 	content  []byte // chat content (store.OutboxNew.Content), nil for mail
@@ -383,7 +383,7 @@ type item struct {
 	reason *mail.Reason
 }
 
-func (o *Outbox) item(ctx context.Context, id int64, items map[int64]*item) (*item, error) {
+func (o *Outbox) item(ctx context.Context, id store.OutboxID, items map[store.OutboxID]*item) (*item, error) {
 	if it, ok := items[id]; ok {
 		return it, nil
 	}
@@ -407,7 +407,7 @@ func (o *Outbox) item(ctx context.Context, id int64, items map[int64]*item) (*it
 }
 
 // work advances one due recipient as far as it can go now.
-func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[int64]*item) error {
+func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.OutboxID]*item) error {
 	it, err := o.item(ctx, r.OutboxID, items)
 	if err != nil {
 		return err
@@ -677,7 +677,7 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 // markDelivered sets store.DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
 // delivered. A Sent copy the user has since moved or deleted is left alone (StoreFlags skips UIDs that
 // are gone).
-func (o *Outbox) markDelivered(ctx context.Context, id int64) error {
+func (o *Outbox) markDelivered(ctx context.Context, id store.OutboxID) error {
 	item, err := o.st.OutboxItem(ctx, id)
 	if err != nil {
 		return err

@@ -73,7 +73,7 @@ type ChangeSubscription struct {
 
 // ChangeOutbox: an outbox recipient was enqueued or changed state, or (Read) a read receipt arrived.
 type ChangeOutbox struct {
-	OutboxID int64
+	OutboxID OutboxID
 	Rcpt     string
 	State    RcptState
 	ModSeq   uint64

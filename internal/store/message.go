@@ -23,7 +23,7 @@ type Meta struct {
 	// ViaTangle marks messages delivered through the tangle.
 	ViaTangle bool
 	// OutboxID is the outbox item this message was submitted as (its Sent copy), 0 if none.
-	OutboxID int64
+	OutboxID OutboxID
 	// EnvelopeKey is the replay key of the envelope that delivered the message (protocol.md §6), what a
 	// chat read receipt names (§10.3); nil for messages that did not come through the network.
 	EnvelopeKey []byte
@@ -294,7 +294,7 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid UID) (Message,
 		if sent.Valid {
 			m.Sent = unixZone(sent.Int64, int(sentTZ.Int64))
 		}
-		m.Meta.OutboxID = outbox.Int64
+		m.Meta.OutboxID = OutboxID(outbox.Int64)
 		return nil
 	})
 	return m, err

@@ -50,7 +50,7 @@ type OutboxNew struct {
 
 // OutboxItem is a submitted message and its recipients.
 type OutboxItem struct {
-	ID            int64
+	ID            OutboxID
 	From          string
 	Created       time.Time
 	Size          int64
@@ -61,7 +61,7 @@ type OutboxItem struct {
 
 // OutboxRcpt is one recipient's delivery state.
 type OutboxRcpt struct {
-	OutboxID    int64
+	OutboxID    OutboxID
 	Rcpt        string
 	State       RcptState
 	Attempts    int
@@ -75,6 +75,9 @@ type OutboxRcpt struct {
 	Updated     time.Time
 }
 
+// OutboxID names an outbox item (the outbox table's id). Ids are never reused.
+type OutboxID int64
+
 // Submission is a message submitted by the user (SMTP submission, web compose, chat).
 type Submission struct {
 	OutboxNew
@@ -86,7 +89,7 @@ type Submission struct {
 
 // Submitted is the outcome of Submit.
 type Submitted struct {
-	OutboxID int64
+	OutboxID OutboxID
 	Sent     Appended // zero when Duplicate and the original copy is gone
 	// Duplicate is true when the same bytes were already submitted: nothing was added, and OutboxID and
 	// Sent are the original's. A client that resubmits after a lost "250 OK" gets no second send.
@@ -150,7 +153,7 @@ func (tx *Tx) Submit(sub Submission) (Submitted, error) {
 
 // Enqueue adds an outbox item with every recipient pending. If an item with the same bytes exists,
 // it returns that item's id and duplicate=true and changes nothing.
-func (tx *Tx) Enqueue(o OutboxNew) (id int64, duplicate bool, err error) {
+func (tx *Tx) Enqueue(o OutboxNew) (id OutboxID, duplicate bool, err error) {
 	var rcpts []string
 	for _, r := range o.Rcpts {
 		r = strings.TrimSpace(r)
@@ -221,7 +224,7 @@ type RcptUpdate struct {
 }
 
 // UpdateRecipient applies u to one recipient of an outbox item and returns its new state.
-func (s *Store) UpdateRecipient(ctx context.Context, outboxID int64, rcpt string, u RcptUpdate) (OutboxRcpt, error) {
+func (s *Store) UpdateRecipient(ctx context.Context, outboxID OutboxID, rcpt string, u RcptUpdate) (OutboxRcpt, error) {
 	var r OutboxRcpt
 	err := s.Update(ctx, func(tx *Tx) (err error) {
 		r, err = tx.UpdateRecipient(outboxID, rcpt, u)
@@ -232,7 +235,7 @@ func (s *Store) UpdateRecipient(ctx context.Context, outboxID int64, rcpt string
 
 // UpdateRecipient is Store.UpdateRecipient within the transaction (e.g. to mark a recipient failed in
 // the same transaction that files the bounce in INBOX).
-func (tx *Tx) UpdateRecipient(outboxID int64, rcpt string, u RcptUpdate) (OutboxRcpt, error) {
+func (tx *Tx) UpdateRecipient(outboxID OutboxID, rcpt string, u RcptUpdate) (OutboxRcpt, error) {
 	cur, err := scanRcpt(tx.queryRow(`SELECT `+rcptCols+` FROM outbox_rcpt WHERE outbox_id = ? AND rcpt = ?`, outboxID, rcpt))
 	if err != nil {
 		return OutboxRcpt{}, err
@@ -394,7 +397,7 @@ func scanOutbox(r scanner) (OutboxItem, error) {
 }
 
 // OutboxItem returns an outbox item with its recipients.
-func (s *Store) OutboxItem(ctx context.Context, id int64) (OutboxItem, error) {
+func (s *Store) OutboxItem(ctx context.Context, id OutboxID) (OutboxItem, error) {
 	var it OutboxItem
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		it, err = scanOutbox(tx.QueryRowContext(ctx, `SELECT `+outboxCols+`
@@ -442,7 +445,7 @@ func (s *Store) OutboxItems(ctx context.Context) ([]OutboxItem, error) {
 }
 
 // OutboxContent returns an outbox item's Content (OutboxNew.Content), nil if it has none.
-func (s *Store) OutboxContent(ctx context.Context, id int64) ([]byte, error) {
+func (s *Store) OutboxContent(ctx context.Context, id OutboxID) ([]byte, error) {
 	var c []byte
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT content FROM outbox WHERE id = ?`, id).Scan(&c)
@@ -460,7 +463,7 @@ func (s *Store) OutboxContent(ctx context.Context, id int64) ([]byte, error) {
 // MarkRecipientRead records that a recipient has read the message (a chat read receipt, protocol.md
 // §10.3). It reports false if it was recorded before. The recipient's state is not changed (a read
 // receipt may overtake the delivery receipt); a change is broadcast so views can update.
-func (tx *Tx) MarkRecipientRead(outboxID int64, rcpt string) (bool, error) {
+func (tx *Tx) MarkRecipientRead(outboxID OutboxID, rcpt string) (bool, error) {
 	res, err := tx.exec(`UPDATE outbox_rcpt SET read_at = ? WHERE outbox_id = ? AND rcpt = ? AND read_at IS NULL`,
 		tx.s.now().UnixMilli(), outboxID, rcpt)
 	if err != nil {
@@ -482,7 +485,7 @@ func (tx *Tx) MarkRecipientRead(outboxID int64, rcpt string) (bool, error) {
 }
 
 // OutboxRaw returns the bytes of an outbox item's message.
-func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
+func (s *Store) OutboxRaw(ctx context.Context, id OutboxID) ([]byte, error) {
 	var raw []byte
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var h, t []byte
@@ -502,7 +505,7 @@ func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
 
 // DeleteOutboxItem removes an outbox item and its recipients (e.g. once all are final and old). The
 // Sent copy is not touched.
-func (s *Store) DeleteOutboxItem(ctx context.Context, id int64) error {
+func (s *Store) DeleteOutboxItem(ctx context.Context, id OutboxID) error {
 	return s.Update(ctx, func(tx *Tx) error {
 		var bodyID int64
 		err := tx.queryRow(`SELECT body_id FROM outbox WHERE id = ?`, id).Scan(&bodyID)

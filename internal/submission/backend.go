@@ -68,5 +68,5 @@ func (b StoreBackend) Submit(ctx context.Context, s Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return strconv.FormatInt(r.OutboxID, 10), nil
+	return strconv.FormatInt(int64(r.OutboxID), 10), nil
 }

@@ -34,7 +34,8 @@ func TestStoreBackend(t *testing.T) {
 	if !ok {
 		t.Fatalf("reply %q", reply)
 	}
-	id, err := strconv.ParseInt(idText, 10, 64)
+	n, err := strconv.ParseInt(idText, 10, 64)
+	id := store.OutboxID(n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -559,7 +559,7 @@ func (s *Server) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]api.OutboxItem, 0, len(items))
 	for _, it := range items {
-		j := api.OutboxItem{ID: it.ID, Created: it.Created.UTC(), Recipients: []api.OutboxRecipient{}}
+		j := api.OutboxItem{ID: int64(it.ID), Created: it.Created.UTC(), Recipients: []api.OutboxRecipient{}}
 		j.Subject = s.outboxSubject(ctx, it)
 		for _, rc := range it.Rcpts {
 			j.Recipients = append(j.Recipients, api.OutboxRecipient{Address: rc.Rcpt, State: string(rc.State), Error: rc.LastError})

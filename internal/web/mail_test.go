@@ -513,7 +513,7 @@ func TestSend(t *testing.T) {
 
 	// The outbox holds it, each recipient once.
 	items, err := e.store.OutboxItems(ctxT(t))
-	if err != nil || len(items) != 1 || items[0].ID != got.OutboxID {
+	if err != nil || len(items) != 1 || int64(items[0].ID) != got.OutboxID {
 		t.Fatalf("outbox %+v %v", items, err)
 	}
 	var rcpts []string
