@@ -73,6 +73,7 @@ type cmdConn struct {
 	depth     int    // open parentheses of the current command
 	cont      int    // lines to pass on as continuations (IDLE's DONE, an AUTHENTICATE response)
 	bad       int    // bad commands before login
+	curTag    string // tag of the command passed to go-imap, until a BAD for it is counted
 	command   string // name of the last command passed to go-imap ("LSUB", "UID FETCH")
 }
 
@@ -90,6 +91,10 @@ func newCmdConn(c net.Conn) *cmdConn {
 func (c *cmdConn) Write(b []byte) (int, error) {
 	if c.awaitCont.Load() && (bytes.HasPrefix(b, []byte("+")) || bytes.Contains(b, []byte("\n+"))) {
 		c.contSeen.Store(true)
+	}
+	if c.curTag != "" && bytes.Contains(b, []byte(c.curTag+" BAD ")) && !c.authed() {
+		c.bad++ // as Dovecot's imap-login: every BAD before login counts
+		c.curTag = ""
 	}
 	if c.capRewrite.Load() && bytes.Contains(b, []byte("CAPABILITY")) {
 		n := len(b)
@@ -244,6 +249,10 @@ func (c *cmdConn) next() error {
 		return nil
 	}
 
+	if c.bad >= maxBadCommands && !c.authed() {
+		c.writeLines("* BYE Too many invalid commands\r\n")
+		return io.EOF
+	}
 	c.cmdBytes, c.depth = len(line), 0
 	if body == "" && !long {
 		return nil // an empty line: ignored
@@ -304,7 +313,7 @@ func (c *cmdConn) next() error {
 			return c.reject(tag, "BAD [CLIENTBUG] Unknown search key or bad argument: "+strconv.Quote(key), body)
 		}
 	}
-	c.command = name
+	c.command, c.curTag = name, tag
 	c.pass(line, body)
 	return nil
 }
@@ -332,6 +341,9 @@ func (c *cmdConn) pass(line []byte, body string) {
 // ends it (and the lines of the command that follow). A synchronising literal is never sent: the
 // client waits for a "+" that does not come.
 func (c *cmdConn) reject(tag, resp, body string) error {
+	if strings.HasPrefix(resp, "BAD") && !c.authed() && !strings.Contains(resp, "Unknown command") {
+		c.bad++
+	}
 	c.skipLiteral(body)
 	c.inCommand, c.cmdBytes, c.depth, c.cont = false, 0, 0, 0
 	c.writeLines(tag + " " + resp + "\r\n")

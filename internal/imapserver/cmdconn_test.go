@@ -214,3 +214,16 @@ func TestCmdConnGone(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Every BAD before login counts, as in Dovecot's imap-login: after three, BYE.
+func TestBadCommandsBeforeLoginEndConnection(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.raw(t)
+	r.expect("BAD", "", "SELECT INBOX")
+	r.expect("BAD", "", "LOGIN")
+	r.expect("BAD", "", "FETCH 1 FLAGS")
+	r.send("NOOP")
+	if line := r.readLine(); !strings.HasPrefix(line, "* BYE") {
+		t.Errorf("after three bad commands: %q", line)
+	}
+}

@@ -392,6 +392,63 @@ func TestDovecotDifferential(t *testing.T) {
 	}
 }
 
+// preauthScript runs before login (tags only; the third unknown command ends both connections).
+var preauthScript = []imapLine{
+	{"CAPABILITY", ""},
+	{"NOOP", ""},
+	{"ID NIL", ""},
+	{"SELECT INBOX", ""},
+	{"LIST \"\" *", ""},
+	{"AUTHENTICATE BOGUS", ""},
+	{"LOGIN", ""},
+	{"XYZZY", ""},
+	{"ENABLE IMAP4rev2", ""},
+}
+
+func TestDovecotDifferentialNotAuthenticated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	dovecot := startDovecot(t, "dovecot-reference")
+	ts := newTestServer(t)
+	dial := func(addr string) *scriptConn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		sc := &scriptConn{t: t, c: c, br: bufio.NewReader(c)}
+		sc.readLine()
+		return sc
+	}
+	ours, ref := dial(ts.addr), dial(dovecot)
+	for i, l := range preauthScript {
+		tag := fmt.Sprintf("p%d", i)
+		_, got := ours.run(tag, l.cmd)
+		_, want := ref.run(tag, l.cmd)
+		report := t.Errorf
+		if why, ok := knownDifferences["preauth "+l.cmd]; ok {
+			report = func(format string, args ...any) {
+				t.Logf("known difference (%s): "+format, append([]any{why}, args...)...)
+			}
+		}
+		// Dovecot answers the third bad command with BYE, this server with BAD and then BYE.
+		if kind(got) == "BYE" || kind(want) == "BYE" {
+			if kind(want) == "BYE" && kind(got) == "BAD" {
+				_, got = ours.run(tag+"b", "NOOP")
+			}
+			if kind(got) != kind(want) {
+				report("before login, %s: ours %q, Dovecot %q", l.cmd, got, want)
+			}
+			return
+		}
+		if kind(got) != kind(want) {
+			report("before login, %s: ours %q, Dovecot %q", l.cmd, got, want)
+		}
+	}
+	t.Error("no BYE after the bad commands")
+}
+
 func kind(status string) string {
 	k, _, _ := strings.Cut(status, " ")
 	return k

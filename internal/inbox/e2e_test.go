@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -643,4 +645,50 @@ func TestChunksSurviveRestart(t *testing.T) {
 	if raws, _ := bob.mailbox(t, store.RoleInbox); len(raws) != 1 {
 		t.Fatalf("bob's INBOX: %d messages after the copies", len(raws))
 	}
+}
+
+// TestCancelledNotLogged: a block whose handling is cut short by a cancelled context (the node
+// stopping, a normal SIGTERM) logs no WARN or ERROR line, files nothing, and is filed when handled
+// again (the node's rescan at the next start).
+func TestCancelledNotLogged(t *testing.T) {
+	net, clk, dir := newNetwork(tangle.BenchNet), newClock(), t.TempDir()
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	alice := startNode(t, net, clk, "alice", newIdentity(t, 1, 8), dir)
+	bob := startNode(t, net, clk, "bob", newIdentity(t, 2, 0), dir, func(_ *outbox.Config, i *inbox.Config) {
+		i.Logger = log
+	})
+	net.detach(bob.in) // bob sees only what the test hands him
+	id := alice.submit(t, mailFrom(alice.id, bob.id, "cancelled", "hello\r\n"), bob.id.Address().Mail())
+	r := alice.waitState(t, id, bob.id.Address().Mail(), store.RcptPublished, wait)
+	blk := findBlock(t, net, r.BlockIDs[0])
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := bob.in.Process(cancelled, blk); got == inbox.Filed {
+		t.Fatalf("filed with a cancelled context")
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if strings.Contains(out, "level=ERROR") || strings.Contains(out, "level=WARN") {
+		t.Errorf("a cancelled context was logged as a failure:\n%s", out)
+	}
+	if got := bob.in.Process(testCtx(t), blk); got != inbox.Filed {
+		t.Fatalf("handled again: %v, want filed", got)
+	}
+	if raws, _ := bob.mailbox(t, store.RoleInbox); len(raws) != 1 {
+		t.Fatalf("bob's INBOX has %d messages, want 1", len(raws))
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

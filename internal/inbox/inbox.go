@@ -371,7 +371,7 @@ func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opene
 			return Rejected
 		default:
 			in.c.failed.Add(1)
-			in.log.Error("inbox: open", "block", b.ID().Short(), "err", err)
+			in.logFailure(ctx, "inbox: open", "block", b.ID().Short(), "err", err)
 			return Failed
 		}
 	}
@@ -426,7 +426,7 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		if in.onRcpt != nil {
 			if err := in.onRcpt.HandleReceipt(ctx, m.Sender, keys); err != nil {
 				in.c.failed.Add(1)
-				in.log.Error("inbox: handling receipt", "block", b.ID().Short(), "err", err)
+				in.logFailure(ctx, "inbox: handling receipt", "block", b.ID().Short(), "err", err)
 				return Failed
 			}
 		}
@@ -435,6 +435,17 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		in.c.ignored.Add(1)
 		return Ignored
 	}
+}
+
+// logFailure logs a failure to handle a block at ERROR, unless ctx is cancelled: then the node is
+// stopping (a normal SIGTERM), the failure is that cancellation, and the block is handled again at the
+// next start (the node's rescan), so DEBUG suffices.
+func (in *Inbox) logFailure(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() != nil {
+		in.log.Debug(msg, args...)
+		return
+	}
+	in.log.Error(msg, args...)
 }
 
 // file files a message exactly once (DeliverOnce claims the replay key in the filing transaction) and
@@ -449,7 +460,7 @@ func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identit
 	})
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: filing", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: filing", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	in.receipt(me, m.Sender, m.ReplayKey, ttl)
@@ -479,7 +490,7 @@ func (in *Inbox) fileChat(ctx context.Context, b *tangle.Block, me *identity.Ide
 		return Rejected
 	case err != nil:
 		in.c.failed.Add(1)
-		in.log.Error("inbox: filing chat", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: filing chat", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	if ack {
@@ -506,7 +517,7 @@ func (in *Inbox) piece(ctx context.Context, b *tangle.Block, me *identity.Identi
 	seen, err := in.st.SeenReplayKey(ctx, store.ReplayKey(m.ReplayKey))
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: replay check", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: replay check", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	if seen {
@@ -527,7 +538,7 @@ func (in *Inbox) piece(ctx context.Context, b *tangle.Block, me *identity.Identi
 	}
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: keeping a chunk", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: keeping a chunk", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	in.c.pieces.Add(1)
@@ -579,7 +590,7 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 		in.c.piecesDropped.Add(uint64(len(pieces)))
 		in.log.Debug("inbox: chunked message discarded", "block", b.ID().Short(), "err", err)
 		if rerr := in.pieces.remove(ctx, sender, msgid); rerr != nil {
-			in.log.Error("inbox: removing chunks", "err", rerr)
+			in.logFailure(ctx, "inbox: removing chunks", "err", rerr)
 		}
 		return Rejected
 	}
@@ -610,11 +621,11 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 	})
 	if err != nil {
 		in.c.failed.Add(1)
-		in.log.Error("inbox: filing a chunked message", "block", b.ID().Short(), "err", err)
+		in.logFailure(ctx, "inbox: filing a chunked message", "block", b.ID().Short(), "err", err)
 		return Failed
 	}
 	if err := in.pieces.remove(ctx, sender, msgid); err != nil {
-		in.log.Error("inbox: removing chunks", "err", err)
+		in.logFailure(ctx, "inbox: removing chunks", "err", err)
 	}
 	if me != nil {
 		in.receipt(me, senderAddr, manifest.replayKey, in.params.DefaultMailTTL)

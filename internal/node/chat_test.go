@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
 // nodeAPI is a client of a node's HTTP API (docs/api.md), authenticated with the node's password.
@@ -327,6 +330,20 @@ func TestMetricsEndpoint(t *testing.T) {
 		f := fams[name]
 		if f == nil || f.GetType() != typ || len(f.Metric) == 0 {
 			t.Errorf("metric %s: %v, want a %v", name, f, typ)
+		}
+	}
+	// tanglemail_build_info: 1, with the build's figures as labels, as `tanglemail version` prints them.
+	if bi := fams["tanglemail_build_info"].GetMetric(); len(bi) != 1 || bi[0].GetGauge().GetValue() != 1 {
+		t.Errorf("tanglemail_build_info: %v", bi)
+	} else {
+		v, got := version.Get(), map[string]string{}
+		for _, l := range bi[0].Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		want := map[string]string{"version": v.Version, "commit": v.Commit, "go_version": v.GoVersion,
+			"protocol": strconv.Itoa(v.Protocol), "network": n.cfg.Network.Name}
+		if !maps.Equal(got, want) {
+			t.Errorf("tanglemail_build_info labels %v, want %v", got, want)
 		}
 	}
 	labels := func(name, label string) map[string]float64 {

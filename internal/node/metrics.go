@@ -1,21 +1,28 @@
 package node
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tanglemail/tanglemail/internal/metrics"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/version"
 )
 
-// newRegistry is the node's metrics registry for GET /metrics: its uptime, the p2p layer's status, and
+// newRegistry is the node's metrics registry for GET /metrics: its build (tanglemail_build_info), its uptime, the p2p layer's status, and
 // the collectors declared by the engines and the store, which count them. Each node has its own
 // registry, so that several nodes in one process (devnet, tests) do not mix their counts. The metrics
 // count blocks, envelopes and messages, never what is in them or whom they are for.
 func (n *Node) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	v := version.Get()
 	reg.MustRegister(
+		metrics.Gauge("build_info", "Always 1; the labels say which build runs, with the protocol version and the network.",
+			func() float64 { return 1 },
+			"version", v.Version, "commit", v.Commit, "go_version", v.GoVersion, "protocol", strconv.Itoa(v.Protocol),
+			"network", n.cfg.Network.Name),
 		metrics.Gauge("uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(n.started).Seconds() }),
 		p2pCollector{n.net},
 		n.mail.Collector(),

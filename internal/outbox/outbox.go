@@ -667,7 +667,7 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		o.mu.Unlock()
 		o.log.Info("outbox: delivered", "outbox", r.OutboxID)
 		o.log.Debug("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
-		if err := o.markDelivered(ctx, r.OutboxID); err != nil {
+		if err := o.markDelivered(ctx, r.OutboxID); err != nil && ctx.Err() == nil {
 			o.log.Warn("outbox: could not mark the Sent copy delivered", "outbox", r.OutboxID, "err", err)
 		}
 	}

@@ -108,9 +108,9 @@ type Limits struct {
 	RedialWindow     time.Duration
 	RedialBackoffMax time.Duration
 	DialTimeout      time.Duration // one re-dial
-	// Liveness: every connected peer is pinged (libp2p ping) every PingInterval; a ping unanswered
-	// within PingTimeout closes the connection, so a dead link is noticed within PingInterval +
-	// PingTimeout, over TCP and QUIC alike.
+	// Liveness: every connected peer is pinged (libp2p ping) every PingInterval, and a connection from
+	// which no byte at all has arrived for PingTimeout is closed: a dead link is noticed within
+	// PingTimeout + 1 s, over TCP and QUIC alike.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
 }
@@ -151,7 +151,7 @@ func DefaultLimits() Limits {
 		RedialBackoffMax:     5 * time.Second,
 		DialTimeout:          5 * time.Second,
 		PingInterval:         2 * time.Second,
-		PingTimeout:          5 * time.Second,
+		PingTimeout:          6 * time.Second,
 	}
 }
 

@@ -70,10 +70,11 @@ func (n *Node) maintain(ctx context.Context) {
 		case now := <-tick.C:
 			n.bw.sample(now)
 			n.redialRound(now)
-			if now.Sub(lastPing) >= n.lim.PingInterval {
+			ping := now.Sub(lastPing) >= n.lim.PingInterval
+			if ping {
 				lastPing = now
-				n.pingRound()
 			}
+			n.pingRound(ping)
 			if now.Sub(lastAE) >= n.lim.AntiEntropyInterval {
 				lastAE = now
 				if ps := n.caughtUpPeers(); len(ps) > 0 {

@@ -19,7 +19,7 @@
 // re-dials its bootstrap peers and its Limits.RedialPeers most recently seen peers whenever they are
 // not connected (back-off 1 s doubling to Limits.RedialBackoffMax, 5 s, past libp2p's own back-off;
 // reset when a link comes back or the local network changes), and pings every connected peer every
-// Limits.PingInterval, closing a link whose ping is unanswered within Limits.PingTimeout. A block
+// Limits.PingInterval, closing a link from which nothing has arrived for Limits.PingTimeout. A block
 // published while its shard's mesh is empty is announced to the connected peers.
 //
 // # Gossip

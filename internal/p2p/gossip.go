@@ -334,7 +334,10 @@ func (n *Node) validator(shard uint32) pubsub.ValidatorEx {
 			n.ctr.gossipDuplicate.Add(1)
 			return pubsub.ValidationIgnore
 		}
-		added, err := n.store.Put(ctx, b)
+		// Not the validator's ctx: if GossipSub's validation timeout ended the wait after the block was
+		// handed to the writer, the block could be stored without being marked seen or handed to
+		// OnBlock, and nothing would fetch it again (Has is true). The wait ends only with the node.
+		added, err := n.store.Put(n.ctx, b)
 		if err != nil {
 			n.ctr.gossipStoreErrors.Add(1)
 			n.log.Error("p2p: store put failed", "block", id.Short(), "err", err)

@@ -27,10 +27,11 @@ import (
 //     libp2p's own dial back-off (which grows to minutes) is bypassed for these dials.
 //   - Every back-off is reset, and a round dialled at once, when a link comes back (any peer connects)
 //     or the local network changes (the interfaces' names, flags and addresses, polled every second).
-//   - A dead link is noticed within Limits.PingInterval + Limits.PingTimeout (7 s): every connected
-//     peer is pinged with libp2p's ping protocol, and a ping unanswered while nothing else arrived from
-//     the peer either closes the connection, so nothing is published into a link that is gone and the
-//     re-dialling starts. (A loaded machine may answer late; bytes from the peer prove the link.)
+//   - A dead link is noticed within Limits.PingTimeout + 1 s (7 s): every connected peer is pinged
+//     with libp2p's ping protocol every Limits.PingInterval, so a live one keeps sending bytes, and a
+//     connection from which nothing at all has arrived for PingTimeout is closed, so nothing is
+//     published into a link that is gone and the re-dialling starts. Any bytes count, not only ping
+//     answers, so a busy peer that answers pings late keeps its link.
 //
 // A re-dial that connects is followed by the usual catch-up from the last contact, so what was published
 // on either side during the partition crosses within seconds of the link's return.
@@ -230,10 +231,27 @@ func (n *Node) redialRound(now time.Time) {
 	n.redial.keep(keep)
 }
 
-// pingRound pings every connected peer that has no ping in flight, and closes the connections of those
-// that do not answer within Limits.PingTimeout.
-func (n *Node) pingRound() {
+// pingRound closes the connections of peers from which nothing has arrived for Limits.PingTimeout
+// (counted from the connect), and, when sendPings is true, pings every connected peer that has no ping in
+// flight. A live peer answers, so its bytes keep arriving even when nothing else is sent; the ping's own
+// result does not matter. Run every second, it notices a dead link within PingTimeout + 1 s.
+func (n *Node) pingRound(sendPings bool) {
 	for _, p := range n.connectedPeers() {
+		quiet := n.bw.heardFrom(p)
+		n.mu.Lock()
+		if ps := n.peers[p]; ps != nil {
+			quiet = min(quiet, time.Since(ps.since))
+		}
+		n.mu.Unlock()
+		if quiet > n.lim.PingTimeout {
+			n.ctr.deadLinks.Add(1)
+			n.log.Info("p2p: nothing heard from peer; closing the link", "peer", p.String(), "quiet", quiet.Round(time.Millisecond))
+			n.spawn(func() { _ = n.host.Network().ClosePeer(p) })
+			continue
+		}
+		if !sendPings {
+			continue
+		}
 		n.redial.mu.Lock()
 		busy := n.redial.pinging[p]
 		n.redial.pinging[p] = true
@@ -249,28 +267,10 @@ func (n *Node) pingRound() {
 			}()
 			ctx, cancel := context.WithTimeout(n.ctx, n.lim.PingTimeout)
 			defer cancel()
-			var res ping.Result
 			select {
-			case r, ok := <-ping.Ping(ctx, n.host, p):
-				if !ok {
-					return
-				}
-				res = r
+			case <-ping.Ping(ctx, n.host, p):
 			case <-ctx.Done():
-				res.Error = ctx.Err()
 			}
-			if res.Error == nil || n.ctx.Err() != nil || !n.isConnected(p) {
-				return
-			}
-			// A slow answer on a busy machine is not a dead link: bytes that arrived from the peer
-			// within the timeout show the link is alive.
-			if n.bw.heardFrom(p) < n.lim.PingTimeout {
-				n.log.Debug("p2p: ping unanswered, but the peer is sending; keeping the link", "peer", p.String())
-				return
-			}
-			n.ctr.deadLinks.Add(1)
-			n.log.Info("p2p: peer does not answer pings; closing the link", "peer", p.String(), "err", res.Error)
-			_ = n.host.Network().ClosePeer(p)
 		})
 	}
 }

@@ -246,7 +246,7 @@ func (n *Node) fetch(ctx context.Context, p peer.ID, ids []tangle.ID) ([]*tangle
 	if len(valid) == 0 {
 		return nil, nil
 	}
-	added, err := n.store.Put(ctx, valid...)
+	added, err := n.store.Put(n.ctx, valid...) // not ctx: see the validator's Put
 	if err != nil {
 		return nil, fmt.Errorf("p2p: store: %w", err)
 	}

@@ -9,8 +9,9 @@ import (
 )
 
 // TestPartitionHeal: two halves are cut apart (connections closed, each side refusing the other), blocks
-// are published on both sides, then the cut is healed through just two cross links: every node ends up
-// with every block, including nodes with no cross link (catch-up, announcements, anti-entropy).
+// are published on both sides, then the cut is healed through two new cross links (and the re-dialler
+// restores the two earlier ones): every node ends up with every block, including nodes with no cross link
+// (catch-up, announcements, anti-entropy).
 func TestPartitionHeal(t *testing.T) {
 	params := tangle.BenchNet
 	c := newCluster(t, 8, params, tcpOnly)

@@ -162,7 +162,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return errors.New("submission: server closed")
 	}
-	err := s.smtp.Serve(l)
+	err := s.smtp.Serve(ackListener{l})
 	if s.ctx.Err() != nil {
 		return nil
 	}
