@@ -141,10 +141,10 @@ func (s *Service) Direct(ctx context.Context, peer string) (Conversation, error)
 }
 
 func (s *Service) ensureDirect(tx *store.Tx, id ID, peer identity.Address) error {
-	if _, err := tx.Conversation(id.String()); err == nil || !errors.Is(err, store.ErrNoConversation) {
+	if _, err := tx.Conversation(convID(id)); err == nil || !errors.Is(err, store.ErrNoConversation) {
 		return err // PutConversation keeps kinds apart; GroupConversationID keeps ids apart
 	}
-	return tx.PutConversation(store.Conversation{ID: id.String(), Kind: KindDirect, Peer: peer.Mail()})
+	return tx.PutConversation(store.Conversation{ID: convID(id), Kind: KindDirect, Peer: peer.Mail()})
 }
 
 // CreateGroup makes a group with the user and members (petnames or addresses) and sends its create
@@ -313,7 +313,7 @@ func (s *Service) change(ctx context.Context, c *Content, create bool) error {
 // submit files the user's text or change in Chats and, with recipients, enqueues it in the outbox.
 func (s *Service) submit(tx *store.Tx, content []byte, l *letter, rcpts []string, sent time.Time) error {
 	raw := l.render()
-	meta := store.Meta{ConversationID: l.Conversation.String()}
+	meta := store.Meta{ConversationID: convID(l.Conversation)}
 	if len(rcpts) == 0 {
 		_, err := tx.Append(store.NewMessage{MailboxID: s.chatsID, Raw: raw, Flags: store.Flags{System: store.FlagSeen}, Meta: meta})
 		return err
@@ -334,7 +334,7 @@ func (s *Service) submit(tx *store.Tx, content []byte, l *letter, rcpts []string
 // while unknown.
 func (s *Service) recordChange(tx *store.Tx, c *Content, content []byte, author identity.Address, sent time.Time) (*State, error) {
 	conv := GroupConversationID(c.Conversation).String()
-	_, err := tx.AddConversationChange(conv, store.ConversationChange{
+	_, err := tx.AddConversationChange(store.ConversationID(conv), store.ConversationChange{
 		Sent: sent, AuthorKey: author.Key, MessageID: c.Message[:], Author: author.Mail(), Content: content,
 	})
 	if err != nil {
@@ -344,7 +344,7 @@ func (s *Service) recordChange(tx *store.Tx, c *Content, content []byte, author 
 	if err != nil {
 		return nil, err
 	}
-	row := store.Conversation{ID: conv, Kind: KindGroup, GroupID: c.Conversation[:], Updated: sent}
+	row := store.Conversation{ID: store.ConversationID(conv), Kind: KindGroup, GroupID: c.Conversation[:], Updated: sent}
 	if st != nil {
 		row.Name, row.State = st.Name, EncodeState(st)
 	}
@@ -356,7 +356,7 @@ func (s *Service) recordChange(tx *store.Tx, c *Content, content []byte, author 
 
 // foldTx computes a group's state from its stored changes.
 func (s *Service) foldTx(tx *store.Tx, conv string) (*State, error) {
-	rows, err := tx.ConversationChanges(conv)
+	rows, err := tx.ConversationChanges(store.ConversationID(conv))
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func (s *Service) Send(ctx context.Context, id, text string) (Message, error) {
 	msgID := NewID()
 	var uid store.UID
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		conv, err := tx.Conversation(id)
+		conv, err := tx.Conversation(store.ConversationID(id))
 		if errors.Is(err, store.ErrNoConversation) {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
@@ -456,13 +456,13 @@ func (s *Service) Send(ctx context.Context, id, text string) (Message, error) {
 		raw := l.render()
 		sub, err := tx.Submit(store.Submission{
 			OutboxNew: store.OutboxNew{From: s.me.Mail(), Rcpts: rcpts, Raw: raw, Content: content, Created: now},
-			MailboxID: s.chatsID, Received: now, Meta: store.Meta{ConversationID: id},
+			MailboxID: s.chatsID, Received: now, Meta: store.Meta{ConversationID: store.ConversationID(id)},
 		})
 		if err != nil {
 			return err
 		}
 		uid = sub.Sent.UID
-		return tx.TouchConversation(id, now)
+		return tx.TouchConversation(store.ConversationID(id), now)
 	})
 	if err != nil {
 		return Message{}, err
@@ -535,7 +535,7 @@ func (s *Service) HandleChat(ctx context.Context, me *identity.Identity, m *seal
 			flags.System = store.FlagSeen // events do not count as unread
 		default: // a group text: only from a member of a group this node knows (protocol.md §10.3).
 			// One that overtook the group's create is not receipted, so its sender sends it again.
-			row, err := tx.Conversation(conv.String())
+			row, err := tx.Conversation(convID(conv))
 			if errors.Is(err, store.ErrNoConversation) {
 				return errNotFiled
 			}
@@ -557,14 +557,14 @@ func (s *Service) HandleChat(ctx context.Context, me *identity.Identity, m *seal
 		}
 		_, err = tx.Append(store.NewMessage{
 			MailboxID: s.chatsID, Raw: l.render(), Flags: flags, Received: s.now(),
-			Meta: store.Meta{SenderVerified: m.Sender.Mail(), ConversationID: conv.String(), ViaTangle: true,
+			Meta: store.Meta{SenderVerified: m.Sender.Mail(), ConversationID: convID(conv), ViaTangle: true,
 				EnvelopeKey: m.ReplayKey[:]},
 		})
 		if err != nil {
 			return err
 		}
 		filed, ack = true, true
-		return tx.TouchConversation(conv.String(), m.Sent)
+		return tx.TouchConversation(convID(conv), m.Sent)
 	})
 	if errors.Is(err, errNotFiled) {
 		s.log.Debug("chat: group text from a non-member or for an unknown group ignored", "conversation", conv)
@@ -578,7 +578,7 @@ var errNotFiled = errors.New("chat: not filed")
 
 // typingFrom pushes a typing event if the sender may write to the conversation.
 func (s *Service) typingFrom(ctx context.Context, conv ID, from identity.Address) {
-	row, err := s.st.Conversation(ctx, conv.String())
+	row, err := s.st.Conversation(ctx, convID(conv))
 	if err != nil {
 		return // an unknown conversation: nothing to show it in
 	}
@@ -656,7 +656,7 @@ func (s *Service) row(ctx context.Context, id string) (ID, store.Conversation, e
 	if err != nil {
 		return cid, store.Conversation{}, err
 	}
-	row, err := s.st.Conversation(ctx, id)
+	row, err := s.st.Conversation(ctx, store.ConversationID(id))
 	if errors.Is(err, store.ErrNoConversation) {
 		return cid, row, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -669,7 +669,7 @@ func (s *Service) MarkRead(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unseen, err := s.st.ConversationUnseen(ctx, s.chatsID, id)
+	unseen, err := s.st.ConversationUnseen(ctx, s.chatsID, store.ConversationID(id))
 	if err != nil || len(unseen) == 0 {
 		return err
 	}
@@ -766,3 +766,6 @@ func (s *Service) sendNote(to identity.Address, c *Content, ttl uint32) {
 		}
 	})
 }
+
+// convID is a conversation's id as the store keys it (32 hex digits).
+func convID(id ID) store.ConversationID { return store.ConversationID(id.String()) }

@@ -241,7 +241,7 @@ func TestGroupIgnoresNonMembers(t *testing.T) {
 		c, err := bob.chat.Conversation(ctx, g.ID)
 		return err == nil && len(c.Members) == 2
 	})
-	row, err := bob.st.Conversation(ctx, g.ID)
+	row, err := bob.st.Conversation(ctx, store.ConversationID(g.ID))
 	if err != nil || len(row.GroupID) != chat.IDSize || g.ID != chat.GroupConversationID(chat.ID(row.GroupID)).String() {
 		t.Fatalf("bob's group row %+v, %v", row, err)
 	}

@@ -72,11 +72,11 @@ func (s *Service) Conversation(ctx context.Context, id string) (Conversation, er
 	if err != nil {
 		return Conversation{}, err
 	}
-	return s.view(ctx, r, counts[id], s.names(ctx))
+	return s.view(ctx, r, counts[store.ConversationID(id)], s.names(ctx))
 }
 
 func (s *Service) view(ctx context.Context, r store.Conversation, n store.ConversationCounts, names map[string]string) (Conversation, error) {
-	c := Conversation{ID: r.ID, Kind: r.Kind, Unread: n.Unseen, Updated: r.Updated, Members: []Member{}}
+	c := Conversation{ID: string(r.ID), Kind: r.Kind, Unread: n.Unseen, Updated: r.Updated, Members: []Member{}}
 	if r.Kind == KindDirect {
 		c.Peer = r.Peer
 		peer := s.member(r.Peer, names)
@@ -115,7 +115,7 @@ func (s *Service) History(ctx context.Context, id string, before store.UID, limi
 	if limit <= 0 {
 		limit = 100
 	}
-	uids, _, err := s.st.ConversationUIDs(ctx, s.chatsID, id, before, limit)
+	uids, _, err := s.st.ConversationUIDs(ctx, s.chatsID, store.ConversationID(id), before, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (s *Service) message(ctx context.Context, uid store.UID, names map[string]s
 	if err != nil {
 		return Message{}, err
 	}
-	m := Message{ID: l.Message.String(), Conversation: sm.Meta.ConversationID, UID: uid, Kind: "text", Text: l.Text,
+	m := Message{ID: l.Message.String(), Conversation: string(sm.Meta.ConversationID), UID: uid, Kind: "text", Text: l.Text,
 		Sent: l.Sent, Seen: sm.Flags.System&store.FlagSeen != 0}
 	if m.Sent.IsZero() {
 		m.Sent = sm.Received
@@ -339,7 +339,7 @@ func (s *Service) run(ctx context.Context) error {
 					status[it.SentUID] = true
 				}
 			case store.ChangeConversation:
-				convs[c.ID] = true
+				convs[string(c.ID)] = true
 			case store.ChangeExpunge:
 				if c.MailboxID == s.chatsID {
 					s.emit(Event{Type: "resync"})

@@ -82,7 +82,7 @@ type ChangeOutbox struct {
 
 // ChangeConversation: a chat conversation was created or changed (name, members).
 type ChangeConversation struct {
-	ID     string
+	ID     ConversationID
 	ModSeq uint64
 }
 

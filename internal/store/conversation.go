@@ -11,10 +11,13 @@ import (
 // ErrNoConversation is returned for a conversation id the store does not know.
 var ErrNoConversation = errors.New("store: no such conversation")
 
+// ConversationID names a chat conversation: 32 hex digits (chat derives it, protocol.md §10.3).
+type ConversationID string
+
 // Conversation is a chat conversation as the store keeps it. The store does not interpret Peer or
 // State; the chat layer does (protocol.md §10.3).
 type Conversation struct {
-	ID      string // 32 hex digits
+	ID      ConversationID
 	Kind    string // "direct" or "group"
 	Peer    string // direct: the other party's address
 	GroupID []byte // group: its id on the wire (protocol.md §10.3)
@@ -86,7 +89,7 @@ func (tx *Tx) PutConversation(c Conversation) error {
 }
 
 // TouchConversation moves a conversation's Updated time forward to t (a new message).
-func (tx *Tx) TouchConversation(id string, t time.Time) error {
+func (tx *Tx) TouchConversation(id ConversationID, t time.Time) error {
 	_, err := tx.exec(`UPDATE conversation SET updated = max(updated, ?) WHERE id = ?`, t.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("store: touch conversation: %w", err)
@@ -95,12 +98,12 @@ func (tx *Tx) TouchConversation(id string, t time.Time) error {
 }
 
 // Conversation returns a conversation within the transaction.
-func (tx *Tx) Conversation(id string) (Conversation, error) {
+func (tx *Tx) Conversation(id ConversationID) (Conversation, error) {
 	return scanConversation(tx.queryRow(`SELECT `+conversationCols+` FROM conversation WHERE id = ?`, id))
 }
 
 // Conversation returns a conversation, or ErrNoConversation.
-func (s *Store) Conversation(ctx context.Context, id string) (Conversation, error) {
+func (s *Store) Conversation(ctx context.Context, id ConversationID) (Conversation, error) {
 	var c Conversation
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		c, err = scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversation WHERE id = ?`, id))
@@ -132,7 +135,7 @@ func (s *Store) Conversations(ctx context.Context) ([]Conversation, error) {
 
 // AddConversationChange records a group's membership change; it reports false if the same change
 // (conversation, sent time, author, message id) was recorded before.
-func (tx *Tx) AddConversationChange(conv string, c ConversationChange) (bool, error) {
+func (tx *Tx) AddConversationChange(conv ConversationID, c ConversationChange) (bool, error) {
 	res, err := tx.exec(`INSERT OR IGNORE INTO conversation_change
 		(conversation_id, sent, author_key, message_id, author, content) VALUES (?, ?, ?, ?, ?, ?)`,
 		conv, c.Sent.UnixMilli(), c.AuthorKey, c.MessageID, c.Author, c.Content)
@@ -144,7 +147,7 @@ func (tx *Tx) AddConversationChange(conv string, c ConversationChange) (bool, er
 }
 
 // ConversationChanges returns a group's recorded changes, in the order of protocol.md §10.3.
-func (tx *Tx) ConversationChanges(conv string) ([]ConversationChange, error) {
+func (tx *Tx) ConversationChanges(conv ConversationID) ([]ConversationChange, error) {
 	rows, err := tx.query(`SELECT sent, author_key, message_id, author, content FROM conversation_change
 		WHERE conversation_id = ? ORDER BY sent, author_key, message_id`, conv)
 	if err != nil {
@@ -165,8 +168,8 @@ func (tx *Tx) ConversationChanges(conv string) ([]ConversationChange, error) {
 }
 
 // ConversationCounts returns, per conversation id, the counts of its messages in a mailbox (Chats).
-func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[string]ConversationCounts, error) {
-	out := map[string]ConversationCounts{}
+func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[ConversationID]ConversationCounts, error) {
+	out := map[ConversationID]ConversationCounts{}
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT conversation_id, count(*), sum((flags & 1) = 0), max(uid)
 			FROM message WHERE mailbox_id = ? AND expunged = 0 AND conversation_id <> ''
@@ -176,7 +179,7 @@ func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[st
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id string
+			var id ConversationID
 			var c ConversationCounts
 			var last int64
 			if err := rows.Scan(&id, &c.Messages, &c.Unseen, &last); err != nil {
@@ -192,7 +195,7 @@ func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[st
 
 // ConversationUIDs returns the UIDs of a conversation's messages in a mailbox, ascending: the last
 // limit of those below before (all if before is 0), and whether there are older ones.
-func (s *Store) ConversationUIDs(ctx context.Context, mailboxID int64, conv string, before UID, limit int) ([]UID, bool, error) {
+func (s *Store) ConversationUIDs(ctx context.Context, mailboxID int64, conv ConversationID, before UID, limit int) ([]UID, bool, error) {
 	var out []UID
 	more := false
 	err := s.read(ctx, func(tx *sql.Tx) error {
@@ -232,7 +235,7 @@ type UnseenMessage struct {
 }
 
 // ConversationUnseen returns a conversation's messages in a mailbox that lack \Seen, by UID.
-func (s *Store) ConversationUnseen(ctx context.Context, mailboxID int64, conv string) ([]UnseenMessage, error) {
+func (s *Store) ConversationUnseen(ctx context.Context, mailboxID int64, conv ConversationID) ([]UnseenMessage, error) {
 	var out []UnseenMessage
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT uid, sender_verified, envelope_key FROM message

@@ -97,7 +97,7 @@ func TestConversationCountsAndUIDs(t *testing.T) {
 			flags.System = FlagSeen
 		}
 		if _, err := s.Append(ctx, NewMessage{MailboxID: chats.ID, Raw: rawMsg("m", string(rune('a'+i))), Flags: flags,
-			Meta: Meta{ConversationID: conv}}); err != nil {
+			Meta: Meta{ConversationID: ConversationID(conv)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,7 +19,7 @@ type Meta struct {
 	// "" for messages that did not come through the network (APPEND, local bounces).
 	SenderVerified string
 	// ConversationID groups chat messages (and mail replies) into a conversation.
-	ConversationID string
+	ConversationID ConversationID
 	// ViaTangle marks messages delivered through the tangle.
 	ViaTangle bool
 	// OutboxID is the outbox item this message was submitted as (its Sent copy), 0 if none.
