@@ -525,8 +525,10 @@ func TestBccStripped(t *testing.T) {
 func TestReceiptsBatched(t *testing.T) {
 	net, clk, dir := newNetwork(tangle.BenchNet), newClock(), t.TempDir()
 	alice := startNode(t, net, clk, "alice", newIdentity(t, 1, 8), dir)
+	gate := &gatedReceiptClock{open: make(chan struct{})}
 	bob := startNode(t, net, clk, "bob", newIdentity(t, 2, 8), dir, func(o *outbox.Config, _ *inbox.Config) {
 		o.ReceiptDelay = 300 * time.Millisecond
+		o.ReceiptClock = gate
 	})
 	net.detach(bob.in)
 	rc := bob.id.Address().Mail()
@@ -545,12 +547,28 @@ func TestReceiptsBatched(t *testing.T) {
 			t.Fatalf("%v", got)
 		}
 	}
+	close(gate.open) // the batching window ends only once all five are filed, however slow the machine
 	for _, id := range ids {
 		alice.waitState(t, id, rc, store.RcptDelivered, wait)
 	}
 	if s := bob.out.Stats(); s.ReceiptsSent != 1 || s.ReceiptKeysSent != 5 {
 		t.Fatalf("receipts: %d envelopes for %d keys, want 1 for 5", s.ReceiptsSent, s.ReceiptKeysSent)
 	}
+}
+
+// gatedReceiptClock is an outbox.ReceiptClock whose waits end only after open is closed (and their
+// duration has passed), so a test decides when a batching window may end.
+type gatedReceiptClock struct{ open chan struct{} }
+
+func (gatedReceiptClock) Now() time.Time { return time.Now() }
+
+func (g *gatedReceiptClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		<-g.open
+		ch <- <-time.After(d)
+	}()
+	return ch
 }
 
 // bigMail is a message of about n bytes that needs chunking.
