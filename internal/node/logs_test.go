@@ -36,27 +36,8 @@ func (b *lockedBuffer) String() string {
 // message content or addresses in logs above debug), over a mail's whole way: submission, outbox, gossip, inbox,
 // receipt, delivery.
 func TestNoAddressesInLogs(t *testing.T) {
-	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logs, alice, bob := startLoggedPair(t)
 	ctx := context.Background()
-	cfg := testConfig(t, t.TempDir())
-	cfg.Log = log
-	alice, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
-	cfg = testConfig(t, t.TempDir())
-	cfg.Log = log
-	cfg.Bootstrap = alice.Network().Addrs()
-	bob, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bob.Close() })
-	waitFor(t, "peering", 60*time.Second, func() bool {
-		return alice.Network().PeerCount() == 1 && bob.Network().PeerCount() == 1
-	})
 
 	bobAddr := bob.Identity().Address().Mail()
 	raw := "From: <" + alice.Identity().Address().Mail() + ">\r\nTo: <" + bobAddr + ">\r\n" +
@@ -87,27 +68,7 @@ func TestNoAddressesInLogs(t *testing.T) {
 // ground and published, filed and acknowledged with a receipt when Close comes. Cancellation by Close is
 // not a failure.
 func TestCloseLogsNoWarnings(t *testing.T) {
-	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx := context.Background()
-	cfg := testConfig(t, t.TempDir())
-	cfg.Log = log
-	alice, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
-	cfg = testConfig(t, t.TempDir())
-	cfg.Log = log
-	cfg.Bootstrap = alice.Network().Addrs()
-	bob, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bob.Close() })
-	waitFor(t, "peering", 60*time.Second, func() bool {
-		return alice.Network().PeerCount() == 1 && bob.Network().PeerCount() == 1
-	})
+	logs, alice, bob := startLoggedPair(t)
 	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
 	submit(t, alice, []string{to}, mailOf(from, to, "first", 4096))
 	waitFor(t, "the first mail filed at bob", 90*time.Second, func() bool {
@@ -128,4 +89,30 @@ func TestCloseLogsNoWarnings(t *testing.T) {
 			t.Errorf("logged on a normal stop: %s", line)
 		}
 	}
+}
+
+// startLoggedPair starts alice and bob, peered, both logging at INFO into the returned buffer.
+func startLoggedPair(t *testing.T) (*lockedBuffer, *Node, *Node) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg := testConfig(t, t.TempDir())
+	cfg.Log = log
+	alice, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	cfg = testConfig(t, t.TempDir())
+	cfg.Log = log
+	cfg.Bootstrap = alice.Network().Addrs()
+	bob, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	waitFor(t, "peering", 60*time.Second, func() bool {
+		return alice.Network().PeerCount() == 1 && bob.Network().PeerCount() == 1
+	})
+	return logs, alice, bob
 }
