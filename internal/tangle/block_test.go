@@ -174,7 +174,7 @@ func TestDecodeLeavesFieldRules(t *testing.T) {
 }
 
 func TestNetworkIDs(t *testing.T) {
-	for _, p := range []Params{MainNet, DevNet, BenchNet} {
+	for _, p := range []Params{MainNet, DevNet, BenchNet, ShortNet} {
 		sum := blake2b.Sum256([]byte(p.Name))
 		if !bytes.Equal(p.ID[:], sum[:8]) {
 			t.Errorf("%s: id %s, want H(name)[0:8] = %x", p.Name, p.ID, sum[:8])
@@ -210,6 +210,12 @@ func TestParamsMatchProtocol(t *testing.T) {
 			p.TipEligible != 60_000*time.Millisecond || p.DefaultMailTTL != 345_600 || p.DefaultChatTTL != 3_600 {
 			t.Errorf("%s: %+v does not match protocol.md §1", tc.name, p)
 		}
+	}
+	if s := ShortNet; s.Name != "tanglemail-test-short" || s.WorkPerByte != 100 || s.ExtraBytes != 1000 ||
+		s.ShardBits != 0 || s.ClockSkew != DevNet.ClockSkew || s.MaxParentAge != DevNet.MaxParentAge ||
+		s.TipEligible != DevNet.TipEligible || s.DefaultMailTTL != 60 || s.DefaultChatTTL != 60 ||
+		s.ID == DevNet.ID || s.ID == MainNet.ID {
+		t.Errorf("ShortNet: %+v does not match protocol.md §1", s)
 	}
 	if MaxBlockSize != 32768 || MinTTL != 60 || MaxTTL != 2_419_200 || MinBlockSize != 43+32 ||
 		MinParents != 1 || MaxParents != 8 || MinSealedPayload != 48 {

@@ -43,11 +43,20 @@ var (
 	MainNet  = newParams("tanglemail", 100)
 	DevNet   = newParams("tanglemail-dev", 100)
 	BenchNet = newParams("tanglemail-bench", 0)
+	// ShortNet is DevNet with 60 s default TTLs (the minimum), so that tests can keep a node off for
+	// longer than a message's TTL in real time (storage nodes and light clients, protocol.md §1, §12).
+	ShortNet = shortParams()
 )
+
+func shortParams() Params {
+	p := newParams("tanglemail-test-short", 100)
+	p.DefaultMailTTL, p.DefaultChatTTL = MinTTL, MinTTL
+	return p
+}
 
 // NetworkByName returns the parameters of a known network.
 func NetworkByName(name string) (Params, bool) {
-	for _, p := range []Params{MainNet, DevNet, BenchNet} {
+	for _, p := range []Params{MainNet, DevNet, BenchNet, ShortNet} {
 		if p.Name == name {
 			return p, true
 		}
