@@ -331,6 +331,49 @@ func (in *Inbox) Process(ctx context.Context, b *tangle.Block) Outcome {
 	return in.process(ctx, b, in.match(b))
 }
 
+// ProcessBatch opens and files a batch of blocks handed over by a storage node (protocol.md §12), with
+// Workers goroutines, and returns what it did with each (outs[i] is for bs[i]). Like Process it does not
+// check expiry: stored blocks may be past their TTL, and the replay window (not the TTL) bounds what is
+// filed. Every envelope is filed at most once (replay keys, also across restarts), and each filing is
+// committed before ProcessBatch returns, so a caller may advance its cursor past the batch when the
+// error is nil. The error is non-nil when a block failed for a reason that may pass (a store error, a
+// full chunk store, ctx ending): then the caller must hand the batch again later, which files nothing
+// twice.
+func (in *Inbox) ProcessBatch(ctx context.Context, bs []*tangle.Block) ([]Outcome, error) {
+	outs := make([]Outcome, len(bs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(in.workers, len(bs)) {
+		wg.Go(func() {
+			for i := range next {
+				in.c.blocks.Add(1)
+				outs[i] = in.process(ctx, bs[i], in.match(bs[i]))
+			}
+		})
+	}
+	for i := range bs {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return outs, err
+	}
+	failed := 0
+	for _, o := range outs {
+		if o == Failed {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return outs, fmt.Errorf("inbox: %d of %d blocks could not be filed (will be handed again)", failed, len(bs))
+	}
+	return outs, nil
+}
+
 // match returns the openers whose identity's tag matches the block's route tag.
 func (in *Inbox) match(b *tangle.Block) []*seal.Opener {
 	if b.PayloadType != tangle.PayloadSealed {
