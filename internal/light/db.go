@@ -1,0 +1,98 @@
+package light
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/sqlitedb"
+)
+
+// DB is light.db: per provider, the fetch cursor and the quota notices sent. Schema (migrations/):
+//
+//	provider (name TEXT PRIMARY KEY, cursor INTEGER, noticed INTEGER, updated_at INTEGER)
+//
+// It is written with synchronous=FULL: a cursor that SetCursor returned for is on disk.
+type DB struct{ db *sql.DB }
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var schema = sqlitedb.Schema{FS: migrations, Dir: "migrations"}
+
+// OpenDB opens (creating, mode 0600) the light client's database at path.
+func OpenDB(path string) (*DB, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("light: %w", err)
+	}
+	f.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("light: %w", err)
+	}
+	db, err := sqlitedb.Open(path, sqlitedb.Options{MaxConns: 1, Immediate: true,
+		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}})
+	if err != nil {
+		return nil, fmt.Errorf("light: %w", err)
+	}
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = sqlitedb.Migrate(ctx, conn, schema)
+		conn.Close()
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("light: database %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// state returns a provider's cursor and notice level (zero for a provider not seen before).
+func (d *DB) state(ctx context.Context, name string) (Cursor, int, error) {
+	var c int64
+	var noticed int
+	err := d.db.QueryRowContext(ctx, `SELECT cursor, noticed FROM provider WHERE name = ?`, name).Scan(&c, &noticed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("light: read cursor: %w", err)
+	}
+	return Cursor(c), noticed, nil
+}
+
+// Cursor returns the persisted cursor of a provider.
+func (d *DB) Cursor(ctx context.Context, name string) (Cursor, error) {
+	c, _, err := d.state(ctx, name)
+	return c, err
+}
+
+// setCursor persists a provider's cursor (durably, before it returns).
+func (d *DB) setCursor(ctx context.Context, name string, c Cursor) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO provider (name, cursor, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+		name, int64(c), time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("light: persist cursor: %w", err)
+	}
+	return nil
+}
+
+// setNoticed records the quota notices sent to a provider's subscriber.
+func (d *DB) setNoticed(ctx context.Context, name string, level int) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO provider (name, noticed, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET noticed = excluded.noticed, updated_at = excluded.updated_at`,
+		name, level, time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("light: record quota notice: %w", err)
+	}
+	return nil
+}

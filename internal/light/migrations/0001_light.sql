@@ -1,0 +1,6 @@
+CREATE TABLE provider (
+	name        TEXT PRIMARY KEY,          -- the provider's key (its peer id and subscription)
+	cursor      INTEGER NOT NULL DEFAULT 0, -- exclusive fetch cursor: everything ≤ it is filed
+	noticed     INTEGER NOT NULL DEFAULT 0, -- quota notices sent: 0 none, 80 the 80 % one, 100 both
+	updated_at  INTEGER NOT NULL DEFAULT 0  -- Unix ms
+);
