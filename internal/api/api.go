@@ -36,13 +36,15 @@ type Me struct {
 
 // Status is GET /api/status (and `tanglemail status --json`).
 type Status struct {
-	Address string       `json:"address"`
-	Network string       `json:"network"`
-	Version version.Info `json:"version"` // the build, with the protocol version
-	Uptime  string       `json:"uptime"`
-	API     string       `json:"api"`
-	P2P     p2p.Status   `json:"p2p"`
-	Outbox  OutboxStatus `json:"outbox"`
+	Address string          `json:"address"`
+	Network string          `json:"network"`
+	Mode    string          `json:"mode"`              // "full", or "light" (a light client: no Tangle, storage providers)
+	Storage []LightProvider `json:"storage,omitempty"` // the node's storage subscriptions (light client, or a full node's cover)
+	Version version.Info    `json:"version"`           // the build, with the protocol version
+	Uptime  string          `json:"uptime"`
+	API     string          `json:"api"`
+	P2P     p2p.Status      `json:"p2p"`
+	Outbox  OutboxStatus    `json:"outbox"`
 }
 
 // Peer is one connected peer, an element of GET /api/peers's list.

@@ -15,8 +15,11 @@ import (
 // DB is light.db: per provider, the fetch cursor and the quota notices sent. Schema (migrations/):
 //
 //	provider (name TEXT PRIMARY KEY, cursor INTEGER, noticed INTEGER, updated_at INTEGER)
+//	subscription (name TEXT PRIMARY KEY, sub_id BLOB, key_seed BLOB, created_at INTEGER)
 //
-// It is written with synchronous=FULL: a cursor that SetCursor returned for is on disk.
+// It is written with synchronous=FULL: a cursor that SetCursor returned for is on disk. The file is
+// mode 0600: it holds the subscriptions' keys (a fresh Ed25519 key per subscription, never the
+// identity's), which let whoever has them fetch and release the subscriber's stored blocks.
 type DB struct{ db *sql.DB }
 
 //go:embed migrations/*.sql
@@ -93,6 +96,34 @@ func (d *DB) setNoticed(ctx context.Context, name string, level int) error {
 		name, level, time.Now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("light: record quota notice: %w", err)
+	}
+	return nil
+}
+
+// Subscription returns the subscription id and key seed kept for a provider (ok false: none yet).
+func (d *DB) Subscription(ctx context.Context, name string) (id [16]byte, seed []byte, ok bool, err error) {
+	var raw []byte
+	err = d.db.QueryRowContext(ctx, `SELECT sub_id, key_seed FROM subscription WHERE name = ?`, name).Scan(&raw, &seed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return id, nil, false, nil
+	}
+	if err != nil {
+		return id, nil, false, fmt.Errorf("light: read subscription: %w", err)
+	}
+	if len(raw) != len(id) {
+		return id, nil, false, fmt.Errorf("light: subscription of %s: id of %d bytes", name, len(raw))
+	}
+	copy(id[:], raw)
+	return id, seed, true, nil
+}
+
+// SaveSubscription keeps a new subscription's id and key seed for a provider (replacing an old one).
+func (d *DB) SaveSubscription(ctx context.Context, name string, id [16]byte, seed []byte) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO subscription (name, sub_id, key_seed, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET sub_id = excluded.sub_id, key_seed = excluded.key_seed,
+		created_at = excluded.created_at`, name, id[:], seed, time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("light: keep subscription: %w", err)
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ const NoPeersHint = "no peers: ask a friend for an invite (tanglemail invite, on
 // Invite returns this node's invite (protocol.md §11) with the addresses peers can reach it at; name,
 // if not empty, is the petname it suggests for this user. It implements web.Invites.
 func (n *Node) Invite(name string) (api.Invite, error) {
+	if n.net == nil {
+		return api.Invite{}, fmt.Errorf("%w: a light client has no peer address to invite to; give your address (%s) instead", invite.ErrInvalid, n.id.Address().Mail())
+	}
 	addrs := invite.ChooseAddrs(n.net.Addrs())
 	if len(addrs) == 0 {
 		return api.Invite{}, fmt.Errorf("%w: the node listens on no address other nodes can dial; give it one with --p2p-listen", invite.ErrInvalid)
@@ -51,6 +54,9 @@ func (n *Node) Join(ctx context.Context, text, petname string) (api.Joined, erro
 	}
 	if inv.Network != n.cfg.Network.Name {
 		return api.Joined{}, fmt.Errorf("%w: it is for %q, this node is on %q", invite.ErrWrongNetwork, inv.Network, n.cfg.Network.Name)
+	}
+	if n.net == nil {
+		return api.Joined{}, fmt.Errorf("%w: a light client joins no peers; it reaches the network through its storage providers", invite.ErrUnreachable)
 	}
 	if inv.Address.Equal(n.id.Address()) || inv.PeerID == n.net.ID() {
 		return api.Joined{}, invite.ErrOwnInvite

@@ -24,9 +24,14 @@ func (n *Node) newRegistry() *prometheus.Registry {
 			"version", v.Version, "commit", v.Commit, "go_version", v.GoVersion, "protocol", strconv.Itoa(v.Protocol),
 			"network", n.cfg.Network.Name),
 		metrics.Gauge("uptime_seconds", "Seconds since the node started.", func() float64 { return time.Since(n.started).Seconds() }),
-		p2pCollector{n.net},
 		n.mail.Collector(),
 	)
+	if n.net != nil {
+		reg.MustRegister(p2pCollector{n.net})
+	}
+	for _, c := range n.light.clients {
+		reg.MustRegister(c.Collectors()...)
+	}
 	reg.MustRegister(n.outbox.Collectors()...)
 	reg.MustRegister(n.inbox.Collectors()...)
 	reg.MustRegister(n.chat.Collectors()...)

@@ -70,6 +70,18 @@ type Config struct {
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
+
+	// StorageProviders are storage providers (multiaddrs ending in /p2p/<peer id>) that keep this
+	// identity's blocks while it is away (protocol.md §12): a light client's only way to the Tangle,
+	// a full node's cover for downtime beyond the TTL. StorageGrants are the operators' one-time
+	// tokens, by index, used when a subscription is first created.
+	StorageProviders []string
+	StorageGrants    []string
+	// StorageQuotaMiB and StorageRetentionDays are asked for a new subscription (defaults 64 MiB, 30 d).
+	StorageQuotaMiB, StorageRetentionDays int
+	// StorageStatusInterval is how often a subscription's usage is read and stored blocks fetched even
+	// without pushes (default 1 min).
+	StorageStatusInterval time.Duration
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -134,8 +146,12 @@ type Node struct {
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
-	holds *holds
+	holds     *holds
+	lightMode bool
+	netw      network // how the engines reach the Tangle: the p2p layer, or a light client's providers
+	light     lightSide
 
+	bg         context.Context // background work; cancelled by Close
 	unlock     func()
 	unregister func()
 	cancel     context.CancelFunc
@@ -143,14 +159,68 @@ type Node struct {
 	once       sync.Once
 }
 
-// Start opens the data directory and starts the node. It returns once the node is reachable by peers and
-// by the API; Close stops it.
+// Start opens the data directory and starts a full node. It returns once the node is reachable by peers
+// and by the API; Close stops it.
 func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+	n, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	cfg = n.cfg
+	n.store, err = dag.Open(filepath.Join(cfg.DataDir, BlocksFile), cfg.Network,
+		dag.WithBudget(cfg.BlockBudget), dag.WithHoldNew(dag.HoldUnopened))
+	if err != nil {
+		return nil, fmt.Errorf("open block store: %w", err)
+	}
+	pcfg := p2p.Config{
+		DataDir:     cfg.DataDir,
+		ListenAddrs: cfg.P2PListen,
+		Bootstrap:   cfg.Bootstrap,
+		MDNS:        cfg.MDNS,
+		DHT:         cfg.DHT,
+		Shards:      shardsFor(n.id, cfg.Network.ShardBits),
+	}
+	n.net, err = p2p.New(ctx, pcfg, n.store, cfg.Network, p2p.WithLogger(cfg.Log.With("sub", "p2p")))
+	if err != nil {
+		return nil, fmt.Errorf("start network: %w", err)
+	}
+	n.netw = fullNetwork{n.net, n.store}
+	if err := n.openLight(ctx, n.net); err != nil {
+		return nil, err
+	}
+	if err := n.startEngines(n.holds.handled); err != nil {
+		return nil, err
+	}
+	// A full node with storage subscriptions covers its downtime beyond the TTL: what its providers
+	// stored while it was off is filed before the blocks that arrive live.
+	n.fetchStored(ctx)
+	n.unregister = n.net.OnBlock(n.inbox.HandleBlock)
+	if err := n.startFrontDoors(); err != nil {
+		return nil, err
+	}
+	n.goBackground("pruning", func() error { n.pruneLoop(n.bg); return nil })
+	n.goBackground("block holds", func() error { n.holds.run(n.bg); return nil })
+	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(n.bg)) })
+	n.runLight()
+	return n, n.writeAPIInfo()
+}
+
+// open checks cfg and opens what every kind of node has: the data directory's lock, the identity and
+// password, the mailbox store and the TLS certificate.
+func open(cfg Config) (_ *Node, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.PruneInterval <= 0 {
 		cfg.PruneInterval = time.Minute
+	}
+	if cfg.BlockBudget == 0 {
+		cfg.BlockBudget = dag.DefaultBudget
 	}
 	if err := checkLoopback(cfg.APIListen); err != nil {
 		return nil, err
@@ -160,6 +230,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, started: time.Now()}
 	n.holds = &holds{n: n, wake: make(chan struct{}, 1)}
+	n.bg, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -176,14 +247,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.BlockBudget == 0 {
-		cfg.BlockBudget = dag.DefaultBudget
-	}
-	n.store, err = dag.Open(filepath.Join(cfg.DataDir, BlocksFile), cfg.Network,
-		dag.WithBudget(cfg.BlockBudget), dag.WithHoldNew(dag.HoldUnopened))
-	if err != nil {
-		return nil, fmt.Errorf("open block store: %w", err)
-	}
 	n.mail, err = store.Open(filepath.Join(cfg.DataDir, MailFile))
 	if err != nil {
 		return nil, fmt.Errorf("open mailbox store: %w", err)
@@ -191,30 +254,25 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.tls, err = LoadOrCreateTLS(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	pcfg := p2p.Config{
-		DataDir:     cfg.DataDir,
-		ListenAddrs: cfg.P2PListen,
-		Bootstrap:   cfg.Bootstrap,
-		MDNS:        cfg.MDNS,
-		DHT:         cfg.DHT,
-		Shards:      shardsFor(n.id, cfg.Network.ShardBits),
-	}
-	n.net, err = p2p.New(ctx, pcfg, n.store, cfg.Network, p2p.WithLogger(cfg.Log.With("sub", "p2p")))
-	if err != nil {
-		return nil, fmt.Errorf("start network: %w", err)
-	}
+	return n, nil
+}
+
+// startEngines makes the outbox, chat and inbox, which reach the Tangle through n.netw. handled, if
+// set, hears of every block the inbox is done with.
+func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err error) {
+	cfg := n.cfg
 	n.outbox, err = outbox.New(outbox.Config{
 		Store:     n.mail,
 		Identity:  n.id,
 		Params:    cfg.Network,
-		Publisher: publisher{n.net},
-		Tips:      n.store,
+		Publisher: n.netw,
+		Tips:      n.netw,
 		Logger:    cfg.Log.With("sub", "outbox"),
 
 		ReceiptDelayMean: cfg.ReceiptDelayMean,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.chat, err = chat.New(chat.Config{
 		Store:    n.mail,
@@ -224,7 +282,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Logger:   cfg.Log.With("sub", "chat"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.inbox, err = inbox.New(inbox.Config{
 		Store:      n.mail,
@@ -233,16 +291,19 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Receipts:   n.outbox,
 		OnReceipt:  n.outbox,
 		Chat:       n.chat,
-		Handled:    n.holds.handled,
+		Handled:    handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
-	if err != nil {
-		return nil, err
-	}
-	n.unregister = n.net.OnBlock(n.inbox.HandleBlock)
+	return err
+}
+
+// startFrontDoors binds SMTP submission, IMAP and the API (with /metrics) and runs them and the
+// engines in the background. A full node and a light client share it unchanged.
+func (n *Node) startFrontDoors() (err error) {
+	cfg := n.cfg
 	n.smtpLn, err = net.Listen("tcp", cfg.SMTPListen)
 	if err != nil {
-		return nil, fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
+		return fmt.Errorf("SMTP listen on %s: %w (choose another --smtp-listen)", cfg.SMTPListen, err)
 	}
 	// One failed-login penalty for the three front doors: a source that guesses on one waits on all.
 	penalty := cfg.LoginPenalty
@@ -258,7 +319,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	})
 	n.imapLn, err = net.Listen("tcp", cfg.IMAPListen)
 	if err != nil {
-		return nil, fmt.Errorf("IMAP listen on %s: %w (choose another --imap-listen)", cfg.IMAPListen, err)
+		return fmt.Errorf("IMAP listen on %s: %w (choose another --imap-listen)", cfg.IMAPListen, err)
 	}
 	n.imap = imapserver.New(n.mail, imapserver.Options{
 		Username:  n.id.Address().Mail(),
@@ -269,7 +330,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	})
 	n.apiLn, err = net.Listen("tcp", cfg.APIListen)
 	if err != nil {
-		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
+		return fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
 	}
 	n.metrics = n.newRegistry()
 	n.api = web.New(web.Config{
@@ -282,22 +343,23 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
 	})
-	bg, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	bg := n.bg
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
 	n.goBackground("SMTP server", func() error { return n.smtp.Serve(n.smtpLn) })
 	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(n.imapLn)) })
 	n.goBackground("outbox", func() error { return ignoreCanceled(n.outbox.Run(bg)) })
 	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
 	n.goBackground("chat", func() error { return ignoreCanceled(n.chat.Run(bg)) })
-	n.goBackground("pruning", func() error { n.pruneLoop(bg); return nil })
-	n.goBackground("block holds", func() error { n.holds.run(bg); return nil })
-	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(bg)) })
+	return nil
+}
+
+// writeAPIInfo writes api.json, once the API listens.
+func (n *Node) writeAPIInfo() error {
 	info, _ := json.Marshal(APIInfo{URL: "http://" + n.apiLn.Addr().String(), PID: os.Getpid()})
-	if err := atomicfile.Write(filepath.Join(cfg.DataDir, APIFile), info, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", APIFile, err)
+	if err := atomicfile.Write(filepath.Join(n.cfg.DataDir, APIFile), info, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", APIFile, err)
 	}
-	return n, nil
+	return nil
 }
 
 // goBackground runs f until Close; an error it returns is logged.
@@ -363,11 +425,27 @@ func (n *Node) rescan(ctx context.Context) error {
 	return nil
 }
 
-// publisher adapts the p2p node to the outbox.
-type publisher struct{ net *p2p.Node }
+// network is how the engines reach the Tangle (outbox.Publisher and outbox.Tips): a full node's p2p
+// layer and block store, or a light client's storage providers (light.Clients).
+type network interface {
+	Publish(ctx context.Context, b *tangle.Block) error
+	PeerCount() int
+	SelectParents(shard uint32, n int) []tangle.ID
+}
 
-func (p publisher) Publish(ctx context.Context, b *tangle.Block) error { return p.net.Publish(ctx, b) }
-func (p publisher) PeerCount() int                                     { return p.net.PeerCount() }
+// fullNetwork is a full node's network: gossip through p2p, tips from the block store.
+type fullNetwork struct {
+	net   *p2p.Node
+	store *dag.Store
+}
+
+func (f fullNetwork) Publish(ctx context.Context, b *tangle.Block) error {
+	return f.net.Publish(ctx, b)
+}
+func (f fullNetwork) PeerCount() int { return f.net.PeerCount() }
+func (f fullNetwork) SelectParents(shard uint32, n int) []tangle.ID {
+	return f.store.SelectParents(shard, n)
+}
 
 // shardsFor lists the shards that can carry blocks for id (protocol.md §4): one when k ≥ s, otherwise
 // the 2^(s−k) shards that agree with the tag key on its first k bits.
@@ -443,13 +521,22 @@ func (n *Node) SMTPAddr() string { return n.smtpLn.Addr().String() }
 func (n *Node) Status() api.Status {
 	p := n.outbox.Progress()
 	st := n.outbox.Stats()
+	mode, p2pStatus := "full", p2p.Status{}
+	if n.net != nil {
+		p2pStatus = n.net.Status()
+	}
+	if n.lightMode {
+		mode = "light"
+	}
 	return api.Status{
 		Address: n.id.Address().Mail(),
 		Network: n.cfg.Network.Name,
+		Mode:    mode,
+		Storage: n.lightStatus(),
 		Version: version.Get(),
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
 		API:     "http://" + n.APIAddr(),
-		P2P:     n.net.Status(),
+		P2P:     p2pStatus,
 		Outbox: api.OutboxStatus{
 			WaitingForPeers: p.WaitingForPeers,
 			Jobs:            progressJobs(p.Jobs),
@@ -469,6 +556,9 @@ func (n *Node) ClientSettings() web.ClientSettings {
 
 // Peers lists connected peers; it implements web.Backend.
 func (n *Node) Peers() []api.Peer {
+	if n.net == nil {
+		return []api.Peer{}
+	}
 	ps := n.net.Status().Peers
 	if ps == nil {
 		ps = []api.Peer{}
@@ -525,6 +615,7 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		errs = append(errs, n.closeLight()...)
 		if n.unregister != nil {
 			n.unregister()
 		}
