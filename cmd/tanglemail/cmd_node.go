@@ -30,6 +30,8 @@ type nodeFlags struct {
 	passphraseFile string
 	logLevel       string
 	blockBudget    string
+	storageProv    *listFlag
+	storageGrant   *listFlag
 }
 
 func nodeCommand() *command {
@@ -61,6 +63,9 @@ shards, fetches missing blocks and catches up after downtime. Its web client and
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+			f.storageProv, f.storageGrant = newListFlag(), newListFlag()
+			fs.Var(f.storageProv, "storage-provider", "storage providers that keep your mail while this node is off (multiaddrs ending in /p2p/<peer id>, comma-separated); fetched from at every start")
+			fs.Var(f.storageGrant, "storage-grant", "the providers' one-time grant tokens, in the order of --storage-provider (needed when the subscription is first created)")
 			fs.StringVar(&f.blockBudget, "block-budget", "4GiB", "disk for relayed blocks, e.g. 512MiB, 4GiB, 1TiB (the oldest go first when full; blocks not yet opened and your own mail awaiting receipts are kept apart)")
 			return f
 		},
@@ -98,6 +103,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
 	cfg.Log = log
+	cfg.StorageProviders, cfg.StorageGrants = f.storageProv.values, f.storageGrant.values
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
 		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}

@@ -19,6 +19,7 @@ import (
 func commands() []*command {
 	return []*command{
 		nodeCommand(),
+		lightCommand(),
 		initCommand(),
 		addressCommand(),
 		statusCommand(),

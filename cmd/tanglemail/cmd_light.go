@@ -1,0 +1,139 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/version"
+)
+
+type lightFlags struct {
+	commonFlags
+	network        string
+	providers      *listFlag
+	grants         *listFlag
+	quotaMiB       int
+	retentionDays  int
+	apiListen      string
+	smtpListen     string
+	imapListen     string
+	tagBits        int
+	passphraseFile string
+	logLevel       string
+}
+
+func lightCommand() *command {
+	return &command{
+		name:    "light",
+		summary: "run a light client: your keys and mailboxes here, the Tangle through a storage/public node",
+		usage:   "--provider <multiaddr> [--grant <token>]",
+		about: `Runs a light client until interrupted. It keeps your identity, your mailboxes and every front door
+(IMAP, SMTP submission, the web client and HTTP API, /metrics) on this device exactly like a node, but it
+keeps no Tangle: a storage provider (a public node, tanglemail node --storage --public) keeps the blocks
+of your route-tag prefix while this device is off and pushes them live while it is on; this device
+trial-opens them and files them exactly once. Mail you send is sealed and its proof of work ground here;
+the finished blocks are handed to the provider to publish. Your keys never leave this device.
+
+On first start a subscription is created with each provider, with a fresh key of its own (never your
+identity's) and the operator's one-time --grant token; it is kept in <data-dir>/light.db (mode 0600).
+The provider learns your tag prefix (with 8 tag bits, about 1/256 of all traffic), your network address
+and when you connect — not what you receive or from whom. Use more tag bits for a smaller share
+(tanglemail init --help).`,
+		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
+			f := &lightFlags{}
+			f.register(fs, getenv)
+			d := node.DefaultConfig("")
+			f.providers, f.grants = newListFlag(), newListFlag()
+			fs.StringVar(&f.network, "network", d.Network.Name, "network: tanglemail, tanglemail-dev")
+			fs.Var(f.providers, "provider", "storage providers, as multiaddrs ending in /p2p/<peer id>, comma-separated (required)")
+			fs.Var(f.grants, "grant", "the providers' one-time grant tokens, in the order of --provider (for the first start)")
+			fs.IntVar(&f.quotaMiB, "quota-mib", node.DefaultStorageQuotaMiB, "quota to ask for a new subscription, MiB")
+			fs.IntVar(&f.retentionDays, "retention-days", node.DefaultStorageRetentionDays, "how long a provider keeps your blocks, days (new subscription)")
+			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
+			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client")
+			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client")
+			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (1..16; the provider stores 1/2^bits of all traffic for you)")
+			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
+			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+			return f
+		},
+		run: runLight,
+	}
+}
+
+func runLight(env *cmdEnv, o any, args []string) error {
+	f := o.(*lightFlags)
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	params, ok := tangle.NetworkByName(f.network)
+	if !ok || params.WorkPerByte == 0 {
+		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
+	}
+	if len(f.providers.values) == 0 {
+		return usageError{"--provider is required: the multiaddr of a storage/public node, ending in /p2p/<peer id> (its operator gives it to you with a --grant token)"}
+	}
+	if f.tagBits < 1 || f.tagBits > 16 {
+		return usageError{fmt.Sprintf("--tag-bits %d: a light client needs 1..16", f.tagBits)}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", f.logLevel)}
+	}
+	pass, err := readPassphrase(f.passphraseFile)
+	if err != nil {
+		return err
+	}
+	cfg := node.DefaultConfig(f.dataDir)
+	cfg.Network = params
+	cfg.StorageProviders, cfg.StorageGrants = f.providers.values, f.grants.values
+	cfg.StorageQuotaMiB, cfg.StorageRetentionDays = f.quotaMiB, f.retentionDays
+	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = f.apiListen, f.smtpListen, f.imapListen
+	cfg.TagBits = f.tagBits
+	cfg.Passphrase = pass
+	cfg.Log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	ctx, cancel := env.context()
+	defer cancel()
+	n, err := node.StartLight(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if n.CreatedIdentity() {
+		fmt.Fprintf(env.stdout, "Created a new identity in %s.\n", f.dataDir)
+	}
+	printLightSettings(env, n, params.Name, f.dataDir)
+	fmt.Fprintln(env.stdout, "\nStop with Ctrl-C.")
+	<-ctx.Done()
+	fmt.Fprintln(env.stdout, "Stopping…")
+	return n.Close()
+}
+
+// printLightSettings prints a light client's address, providers and mail client settings.
+func printLightSettings(env *cmdEnv, n *node.Node, network, dataDir string) {
+	addr := n.Identity().Address().Mail()
+	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
+	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
+	var provs []string
+	for _, c := range n.LightClients() {
+		provs = append(provs, c.Name())
+	}
+	fmt.Fprintf(env.stdout, `tanglemail %s light client running on network %s.
+  Your address:  %s
+  Providers:     %s
+  Web client:    http://%s/   (sign in with the password below; also the HTTP API, docs/api.md)
+
+Mail client settings (Thunderbird, mutt, aerc, …):
+  Incoming (IMAP):             server %s  port %s  security STARTTLS  authentication normal password
+  Outgoing (SMTP submission):  server %s  port %s  security STARTTLS  authentication normal password
+  User name:                   %s
+  Password:                    %s   (also in %s)
+`, version.Get().Version, network, addr, strings.Join(provs, " "), n.APIAddr(),
+		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(dataDir, node.PasswordFile))
+}
