@@ -42,12 +42,14 @@ type Stream interface {
 	SetDeadline(time.Time) error
 	RemotePeer() peer.ID
 	RemoteAddr() string
+	LocalPeer() peer.ID
 }
 
 type stream struct{ network.Stream }
 
 func (s stream) RemotePeer() peer.ID { return s.Conn().RemotePeer() }
 func (s stream) RemoteAddr() string  { return s.Conn().RemoteMultiaddr().String() }
+func (s stream) LocalPeer() peer.ID  { return s.Conn().LocalPeer() }
 
 // HandleStream registers h for inbound streams of protocol proto (a full protocol id, see
 // ProtocolPrefix). h owns the stream and must close or reset it. Streams from banned peers never
@@ -192,4 +194,19 @@ func (c *ClientHost) Close() error {
 		return errors.New("p2p: nil client host")
 	}
 	return c.h.Close()
+}
+
+// HandleStream registers h for inbound streams of protocol proto on the client host (a client host
+// that listens can serve, as a provider does in tests and tools). h owns the stream.
+func (c *ClientHost) HandleStream(proto string, h func(s Stream)) {
+	c.h.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { h(stream{s}) })
+}
+
+// Addrs lists the client host's listen multiaddrs with /p2p/<id> (empty unless WithClientListen).
+func (c *ClientHost) Addrs() []string {
+	var out []string
+	for _, a := range c.h.Addrs() {
+		out = append(out, a.String()+"/p2p/"+c.h.ID().String())
+	}
+	return out
 }
