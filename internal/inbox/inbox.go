@@ -271,7 +271,7 @@ func (in *Inbox) Run(ctx context.Context) error {
 					case <-ctx.Done():
 						return nil
 					case j := <-in.queue:
-						out := in.process(ctx, j.b, j.openers)
+						out := in.process(ctx, j.b, j.openers, nil, 0)
 						if in.handled != nil {
 							in.handled(j.b, out)
 						}
@@ -328,11 +328,12 @@ func (in *Inbox) HandleBlock(b *tangle.Block) {
 // reports what it did.
 func (in *Inbox) Process(ctx context.Context, b *tangle.Block) Outcome {
 	in.c.blocks.Add(1)
-	return in.process(ctx, b, in.match(b))
+	return in.process(ctx, b, in.match(b), nil, 0)
 }
 
-// ProcessBatch opens and files a batch of blocks handed over by a storage node (protocol.md §12), with
-// Workers goroutines, and returns what it did with each (outs[i] is for bs[i]). Like Process it does not
+// ProcessBatch opens and files a batch of blocks handed over by a storage node (protocol.md §12): it
+// trial-opens with Workers goroutines, files the batch's inline mails in one transaction and the rest
+// (chat, chunks, receipts) one by one, and returns what it did with each (outs[i] is for bs[i]). Like Process it does not
 // check expiry: stored blocks may be past their TTL, and the replay window (not the TTL) bounds what is
 // filed. Every envelope is filed at most once (replay keys, also across restarts), and each filing is
 // committed before ProcessBatch returns, so a caller may advance its cursor past the batch when the
@@ -341,13 +342,14 @@ func (in *Inbox) Process(ctx context.Context, b *tangle.Block) Outcome {
 // twice.
 func (in *Inbox) ProcessBatch(ctx context.Context, bs []*tangle.Block) ([]Outcome, error) {
 	outs := make([]Outcome, len(bs))
+	bt := &batch{}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(in.workers, len(bs)) {
 		wg.Go(func() {
 			for i := range next {
 				in.c.blocks.Add(1)
-				outs[i] = in.process(ctx, bs[i], in.match(bs[i]))
+				outs[i] = in.process(ctx, bs[i], in.match(bs[i]), bt, i)
 			}
 		})
 	}
@@ -359,6 +361,7 @@ func (in *Inbox) ProcessBatch(ctx context.Context, bs []*tangle.Block) ([]Outcom
 	}
 	close(next)
 	wg.Wait()
+	in.fileBatch(ctx, bt, outs)
 	if err := ctx.Err(); err != nil {
 		return outs, err
 	}
@@ -372,6 +375,78 @@ func (in *Inbox) ProcessBatch(ctx context.Context, bs []*tangle.Block) ([]Outcom
 		return outs, fmt.Errorf("inbox: %d of %d blocks could not be filed (will be handed again)", failed, len(bs))
 	}
 	return outs, nil
+}
+
+// batch collects the opened inline mails of a ProcessBatch call, to be filed in one transaction.
+type batch struct {
+	mu    sync.Mutex
+	mails []pendingMail
+}
+
+type pendingMail struct {
+	idx     int // in the batch
+	b       *tangle.Block
+	me      *identity.Identity
+	m       *seal.Message
+	raw     []byte
+	expires time.Time
+}
+
+func (bt *batch) add(p pendingMail) {
+	bt.mu.Lock()
+	bt.mails = append(bt.mails, p)
+	bt.mu.Unlock()
+}
+
+// fileBatch files the batch's inline mails in one store transaction (one fsync instead of one per
+// mail), each exactly once: the transaction claims every envelope's replay key before it appends the
+// message, as DeliverOnce does, so an envelope filed before — or twice in this batch — is a duplicate.
+// It sets their outcomes and queues their receipts once the transaction has committed.
+func (in *Inbox) fileBatch(ctx context.Context, bt *batch, outs []Outcome) {
+	if len(bt.mails) == 0 {
+		return
+	}
+	filed := make([]bool, len(bt.mails))
+	received := in.now()
+	err := in.st.Update(ctx, func(tx *store.Tx) error {
+		for i, p := range bt.mails {
+			ok, err := tx.ClaimReplayKey(store.ReplayKey(p.m.ReplayKey), p.expires)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				filed[i] = false
+				continue
+			}
+			if _, err := tx.Append(store.NewMessage{MailboxID: in.inboxID, Raw: p.raw, Received: received,
+				Meta: store.Meta{SenderVerified: p.m.Sender.Mail(), ViaTangle: true}}); err != nil {
+				return err
+			}
+			filed[i] = true
+		}
+		return nil
+	})
+	for i, p := range bt.mails {
+		switch {
+		case err != nil:
+			in.c.failed.Add(1)
+			outs[p.idx] = Failed
+		case filed[i]:
+			in.c.filed.Add(1)
+			outs[p.idx] = Filed
+			in.log.Info("inbox: filed", "kind", p.m.Kind, "block", p.b.ID().Short())
+			in.log.Debug("inbox: filed", "block", p.b.ID().Short(), "from", p.m.Sender, "to", p.me)
+		default:
+			in.c.dups.Add(1)
+			outs[p.idx] = Duplicate
+		}
+		if err == nil {
+			in.receipt(p.me, p.m.Sender, p.m.ReplayKey, in.params.DefaultMailTTL)
+		}
+	}
+	if err != nil {
+		in.logFailure(ctx, "inbox: filing a batch", "mails", len(bt.mails), "err", err)
+	}
 }
 
 // match returns the openers whose identity's tag matches the block's route tag.
@@ -388,7 +463,7 @@ func (in *Inbox) match(b *tangle.Block) []*seal.Opener {
 	return ops
 }
 
-func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opener) (out Outcome) {
+func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opener, bt *batch, idx int) (out Outcome) {
 	defer in.c.processed.Add(1)
 	if len(ops) == 0 {
 		return NotForUs
@@ -399,7 +474,7 @@ func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opene
 		switch {
 		case err == nil:
 			in.c.opened.Add(1)
-			return in.deliver(ctx, b, op.Identity(), m)
+			return in.deliver(ctx, b, op.Identity(), m, bt, idx)
 		case errors.Is(err, seal.ErrNotForUs), errors.Is(err, seal.ErrTagMismatch):
 			in.c.notForUs.Add(1)
 		case errors.Is(err, seal.ErrMalformed):
@@ -422,7 +497,7 @@ func (in *Inbox) process(ctx context.Context, b *tangle.Block, ops []*seal.Opene
 }
 
 // deliver files an opened envelope (mail, chat), hands a receipt to OnReceipt, or keeps a chunk.
-func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message) Outcome {
+func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, bt *batch, idx int) Outcome {
 	now := in.now()
 	// Replay window: the key is kept until sent + window, and nothing older than that is filed, so a
 	// replay after the key is pruned is refused too.
@@ -446,6 +521,10 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		}
 		if mc.Manifest != nil {
 			return in.piece(ctx, b, me, m, -1, mc.Manifest.ID[:], mc.Manifest.Count, expires)
+		}
+		if bt != nil {
+			bt.add(pendingMail{idx: idx, b: b, me: me, m: m, raw: mc.Inline, expires: expires})
+			return Filed // settled by fileBatch
 		}
 		return in.file(ctx, b, me, m, in.inboxID, mc.Inline, expires, in.params.DefaultMailTTL)
 	case seal.KindChat:
