@@ -204,7 +204,8 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 // Name is the provider's name.
 func (c *Client) Name() string { return c.cfg.Name }
 
-// Synced is closed once a session has fetched everything the provider stored (the first time).
+// Synced is closed once a session has fetched and filed everything the provider stored, and read the
+// subscription's status (the first time).
 func (c *Client) Synced() <-chan struct{} { return c.synced }
 
 // Run connects, fetches from the cursor, files and follows the live push, reconnecting with backoff
@@ -248,6 +249,7 @@ func (c *Client) RunOnce(ctx context.Context) error {
 		return err
 	}
 	c.checkQuota(ctx, p)
+	c.once.Do(func() { close(c.synced) })
 	return nil
 }
 
@@ -289,6 +291,7 @@ func (c *Client) runSession(ctx context.Context) error {
 	}
 	c.setErr(nil)
 	c.checkQuota(sctx, p)
+	c.once.Do(func() { close(c.synced) })
 	tick := time.NewTicker(c.cfg.StatusInterval)
 	defer tick.Stop()
 	for {
@@ -376,7 +379,6 @@ func (c *Client) catchUp(ctx context.Context, p Provider) error {
 			c.mu.Lock()
 			c.lastSync = c.cfg.Clock()
 			c.mu.Unlock()
-			c.once.Do(func() { close(c.synced) })
 		}
 	}
 	return ctx.Err()

@@ -418,7 +418,7 @@ func TestPublishRefused(t *testing.T) {
 	if !ok || re.Provider != "provider-1" || re.Code != "BadPoW" {
 		t.Fatalf("refusal: %v", err)
 	}
-	if ids := h.c.SelectParents(0, 2); len(ids) != 1 || ids[0] != tangle.Genesis {
+	if ids := h.c.SelectParents(0, 0); len(ids) != 1 || ids[0] != tangle.Genesis {
 		t.Fatalf("tips %v", ids)
 	}
 	if st := h.c.Stats(); st.Published != 1 || st.Refused != 1 {

@@ -38,14 +38,19 @@ func (c *Client) PeerCount() int {
 	return 0
 }
 
-// SelectParents asks the provider for tips (cached for TipsCache); it implements outbox.Tips. Without a
-// session, or when the provider fails, it returns the last tips it had, or the genesis.
+// SelectParents asks the provider for tips (cached for TipsCache); it implements outbox.Tips. n is
+// clamped to 2..8 (n ≤ 0 means 4, as dag.DefaultParents). Without a session, or when the provider fails, it returns the last
+// tips it had, or the genesis.
 func (c *Client) SelectParents(shard uint32, n int) []tangle.ID {
+	if n <= 0 {
+		n = defaultParents
+	}
+	n = max(min(n, tangle.MaxParents), 2)
 	c.mu.Lock()
 	ct, ok := c.tips[shard]
 	p := c.prov
 	c.mu.Unlock()
-	if ok && time.Since(ct.at) < c.cfg.TipsCache && len(ct.ids) >= min(n, 1) {
+	if ok && time.Since(ct.at) < c.cfg.TipsCache && len(ct.ids) > 0 {
 		return ct.ids[:min(n, len(ct.ids))]
 	}
 	if p != nil {
@@ -68,6 +73,9 @@ func (c *Client) SelectParents(shard uint32, n int) []tangle.ID {
 	}
 	return []tangle.ID{tangle.Genesis}
 }
+
+// defaultParents is dag.DefaultParents: how many parents a block gets when the caller does not say.
+const defaultParents = 4
 
 // Clients are the light client's providers as one outbox.Publisher and outbox.Tips: a block goes to the
 // first connected provider that takes it; tips come from the first connected one.

@@ -1,0 +1,305 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/tanglemail/tanglemail/internal/storage"
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// storageNode is a full node that is also a storage and public node.
+type storageNode struct {
+	*Node
+	p *storage.Provider
+}
+
+// startStorageNode starts a full node on params that stores blocks for subscribers and serves light
+// clients (publish, watch, tips).
+func startStorageNode(t *testing.T, params tangle.Params) *storageNode {
+	t.Helper()
+	cfg := DevnetConfig(t.TempDir())
+	cfg.Network = params
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := storage.Open(storage.Config{Dir: t.TempDir(), Params: params, Public: true,
+		Publisher: n.Network(), Tips: n.Blocks(), PublishRate: 1000, PublishBurst: 1000})
+	if err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	n.Network().HandleStream(p.Protocol(), p.Serve)
+	var mu sync.Mutex
+	unregister := n.Network().OnBlock(func(b *tangle.Block) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := p.Offer(context.Background(), []*tangle.Block{b}); err != nil {
+			t.Logf("offer: %v", err)
+		}
+	})
+	t.Cleanup(func() { unregister(); n.Close(); p.Close() })
+	return &storageNode{Node: n, p: p}
+}
+
+func (s *storageNode) addr() string {
+	return s.Network().Addrs()[0]
+}
+
+func (s *storageNode) grant(t *testing.T) string {
+	t.Helper()
+	g, err := s.p.Grant(context.Background(), 64, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// lightConfig is a light client's configuration for provider s.
+func lightConfig(t *testing.T, dir string, s *storageNode, grant string) Config {
+	cfg := DevnetConfig(dir)
+	cfg.Network = s.cfg.Network
+	cfg.StorageProviders = []string{s.addr()}
+	cfg.StorageGrants = []string{grant}
+	cfg.StorageStatusInterval = time.Hour // live traffic must be pushed, not found by polling
+	return cfg
+}
+
+func startLight(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	n, err := StartLight(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	select {
+	case <-n.LightClients()[0].Synced():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the light client did not sync with its provider: %+v", n.LightClients()[0].Status())
+	}
+	return n
+}
+
+// imapSubjects logs in to n over IMAP and returns the subjects (and flags) of a mailbox's messages.
+func imapSubjects(t *testing.T, n *Node, mailbox string) ([]string, [][]imap.Flag) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(n.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(n.Identity().Address().Mail(), n.Password()).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select(mailbox, nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.NumMessages == 0 {
+		return nil, nil
+	}
+	var set imap.SeqSet
+	set.AddRange(1, sel.NumMessages)
+	msgs, err := c.Fetch(set, &imap.FetchOptions{Envelope: true, Flags: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subj []string
+	var flags [][]imap.Flag
+	for _, m := range msgs {
+		subj = append(subj, m.Envelope.Subject)
+		flags = append(flags, m.Flags)
+	}
+	return subj, flags
+}
+
+func mailboxCount(t *testing.T, n *Node, role store.Role) int {
+	t.Helper()
+	mb, err := n.Mailboxes().MailboxByRole(context.Background(), role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(mb.Messages)
+}
+
+// TestLightAfterTTL is issue 9's first must-show: bob's device is off for longer than the TTL (the
+// short test network: 60 s); alice sends 50 mails and 20 chat messages; bob comes back as a light client
+// through a storage node: every one arrives exactly once, in his IMAP INBOX and Chats, and alice's Sent
+// copies get $Delivered.
+func TestLightAfterTTL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 60 s TTL")
+	}
+	const mails, chats = 50, 20
+	params := tangle.ShortNet
+	s := startStorageNode(t, params)
+	acfg := DevnetConfig(t.TempDir())
+	acfg.Network = params
+	acfg.Bootstrap = []string{s.addr()}
+	alice, err := Start(context.Background(), acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	waitFor(t, "alice and the storage node to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
+
+	// Bob subscribes once, then his device is off.
+	bobDir := t.TempDir()
+	bcfg := lightConfig(t, bobDir, s, s.grant(t))
+	bob := startLight(t, bcfg)
+	bobAddr := bob.Identity().Address().Mail()
+	if st := bob.Status(); st.Mode != "light" || len(st.Storage) != 1 || st.Storage[0].State != "active" {
+		t.Fatalf("bob's status: mode %q, storage %+v", st.Mode, st.Storage)
+	}
+	bob.Close()
+
+	ctx := context.Background()
+	aliceAddr := alice.Identity().Address().Mail()
+	for i := range mails {
+		submit(t, alice, []string{bobAddr}, fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: stored mail %02d\r\n"+
+			"Message-ID: <stored-%d@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nmail %d while bob was away\r\n",
+			aliceAddr, bobAddr, i, i, i))
+	}
+	conv, err := alice.Chat().Direct(ctx, bobAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range chats {
+		if _, err := alice.Chat().Send(ctx, conv.ID, fmt.Sprintf("chat %02d while bob was away", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bob stays off until alice's node has given every message up: their TTL is over.
+	waitFor(t, "alice to give up on every message at the TTL", 5*time.Minute, func() bool {
+		return alice.outbox.Stats().Failed >= mails+chats
+	})
+	t.Logf("alice gave up on %d messages; the storage node keeps %+v", alice.outbox.Stats().Failed, s.p.Stats())
+
+	// Bob comes back as a light client.
+	bob = startLight(t, bcfg)
+	waitFor(t, "bob's INBOX and Chats", 2*time.Minute, func() bool {
+		return mailboxCount(t, bob, store.RoleInbox) >= mails && mailboxCount(t, bob, store.RoleChats) >= chats
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("bob: light %+v\noutbox %+v\ninbox %+v\nalice: outbox %+v\ninbox %+v", bob.LightClients()[0].Status(),
+				bob.outbox.Stats(), bob.inbox.Stats(), alice.outbox.Stats(), alice.inbox.Stats())
+		}
+	}()
+	waitFor(t, "alice's Sent copies to be $Delivered", 2*time.Minute, func() bool {
+		_, flags := imapSubjects(t, alice, "Sent")
+		done := 0
+		for _, f := range flags {
+			if slices.Contains(f, imap.Flag(store.DeliveredKeyword)) {
+				done++
+			}
+		}
+		return done == mails
+	})
+	subjects, _ := imapSubjects(t, bob, "INBOX")
+	slices.Sort(subjects)
+	if len(subjects) != mails || len(slices.Compact(slices.Clone(subjects))) != mails {
+		t.Fatalf("bob's INBOX over IMAP: %d messages, %d distinct; want %d once each: %q", len(subjects),
+			len(slices.Compact(slices.Clone(subjects))), mails, subjects)
+	}
+	for i, s := range subjects {
+		if want := fmt.Sprintf("stored mail %02d", i); s != want {
+			t.Fatalf("INBOX subject %d: %q, want %q", i, s, want)
+		}
+	}
+	chatSubjects, _ := imapSubjects(t, bob, "Chats")
+	if len(chatSubjects) != chats {
+		t.Fatalf("bob's Chats over IMAP: %d messages, want %d", len(chatSubjects), chats)
+	}
+	msgs, err := bob.Chat().History(ctx, conv.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range msgs {
+		texts = append(texts, m.Text)
+	}
+	slices.Sort(texts)
+	for i := range chats {
+		if i >= len(texts) || texts[i] != fmt.Sprintf("chat %02d while bob was away", i) {
+			t.Fatalf("bob's chat texts: %q", texts)
+		}
+	}
+	st := bob.LightClients()[0].Stats()
+	t.Logf("bob's light client: %+v; inbox %+v", st, bob.inbox.Stats())
+}
+
+// tlog is a logger that writes to the test's log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name)
+}
+
+// TestLightSendsAndReceivesLive: a connected light client gets chat pushed by its public node (its
+// polling interval is an hour, so only the push can bring it), answers through the public node, and
+// both sides get their delivery receipts.
+func TestLightSendsAndReceivesLive(t *testing.T) {
+	params := tangle.ShortNet
+	s := startStorageNode(t, params)
+	acfg := DevnetConfig(t.TempDir())
+	acfg.Network = params
+	acfg.Bootstrap = []string{s.addr()}
+	acfg.Log = testLogger(t, "alice")
+	alice, err := Start(context.Background(), acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	waitFor(t, "alice and the storage node to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
+	bcfg := lightConfig(t, t.TempDir(), s, s.grant(t))
+	bcfg.Log = testLogger(t, "bob")
+	bob := startLight(t, bcfg)
+	if s.Network().PeerCount() != 1 {
+		t.Fatalf("the storage node counts %d gossip peers, want 1 (alice; a light client is not one)", s.Network().PeerCount())
+	}
+	ctx := context.Background()
+	bobAddr, aliceAddr := bob.Identity().Address().Mail(), alice.Identity().Address().Mail()
+	aconv, err := alice.Chat().Direct(ctx, bobAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := alice.Chat().Send(ctx, aconv.ID, "hello light bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob to get alice's chat", 60*time.Second, func() bool { return mailboxCount(t, bob, store.RoleChats) == 1 })
+	t.Logf("alice → light bob: %v", time.Since(start))
+	if st := bob.LightClients()[0].Stats(); st.Pushed == 0 {
+		t.Fatalf("the chat was not pushed: %+v", st)
+	}
+	bconv, err := bob.Chat().Direct(ctx, aliceAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := bob.Chat().Send(ctx, bconv.ID, "hello full alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice to get bob's answer", 60*time.Second, func() bool { return mailboxCount(t, alice, store.RoleChats) == 2 })
+	t.Logf("light bob → alice: %v", time.Since(start))
+	waitFor(t, "both delivery receipts", 60*time.Second, func() bool {
+		return alice.outbox.Stats().Delivered == 1 && bob.outbox.Stats().Delivered == 1
+	})
+	if st := bob.LightClients()[0].Stats(); st.Published == 0 || st.Refused != 0 {
+		t.Fatalf("bob's light client: %+v", st)
+	}
+}
