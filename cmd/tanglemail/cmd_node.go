@@ -30,6 +30,10 @@ type nodeFlags struct {
 	passphraseFile string
 	logLevel       string
 	blockBudget    string
+	storage        bool
+	storageCap     string
+	public         bool
+	storageAllow   *listFlag
 }
 
 func nodeCommand() *command {
@@ -58,6 +62,11 @@ shards, fetches missing blocks and catches up after downtime. Its web client and
 			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
 			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)")
 			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client (STARTTLS; login needs TLS off loopback)")
+			f.storageAllow = newListFlag()
+			fs.BoolVar(&f.storage, "storage", false, "run a storage provider: keep subscribers' sealed blocks past their TTL (see tanglemail storage --help)")
+			fs.StringVar(&f.storageCap, "storage-cap", "1GiB", "disk cap of the storage provider, e.g. 512MiB, 10GiB (subscriptions' quotas never exceed it)")
+			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage")
+			fs.Var(f.storageAllow, "storage-allow", "subscription keys (hex or base64) the storage provider activates without a grant, comma-separated")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -100,6 +109,19 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.Log = log
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
 		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
+	}
+
+	cfg.Storage.Enabled = f.storage || f.public || len(f.storageAllow.values) > 0
+	cfg.Storage.Public = f.public
+	if cfg.Storage.CapBytes, err = parseSize(f.storageCap); err != nil || cfg.Storage.CapBytes < 1<<20 {
+		return usageError{fmt.Sprintf("--storage-cap %q: want a size of at least 1MiB, such as 512MiB or 10GiB", f.storageCap)}
+	}
+	for _, k := range f.storageAllow.values {
+		key, err := node.ParseStorageKey(k)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		cfg.Storage.Allow = append(cfg.Storage.Allow, key)
 	}
 
 	ctx, cancel := env.context()

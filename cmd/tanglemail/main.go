@@ -27,6 +27,7 @@ func commands() []*command {
 		contactsCommand(),
 		devnetCommand(),
 		inviteCommand(),
+		storageCommand(),
 		joinCommand(),
 		versionCommand(),
 	}

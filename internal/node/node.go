@@ -36,6 +36,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -70,6 +71,8 @@ type Config struct {
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
+	// Storage runs a storage provider (and with Public, serves light clients): internal/node/storage.go.
+	Storage StorageConfig
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -135,6 +138,9 @@ type Node struct {
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
 	holds *holds
+
+	provider          *storage.Provider // nil unless Config.Storage.Enabled (storage.go)
+	unregisterStorage func()
 
 	unlock     func()
 	unregister func()
@@ -278,12 +284,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
 		Invites:  n,
+		Storage:  n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
 	})
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if err := n.startStorage(bg); err != nil {
+		return nil, err
+	}
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
 	n.goBackground("SMTP server", func() error { return n.smtp.Serve(n.smtpLn) })
 	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(n.imapLn)) })
@@ -528,6 +538,7 @@ func (n *Node) Close() error {
 		if n.unregister != nil {
 			n.unregister()
 		}
+		errs = append(errs, n.closeStorage())
 		if n.inbox != nil {
 			errs = append(errs, n.inbox.Close())
 		}

@@ -188,6 +188,7 @@ type Provider struct {
 var (
 	ErrClosed   = errors.New("storage: provider closed")
 	ErrNotFound = errors.New("storage: no such subscription")
+	ErrInvalid  = errors.New("storage: invalid request")
 )
 
 // Open opens (creating) storage.db in cfg.Dir and loads the subscriptions.
@@ -310,7 +311,7 @@ func (p *Provider) Run(ctx context.Context) error {
 // days days. Only its SHA-256 is stored.
 func (p *Provider) Grant(ctx context.Context, quotaMiB, days uint32) (string, error) {
 	if quotaMiB == 0 || quotaMiB > p.cfg.MaxQuotaMiB || days == 0 || days > 3650 {
-		return "", fmt.Errorf("storage: grant: quota %d MiB (1..%d), %d days (1..3650)", quotaMiB, p.cfg.MaxQuotaMiB, days)
+		return "", fmt.Errorf("%w: a grant needs 1..%d MiB and 1..3650 days (got %d MiB, %d days)", ErrInvalid, p.cfg.MaxQuotaMiB, quotaMiB, days)
 	}
 	var raw [18]byte
 	if _, err := rand.Read(raw[:]); err != nil {
