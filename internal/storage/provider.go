@@ -289,7 +289,7 @@ func (p *Provider) isClosed() bool {
 
 // Run prunes every PruneInterval until ctx ends (panics are recovered and counted by supervise).
 func (p *Provider) Run(ctx context.Context) error {
-	return supervise.Run(ctx, p.log, "storage-prune", &p.ctr.panics, func(ctx context.Context) error {
+	return supervise.Run(ctx, p.log, "storage_prune", &p.ctr.panics, func(ctx context.Context) error {
 		t := time.NewTicker(p.cfg.PruneInterval)
 		defer t.Stop()
 		for {
