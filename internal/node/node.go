@@ -205,6 +205,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		DHT:         cfg.DHT,
 		Shards:      shardsFor(n.id, cfg.Network.ShardBits),
 	}
+	if cfg.Storage.Enabled {
+		pcfg.Shards = nil // a storage provider keeps every shard's blocks for its subscribers
+	}
 	n.net, err = p2p.New(ctx, pcfg, n.store, cfg.Network, p2p.WithLogger(cfg.Log.With("sub", "p2p")))
 	if err != nil {
 		return nil, fmt.Errorf("start network: %w", err)

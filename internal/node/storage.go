@@ -47,6 +47,9 @@ func ParseStorageKey(s string) (ed25519.PublicKey, error) {
 // queue in batches of up to 256 blocks, one transaction each.
 const storageFeedQueue = 4096
 
+// storageRescanWindow bounds the blocks offered again at start (by issuing time).
+const storageRescanWindow = time.Hour
+
 // startStorage opens the provider (if enabled), registers its stream protocol and feeds it the node's
 // validated blocks. It runs after the network started.
 func (n *Node) startStorage(bg context.Context) error {
@@ -121,12 +124,14 @@ func (n *Node) feedStorage(ctx context.Context, feed <-chan *tangle.Block) {
 	}
 }
 
-// rescanStorage offers the stored, unexpired blocks once at start: blocks the node stored just before
-// it stopped (the OnBlock queue is in memory) reach the provider too. Blocks already stored for a
-// subscription are skipped by the provider.
+// rescanStorage offers the stored, unexpired blocks of every shard once at start: blocks the node
+// stored just before it stopped (the OnBlock queue is in memory) reach the provider too. Blocks already
+// stored for a subscription are skipped by the provider. (A storage node subscribes to every shard.)
+// Only blocks issued in the last storageRescanWindow are offered: an older block that a subscriber
+// already released would otherwise be stored for it again (a duplicate it drops, but pays quota for).
 func (n *Node) rescanStorage(ctx context.Context) error {
-	since := time.Now().Add(-time.Duration(tangle.MaxTTL) * time.Second)
-	for _, shard := range shardsFor(n.id, n.cfg.Network.ShardBits) {
+	since := time.Now().Add(-storageRescanWindow)
+	for _, shard := range n.net.Status().Shards {
 		var after dag.Cursor
 		for {
 			page, err := n.store.IDsSince(shard, since, after, 256)
