@@ -132,9 +132,9 @@ func TestWatch(t *testing.T) {
 
 func TestUnauthorized(t *testing.T) {
 	params := testParams()
-	var now time.Time = time.Now()
-	clock := func() time.Time { return now }
-	srv := startServer(t, Config{Params: params, Now: clock})
+	clock := newFakeClock(time.Now())
+	now := clock.Now()
+	srv := startServer(t, Config{Params: params, Now: clock.Now})
 	ctx := tctx(t)
 	owner := dial(t, srv)
 	id, priv := subscribe(t, srv, owner, bobPrefix, 4)
@@ -208,7 +208,8 @@ func TestUnauthorized(t *testing.T) {
 	wantCode(t, err, wire.CodePending)
 
 	// An expired subscription: a clear error and nothing.
-	now = now.Add(31 * 24 * time.Hour)
+	clock.Add(31 * 24 * time.Hour)
+	now = clock.Now()
 	_, _, _, err = owner.s.Fetch(ctx, 0, 10, 1<<20)
 	wantCode(t, err, wire.CodeExpired)
 	if st, err := owner.s.Status(ctx); err != nil || st.Expires.After(now) {
@@ -304,9 +305,9 @@ func TestAdmission(t *testing.T) {
 
 func TestRetention(t *testing.T) {
 	params := benchParams()
-	now := time.Now()
-	clock := func() time.Time { return now }
-	srv := startServer(t, Config{Params: params, Now: clock, ExpiredGrace: 2 * 24 * time.Hour})
+	clock := newFakeClock(time.Now())
+	now := clock.Now()
+	srv := startServer(t, Config{Params: params, Now: clock.Now, ExpiredGrace: 2 * 24 * time.Hour})
 	c := dial(t, srv)
 	ctx := tctx(t)
 	tok, _ := srv.p.Grant(ctx, 4, 40)
@@ -322,7 +323,8 @@ func TestRetention(t *testing.T) {
 	if err := srv.p.Offer(ctx, []*tangle.Block{old}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * 24 * time.Hour)
+	clock.Add(2 * 24 * time.Hour)
+	now = clock.Now()
 	young := mkBlock(t, params, tagWith(bobPrefix), 500, now)
 	if err := srv.p.Offer(ctx, []*tangle.Block{young}); err != nil {
 		t.Fatal(err)
@@ -333,7 +335,8 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(36 * time.Hour) // old is 3.5 days old, young 1.5
+	clock.Add(36 * time.Hour)
+	now = clock.Now() // old is 3.5 days old, young 1.5
 	n, err := srv.p.Prune(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d, %v", n, err)
@@ -349,14 +352,16 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("stored bytes %d", st.StoredBytes)
 	}
 	// Expiry: expired at 40 days, deleted ExpiredGrace later.
-	now = now.Add(37 * 24 * time.Hour) // 40.5 days after the grant
+	clock.Add(37 * 24 * time.Hour)
+	now = clock.Now() // 40.5 days after the grant
 	if _, err := srv.p.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok := srv.p.lookup(id); !ok || s.state != wire.Expired {
 		t.Fatalf("after expiry: %+v %v", s.state, ok)
 	}
-	now = now.Add(3 * 24 * time.Hour)
+	clock.Add(3 * 24 * time.Hour)
+	now = clock.Now()
 	if _, err := srv.p.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
