@@ -77,7 +77,15 @@ func TestServiceStreams(t *testing.T) {
 	connect(t, b, a)
 	echo(func() (Stream, error) { return b.OpenStream(ctx, pid, proto) })
 	// After identify, the light client is not a gossip peer: a counts b only.
-	waitFor(t, 30*time.Second, "peer count without the light client", func() bool { return a.PeerCount() == 1 })
+	waitFor(t, 30*time.Second, "peer count without the light client", func() bool {
+		return a.PeerCount() == 1 && !a.isConnected(c1.ID())
+	})
+	a.mu.Lock()
+	_, remembered := a.peerTable[c1.ID()]
+	a.mu.Unlock()
+	if remembered {
+		t.Fatal("the light client is in the peer table")
+	}
 	if _, err := c1.OpenStream(ctx, pid, proto+"x"); err == nil {
 		t.Fatal("stream to an unknown protocol opened")
 	}
