@@ -103,9 +103,10 @@
 // package carries the streams (Stream: read, write, half-close, reset, deadlines, the remote peer and
 // address) and leaves framing, authentication and limits to the service. A handler's panic is logged
 // and resets its stream. ClientHost is a minimal host for light clients: a fresh random peer id per
-// ClientHost, no gossip, no block protocol, no listening unless asked. PeerCount counts only peers that
-// speak the block protocol (or are not identified yet), so light clients connected to a public node do
-// not make it believe it has gossip peers.
+// ClientHost, no gossip, no block protocol, no listening unless asked; it identifies itself with the
+// agent "tanglemail-light". Once identify names that agent, the node drops the peer from its peer
+// tables (no catch-up, no re-dial, not in the peers file) and PeerCount does not count it, so light
+// clients connected to a public node do not make it believe it has gossip peers.
 //
 // # Solidification, catch-up, anti-entropy
 //
