@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"testing"
 	"time"
 
@@ -78,6 +79,12 @@ func TestStoreFetchRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.stop()
+	if _, _, _, err := c.s.Fetch(ctx, 0, 1, 1); err == nil {
+		t.Fatal("fetch from a stopped provider succeeded")
+	}
+	if _, _, _, err := c.s.Fetch(ctx, 0, 1, 1); !errors.Is(err, wire.ErrSessionClosed) {
+		t.Fatalf("fetch on a broken session: %v", err)
+	}
 	srv2 := startServer(t, Config{Dir: dir, Params: params})
 	c2 := dial(t, srv2)
 	if err := c2.s.Auth(ctx, id, priv); err != nil {
