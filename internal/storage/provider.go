@@ -353,7 +353,7 @@ func (p *Provider) Activate(ctx context.Context, id wire.SubID, until time.Time)
 		return ErrNotFound
 	}
 	if s.state != wire.Active && committed+s.quota > uint64(p.cfg.CapBytes) {
-		return wire.Errorf(wire.CodeRefused, "the provider's disk cap is committed")
+		return wire.Errorf(wire.CodeQuotaFull, "the provider's disk cap is committed")
 	}
 	u := until.UnixMilli()
 	if s.state == wire.Active && s.until > u {
@@ -461,7 +461,7 @@ func (p *Provider) create(ctx context.Context, req wire.CreateRequest, addr stri
 		committed := p.activeQuotaLocked()
 		p.mu.Unlock()
 		if committed+quota > uint64(cfg.CapBytes) {
-			return wire.SubID{}, 0, wire.Errorf(wire.CodeRefused, "the provider's disk cap is committed: ask for a smaller quota")
+			return wire.SubID{}, 0, wire.Errorf(wire.CodeQuotaFull, "the provider's disk cap is committed: ask for a smaller quota")
 		}
 	}
 	var id wire.SubID

@@ -275,7 +275,7 @@ func TestAdmission(t *testing.T) {
 	tok2, _ := srv.p.Grant(ctx, 1000, 10)
 	k4, _ := newKey(t)
 	_, _, err = create(wire.CreateRequest{Prefix: bobPrefix, Key: k4, QuotaMiB: 1000, Grant: tok2})
-	wantCode(t, err, wire.CodeRefused)
+	wantCode(t, err, wire.CodeQuotaFull)
 	// Activate (the payment seam) turns a pending subscription active.
 	if err := srv.p.Activate(ctx, id1, time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
