@@ -440,3 +440,30 @@ func TestStrangerGrinding(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestMalformed: garbage on the stream gets a malformed error frame and the stream closes; nothing
+// panics, and the provider serves the next client.
+func TestMalformed(t *testing.T) {
+	srv := startServer(t, Config{Params: testParams()})
+	c := dial(t, srv)
+	for _, junk := range [][]byte{
+		{0xff, 0xff, 0xff, 0x7f, 0x01},              // a 2 GiB frame
+		{0x00, 0x90, 0x00, 0x00, wire.TPublish},     // a frame over the request bound
+		{0x01, 0x00, 0x00, 0x00, 0x55},              // an unknown type
+		{0x02, 0x00, 0x00, 0x00, wire.TFetch, 0x01}, // a truncated fetch
+	} {
+		st := rawStream(t, c, srv)
+		_ = st.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := st.Write(junk); err != nil {
+			t.Fatal(err)
+		}
+		m, err := wire.ReadMsg(st)
+		if err != nil || !isErr(m, wire.CodeMalformed) {
+			t.Fatalf("junk %x: %#v %v", junk, m, err)
+		}
+		if _, err := wire.ReadMsg(st); err == nil {
+			t.Fatalf("junk %x: the stream stayed open", junk)
+		}
+	}
+	subscribe(t, srv, c, bobPrefix, 1)
+}
