@@ -21,8 +21,8 @@ import (
 )
 
 // TestStorageNodeLearnsNothing: a public storage node keeps the sealed blocks of mail to bob (whose node
-// is off) for bob's subscription, exactly as gossiped; its data files hold none of the mails' plaintext
-// and no address or key of bob.
+// is off) for bob's subscription, exactly as gossiped, and pushes them live to bob's watching client;
+// its data files hold none of the mails' plaintext and no address or key of bob.
 func TestStorageNodeLearnsNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -80,6 +80,11 @@ func TestStorageNodeLearnsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Live push: the public node pushes bob's blocks as it stores them.
+	pushed, err := sess.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "alice peered with the storage node", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
 	const secret = "Tangle-storage-secret-plaintext-7d41"
 	for i := range 3 {
@@ -97,6 +102,14 @@ func TestStorageNodeLearnsNothing(t *testing.T) {
 		st, err = sess.Status(ctx)
 		return err == nil && st.Blocks >= 3
 	})
+	select {
+	case p := <-pushed:
+		if b, err := tangle.Decode(p.Block); err != nil || !prefix.Matches(b.Tag) || p.Cursor < 1 {
+			t.Fatalf("pushed block: cursor %d, %v", p.Cursor, err)
+		}
+	case <-ctx.Done():
+		t.Fatal("nothing pushed")
+	}
 	got, _, _, err := sess.Fetch(ctx, 0, 100, 4<<20)
 	if err != nil || len(got) < 3 {
 		t.Fatalf("fetched %d blocks: %v", len(got), err)
