@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
@@ -466,4 +467,41 @@ func TestMalformed(t *testing.T) {
 		}
 	}
 	subscribe(t, srv, c, bobPrefix, 1)
+}
+
+// TestOfferShortPrefixes: subscriptions with prefixes shorter than a byte receive exactly their blocks.
+func TestOfferShortPrefixes(t *testing.T) {
+	params := benchParams()
+	srv := startServer(t, Config{Params: params})
+	ctx := tctx(t)
+	prefixes := []wire.Prefix{{Bits: 1, Tag: [8]byte{0x80}}, {Bits: 3, Tag: [8]byte{0x40}}, {Bits: 8, Tag: [8]byte{0x41}}, {Bits: 16, Tag: [8]byte{0x41, 0x42}}}
+	clients := make([]*client, len(prefixes))
+	for i, p := range prefixes {
+		clients[i] = dial(t, srv)
+		subscribe(t, srv, clients[i], p, 4)
+	}
+	var blocks []*tangle.Block
+	for range 300 {
+		var tag tangle.Tag
+		rand.Read(tag[:])
+		if len(blocks)%5 == 0 {
+			tag[0], tag[1] = 0x41, 0x42
+		}
+		blocks = append(blocks, mkBlock(t, params, tag, 200, time.Now()))
+	}
+	if err := srv.p.Offer(ctx, blocks); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prefixes {
+		want := 0
+		for _, b := range blocks {
+			if p.Matches(b.Tag) {
+				want++
+			}
+		}
+		got, _ := fetchAll(t, clients[i].s, 0, 512, 4<<20)
+		if len(got) != want || want == 0 {
+			t.Errorf("prefix %d bits: %d blocks, want %d", p.Bits, len(got), want)
+		}
+	}
 }
