@@ -534,6 +534,16 @@ func (p *Provider) usable(s sub) error {
 	return nil
 }
 
+// Lookup returns subscription id's state (for payments: the quota and retention it asked for, to
+// price it before Activate), or ErrNotFound.
+func (p *Provider) Lookup(id wire.SubID) (wire.Status, error) {
+	s, ok := p.lookup(id)
+	if !ok {
+		return wire.Status{}, ErrNotFound
+	}
+	return s.status(), nil
+}
+
 // Subscription is a subscription as the operator sees it (no key, no client address).
 type Subscription = wire.Status
 

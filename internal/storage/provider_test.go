@@ -281,8 +281,11 @@ func TestAdmission(t *testing.T) {
 	if err := srv.p.Activate(ctx, id1, time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := srv.p.lookup(id1); s.state != wire.Active {
-		t.Fatalf("activated: %v", s.state)
+	if s, err := srv.p.Lookup(id1); err != nil || s.State != wire.Active || s.QuotaBytes != 64<<20 || s.Expires.IsZero() {
+		t.Fatalf("activated: %+v %v", s, err)
+	}
+	if _, err := srv.p.Lookup(wire.SubID{9}); err != ErrNotFound {
+		t.Fatalf("lookup unknown: %v", err)
 	}
 	if err := srv.p.Activate(ctx, wire.SubID{1}, time.Now()); err != ErrNotFound {
 		t.Fatalf("activate unknown: %v", err)
