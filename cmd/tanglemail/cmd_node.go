@@ -153,6 +153,14 @@ Mail client settings (Thunderbird, mutt, aerc, …):
 Stop with Ctrl-C.
 `, version.Get().Version, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
 		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
+	if st := n.StorageStatus(); st.Enabled {
+		role := "storage provider"
+		if st.Public {
+			role = "public node (storage, publish and tips for light clients)"
+		}
+		fmt.Fprintf(env.stdout, "\nThis node is a %s with a %s cap. Grant a subscription with\n  tanglemail storage grant --mib 64 --days 30\n",
+			role, f.storageCap)
+	}
 	hinted := make(chan struct{})
 	go func() {
 		defer close(hinted)

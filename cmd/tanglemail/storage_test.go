@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
 )
@@ -12,7 +13,14 @@ import (
 // (shown once, with the command the subscriber runs), --json, and the errors.
 func TestStorageCommand(t *testing.T) {
 	dir := t.TempDir()
-	startNode(t, dir, "--public", "--storage-cap", "256MiB")
+	_, nodeOut := startNode(t, dir, "--public", "--storage-cap", "256MiB")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(nodeOut.String(), "public node (storage, publish and tips for light clients) with a 256MiB cap") {
+		if time.Now().After(deadline) {
+			t.Fatalf("node output:\n%s", nodeOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	code, out, errs := runCLI(t, nil, "storage", "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "public node") || !strings.Contains(out, "of a 256.0 MiB cap") || !strings.Contains(out, "0 active") {
 		t.Fatalf("storage status: exit %d: %s\n%s", code, errs, out)
