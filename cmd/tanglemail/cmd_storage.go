@@ -3,9 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
-
-	"github.com/tanglemail/tanglemail/internal/api"
 )
 
 type storageFlags struct {
@@ -14,6 +11,9 @@ type storageFlags struct {
 	days uint
 }
 
+// storageCommand is "tanglemail storage": the operator's subcommands status and grant
+// (cmd_storage_admin.go). The payments branch adds "subscribe" (a subscriber's): merged, one storage
+// command dispatches all three, status and grant to runStorageStatus and runStorageGrant.
 func storageCommand() *command {
 	return &command{
 		name:    "storage",
@@ -49,55 +49,11 @@ are refused and stored ones are kept.`,
 			}
 			switch sub {
 			case "status":
-				var st api.StorageStatus
-				if printed, err := apiGet(env, &f.apiFlags, "/api/storage", &st); err != nil || printed {
-					return err
-				}
-				printStorage(env.stdout, &st)
-				return nil
+				return runStorageStatus(env, &f.apiFlags)
 			case "grant":
-				if f.mib == 0 || f.days == 0 || f.mib > 1<<20 || f.days > 3650 {
-					return usageError{"grant needs --mib 1..1048576 and --days 1..3650"}
-				}
-				client, err := newAPIClient(env, f.dataDir)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := env.context()
-				defer cancel()
-				var g api.StorageGrant
-				if err := client.call(ctx, "POST", "/api/storage/grants", api.StorageGrantRequest{QuotaMiB: uint32(f.mib), Days: uint32(f.days)}, &g); err != nil {
-					return err
-				}
-				if f.json {
-					fmt.Fprintf(env.stdout, "{\"token\": %q, \"quota_mib\": %d, \"days\": %d, \"provider\": %q}\n", g.Token, g.QuotaMiB, g.Days, g.Provider)
-					return nil
-				}
-				fmt.Fprintf(env.stdout, "Grant for one subscription of %d MiB for %d days (shown only once):\n  %s\n", g.QuotaMiB, g.Days, g.Token)
-				if g.Provider != "" {
-					fmt.Fprintf(env.stdout, "The subscriber runs:\n  tanglemail light --provider %s --grant %s\n", g.Provider, g.Token)
-				}
-				return nil
+				return runStorageGrant(env, &f.apiFlags, f.mib, f.days)
 			}
 			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant", sub)}
 		},
-	}
-}
-
-func printStorage(w io.Writer, st *api.StorageStatus) {
-	if !st.Enabled {
-		fmt.Fprintln(w, "This node runs no storage provider (start it with --storage, or --public to serve light clients).")
-		return
-	}
-	role := "storage provider"
-	if st.Public {
-		role = "public node (storage, publish and tips for light clients)"
-	}
-	fmt.Fprintf(w, "Role:           %s\n", role)
-	fmt.Fprintf(w, "Subscriptions:  %d active, %d pending, %d expired\n", st.Active, st.Pending, st.Expired)
-	fmt.Fprintf(w, "Stored:         %.1f MiB of a %.1f MiB cap (%.1f MiB committed to active quotas)\n",
-		float64(st.StoredBytes)/(1<<20), float64(st.CapBytes)/(1<<20), float64(st.CommittedBytes)/(1<<20))
-	for _, a := range st.Addrs {
-		fmt.Fprintf(w, "Reach it at:    %s\n", a)
 	}
 }
