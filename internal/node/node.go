@@ -36,7 +36,6 @@ import (
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
-	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -68,11 +67,11 @@ type Config struct {
 	// default dag.DefaultBudget, 4 GiB; negative: none). Blocks not yet trial-opened and the node's own
 	// published blocks awaiting their receipts are held apart from it (see docs/threat-model.md).
 	BlockBudget int64
+	// Storage runs a storage provider (and with Public, serves light clients): internal/node/storage.go.
+	Storage StorageConfig
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
-	// Storage runs a storage provider (and with Public, serves light clients): internal/node/storage.go.
-	Storage StorageConfig
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -134,13 +133,11 @@ type Node struct {
 	tls      *tls.Config
 	api      *web.Server
 	apiLn    net.Listener
+	provider *storageSide // nil unless Config.Storage.Enabled (storage.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
 	holds *holds
-
-	provider          *storage.Provider // nil unless Config.Storage.Enabled (storage.go)
-	unregisterStorage func()
 
 	unlock     func()
 	unregister func()
@@ -204,9 +201,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MDNS:        cfg.MDNS,
 		DHT:         cfg.DHT,
 		Shards:      shardsFor(n.id, cfg.Network.ShardBits),
-	}
-	if cfg.Storage.Enabled {
-		pcfg.Shards = nil // a storage provider keeps every shard's blocks for its subscribers
 	}
 	n.net, err = p2p.New(ctx, pcfg, n.store, cfg.Network, p2p.WithLogger(cfg.Log.With("sub", "p2p")))
 	if err != nil {
@@ -281,6 +275,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
 	}
 	n.metrics = n.newRegistry()
+	if err = n.startStorage(); err != nil {
+		return // the named results: nil node (or none), err
+	}
 	n.api = web.New(web.Config{
 		Backend:  n,
 		Store:    n.mail,
@@ -294,9 +291,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	})
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	if err := n.startStorage(bg); err != nil {
-		return nil, err
-	}
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
 	n.goBackground("SMTP server", func() error { return n.smtp.Serve(n.smtpLn) })
 	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(n.imapLn)) })

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/api"
@@ -50,12 +51,35 @@ const storageFeedQueue = 4096
 // storageRescanWindow bounds the blocks offered again at start (by issuing time).
 const storageRescanWindow = time.Hour
 
+// storageSide is the node's storage provider and the goroutines that feed it. It has its own context
+// and wait group, so that it can start anywhere after the network and stop in Close before the network.
+type storageSide struct {
+	p          *storage.Provider
+	unregister func()
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+func (s *storageSide) goRun(n *Node, name string, f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			n.log.Error(name+" stopped", "err", err)
+		}
+	}()
+}
+
 // startStorage opens the provider (if enabled), registers its stream protocol and feeds it the node's
-// validated blocks. It runs after the network started.
-func (n *Node) startStorage(bg context.Context) error {
+// validated blocks. It runs after the network and the metrics registry exist. A storage node of a
+// network with shard bits should subscribe to every shard; all networks have none today.
+func (n *Node) startStorage() error {
 	sc := n.cfg.Storage
 	if !sc.Enabled {
 		return nil
+	}
+	if n.net == nil {
+		return errors.New("storage: a storage provider needs a full node (not a light client)")
 	}
 	cfg := storage.Config{
 		Dir:      n.cfg.DataDir,
@@ -72,21 +96,23 @@ func (n *Node) startStorage(bg context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open storage provider: %w", err)
 	}
-	n.provider = p
+	ctx, cancel := context.WithCancel(context.Background())
+	side := &storageSide{p: p, cancel: cancel}
+	n.provider = side
 	if n.metrics != nil {
 		n.metrics.MustRegister(p.Collectors()...)
 	}
 	n.net.HandleStream(p.Protocol(), p.Serve)
 	feed := make(chan *tangle.Block, storageFeedQueue)
-	n.unregisterStorage = n.net.OnBlock(func(b *tangle.Block) {
+	side.unregister = n.net.OnBlock(func(b *tangle.Block) {
 		select {
 		case feed <- b:
-		case <-bg.Done():
+		case <-ctx.Done():
 		}
 	})
-	n.goBackground("storage feed", func() error { n.feedStorage(bg, feed); return nil })
-	n.goBackground("storage pruning", func() error { return ignoreCanceled(p.Run(bg)) })
-	n.goBackground("storage rescan", func() error { return ignoreCanceled(n.rescanStorage(bg)) })
+	side.goRun(n, "storage feed", func() error { n.feedStorage(ctx, feed); return nil })
+	side.goRun(n, "storage pruning", func() error { return ignoreCanceled(p.Run(ctx)) })
+	side.goRun(n, "storage rescan", func() error { return ignoreCanceled(n.rescanStorage(ctx)) })
 	n.log.Info("storage provider started", "public", sc.Public, "cap_bytes", p.Stats().CapBytes)
 	return nil
 }
@@ -110,7 +136,7 @@ func (n *Node) feedStorage(ctx context.Context, feed <-chan *tangle.Block) {
 			}
 		}
 		for {
-			err := n.provider.Offer(ctx, batch)
+			err := n.provider.p.Offer(ctx, batch)
 			if err == nil || ctx.Err() != nil || errors.Is(err, storage.ErrClosed) {
 				break
 			}
@@ -149,7 +175,7 @@ func (n *Node) rescanStorage(ctx context.Context) error {
 				}
 				batch = append(batch, b)
 			}
-			if err := n.provider.Offer(ctx, batch); err != nil {
+			if err := n.provider.p.Offer(ctx, batch); err != nil {
 				return fmt.Errorf("storage rescan: %w", err)
 			}
 			if len(page) < 256 {
@@ -162,15 +188,20 @@ func (n *Node) rescanStorage(ctx context.Context) error {
 }
 
 // Storage is the node's storage provider; nil unless --storage.
-func (n *Node) Storage() *storage.Provider { return n.provider }
+func (n *Node) Storage() *storage.Provider {
+	if n.provider == nil {
+		return nil
+	}
+	return n.provider.p
+}
 
 // StorageStatus is GET /api/storage (web.Storage).
 func (n *Node) StorageStatus() api.StorageStatus {
 	if n.provider == nil {
 		return api.StorageStatus{Addrs: []string{}}
 	}
-	st := n.provider.Stats()
-	return api.StorageStatus{Enabled: true, Public: st.Public, Protocol: n.provider.Protocol(), PeerID: n.net.ID(),
+	st := n.provider.p.Stats()
+	return api.StorageStatus{Enabled: true, Public: st.Public, Protocol: n.provider.p.Protocol(), PeerID: n.net.ID(),
 		Addrs: n.net.Addrs(), Pending: st.Pending, Active: st.Active, Expired: st.Expired, StoredBytes: st.StoredBytes,
 		CommittedBytes: st.CommittedBytes, CapBytes: st.CapBytes}
 }
@@ -180,7 +211,7 @@ func (n *Node) StorageGrant(ctx context.Context, req api.StorageGrantRequest) (a
 	if n.provider == nil {
 		return api.StorageGrant{}, web.ErrStorageOff
 	}
-	tok, err := n.provider.Grant(ctx, req.QuotaMiB, req.Days)
+	tok, err := n.provider.p.Grant(ctx, req.QuotaMiB, req.Days)
 	if err != nil {
 		if errors.Is(err, storage.ErrInvalid) {
 			return api.StorageGrant{}, &web.InvalidError{Msg: err.Error()}
@@ -194,14 +225,16 @@ func (n *Node) StorageGrant(ctx context.Context, req api.StorageGrantRequest) (a
 	return g, nil
 }
 
-// closeStorage stops feeding and closes the provider; Close calls it after the background loops
-// stopped and before the network closes.
+// closeStorage stops feeding and closes the provider; Close calls it before the network closes.
 func (n *Node) closeStorage() error {
-	if n.unregisterStorage != nil {
-		n.unregisterStorage()
-	}
-	if n.provider == nil {
+	side := n.provider
+	if side == nil {
 		return nil
 	}
-	return n.provider.Close()
+	side.cancel()
+	if side.unregister != nil {
+		side.unregister()
+	}
+	side.wg.Wait()
+	return side.p.Close()
 }
