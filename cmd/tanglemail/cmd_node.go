@@ -19,6 +19,10 @@ import (
 type nodeFlags struct {
 	commonFlags
 	network        string
+	storage        bool // the storage provider: --storage, --storage-cap, --public, --storage-allow
+	storageCap     string
+	public         bool
+	storageAllow   *listFlag
 	p2pListen      *listFlag
 	bootstrap      *listFlag
 	mdns           bool
@@ -30,10 +34,6 @@ type nodeFlags struct {
 	passphraseFile string
 	logLevel       string
 	blockBudget    string
-	storage        bool
-	storageCap     string
-	public         bool
-	storageAllow   *listFlag
 }
 
 func nodeCommand() *command {
