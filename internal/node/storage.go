@@ -152,7 +152,7 @@ func (n *Node) feedStorage(ctx context.Context, feed <-chan *tangle.Block) {
 
 // rescanStorage offers the stored, unexpired blocks of every shard once at start: blocks the node
 // stored just before it stopped (the OnBlock queue is in memory) reach the provider too. Blocks already
-// stored for a subscription are skipped by the provider. (A storage node subscribes to every shard.)
+// stored for a subscription are skipped by the provider.
 // Only blocks issued in the last storageRescanWindow are offered: an older block that a subscriber
 // already released would otherwise be stored for it again (a duplicate it drops, but pays quota for).
 func (n *Node) rescanStorage(ctx context.Context) error {
