@@ -28,6 +28,7 @@ func commands() []*command {
 		contactsCommand(),
 		devnetCommand(),
 		inviteCommand(),
+		storageCommand(),
 		joinCommand(),
 		versionCommand(),
 	}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+)
+
+type storageFlags struct {
+	apiFlags
+	mib  uint
+	days uint
+}
+
+// storageCommand is "tanglemail storage": the operator's subcommands status and grant
+// (cmd_storage_admin.go). The payments branch adds "subscribe" (a subscriber's): merged, one storage
+// command dispatches all three, status and grant to runStorageStatus and runStorageGrant.
+func storageCommand() *command {
+	return &command{
+		name:    "storage",
+		summary: "the running node's storage provider: status, grants",
+		usage:   "[status | grant --mib N --days N]",
+		about: `Administers the storage provider of the node running on the data directory (started with
+"tanglemail node --storage", or --public to also serve light clients; docs/protocol.md §12).
+
+  tanglemail storage [status]                 subscriptions, stored bytes, disk cap
+  tanglemail storage grant --mib N --days N   issue a one-time grant token for one subscription of at most
+                                              N MiB for N days; hand it to the subscriber, who passes it to
+                                              "tanglemail light --grant" (it is shown only once)
+
+A provider stores, for each subscription, the sealed blocks whose route tag matches the subscriber's tag
+prefix: with 8 tag bits that is about 1/256 of all traffic, with 12 bits 1/4096. At the quota new blocks
+are refused and stored ones are kept.`,
+		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
+			f := &storageFlags{}
+			f.register(fs, getenv)
+			fs.BoolVar(&f.json, "json", false, "print the node's JSON answer unchanged")
+			fs.UintVar(&f.mib, "mib", 64, "grant: the subscription's quota in MiB")
+			fs.UintVar(&f.days, "days", 30, "grant: how many days the subscription stays active")
+			return f
+		},
+		run: func(env *cmdEnv, o any, args []string) error {
+			f := o.(*storageFlags)
+			sub := "status"
+			if len(args) > 0 {
+				sub, args = args[0], args[1:]
+			}
+			if len(args) > 0 {
+				return usageError{fmt.Sprintf("storage %s takes no further arguments", sub)}
+			}
+			switch sub {
+			case "status":
+				return runStorageStatus(env, &f.apiFlags)
+			case "grant":
+				return runStorageGrant(env, &f.apiFlags, f.mib, f.days)
+			}
+			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant", sub)}
+		},
+	}
+}
