@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
-// storageNode is a full node that is also a storage and public node.
+// storageNode is a full node that is also a storage and public node (--storage --public).
 type storageNode struct {
 	*Node
 	p *storage.Provider
@@ -30,27 +29,13 @@ func startStorageNode(t *testing.T, params tangle.Params) *storageNode {
 	t.Helper()
 	cfg := DevnetConfig(t.TempDir())
 	cfg.Network = params
+	cfg.Storage = StorageConfig{Enabled: true, Public: true}
 	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := storage.Open(storage.Config{Dir: t.TempDir(), Params: params, Public: true,
-		Publisher: n.Network(), Tips: n.Blocks(), PublishRate: 1000, PublishBurst: 1000})
-	if err != nil {
-		n.Close()
-		t.Fatal(err)
-	}
-	n.Network().HandleStream(p.Protocol(), p.Serve)
-	var mu sync.Mutex
-	unregister := n.Network().OnBlock(func(b *tangle.Block) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err := p.Offer(context.Background(), []*tangle.Block{b}); err != nil {
-			t.Logf("offer: %v", err)
-		}
-	})
-	t.Cleanup(func() { unregister(); n.Close(); p.Close() })
-	return &storageNode{Node: n, p: p}
+	t.Cleanup(func() { n.Close() })
+	return &storageNode{Node: n, p: n.Storage()}
 }
 
 func (s *storageNode) addr() string {
