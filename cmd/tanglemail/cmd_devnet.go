@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -22,6 +24,7 @@ type devnetFlags struct {
 	nodes    int
 	json     bool
 	logLevel string
+	light    bool
 }
 
 // devnetNode is what --json prints for each node.
@@ -34,6 +37,9 @@ type devnetNode struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
 	DataDir  string `json:"data_dir"`
+	// Role is "storage" (the storage/public node of --light), "light" (the light client) or empty.
+	Role     string `json:"role,omitempty"`
+	Provider string `json:"provider,omitempty"` // the light client's provider (multiaddr)
 }
 
 func devnetCommand() *command {
@@ -46,14 +52,21 @@ the DHT are off, nothing leaves this machine. Each node has the others as contac
 (alice knows bob and carol, …), so "tanglemail chat --data-dir <dir>/alice bob" works at once. It prints each node's address and mail-client settings,
 then runs until interrupted. Point two mail clients at two nodes and mail between them.
 
+With --light the first node (alice) is also a storage and public node (tanglemail node --storage
+--public), and one more user runs as a light client through it (tanglemail light): no Tangle, its mail
+kept by alice's node while it is off. The command to run that light client again on its own (after you
+stop the devnet's copy, or to see mail it missed arrive) is printed with its settings.
+
 With --json it prints one JSON object per node on standard output once all nodes are ready:
-{"name","address","imap","smtp","web","user","password","data_dir"} (host:port strings).`,
+{"name","address","imap","smtp","web","user","password","data_dir"} (host:port strings), plus "role"
+("storage", "light") and the light client's "provider" with --light.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &devnetFlags{}
 			fs.StringVar(&f.dir, "dir", "", "directory for the nodes' data (default: a new temporary directory, removed at exit)")
 			fs.IntVar(&f.nodes, "nodes", 3, "number of nodes (1.."+fmt.Sprint(len(devnetNames))+")")
 			fs.BoolVar(&f.json, "json", false, "print one JSON object per node once all are ready")
 			fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+			fs.BoolVar(&f.light, "light", false, "make the first node a storage/public node and start one more user as a light client through it")
 			return f
 		},
 		run: runDevnet,
@@ -65,8 +78,12 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	if len(args) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
 	}
-	if f.nodes < 1 || f.nodes > len(devnetNames) {
-		return usageError{fmt.Sprintf("--nodes %d: want 1..%d", f.nodes, len(devnetNames))}
+	maxNodes := len(devnetNames)
+	if f.light {
+		maxNodes-- // one name for the light client
+	}
+	if f.nodes < 1 || f.nodes > maxNodes {
+		return usageError{fmt.Sprintf("--nodes %d: want 1..%d", f.nodes, maxNodes)}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -90,7 +107,12 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		dirs[i] = filepath.Join(dir, devnetNames[i])
 	}
 	nodes, err := node.StartDevnet(ctx, dirs, node.DevnetOptions{
-		Configure: func(i int, cfg *node.Config) { cfg.Log = log.With("node", devnetNames[i]) },
+		Configure: func(i int, cfg *node.Config) {
+			cfg.Log = log.With("node", devnetNames[i])
+			if f.light && i == 0 {
+				cfg.Storage = node.StorageConfig{Enabled: true, Public: true}
+			}
+		},
 		Started: func(i int, _ *node.Node) {
 			if !f.json {
 				fmt.Fprintf(env.stderr, "started %s (%d/%d)\n", devnetNames[i], i+1, f.nodes)
@@ -108,11 +130,24 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 			nodes[i].Close()
 		}
 	}()
-	if err := introduce(ctx, nodes); err != nil {
+	all := nodes
+	var providerAddr string
+	if f.light {
+		lightNode, addr, err := startDevnetLight(ctx, nodes[0], filepath.Join(dir, devnetNames[f.nodes]), log.With("node", devnetNames[f.nodes]))
+		if err != nil {
+			return fmt.Errorf("devnet: %w", err)
+		}
+		defer lightNode.Close()
+		if !f.json {
+			fmt.Fprintf(env.stderr, "started %s, a light client through %s's storage node\n", devnetNames[f.nodes], devnetNames[0])
+		}
+		all, providerAddr = append(slices.Clone(nodes), lightNode), addr
+	}
+	if err := introduce(ctx, all); err != nil {
 		return fmt.Errorf("devnet: %w", err)
 	}
 	enc := json.NewEncoder(env.stdout)
-	for i, n := range nodes {
+	for i, n := range all {
 		d := devnetNode{
 			Name:     devnetNames[i],
 			Address:  n.Identity().Address().Mail(),
@@ -123,6 +158,12 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 			Password: n.Password(),
 			DataDir:  filepath.Join(dir, devnetNames[i]),
 		}
+		switch {
+		case f.light && i == 0:
+			d.Role = "storage"
+		case f.light && i == len(nodes):
+			d.Role, d.Provider = "light", providerAddr
+		}
 		if f.json {
 			if err := enc.Encode(d); err != nil {
 				return err
@@ -131,12 +172,50 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		}
 		fmt.Fprintf(env.stdout, "%-6s %s\n       IMAP %s  SMTP %s (both STARTTLS)  web/API %s\n       user %s  password %s\n",
 			d.Name, d.Address, d.IMAP, d.SMTP, d.Web, d.User, d.Password)
+		switch d.Role {
+		case "storage":
+			fmt.Fprintf(env.stdout, "       storage and public node at %s\n", providerAddr)
+		case "light":
+			fmt.Fprintf(env.stdout, "       light client (no Tangle) through %s's storage node; to run it on its own later (with devnet --dir, so its data stays):\n"+
+				"       tanglemail light --network tanglemail-dev --data-dir %s --provider %s\n", devnetNames[0], d.DataDir, providerAddr)
+		}
 	}
 	if !f.json {
-		fmt.Fprintf(env.stdout, "devnet of %d nodes running in %s. Stop with Ctrl-C.\n", f.nodes, dir)
+		fmt.Fprintf(env.stdout, "devnet of %d nodes running in %s. Stop with Ctrl-C.\n", len(all), dir)
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// startDevnetLight starts a light client in dir whose storage provider is the devnet's storage node,
+// with a grant of that node's operator, and waits until it has synced; it returns the client and the
+// provider's address.
+func startDevnetLight(ctx context.Context, provider *node.Node, dir string, log *slog.Logger) (*node.Node, string, error) {
+	addrs := provider.Network().Addrs()
+	if len(addrs) == 0 || provider.Storage() == nil {
+		return nil, "", errors.New("the storage node has no address or no storage provider")
+	}
+	grant, err := provider.Storage().Grant(ctx, node.DefaultStorageQuotaMiB, node.DefaultStorageRetentionDays)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg := node.DevnetConfig(dir)
+	cfg.StorageProviders, cfg.StorageGrants = []string{addrs[0]}, []string{grant}
+	cfg.Log = log
+	n, err := node.StartLight(ctx, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	select {
+	case <-n.LightClients()[0].Synced():
+	case <-time.After(60 * time.Second):
+		n.Close()
+		return nil, "", fmt.Errorf("the light client did not reach the storage node within a minute: %s", n.LightClients()[0].Status().LastError)
+	case <-ctx.Done():
+		n.Close()
+		return nil, "", ctx.Err()
+	}
+	return n, addrs[0], nil
 }
 
 // introduce gives each devnet node the others as contacts, under their devnet names. A contact that
