@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -99,6 +100,16 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(w, "Version   tanglemail %s\n", st.Version)
 	}
 	fmt.Fprintf(w, "Uptime    %s\n", st.Uptime)
+	printStorageSubscriptions(w, st)
+	if st.Mode == "light" {
+		o := &st.Outbox
+		fmt.Fprintf(w, "Outbox    %d delivered, %d failed, %d published", o.Stats.Delivered, o.Stats.Failed, o.Stats.Published)
+		if o.WaitingForPeers {
+			fmt.Fprint(w, "; waiting for a storage provider")
+		}
+		fmt.Fprintln(w)
+		return
+	}
 	fmt.Fprintf(w, "Peer id   %s\n", p.PeerID)
 	for _, a := range p.ListenAddrs {
 		fmt.Fprintf(w, "Listening %s\n", a)
@@ -166,4 +177,26 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// printStorageSubscriptions prints a light client's (or a full node's) storage subscriptions.
+func printStorageSubscriptions(w io.Writer, st *api.Status) {
+	if st.Mode == "light" {
+		fmt.Fprintf(w, "Mode      light client: no Tangle; blocks come from the storage providers below\n")
+	}
+	for _, s := range st.Storage {
+		conn := "connected"
+		if !s.Connected {
+			conn = "not connected"
+		}
+		fmt.Fprintf(w, "Storage   %s: %s, %s, %s of %s used (%d%%), %d fetched, %d pushed\n", s.Provider, conn,
+			cmp.Or(s.State, "state unknown"), humanBytes(int64(s.UsedBytes)), humanBytes(int64(s.QuotaBytes)), s.QuotaPercent,
+			s.Fetched, s.Pushed)
+		if s.QuotaPercent >= 80 {
+			fmt.Fprintf(w, "          the quota is %d%% full: the provider refuses new blocks for you when it is full\n", s.QuotaPercent)
+		}
+		if s.LastError != "" {
+			fmt.Fprintf(w, "          last error: %s\n", cleanLine(s.LastError))
+		}
+	}
 }
