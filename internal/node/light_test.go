@@ -288,3 +288,53 @@ func TestLightSendsAndReceivesLive(t *testing.T) {
 		t.Fatalf("bob's light client: %+v", st)
 	}
 }
+
+// TestFullNodeFetchesStoredAtStart: a full node with a storage subscription (--storage-provider)
+// fetches what its provider kept while it was off when it starts, and files it.
+func TestFullNodeFetchesStoredAtStart(t *testing.T) {
+	params := tangle.ShortNet
+	s := startStorageNode(t, params)
+	acfg := DevnetConfig(t.TempDir())
+	acfg.Network = params
+	acfg.Bootstrap = []string{s.addr()}
+	alice, err := Start(context.Background(), acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	bcfg := DevnetConfig(t.TempDir())
+	bcfg.Network = params
+	bcfg.StorageProviders = []string{s.addr()}
+	bcfg.StorageGrants = []string{s.grant(t)}
+	bob, err := Start(context.Background(), bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-bob.LightClients()[0].Synced():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("bob's subscription did not sync: %+v", bob.LightClients()[0].Status())
+	}
+	if st := bob.Status(); st.Mode != "full" || len(st.Storage) != 1 || st.Storage[0].State != "active" {
+		t.Fatalf("bob's status: mode %q, storage %+v", st.Mode, st.Storage)
+	}
+	bobAddr := bob.Identity().Address().Mail()
+	bob.Close()
+	waitFor(t, "alice to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() >= 1 })
+	submit(t, alice, []string{bobAddr}, "From: <"+alice.Identity().Address().Mail()+">\r\nTo: <"+bobAddr+">\r\n"+
+		"Subject: while you were off\r\nMessage-ID: <off@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nhi\r\n")
+	waitFor(t, "the storage node to keep the mail", 60*time.Second, func() bool { return s.p.Stats().StoredBytes > 0 })
+	bob, err = Start(context.Background(), bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	// Start returns after the stored blocks are filed (fetchStored runs before live blocks).
+	if got := mailboxCount(t, bob, store.RoleInbox); got != 1 {
+		t.Fatalf("bob's INBOX right after start: %d messages, want 1 (light %+v)", got, bob.LightClients()[0].Status())
+	}
+	if st := bob.LightClients()[0].Stats(); st.Fetched == 0 {
+		t.Fatalf("nothing fetched from the provider: %+v", st)
+	}
+	waitFor(t, "alice's receipt", 60*time.Second, func() bool { return alice.outbox.Stats().Delivered == 1 })
+}
