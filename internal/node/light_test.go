@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/tanglemail/tanglemail/internal/light"
 	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -286,6 +288,26 @@ func TestLightSendsAndReceivesLive(t *testing.T) {
 	})
 	if st := bob.LightClients()[0].Stats(); st.Published == 0 || st.Refused != 0 {
 		t.Fatalf("bob's light client: %+v", st)
+	}
+	// A block without its proof of work is refused by the public node, and the refusal says so.
+	h := tangle.Header{Network: params.ID, Time: time.Now().UnixMilli(),
+		TTL: params.DefaultChatTTL, Parents: bob.LightClients()[0].SelectParents(0, 2),
+		Tag: bob.Identity().Address().MakeTag(nil), PayloadType: tangle.PayloadSealed, Payload: make([]byte, 64)}
+	raw, err := h.Encode() // nonce 0: about one in 10^5 would meet the work
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := tangle.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bob.LightClients()[0].Publish(ctx, bad)
+	re, ok := errors.AsType[*light.RefusedError](err)
+	if !ok || re.Provider != s.Network().ID() || !strings.Contains(re.Error(), "proof of work") {
+		t.Fatalf("publishing a block without proof of work: %v", err)
+	}
+	if st := bob.LightClients()[0].Stats(); st.Refused != 1 {
+		t.Fatalf("refusals counted: %+v", st)
 	}
 }
 
