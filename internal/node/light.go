@@ -72,7 +72,10 @@ func StartLight(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.runLight()
-	return n, n.writeAPIInfo()
+	if err := n.writeAPIInfo(); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // openLight opens light.db and makes one light.Client per configured provider. A full node (full non-nil)

@@ -5,6 +5,11 @@
 // Implementation notes:
 //   - Start opens everything in dependency order (identity → store → network → API) and Close closes in
 //     reverse, so the store is never closed while the network may still write to it.
+//   - StartLight (light.go) runs a light client with the same steps minus the Tangle: open (identity,
+//     password, mailbox store, TLS), startEngines and startFrontDoors are shared, and the engines reach
+//     the Tangle through the small network interface: the p2p layer and block store on a full node,
+//     the storage providers (light.Clients) on a light client. A full node with storage subscriptions
+//     files what its providers kept (fetchStored) before it registers for live blocks.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
 //   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
@@ -210,7 +215,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.goBackground("block holds", func() error { n.holds.run(n.bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(n.bg)) })
 	n.runLight()
-	return n, n.writeAPIInfo()
+	if err := n.writeAPIInfo(); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // open checks cfg and opens what every kind of node has: the data directory's lock, the identity and
