@@ -70,6 +70,8 @@ type Config struct {
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
+
+	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -159,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, started: time.Now()}
-	n.holds = &holds{n: n, wake: make(chan struct{}, 1)}
+	n.holds = newHolds(n)
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -207,11 +209,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Store:     n.mail,
 		Identity:  n.id,
 		Params:    cfg.Network,
-		Publisher: publisher{n.net},
+		Publisher: publisher{n.net, n.holds},
 		Tips:      n.store,
 		Logger:    cfg.Log.With("sub", "outbox"),
 
 		ReceiptDelayMean: cfg.ReceiptDelayMean,
+		ReceiptClock:     cfg.receiptClock,
 	})
 	if err != nil {
 		return nil, err
@@ -364,10 +367,21 @@ func (n *Node) rescan(ctx context.Context) error {
 }
 
 // publisher adapts the p2p node to the outbox.
-type publisher struct{ net *p2p.Node }
+// publisher publishes the outbox's blocks, held as the node's own from the moment they are stored.
+type publisher struct {
+	net   *p2p.Node
+	holds *holds
+}
 
-func (p publisher) Publish(ctx context.Context, b *tangle.Block) error { return p.net.Publish(ctx, b) }
-func (p publisher) PeerCount() int                                     { return p.net.PeerCount() }
+func (p publisher) Publish(ctx context.Context, b *tangle.Block) error {
+	id := b.ID()
+	p.holds.publishing(id)
+	err := p.net.Publish(ctx, b)
+	p.holds.published(id, err)
+	return err
+}
+
+func (p publisher) PeerCount() int { return p.net.PeerCount() }
 
 // shardsFor lists the shards that can carry blocks for id (protocol.md §4): one when k ≥ s, otherwise
 // the 2^(s−k) shards that agree with the tag key on its first k bits.
