@@ -20,7 +20,7 @@ const maxPending = 10000
 // when the client is told: by EXISTS, EXPUNGE and FETCH responses written at the end of a command,
 // during IDLE, or by the session's own EXPUNGE and MOVE.
 type selected struct {
-	id       int64
+	id       store.MailboxID
 	readOnly bool
 	uids     []store.UID
 
@@ -169,7 +169,7 @@ func (sel *selected) drain() {
 		if c.ChangeModSeq() <= sel.snapshot {
 			continue
 		}
-		var id int64
+		var id store.MailboxID
 		switch c := c.(type) {
 		case store.ChangeAdd:
 			id = c.MailboxID

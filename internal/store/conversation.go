@@ -168,7 +168,7 @@ func (tx *Tx) ConversationChanges(conv ConversationID) ([]ConversationChange, er
 }
 
 // ConversationCounts returns, per conversation id, the counts of its messages in a mailbox (Chats).
-func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[ConversationID]ConversationCounts, error) {
+func (s *Store) ConversationCounts(ctx context.Context, mailboxID MailboxID) (map[ConversationID]ConversationCounts, error) {
 	out := map[ConversationID]ConversationCounts{}
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT conversation_id, count(*), sum((flags & 1) = 0), max(uid)
@@ -195,7 +195,7 @@ func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[Co
 
 // ConversationUIDs returns the UIDs of a conversation's messages in a mailbox, ascending: the last
 // limit of those below before (all if before is 0), and whether there are older ones.
-func (s *Store) ConversationUIDs(ctx context.Context, mailboxID int64, conv ConversationID, before UID, limit int) ([]UID, bool, error) {
+func (s *Store) ConversationUIDs(ctx context.Context, mailboxID MailboxID, conv ConversationID, before UID, limit int) ([]UID, bool, error) {
 	var out []UID
 	more := false
 	err := s.read(ctx, func(tx *sql.Tx) error {
@@ -235,7 +235,7 @@ type UnseenMessage struct {
 }
 
 // ConversationUnseen returns a conversation's messages in a mailbox that lack \Seen, by UID.
-func (s *Store) ConversationUnseen(ctx context.Context, mailboxID int64, conv ConversationID) ([]UnseenMessage, error) {
+func (s *Store) ConversationUnseen(ctx context.Context, mailboxID MailboxID, conv ConversationID) ([]UnseenMessage, error) {
 	var out []UnseenMessage
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT uid, sender_verified, envelope_key FROM message

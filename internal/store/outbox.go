@@ -54,7 +54,7 @@ type OutboxItem struct {
 	From          string
 	Created       time.Time
 	Size          int64
-	SentMailboxID int64 // where the Sent copy was filed (0 if none); the copy may since have moved
+	SentMailboxID MailboxID // where the Sent copy was filed (0 if none); the copy may since have moved
 	SentUID       UID
 	Rcpts         []OutboxRcpt // by recipient
 }
@@ -81,7 +81,7 @@ type OutboxID int64
 // Submission is a message submitted by the user (SMTP submission, web compose, chat).
 type Submission struct {
 	OutboxNew
-	MailboxID int64     // where the sent copy goes; 0 means the Sent mailbox (chat uses Chats)
+	MailboxID MailboxID // where the sent copy goes; 0 means the Sent mailbox (chat uses Chats)
 	Flags     Flags     // flags of the sent copy; \Seen is always added
 	Received  time.Time // internal date of the sent copy; zero means now
 	Meta      Meta      // metadata of the sent copy (OutboxID is set by Submit)
@@ -123,7 +123,7 @@ func (tx *Tx) Submit(sub Submission) (Submitted, error) {
 		err := tx.queryRow(`SELECT mb.uidvalidity FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id
 			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mbox.Int64, uid.Int64).Scan(&uv)
 		if err == nil {
-			r.Sent = Appended{MailboxID: mbox.Int64, UIDValidity: uint32(uv), UID: UID(uid.Int64)}
+			r.Sent = Appended{MailboxID: MailboxID(mbox.Int64), UIDValidity: uint32(uv), UID: UID(uid.Int64)}
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return Submitted{}, fmt.Errorf("store: submit: %w", err)
 		}

@@ -61,7 +61,7 @@ const maxPartText = 16 << 20
 // Search returns the UIDs of the mailbox's messages that match c. Conditions on flags, dates, sizes,
 // UIDs and modseq are evaluated by SQLite; header and body conditions by scanning the candidates in
 // UID order, one message's bytes at a time, all in one read snapshot.
-func (s *Store) Search(ctx context.Context, mailboxID int64, c SearchCriteria) (SearchResult, error) {
+func (s *Store) Search(ctx context.Context, mailboxID MailboxID, c SearchCriteria) (SearchResult, error) {
 	var res SearchResult
 	cc := compileCriteria(c)
 	err := s.read(ctx, func(tx *sql.Tx) error {

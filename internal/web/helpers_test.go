@@ -227,7 +227,7 @@ func (r *resp) mustCode(t testing.TB, code int) *resp {
 }
 
 // folder returns the id of the folder with the role.
-func (e *env) folder(role store.Role) int64 {
+func (e *env) folder(role store.Role) store.MailboxID {
 	e.t.Helper()
 	m, err := e.store.MailboxByRole(ctxT(e.t), role)
 	if err != nil {
@@ -237,7 +237,7 @@ func (e *env) folder(role store.Role) int64 {
 }
 
 // deliver appends a message to a folder and returns its UID.
-func (e *env) deliver(folder int64, raw string, flags ...string) store.UID {
+func (e *env) deliver(folder store.MailboxID, raw string, flags ...string) store.UID {
 	e.t.Helper()
 	f, err := store.ParseFlags(flags...)
 	if err != nil {
