@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
 )
 
 // RcptState is the delivery state of one recipient of an outbox item.
@@ -63,6 +66,7 @@ type OutboxItem struct {
 type OutboxRcpt struct {
 	OutboxID    OutboxID
 	Rcpt        string
+	Addr        identity.Address // Rcpt parsed at Enqueue; the zero Address if it is not a tangle address
 	State       RcptState
 	Attempts    int
 	NextAttempt time.Time
@@ -197,8 +201,8 @@ func (tx *Tx) Enqueue(o OutboxNew) (id OutboxID, duplicate bool, err error) {
 		return 0, false, err
 	}
 	for _, r := range rcpts {
-		_, err := tx.exec(`INSERT INTO outbox_rcpt (outbox_id, rcpt, state, next_attempt, updated)
-			VALUES (?, ?, ?, ?, ?)`, id, r, string(RcptPending), next.UnixMilli(), now.UnixMilli())
+		_, err := tx.exec(`INSERT INTO outbox_rcpt (outbox_id, rcpt, addr, state, next_attempt, updated)
+			VALUES (?, ?, coalesce(?, X''), ?, ?, ?)`, id, r, rcptAddr(r), string(RcptPending), next.UnixMilli(), now.UnixMilli())
 		if err != nil {
 			return 0, false, fmt.Errorf("store: enqueue: %w", err)
 		}
@@ -305,22 +309,75 @@ func nilIfEmpty(b []byte) any {
 	return b
 }
 
-const rcptCols = `outbox_id, rcpt, state, attempts, next_attempt, last_error, envelope, envelope_key,
+const rcptCols = `outbox_id, rcpt, addr, state, attempts, next_attempt, last_error, envelope, envelope_key,
 	block_ids, receipt_at, updated, read_at`
+
+// rcptAddr is the binary form (identity.Address.Binary) of recipient r, "<address>@tangle" (the domain
+// in any case, protocol.md §8.1), or nil if r is not a tangle address: the outbox bounces it, with
+// mail.ParseRecipient's reason.
+func rcptAddr(r string) []byte {
+	if !strings.Contains(r, "@") {
+		return nil
+	}
+	a, err := identity.ParseAddress(r)
+	if err != nil {
+		return nil
+	}
+	return a.Binary()
+}
+
+// adoptRcptAddrs parses the recipients enqueued before migration 0004 (addr NULL), once, at Open.
+func (tx *Tx) adoptRcptAddrs() error {
+	type key struct {
+		id   OutboxID
+		rcpt string
+	}
+	rows, err := tx.query(`SELECT outbox_id, rcpt FROM outbox_rcpt WHERE addr IS NULL`)
+	if err != nil {
+		return fmt.Errorf("store: adopt recipients: %w", err)
+	}
+	var todo []key
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.id, &k.rcpt); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: adopt recipients: %w", err)
+		}
+		todo = append(todo, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: adopt recipients: %w", err)
+	}
+	for _, k := range todo {
+		if _, err := tx.exec(`UPDATE outbox_rcpt SET addr = coalesce(?, X'') WHERE outbox_id = ? AND rcpt = ?`,
+			rcptAddr(k.rcpt), k.id, k.rcpt); err != nil {
+			return fmt.Errorf("store: adopt recipients: %w", err)
+		}
+	}
+	return nil
+}
 
 func scanRcpt(r scanner) (OutboxRcpt, error) {
 	var o OutboxRcpt
 	var state string
 	var next, updated int64
 	var receipt, read sql.NullInt64
-	var blocks []byte
-	err := r.Scan(&o.OutboxID, &o.Rcpt, &state, &o.Attempts, &next, &o.LastError, &o.Envelope, &o.EnvelopeKey,
+	var blocks, addr []byte
+	err := r.Scan(&o.OutboxID, &o.Rcpt, &addr, &state, &o.Attempts, &next, &o.LastError, &o.Envelope, &o.EnvelopeKey,
 		&blocks, &receipt, &updated, &read)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OutboxRcpt{}, ErrNoOutboxItem
 	}
 	if err != nil {
 		return OutboxRcpt{}, fmt.Errorf("store: outbox: %w", err)
+	}
+	if len(addr) == identity.BinarySize {
+		// Validated at Enqueue (the key's point too): only the tag bits are read again. A bad version
+		// leaves Addr zero, and the outbox parses Rcpt.
+		if k, err := identity.ParseVersionByte(addr[0]); err == nil {
+			o.Addr = identity.Address{TagBits: k, Key: ed25519.PublicKey(addr[1:])}
+		}
 	}
 	o.State = RcptState(state)
 	o.NextAttempt = time.UnixMilli(next)

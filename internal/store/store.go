@@ -130,7 +130,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	s.rdb = rdb
-	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.ensureRoleMailboxes() }); err != nil {
+	if err := s.Update(context.Background(), func(tx *Tx) error {
+		if err := tx.ensureRoleMailboxes(); err != nil {
+			return err
+		}
+		return tx.adoptRcptAddrs()
+	}); err != nil {
 		s.Close()
 		return nil, err
 	}
