@@ -19,6 +19,19 @@ const maxPending = 10000
 // messages the client knows, in sequence-number order (message n is uids[n-1]). The view changes only
 // when the client is told: by EXISTS, EXPUNGE and FETCH responses written at the end of a command,
 // during IDLE, or by the session's own EXPUNGE and MOVE.
+// selectedFor returns the selected mailbox of a command, errMailboxGone if there is none (any more);
+// write: a command that changes it, errReadOnly after EXAMINE. Called with s.mu held.
+func (s *session) selectedFor(write bool) (*selected, error) {
+	sel := s.sel
+	if sel == nil || sel.gone {
+		return nil, errMailboxGone
+	}
+	if write && sel.readOnly {
+		return nil, errReadOnly
+	}
+	return sel, nil
+}
+
 type selected struct {
 	id       store.MailboxID
 	readOnly bool

@@ -19,22 +19,14 @@ import (
 // receipt comes, nothing is held.
 func TestBlockHolds(t *testing.T) {
 	ctx := context.Background()
-	alice, err := Start(ctx, testConfig(t, t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	alice := startNode(t, testConfig(t, t.TempDir()))
 	bobDir := t.TempDir()
 	cfg := testConfig(t, bobDir)
 	cfg.Bootstrap = alice.Network().Addrs()
 	clock := &stoppedReceiptClock{}
 	clock.stopped.Store(true)
 	cfg.receiptClock = clock
-	bob, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bob.Close() })
+	bob := startNode(t, cfg)
 	waitFor(t, "peering", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
 	bobAddr := bob.Identity().Address().Mail()
 	submit(t, alice, []string{bobAddr}, "From: <"+alice.Identity().Address().Mail()+">\r\nTo: <"+bobAddr+
@@ -98,11 +90,7 @@ func (c *stoppedReceiptClock) After(d time.Duration) <-chan time.Time { return t
 // a hold never recorded ends after ownHoldCap.
 func TestOwnHoldBeforeRecorded(t *testing.T) {
 	ctx := context.Background()
-	n, err := Start(ctx, testConfig(t, t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n := startNode(t, testConfig(t, t.TempDir()))
 	build := func() *tangle.Block {
 		var tag tangle.Tag
 		rand.Read(tag[:])

@@ -161,6 +161,24 @@ func (r *resp) errMsg(t testing.TB) string {
 	return e.Error
 }
 
+// mustErr checks that the answer's {"error"} text contains has.
+func (r *resp) mustErr(t testing.TB, has string) {
+	t.Helper()
+	if msg := r.errMsg(t); !strings.Contains(msg, has) {
+		t.Fatalf("error %q, want %q in it", msg, has)
+	}
+}
+
+// failed reports whether the answer is an error (not 2xx), checking then that its text contains has.
+func (r *resp) failed(t testing.TB, has string) bool {
+	t.Helper()
+	if r.code < 300 {
+		return false
+	}
+	r.mustErr(t, has)
+	return true
+}
+
 // reqOpt changes a request before it is sent.
 type reqOpt func(*http.Request)
 

@@ -264,11 +264,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 
 // loadMessage reads a message's state and bytes; on error it has answered.
 func (s *Server) loadMessage(w http.ResponseWriter, r *http.Request) (store.MailboxID, store.Message, []byte, bool) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return 0, store.Message{}, nil, false
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return 0, store.Message{}, nil, false
 	}
@@ -382,11 +378,7 @@ func (s *Server) handleMessageRaw(w http.ResponseWriter, r *http.Request) {
 
 // handleFlags is POST …/flags: {"add": [...], "remove": [...]} in one transaction.
 func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return
 	}
@@ -457,11 +449,7 @@ func flagError(err error) string {
 
 // handleMove is POST …/move: {"to": <folder id>}.
 func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return
 	}
@@ -503,11 +491,7 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteMessage is DELETE /api/folders/{id}/messages/{uid}: to Trash, or for good from Trash.
 func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return
 	}

@@ -134,9 +134,7 @@ func TestListMessagesBadInput(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {
 			r := e.call("GET", c.path, nil).mustCode(t, c.code)
-			if msg := r.errMsg(t); !strings.Contains(msg, c.errHas) {
-				t.Fatalf("error %q, want %q in it", msg, c.errHas)
-			}
+			r.mustErr(t, c.errHas)
 		})
 	}
 }
@@ -350,10 +348,7 @@ func TestFlags(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("POST", path, c.body).mustCode(t, c.code)
-			if c.code != 200 {
-				if msg := r.errMsg(t); !strings.Contains(msg, c.errHas) {
-					t.Fatalf("error %q, want %q in it", msg, c.errHas)
-				}
+			if r.failed(t, c.errHas) {
 				return
 			}
 			var got struct {
@@ -402,10 +397,7 @@ func TestMove(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("POST", path, c.body).mustCode(t, c.code)
-			if c.code != 200 {
-				if msg := r.errMsg(t); !strings.Contains(msg, c.errHas) {
-					t.Fatalf("error %q, want %q in it", msg, c.errHas)
-				}
+			if r.failed(t, c.errHas) {
 				return
 			}
 			var got struct {
@@ -598,9 +590,7 @@ func TestSendBadInput(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("POST", "/api/messages", c.body).mustCode(t, c.code)
-			if msg := r.errMsg(t); !strings.Contains(msg, c.errHas) {
-				t.Fatalf("error %q, want %q in it", msg, c.errHas)
-			}
+			r.mustErr(t, c.errHas)
 		})
 	}
 	if items, _ := e.store.OutboxItems(ctxT(t)); len(items) != 0 {
@@ -647,9 +637,7 @@ func TestContacts(t *testing.T) {
 					t.Fatalf("contact %+v", got)
 				}
 			case c.code >= 400:
-				if msg := r.errMsg(t); !strings.Contains(msg, c.errHas) {
-					t.Fatalf("error %q, want %q in it", msg, c.errHas)
-				}
+				r.mustErr(t, c.errHas)
 			}
 		})
 	}

@@ -156,6 +156,16 @@ func folderParam(w http.ResponseWriter, r *http.Request) (store.MailboxID, bool)
 	return store.MailboxID(id), true
 }
 
+// messageParam parses the {id} and {uid} of a message path.
+func messageParam(w http.ResponseWriter, r *http.Request) (store.MailboxID, store.UID, bool) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return 0, 0, false
+	}
+	uid, ok := uidParam(w, r)
+	return id, uid, ok
+}
+
 // uidParam parses the {uid} of a message path.
 func uidParam(w http.ResponseWriter, r *http.Request) (store.UID, bool) {
 	v := r.PathValue("uid")
