@@ -160,7 +160,7 @@ func NormalizeName(name string) (string, error) {
 // Mailboxes lists all mailboxes, ordered by name (byte order, so a parent precedes its children).
 func (s *Store) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 	var out []Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailbox ORDER BY name`)
 		if err != nil {
 			return fmt.Errorf("store: mailboxes: %w", err)
@@ -185,7 +185,7 @@ func (s *Store) Mailbox(ctx context.Context, name string) (Mailbox, error) {
 		return Mailbox{}, ErrNoMailbox
 	}
 	var m Mailbox
-	err = s.read(ctx, func(tx *sql.Tx) error {
+	err = s.read(ctx, func(tx cachedTx) error {
 		m, err = mailboxBy(ctx, tx, "name = ?", name)
 		return err
 	})
@@ -195,7 +195,7 @@ func (s *Store) Mailbox(ctx context.Context, name string) (Mailbox, error) {
 // MailboxByID returns the mailbox with the given id (ErrNoMailbox if none).
 func (s *Store) MailboxByID(ctx context.Context, id MailboxID) (Mailbox, error) {
 	var m Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		m, err = mailboxBy(ctx, tx, "id = ?", id)
 		return err
 	})
@@ -208,7 +208,7 @@ func (s *Store) MailboxByRole(ctx context.Context, role Role) (Mailbox, error) {
 		return Mailbox{}, ErrNoMailbox
 	}
 	var m Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		m, err = mailboxBy(ctx, tx, "role = ?", string(role))
 		return err
 	})
@@ -520,7 +520,7 @@ func (tx *Tx) setSubscribed(name string, on bool) error {
 // Subscriptions lists the subscribed names, sorted; some may not exist as mailboxes.
 func (s *Store) Subscriptions(ctx context.Context) ([]string, error) {
 	var out []string
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT name FROM subscription ORDER BY name`)
 		if err != nil {
 			return fmt.Errorf("store: subscriptions: %w", err)

@@ -208,7 +208,7 @@ type Listing struct {
 // List lists a mailbox's messages (UID, flags, modseq, size, internal date) in ascending UID order.
 func (s *Store) List(ctx context.Context, mailboxID MailboxID, q ListQuery) (Listing, error) {
 	var l Listing
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var uidnext int64
 		err := tx.QueryRowContext(ctx, `SELECT m.uidvalidity, m.uidnext, m.highest_modseq, a.last_modseq
 			FROM mailbox m, account a WHERE m.id = ? AND a.id = 1`, mailboxID).
@@ -272,7 +272,7 @@ func unixZone(sec int64, offset int) time.Time {
 // Message returns a message's stored state.
 func (s *Store) Message(ctx context.Context, mailboxID MailboxID, uid UID) (Message, error) {
 	var m Message
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var flags, recv int64
 		var kw string
 		var recvTZ int
@@ -303,7 +303,7 @@ func (s *Store) Message(ctx context.Context, mailboxID MailboxID, uid UID) (Mess
 // Raw returns a message's bytes.
 func (s *Store) Raw(ctx context.Context, mailboxID MailboxID, uid UID) ([]byte, error) {
 	var raw []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var h, t []byte
 		err := tx.QueryRowContext(ctx, `SELECT b.header, b.text FROM message m JOIN body b ON b.id = m.body_id
 			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&h, &t)
@@ -327,7 +327,7 @@ func (s *Store) RawRange(ctx context.Context, mailboxID MailboxID, uid UID, offs
 		return nil, fmt.Errorf("store: raw range: negative offset or length")
 	}
 	var out []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var hs, size, bodyID int64
 		err := tx.QueryRowContext(ctx, `SELECT header_size, size, body_id FROM message
 			WHERE mailbox_id = ? AND uid = ? AND expunged = 0`, mailboxID, int64(uid)).Scan(&hs, &size, &bodyID)
@@ -365,7 +365,7 @@ func (s *Store) RawRange(ctx context.Context, mailboxID MailboxID, uid UID, offs
 // RawHeader returns a message's header section, including the blank line that ends it.
 func (s *Store) RawHeader(ctx context.Context, mailboxID MailboxID, uid UID) ([]byte, error) {
 	var h []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		err := tx.QueryRowContext(ctx, `SELECT b.header FROM message m JOIN body b ON b.id = m.body_id
 			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&h)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -746,7 +746,7 @@ func (tx *Tx) expunge(mailboxID MailboxID, uids UIDSet, all bool) (Expunged, err
 // ErrHistoryGone if tombstones from after since may have been purged.
 func (s *Store) Vanished(ctx context.Context, mailboxID MailboxID, since uint64) ([]UID, error) {
 	var out []UID
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var hdms uint64
 		if err := tx.QueryRowContext(ctx, `SELECT highest_deleted_modseq FROM account WHERE id = 1`).Scan(&hdms); err != nil {
 			return fmt.Errorf("store: vanished: %w", err)

@@ -416,7 +416,7 @@ func queryRcpts(ctx context.Context, q querier, query string, args ...any) ([]Ou
 // now, earliest first.
 func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutboxRcpt, error) {
 	var out []OutboxRcpt
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		out, err = queryRcpts(ctx, tx, `SELECT `+rcptCols+` FROM outbox_rcpt
 			WHERE state IN ('pending', 'sealed', 'published') AND next_attempt <= ?
 			ORDER BY next_attempt, outbox_id, rcpt LIMIT ?`, now.UnixMilli(), limit)
@@ -429,7 +429,7 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]Outb
 // receipt finds what it acknowledges).
 func (s *Store) OutboxByEnvelopeKey(ctx context.Context, key []byte) (OutboxRcpt, error) {
 	var r OutboxRcpt
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		r, err = scanRcpt(tx.QueryRowContext(ctx, `SELECT `+rcptCols+` FROM outbox_rcpt WHERE envelope_key = ?`, key))
 		return err
 	})
@@ -456,7 +456,7 @@ func scanOutbox(r scanner) (OutboxItem, error) {
 // OutboxItem returns an outbox item with its recipients.
 func (s *Store) OutboxItem(ctx context.Context, id OutboxID) (OutboxItem, error) {
 	var it OutboxItem
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		it, err = scanOutbox(tx.QueryRowContext(ctx, `SELECT `+outboxCols+`
 			FROM outbox o JOIN body b ON b.id = o.body_id WHERE o.id = ?`, id))
 		if err != nil {
@@ -471,7 +471,7 @@ func (s *Store) OutboxItem(ctx context.Context, id OutboxID) (OutboxItem, error)
 // OutboxItems returns all outbox items, newest first, with their recipients.
 func (s *Store) OutboxItems(ctx context.Context) ([]OutboxItem, error) {
 	var items []OutboxItem
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox o JOIN body b ON b.id = o.body_id
 			ORDER BY o.id DESC`)
 		if err != nil {
@@ -504,7 +504,7 @@ func (s *Store) OutboxItems(ctx context.Context) ([]OutboxItem, error) {
 // OutboxContent returns an outbox item's Content (OutboxNew.Content), nil if it has none.
 func (s *Store) OutboxContent(ctx context.Context, id OutboxID) ([]byte, error) {
 	var c []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		err := tx.QueryRowContext(ctx, `SELECT content FROM outbox WHERE id = ?`, id).Scan(&c)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoOutboxItem
@@ -544,7 +544,7 @@ func (tx *Tx) MarkRecipientRead(outboxID OutboxID, rcpt string) (bool, error) {
 // OutboxRaw returns the bytes of an outbox item's message.
 func (s *Store) OutboxRaw(ctx context.Context, id OutboxID) ([]byte, error) {
 	var raw []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var h, t []byte
 		err := tx.QueryRowContext(ctx, `SELECT b.header, b.text FROM outbox o JOIN body b ON b.id = o.body_id
 			WHERE o.id = ?`, id).Scan(&h, &t)
