@@ -53,7 +53,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	panics  atomic.Uint64 // recovered in Run (package supervise)
-	chatsID int64
+	chatsID store.MailboxID
 
 	mu     sync.Mutex
 	closed bool // Run has returned: no more notices

@@ -278,12 +278,8 @@ func parseMember(b []byte) (identity.Address, []byte, error) {
 	if len(b) < MemberSize {
 		return identity.Address{}, nil, malformed("member cut short")
 	}
-	k, err := identity.ParseVersionByte(b[0])
+	a, err := identity.ParseBinaryAddress(b[:MemberSize])
 	if err != nil {
-		return identity.Address{}, nil, malformed("member: %v", err)
-	}
-	a := identity.Address{TagBits: k, Key: bytes.Clone(b[1:MemberSize])}
-	if err := a.Validate(); err != nil {
 		return identity.Address{}, nil, malformed("member: %v", err)
 	}
 	return a, b[MemberSize:], nil

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -78,6 +79,33 @@ func (a Address) String() string {
 
 // Mail is the address as written in mail headers, "<address>@tangle" (protocol.md §8.1).
 func (a Address) Mail() string { return a.String() + "@" + MailDomain }
+
+// BinarySize is the size of an address's binary form (Binary).
+const BinarySize = addressData
+
+// Binary is the address's binary form: its version byte and its key, the data of the bech32m string
+// (protocol.md §8.1), as chat group members are written (protocol.md §10.3) and the store keeps an
+// outbox recipient.
+func (a Address) Binary() []byte {
+	return append([]byte{a.VersionByte()}, a.Key...)
+}
+
+// ParseBinaryAddress parses Binary's form, checking what ParseAddress checks once the string is
+// decoded: its length, version, tag bits and key.
+func ParseBinaryAddress(b []byte) (Address, error) {
+	if len(b) != BinarySize {
+		return Address{}, fmt.Errorf("%w: got %d bytes", ErrDataLength, len(b))
+	}
+	k, err := ParseVersionByte(b[0])
+	if err != nil {
+		return Address{}, err
+	}
+	a := Address{TagBits: k, Key: ed25519.PublicKey(bytes.Clone(b[1:]))}
+	if err := a.Validate(); err != nil {
+		return Address{}, err
+	}
+	return a, nil
+}
 
 // Equal reports whether a and b are the same address.
 func (a Address) Equal(b Address) bool {

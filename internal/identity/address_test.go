@@ -336,3 +336,33 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+// TestBinaryAddress: Binary and ParseBinaryAddress round-trip, and ParseBinaryAddress rejects what
+// ParseAddress rejects after decoding (length, version, key).
+func TestBinaryAddress(t *testing.T) {
+	id, err := Generate(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := id.Address()
+	b := a.Binary()
+	if len(b) != BinarySize || b[0] != a.VersionByte() {
+		t.Fatalf("Binary = %x", b)
+	}
+	got, err := ParseBinaryAddress(b)
+	if err != nil || !got.Equal(a) || got.TagBits != a.TagBits {
+		t.Fatalf("ParseBinaryAddress = %v, %v; want %v", got, err, a)
+	}
+	short, version := b[:BinarySize-1], append([]byte{0}, b[1:]...)
+	for name, c := range map[string]struct {
+		b    []byte
+		want error
+	}{
+		"short":   {short, ErrDataLength},
+		"version": {version, ErrAddressVersion},
+	} {
+		if _, err := ParseBinaryAddress(c.b); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}

@@ -63,13 +63,8 @@ func BenchmarkFetch1000(b *testing.B) {
 		{"body", "(UID FLAGS RFC822.SIZE BODY[])"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c, err := net.Dial("tcp", ts.addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			br := bufio.NewReaderSize(c, 64<<10)
-			benchCmd(b, c, br, "a LOGIN "+testUser+` "`+testPass+`"`)
+			conn := newBenchConn(b, ts)
+			c, br := conn.c, conn.br
 			benchCmd(b, c, br, "b SELECT INBOX")
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -31,7 +31,7 @@ func BenchmarkIMAPChurn(b *testing.B) {
 	const live, expunged = 25, 100000
 	fresh := churnStore(b, "fresh.db", live, 0)
 	aged := churnStore(b, "aged.db", live, expunged)
-	conns := []*churnConn{newChurnConn(b, startServer(b, fresh)), newChurnConn(b, startServer(b, aged))}
+	conns := []*benchConn{newBenchConn(b, startServer(b, fresh)), newBenchConn(b, startServer(b, aged))}
 	var took [2]time.Duration
 	b.ResetTimer()
 	for b.Loop() {
@@ -50,18 +50,18 @@ func BenchmarkIMAPChurn(b *testing.B) {
 	b.ReportMetric(agedRate/freshRate, "aged/fresh")
 }
 
-type churnConn struct {
+type benchConn struct {
 	c  net.Conn
 	br *bufio.Reader
 }
 
-func newChurnConn(b *testing.B, ts *testServer) *churnConn {
+func newBenchConn(b *testing.B, ts *testServer) *benchConn {
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { c.Close() })
-	cc := &churnConn{c: c, br: bufio.NewReaderSize(c, 64<<10)}
+	cc := &benchConn{c: c, br: bufio.NewReaderSize(c, 64<<10)}
 	benchCmd(b, c, cc.br, "a LOGIN "+testUser+` "`+testPass+`"`)
 	return cc
 }

@@ -13,9 +13,9 @@ import (
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sel := s.sel
-	if sel == nil || sel.gone {
-		return nil, errMailboxGone
+	sel, err := s.selectedFor(false)
+	if err != nil {
+		return nil, err
 	}
 	dst, err := s.srv.st.Mailbox(s.ctx, dest)
 	if errors.Is(err, store.ErrNoMailbox) {
@@ -44,12 +44,9 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 func (s *session) Move(w *goimap.MoveWriter, numSet imap.NumSet, dest string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sel := s.sel
-	if sel == nil || sel.gone {
-		return errMailboxGone
-	}
-	if sel.readOnly {
-		return errReadOnly
+	sel, err := s.selectedFor(true)
+	if err != nil {
+		return err
 	}
 	dst, err := s.srv.st.Mailbox(s.ctx, dest)
 	if errors.Is(err, store.ErrNoMailbox) {
@@ -101,9 +98,9 @@ func copyData(res store.CopyResult) *imap.CopyData {
 func (s *session) Expunge(w *goimap.ExpungeWriter, uids *imap.UIDSet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sel := s.sel
-	if sel == nil || sel.gone {
-		return errMailboxGone
+	sel, err := s.selectedFor(false)
+	if err != nil {
+		return err
 	}
 	isClose := *w == goimap.ExpungeWriter{} // go-imap beta.8: CLOSE passes a writer without a connection
 	if sel.readOnly {
@@ -112,10 +109,7 @@ func (s *session) Expunge(w *goimap.ExpungeWriter, uids *imap.UIDSet) error {
 		}
 		return errReadOnly
 	}
-	var (
-		res store.Expunged
-		err error
-	)
+	var res store.Expunged
 	if uids == nil {
 		res, err = s.srv.st.Expunge(s.ctx, sel.id)
 	} else {

@@ -172,7 +172,7 @@ func (d *msgData) mime() *mimepart.Part {
 	return d.tree
 }
 
-func (s *session) load(mailboxID int64, mi *store.MessageInfo, n need, o *imap.FetchOptions, d *msgData) error {
+func (s *session) load(mailboxID store.MailboxID, mi *store.MessageInfo, n need, o *imap.FetchOptions, d *msgData) error {
 	var err error
 	switch n {
 	case needHeader:

@@ -60,7 +60,9 @@ func within[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
 	return zero
 }
 
-func TestIdleDelivery(t *testing.T) {
+// startIdle starts a server and a client that selects INBOX and idles.
+func startIdle(t *testing.T) (*testServer, *updates, *imapclient.Client, *imapclient.IdleCommand) {
+	t.Helper()
 	ts := newTestServer(t)
 	up, opts := newUpdates()
 	c := ts.client(t, opts)
@@ -69,6 +71,11 @@ func TestIdleDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ts, up, c, idle
+}
+
+func TestIdleDelivery(t *testing.T) {
+	ts, up, c, idle := startIdle(t)
 
 	start := time.Now()
 	goDeliver(t, ts.st, "INBOX", plainMsg("hello", "delivered while idling"))
@@ -169,14 +176,7 @@ func TestIdleNotSelected(t *testing.T) {
 
 // TestIdleManyDeliveries: a burst of deliveries ends in the right EXISTS count.
 func TestIdleManyDeliveries(t *testing.T) {
-	ts := newTestServer(t)
-	up, opts := newUpdates()
-	c := ts.client(t, opts)
-	selectBox(t, c, "INBOX")
-	idle, err := c.Idle()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts, up, _, idle := startIdle(t)
 	const n = 50
 	for i := 0; i < n; i++ {
 		goDeliver(t, ts.st, "INBOX", plainMsg(fmt.Sprint("burst ", i), "x"))

@@ -1,9 +1,7 @@
 package imapserver
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,13 +79,8 @@ func BenchmarkFetchBodyStructureDeep(b *testing.B) {
 	defer st.Close()
 	deliver(b, st, "INBOX", bombMsg(20000))
 	ts := startServer(b, st)
-	c, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 64<<10)
-	benchCmd(b, c, br, "a LOGIN "+testUser+` "`+testPass+`"`)
+	conn := newBenchConn(b, ts)
+	c, br := conn.c, conn.br
 	benchCmd(b, c, br, "b SELECT INBOX")
 	b.ResetTimer()
 	start := time.Now()

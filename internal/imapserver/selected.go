@@ -19,8 +19,21 @@ const maxPending = 10000
 // messages the client knows, in sequence-number order (message n is uids[n-1]). The view changes only
 // when the client is told: by EXISTS, EXPUNGE and FETCH responses written at the end of a command,
 // during IDLE, or by the session's own EXPUNGE and MOVE.
+// selectedFor returns the selected mailbox of a command, errMailboxGone if there is none (any more);
+// write: a command that changes it, errReadOnly after EXAMINE. Called with s.mu held.
+func (s *session) selectedFor(write bool) (*selected, error) {
+	sel := s.sel
+	if sel == nil || sel.gone {
+		return nil, errMailboxGone
+	}
+	if write && sel.readOnly {
+		return nil, errReadOnly
+	}
+	return sel, nil
+}
+
 type selected struct {
-	id       int64
+	id       store.MailboxID
 	readOnly bool
 	uids     []store.UID
 
@@ -169,7 +182,7 @@ func (sel *selected) drain() {
 		if c.ChangeModSeq() <= sel.snapshot {
 			continue
 		}
-		var id int64
+		var id store.MailboxID
 		switch c := c.(type) {
 		case store.ChangeAdd:
 			id = c.MailboxID

@@ -16,12 +16,9 @@ import (
 func (s *session) Store(w *goimap.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sel := s.sel
-	if sel == nil || sel.gone {
-		return errMailboxGone
-	}
-	if sel.readOnly {
-		return errReadOnly
+	sel, err := s.selectedFor(true)
+	if err != nil {
+		return err
 	}
 	names := make([]string, len(flags.Flags))
 	for i, f := range flags.Flags {

@@ -141,7 +141,7 @@ type Inbox struct {
 	log      *slog.Logger
 	workers  int
 	window   time.Duration
-	inboxID  int64
+	inboxID  store.MailboxID
 	pieces   *pieceStore
 	maxSize  int
 
@@ -572,7 +572,7 @@ func (in *Inbox) logFailure(ctx context.Context, msg string, args ...any) {
 
 // file files a message exactly once (DeliverOnce claims the replay key in the filing transaction) and
 // queues a receipt, for a first delivery and a duplicate alike.
-func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, mbox int64,
+func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, mbox store.MailboxID,
 	raw []byte, expires time.Time, ttl uint32) Outcome {
 	_, filed, err := in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), expires, store.NewMessage{
 		MailboxID: mbox,

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -74,22 +73,13 @@ func mailOf(from, to, id string, size int) string {
 }
 
 func benchPair(b *testing.B, params tangle.Params) (alice, bob *Node) {
-	ctx := context.Background()
 	cfg := testConfig(nil, b.TempDir())
 	cfg.Network = params
-	a, err := Start(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { a.Close() })
+	a := startNode(b, cfg)
 	cfg = testConfig(nil, b.TempDir())
 	cfg.Network = params
 	cfg.Bootstrap = a.Network().Addrs()
-	bn, err := Start(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { bn.Close() })
+	bn := startNode(b, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for a.Network().PeerCount() < 1 || bn.Network().PeerCount() < 1 {
 		if time.Now().After(deadline) {
@@ -135,12 +125,7 @@ func BenchmarkSubmitToIdle(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Login(bob.Identity().Address().Mail(), bob.Password()).Wait(); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		b.Fatal(err)
-	}
+	loginSelect(b, c, bob, "INBOX")
 	idle, err := c.Idle()
 	if err != nil {
 		b.Fatal(err)

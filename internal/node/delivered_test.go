@@ -28,7 +28,7 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 	bobAddr := bob.Identity().Address().Mail()
 	submit(t, alice, []string{bobAddr}, "From: <"+alice.Identity().Address().Mail()+">\r\nTo: <"+bobAddr+">\r\n"+
 		"Subject: delivered?\r\nMessage-ID: <delivered@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nhi\r\n")
-	waitFor(t, "the delivery receipt at alice", 30*time.Second, func() bool {
+	waitFor(t, "the delivery receipt at alice", 60*time.Second, func() bool {
 		items, err := alice.Mailboxes().OutboxItems(context.Background())
 		return err == nil && len(items) == 1 && len(items[0].Rcpts) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
 	})
@@ -38,12 +38,7 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Login(alice.Identity().Address().Mail(), alice.Password()).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("Sent", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	loginSelect(t, c, alice, "Sent")
 	var flags []imap.Flag
 	waitFor(t, "a keyword on the Sent copy", 10*time.Second, func() bool {
 		msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
@@ -55,5 +50,16 @@ func TestDeliveredKeywordAsREADMESays(t *testing.T) {
 	})
 	if !slices.Contains(flags, imap.Flag(store.DeliveredKeyword)) {
 		t.Fatalf("Sent copy's flags %v, want %s as the README says", flags, store.DeliveredKeyword)
+	}
+}
+
+// loginSelect logs c in as n's user and selects mailbox.
+func loginSelect(tb testing.TB, c *imapclient.Client, n *Node, mailbox string) {
+	tb.Helper()
+	if err := c.Login(n.Identity().Address().Mail(), n.Password()).Wait(); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+		tb.Fatal(err)
 	}
 }

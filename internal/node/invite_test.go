@@ -24,11 +24,7 @@ func TestJoinByInvite(t *testing.T) {
 		if len(cfg.Bootstrap) != 0 || cfg.MDNS || cfg.DHT {
 			t.Fatalf("not a fresh, isolated node: %+v", cfg)
 		}
-		n, err := Start(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
+		n := startNode(t, cfg)
 		return n
 	}
 	alice, bob := start(), start()

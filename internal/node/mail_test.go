@@ -18,19 +18,10 @@ import (
 // startPair starts alice and bob, peered, and waits until both see each other.
 func startPair(t *testing.T) (alice, bob *Node) {
 	t.Helper()
-	ctx := context.Background()
-	a, err := Start(ctx, testConfig(t, t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := startNode(t, testConfig(t, t.TempDir()))
 	cfg := testConfig(t, t.TempDir())
 	cfg.Bootstrap = a.Network().Addrs()
-	b, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := startNode(t, cfg)
 	waitFor(t, "peering", 10*time.Second, func() bool {
 		return a.Network().PeerCount() == 1 && b.Network().PeerCount() == 1
 	})

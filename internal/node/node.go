@@ -89,6 +89,7 @@ type Config struct {
 	// StorageStatusInterval is how often a subscription's usage is read and stored blocks fetched even
 	// without pushes (default 1 min).
 	StorageStatusInterval time.Duration
+	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -197,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start network: %w", err)
 	}
-	n.netw = fullNetwork{n.net, n.store}
+	n.netw = fullNetwork{n.net, n.store, n.holds}
 	if err := n.openLight(ctx, n.net); err != nil {
 		return nil, err
 	}
@@ -240,7 +241,7 @@ func open(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, started: time.Now()}
-	n.holds = &holds{n: n, wake: make(chan struct{}, 1)}
+	n.holds = newHolds(n)
 	n.bg, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -281,6 +282,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		Logger:    cfg.Log.With("sub", "outbox"),
 
 		ReceiptDelayMean: cfg.ReceiptDelayMean,
+		ReceiptClock:     cfg.receiptClock,
 	})
 	if err != nil {
 		return err
@@ -448,14 +450,20 @@ type network interface {
 	SelectParents(shard uint32, n int) []tangle.ID
 }
 
-// fullNetwork is a full node's network: gossip through p2p, tips from the block store.
+// fullNetwork is a full node's network: gossip through p2p, tips from the block store. Its blocks
+// are held as the node's own from the moment they are published (holds).
 type fullNetwork struct {
 	net   *p2p.Node
 	store *dag.Store
+	holds *holds
 }
 
 func (f fullNetwork) Publish(ctx context.Context, b *tangle.Block) error {
-	return f.net.Publish(ctx, b)
+	id := b.ID()
+	f.holds.publishing(id)
+	err := f.net.Publish(ctx, b)
+	f.holds.published(id, err)
+	return err
 }
 func (f fullNetwork) PeerCount() int { return f.net.PeerCount() }
 func (f fullNetwork) SelectParents(shard uint32, n int) []tangle.ID {

@@ -19,6 +19,17 @@ import (
 // testConfig is a loopback-only node on the devnet: no mDNS, no DHT, ephemeral ports.
 func testConfig(_ testing.TB, dir string) Config { return DevnetConfig(dir) }
 
+// startNode starts a node on cfg, closed when the test ends.
+func startNode(tb testing.TB, cfg Config) *Node {
+	tb.Helper()
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { n.Close() })
+	return n
+}
+
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -78,11 +89,7 @@ func TestStartStatusAndRestart(t *testing.T) {
 	}
 
 	// Restart: same identity, same password, not created again.
-	n2, err := Start(ctx, testConfig(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n2.Close()
+	n2 := startNode(t, testConfig(t, dir))
 	if n2.CreatedIdentity() || n2.Identity().Address().Mail() != addr || n2.Password() != pw {
 		t.Fatal("restart changed the identity or the password")
 	}
@@ -125,18 +132,10 @@ func TestWrongPassphrase(t *testing.T) {
 // other.
 func TestTwoNodesExchangeBlocks(t *testing.T) {
 	ctx := context.Background()
-	a, err := Start(ctx, testConfig(t, t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := startNode(t, testConfig(t, t.TempDir()))
 	cfg := testConfig(t, t.TempDir())
 	cfg.Bootstrap = a.Network().Addrs()
-	b, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startNode(t, cfg)
 	// Connected is not enough for gossip: wait until each node knows the other subscribes to the topic.
 	waitFor(t, "peering on the gossip topic", 10*time.Second, func() bool {
 		sa, sb := a.Network().Status(), b.Network().Status()

@@ -416,7 +416,7 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 	if !now.Before(it.deadline) {
 		return o.fail(ctx, r, it, mail.NoReceipt(time.Duration(it.ttl)*time.Second))
 	}
-	to, err := mail.ParseRecipient(r.Rcpt)
+	to, err := recipient(r)
 	if err != nil {
 		return o.fail(ctx, r, it, mail.Reason{Status: "5.1.3", Text: err.Error()})
 	}
@@ -458,6 +458,15 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 		o.c.sealed.Add(1)
 	}
 	return o.publish(ctx, r, it, to)
+}
+
+// recipient is r's address, parsed once by the store at Enqueue; a recipient that is not a tangle
+// address is parsed again here, once, for the reason of its bounce.
+func recipient(r store.OutboxRcpt) (identity.Address, error) {
+	if r.Addr.Key != nil {
+		return r.Addr, nil
+	}
+	return mail.ParseRecipient(r.Rcpt)
 }
 
 // publish builds and publishes a block for each payload of the recipient's bundle, then records the
@@ -645,7 +654,7 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		if err != nil {
 			return err
 		}
-		to, err := identity.ParseAddress(r.Rcpt)
+		to, err := recipient(r)
 		if err != nil || !to.Equal(from) {
 			o.c.receiptsIgnored.Add(1)
 			o.log.Debug("outbox: receipt from another sender ignored", "outbox", r.OutboxID)

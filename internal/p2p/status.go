@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -176,27 +177,11 @@ func (n *Node) Status() Status {
 			}
 		}
 	}
-	slices.SortFunc(st.Peers, func(a, b PeerStatus) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Peers, func(a, b PeerStatus) int { return strings.Compare(a.ID, b.ID) })
 	for p, until := range n.gater.list() {
 		st.Banned = append(st.Banned, BannedPeer{ID: p.String(), Until: until})
 	}
-	slices.SortFunc(st.Banned, func(a, b BannedPeer) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Banned, func(a, b BannedPeer) int { return strings.Compare(a.ID, b.ID) })
 	st.Queues.Notify, st.Queues.NotifyCap = len(n.notify.ch), cap(n.notify.ch)
 	st.Queues.MissingTracked, st.Queues.MissingCap = n.solid.pendingCount(), n.lim.MaxMissing
 	st.Queues.InboundCap = cap(n.inbound)

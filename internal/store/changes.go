@@ -12,7 +12,7 @@ type Change interface {
 
 // ChangeAdd: a message was added to a mailbox (append, delivery, copy, move).
 type ChangeAdd struct {
-	MailboxID int64
+	MailboxID MailboxID
 	UID       UID
 	ModSeq    uint64
 	Flags     Flags
@@ -21,7 +21,7 @@ type ChangeAdd struct {
 
 // ChangeFlags: a message's flags changed.
 type ChangeFlags struct {
-	MailboxID int64
+	MailboxID MailboxID
 	UID       UID
 	ModSeq    uint64
 	Flags     Flags
@@ -29,21 +29,21 @@ type ChangeFlags struct {
 
 // ChangeExpunge: messages were expunged (or moved away) from a mailbox. UIDs are ascending.
 type ChangeExpunge struct {
-	MailboxID int64
+	MailboxID MailboxID
 	UIDs      []UID
 	ModSeq    uint64
 }
 
 // ChangeMailboxKeywords: the set of keywords used in a mailbox grew (the IMAP FLAGS response).
 type ChangeMailboxKeywords struct {
-	MailboxID int64
+	MailboxID MailboxID
 	Keywords  []string
 	ModSeq    uint64
 }
 
 // ChangeMailboxAdd: a mailbox was created.
 type ChangeMailboxAdd struct {
-	MailboxID  int64
+	MailboxID  MailboxID
 	Name       string
 	SpecialUse string
 	ModSeq     uint64
@@ -51,7 +51,7 @@ type ChangeMailboxAdd struct {
 
 // ChangeMailboxRename: a mailbox was renamed (a rename of a parent sends one per renamed child too).
 type ChangeMailboxRename struct {
-	MailboxID int64
+	MailboxID MailboxID
 	OldName   string
 	NewName   string
 	ModSeq    uint64
@@ -59,7 +59,7 @@ type ChangeMailboxRename struct {
 
 // ChangeMailboxDelete: a mailbox and its messages were deleted.
 type ChangeMailboxDelete struct {
-	MailboxID int64
+	MailboxID MailboxID
 	Name      string
 	ModSeq    uint64
 }

@@ -80,7 +80,7 @@ func TestChangesInCommitOrder(t *testing.T) {
 	}
 
 	var lastModSeq uint64
-	lastUID := map[int64]UID{}
+	lastUID := map[MailboxID]UID{}
 	for _, c := range got {
 		a, ok := c.(ChangeAdd)
 		if !ok {

@@ -135,7 +135,7 @@ func queryContacts(ctx context.Context, q querier, query string, args ...any) ([
 // Contacts lists all contacts by petname (case-insensitive order).
 func (s *Store) Contacts(ctx context.Context) ([]Contact, error) {
 	var out []Contact
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		out, err = queryContacts(ctx, tx, `SELECT petname, address, created FROM contact ORDER BY petname_key`)
 		return err
 	})
@@ -149,7 +149,7 @@ func (s *Store) Contact(ctx context.Context, petname string) (Contact, error) {
 		return Contact{}, ErrNoContact
 	}
 	var cs []Contact
-	err = s.read(ctx, func(tx *sql.Tx) (err error) {
+	err = s.read(ctx, func(tx cachedTx) (err error) {
 		cs, err = queryContacts(ctx, tx, `SELECT petname, address, created FROM contact WHERE petname_key = ?`, key)
 		return err
 	})
@@ -165,7 +165,7 @@ func (s *Store) Contact(ctx context.Context, petname string) (Contact, error) {
 // ContactsByAddress lists the contacts with the given address.
 func (s *Store) ContactsByAddress(ctx context.Context, address string) ([]Contact, error) {
 	var out []Contact
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		out, err = queryContacts(ctx, tx, `SELECT petname, address, created FROM contact WHERE address = ?
 			ORDER BY petname_key`, address)
 		return err

@@ -105,7 +105,7 @@ func (tx *Tx) Conversation(id ConversationID) (Conversation, error) {
 // Conversation returns a conversation, or ErrNoConversation.
 func (s *Store) Conversation(ctx context.Context, id ConversationID) (Conversation, error) {
 	var c Conversation
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		c, err = scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversation WHERE id = ?`, id))
 		return err
 	})
@@ -115,7 +115,7 @@ func (s *Store) Conversation(ctx context.Context, id ConversationID) (Conversati
 // Conversations returns every conversation, most recently updated first.
 func (s *Store) Conversations(ctx context.Context) ([]Conversation, error) {
 	var out []Conversation
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+conversationCols+` FROM conversation ORDER BY updated DESC, id`)
 		if err != nil {
 			return fmt.Errorf("store: conversations: %w", err)
@@ -168,9 +168,9 @@ func (tx *Tx) ConversationChanges(conv ConversationID) ([]ConversationChange, er
 }
 
 // ConversationCounts returns, per conversation id, the counts of its messages in a mailbox (Chats).
-func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[ConversationID]ConversationCounts, error) {
+func (s *Store) ConversationCounts(ctx context.Context, mailboxID MailboxID) (map[ConversationID]ConversationCounts, error) {
 	out := map[ConversationID]ConversationCounts{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT conversation_id, count(*), sum((flags & 1) = 0), max(uid)
 			FROM message WHERE mailbox_id = ? AND expunged = 0 AND conversation_id <> ''
 			GROUP BY conversation_id`, mailboxID)
@@ -195,10 +195,10 @@ func (s *Store) ConversationCounts(ctx context.Context, mailboxID int64) (map[Co
 
 // ConversationUIDs returns the UIDs of a conversation's messages in a mailbox, ascending: the last
 // limit of those below before (all if before is 0), and whether there are older ones.
-func (s *Store) ConversationUIDs(ctx context.Context, mailboxID int64, conv ConversationID, before UID, limit int) ([]UID, bool, error) {
+func (s *Store) ConversationUIDs(ctx context.Context, mailboxID MailboxID, conv ConversationID, before UID, limit int) ([]UID, bool, error) {
 	var out []UID
 	more := false
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		b := int64(before)
 		if b == 0 {
 			b = 1 << 40
@@ -235,9 +235,9 @@ type UnseenMessage struct {
 }
 
 // ConversationUnseen returns a conversation's messages in a mailbox that lack \Seen, by UID.
-func (s *Store) ConversationUnseen(ctx context.Context, mailboxID int64, conv ConversationID) ([]UnseenMessage, error) {
+func (s *Store) ConversationUnseen(ctx context.Context, mailboxID MailboxID, conv ConversationID) ([]UnseenMessage, error) {
 	var out []UnseenMessage
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT uid, sender_verified, envelope_key FROM message
 			WHERE mailbox_id = ? AND conversation_id = ? AND expunged = 0 AND (flags & 1) = 0 ORDER BY uid`,
 			mailboxID, conv)

@@ -60,6 +60,12 @@
 //   - Exactly-once: the outbox item is enqueued in the same transaction as the Sent copy (Submit), and an
 //     inbox delivery claims its replay key in the same transaction as it files the message
 //     (DeliverOnce); Tx lets callers compose other atomic writes.
+//   - An outbox recipient's tangle address is parsed once, at Enqueue (OutboxRcpt.Addr, stored in its
+//     binary form; rows from before migration 0004 are parsed when the store opens), never on the
+//     outbox's passes.
+//   - Statements are prepared once (stmtCache, bounded): a query met for the first time runs unprepared
+//     and is prepared after its transaction ends, never inside one (the write database has one
+//     connection, which the transaction holds).
 //   - Search pushes flag, date, size, UID and MODSEQ conditions into SQL and scans the remaining
 //     candidates in UID order in batches within one read transaction, loading a message's header or
 //     body only when a criterion needs it, one message at a time. There is no full-text index (mox has

@@ -53,7 +53,7 @@ func mustMailbox(t testing.TB, s *Store, name string) Mailbox {
 	return m
 }
 
-func mustAppend(t testing.TB, s *Store, mboxID int64, raw []byte, flags ...string) Appended {
+func mustAppend(t testing.TB, s *Store, mboxID MailboxID, raw []byte, flags ...string) Appended {
 	t.Helper()
 	f, err := ParseFlags(flags...)
 	if err != nil {
@@ -66,7 +66,7 @@ func mustAppend(t testing.TB, s *Store, mboxID int64, raw []byte, flags ...strin
 	return a
 }
 
-func listUIDs(t testing.TB, s *Store, mboxID int64) []UID {
+func listUIDs(t testing.TB, s *Store, mboxID MailboxID) []UID {
 	t.Helper()
 	l, err := s.List(testCtx(t), mboxID, ListQuery{})
 	if err != nil {

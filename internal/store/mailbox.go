@@ -59,9 +59,13 @@ func (r Role) SpecialUse() string {
 	return ""
 }
 
+// MailboxID names a mailbox (the mailbox table's id). Ids are never reused; a mailbox keeps its id
+// through RENAME.
+type MailboxID int64
+
 // Mailbox is a mailbox and its IMAP state.
 type Mailbox struct {
-	ID            int64
+	ID            MailboxID
 	Name          string
 	Role          Role
 	SpecialUse    string // RFC 6154 attribute (e.g. `\Sent`), "" if none
@@ -156,7 +160,7 @@ func NormalizeName(name string) (string, error) {
 // Mailboxes lists all mailboxes, ordered by name (byte order, so a parent precedes its children).
 func (s *Store) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 	var out []Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailbox ORDER BY name`)
 		if err != nil {
 			return fmt.Errorf("store: mailboxes: %w", err)
@@ -181,7 +185,7 @@ func (s *Store) Mailbox(ctx context.Context, name string) (Mailbox, error) {
 		return Mailbox{}, ErrNoMailbox
 	}
 	var m Mailbox
-	err = s.read(ctx, func(tx *sql.Tx) error {
+	err = s.read(ctx, func(tx cachedTx) error {
 		m, err = mailboxBy(ctx, tx, "name = ?", name)
 		return err
 	})
@@ -189,9 +193,9 @@ func (s *Store) Mailbox(ctx context.Context, name string) (Mailbox, error) {
 }
 
 // MailboxByID returns the mailbox with the given id (ErrNoMailbox if none).
-func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
+func (s *Store) MailboxByID(ctx context.Context, id MailboxID) (Mailbox, error) {
 	var m Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		m, err = mailboxBy(ctx, tx, "id = ?", id)
 		return err
 	})
@@ -204,7 +208,7 @@ func (s *Store) MailboxByRole(ctx context.Context, role Role) (Mailbox, error) {
 		return Mailbox{}, ErrNoMailbox
 	}
 	var m Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		m, err = mailboxBy(ctx, tx, "role = ?", string(role))
 		return err
 	})
@@ -212,7 +216,7 @@ func (s *Store) MailboxByRole(ctx context.Context, role Role) (Mailbox, error) {
 }
 
 // Status returns the status of the mailbox with the given id.
-func (s *Store) Status(ctx context.Context, mailboxID int64) (Status, error) {
+func (s *Store) Status(ctx context.Context, mailboxID MailboxID) (Status, error) {
 	m, err := s.MailboxByID(ctx, mailboxID)
 	return m.Status(), err
 }
@@ -226,7 +230,7 @@ func (tx *Tx) MailboxByRole(role Role) (Mailbox, error) {
 }
 
 // MailboxByID returns the mailbox with the given id, inside the transaction.
-func (tx *Tx) MailboxByID(id int64) (Mailbox, error) {
+func (tx *Tx) MailboxByID(id MailboxID) (Mailbox, error) {
 	return mailboxBy(tx.ctx, tx.tx, "id = ?", id)
 }
 
@@ -247,7 +251,7 @@ func (tx *Tx) nameExists(name string) (bool, error) {
 }
 
 // insertMailbox creates a mailbox (the name must be normalised and free) with a fresh UIDVALIDITY.
-func (tx *Tx) insertMailbox(name string, role Role) (int64, error) {
+func (tx *Tx) insertMailbox(name string, role Role) (MailboxID, error) {
 	uv, err := tx.nextUIDValidity()
 	if err != nil {
 		return 0, err
@@ -256,7 +260,7 @@ func (tx *Tx) insertMailbox(name string, role Role) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var id int64
+	var id MailboxID
 	err = tx.queryRow(`INSERT INTO mailbox (name, role, uidvalidity, uidnext, highest_modseq, createseq)
 		VALUES (?, ?, ?, 1, ?, ?) RETURNING id`, name, string(role), int64(uv), ms, ms).Scan(&id)
 	if err != nil {
@@ -381,7 +385,7 @@ func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) erro
 			return fmt.Errorf("%w: cannot rename %q into itself", ErrInvalidName, oldName)
 		}
 		type renamed struct {
-			id       int64
+			id       MailboxID
 			from, to string
 		}
 		var todo []renamed
@@ -516,7 +520,7 @@ func (tx *Tx) setSubscribed(name string, on bool) error {
 // Subscriptions lists the subscribed names, sorted; some may not exist as mailboxes.
 func (s *Store) Subscriptions(ctx context.Context) ([]string, error) {
 	var out []string
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT name FROM subscription ORDER BY name`)
 		if err != nil {
 			return fmt.Errorf("store: subscriptions: %w", err)
@@ -535,7 +539,7 @@ func (s *Store) Subscriptions(ctx context.Context) ([]string, error) {
 }
 
 // mergeKeywords adds kw to the mailbox's keyword list, broadcasting the new list if it grew.
-func (tx *Tx) mergeKeywords(mailboxID int64, kw []string) error {
+func (tx *Tx) mergeKeywords(mailboxID MailboxID, kw []string) error {
 	if len(kw) == 0 {
 		return nil
 	}

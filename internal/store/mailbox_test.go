@@ -241,7 +241,7 @@ func TestDeleteMailbox(t *testing.T) {
 	if subs, _ := s.Subscriptions(ctx); !slices.Contains(subs, "P") {
 		t.Errorf("subscription of deleted mailbox removed: %q", subs)
 	}
-	if n := countRows(t, s, "message WHERE mailbox_id = "+itoa(parent.ID)); n != 0 {
+	if n := countRows(t, s, "message WHERE mailbox_id = "+itoa(int64(parent.ID))); n != 0 {
 		t.Errorf("%d message rows of the deleted mailbox remain", n)
 	}
 	checkCounts(t, s)

@@ -31,7 +31,7 @@ type Meta struct {
 
 // NewMessage is a message to add to a mailbox.
 type NewMessage struct {
-	MailboxID int64
+	MailboxID MailboxID
 	Raw       []byte    // RFC 5322 bytes, stored as given
 	Flags     Flags     // initial flags
 	Received  time.Time // internal date; zero means now. Kept to the second, with its zone offset.
@@ -40,7 +40,7 @@ type NewMessage struct {
 
 // Appended identifies an added message: UIDVALIDITY and UID are what UIDPLUS's APPENDUID reports.
 type Appended struct {
-	MailboxID   int64
+	MailboxID   MailboxID
 	UIDValidity uint32
 	UID         UID
 	ModSeq      uint64
@@ -58,7 +58,7 @@ type MessageInfo struct {
 // Message is a message's stored state, without its bytes.
 type Message struct {
 	MessageInfo
-	MailboxID  int64
+	MailboxID  MailboxID
 	CreateSeq  uint64
 	HeaderSize int64     // bytes of the header section, including the blank line that ends it
 	Sent       time.Time // the Date header, zero if absent or unparseable
@@ -206,9 +206,9 @@ type Listing struct {
 }
 
 // List lists a mailbox's messages (UID, flags, modseq, size, internal date) in ascending UID order.
-func (s *Store) List(ctx context.Context, mailboxID int64, q ListQuery) (Listing, error) {
+func (s *Store) List(ctx context.Context, mailboxID MailboxID, q ListQuery) (Listing, error) {
 	var l Listing
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var uidnext int64
 		err := tx.QueryRowContext(ctx, `SELECT m.uidvalidity, m.uidnext, m.highest_modseq, a.last_modseq
 			FROM mailbox m, account a WHERE m.id = ? AND a.id = 1`, mailboxID).
@@ -270,9 +270,9 @@ func unixZone(sec int64, offset int) time.Time {
 }
 
 // Message returns a message's stored state.
-func (s *Store) Message(ctx context.Context, mailboxID int64, uid UID) (Message, error) {
+func (s *Store) Message(ctx context.Context, mailboxID MailboxID, uid UID) (Message, error) {
 	var m Message
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var flags, recv int64
 		var kw string
 		var recvTZ int
@@ -301,9 +301,9 @@ func (s *Store) Message(ctx context.Context, mailboxID int64, uid UID) (Message,
 }
 
 // Raw returns a message's bytes.
-func (s *Store) Raw(ctx context.Context, mailboxID int64, uid UID) ([]byte, error) {
+func (s *Store) Raw(ctx context.Context, mailboxID MailboxID, uid UID) ([]byte, error) {
 	var raw []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var h, t []byte
 		err := tx.QueryRowContext(ctx, `SELECT b.header, b.text FROM message m JOIN body b ON b.id = m.body_id
 			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&h, &t)
@@ -322,12 +322,12 @@ func (s *Store) Raw(ctx context.Context, mailboxID int64, uid UID) ([]byte, erro
 
 // RawRange returns up to length bytes of a message starting at offset (fewer at the end of the
 // message, none past it). IMAP partial fetches (BODY[]<offset.length>) use it.
-func (s *Store) RawRange(ctx context.Context, mailboxID int64, uid UID, offset, length int64) ([]byte, error) {
+func (s *Store) RawRange(ctx context.Context, mailboxID MailboxID, uid UID, offset, length int64) ([]byte, error) {
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("store: raw range: negative offset or length")
 	}
 	var out []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var hs, size, bodyID int64
 		err := tx.QueryRowContext(ctx, `SELECT header_size, size, body_id FROM message
 			WHERE mailbox_id = ? AND uid = ? AND expunged = 0`, mailboxID, int64(uid)).Scan(&hs, &size, &bodyID)
@@ -363,9 +363,9 @@ func (s *Store) RawRange(ctx context.Context, mailboxID int64, uid UID, offset, 
 }
 
 // RawHeader returns a message's header section, including the blank line that ends it.
-func (s *Store) RawHeader(ctx context.Context, mailboxID int64, uid UID) ([]byte, error) {
+func (s *Store) RawHeader(ctx context.Context, mailboxID MailboxID, uid UID) ([]byte, error) {
 	var h []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		err := tx.QueryRowContext(ctx, `SELECT b.header FROM message m JOIN body b ON b.id = m.body_id
 			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&h)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -383,7 +383,7 @@ func (s *Store) RawHeader(ctx context.Context, mailboxID int64, uid UID) ([]byte
 }
 
 // Header returns a message's parsed header fields (unfolded, RFC 2047-decoded).
-func (s *Store) Header(ctx context.Context, mailboxID int64, uid UID) (Header, error) {
+func (s *Store) Header(ctx context.Context, mailboxID MailboxID, uid UID) (Header, error) {
 	h, err := s.RawHeader(ctx, mailboxID, uid)
 	if err != nil {
 		return nil, err
@@ -402,7 +402,7 @@ type msgRow struct {
 }
 
 // selectRows returns the live messages of a mailbox in the UID set (all if all is true), by UID.
-func (tx *Tx) selectRows(mailboxID int64, uids UIDSet, all bool) ([]msgRow, error) {
+func (tx *Tx) selectRows(mailboxID MailboxID, uids UIDSet, all bool) ([]msgRow, error) {
 	q := `SELECT id, uid, body_id, size, header_size, received, received_tz, flags, modseq, sent, sent_tz,
 		outbox_id, keywords, sender_verified, conversation_id, via_tangle, envelope_key
 		FROM message WHERE mailbox_id = ? AND expunged = 0`
@@ -456,7 +456,7 @@ type CopyResult struct {
 
 // Copy copies the messages with the given UIDs (missing ones are skipped) to another mailbox (or the
 // same one), keeping flags, keywords, internal date and metadata; the bytes are shared, not copied.
-func (s *Store) Copy(ctx context.Context, srcID int64, uids UIDSet, dstID int64) (CopyResult, error) {
+func (s *Store) Copy(ctx context.Context, srcID MailboxID, uids UIDSet, dstID MailboxID) (CopyResult, error) {
 	var r CopyResult
 	err := s.Update(ctx, func(tx *Tx) (err error) {
 		r, err = tx.Copy(srcID, uids, dstID)
@@ -466,7 +466,7 @@ func (s *Store) Copy(ctx context.Context, srcID int64, uids UIDSet, dstID int64)
 }
 
 // Move is Copy followed by expunging the originals, atomically (RFC 6851).
-func (s *Store) Move(ctx context.Context, srcID int64, uids UIDSet, dstID int64) (CopyResult, error) {
+func (s *Store) Move(ctx context.Context, srcID MailboxID, uids UIDSet, dstID MailboxID) (CopyResult, error) {
 	var r CopyResult
 	err := s.Update(ctx, func(tx *Tx) (err error) {
 		r, err = tx.Move(srcID, uids, dstID)
@@ -476,7 +476,7 @@ func (s *Store) Move(ctx context.Context, srcID int64, uids UIDSet, dstID int64)
 }
 
 // Copy is Store.Copy within the transaction.
-func (tx *Tx) Copy(srcID int64, uids UIDSet, dstID int64) (CopyResult, error) {
+func (tx *Tx) Copy(srcID MailboxID, uids UIDSet, dstID MailboxID) (CopyResult, error) {
 	if len(uids) == 0 {
 		return tx.copyMessages(srcID, UIDSet{}, dstID, false)
 	}
@@ -484,7 +484,7 @@ func (tx *Tx) Copy(srcID int64, uids UIDSet, dstID int64) (CopyResult, error) {
 }
 
 // Move is Store.Move within the transaction.
-func (tx *Tx) Move(srcID int64, uids UIDSet, dstID int64) (CopyResult, error) {
+func (tx *Tx) Move(srcID MailboxID, uids UIDSet, dstID MailboxID) (CopyResult, error) {
 	if len(uids) == 0 {
 		return tx.copyMessages(srcID, UIDSet{}, dstID, true)
 	}
@@ -492,13 +492,13 @@ func (tx *Tx) Move(srcID int64, uids UIDSet, dstID int64) (CopyResult, error) {
 }
 
 // copyMessages copies (and with move, expunges) the messages in uids, or all if uids is nil.
-func (tx *Tx) copyMessages(srcID int64, uids UIDSet, dstID int64, move bool) (CopyResult, error) {
+func (tx *Tx) copyMessages(srcID MailboxID, uids UIDSet, dstID MailboxID, move bool) (CopyResult, error) {
 	if move && srcID == dstID {
 		return CopyResult{}, ErrSameMailbox
 	}
 	var res CopyResult
 	var uv, uidnext int64
-	for _, id := range []int64{srcID, dstID} {
+	for _, id := range []MailboxID{srcID, dstID} {
 		err := tx.queryRow(`SELECT uidvalidity, uidnext FROM mailbox WHERE id = ?`, id).Scan(&uv, &uidnext)
 		if errors.Is(err, sql.ErrNoRows) {
 			return CopyResult{}, ErrNoMailbox
@@ -552,7 +552,7 @@ func (tx *Tx) copyMessages(srcID int64, uids UIDSet, dstID int64, move bool) (Co
 }
 
 // tombstone marks rows expunged at modseq ms and broadcasts the expunge.
-func (tx *Tx) tombstone(mailboxID int64, rows []msgRow, ms uint64) error {
+func (tx *Tx) tombstone(mailboxID MailboxID, rows []msgRow, ms uint64) error {
 	uids := make([]UID, 0, len(rows))
 	for _, r := range rows {
 		if _, err := tx.exec(`UPDATE message SET expunged = 1, modseq = ?, body_id = NULL WHERE id = ?`, ms, r.id); err != nil {
@@ -603,7 +603,7 @@ type StoreResult struct {
 // StoreFlags changes the flags of the messages with the given UIDs (missing ones are skipped). A
 // message's modseq changes only if its flags really change, and a STORE that changes nothing takes no
 // modseq and broadcasts nothing.
-func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids UIDSet, fc FlagChange) (StoreResult, error) {
+func (s *Store) StoreFlags(ctx context.Context, mailboxID MailboxID, uids UIDSet, fc FlagChange) (StoreResult, error) {
 	var r StoreResult
 	err := s.Update(ctx, func(tx *Tx) (err error) {
 		r, err = tx.StoreFlags(mailboxID, uids, fc)
@@ -613,7 +613,7 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids UIDSet, fc
 }
 
 // StoreFlags is Store.StoreFlags within the transaction.
-func (tx *Tx) StoreFlags(mailboxID int64, uids UIDSet, fc FlagChange) (StoreResult, error) {
+func (tx *Tx) StoreFlags(mailboxID MailboxID, uids UIDSet, fc FlagChange) (StoreResult, error) {
 	flags, err := fc.Flags.normalize()
 	if err != nil {
 		return StoreResult{}, err
@@ -689,7 +689,7 @@ type Expunged struct {
 
 // Expunge removes every message with \Deleted from the mailbox (IMAP EXPUNGE, CLOSE), leaving
 // tombstones.
-func (s *Store) Expunge(ctx context.Context, mailboxID int64) (Expunged, error) {
+func (s *Store) Expunge(ctx context.Context, mailboxID MailboxID) (Expunged, error) {
 	var e Expunged
 	err := s.Update(ctx, func(tx *Tx) (err error) {
 		e, err = tx.expunge(mailboxID, nil, true)
@@ -699,7 +699,7 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64) (Expunged, error) 
 }
 
 // ExpungeUIDs removes the messages with \Deleted among uids (UIDPLUS UID EXPUNGE).
-func (s *Store) ExpungeUIDs(ctx context.Context, mailboxID int64, uids UIDSet) (Expunged, error) {
+func (s *Store) ExpungeUIDs(ctx context.Context, mailboxID MailboxID, uids UIDSet) (Expunged, error) {
 	var e Expunged
 	err := s.Update(ctx, func(tx *Tx) (err error) {
 		e, err = tx.expunge(mailboxID, uids, false)
@@ -709,9 +709,9 @@ func (s *Store) ExpungeUIDs(ctx context.Context, mailboxID int64, uids UIDSet) (
 }
 
 // Expunge is Store.Expunge within the transaction.
-func (tx *Tx) Expunge(mailboxID int64) (Expunged, error) { return tx.expunge(mailboxID, nil, true) }
+func (tx *Tx) Expunge(mailboxID MailboxID) (Expunged, error) { return tx.expunge(mailboxID, nil, true) }
 
-func (tx *Tx) expunge(mailboxID int64, uids UIDSet, all bool) (Expunged, error) {
+func (tx *Tx) expunge(mailboxID MailboxID, uids UIDSet, all bool) (Expunged, error) {
 	if _, err := tx.MailboxByID(mailboxID); err != nil {
 		return Expunged{}, err
 	}
@@ -744,9 +744,9 @@ func (tx *Tx) expunge(mailboxID int64, uids UIDSet, all bool) (Expunged, error) 
 
 // Vanished returns the UIDs expunged from the mailbox after modseq since (QRESYNC VANISHED), or
 // ErrHistoryGone if tombstones from after since may have been purged.
-func (s *Store) Vanished(ctx context.Context, mailboxID int64, since uint64) ([]UID, error) {
+func (s *Store) Vanished(ctx context.Context, mailboxID MailboxID, since uint64) ([]UID, error) {
 	var out []UID
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var hdms uint64
 		if err := tx.QueryRowContext(ctx, `SELECT highest_deleted_modseq FROM account WHERE id = 1`).Scan(&hdms); err != nil {
 			return fmt.Errorf("store: vanished: %w", err)

@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
 )
 
 // RcptState is the delivery state of one recipient of an outbox item.
@@ -54,7 +57,7 @@ type OutboxItem struct {
 	From          string
 	Created       time.Time
 	Size          int64
-	SentMailboxID int64 // where the Sent copy was filed (0 if none); the copy may since have moved
+	SentMailboxID MailboxID // where the Sent copy was filed (0 if none); the copy may since have moved
 	SentUID       UID
 	Rcpts         []OutboxRcpt // by recipient
 }
@@ -63,6 +66,7 @@ type OutboxItem struct {
 type OutboxRcpt struct {
 	OutboxID    OutboxID
 	Rcpt        string
+	Addr        identity.Address // Rcpt parsed at Enqueue; the zero Address if it is not a tangle address
 	State       RcptState
 	Attempts    int
 	NextAttempt time.Time
@@ -81,7 +85,7 @@ type OutboxID int64
 // Submission is a message submitted by the user (SMTP submission, web compose, chat).
 type Submission struct {
 	OutboxNew
-	MailboxID int64     // where the sent copy goes; 0 means the Sent mailbox (chat uses Chats)
+	MailboxID MailboxID // where the sent copy goes; 0 means the Sent mailbox (chat uses Chats)
 	Flags     Flags     // flags of the sent copy; \Seen is always added
 	Received  time.Time // internal date of the sent copy; zero means now
 	Meta      Meta      // metadata of the sent copy (OutboxID is set by Submit)
@@ -123,7 +127,7 @@ func (tx *Tx) Submit(sub Submission) (Submitted, error) {
 		err := tx.queryRow(`SELECT mb.uidvalidity FROM message m JOIN mailbox mb ON mb.id = m.mailbox_id
 			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mbox.Int64, uid.Int64).Scan(&uv)
 		if err == nil {
-			r.Sent = Appended{MailboxID: mbox.Int64, UIDValidity: uint32(uv), UID: UID(uid.Int64)}
+			r.Sent = Appended{MailboxID: MailboxID(mbox.Int64), UIDValidity: uint32(uv), UID: UID(uid.Int64)}
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return Submitted{}, fmt.Errorf("store: submit: %w", err)
 		}
@@ -197,8 +201,8 @@ func (tx *Tx) Enqueue(o OutboxNew) (id OutboxID, duplicate bool, err error) {
 		return 0, false, err
 	}
 	for _, r := range rcpts {
-		_, err := tx.exec(`INSERT INTO outbox_rcpt (outbox_id, rcpt, state, next_attempt, updated)
-			VALUES (?, ?, ?, ?, ?)`, id, r, string(RcptPending), next.UnixMilli(), now.UnixMilli())
+		_, err := tx.exec(`INSERT INTO outbox_rcpt (outbox_id, rcpt, addr, state, next_attempt, updated)
+			VALUES (?, ?, coalesce(?, X''), ?, ?, ?)`, id, r, rcptAddr(r), string(RcptPending), next.UnixMilli(), now.UnixMilli())
 		if err != nil {
 			return 0, false, fmt.Errorf("store: enqueue: %w", err)
 		}
@@ -305,22 +309,75 @@ func nilIfEmpty(b []byte) any {
 	return b
 }
 
-const rcptCols = `outbox_id, rcpt, state, attempts, next_attempt, last_error, envelope, envelope_key,
+const rcptCols = `outbox_id, rcpt, addr, state, attempts, next_attempt, last_error, envelope, envelope_key,
 	block_ids, receipt_at, updated, read_at`
+
+// rcptAddr is the binary form (identity.Address.Binary) of recipient r, "<address>@tangle" (the domain
+// in any case, protocol.md §8.1), or nil if r is not a tangle address: the outbox bounces it, with
+// mail.ParseRecipient's reason.
+func rcptAddr(r string) []byte {
+	if !strings.Contains(r, "@") {
+		return nil
+	}
+	a, err := identity.ParseAddress(r)
+	if err != nil {
+		return nil
+	}
+	return a.Binary()
+}
+
+// adoptRcptAddrs parses the recipients enqueued before migration 0004 (addr NULL), once, at Open.
+func (tx *Tx) adoptRcptAddrs() error {
+	type key struct {
+		id   OutboxID
+		rcpt string
+	}
+	rows, err := tx.query(`SELECT outbox_id, rcpt FROM outbox_rcpt WHERE addr IS NULL`)
+	if err != nil {
+		return fmt.Errorf("store: adopt recipients: %w", err)
+	}
+	var todo []key
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.id, &k.rcpt); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: adopt recipients: %w", err)
+		}
+		todo = append(todo, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: adopt recipients: %w", err)
+	}
+	for _, k := range todo {
+		if _, err := tx.exec(`UPDATE outbox_rcpt SET addr = coalesce(?, X'') WHERE outbox_id = ? AND rcpt = ?`,
+			rcptAddr(k.rcpt), k.id, k.rcpt); err != nil {
+			return fmt.Errorf("store: adopt recipients: %w", err)
+		}
+	}
+	return nil
+}
 
 func scanRcpt(r scanner) (OutboxRcpt, error) {
 	var o OutboxRcpt
 	var state string
 	var next, updated int64
 	var receipt, read sql.NullInt64
-	var blocks []byte
-	err := r.Scan(&o.OutboxID, &o.Rcpt, &state, &o.Attempts, &next, &o.LastError, &o.Envelope, &o.EnvelopeKey,
+	var blocks, addr []byte
+	err := r.Scan(&o.OutboxID, &o.Rcpt, &addr, &state, &o.Attempts, &next, &o.LastError, &o.Envelope, &o.EnvelopeKey,
 		&blocks, &receipt, &updated, &read)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OutboxRcpt{}, ErrNoOutboxItem
 	}
 	if err != nil {
 		return OutboxRcpt{}, fmt.Errorf("store: outbox: %w", err)
+	}
+	if len(addr) == identity.BinarySize {
+		// Validated at Enqueue (the key's point too): only the tag bits are read again. A bad version
+		// leaves Addr zero, and the outbox parses Rcpt.
+		if k, err := identity.ParseVersionByte(addr[0]); err == nil {
+			o.Addr = identity.Address{TagBits: k, Key: ed25519.PublicKey(addr[1:])}
+		}
 	}
 	o.State = RcptState(state)
 	o.NextAttempt = time.UnixMilli(next)
@@ -359,7 +416,7 @@ func queryRcpts(ctx context.Context, q querier, query string, args ...any) ([]Ou
 // now, earliest first.
 func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutboxRcpt, error) {
 	var out []OutboxRcpt
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		out, err = queryRcpts(ctx, tx, `SELECT `+rcptCols+` FROM outbox_rcpt
 			WHERE state IN ('pending', 'sealed', 'published') AND next_attempt <= ?
 			ORDER BY next_attempt, outbox_id, rcpt LIMIT ?`, now.UnixMilli(), limit)
@@ -372,7 +429,7 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]Outb
 // receipt finds what it acknowledges).
 func (s *Store) OutboxByEnvelopeKey(ctx context.Context, key []byte) (OutboxRcpt, error) {
 	var r OutboxRcpt
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		r, err = scanRcpt(tx.QueryRowContext(ctx, `SELECT `+rcptCols+` FROM outbox_rcpt WHERE envelope_key = ?`, key))
 		return err
 	})
@@ -399,7 +456,7 @@ func scanOutbox(r scanner) (OutboxItem, error) {
 // OutboxItem returns an outbox item with its recipients.
 func (s *Store) OutboxItem(ctx context.Context, id OutboxID) (OutboxItem, error) {
 	var it OutboxItem
-	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+	err := s.read(ctx, func(tx cachedTx) (err error) {
 		it, err = scanOutbox(tx.QueryRowContext(ctx, `SELECT `+outboxCols+`
 			FROM outbox o JOIN body b ON b.id = o.body_id WHERE o.id = ?`, id))
 		if err != nil {
@@ -414,7 +471,7 @@ func (s *Store) OutboxItem(ctx context.Context, id OutboxID) (OutboxItem, error)
 // OutboxItems returns all outbox items, newest first, with their recipients.
 func (s *Store) OutboxItems(ctx context.Context) ([]OutboxItem, error) {
 	var items []OutboxItem
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox o JOIN body b ON b.id = o.body_id
 			ORDER BY o.id DESC`)
 		if err != nil {
@@ -447,7 +504,7 @@ func (s *Store) OutboxItems(ctx context.Context) ([]OutboxItem, error) {
 // OutboxContent returns an outbox item's Content (OutboxNew.Content), nil if it has none.
 func (s *Store) OutboxContent(ctx context.Context, id OutboxID) ([]byte, error) {
 	var c []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		err := tx.QueryRowContext(ctx, `SELECT content FROM outbox WHERE id = ?`, id).Scan(&c)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoOutboxItem
@@ -487,7 +544,7 @@ func (tx *Tx) MarkRecipientRead(outboxID OutboxID, rcpt string) (bool, error) {
 // OutboxRaw returns the bytes of an outbox item's message.
 func (s *Store) OutboxRaw(ctx context.Context, id OutboxID) ([]byte, error) {
 	var raw []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var h, t []byte
 		err := tx.QueryRowContext(ctx, `SELECT b.header, b.text FROM outbox o JOIN body b ON b.id = o.body_id
 			WHERE o.id = ?`, id).Scan(&h, &t)

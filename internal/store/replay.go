@@ -49,7 +49,7 @@ func (s *Store) DeliverOnce(ctx context.Context, key ReplayKey, expires time.Tim
 // SeenReplayKey reports whether key has been recorded.
 func (s *Store) SeenReplayKey(ctx context.Context, key ReplayKey) (bool, error) {
 	var seen bool
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM replay_key WHERE key = ?`, key[:]).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -61,10 +61,10 @@ const maxPartText = 16 << 20
 // Search returns the UIDs of the mailbox's messages that match c. Conditions on flags, dates, sizes,
 // UIDs and modseq are evaluated by SQLite; header and body conditions by scanning the candidates in
 // UID order, one message's bytes at a time, all in one read snapshot.
-func (s *Store) Search(ctx context.Context, mailboxID int64, c SearchCriteria) (SearchResult, error) {
+func (s *Store) Search(ctx context.Context, mailboxID MailboxID, c SearchCriteria) (SearchResult, error) {
 	var res SearchResult
 	cc := compileCriteria(c)
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM mailbox WHERE id = ?`, mailboxID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -112,7 +112,7 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c SearchCriteria) (
 // candidate is a message under evaluation; its header and text are loaded on first need.
 type candidate struct {
 	ctx    context.Context
-	tx     *sql.Tx
+	tx     cachedTx
 	uid    UID
 	bodyID int64
 	modseq uint64
@@ -130,7 +130,7 @@ type candidate struct {
 	text     []string // decoded text parts, lower case
 }
 
-func readCandidates(ctx context.Context, tx *sql.Tx, q string, args []any) ([]candidate, error) {
+func readCandidates(ctx context.Context, tx cachedTx, q string, args []any) ([]candidate, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)

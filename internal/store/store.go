@@ -74,6 +74,8 @@ type Store struct {
 	wdb   *sql.DB // one connection, used only under wlock
 	rdb   *sql.DB // read-only connections
 	wlock chan struct{}
+	wst   *stmtCache // of wdb
+	rst   *stmtCache // of rdb
 	opts  options
 	bus   bus
 
@@ -130,7 +132,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	s.rdb = rdb
-	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.ensureRoleMailboxes() }); err != nil {
+	s.wst, s.rst = newStmtCache(wdb), newStmtCache(rdb)
+	if err := s.Update(context.Background(), func(tx *Tx) error {
+		if err := tx.ensureRoleMailboxes(); err != nil {
+			return err
+		}
+		return tx.adoptRcptAddrs()
+	}); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -156,6 +164,10 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.wlock <- struct{}{} // no write after this; never released
 		close(s.closed)
+		if s.rst != nil {
+			s.rst.close()
+			s.wst.close()
+		}
 		if s.rdb != nil {
 			err = s.rdb.Close()
 		}
@@ -202,7 +214,7 @@ func (s *Store) unlock() { <-s.wlock }
 type Tx struct {
 	s       *Store
 	ctx     context.Context
-	tx      *sql.Tx
+	tx      cachedTx
 	modseq  uint64
 	changes []Change
 	bodies  map[int64]struct{} // bodies that may have lost their last reference
@@ -220,12 +232,13 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{s: s, ctx: ctx, tx: stx}
+	tx := &Tx{s: s, ctx: ctx, tx: cachedTx{stx, s.wst}}
 	committed := false
 	defer func() {
 		if !committed {
 			stx.Rollback()
 		}
+		s.wst.prepare() // under the writer lock, the transaction over: the connection is free
 	}()
 	if err := fn(tx); err != nil {
 		return err
@@ -293,7 +306,7 @@ func (tx *Tx) nextUIDValidity() (uint32, error) {
 }
 
 // read runs fn in one read-only transaction (one consistent snapshot).
-func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) read(ctx context.Context, fn func(tx cachedTx) error) error {
 	select {
 	case <-s.closed:
 		return ErrClosed
@@ -303,8 +316,11 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin read: %w", err)
 	}
-	defer tx.Rollback()
-	return fn(tx)
+	defer func() {
+		tx.Rollback()
+		s.rst.prepare() // the transaction over: its connection is free for preparing
+	}()
+	return fn(cachedTx{tx, s.rst})
 }
 
 // AccountState is the account-wide sync state.
@@ -319,7 +335,7 @@ type AccountState struct {
 // Account returns the account-wide sync state.
 func (s *Store) Account(ctx context.Context) (AccountState, error) {
 	var a AccountState
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx cachedTx) error {
 		return tx.QueryRowContext(ctx, `SELECT last_modseq, highest_deleted_modseq FROM account WHERE id = 1`).
 			Scan(&a.LastModSeq, &a.HighestDeletedModSeq)
 	})

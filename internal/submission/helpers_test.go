@@ -3,24 +3,21 @@ package submission
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/selfsigned"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -89,6 +86,16 @@ func (b *memBackend) all() []Message {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]Message(nil), b.subs...)
+}
+
+// only returns the one submission, failing if there are more or none.
+func (b *memBackend) only(t testing.TB) Message {
+	t.Helper()
+	subs := b.all()
+	if len(subs) != 1 {
+		t.Fatalf("%d submissions, want 1", len(subs))
+	}
+	return subs[0]
 }
 
 func testOptions(t testing.TB) Options {
@@ -265,31 +272,13 @@ func testMessage(subject string, extra ...string) []byte {
 // selfSigned returns a TLS server config and a client config that trusts it.
 func selfSigned(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "node.test"},
-		DNSNames:     []string{"node.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := selfsigned.New(selfsigned.Names{DNS: []string{"node.test"}}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		&tls.Config{RootCAs: pool, ServerName: "node.test"}
+	pool.AddCert(cert.Leaf)
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, &tls.Config{RootCAs: pool, ServerName: "node.test"}
 }
 
 // remoteListener makes accepted connections look as if they came from another machine.

@@ -171,11 +171,7 @@ func TestSubmitRecipientsAndBcc(t *testing.T) {
 	if !strings.HasSuffix(reply, "OK: queued as q1") {
 		t.Errorf("reply %q", reply)
 	}
-	subs := be.all()
-	if len(subs) != 1 {
-		t.Fatalf("%d submissions", len(subs))
-	}
-	s := subs[0]
+	s := be.only(t)
 	var rcpts []string
 	for _, r := range s.Rcpts {
 		rcpts = append(rcpts, r.Mail())

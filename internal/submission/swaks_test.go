@@ -43,11 +43,7 @@ func TestSwaks(t *testing.T) {
 		if !strings.Contains(out, "250 2.0.0 OK: queued as q1") {
 			t.Errorf("no queue id in:\n%s", out)
 		}
-		subs := be.all()
-		if len(subs) != 1 {
-			t.Fatalf("%d submissions", len(subs))
-		}
-		s := subs[0]
+		s := be.only(t)
 		if len(s.Rcpts) != 2 || s.Rcpts[0].Mail() != rcpt1 || s.Rcpts[1].Mail() != rcpt2 {
 			t.Errorf("recipients %v", s.Rcpts)
 		}

@@ -170,7 +170,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts), "attachments", len(files))
-	writeJSON(w, http.StatusAccepted, api.Sent{OutboxID: int64(res.OutboxID), Folder: res.Sent.MailboxID, UID: res.Sent.UID})
+	writeJSON(w, http.StatusAccepted, api.Sent{OutboxID: int64(res.OutboxID), Folder: int64(res.Sent.MailboxID), UID: res.Sent.UID})
 }
 
 // checkText says what is wrong with a text field, or "" if nothing is: it must be UTF-8, at most max

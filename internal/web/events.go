@@ -183,7 +183,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				case store.ChangeAdd:
 					foldersDirty = true
 					if c.MailboxID != chats.ID {
-						err = ew.send("mail", api.MailEvent{Folder: c.MailboxID, UID: c.UID})
+						err = ew.send("mail", api.MailEvent{Folder: int64(c.MailboxID), UID: c.UID})
 					}
 				case store.ChangeFlags, store.ChangeExpunge, store.ChangeMailboxAdd, store.ChangeMailboxRename,
 					store.ChangeMailboxDelete:

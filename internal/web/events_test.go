@@ -77,7 +77,7 @@ func TestEventsMail(t *testing.T) {
 		UID    store.UID `json:"uid"`
 	}
 	decodeData(t, ev, &m)
-	if m.Folder != inbox || m.UID != uid {
+	if m.Folder != int64(inbox) || m.UID != uid {
 		t.Fatalf("first mail event %+v, want INBOX %d", m, uid)
 	}
 	ev = c.waitFor(t, "folders", func(data string) bool {
@@ -95,7 +95,7 @@ func TestEventsMail(t *testing.T) {
 	}
 	ev = c.waitFor(t, "mail", nil)
 	decodeData(t, ev, &m)
-	if m.Folder != archive || m.UID != 1 {
+	if m.Folder != int64(archive) || m.UID != 1 {
 		t.Fatalf("move event %+v", m)
 	}
 }

@@ -161,6 +161,24 @@ func (r *resp) errMsg(t testing.TB) string {
 	return e.Error
 }
 
+// mustErr checks that the answer's {"error"} text contains has.
+func (r *resp) mustErr(t testing.TB, has string) {
+	t.Helper()
+	if msg := r.errMsg(t); !strings.Contains(msg, has) {
+		t.Fatalf("error %q, want %q in it", msg, has)
+	}
+}
+
+// failed reports whether the answer is an error (not 2xx), checking then that its text contains has.
+func (r *resp) failed(t testing.TB, has string) bool {
+	t.Helper()
+	if r.code < 300 {
+		return false
+	}
+	r.mustErr(t, has)
+	return true
+}
+
 // reqOpt changes a request before it is sent.
 type reqOpt func(*http.Request)
 
@@ -227,7 +245,7 @@ func (r *resp) mustCode(t testing.TB, code int) *resp {
 }
 
 // folder returns the id of the folder with the role.
-func (e *env) folder(role store.Role) int64 {
+func (e *env) folder(role store.Role) store.MailboxID {
 	e.t.Helper()
 	m, err := e.store.MailboxByRole(ctxT(e.t), role)
 	if err != nil {
@@ -237,7 +255,7 @@ func (e *env) folder(role store.Role) int64 {
 }
 
 // deliver appends a message to a folder and returns its UID.
-func (e *env) deliver(folder int64, raw string, flags ...string) store.UID {
+func (e *env) deliver(folder store.MailboxID, raw string, flags ...string) store.UID {
 	e.t.Helper()
 	f, err := store.ParseFlags(flags...)
 	if err != nil {

@@ -38,7 +38,7 @@ func (s *Server) folders(ctx context.Context) ([]api.Folder, error) {
 	slices.SortStableFunc(ms, func(a, b store.Mailbox) int { return rank(a.Role) - rank(b.Role) })
 	out := make([]api.Folder, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, api.Folder{ID: m.ID, Name: m.Name, Role: string(m.Role), Messages: m.Messages, Unseen: m.Unseen})
+		out = append(out, api.Folder{ID: int64(m.ID), Name: m.Name, Role: string(m.Role), Messages: m.Messages, Unseen: m.Unseen})
 	}
 	return out, nil
 }
@@ -103,7 +103,7 @@ func (n *names) people(list []mailAddress) []api.Person {
 const previewRead = 64 << 10
 
 // summary builds a listing entry. It reads the message's first previewRead bytes only.
-func (s *Server) summary(ctx context.Context, folder int64, mi store.MessageInfo, nm *names) (api.Message, error) {
+func (s *Server) summary(ctx context.Context, folder store.MailboxID, mi store.MessageInfo, nm *names) (api.Message, error) {
 	raw, err := s.store.RawRange(ctx, folder, mi.UID, 0, previewRead)
 	if err != nil {
 		return api.Message{}, err
@@ -118,10 +118,10 @@ func (s *Server) summary(ctx context.Context, folder int64, mi store.MessageInfo
 	return s.listing(folder, mi, pm, nm), nil
 }
 
-func (s *Server) listing(folder int64, mi store.MessageInfo, pm *parsedMessage, nm *names) api.Message {
+func (s *Server) listing(folder store.MailboxID, mi store.MessageInfo, pm *parsedMessage, nm *names) api.Message {
 	m := api.Message{
 		UID:       mi.UID,
-		Folder:    folder,
+		Folder:    int64(folder),
 		To:        nm.people(pm.to),
 		Subject:   pm.subject,
 		Date:      pm.date,
@@ -263,12 +263,8 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 // loadMessage reads a message's state and bytes; on error it has answered.
-func (s *Server) loadMessage(w http.ResponseWriter, r *http.Request) (int64, store.Message, []byte, bool) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return 0, store.Message{}, nil, false
-	}
-	uid, ok := uidParam(w, r)
+func (s *Server) loadMessage(w http.ResponseWriter, r *http.Request) (store.MailboxID, store.Message, []byte, bool) {
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return 0, store.Message{}, nil, false
 	}
@@ -382,11 +378,7 @@ func (s *Server) handleMessageRaw(w http.ResponseWriter, r *http.Request) {
 
 // handleFlags is POST …/flags: {"add": [...], "remove": [...]} in one transaction.
 func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return
 	}
@@ -457,11 +449,7 @@ func flagError(err error) string {
 
 // handleMove is POST …/move: {"to": <folder id>}.
 func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return
 	}
@@ -473,7 +461,8 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `field "to" must be the id of the folder to move the message to (GET /api/folders lists them)`)
 		return
 	}
-	if *req.To == id {
+	to := store.MailboxID(*req.To)
+	if to == id {
 		writeError(w, http.StatusBadRequest, "the message is already in that folder")
 		return
 	}
@@ -482,14 +471,14 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "read the folder", err)
 		return
 	}
-	if _, err := s.store.MailboxByID(ctx, *req.To); errors.Is(err, store.ErrNoMailbox) {
+	if _, err := s.store.MailboxByID(ctx, to); errors.Is(err, store.ErrNoMailbox) {
 		writeError(w, http.StatusNotFound, `no such folder to move to (field "to"; GET /api/folders lists them)`)
 		return
 	} else if err != nil {
 		s.fail(w, r, "read the folder", err)
 		return
 	}
-	res, err := s.store.Move(ctx, id, store.UIDSetOf(uid), *req.To)
+	res, err := s.store.Move(ctx, id, store.UIDSetOf(uid), to)
 	if err == nil && len(res.Pairs) == 0 {
 		err = store.ErrNoMessage
 	}
@@ -502,11 +491,7 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request) {
 
 // handleDeleteMessage is DELETE /api/folders/{id}/messages/{uid}: to Trash, or for good from Trash.
 func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
-	id, ok := folderParam(w, r)
-	if !ok {
-		return
-	}
-	uid, ok := uidParam(w, r)
+	id, uid, ok := messageParam(w, r)
 	if !ok {
 		return
 	}

@@ -146,14 +146,24 @@ func jsonKind(goKind string) string {
 }
 
 // folderParam parses the {id} of a folder path.
-func folderParam(w http.ResponseWriter, r *http.Request) (int64, bool) {
+func folderParam(w http.ResponseWriter, r *http.Request) (store.MailboxID, bool) {
 	v := r.PathValue("id")
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || id <= 0 {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("folder id %q is not a positive number (GET /api/folders lists the folders and their ids)", v))
 		return 0, false
 	}
-	return id, true
+	return store.MailboxID(id), true
+}
+
+// messageParam parses the {id} and {uid} of a message path.
+func messageParam(w http.ResponseWriter, r *http.Request) (store.MailboxID, store.UID, bool) {
+	id, ok := folderParam(w, r)
+	if !ok {
+		return 0, 0, false
+	}
+	uid, ok := uidParam(w, r)
+	return id, uid, ok
 }
 
 // uidParam parses the {uid} of a message path.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // uploadFile is a file of an upload.
@@ -65,7 +66,7 @@ func TestSendAttachmentsAndBcc(t *testing.T) {
 	var got api.Sent
 	e.call("POST", "/api/messages", body, withHeader("Content-Type", ct)).mustCode(t, 202).decode(t, &got)
 
-	raw, err := e.store.Raw(ctxT(t), got.Folder, got.UID)
+	raw, err := e.store.Raw(ctxT(t), store.MailboxID(got.Folder), got.UID)
 	if err != nil {
 		t.Fatal(err)
 	}

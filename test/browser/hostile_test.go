@@ -130,7 +130,7 @@ func TestHostileHTML(t *testing.T) {
 	if frame["sandbox"] != "allow-popups allow-popups-to-escape-sandbox" {
 		t.Errorf("mail frame sandbox=%q, want only popups (links in a new tab): no allow-scripts, no allow-same-origin", frame["sandbox"])
 	}
-	if want := "/api/folders/" + itoa(inbox.ID) + "/messages/" + itoa(int64(a.UID)) + "/html"; frame["src"] != want {
+	if want := "/api/folders/" + itoa(int64(inbox.ID)) + "/messages/" + itoa(int64(a.UID)) + "/html"; frame["src"] != want {
 		t.Errorf("mail frame src=%q, want %q", frame["src"], want)
 	}
 	frameID := tb.mailFrameID()

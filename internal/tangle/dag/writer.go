@@ -276,28 +276,12 @@ func newWriter(s *Store, conn *sql.Conn) (*writer, error) {
 		// One row per id: the stored block's nid, time, solidity and shard (NULL if not stored) and
 		// the missing row's nid and state (NULL if none). The VALUES list is a co-routine; both joins
 		// are unique-index seeks.
-		var b strings.Builder
-		b.WriteString("WITH q(id) AS (VALUES ")
-		for i := range k {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "(?%d)", i+1)
-		}
-		b.WriteString(`) SELECT q.id, b.nid, b.time, b.solid, b.shard, m.nid, m.state FROM q
+		w.lookup[k] = prep("WITH q(id) AS (VALUES " + valuesList(k, "(?%d)", 1) +
+			`) SELECT q.id, b.nid, b.time, b.solid, b.shard, m.nid, m.state FROM q
 			LEFT JOIN blocks b ON b.id = q.id LEFT JOIN missing m ON m.id = q.id`)
-		w.lookup[k] = prep(b.String())
 	}
 	for k := 1; k < len(w.edges); k++ {
-		var b strings.Builder
-		b.WriteString("INSERT OR IGNORE INTO edges (parent, child) VALUES ")
-		for i := range k {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "(?%d, ?1)", i+2)
-		}
-		w.edges[k] = prep(b.String())
+		w.edges[k] = prep("INSERT OR IGNORE INTO edges (parent, child) VALUES " + valuesList(k, "(?%d, ?1)", 2))
 	}
 	w.insBlock = prep(`INSERT INTO blocks (nid, id, raw, time, ttl, expires, shard, solid, hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`)
@@ -435,4 +419,17 @@ func (w *writer) tx(batch []*request) (err error) {
 		return fmt.Errorf("dag: commit: %w", err)
 	}
 	return nil
+}
+
+// valuesList is k comma-separated tuples of an SQL VALUES list, tuple formatted with the parameter
+// numbers first, first+1, …
+func valuesList(k int, tuple string, first int) string {
+	var b strings.Builder
+	for i := range k {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, tuple, first+i)
+	}
+	return b.String()
 }
