@@ -138,7 +138,7 @@ func (n *Node) reserveLoop(relays []peer.AddrInfo) {
 			}
 			s.failures = 0
 			s.next = now.Add(max(time.Until(rsvp.Expiration)/2, time.Second))
-			n.setReservation(r.ID, circuitAddrs(r, rsvp, n.host.ID()))
+			n.setReservation(r.ID, circuitAddrs(r, rsvp))
 			n.log.Debug("relay reservation", "relay", r.ID.String(), "expires", rsvp.Expiration)
 		}
 		select {
@@ -156,10 +156,11 @@ func (n *Node) reserve(ctx context.Context, r peer.AddrInfo) (*client.Reservatio
 	return client.Reserve(ctx, n.host, r)
 }
 
-// circuitAddrs are the addresses at which peers reach self through relay r: the relay's addresses
-// (those configured and those the reservation vouches for) followed by /p2p-circuit/p2p/<self>.
-func circuitAddrs(r peer.AddrInfo, rsvp *client.Reservation, self peer.ID) []ma.Multiaddr {
-	suffix := ma.StringCast("/p2p-circuit/p2p/" + self.String())
+// circuitAddrs are the addresses at which peers reach this node through relay r, in the form a host
+// advertises (without its own /p2p/<id>, as libp2p's AutoRelay writes them): the relay's addresses (those
+// configured and those the reservation vouches for) followed by /p2p/<relay id>/p2p-circuit.
+func circuitAddrs(r peer.AddrInfo, rsvp *client.Reservation) []ma.Multiaddr {
+	suffix := ma.StringCast("/p2p-circuit")
 	var out []ma.Multiaddr
 	add := func(a ma.Multiaddr) {
 		if _, err := a.ValueForProtocol(ma.P_P2P); err != nil {
@@ -270,7 +271,7 @@ func (n *Node) RelayAddrs() []string {
 	var out []string
 	for _, rs := range n.rsv {
 		for _, a := range rs {
-			out = append(out, a.String())
+			out = append(out, a.String()+"/p2p/"+n.host.ID().String())
 		}
 	}
 	slices.Sort(out)

@@ -103,3 +103,25 @@ func TestRelayConfig(t *testing.T) {
 		t.Fatal("reachability maybe accepted")
 	}
 }
+
+// TestRelayAddrsAdvertised: the relayed address is among the node's advertised addresses (Status
+// ListenAddrs, identify), written once with the node's own peer id.
+func TestRelayAddrsAdvertised(t *testing.T) {
+	relay := startNode(t, tangle.DevNet, newMemStore(tangle.DevNet), tcpOnly, WithRelayService(true), relayOnLoopback)
+	n := startNode(t, tangle.BenchNet, newMemStore(tangle.BenchNet), tcpOnly, WithRelays(relay.Addrs()[0]),
+		WithReachability(ReachabilityPrivate))
+	waitFor(t, convergeTimeout, "a relayed address", func() bool { return len(n.RelayAddrs()) > 0 })
+	self := "/p2p/" + n.host.ID().String()
+	want := n.RelayAddrs()[0]
+	if strings.Count(want, self) != 1 {
+		t.Fatalf("relayed address %s", want)
+	}
+	waitFor(t, convergeTimeout, "the relayed address among the listen addresses", func() bool {
+		for _, a := range n.Status().ListenAddrs {
+			if a == want {
+				return true
+			}
+		}
+		return false
+	})
+}
