@@ -2,9 +2,12 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -35,8 +38,16 @@ func TestRelayReachesNodeBehindNAT(t *testing.T) {
 	// Dialled directly, the node behind the NAT refuses.
 	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
 	defer cancel()
-	if err := sender.Connect(ctx, nated.Addrs()[0]); err == nil {
-		t.Fatal("the node behind the simulated NAT accepted a direct connection")
+	for _, a := range nated.Addrs() {
+		if strings.Contains(a, "/p2p-circuit") {
+			continue // advertised once the reservation is made
+		}
+		if err := sender.Connect(ctx, a); err == nil {
+			t.Fatalf("the node behind the simulated NAT accepted a direct connection at %s", a)
+		}
+	}
+	if n := len(sender.host.Network().ConnsToPeer(nated.host.ID())); n != 0 {
+		t.Fatalf("%d connections to the node behind the NAT before dialling the relayed address", n)
 	}
 
 	waitFor(t, convergeTimeout, "a relayed address", func() bool { return len(nated.RelayAddrs()) > 0 })
@@ -124,4 +135,35 @@ func TestRelayAddrsAdvertised(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestRelayServiceBounded: the relay service holds at most Limits.RelayMaxReservations reservations; one
+// more is refused (RESERVATION_REFUSED, the status of the relay's reservation constraints), and the first
+// holder keeps its address.
+func TestRelayServiceBounded(t *testing.T) {
+	lim := testLimits()
+	lim.RelayMaxReservations = 1
+	relay := startNode(t, tangle.DevNet, newMemStore(tangle.DevNet), tcpOnly, WithRelayService(true), relayOnLoopback, WithLimits(lim))
+	first := startNode(t, tangle.BenchNet, newMemStore(tangle.BenchNet), tcpOnly, WithRelays(relay.Addrs()[0]),
+		WithReachability(ReachabilityPrivate))
+	waitFor(t, convergeTimeout, "the first reservation", func() bool { return len(first.RelayAddrs()) > 0 })
+
+	second := startNode(t, tangle.BenchNet, newMemStore(tangle.BenchNet), tcpOnly)
+	ai, err := parseAddr(relay.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+	defer cancel()
+	if err := second.host.Connect(ctx, *ai); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.Reserve(ctx, second.host, *ai)
+	var re client.ReservationError
+	if !errors.As(err, &re) || re.Status.String() != "RESERVATION_REFUSED" {
+		t.Fatalf("reservation beyond the bound: %v, want RESERVATION_REFUSED", err)
+	}
+	if len(first.RelayAddrs()) == 0 {
+		t.Fatal("the first holder lost its reservation")
+	}
 }
