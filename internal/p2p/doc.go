@@ -126,7 +126,9 @@
 //
 //   - Locking: Node.mu guards the peer tables, topics and score snapshot; it is never held across I/O or
 //     a store call. The limiters, the misbehaviour table, the gater, the seen set, the notifier, the
-//     solidifier and the catch-up scheduler have their own small locks.
+//     solidifier and the catch-up scheduler have their own small locks. The relay reservations (relay.go)
+//     have theirs (relayState.rmu), taken by libp2p's address manager through the AddrsFactory: it is
+//     never held across a dial or a reservation request; the reservation loop is one goroutine.
 //   - Every call that may use the store (validators, stream handlers, background rounds) is registered
 //     with Node.enter/leave; Close refuses new ones and waits for the running ones, so after Close
 //     returns the node never touches the store, and the caller may close it.
