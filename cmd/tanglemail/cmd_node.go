@@ -25,6 +25,8 @@ type nodeFlags struct {
 	storageAllow   *listFlag
 	p2pListen      *listFlag
 	bootstrap      *listFlag
+	relayService   bool
+	relays         *listFlag
 	mdns           bool
 	dht            bool
 	apiListen      string
@@ -49,7 +51,11 @@ The node listens for peers on --p2p-listen, finds peers on the LAN with mDNS and
 peers you give it (there are no built-in public bootstrap peers), stores and gossips the blocks of its
 shards, fetches missing blocks and catches up after downtime. Its web client and HTTP API listen on
 --api-listen (loopback only) with the generated password; "tanglemail status", "peers", "contacts" and
-"chat" use it.`,
+"chat" use it.
+
+Behind a NAT (most home machines), give --relay the address of a public node: the node then holds a
+relay slot there, so peers reach it through the public node, and tries to make such connections direct
+(hole punching). A public node with a public address runs --relay-service for others.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &nodeFlags{}
 			f.register(fs, getenv)
@@ -59,6 +65,9 @@ shards, fetches missing blocks and catches up after downtime. Its web client and
 			fs.StringVar(&f.network, "network", d.Network.Name, "network to join: tanglemail, tanglemail-dev")
 			fs.Var(f.p2pListen, "p2p-listen", "multiaddrs to listen on for peers, comma-separated")
 			fs.Var(f.bootstrap, "bootstrap", "peers to dial at start, as multiaddrs ending in /p2p/<peer id>, comma-separated")
+			f.relays = newListFlag()
+			fs.BoolVar(&f.relayService, "relay-service", false, "run a circuit relay for nodes behind NAT (for a public node with a public address)")
+			fs.Var(f.relays, "relay", "public nodes to be reachable through when behind NAT, as multiaddrs ending in /p2p/<peer id>, comma-separated")
 			fs.BoolVar(&f.mdns, "mdns", d.MDNS, "discover peers on the local network with mDNS")
 			fs.BoolVar(&f.dht, "dht", d.DHT, "discover peers through the Kademlia DHT (seeded only by the bootstrap peers)")
 			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
@@ -105,6 +114,8 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.P2PListen = f.p2pListen.values
 	cfg.Bootstrap = f.bootstrap.values
 	cfg.MDNS = f.mdns
+	cfg.RelayService = f.relayService
+	cfg.Relays = f.relays.values
 	cfg.DHT = f.dht
 	cfg.APIListen = f.apiListen
 	cfg.SMTPListen = f.smtpListen

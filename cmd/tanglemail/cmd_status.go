@@ -114,6 +114,16 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, a := range p.ListenAddrs {
 		fmt.Fprintf(w, "Listening %s\n", a)
 	}
+	if p.Reachability != "" {
+		reach := p.Reachability
+		if p.RelayService {
+			reach += "; relaying for nodes behind NAT"
+		}
+		fmt.Fprintf(w, "Reachable %s\n", reach)
+	}
+	for _, a := range p.RelayAddrs {
+		fmt.Fprintf(w, "Relayed   %s\n", a)
+	}
 	fmt.Fprintf(w, "Peers     %d connected, %d blocked\n", len(p.Peers), len(p.Banned))
 	if len(p.Peers) == 0 {
 		fmt.Fprintf(w, "          %s\n", node.NoPeersHint)

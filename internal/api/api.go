@@ -65,6 +65,7 @@ type OutboxStats struct {
 	Republished     uint64 `json:"republished"`       // recipients published again for want of a receipt
 	PublishErrors   uint64 `json:"publish_errors"`    // failed publish attempts (retried)
 	Delivered       uint64 `json:"delivered"`         // recipients moved to delivered by a receipt
+	Delayed         uint64 `json:"delayed"`           // recipients past their TTL without a receipt, in the grace period
 	Failed          uint64 `json:"failed"`            // recipients given up (each with a bounce)
 	ReceiptsSent    uint64 `json:"receipts_sent"`     // receipt envelopes published
 	ReceiptKeysSent uint64 `json:"receipt_keys_sent"` // keys acknowledged in them

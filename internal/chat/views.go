@@ -208,7 +208,7 @@ func (s *Service) status(ctx context.Context, m store.Message) string {
 		case store.RcptFailed:
 			return StatusFailed
 		case store.RcptDelivered:
-		case store.RcptPublished:
+		case store.RcptPublished, store.RcptDelayed: // delayed: past the TTL, a receipt may still come
 			delivered = false
 		default:
 			delivered, published = false, false

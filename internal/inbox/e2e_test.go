@@ -321,8 +321,8 @@ type nopReceipts struct{}
 func (nopReceipts) SendReceipt(*identity.Identity, identity.Address, [][32]byte, uint32) {}
 
 // TestExpiryBounce: bob never answers. Alice publishes, republishes the same envelope after the retry
-// interval, and when the mail TTL has passed the recipient fails with a bounce in her INBOX naming bob
-// and the reason.
+// interval; when the mail TTL has passed she gets a delay notice, and when the grace period has passed
+// too the recipient fails with a bounce in her INBOX naming bob and the reason.
 func TestExpiryBounce(t *testing.T) {
 	net, clk, dir := newNetwork(tangle.BenchNet), newClock(), t.TempDir()
 	alice := startNode(t, net, clk, "alice", newIdentity(t, 1, 8), dir, func(o *outbox.Config, _ *inbox.Config) {
@@ -345,18 +345,27 @@ func TestExpiryBounce(t *testing.T) {
 	if d := r2.NextAttempt.Sub(clk.Now()); d != 2*time.Hour {
 		t.Fatalf("second wait %v, want doubled", d)
 	}
+	// At the TTL: a delay notice, and receipts are still awaited for the grace period (protocol.md
+	// §10.2, sender rule 3).
 	clk.Advance(time.Duration(tangle.BenchNet.DefaultMailTTL) * time.Second)
+	alice.out.Notify()
+	alice.waitState(t, id, rc, store.RcptDelayed, wait)
+	raws, _ := alice.mailbox(t, store.RoleInbox)
+	if len(raws) != 1 || !strings.Contains(string(raws[0]), "Action: delayed") {
+		t.Fatalf("alice's INBOX has %d messages, want the delay notice", len(raws))
+	}
+	clk.Advance(outbox.DefaultDeliveryGrace)
 	alice.out.Notify()
 	r = alice.waitState(t, id, rc, store.RcptFailed, wait)
 	if !strings.Contains(r.LastError, "receipt") {
 		t.Fatalf("reason %q", r.LastError)
 	}
-	raws, _ := alice.mailbox(t, store.RoleInbox)
-	if len(raws) != 1 {
-		t.Fatalf("alice's INBOX has %d messages, want the bounce", len(raws))
+	raws, _ = alice.mailbox(t, store.RoleInbox)
+	if len(raws) != 2 {
+		t.Fatalf("alice's INBOX has %d messages, want the delay notice and the bounce", len(raws))
 	}
-	b := string(raws[0])
-	for _, want := range []string{"Final-Recipient: rfc822; " + rc, "no delivery receipt within 4 days",
+	b := string(raws[1])
+	for _, want := range []string{"Final-Recipient: rfc822; " + rc, "no delivery receipt within 34 days",
 		"Status: 5.4.7", "Action: failed", "Subject: Undelivered: lost", "report-type=delivery-status"} {
 		if !strings.Contains(b, want) {
 			t.Errorf("bounce lacks %q:\n%s", want, b)

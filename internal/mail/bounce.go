@@ -67,6 +67,31 @@ const ReportingMTA = "dns; tangle"
 // References set to the original Message-ID so clients thread it, and Auto-Submitted: auto-replied
 // (RFC 3834 §5) so that no client answers it automatically.
 func Bounce(origHeader []byte, rcpt string, reason Reason, now time.Time, postmaster string) []byte {
+	return dsn(origHeader, rcpt, reason, now, postmaster, time.Time{})
+}
+
+// Delayed is the reason of a delay notice for a recipient whose node has not sent a delivery receipt
+// within waited: RFC 3463 4.4.7 (delivery time expired, persistent transient failure).
+func Delayed(waited time.Duration) Reason {
+	return Reason{Status: "4.4.7", Text: "no delivery receipt yet after " + humanDuration(waited)}
+}
+
+// DelayNotice builds the delivery status notification that tells the sender that rcpt has not
+// acknowledged a message yet but still may until retryUntil (protocol.md §10.2, sender rule 3). It is
+// Bounce's report with, for the recipient, Action "delayed" (RFC 3464 §2.3.3: delivery has not
+// succeeded so far but is still being attempted), a 4.x.y Status (§2.3.4; anything else is sent as
+// 4.0.0) and Will-Retry-Until retryUntil (§2.3.9, which is for DSNs of type "delayed"); its subject
+// begins "Delayed:" and its text says that nothing needs doing and when the final answer comes.
+func DelayNotice(origHeader []byte, rcpt string, reason Reason, now, retryUntil time.Time, postmaster string) []byte {
+	if retryUntil.IsZero() {
+		retryUntil = now
+	}
+	return dsn(origHeader, rcpt, reason, now, postmaster, retryUntil)
+}
+
+// dsn builds a failure report (retryUntil zero) or a delay report (RFC 3464 §2.3.3).
+func dsn(origHeader []byte, rcpt string, reason Reason, now time.Time, postmaster string, retryUntil time.Time) []byte {
+	delayed := !retryUntil.IsZero()
 	if i := headerEndIndex(origHeader); i >= 0 {
 		origHeader = origHeader[:i]
 	}
@@ -74,9 +99,12 @@ func Bounce(origHeader []byte, rcpt string, reason Reason, now time.Time, postma
 	if orig == nil {
 		orig = &Message{}
 	}
-	status := reason.Status
-	if !statusRE.MatchString(status) || status[0] != '5' {
-		status = "5.0.0"
+	status, class := reason.Status, byte('5')
+	if delayed {
+		class = '4'
+	}
+	if !statusRE.MatchString(status) || status[0] != class {
+		status = string(class) + ".0.0"
 	}
 	text := strings.TrimSpace(oneLine(reason.Text))
 	if text == "" {
@@ -93,9 +121,13 @@ func Bounce(origHeader []byte, rcpt string, reason Reason, now time.Time, postma
 		}
 		h.SetAddressList("To", to)
 	}
-	subject := "Undelivered: " + rcpt
+	word := "Undelivered: "
+	if delayed {
+		word = "Delayed: "
+	}
+	subject := word + rcpt
 	if orig.Subject != "" {
-		subject = "Undelivered: " + oneLine(orig.Subject)
+		subject = word + oneLine(orig.Subject)
 	}
 	h.SetSubject(subject)
 	h.Set("Date", FormatDate(now))
@@ -119,8 +151,18 @@ func Bounce(origHeader []byte, rcpt string, reason Reason, now time.Time, postma
 	ph.Set("Content-Transfer-Encoding", "quoted-printable")
 	pw := mustPart(w, ph)
 	var t strings.Builder
-	fmt.Fprintf(&t, "Your message could not be delivered to %s.\r\n\r\n", rcpt)
-	fmt.Fprintf(&t, "Reason: %s.\r\n", strings.TrimSuffix(text, "."))
+	switch {
+	case delayed:
+		fmt.Fprintf(&t, "Your message to %s has not been confirmed yet.\r\n\r\n", rcpt)
+		fmt.Fprintf(&t, "Reason: %s.\r\n", strings.TrimSuffix(text, "."))
+		fmt.Fprintf(&t, "\r\nThe recipient's node may be offline. If a storage node keeps its mail, the message\r\n"+
+			"still reaches it when it comes back. Nothing needs doing: tanglemail keeps waiting for\r\n"+
+			"the confirmation until %s and tells you only if none comes by then.\r\n",
+			retryUntil.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+	default:
+		fmt.Fprintf(&t, "Your message could not be delivered to %s.\r\n\r\n", rcpt)
+		fmt.Fprintf(&t, "Reason: %s.\r\n", strings.TrimSuffix(text, "."))
+	}
 	if status == "5.4.7" {
 		t.WriteString("\r\nThe recipient's node did not confirm that it received the message. It may have\r\n" +
 			"been offline the whole time. You can send the message again.\r\n")
@@ -151,10 +193,17 @@ func Bounce(origHeader []byte, rcpt string, reason Reason, now time.Time, postma
 	}
 	d.WriteString("\r\n")
 	fmt.Fprintf(&d, "Final-Recipient: rfc822; %s\r\n", ascii(rcpt))
-	d.WriteString("Action: failed\r\n")
+	if delayed {
+		d.WriteString("Action: delayed\r\n") // RFC 3464 §2.3.3
+	} else {
+		d.WriteString("Action: failed\r\n")
+	}
 	fmt.Fprintf(&d, "Status: %s\r\n", status)
 	fmt.Fprintf(&d, "Diagnostic-Code: X-Tanglemail; %s\r\n", ascii(text))
 	fmt.Fprintf(&d, "Last-Attempt-Date: %s\r\n", FormatDate(now))
+	if delayed {
+		fmt.Fprintf(&d, "Will-Retry-Until: %s\r\n", FormatDate(retryUntil)) // RFC 3464 §2.3.9
+	}
 	dw.Write([]byte(d.String()))
 	dw.Close()
 

@@ -135,3 +135,41 @@ func TestBounceOddInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestDelayNotice: a delay notice is Bounce's report with Action "delayed", a 4.x.y status and
+// Will-Retry-Until (RFC 3464 §2.3.3, §2.3.4, §2.3.9), and says when the final answer comes.
+func TestDelayNotice(t *testing.T) {
+	orig := crlf("From: Alice <" + addr0 + "@tangle>\nSubject: plans\nDate: Thu, 01 Jan 2026 10:00:00 +0000\nMessage-ID: <m1@tangle>\n\nbody\n")
+	now := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	until := now.Add(30 * 24 * time.Hour)
+	rcpt := addr1 + "@tangle"
+	out := DelayNotice(orig, rcpt, Delayed(4*24*time.Hour), now, until, "postmaster@tangle")
+	if _, err := message.Read(bytes.NewReader(out)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Delayed: plans" || m.InReplyTo != "m1@tangle" {
+		t.Errorf("header %+v", m)
+	}
+	for _, want := range []string{"Action: delayed\r\n", "Status: 4.4.7\r\n",
+		"Will-Retry-Until: Wed, 04 Feb 2026 10:00:00 +0000\r\n", "no delivery receipt yet after 4 days",
+		"Final-Recipient: rfc822; " + rcpt} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("delay notice lacks %q:\n%s", want, out)
+		}
+	}
+	if bytes.Contains(out, []byte("Action: failed")) || bytes.Contains(out, []byte("body")) {
+		t.Errorf("delay notice says failed or carries the body:\n%s", out)
+	}
+	// A permanent status is not sent in a delay notice.
+	if out := DelayNotice(orig, rcpt, Reason{Status: "5.4.7", Text: "x"}, now, until, "p@tangle"); !bytes.Contains(out, []byte("Status: 4.0.0\r\n")) {
+		t.Errorf("status not forced to 4.0.0:\n%s", out)
+	}
+	// Bounce is unchanged: no Will-Retry-Until.
+	if out := Bounce(orig, rcpt, NoReceipt(time.Hour), now, "p@tangle"); bytes.Contains(out, []byte("Will-Retry-Until")) {
+		t.Error("a failure report has Will-Retry-Until")
+	}
+}

@@ -16,6 +16,8 @@
 //     (content ≤ 32,145 bytes, protocol.md §6) travels as a manifest in the mail envelope and chunk
 //     envelopes; ParseMailContent and ParseChunk parse envelope contents.
 //   - Bounce builds an RFC 3464 delivery status notification for the sender's INBOX.
+//   - DelayNotice builds the RFC 3464 "Action: delayed" notice (with Will-Retry-Until) for a recipient
+//     that has not acknowledged within the TTL but still may (protocol.md §10.2, sender rule 3).
 //   - EncodeReceipt and ParseReceipt are the delivery receipt content (protocol.md §10.2), here so
 //     that the outbox (which sends receipts) and the inbox (which reads them) need not import each
 //     other.

@@ -321,7 +321,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		want["tanglemail_"+g] = dto.MetricType_GAUGE
 	}
 	for _, c := range []string{"p2p_bytes", "outbox_sealed", "outbox_published", "outbox_republished",
-		"outbox_publish_errors", "outbox_delivered", "outbox_failed", "outbox_receipts_sent", "outbox_receipts_dropped",
+		"outbox_publish_errors", "outbox_delivered", "outbox_delayed", "outbox_failed", "outbox_receipts_sent", "outbox_receipts_dropped",
 		"outbox_receipts_ignored", "outbox_notes_sent", "inbox_blocks", "inbox_trial_opens", "inbox_opened",
 		"inbox_rejected", "inbox_filed", "inbox_duplicates", "inbox_failed", "inbox_receipts", "panics"} {
 		want["tanglemail_"+c+"_total"] = dto.MetricType_COUNTER

@@ -51,18 +51,23 @@ import (
 
 // Config says how to run a node. The zero value is not usable: start from DefaultConfig.
 type Config struct {
-	DataDir    string
-	Network    tangle.Params
-	P2PListen  []string // multiaddrs
-	Bootstrap  []string // multiaddrs with /p2p/<id>
-	MDNS       bool
-	DHT        bool
-	APIListen  string // host:port of the local JSON API
-	SMTPListen string // host:port of SMTP submission; non-loopback clients must use STARTTLS
-	IMAPListen string // host:port of IMAP; non-loopback clients must use STARTTLS
-	Passphrase []byte // of the identity; empty: unencrypted
-	TagBits    int    // for a new identity
-	Log        *slog.Logger
+	DataDir   string
+	Network   tangle.Params
+	P2PListen []string // multiaddrs
+	Bootstrap []string // multiaddrs with /p2p/<id>
+	MDNS      bool
+	DHT       bool
+	// RelayService runs the circuit relay v2 service for nodes behind NAT (a public node; p2p
+	// Config.RelayService). Relays are public nodes (multiaddrs with /p2p/<id>) to hold a relay
+	// reservation on while this node is not publicly reachable (p2p Config.Relays).
+	RelayService bool
+	Relays       []string
+	APIListen    string // host:port of the local JSON API
+	SMTPListen   string // host:port of SMTP submission; non-loopback clients must use STARTTLS
+	IMAPListen   string // host:port of IMAP; non-loopback clients must use STARTTLS
+	Passphrase   []byte // of the identity; empty: unencrypted
+	TagBits      int    // for a new identity
+	Log          *slog.Logger
 	// PruneInterval is how often expired blocks are deleted (default 1 min).
 	PruneInterval time.Duration
 	// LoginPenalty delays logins after failed ones, shared by IMAP, SMTP and the HTTP API; nil: one
@@ -89,7 +94,7 @@ type Config struct {
 	// StorageStatusInterval is how often a subscription's usage is read and stored blocks fetched even
 	// without pushes (default 1 min).
 	StorageStatusInterval time.Duration
-	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
+	receiptClock          outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -193,6 +198,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MDNS:        cfg.MDNS,
 		DHT:         cfg.DHT,
 		Shards:      shardsFor(n.id, cfg.Network.ShardBits),
+
+		RelayService: cfg.RelayService,
+		Relays:       cfg.Relays,
 	}
 	n.net, err = p2p.New(ctx, pcfg, n.store, cfg.Network, p2p.WithLogger(cfg.Log.With("sub", "p2p")))
 	if err != nil {
@@ -565,7 +573,7 @@ func (n *Node) Status() api.Status {
 			Jobs:            progressJobs(p.Jobs),
 			QueuedReceipts:  p.QueuedReceipts,
 			Stats: api.OutboxStats{Sealed: st.Sealed, Published: st.Published, Republished: st.Republished,
-				PublishErrors: st.PublishErrors, Delivered: st.Delivered, Failed: st.Failed, ReceiptsSent: st.ReceiptsSent,
+				PublishErrors: st.PublishErrors, Delivered: st.Delivered, Delayed: st.Delayed, Failed: st.Failed, ReceiptsSent: st.ReceiptsSent,
 				ReceiptKeysSent: st.ReceiptKeysSent, ReceiptsDropped: st.ReceiptsDropped, ReceiptsIgnored: st.ReceiptsIgnored,
 				NotesSent: st.NotesSent},
 		},

@@ -25,14 +25,25 @@
 //	pending ──seal, store envelopes──▶ sealed ──build+publish every block──▶ published ──receipt──▶ delivered
 //	   │                                  │ publish failed: stays, retried with backoff      │ no receipt after the
 //	   │                                  │                                                  │ retry interval: publish
-//	   └──── bad address, too large, or the message's lifetime over (all states) ──▶ failed ◀┘ again (same envelopes)
+//	   │                                  │                                                  │ again (same envelopes)
+//	   │                                  │                     lifetime over, no receipt:   ▼
+//	   │                                  │                     delay notice ──────────▶ delayed ──receipt──▶ delivered
+//	   │                                  │                                                  │ grace period over:
+//	   └──── bad address, too large, or the lifetime over unpublished ─────────────▶ failed ◀┘ final bounce
 //	                                                                       failed ──late receipt──▶ delivered
 //
 // Details:
 //
-//   - Lifetime: an item's recipients have until created + TTL (DefaultMailTTL, 4 days; DefaultChatTTL
-//     for chat) to be acknowledged. That is also the TTL of every block, so the last block published
-//     still lives when the recipient fails.
+//   - Lifetime: an item's recipients are published until created + TTL (DefaultMailTTL, 4 days;
+//     DefaultChatTTL for chat). That is also the TTL of every block, so the last block published still
+//     lives then. A published recipient without a receipt by then is not failed: a storage node may
+//     keep its blocks for a recipient that is away (protocol.md §10.2, sender rule 3). It becomes
+//     delayed, with a delay notice (RFC 3464 Action "delayed", Will-Retry-Until; mail only) in the
+//     sender's INBOX filed in the same transaction, and is due again at the end of the grace period
+//     (Config.DeliveryGrace, DefaultDeliveryGrace 30 days, stored as its next attempt, so a restart
+//     keeps it). A receipt meanwhile delivers it ($Delivered on the Sent copy as usual); otherwise it
+//     fails then with the final bounce. Nothing is republished in the grace period. A recipient never
+//     published by the end of its lifetime fails at once (no block can reach anyone).
 //   - Republishing: after the n-th publication the recipient is due again after RetryInterval·2^(n−1)
 //     (default 15 min, at most TTL/8 to begin with and TTL/4 in all), never after the deadline. Each
 //     publication is a new block (issuing time, parents, random tag bits, nonce) carrying the stored
@@ -66,6 +77,7 @@
 //     when due. A lost receipt is replaced because the receiver answers duplicates with receipts too.
 //   - Failing a recipient and filing its bounce are one transaction: exactly one bounce per failure. A
 //     receipt racing with the failure wins or loses cleanly (ErrBadTransition rolls the bounce back).
+//     Likewise delaying a recipient and filing its delay notice.
 //   - Receipts to send are in memory only (SendReceipt never blocks the inbox): if the process dies
 //     before sending one, the sender republishes, the duplicate arrives, and the receipt is queued again.
 //   - Receipts wait a random delay before they are sent (protocol.md §10.2 rule 5, receipts.go), well

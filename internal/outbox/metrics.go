@@ -22,6 +22,7 @@ func (o *Outbox) Collectors() []prometheus.Collector {
 		metrics.Counter("outbox_republished", "Recipients published again for want of a receipt.", c.republished.Load),
 		metrics.Counter("outbox_publish_errors", "Failed publish attempts (retried).", c.publishErrors.Load),
 		metrics.Counter("outbox_delivered", "Recipients whose receipt arrived.", c.delivered.Load),
+		metrics.Counter("outbox_delayed", "Recipients past their TTL without a receipt, in the grace period (a delay notice for mail).", c.delayed.Load),
 		metrics.Counter("outbox_failed", "Recipients given up (each with a bounce).", c.failed.Load),
 		metrics.Counter("outbox_receipts_sent", "Receipt envelopes published.", c.receiptsSent.Load),
 		metrics.Counter("outbox_receipts_dropped", "Receipt keys dropped because the queue was full.", c.receiptsDropped.Load),

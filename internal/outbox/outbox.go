@@ -46,6 +46,11 @@ type Config struct {
 	Workers int              // PoW goroutines per block; ≤ 0: GOMAXPROCS
 	Parents int              // parents per block; ≤ 0: the tip selector's default
 
+	// DeliveryGrace is how long after a message's lifetime (created + TTL) a published recipient's
+	// receipt is still awaited (protocol.md §10.2, sender rule 3): at the TTL the sender gets a delay
+	// notice, a receipt within the grace period delivers, and the recipient fails (with the final
+	// bounce) only after it. Zero: DefaultDeliveryGrace; negative: none (fail at the TTL).
+	DeliveryGrace time.Duration
 	// RetryInterval is how long a published recipient waits for its receipt before the envelope is
 	// published again (then twice as long, and so on, at most a quarter of the TTL). Default 15 min;
 	// never more than TTL/8.
@@ -94,6 +99,7 @@ type Stats struct {
 	Republished     uint64 // recipients published again for want of a receipt
 	PublishErrors   uint64 // failed publish attempts (retried)
 	Delivered       uint64 // recipients moved to delivered by a receipt
+	Delayed         uint64 // recipients past their TTL without a receipt, in the grace period (each with a delay notice for mail)
 	Failed          uint64 // recipients given up (each with a bounce)
 	ReceiptsSent    uint64 // receipt envelopes published
 	ReceiptKeysSent uint64 // keys acknowledged in them
@@ -105,10 +111,15 @@ type Stats struct {
 type counters struct {
 	sealed, published, republished, publishErrors, delivered, failed          atomic.Uint64
 	receiptsSent, receiptKeysSent, receiptsDropped, receiptsIgnored, progress atomic.Uint64
-	notesSent                                                                 atomic.Uint64
+	notesSent, delayed                                                        atomic.Uint64
 	// panics recovered in the queue loop and the receipt loop (package supervise)
 	queuePanics, receiptPanics atomic.Uint64
 }
+
+// DefaultDeliveryGrace is how long after the TTL a receipt is still awaited (protocol.md §10.2, sender
+// rule 3): 30 days, the default retention of a storage subscription (protocol.md §12), so that a
+// recipient whose storage node kept the mail can still acknowledge it when it comes back.
+const DefaultDeliveryGrace = 30 * 24 * time.Hour
 
 // Defaults and bounds.
 const (
@@ -137,6 +148,7 @@ type Outbox struct {
 	workers int
 	parents int
 	retry   time.Duration
+	grace   time.Duration // DeliveryGrace; 0: none
 	rdelay  time.Duration
 	rmean   time.Duration
 	rclock  ReceiptClock
@@ -175,7 +187,7 @@ func New(cfg Config) (*Outbox, error) {
 	o := &Outbox{
 		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
 		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents,
-		retry: cfg.RetryInterval, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
+		retry: cfg.RetryInterval, grace: cfg.DeliveryGrace, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
 		onProg: cfg.OnProgress, rnd: cfg.Rand,
 		wake:        make(chan struct{}, 1),
 		receiptWake: make(chan struct{}, 1),
@@ -199,6 +211,12 @@ func New(cfg Config) (*Outbox, error) {
 	if o.rdelay <= 0 {
 		o.rdelay = defaultReceiptDelay
 	}
+	switch {
+	case o.grace == 0:
+		o.grace = DefaultDeliveryGrace
+	case o.grace < 0:
+		o.grace = 0
+	}
 	if o.rnd == nil {
 		o.rnd = rand.Reader
 	}
@@ -218,7 +236,7 @@ func (o *Outbox) Notify() {
 func (o *Outbox) Stats() Stats {
 	return Stats{
 		Sealed: o.c.sealed.Load(), Published: o.c.published.Load(), Republished: o.c.republished.Load(),
-		PublishErrors: o.c.publishErrors.Load(), Delivered: o.c.delivered.Load(), Failed: o.c.failed.Load(),
+		PublishErrors: o.c.publishErrors.Load(), Delivered: o.c.delivered.Load(), Delayed: o.c.delayed.Load(), Failed: o.c.failed.Load(),
 		ReceiptsSent: o.c.receiptsSent.Load(), ReceiptKeysSent: o.c.receiptKeysSent.Load(),
 		ReceiptsDropped: o.c.receiptsDropped.Load(), ReceiptsIgnored: o.c.receiptsIgnored.Load(),
 		NotesSent: o.c.notesSent.Load(),
@@ -414,7 +432,17 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 	}
 	now := o.now()
 	if !now.Before(it.deadline) {
-		return o.fail(ctx, r, it, mail.NoReceipt(time.Duration(it.ttl)*time.Second))
+		life := time.Duration(it.ttl) * time.Second
+		switch {
+		case r.State == store.RcptDelayed:
+			// Due only at the end of the grace period (NextAttempt): the final failure.
+			return o.fail(ctx, r, it, mail.NoReceipt(life+o.grace))
+		case r.State == store.RcptPublished && o.grace > 0:
+			return o.delay(ctx, r, it, life)
+		}
+		// Never published (no peers, publish errors the whole lifetime): no block can reach the
+		// recipient, so there is no receipt to wait for.
+		return o.fail(ctx, r, it, mail.NoReceipt(life))
 	}
 	to, err := recipient(r)
 	if err != nil {
@@ -639,11 +667,51 @@ func (o *Outbox) fail(ctx context.Context, r store.OutboxRcpt, it *item, reason 
 	return nil
 }
 
+// delay moves a published recipient whose message's lifetime is over to delayed, due at the end of
+// the grace period, and files a delay notice (mail.DelayNotice: RFC 3464 §2.3.3 Action "delayed",
+// §2.3.9 Will-Retry-Until the end of the grace period) in the sender's INBOX, in one transaction: one
+// notice per recipient, and a restart finds the recipient delayed and files none again. Chat gets no
+// notice (its view shows the message sent but not delivered); its final failure is filed as for mail.
+// Nothing is published during the grace period: the blocks have expired on relays, and a recipient
+// that comes back can only find them at a storage node, which keeps them as they are.
+func (o *Outbox) delay(ctx context.Context, r store.OutboxRcpt, it *item, life time.Duration) error {
+	now := o.now()
+	until := it.deadline.Add(o.grace)
+	reason := mail.Delayed(life)
+	err := o.st.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.UpdateRecipient(r.OutboxID, r.Rcpt, store.RcptUpdate{
+			State: store.RcptDelayed, NextAttempt: until, Error: reason.Text,
+		}); err != nil {
+			return err
+		}
+		if it.kind == seal.KindChat {
+			return nil
+		}
+		mb, err := tx.MailboxByRole(store.RoleInbox)
+		if err != nil {
+			return err
+		}
+		raw := mail.DelayNotice(it.raw, r.Rcpt, reason, now, until, Postmaster)
+		_, err = tx.Append(store.NewMessage{MailboxID: mb.ID, Raw: raw, Received: now})
+		return err
+	})
+	if err != nil {
+		return ignoreRace(err)
+	}
+	o.c.delayed.Add(1)
+	o.mu.Lock()
+	delete(o.streak, rcptKey{r.OutboxID, r.Rcpt})
+	o.mu.Unlock()
+	o.log.Info("outbox: no receipt within the TTL; waiting for a late one", "outbox", r.OutboxID, "until", until)
+	o.log.Debug("outbox: delayed", "outbox", r.OutboxID, "rcpt", r.Rcpt)
+	return nil
+}
+
 // HandleReceipt marks as delivered the recipients whose envelopes have the given replay keys, if `from`
 // (the receipt's verified sender) is the address each was sealed to (protocol.md §10.2). Keys that name
 // nothing of ours, or an envelope to someone else, are ignored: a replay key is visible to every relay,
-// so only the recipient's signature makes an acknowledgement. Final recipients stay as they are, except
-// that failed ones become delivered.
+// so only the recipient's signature makes an acknowledgement. Delayed recipients (in the grace period)
+// become delivered; final ones stay as they are, except that failed ones become delivered too.
 func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys [][32]byte) error {
 	for _, k := range keys {
 		r, err := o.st.OutboxByEnvelopeKey(ctx, k[:])

@@ -44,6 +44,15 @@ type Config struct {
 	DHT bool `json:"dht"`
 	// Shards to subscribe to. Empty: every shard of the network (2^s).
 	Shards []uint32 `json:"shards,omitempty"`
+	// RelayService makes this a public node's host: reachability fixed to public, the circuit relay v2
+	// service for nodes behind NAT (bounded by Limits.Relay*), and the AutoNAT services (relay.go).
+	RelayService bool `json:"relay_service,omitempty"`
+	// Relays are public nodes (multiaddrs with /p2p/<peer id>) to reserve a relay slot on while this
+	// node is not publicly reachable (AutoRelay with static relays), so that peers reach it through
+	// them; hole punching then tries to make such connections direct.
+	Relays []string `json:"relays,omitempty"`
+	// Reachability fixes the node's reachability: "public" or "private". Empty: AutoNAT finds it out.
+	Reachability string `json:"reachability,omitempty"`
 }
 
 // DefaultConfig is the configuration of a product node: mDNS and the DHT on. Listen addresses stay the
@@ -113,6 +122,14 @@ type Limits struct {
 	// PingTimeout + 1 s, over TCP and QUIC alike.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+
+	// Circuit relay service of a public node (relay.go): reservations held at once, in all and from one
+	// IP address, how long a reservation lasts before the client must refresh it, and relayed
+	// connections per reserving peer at once. Zero: the default.
+	RelayMaxReservations      int
+	RelayMaxReservationsPerIP int
+	RelayMaxCircuits          int
+	RelayReservationTTL       time.Duration
 }
 
 // DefaultLimits are the limits of a product node.
@@ -152,6 +169,11 @@ func DefaultLimits() Limits {
 		DialTimeout:          5 * time.Second,
 		PingInterval:         2 * time.Second,
 		PingTimeout:          6 * time.Second,
+
+		RelayMaxReservations:      128,
+		RelayMaxReservationsPerIP: 8,
+		RelayMaxCircuits:          16,
+		RelayReservationTTL:       time.Hour,
 	}
 }
 
@@ -164,6 +186,10 @@ type settings struct {
 	now     func() time.Time
 	log     *slog.Logger
 	gossip  gossipTuning
+
+	// Tests on loopback: relayAnyAddr lets the relay service put non-public addresses in reservations;
+	// refuseInbound refuses every inbound connection that is not relayed (a simulated NAT).
+	relayAnyAddr, refuseInbound bool
 }
 
 // Option changes a node setting; options override Config.
@@ -202,6 +228,17 @@ func WithClock(now func() time.Time) Option { return func(s *settings) { s.now =
 
 // WithLogger sets the logger. Logs carry peer ids, block ids and counts, never block content.
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
+
+// WithRelayService turns the circuit relay v2 service of a public node on or off (Config.RelayService).
+func WithRelayService(on bool) Option { return func(s *settings) { s.RelayService = on } }
+
+// WithRelays sets the static relays (Config.Relays).
+func WithRelays(addrs ...string) Option {
+	return func(s *settings) { s.Relays = append([]string(nil), addrs...) }
+}
+
+// WithReachability fixes the reachability: "public", "private", or "" to detect it (Config.Reachability).
+func WithReachability(r string) Option { return func(s *settings) { s.Reachability = r } }
 
 // WithLimits replaces DefaultLimits.
 func WithLimits(l Limits) Option { return func(s *settings) { s.limits = l } }

@@ -11,8 +11,14 @@
 // given: Config.Bootstrap (there is no built-in list, and never libp2p's public IPFS peers), peers that
 // connect to it, peers found by mDNS on the LAN (Config.MDNS), and peers found through the Kademlia DHT
 // (Config.DHT), which runs in the private /tanglemail protocol namespace and is seeded only with the
-// bootstrap peers. Relay, hole punching, NAT port mapping and AutoNAT probing are off (reachability is
-// fixed to private), and metrics are not registered in any global registry.
+// bootstrap peers, and Config.Relays. NAT port mapping is off, and metrics are not registered in any
+// global registry.
+//
+// Relaying and NAT traversal (relay.go): a public node (Config.RelayService) runs the circuit relay v2
+// service with bounded reservations and circuits, and the AutoNAT services; other nodes learn their
+// reachability by AutoNAT (or Config.Reachability), hold reservations on the static relays
+// (Config.Relays) while not public and advertise the relayed addresses, and try hole punching (DCUtR)
+// on relayed connections. Status shows the reachability and the relayed addresses.
 //
 // Healing (redial.go): the peer table keeps every peer's last contact time and addresses (the address
 // dialled, the listen addresses announced in identify) in Config.DataDir/p2p-peers.json. The node
@@ -132,7 +138,9 @@
 //
 //   - Locking: Node.mu guards the peer tables, topics and score snapshot; it is never held across I/O or
 //     a store call. The limiters, the misbehaviour table, the gater, the seen set, the notifier, the
-//     solidifier and the catch-up scheduler have their own small locks.
+//     solidifier and the catch-up scheduler have their own small locks. The relay reservations (relay.go)
+//     have theirs (relayState.rmu), taken by libp2p's address manager through the AddrsFactory: it is
+//     never held across a dial or a reservation request; the reservation loop is one goroutine.
 //   - Every call that may use the store (validators, stream handlers, background rounds) is registered
 //     with Node.enter/leave; Close refuses new ones and waits for the running ones, so after Close
 //     returns the node never touches the store, and the caller may close it.

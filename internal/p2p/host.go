@@ -41,9 +41,10 @@ func parseAddr(a string) (*peer.AddrInfo, error) {
 	return ai, nil
 }
 
-// startHost builds the libp2p host: TCP and QUIC, Noise, yamux, our gater and bandwidth reporter, and
-// nothing that dials out on its own: no relay, no NAT port mapping, no hole punching, no AutoNAT probing
-// (reachability is fixed to private), no metrics registration in a global registry.
+// startHost builds the libp2p host: TCP and QUIC, Noise, yamux, our gater and bandwidth reporter, relaying
+// and NAT traversal as relay.go describes (circuit relay client; relay service and AutoNAT services on a
+// public node; AutoNAT, AutoRelay with the static relays and hole punching elsewhere), no NAT port
+// mapping, and no metrics registration in a global registry.
 func (n *Node) startHost(key ed25519.PrivateKey) error {
 	pk, err := crypto.UnmarshalEd25519PrivateKey(key)
 	if err != nil {
@@ -53,25 +54,45 @@ func (n *Node) startHost(key ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(
+	ropts, err := relayOptions(n.s)
+	if err != nil {
+		return err
+	}
+	opts := append([]libp2p.Option{
 		libp2p.Identity(pk),
 		libp2p.ListenAddrStrings(n.s.ListenAddrs...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
-		libp2p.ForceReachabilityPrivate(),
 		libp2p.DisableMetrics(),
 		libp2p.BandwidthReporter(n.bw),
 		libp2p.ConnectionGater(n.gater),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("tanglemail"),
-	)
+		libp2p.AddrsFactory(n.relayAddrsFactory),
+	}, ropts...)
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		return fmt.Errorf("p2p: host: %w", err)
 	}
 	n.host = h
+	if err := n.startRelayService(); err != nil {
+		h.Close()
+		return err
+	}
+	if err := n.watchReachability(); err != nil {
+		n.closeRelay()
+		h.Close()
+		return err
+	}
+	if relays, _ := parseAddrs(n.s.Relays); len(relays) > 0 && !n.s.RelayService {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.reserveLoop(relays)
+		}()
+	}
 	return nil
 }
 

@@ -153,6 +153,8 @@ type gater struct {
 	mu     sync.Mutex
 	banned map[peer.ID]time.Time // until
 	now    func() time.Time
+	// refuseInbound refuses inbound connections that are not relayed: a simulated NAT (tests).
+	refuseInbound bool
 }
 
 func newGater() *gater {
@@ -213,8 +215,13 @@ func (g *gater) gcLocked() {
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool                 { return !g.isBanned(p) }
 func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.isBanned(p) }
-func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+func (g *gater) InterceptAccept(c network.ConnMultiaddrs) bool {
+	return !g.refuseInbound || isCircuit(c)
+}
+func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, c network.ConnMultiaddrs) bool {
+	if g.refuseInbound && dir == network.DirInbound && !isCircuit(c) {
+		return false
+	}
 	return !g.isBanned(p)
 }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }

@@ -93,6 +93,7 @@ type Node struct {
 	solid         *solidifier
 	catchup       *catchUpper
 	redial        *redialer
+	relayState
 
 	// gate tracks calls (validators, stream handlers) that may touch the store, so Close can wait for
 	// them: after Close returns the node never calls the store again.
@@ -161,7 +162,7 @@ func New(ctx context.Context, cfg Config, store Store, params tangle.Params, opt
 	n := &Node{
 		s: s, params: params, store: store, log: s.log.With("component", "p2p"), now: s.now, lim: lim,
 		shards: shards, ctx: nctx, cancel: cancel,
-		gater:       newGater(),
+		gater:       &gater{banned: make(map[peer.ID]time.Time), now: time.Now, refuseInbound: s.refuseInbound},
 		bw:          &bandwidth{},
 		tracer:      newMeshTracer(),
 		proto:       protocol.ID(fmt.Sprintf("/tanglemail/%s/blocks/1", params.ID)),
@@ -389,7 +390,7 @@ func (n *Node) Close() error {
 	if n.kad != nil {
 		errs = append(errs, n.kad.Close())
 	}
-	errs = append(errs, n.host.Close())
+	errs = append(errs, n.closeRelay(), n.host.Close())
 	n.wg.Wait()
 	n.inflight.Wait()
 	errs = append(errs, n.savePeersFile())

@@ -23,6 +23,14 @@ type Status struct {
 	MDNS        bool          `json:"mdns"`
 	DHT         bool          `json:"dht"`
 
+	// Relaying and NAT traversal (relay.go): reachability as AutoNAT or the configuration says
+	// (public, private, unknown), whether this node runs the relay service, the static relays
+	// configured, and the relayed addresses (through relays holding a reservation for this node).
+	Reachability string   `json:"reachability"`
+	RelayService bool     `json:"relay_service"`
+	Relays       []string `json:"relays,omitempty"`
+	RelayAddrs   []string `json:"relay_addrs,omitempty"`
+
 	// Synced: a catch-up session with at least one peer has completed since start, or there is no peer
 	// to catch up with.
 	Synced bool `json:"synced"`
@@ -115,8 +123,13 @@ func (n *Node) Status() Status {
 		Shards:      slices.Clone(n.shards),
 		MDNS:        n.s.MDNS,
 		DHT:         n.s.DHT,
-		Tips:        map[uint32]int{},
-		Counters:    n.ctr.snapshot(),
+
+		Reachability: n.Reachability(),
+		RelayService: n.s.RelayService,
+		Relays:       slices.Clone(n.s.Relays),
+		RelayAddrs:   n.RelayAddrs(),
+		Tips:         map[uint32]int{},
+		Counters:     n.ctr.snapshot(),
 	}
 	n.mu.Lock()
 	topics := make(map[uint32]*pubsub.Topic, len(n.topics))

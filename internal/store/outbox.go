@@ -16,12 +16,15 @@ import (
 // RcptState is the delivery state of one recipient of an outbox item.
 type RcptState string
 
-// Recipient states. Pending → Sealed → Published → Delivered is the normal path; Failed is final
+// Recipient states. Pending → Sealed → Published → Delivered is the normal path; Published → Delayed
+// when the message's lifetime ends without a receipt (a delay notice was filed, protocol.md §10.2 sender
+// rule 3), Delayed → Delivered by a receipt in the grace period or → Failed after it. Failed is final
 // except that a late receipt still moves it to Delivered. See UpdateRecipient for every transition.
 const (
 	RcptPending   RcptState = "pending"   // waiting to be sealed
 	RcptSealed    RcptState = "sealed"    // envelope made and stored, not yet published
 	RcptPublished RcptState = "published" // blocks published, waiting for the receipt
+	RcptDelayed   RcptState = "delayed"   // lifetime over, delay notice filed, receipts accepted until NextAttempt
 	RcptDelivered RcptState = "delivered" // receipt received
 	RcptFailed    RcptState = "failed"    // given up, with a reason
 )
@@ -32,7 +35,8 @@ func (st RcptState) Final() bool { return st == RcptDelivered || st == RcptFaile
 var transitions = map[RcptState][]RcptState{
 	RcptPending:   {RcptPending, RcptSealed, RcptFailed},
 	RcptSealed:    {RcptSealed, RcptPublished, RcptDelivered, RcptFailed, RcptPending},
-	RcptPublished: {RcptPublished, RcptDelivered, RcptFailed},
+	RcptPublished: {RcptPublished, RcptDelayed, RcptDelivered, RcptFailed},
+	RcptDelayed:   {RcptDelivered, RcptFailed},
 	RcptFailed:    {RcptDelivered},
 }
 
@@ -215,7 +219,9 @@ func (tx *Tx) Enqueue(o OutboxNew) (id OutboxID, duplicate bool, err error) {
 //
 //	pending   → pending (reschedule), sealed, failed
 //	sealed    → sealed (reschedule), published, delivered, failed, pending (drops the envelope)
-//	published → published (republish, reschedule), delivered, failed
+//	published → published (republish, reschedule), delayed (NextAttempt: the end of the grace period),
+//	            delivered, failed
+//	delayed   → delivered (a receipt in the grace period), failed (the grace period is over)
 //	failed    → delivered (a late receipt)
 type RcptUpdate struct {
 	State       RcptState
@@ -418,7 +424,7 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]Outb
 	var out []OutboxRcpt
 	err := s.read(ctx, func(tx cachedTx) (err error) {
 		out, err = queryRcpts(ctx, tx, `SELECT `+rcptCols+` FROM outbox_rcpt
-			WHERE state IN ('pending', 'sealed', 'published') AND next_attempt <= ?
+			WHERE state IN ('pending', 'sealed', 'published', 'delayed') AND next_attempt <= ?
 			ORDER BY next_attempt, outbox_id, rcpt LIMIT ?`, now.UnixMilli(), limit)
 		return err
 	})
