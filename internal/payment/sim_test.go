@@ -604,3 +604,4 @@ func TestInsufficientFunds(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+func addrOf(k *ecdsa.PrivateKey) common.Address { return crypto.PubkeyToAddress(k.PublicKey) }
