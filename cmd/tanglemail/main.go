@@ -26,6 +26,7 @@ func commands() []*command {
 		chatCommand(),
 		contactsCommand(),
 		devnetCommand(),
+		walletCommand(),
 		inviteCommand(),
 		joinCommand(),
 		versionCommand(),
