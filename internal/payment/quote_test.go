@@ -219,3 +219,34 @@ func BenchmarkPaymentVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
 }
+
+// FuzzDecodeMessage: a hostile provider's answer (any frame) never panics and never allocates past
+// the frame bound.
+func FuzzDecodeMessage(f *testing.F) {
+	q := vectorQuotes()[0]
+	q.Sign(vectorKey())
+	enc, _ := q.Encode()
+	t := Terms{Rail: RailEVM, ChainID: 8822, PricePerMiB: 1000, Address: q.Address, Confirmations: 2, QuoteKey: q.Signer}
+	for _, fr := range [][]byte{
+		frame(msgTerms, encodeTerms(t)), frame(msgQuote, enc), frame(msgResult, encodeResult(Result{Active: true, Needed: 2, PaidUntil: time.Unix(1800000000, 0)})),
+		frame(msgError, encodeError(CodePending, "1 of 2")), {0xff, 0xff, 0xff, 0xff}, {},
+	} {
+		f.Add(fr)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, body, err := readFrame(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if len(body) > maxFrameBody {
+			t.Fatalf("body of %d bytes", len(body))
+		}
+		decodeMessage(typ, body)
+	})
+}
+
+func frame(typ byte, body []byte) []byte {
+	var b bytes.Buffer
+	writeFrame(&b, typ, body)
+	return b.Bytes()
+}
