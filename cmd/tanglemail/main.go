@@ -27,6 +27,7 @@ func commands() []*command {
 		contactsCommand(),
 		devnetCommand(),
 		walletCommand(),
+		storageCommand(),
 		inviteCommand(),
 		joinCommand(),
 		versionCommand(),
