@@ -9,8 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/payment"
+	"github.com/tanglemail/tanglemail/internal/payment/devchain"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -22,6 +27,7 @@ type devnetFlags struct {
 	nodes    int
 	json     bool
 	logLevel string
+	chain    bool
 }
 
 // devnetNode is what --json prints for each node.
@@ -34,6 +40,8 @@ type devnetNode struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
 	DataDir  string `json:"data_dir"`
+	Wallet   string `json:"wallet,omitempty"` // its payment wallet on the dev chain (funded)
+	RPC      string `json:"rpc,omitempty"`    // the dev chain's JSON-RPC URL
 }
 
 func devnetCommand() *command {
@@ -46,14 +54,21 @@ the DHT are off, nothing leaves this machine. Each node has the others as contac
 (alice knows bob and carol, …), so "tanglemail chat --data-dir <dir>/alice bob" works at once. It prints each node's address and mail-client settings,
 then runs until interrupted. Point two mail clients at two nodes and mail between them.
 
+With --chain (the default) it also runs an EVM dev chain in-process (go-ethereum's simulated backend,
+chain id 1337, a block a second) served over JSON-RPC on 127.0.0.1, and gives every node a payment
+wallet (wallet.key, unencrypted: a devnet's money is play money) funded with 1000 IOTA, for
+"tanglemail wallet" and "tanglemail storage subscribe" with --rpc <its URL> --chain-id 1337
+--insecure-unencrypted-wallet.
+
 With --json it prints one JSON object per node on standard output once all nodes are ready:
-{"name","address","imap","smtp","web","user","password","data_dir"} (host:port strings).`,
+{"name","address","imap","smtp","web","user","password","data_dir","wallet","rpc"} (host:port strings).`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &devnetFlags{}
 			fs.StringVar(&f.dir, "dir", "", "directory for the nodes' data (default: a new temporary directory, removed at exit)")
 			fs.IntVar(&f.nodes, "nodes", 3, "number of nodes (1.."+fmt.Sprint(len(devnetNames))+")")
 			fs.BoolVar(&f.json, "json", false, "print one JSON object per node once all are ready")
 			fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+			fs.BoolVar(&f.chain, "chain", true, "run an in-process EVM dev chain with a funded payment wallet per node")
 			return f
 		},
 		run: runDevnet,
@@ -89,6 +104,25 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	for i := range dirs {
 		dirs[i] = filepath.Join(dir, devnetNames[i])
 	}
+	var (
+		wallets []common.Address
+		chain   *devchain.Chain
+	)
+	if f.chain {
+		for _, d := range dirs {
+			a, err := devnetWallet(d)
+			if err != nil {
+				return fmt.Errorf("devnet: wallet: %w", err)
+			}
+			wallets = append(wallets, a)
+		}
+		c, err := devchain.Start(devchain.Config{Funded: wallets, Period: time.Second})
+		if err != nil {
+			return fmt.Errorf("devnet: dev chain: %w", err)
+		}
+		defer c.Close()
+		chain = c
+	}
 	nodes, err := node.StartDevnet(ctx, dirs, node.DevnetOptions{
 		Configure: func(i int, cfg *node.Config) { cfg.Log = log.With("node", devnetNames[i]) },
 		Started: func(i int, _ *node.Node) {
@@ -123,6 +157,9 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 			Password: n.Password(),
 			DataDir:  filepath.Join(dir, devnetNames[i]),
 		}
+		if chain != nil {
+			d.Wallet, d.RPC = wallets[i].Hex(), chain.URL
+		}
 		if f.json {
 			if err := enc.Encode(d); err != nil {
 				return err
@@ -131,6 +168,13 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		}
 		fmt.Fprintf(env.stdout, "%-6s %s\n       IMAP %s  SMTP %s (both STARTTLS)  web/API %s\n       user %s  password %s\n",
 			d.Name, d.Address, d.IMAP, d.SMTP, d.Web, d.User, d.Password)
+		if chain != nil {
+			fmt.Fprintf(env.stdout, "       wallet %s (1000 IOTA on the dev chain)\n", d.Wallet)
+		}
+	}
+	if chain != nil && !f.json {
+		fmt.Fprintf(env.stdout, "dev chain: JSON-RPC %s, chain id %d, a block a second (tanglemail wallet --data-dir %s --rpc %s --chain-id %d --insecure-unencrypted-wallet)\n",
+			chain.URL, devchain.ChainID, dirs[0], chain.URL, devchain.ChainID)
 	}
 	if !f.json {
 		fmt.Fprintf(env.stdout, "devnet of %d nodes running in %s. Stop with Ctrl-C.\n", f.nodes, dir)
@@ -163,4 +207,20 @@ func introduce(ctx context.Context, nodes []*node.Node) error {
 		}
 	}
 	return nil
+}
+
+// devnetWallet loads (or creates, unencrypted) the payment wallet of a devnet node's data directory.
+func devnetWallet(dir string) (common.Address, error) {
+	if err := node.EnsureDataDir(dir); err != nil {
+		return common.Address{}, err
+	}
+	p := filepath.Join(dir, payment.WalletFile)
+	k, err := payment.LoadWallet(p, nil, true)
+	if errors.Is(err, os.ErrNotExist) {
+		k, err = payment.CreateWallet(p, nil, true)
+	}
+	if err != nil {
+		return common.Address{}, err
+	}
+	return payment.AddressOf(k), nil
 }
