@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
@@ -34,9 +35,10 @@ type StoragePaymentsConfig struct {
 // StoragePayments is a storage provider's payment service: it quotes the provider's subscriptions
 // and activates one (storage.Provider.Activate) only after its payment is verified on chain.
 type StoragePayments struct {
-	Service *payment.Service
-	rail    *payment.EVM
-	ledger  *payment.Ledger
+	Service  *payment.Service
+	verifier *payment.Verifier
+	rail     *payment.EVM
+	ledger   *payment.Ledger
 }
 
 // StartStoragePayments opens the ledger, dials the chain endpoints and activates any payment counted
@@ -80,8 +82,11 @@ func StartStoragePayments(ctx context.Context, p *storage.Provider, cfg StorageP
 		led.Close()
 		return nil, err
 	}
-	return &StoragePayments{Service: svc, rail: rail, ledger: led}, nil
+	return &StoragePayments{Service: svc, verifier: v, rail: rail, ledger: led}, nil
 }
+
+// Collectors are the payment metrics (register them with the node's /metrics).
+func (s *StoragePayments) Collectors() []prometheus.Collector { return s.verifier.Collectors() }
 
 // Close closes the endpoints and the ledger.
 func (s *StoragePayments) Close() error {

@@ -605,3 +605,26 @@ func TestInsufficientFunds(t *testing.T) {
 	}
 }
 func addrOf(k *ecdsa.PrivateKey) common.Address { return crypto.PubkeyToAddress(k.PublicKey) }
+
+func TestVerifierMetrics(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxT(t)
+	q, enc := w.quote(30, 1_000_000_000, time.Now().Add(time.Hour))
+	tx, err := w.payer.Pay(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.verifier.Process(ctx, tx, enc) // pending
+	w.mine(2)
+	w.verifier.Process(ctx, tx, enc) // counted
+	w.verifier.Process(ctx, tx, enc) // seen again
+	_, enc2 := w.quote(31, 1_000_000_000, time.Now().Add(time.Hour))
+	w.verifier.Process(ctx, tx, enc2) // refused
+	c := &w.verifier.ctr
+	if c.verified.Load() != 2 || c.fresh.Load() != 1 || c.retry.Load() != 1 || c.refused.Load() != 1 {
+		t.Fatalf("counters %d %d %d %d", c.verified.Load(), c.fresh.Load(), c.retry.Load(), c.refused.Load())
+	}
+	if n := len(w.verifier.Collectors()); n != 5 {
+		t.Fatalf("%d collectors", n)
+	}
+}

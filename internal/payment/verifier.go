@@ -20,6 +20,8 @@ type Verifier struct {
 	QuoteKey ed25519.PublicKey // the provider's quote key
 	Activate Activator
 	Now      func() time.Time
+
+	ctr verifierCounters
 }
 
 func (v *Verifier) now() time.Time {
@@ -33,6 +35,12 @@ func (v *Verifier) now() time.Time {
 // payment processed twice activates once: the second call returns the first claim. Nothing is
 // counted or activated on any error.
 func (v *Verifier) Process(ctx context.Context, tx TxID, enc []byte) (Claim, error) {
+	c, err := v.process(ctx, tx, enc)
+	v.ctr.note(err, c.Fresh)
+	return c, err
+}
+
+func (v *Verifier) process(ctx context.Context, tx TxID, enc []byte) (Claim, error) {
 	q, err := DecodeQuote(enc)
 	if err != nil {
 		return Claim{}, err
@@ -59,6 +67,7 @@ func (v *Verifier) activate(ctx context.Context, c Claim) error {
 		return errors.New("payment: no activator")
 	}
 	if err := v.Activate(ctx, c.Sub, c.PaidUntil); err != nil {
+		v.ctr.activateFailed.Add(1)
 		return fmt.Errorf("payment: activating subscription %x (payment counted; activation is retried at restart): %w", c.Sub, err)
 	}
 	return v.Ledger.MarkActivated(ctx, c.Tx, v.now())
