@@ -19,6 +19,10 @@ import (
 type nodeFlags struct {
 	commonFlags
 	network        string
+	storage        bool // the storage provider: --storage, --storage-cap, --public, --storage-allow
+	storageCap     string
+	public         bool
+	storageAllow   *listFlag
 	p2pListen      *listFlag
 	bootstrap      *listFlag
 	mdns           bool
@@ -58,6 +62,11 @@ shards, fetches missing blocks and catches up after downtime. Its web client and
 			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
 			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)")
 			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client (STARTTLS; login needs TLS off loopback)")
+			f.storageAllow = newListFlag()
+			fs.BoolVar(&f.storage, "storage", false, "run a storage provider: keep subscribers' sealed blocks past their TTL (see tanglemail storage --help)")
+			fs.StringVar(&f.storageCap, "storage-cap", "1GiB", "disk cap of the storage provider, e.g. 512MiB, 10GiB (subscriptions' quotas never exceed it)")
+			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage")
+			fs.Var(f.storageAllow, "storage-allow", "subscription keys (hex or base64) the storage provider activates without a grant, comma-separated")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -102,6 +111,19 @@ func runNode(env *cmdEnv, o any, args []string) error {
 		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}
 
+	cfg.Storage.Enabled = f.storage || f.public || len(f.storageAllow.values) > 0
+	cfg.Storage.Public = f.public
+	if cfg.Storage.CapBytes, err = parseSize(f.storageCap); err != nil || cfg.Storage.CapBytes < 1<<20 {
+		return usageError{fmt.Sprintf("--storage-cap %q: want a size of at least 1MiB, such as 512MiB or 10GiB", f.storageCap)}
+	}
+	for _, k := range f.storageAllow.values {
+		key, err := node.ParseStorageKey(k)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		cfg.Storage.Allow = append(cfg.Storage.Allow, key)
+	}
+
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.Start(ctx, cfg)
@@ -131,6 +153,14 @@ Mail client settings (Thunderbird, mutt, aerc, …):
 Stop with Ctrl-C.
 `, version.Get().Version, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
 		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
+	if st := n.StorageStatus(); st.Enabled {
+		role := "storage provider"
+		if st.Public {
+			role = "public node (storage, publish and tips for light clients)"
+		}
+		fmt.Fprintf(env.stdout, "\nThis node is a %s with a %s cap. Grant a subscription with\n  tanglemail storage grant --mib 64 --days 30\n",
+			role, f.storageCap)
+	}
 	hinted := make(chan struct{})
 	go func() {
 		defer close(hinted)

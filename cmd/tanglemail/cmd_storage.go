@@ -1,233 +1,70 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
-
-	"github.com/tanglemail/tanglemail/internal/atomicfile"
-	"github.com/tanglemail/tanglemail/internal/node"
-	"github.com/tanglemail/tanglemail/internal/p2p"
-	"github.com/tanglemail/tanglemail/internal/payment"
-	"github.com/tanglemail/tanglemail/internal/storage/wire"
-	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
-// storageCommand dispatches `tanglemail storage <subcommand>`. Subcommands: subscribe (paid, issue 10).
+type storageFlags struct {
+	apiFlags
+	mib  uint
+	days uint
+	sub  subscribeFlags // subscribe's own flags (cmd_storage_subscribe.go)
+}
+
+// storageCommand is "tanglemail storage": the operator's subcommands status and grant
+// (cmd_storage_admin.go). The payments branch adds "subscribe" (a subscriber's): merged, one storage
+// command dispatches all three, status and grant to runStorageStatus and runStorageGrant.
 func storageCommand() *command {
 	return &command{
 		name:    "storage",
-		summary: "storage subscriptions with providers (subscribe: pay a provider to keep your mail)",
-		usage:   "subscribe [flags]",
-		about: `tanglemail storage subscribe --provider <multiaddr> --mib N --days N --rpc <url>
-  asks the provider for a quote, shows the cost, asks to confirm (--yes for scripts), pays from your
-  wallet (tanglemail wallet), shows progress until the payment is confirmed, and the subscription is
-  active. Run it again with the same provider to renew or top up: the period is extended. Paying the
-  same quote again (after an interruption) never pays twice.
-The flags below are subscribe's.`,
-		flags: subscribeCommand().flags,
-		run: func(env *cmdEnv, o any, args []string) error {
-			if len(args) == 0 {
-				return usageError{"storage: give a subcommand: subscribe"}
-			}
-			if args[0] != "subscribe" {
-				return usageError{fmt.Sprintf("storage: unknown subcommand %q (want subscribe)", args[0])}
-			}
-			return runSubscribe(env, o, args[1:])
-		},
-	}
-}
+		summary: "the running node's storage provider (status, grants); subscribe: pay a provider to keep your mail",
+		usage:   "[status | grant --mib N --days N | subscribe --provider <multiaddr> --mib N --days N --rpc <url>]",
+		about: `Administers the storage provider of the node running on the data directory (started with
+"tanglemail node --storage", or --public to also serve light clients; docs/protocol.md §12).
 
-type subscribeFlags struct {
-	railFlags
-	provider string
-	network  string
-	mib      uint
-	days     uint
-	yes      bool
-}
+  tanglemail storage [status]                 subscriptions, stored bytes, disk cap
+  tanglemail storage grant --mib N --days N   issue a one-time grant token for one subscription of at most
+                                              N MiB for N days; hand it to the subscriber, who passes it to
+                                              "tanglemail light --grant" (it is shown only once)
 
-// savedSub is a subscription this data directory holds with a provider (storage-subscriptions.json,
-// 0600: it holds the subscription keys).
-type savedSub struct {
-	Provider string `json:"provider"` // multiaddr with /p2p/
-	ID       string `json:"id"`
-	KeySeed  string `json:"key_seed"`
-	MiB      uint32 `json:"mib"`
-}
+A provider stores, for each subscription, the sealed blocks whose route tag matches the subscriber's tag
+prefix: with 8 tag bits that is about 1/256 of all traffic, with 12 bits 1/4096. At the quota new blocks
+are refused and stored ones are kept.
 
-const subsFile = "storage-subscriptions.json"
-
-func subscribeCommand() *command {
-	return &command{
-		name:    "storage subscribe",
-		summary: "pay a storage provider in IOTA to keep your mail while you are offline",
-		about: `Creates a subscription with the provider for your address's route-tag prefix (or renews the one
-this data directory has with it), shows the quote and its cost, asks to confirm, pays from your wallet,
-and waits until the provider has verified the payment on chain and activated the subscription.`,
+  tanglemail storage subscribe --provider <multiaddr> --mib N --days N --rpc <url> [--yes]
+      asks a provider for a quote, shows the cost, asks to confirm (--yes for scripts), pays from your
+      wallet (tanglemail wallet), shows progress until the provider has verified the payment on chain,
+      and the subscription is active (docs/protocol.md §14). Run it again with the same provider to renew
+      or top up: the period is extended. Paying the same quote again never pays twice.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
-			f := &subscribeFlags{}
-			f.railFlags.register(fs, getenv)
-			fs.StringVar(&f.provider, "provider", "", "the provider's multiaddr, ending in /p2p/<peer id>")
-			fs.StringVar(&f.network, "network", "tanglemail", "network: tanglemail, tanglemail-dev")
-			fs.UintVar(&f.mib, "mib", 64, "quota in MiB")
-			fs.UintVar(&f.days, "days", 30, "days to pay for")
-			fs.BoolVar(&f.yes, "yes", false, "pay without asking")
+			f := &storageFlags{}
+			f.register(fs, getenv)
+			fs.BoolVar(&f.json, "json", false, "print the node's JSON answer unchanged")
+			fs.UintVar(&f.mib, "mib", 64, "grant: the subscription's quota in MiB")
+			fs.UintVar(&f.days, "days", 30, "grant: how many days the subscription stays active")
+			f.sub.registerSubscribe(fs)
 			return f
 		},
-		run: runSubscribe,
+		run: func(env *cmdEnv, o any, args []string) error {
+			f := o.(*storageFlags)
+			sub := "status"
+			if len(args) > 0 {
+				sub, args = args[0], args[1:]
+			}
+			if len(args) > 0 {
+				return usageError{fmt.Sprintf("storage %s takes no further arguments", sub)}
+			}
+			switch sub {
+			case "status":
+				return runStorageStatus(env, &f.apiFlags)
+			case "grant":
+				return runStorageGrant(env, &f.apiFlags, f.mib, f.days)
+			case "subscribe":
+				f.sub.commonFlags, f.sub.mib, f.sub.days = f.commonFlags, f.mib, f.days
+				return runSubscribe(env, &f.sub, nil)
+			}
+			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant (or subscribe)", sub)}
+		},
 	}
-}
-
-func runSubscribe(env *cmdEnv, o any, args []string) error {
-	f := o.(*subscribeFlags)
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
-	}
-	if f.provider == "" || !strings.Contains(f.provider, "/p2p/") {
-		return usageError{"--provider <multiaddr>/p2p/<peer id> is required"}
-	}
-	if f.mib == 0 || f.mib > 1<<20 || f.days == 0 || f.days > 3650 {
-		return usageError{"--mib and --days must be positive"}
-	}
-	params, ok := tangle.NetworkByName(f.network)
-	if !ok {
-		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
-	}
-	pass, err := readPassphrase(f.passphraseFile)
-	if err != nil {
-		return err
-	}
-	id, err := node.LoadIdentity(f.dataDir, pass)
-	if err != nil {
-		return err
-	}
-	if id.TagBits() < 1 {
-		return errors.New("your address reveals no tag bits, so a provider could only store everyone's mail: create an identity with --tag-bits ≥ 1")
-	}
-	key, _, err := f.wallet(env)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.context()
-	defer cancel()
-	led, err := payment.OpenLedger(filepath.Join(f.dataDir, node.PaymentFile))
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	rail, err := f.rail(ctx, env, key, led)
-	if err != nil {
-		return err
-	}
-	defer rail.Close()
-
-	h, err := p2p.NewClientHost(ctx)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
-	defer ccancel()
-	pid, err := h.ConnectAddr(cctx, f.provider)
-	if err != nil {
-		return fmt.Errorf("cannot reach the provider %s: %w", f.provider, err)
-	}
-	subs := map[string]savedSub{}
-	subsPath := filepath.Join(f.dataDir, subsFile)
-	if b, err := os.ReadFile(subsPath); err == nil {
-		if err := json.Unmarshal(b, &subs); err != nil {
-			return fmt.Errorf("%s: %w", subsPath, err)
-		}
-	}
-	saved, have := subs[pid.String()]
-	var sub wire.SubID
-	if have {
-		b, err := hex.DecodeString(saved.ID)
-		if err != nil || len(b) != len(sub) {
-			return fmt.Errorf("%s: bad subscription id", subsPath)
-		}
-		copy(sub[:], b)
-		fmt.Fprintf(env.stdout, "renewing subscription %s with %s\n", saved.ID, pid)
-	} else {
-		sess, err := wire.Dial(cctx, h, pid, params.ID)
-		if err != nil {
-			return fmt.Errorf("storage protocol with %s: %w", pid, err)
-		}
-		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		addr := id.Address()
-		prefix := wire.PrefixOf(addr.MakeTag(rand.Reader), uint8(id.TagBits()))
-		sub, _, err = sess.Create(cctx, wire.CreateRequest{Prefix: prefix, QuotaMiB: uint32(f.mib), Key: pub})
-		sess.Close()
-		if err != nil {
-			return fmt.Errorf("creating the subscription: %w", err)
-		}
-		saved = savedSub{Provider: f.provider, ID: hex.EncodeToString(sub[:]), KeySeed: hex.EncodeToString(priv.Seed()), MiB: uint32(f.mib)}
-		subs[pid.String()] = saved
-		b, _ := json.MarshalIndent(subs, "", "  ")
-		if err := atomicfile.Write(subsPath, append(b, '\n'), 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "created subscription %s with %s (pending until paid)\n", saved.ID, pid)
-	}
-
-	pc := payment.NewClient(h, pid, params.ID)
-	terms, err := pc.Terms(cctx)
-	if err != nil {
-		return fmt.Errorf("the provider's terms: %w", err)
-	}
-	if terms.Rail != payment.RailEVM || terms.ChainID != f.chainID {
-		return fmt.Errorf("the provider is paid on chain id %d; give --chain-id %d and an --rpc of that chain", terms.ChainID, terms.ChainID)
-	}
-	q, err := pc.Quote(cctx, terms, payment.SubID(sub), uint32(f.days))
-	if err != nil {
-		return fmt.Errorf("quote: %w", err)
-	}
-	gas, price, err := rail.EstimateFee(cctx, q)
-	if err != nil {
-		return fmt.Errorf("estimating the fee: %w", err)
-	}
-	fee := new(big.Int).Mul(price, new(big.Int).SetUint64(gas))
-	bal, err := rail.Balance(cctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "quote from %s:\n  %d MiB for %d days at %s per MiB·day\n  amount:   %s\n  fee:      about %s (gas %d)\n  pay to:   0x%x on chain id %d\n  wallet:   %s, balance %s\n  valid until %s\n",
-		pid, q.MiB, q.Days, terms.PricePerMiB, q.Amount, payment.FormatIOTA(fee), gas, q.Address, q.ChainID,
-		payment.AddressOf(key).Hex(), payment.FormatIOTA(bal), q.Expires.Local().Format(time.RFC1123))
-	if !f.yes {
-		fmt.Fprint(env.stdout, "pay? [y/N] ")
-		line := ""
-		if env.stdin != nil {
-			line, _ = bufio.NewReader(env.stdin).ReadString('\n')
-		}
-		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-			fmt.Fprintln(env.stdout, "not paid.")
-			return nil
-		}
-	}
-	tx, res, err := payment.PayAndActivate(ctx, pc, rail, q, time.Second, func(p payment.Progress) {
-		switch p.Stage {
-		case "paid":
-			fmt.Fprintf(env.stdout, "paid: transaction %s\n", p.Tx)
-		default:
-			fmt.Fprintf(env.stdout, "  waiting: %v\n", p.Err)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("payment: %w", err)
-	}
-	fmt.Fprintf(env.stdout, "active until %s (transaction %s)\n", res.PaidUntil.Local().Format(time.RFC1123), tx)
-	return nil
 }

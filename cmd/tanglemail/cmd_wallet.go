@@ -27,6 +27,11 @@ type railFlags struct {
 
 func (r *railFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	r.commonFlags.register(fs, getenv)
+	r.registerRail(fs)
+}
+
+// registerRail registers the rail's flags without the common ones.
+func (r *railFlags) registerRail(fs *flag.FlagSet) {
 	fs.StringVar(&r.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase (it also encrypts the wallet)")
 	fs.BoolVar(&r.unencrypted, "insecure-unencrypted-wallet", false, "acknowledge keeping the wallet key unencrypted (it holds money)")
 	fs.StringVar(&r.rpc, "rpc", "", "comma-separated Ethereum JSON-RPC endpoints of the payment chain; all must agree (e.g. IOTA EVM's)")

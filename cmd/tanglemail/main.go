@@ -27,8 +27,8 @@ func commands() []*command {
 		contactsCommand(),
 		devnetCommand(),
 		walletCommand(),
-		storageCommand(),
 		inviteCommand(),
+		storageCommand(),
 		joinCommand(),
 		versionCommand(),
 	}

@@ -67,6 +67,8 @@ type Config struct {
 	// default dag.DefaultBudget, 4 GiB; negative: none). Blocks not yet trial-opened and the node's own
 	// published blocks awaiting their receipts are held apart from it (see docs/threat-model.md).
 	BlockBudget int64
+	// Storage runs a storage provider (and with Public, serves light clients): internal/node/storage.go.
+	Storage StorageConfig
 	// ReceiptDelayMean is the mean random delay of delivery receipts, so that relays cannot link a
 	// receipt to the mail it answers by timing (outbox.Config.ReceiptDelayMean); zero: none.
 	ReceiptDelayMean time.Duration
@@ -131,6 +133,7 @@ type Node struct {
 	tls      *tls.Config
 	api      *web.Server
 	apiLn    net.Listener
+	provider *storageSide // nil unless Config.Storage.Enabled (storage.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
@@ -272,12 +275,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("API listen on %s: %w (is another node running? choose another --api-listen)", cfg.APIListen, err)
 	}
 	n.metrics = n.newRegistry()
+	if err = n.startStorage(); err != nil {
+		return // the named results: nil node (or none), err
+	}
 	n.api = web.New(web.Config{
 		Backend:  n,
 		Store:    n.mail,
 		Address:  n.id.Address().Mail(),
 		Chat:     n.chat,
 		Invites:  n,
+		Storage:  n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -528,6 +535,7 @@ func (n *Node) Close() error {
 		if n.unregister != nil {
 			n.unregister()
 		}
+		errs = append(errs, n.closeStorage())
 		if n.inbox != nil {
 			errs = append(errs, n.inbox.Close())
 		}

@@ -70,12 +70,11 @@ func StartStoragePayments(ctx context.Context, p *storage.Provider, cfg StorageP
 	svc, err := payment.NewService(payment.ServiceConfig{Rail: rail, Verifier: v, QuoteKey: cfg.QuoteKey, Price: cfg.Price,
 		Needed: uint32(rail.Confirmations()), QuoteTTL: cfg.QuoteTTL, Now: cfg.Now,
 		SubQuota: func(_ context.Context, id payment.SubID) (uint32, bool) {
-			for _, s := range p.Subscriptions() {
-				if s.ID == wire.SubID(id) {
-					return uint32((s.QuotaBytes + 1<<20 - 1) >> 20), true
-				}
+			s, err := p.Lookup(wire.SubID(id))
+			if err != nil {
+				return 0, false
 			}
-			return 0, false
+			return uint32((s.QuotaBytes + 1<<20 - 1) >> 20), true
 		}})
 	if err != nil {
 		rail.Close()

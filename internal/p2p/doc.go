@@ -96,6 +96,18 @@
 // Limits.RequestTimeout per stream. Malformed requests and responses, invalid or unsolicited blocks count
 // as misbehaviour.
 //
+// # Service streams (stream.go)
+//
+// Services above this layer (storage, blobs; protocol.md §12, §13) register stream protocols
+// "<ProtocolPrefix(netID)>/<service>/<version>" with HandleStream and open them with OpenStream; the
+// package carries the streams (Stream: read, write, half-close, reset, deadlines, the remote peer and
+// address) and leaves framing, authentication and limits to the service. A handler's panic is logged
+// and resets its stream. ClientHost is a minimal host for light clients: a fresh random peer id per
+// ClientHost, no gossip, no block protocol, no listening unless asked; it identifies itself with the
+// agent "tanglemail-light". Once identify names that agent, the node drops the peer from its peer
+// tables (no catch-up, no re-dial, not in the peers file) and PeerCount does not count it, so light
+// clients connected to a public node do not make it believe it has gossip peers.
+//
 // # Solidification, catch-up, anti-entropy
 //
 // Solidification: every Limits.SolidifyInterval, and at once when a stored block names a parent the node

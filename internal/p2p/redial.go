@@ -291,6 +291,10 @@ func (n *Node) learnAddrs(ctx context.Context, sub event.Subscription) {
 			if !ok {
 				continue
 			}
+			if ev.AgentVersion == clientAgent {
+				n.forgetClient(ev.Peer)
+				continue
+			}
 			n.addPeerAddrs(ev.Peer, false, ev.ListenAddrs...)
 		}
 	}

@@ -84,19 +84,30 @@ func openStream(ctx context.Context, h host.Host, p peer.ID, proto string) (Stre
 // relay service). libp2p types stay out of every other API of this package.
 func (n *Node) Host() host.Host { return n.host }
 
-// gossipPeer reports whether p speaks the block protocol, or is not identified yet. A ClientHost (a
-// light client) announces no block protocol and is not a gossip peer: it is not counted by PeerCount.
+// clientAgent is the identify agent of a ClientHost: a light client, never a gossip peer.
+const clientAgent = "tanglemail-light"
+
+// gossipPeer reports whether p may be a gossip peer: anything but an identified light client
+// (ClientHost). Before identify completes a peer counts, as before.
 func (n *Node) gossipPeer(p peer.ID) bool {
-	protos, err := n.host.Peerstore().GetProtocols(p)
-	if err != nil || len(protos) == 0 {
-		return true // identify has not finished: count it, as before identify existed
+	av, err := n.host.Peerstore().Get(p, "AgentVersion")
+	if err != nil {
+		return true
 	}
-	for _, pr := range protos {
-		if pr == n.proto {
-			return true
-		}
-	}
-	return false
+	s, _ := av.(string)
+	return s != clientAgent
+}
+
+// forgetClient removes an identified light client from the peer tables: it is not caught up with,
+// not re-dialled and not remembered in the peers file.
+func (n *Node) forgetClient(p peer.ID) {
+	n.mu.Lock()
+	delete(n.peers, p)
+	delete(n.peerTable, p)
+	delete(n.peerAddrs, p)
+	n.peersDirty = true
+	n.mu.Unlock()
+	n.catchup.forget(p)
 }
 
 // ClientHost is a minimal libp2p host for a light client: it keeps no Tangle, joins no gossip, and
@@ -146,7 +157,7 @@ func NewClientHost(ctx context.Context, opts ...ClientOption) (*ClientHost, erro
 		libp2p.DisableRelay(),
 		libp2p.ForceReachabilityPrivate(),
 		libp2p.DisableMetrics(),
-		libp2p.UserAgent("tanglemail-light"),
+		libp2p.UserAgent(clientAgent),
 	}
 	if len(s.listen) > 0 {
 		lopts = append(lopts, libp2p.ListenAddrStrings(s.listen...))

@@ -84,17 +84,18 @@ func TestCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := tctx(t)
-	tok, err := p.Grant(ctx, 512, 30)
+	tok, err := p.Grant(context.Background(), 512, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub, priv := newKey(t)
-	id, _, err := p.create(ctx, wire.CreateRequest{Prefix: bobPrefix, QuotaMiB: 512, Key: pub, Grant: tok}, "test")
+	id, _, err := p.create(context.Background(), wire.CreateRequest{Prefix: bobPrefix, QuotaMiB: 512, Key: pub, Grant: tok}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 
 	var mu sync.Mutex
 	acked := map[string]bool{}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,3 +240,15 @@ func isErr(m wire.Msg, c wire.Code) bool {
 	e, ok := m.(wire.MsgError)
 	return ok && e.E.Code == c
 }
+
+// fakeClock is a settable clock safe to read from the provider's goroutines.
+type fakeClock struct{ ms atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ms.Store(t.UnixMilli())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time      { return time.UnixMilli(c.ms.Load()) }
+func (c *fakeClock) Add(d time.Duration) { c.ms.Add(d.Milliseconds()) }

@@ -55,11 +55,26 @@ func (p *Provider) Offer(ctx context.Context, blocks []*tangle.Block) error {
 		return fmt.Errorf("storage: offer: %w", err)
 	}
 	defer ins.Close()
+	// Index the subscriptions by the first byte of their prefix, so a block is compared only with the
+	// subscriptions that can match it (a prefix of k < 8 bits sits in 2^(8−k) buckets).
+	var byFirst [256][]*target
+	for _, t := range targets {
+		pf := t.s.prefix
+		if pf.Bits >= 8 {
+			byFirst[pf.Tag[0]] = append(byFirst[pf.Tag[0]], t)
+			continue
+		}
+		span := 1 << (8 - pf.Bits)
+		base := int(pf.Tag[0]) &^ (span - 1)
+		for i := range span {
+			byFirst[base+i] = append(byFirst[base+i], t)
+		}
+	}
 	var refused uint64
 	for _, b := range blocks {
 		size := uint64(len(b.Raw))
 		bid := b.ID()
-		for _, t := range targets {
+		for _, t := range byFirst[b.Tag[0]] {
 			if !t.s.prefix.Matches(b.Tag) {
 				continue
 			}

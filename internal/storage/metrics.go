@@ -30,6 +30,6 @@ func (p *Provider) Collectors() []prometheus.Collector {
 		metrics.Gauge("storage_subscriptions", "Subscriptions by state.", g(func(s Stats) float64 { return float64(s.Expired) }), "state", "expired"),
 		metrics.Gauge("storage_used_bytes", "Block bytes stored now.", g(func(s Stats) float64 { return float64(s.StoredBytes) })),
 		metrics.Gauge("storage_cap_bytes", "The provider's disk cap.", g(func(s Stats) float64 { return float64(s.CapBytes) })),
-		metrics.Panics("storage-prune", c.panics.Load),
+		metrics.Panics("storage_prune", c.panics.Load),
 	}
 }

@@ -188,6 +188,7 @@ type Provider struct {
 var (
 	ErrClosed   = errors.New("storage: provider closed")
 	ErrNotFound = errors.New("storage: no such subscription")
+	ErrInvalid  = errors.New("storage: invalid request")
 )
 
 // Open opens (creating) storage.db in cfg.Dir and loads the subscriptions.
@@ -288,7 +289,7 @@ func (p *Provider) isClosed() bool {
 
 // Run prunes every PruneInterval until ctx ends (panics are recovered and counted by supervise).
 func (p *Provider) Run(ctx context.Context) error {
-	return supervise.Run(ctx, p.log, "storage-prune", &p.ctr.panics, func(ctx context.Context) error {
+	return supervise.Run(ctx, p.log, "storage_prune", &p.ctr.panics, func(ctx context.Context) error {
 		t := time.NewTicker(p.cfg.PruneInterval)
 		defer t.Stop()
 		for {
@@ -310,7 +311,7 @@ func (p *Provider) Run(ctx context.Context) error {
 // days days. Only its SHA-256 is stored.
 func (p *Provider) Grant(ctx context.Context, quotaMiB, days uint32) (string, error) {
 	if quotaMiB == 0 || quotaMiB > p.cfg.MaxQuotaMiB || days == 0 || days > 3650 {
-		return "", fmt.Errorf("storage: grant: quota %d MiB (1..%d), %d days (1..3650)", quotaMiB, p.cfg.MaxQuotaMiB, days)
+		return "", fmt.Errorf("%w: a grant needs 1..%d MiB and 1..3650 days (got %d MiB, %d days)", ErrInvalid, p.cfg.MaxQuotaMiB, quotaMiB, days)
 	}
 	var raw [18]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -352,7 +353,7 @@ func (p *Provider) Activate(ctx context.Context, id wire.SubID, until time.Time)
 		return ErrNotFound
 	}
 	if s.state != wire.Active && committed+s.quota > uint64(p.cfg.CapBytes) {
-		return wire.Errorf(wire.CodeRefused, "the provider's disk cap is committed")
+		return wire.Errorf(wire.CodeQuotaFull, "the provider's disk cap is committed")
 	}
 	u := until.UnixMilli()
 	if s.state == wire.Active && s.until > u {
@@ -460,7 +461,7 @@ func (p *Provider) create(ctx context.Context, req wire.CreateRequest, addr stri
 		committed := p.activeQuotaLocked()
 		p.mu.Unlock()
 		if committed+quota > uint64(cfg.CapBytes) {
-			return wire.SubID{}, 0, wire.Errorf(wire.CodeRefused, "the provider's disk cap is committed: ask for a smaller quota")
+			return wire.SubID{}, 0, wire.Errorf(wire.CodeQuotaFull, "the provider's disk cap is committed: ask for a smaller quota")
 		}
 	}
 	var id wire.SubID
@@ -531,6 +532,16 @@ func (p *Provider) usable(s sub) error {
 		return wire.Errorf(wire.CodeExpired, "the subscription expired at %s: renew it", time.UnixMilli(s.until).UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// Lookup returns subscription id's state (for payments: the quota and retention it asked for, to
+// price it before Activate), or ErrNotFound.
+func (p *Provider) Lookup(id wire.SubID) (wire.Status, error) {
+	s, ok := p.lookup(id)
+	if !ok {
+		return wire.Status{}, ErrNotFound
+	}
+	return s.status(), nil
 }
 
 // Subscription is a subscription as the operator sees it (no key, no client address).

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 
@@ -78,6 +80,12 @@ func TestStoreFetchRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.stop()
+	if _, _, _, err := c.s.Fetch(ctx, 0, 1, 1); err == nil {
+		t.Fatal("fetch from a stopped provider succeeded")
+	}
+	if _, _, _, err := c.s.Fetch(ctx, 0, 1, 1); !errors.Is(err, wire.ErrSessionClosed) {
+		t.Fatalf("fetch on a broken session: %v", err)
+	}
 	srv2 := startServer(t, Config{Dir: dir, Params: params})
 	c2 := dial(t, srv2)
 	if err := c2.s.Auth(ctx, id, priv); err != nil {
@@ -132,9 +140,9 @@ func TestWatch(t *testing.T) {
 
 func TestUnauthorized(t *testing.T) {
 	params := testParams()
-	var now time.Time = time.Now()
-	clock := func() time.Time { return now }
-	srv := startServer(t, Config{Params: params, Now: clock})
+	clock := newFakeClock(time.Now())
+	now := clock.Now()
+	srv := startServer(t, Config{Params: params, Now: clock.Now})
 	ctx := tctx(t)
 	owner := dial(t, srv)
 	id, priv := subscribe(t, srv, owner, bobPrefix, 4)
@@ -208,7 +216,8 @@ func TestUnauthorized(t *testing.T) {
 	wantCode(t, err, wire.CodePending)
 
 	// An expired subscription: a clear error and nothing.
-	now = now.Add(31 * 24 * time.Hour)
+	clock.Add(31 * 24 * time.Hour)
+	now = clock.Now()
 	_, _, _, err = owner.s.Fetch(ctx, 0, 10, 1<<20)
 	wantCode(t, err, wire.CodeExpired)
 	if st, err := owner.s.Status(ctx); err != nil || st.Expires.After(now) {
@@ -267,13 +276,16 @@ func TestAdmission(t *testing.T) {
 	tok2, _ := srv.p.Grant(ctx, 1000, 10)
 	k4, _ := newKey(t)
 	_, _, err = create(wire.CreateRequest{Prefix: bobPrefix, Key: k4, QuotaMiB: 1000, Grant: tok2})
-	wantCode(t, err, wire.CodeRefused)
+	wantCode(t, err, wire.CodeQuotaFull)
 	// Activate (the payment seam) turns a pending subscription active.
 	if err := srv.p.Activate(ctx, id1, time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := srv.p.lookup(id1); s.state != wire.Active {
-		t.Fatalf("activated: %v", s.state)
+	if s, err := srv.p.Lookup(id1); err != nil || s.State != wire.Active || s.QuotaBytes != 64<<20 || s.Expires.IsZero() {
+		t.Fatalf("activated: %+v %v", s, err)
+	}
+	if _, err := srv.p.Lookup(wire.SubID{9}); err != ErrNotFound {
+		t.Fatalf("lookup unknown: %v", err)
 	}
 	if err := srv.p.Activate(ctx, wire.SubID{1}, time.Now()); err != ErrNotFound {
 		t.Fatalf("activate unknown: %v", err)
@@ -304,9 +316,9 @@ func TestAdmission(t *testing.T) {
 
 func TestRetention(t *testing.T) {
 	params := benchParams()
-	now := time.Now()
-	clock := func() time.Time { return now }
-	srv := startServer(t, Config{Params: params, Now: clock, ExpiredGrace: 2 * 24 * time.Hour})
+	clock := newFakeClock(time.Now())
+	now := clock.Now()
+	srv := startServer(t, Config{Params: params, Now: clock.Now, ExpiredGrace: 2 * 24 * time.Hour})
 	c := dial(t, srv)
 	ctx := tctx(t)
 	tok, _ := srv.p.Grant(ctx, 4, 40)
@@ -322,7 +334,8 @@ func TestRetention(t *testing.T) {
 	if err := srv.p.Offer(ctx, []*tangle.Block{old}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * 24 * time.Hour)
+	clock.Add(2 * 24 * time.Hour)
+	now = clock.Now()
 	young := mkBlock(t, params, tagWith(bobPrefix), 500, now)
 	if err := srv.p.Offer(ctx, []*tangle.Block{young}); err != nil {
 		t.Fatal(err)
@@ -333,7 +346,8 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(36 * time.Hour) // old is 3.5 days old, young 1.5
+	clock.Add(36 * time.Hour)
+	now = clock.Now() // old is 3.5 days old, young 1.5
 	n, err := srv.p.Prune(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d, %v", n, err)
@@ -349,14 +363,16 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("stored bytes %d", st.StoredBytes)
 	}
 	// Expiry: expired at 40 days, deleted ExpiredGrace later.
-	now = now.Add(37 * 24 * time.Hour) // 40.5 days after the grant
+	clock.Add(37 * 24 * time.Hour)
+	now = clock.Now() // 40.5 days after the grant
 	if _, err := srv.p.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok := srv.p.lookup(id); !ok || s.state != wire.Expired {
 		t.Fatalf("after expiry: %+v %v", s.state, ok)
 	}
-	now = now.Add(3 * 24 * time.Hour)
+	clock.Add(3 * 24 * time.Hour)
+	now = clock.Now()
 	if _, err := srv.p.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -428,3 +444,67 @@ func TestStrangerGrinding(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestMalformed: garbage on the stream gets a malformed error frame and the stream closes; nothing
+// panics, and the provider serves the next client.
+func TestMalformed(t *testing.T) {
+	srv := startServer(t, Config{Params: testParams()})
+	c := dial(t, srv)
+	for _, junk := range [][]byte{
+		{0xff, 0xff, 0xff, 0x7f, 0x01},              // a 2 GiB frame
+		{0x00, 0x90, 0x00, 0x00, wire.TPublish},     // a frame over the request bound
+		{0x01, 0x00, 0x00, 0x00, 0x55},              // an unknown type
+		{0x02, 0x00, 0x00, 0x00, wire.TFetch, 0x01}, // a truncated fetch
+	} {
+		st := rawStream(t, c, srv)
+		_ = st.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := st.Write(junk); err != nil {
+			t.Fatal(err)
+		}
+		m, err := wire.ReadMsg(st)
+		if err != nil || !isErr(m, wire.CodeMalformed) {
+			t.Fatalf("junk %x: %#v %v", junk, m, err)
+		}
+		if _, err := wire.ReadMsg(st); err == nil {
+			t.Fatalf("junk %x: the stream stayed open", junk)
+		}
+	}
+	subscribe(t, srv, c, bobPrefix, 1)
+}
+
+// TestOfferShortPrefixes: subscriptions with prefixes shorter than a byte receive exactly their blocks.
+func TestOfferShortPrefixes(t *testing.T) {
+	params := benchParams()
+	srv := startServer(t, Config{Params: params})
+	ctx := tctx(t)
+	prefixes := []wire.Prefix{{Bits: 1, Tag: [8]byte{0x80}}, {Bits: 3, Tag: [8]byte{0x40}}, {Bits: 8, Tag: [8]byte{0x41}}, {Bits: 16, Tag: [8]byte{0x41, 0x42}}}
+	clients := make([]*client, len(prefixes))
+	for i, p := range prefixes {
+		clients[i] = dial(t, srv)
+		subscribe(t, srv, clients[i], p, 4)
+	}
+	var blocks []*tangle.Block
+	for range 300 {
+		var tag tangle.Tag
+		rand.Read(tag[:])
+		if len(blocks)%5 == 0 {
+			tag[0], tag[1] = 0x41, 0x42
+		}
+		blocks = append(blocks, mkBlock(t, params, tag, 200, time.Now()))
+	}
+	if err := srv.p.Offer(ctx, blocks); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prefixes {
+		want := 0
+		for _, b := range blocks {
+			if p.Matches(b.Tag) {
+				want++
+			}
+		}
+		got, _ := fetchAll(t, clients[i].s, 0, 512, 4<<20)
+		if len(got) != want || want == 0 {
+			t.Errorf("prefix %d bits: %d blocks, want %d", p.Bits, len(got), want)
+		}
+	}
+}

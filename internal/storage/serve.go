@@ -54,7 +54,7 @@ func (p *Provider) Serve(st p2p.Stream) {
 	defer st.Close()
 	for {
 		_ = st.SetDeadline(time.Now().Add(p.cfg.IdleTimeout))
-		m, err := wire.ReadMsg(st)
+		m, err := wire.ReadMsgLimit(st, wire.MaxRequest)
 		if err != nil {
 			if errors.Is(err, wire.ErrMalformed) {
 				_ = wire.WriteMsg(st, wire.MsgError{E: wire.Error{Code: wire.CodeMalformed, Msg: err.Error()}})

@@ -93,6 +93,7 @@ type Config struct {
 	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
 	Chat     Chat         // nil: the chat endpoints answer 503
 	Invites  Invites      // nil: the invite endpoints answer 503
+	Storage  Storage      // nil: GET /api/storage says disabled, grants answer 409
 	Password string       // the node's password; empty refuses every authenticated request
 	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
 	// wrong password; the node shares one among its front doors. Nil: one of its own.
@@ -118,6 +119,7 @@ type Server struct {
 	address  string
 	chat     Chat
 	invites  Invites
+	storage  Storage
 	secret   loginpenalty.Secret
 	penalty  *loginpenalty.Penalty
 	hosts    []string // Config.Hosts
@@ -149,6 +151,7 @@ func New(cfg Config) *Server {
 		address:       cfg.Address,
 		chat:          cfg.Chat,
 		invites:       cfg.Invites,
+		storage:       cfg.Storage,
 		hosts:         cfg.Hosts,
 		secret:        loginpenalty.NewSecret(cfg.Password),
 		penalty:       cfg.Penalty,
@@ -208,6 +211,8 @@ func New(cfg Config) *Server {
 	route("/api/conversations/{id}/typing", endpoint{"POST": s.chatOnly(s.conversationAction("send the typing notice", func(ctx context.Context, id string) error { return s.chat.Typing(ctx, id) }))})
 
 	route("/api/events", endpoint{"GET": s.handleEvents})
+	route("/api/storage", endpoint{"GET": s.handleStorage})
+	route("/api/storage/grants", endpoint{"POST": s.handleStorageGrant})
 
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (see docs/api.md)")

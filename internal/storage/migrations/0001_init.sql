@@ -32,6 +32,6 @@ CREATE TABLE blocks (
     stored_at INTEGER NOT NULL,           -- Unix ms
     raw       BLOB NOT NULL,              -- exactly as gossiped (sealed, PoW intact)
     PRIMARY KEY (sub, seq)
-) WITHOUT ROWID;
+);                                        -- a rowid table: rows of up to 32 KiB do not belong in a B-tree index
 CREATE UNIQUE INDEX blocks_sub_id ON blocks(sub, id);
 CREATE INDEX blocks_stored ON blocks(sub, stored_at);

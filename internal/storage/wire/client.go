@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -37,7 +38,9 @@ type Session struct {
 	provider peer.ID
 	proto    string
 
-	mu     sync.Mutex
+	reqMu sync.Mutex // one request at a time on the request stream
+
+	mu     sync.Mutex // guards the fields below; never held across I/O
 	s      p2p.Stream // nil once broken or closed
 	id     SubID
 	key    ed25519.PrivateKey
@@ -87,24 +90,43 @@ func roundTrip(ctx context.Context, st p2p.Stream, req Msg) (Msg, error) {
 
 // call runs one request on the session stream; it breaks the session on a transport failure.
 func (s *Session) call(ctx context.Context, req Msg) (Msg, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.callLocked(ctx, req)
-}
-
-func (s *Session) callLocked(ctx context.Context, req Msg) (Msg, error) {
-	if s.s == nil {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	st := s.stream()
+	if st == nil {
 		return nil, ErrSessionClosed
 	}
-	m, err := roundTrip(ctx, s.s, req)
+	m, err := roundTrip(ctx, st, req)
+	if err != nil {
+		return nil, s.broken(st, err)
+	}
+	return m, nil
+}
+
+func (s *Session) stream() p2p.Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.s
+}
+
+// broken passes an *Error through; any other failure breaks the session's request stream.
+func (s *Session) broken(st p2p.Stream, err error) error {
 	var werr *Error
-	if err != nil && !errors.As(err, &werr) {
-		_ = s.s.Reset()
+	if errors.As(err, &werr) {
+		return err
+	}
+	_ = st.Reset()
+	s.mu.Lock()
+	if s.s == st {
 		s.s = nil
 		s.authed = false
-		return nil, fmt.Errorf("storage: %s: %w", s.provider, err)
 	}
-	return m, err
+	closed := s.s == nil
+	s.mu.Unlock()
+	if closed && errors.Is(err, io.EOF) {
+		return ErrSessionClosed
+	}
+	return fmt.Errorf("storage: %s: %w", s.provider, err)
 }
 
 func unexpected(m Msg) error {
@@ -154,22 +176,18 @@ func authStream(ctx context.Context, st p2p.Stream, provider peer.ID, id SubID, 
 // Auth proves the session holds subscription id's key (protocol.md §12.2). Fetch, Release, Watch and
 // Status need it.
 func (s *Session) Auth(ctx context.Context, id SubID, key ed25519.PrivateKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.s == nil {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	st := s.stream()
+	if st == nil {
 		return ErrSessionClosed
 	}
-	err := authStream(ctx, s.s, s.provider, id, key)
-	var werr *Error
-	if err != nil && !errors.As(err, &werr) {
-		_ = s.s.Reset()
-		s.s = nil
-		return fmt.Errorf("storage: %s: %w", s.provider, err)
+	if err := authStream(ctx, st, s.provider, id, key); err != nil {
+		return s.broken(st, err)
 	}
-	if err != nil {
-		return err
-	}
+	s.mu.Lock()
 	s.id, s.key, s.authed = id, key, true
+	s.mu.Unlock()
 	return nil
 }
 
@@ -314,7 +332,7 @@ func (s *Session) Status(ctx context.Context) (Status, error) {
 	return st.S, nil
 }
 
-// Close closes the session's streams (watch channels close too).
+// Close closes the session's streams (watch channels close too); a request in progress fails at once.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -325,7 +343,7 @@ func (s *Session) Close() error {
 	if s.s == nil {
 		return nil
 	}
-	err := s.s.Close()
+	err := s.s.Reset()
 	s.s = nil
 	return err
 }

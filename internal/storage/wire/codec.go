@@ -372,15 +372,22 @@ func WriteMsg(w io.Writer, m Msg) error {
 	return err
 }
 
+// MaxRequest bounds a client's frame (type included): the largest request is a publish of one block.
+const MaxRequest = 1 + tangle.MaxBlockSize
+
 // ReadMsg reads one frame from r and decodes it. A frame longer than MaxBody+1 is refused before it is
 // read.
-func ReadMsg(r io.Reader) (Msg, error) {
+func ReadMsg(r io.Reader) (Msg, error) { return ReadMsgLimit(r, MaxBody+1) }
+
+// ReadMsgLimit is ReadMsg with a smaller bound on the frame length (type ‖ body): a provider reads
+// requests with MaxRequest, so a client cannot make it hold 4 MiB per stream.
+func ReadMsgLimit(r io.Reader, limit uint32) (Msg, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := le.Uint32(hdr[:])
-	if n < 1 || n > MaxBody+1 {
+	if n < 1 || n > limit || n > MaxBody+1 {
 		return nil, malformed("frame length %d", n)
 	}
 	buf := make([]byte, n)

@@ -83,6 +83,14 @@ func TestCodecBounds(t *testing.T) {
 	if _, err := ReadMsg(bytes.NewReader(hdr)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("oversized frame: %v", err)
 	}
+	big, _ := Encode(MsgBlocks{Blocks: []Pushed{{Cursor: 1, Block: make([]byte, tangle.MaxBlockSize)}}})
+	if _, err := ReadMsgLimit(bytes.NewReader(big), MaxRequest); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("frame over the request bound: %v", err)
+	}
+	pub, _ := Encode(MsgPublish{Raw: make([]byte, tangle.MaxBlockSize)})
+	if _, err := ReadMsgLimit(bytes.NewReader(pub), MaxRequest); err != nil {
+		t.Fatalf("largest request refused: %v", err)
+	}
 	if _, err := Decode([]byte{0x55}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("unknown type: %v", err)
 	}
