@@ -92,3 +92,35 @@ func (s *StoragePayments) Close() error {
 	s.rail.Close()
 	return s.ledger.Close()
 }
+
+// startStoragePayments starts paid storage on the node's provider (StorageConfig.Payments): quotes are
+// signed with the node's libp2p key (the peer id subscribers dial), and the payment protocol is served
+// beside the storage protocol.
+func (n *Node) startStoragePayments(side *storageSide) error {
+	pc := n.cfg.Storage.Payments
+	if pc == nil {
+		return nil
+	}
+	h := n.net.Host()
+	priv := h.Peerstore().PrivKey(h.ID())
+	raw, err := priv.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		return errors.New("paid storage: the node's libp2p key is not Ed25519")
+	}
+	cfg := *pc
+	cfg.DataDir = n.cfg.DataDir
+	cfg.QuoteKey = ed25519.PrivateKey(raw)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sp, err := StartStoragePayments(ctx, side.p, cfg)
+	if err != nil {
+		return fmt.Errorf("paid storage: %w", err)
+	}
+	side.pay = sp
+	if n.metrics != nil {
+		n.metrics.MustRegister(sp.Collectors()...)
+	}
+	n.net.HandleStream(payment.Protocol(n.cfg.Network.ID), sp.Service.Serve)
+	n.log.Info("paid storage started", "chain_id", cfg.ChainID, "price_nanos_per_mib_day", uint64(cfg.Price))
+	return nil
+}

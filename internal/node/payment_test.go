@@ -178,3 +178,87 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestPaidStorageNode: a full node started with paid storage (the --storage-price flags' config) sells
+// a subscription: pending, quote signed with its peer key, paid on a dev chain, active after
+// verification, served.
+func TestPaidStorageNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	walletKey, _ := crypto.GenerateKey()
+	chain, err := devchain.Start(devchain.Config{Funded: []common.Address{crypto.PubkeyToAddress(walletKey.PublicKey)}, Period: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	payee := crypto.PubkeyToAddress(must(crypto.GenerateKey()).PublicKey)
+	scfg := testConfig(t, t.TempDir())
+	scfg.Storage = StorageConfig{Enabled: true, Payments: &StoragePaymentsConfig{RPC: []string{chain.URL}, ChainID: devchain.ChainID,
+		Confirmations: 2, Payee: payee, Price: 2000}}
+	s, err := Start(ctx, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := s.StorageStatus()
+	if len(st.Addrs) == 0 {
+		t.Fatalf("storage status %+v", st)
+	}
+	h, err := p2p.NewClientHost(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	pid, err := h.ConnectAddr(ctx, st.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := wire.Dial(ctx, h, pid, scfg.Network.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	subPub, subPriv, _ := ed25519.GenerateKey(rand.Reader)
+	id, state, err := sess.Create(ctx, wire.CreateRequest{Prefix: wire.Prefix{Bits: 8, Tag: [8]byte{0x5a}}, QuotaMiB: 8, Key: subPub})
+	if err != nil || state != wire.Pending {
+		t.Fatalf("create: %v %v", state, err)
+	}
+	if err := sess.Auth(ctx, id, subPriv); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := sess.Fetch(ctx, 0, 10, 1<<20); !wire.IsCode(err, wire.CodePending) {
+		t.Fatalf("before payment: %v", err)
+	}
+	pc := payment.NewClient(h, pid, scfg.Network.ID)
+	terms, err := pc.Terms(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := pid.ExtractPublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := pk.Raw(); !ed25519.PublicKey(raw).Equal(terms.QuoteKey) {
+		t.Fatal("quotes are not signed with the node's peer key")
+	}
+	q, err := pc.Quote(ctx, terms, payment.SubID(id), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := payment.OpenLedger(filepath.Join(t.TempDir(), PaymentFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	rail, err := payment.DialEVM(ctx, payment.EVMConfig{ChainID: devchain.ChainID, Key: walletKey, Ledger: led}, chain.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rail.Close()
+	if _, res, err := payment.PayAndActivate(ctx, pc, rail, q, 100*time.Millisecond, nil); err != nil || !res.Active {
+		t.Fatalf("pay: %+v %v", res, err)
+	}
+	if _, _, _, err := sess.Fetch(ctx, 0, 10, 1<<20); err != nil {
+		t.Fatalf("after payment: %v", err)
+	}
+}

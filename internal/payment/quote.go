@@ -10,6 +10,8 @@ import (
 	"math"
 	"math/big"
 	"math/bits"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -281,4 +283,27 @@ func (r *reader) u64() uint64 {
 		return 0
 	}
 	return binary.LittleEndian.Uint64(b)
+}
+
+// ParseIOTA parses a decimal amount of IOTA ("1.5", "0.000001") into nano-IOTA; at most 9 decimals.
+func ParseIOTA(s string) (Nanos, error) {
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "IOTA"))
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" {
+		whole = "0"
+	}
+	if len(frac) > 9 || strings.ContainsAny(whole+frac, "+-") {
+		return 0, fmt.Errorf("payment: %q: want an amount of IOTA with at most 9 decimals, such as 0.001", s)
+	}
+	w, err1 := strconv.ParseUint(whole, 10, 64)
+	f := uint64(0)
+	var err2 error
+	if frac != "" {
+		f, err2 = strconv.ParseUint(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+	}
+	hi, lo := bits.Mul64(w, 1_000_000_000)
+	if err1 != nil || err2 != nil || hi != 0 || lo+f < lo {
+		return 0, fmt.Errorf("payment: %q: want an amount of IOTA with at most 9 decimals, such as 0.001", s)
+	}
+	return Nanos(lo + f), nil
 }

@@ -250,3 +250,16 @@ func frame(typ byte, body []byte) []byte {
 	writeFrame(&b, typ, body)
 	return b.Bytes()
 }
+
+func TestParseIOTA(t *testing.T) {
+	for s, want := range map[string]Nanos{"1": 1e9, "1.5": 1_500_000_000, "0.000001": 1000, ".000000001": 1, "2 IOTA": 2e9} {
+		if got, err := ParseIOTA(s); err != nil || got != want {
+			t.Errorf("ParseIOTA(%q) = %d %v, want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "x", "1.0000000001", "-1", "99999999999999999999"} {
+		if _, err := ParseIOTA(s); err == nil && s != "" {
+			t.Errorf("ParseIOTA(%q) accepted", s)
+		}
+	}
+}
