@@ -40,8 +40,9 @@ type devnetNode struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
 	DataDir  string `json:"data_dir"`
-	Wallet   string `json:"wallet,omitempty"` // its payment wallet on the dev chain (funded)
-	RPC      string `json:"rpc,omitempty"`    // the dev chain's JSON-RPC URL
+	Storage  string `json:"storage,omitempty"` // a storage provider's multiaddr (alice sells storage)
+	Wallet   string `json:"wallet,omitempty"`  // its payment wallet on the dev chain (funded)
+	RPC      string `json:"rpc,omitempty"`     // the dev chain's JSON-RPC URL
 }
 
 func devnetCommand() *command {
@@ -58,10 +59,11 @@ With --chain (the default) it also runs an EVM dev chain in-process (go-ethereum
 chain id 1337, a block a second) served over JSON-RPC on 127.0.0.1, and gives every node a payment
 wallet (wallet.key, unencrypted: a devnet's money is play money) funded with 1000 IOTA, for
 "tanglemail wallet" and "tanglemail storage subscribe" with --rpc <its URL> --chain-id 1337
---insecure-unencrypted-wallet.
+--insecure-unencrypted-wallet; alice is a storage provider selling subscriptions on it (0.000001 IOTA
+per MiB·day, paid into her wallet, 2 confirmations).
 
 With --json it prints one JSON object per node on standard output once all nodes are ready:
-{"name","address","imap","smtp","web","user","password","data_dir","wallet","rpc"} (host:port strings).`,
+{"name","address","imap","smtp","web","user","password","data_dir","wallet","rpc","storage"} (host:port strings).`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &devnetFlags{}
 			fs.StringVar(&f.dir, "dir", "", "directory for the nodes' data (default: a new temporary directory, removed at exit)")
@@ -124,7 +126,14 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		chain = c
 	}
 	nodes, err := node.StartDevnet(ctx, dirs, node.DevnetOptions{
-		Configure: func(i int, cfg *node.Config) { cfg.Log = log.With("node", devnetNames[i]) },
+		Configure: func(i int, cfg *node.Config) {
+			cfg.Log = log.With("node", devnetNames[i])
+			if chain != nil && i == 0 { // alice sells storage, paid on the dev chain into her wallet
+				cfg.Storage.Enabled = true
+				cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: []string{chain.URL}, ChainID: devchain.ChainID,
+					Confirmations: 2, Payee: wallets[0], Price: 1000}
+			}
+		},
 		Started: func(i int, _ *node.Node) {
 			if !f.json {
 				fmt.Fprintf(env.stderr, "started %s (%d/%d)\n", devnetNames[i], i+1, f.nodes)
@@ -159,6 +168,9 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		}
 		if chain != nil {
 			d.Wallet, d.RPC = wallets[i].Hex(), chain.URL
+			if st := n.StorageStatus(); st.Enabled && len(st.Addrs) > 0 {
+				d.Storage = st.Addrs[0]
+			}
 		}
 		if f.json {
 			if err := enc.Encode(d); err != nil {
@@ -175,6 +187,10 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	if chain != nil && !f.json {
 		fmt.Fprintf(env.stdout, "dev chain: JSON-RPC %s, chain id %d, a block a second (tanglemail wallet --data-dir %s --rpc %s --chain-id %d --insecure-unencrypted-wallet)\n",
 			chain.URL, devchain.ChainID, dirs[0], chain.URL, devchain.ChainID)
+		if st := nodes[0].StorageStatus(); len(nodes) > 1 && len(st.Addrs) > 0 {
+			fmt.Fprintf(env.stdout, "alice sells storage at 0.000001 IOTA per MiB·day; bob subscribes with:\n  tanglemail storage subscribe --data-dir %s --provider %s --network tanglemail-dev --rpc %s --chain-id %d --insecure-unencrypted-wallet --mib 16 --days 7\n",
+				dirs[1], st.Addrs[0], chain.URL, devchain.ChainID)
+		}
 	}
 	if !f.json {
 		fmt.Fprintf(env.stdout, "devnet of %d nodes running in %s. Stop with Ctrl-C.\n", f.nodes, dir)
