@@ -12,7 +12,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/payment"
+	"github.com/tanglemail/tanglemail/internal/payment/devchain"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -25,6 +29,7 @@ type devnetFlags struct {
 	json     bool
 	logLevel string
 	light    bool
+	chain    bool
 }
 
 // devnetNode is what --json prints for each node.
@@ -40,6 +45,9 @@ type devnetNode struct {
 	// Role is "storage" (the storage/public node of --light), "light" (the light client) or empty.
 	Role     string `json:"role,omitempty"`
 	Provider string `json:"provider,omitempty"` // the light client's provider (multiaddr)
+	Storage  string `json:"storage,omitempty"`  // a storage provider's multiaddr (alice sells storage)
+	Wallet   string `json:"wallet,omitempty"`   // its payment wallet on the dev chain (funded)
+	RPC      string `json:"rpc,omitempty"`      // the dev chain's JSON-RPC URL
 }
 
 func devnetCommand() *command {
@@ -57,9 +65,17 @@ With --light the first node (alice) is also a storage and public node (tanglemai
 kept by alice's node while it is off. The command to run that light client again on its own (after you
 stop the devnet's copy, or to see mail it missed arrive) is printed with its settings.
 
+With --chain (the default) it also runs an EVM dev chain in-process (go-ethereum's simulated backend,
+chain id 1337, a block a second) served over JSON-RPC on 127.0.0.1, and gives every node a payment
+wallet (wallet.key, unencrypted: a devnet's money is play money) funded with 1000 IOTA, for
+"tanglemail wallet" and "tanglemail storage subscribe" with --rpc <its URL> --chain-id 1337
+--insecure-unencrypted-wallet; alice is a storage provider selling subscriptions on it (0.000001 IOTA
+per MiB·day, paid into her wallet, 2 confirmations).
+
 With --json it prints one JSON object per node on standard output once all nodes are ready:
-{"name","address","imap","smtp","web","user","password","data_dir"} (host:port strings), plus "role"
-("storage", "light") and the light client's "provider" with --light.`,
+{"name","address","imap","smtp","web","user","password","data_dir"} (host:port strings), with --chain
+"wallet", "rpc" and alice's "storage" (multiaddr), and with --light "role" ("storage", "light") and
+the light client's "provider".`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &devnetFlags{}
 			fs.StringVar(&f.dir, "dir", "", "directory for the nodes' data (default: a new temporary directory, removed at exit)")
@@ -67,6 +83,7 @@ With --json it prints one JSON object per node on standard output once all nodes
 			fs.BoolVar(&f.json, "json", false, "print one JSON object per node once all are ready")
 			fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 			fs.BoolVar(&f.light, "light", false, "make the first node a storage/public node and start one more user as a light client through it")
+			fs.BoolVar(&f.chain, "chain", true, "run an in-process EVM dev chain with a funded payment wallet per node")
 			return f
 		},
 		run: runDevnet,
@@ -106,11 +123,35 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	for i := range dirs {
 		dirs[i] = filepath.Join(dir, devnetNames[i])
 	}
+	var (
+		wallets []common.Address
+		chain   *devchain.Chain
+	)
+	if f.chain {
+		for _, d := range dirs {
+			a, err := devnetWallet(d)
+			if err != nil {
+				return fmt.Errorf("devnet: wallet: %w", err)
+			}
+			wallets = append(wallets, a)
+		}
+		c, err := devchain.Start(devchain.Config{Funded: wallets, Period: time.Second})
+		if err != nil {
+			return fmt.Errorf("devnet: dev chain: %w", err)
+		}
+		defer c.Close()
+		chain = c
+	}
 	nodes, err := node.StartDevnet(ctx, dirs, node.DevnetOptions{
 		Configure: func(i int, cfg *node.Config) {
 			cfg.Log = log.With("node", devnetNames[i])
-			if f.light && i == 0 {
-				cfg.Storage = node.StorageConfig{Enabled: true, Public: true}
+			if i == 0 && (f.light || chain != nil) {
+				cfg.Storage.Enabled = true
+				cfg.Storage.Public = f.light
+			}
+			if chain != nil && i == 0 { // alice sells storage, paid on the dev chain into her wallet
+				cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: []string{chain.URL}, ChainID: devchain.ChainID,
+					Confirmations: 2, Payee: wallets[0], Price: 1000}
 			}
 		},
 		Started: func(i int, _ *node.Node) {
@@ -164,6 +205,12 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		case f.light && i == len(nodes):
 			d.Role, d.Provider = "light", providerAddr
 		}
+		if chain != nil && i < len(wallets) {
+			d.Wallet, d.RPC = wallets[i].Hex(), chain.URL
+			if st := n.StorageStatus(); st.Enabled && len(st.Addrs) > 0 {
+				d.Storage = st.Addrs[0]
+			}
+		}
 		if f.json {
 			if err := enc.Encode(d); err != nil {
 				return err
@@ -178,6 +225,17 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		case "light":
 			fmt.Fprintf(env.stdout, "       light client (no Tangle) through %s's storage node; to run it on its own later (with devnet --dir, so its data stays):\n"+
 				"       tanglemail light --network tanglemail-dev --data-dir %s --provider %s\n", devnetNames[0], d.DataDir, providerAddr)
+		}
+		if d.Wallet != "" {
+			fmt.Fprintf(env.stdout, "       wallet %s (1000 IOTA on the dev chain)\n", d.Wallet)
+		}
+	}
+	if chain != nil && !f.json {
+		fmt.Fprintf(env.stdout, "dev chain: JSON-RPC %s, chain id %d, a block a second (tanglemail wallet --data-dir %s --rpc %s --chain-id %d --insecure-unencrypted-wallet)\n",
+			chain.URL, devchain.ChainID, dirs[0], chain.URL, devchain.ChainID)
+		if st := nodes[0].StorageStatus(); len(nodes) > 1 && len(st.Addrs) > 0 {
+			fmt.Fprintf(env.stdout, "alice sells storage at 0.000001 IOTA per MiB·day; bob subscribes with:\n  tanglemail storage subscribe --data-dir %s --provider %s --network tanglemail-dev --rpc %s --chain-id %d --insecure-unencrypted-wallet --mib 16 --days 7\n",
+				dirs[1], st.Addrs[0], chain.URL, devchain.ChainID)
 		}
 	}
 	if !f.json {
@@ -242,4 +300,20 @@ func introduce(ctx context.Context, nodes []*node.Node) error {
 		}
 	}
 	return nil
+}
+
+// devnetWallet loads (or creates, unencrypted) the payment wallet of a devnet node's data directory.
+func devnetWallet(dir string) (common.Address, error) {
+	if err := node.EnsureDataDir(dir); err != nil {
+		return common.Address{}, err
+	}
+	p := filepath.Join(dir, payment.WalletFile)
+	k, err := payment.LoadWallet(p, nil, true)
+	if errors.Is(err, os.ErrNotExist) {
+		k, err = payment.CreateWallet(p, nil, true)
+	}
+	if err != nil {
+		return common.Address{}, err
+	}
+	return payment.AddressOf(k), nil
 }

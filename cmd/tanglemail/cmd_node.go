@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/version"
 )
@@ -38,6 +39,10 @@ type nodeFlags struct {
 	blockBudget    string
 	storageProv    *listFlag
 	storageGrant   *listFlag
+	// paid storage (issue 10): --storage-price, --payment-address, --payment-rpc, --payment-chain-id,
+	// --payment-confirmations
+	storagePrice, paymentAddress, paymentRPC string
+	paymentChainID, paymentConfirmations     uint64
 }
 
 func nodeCommand() *command {
@@ -77,6 +82,11 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			fs.BoolVar(&f.storage, "storage", false, "run a storage provider: keep subscribers' sealed blocks past their TTL (see tanglemail storage --help)")
 			fs.StringVar(&f.storageCap, "storage-cap", "1GiB", "disk cap of the storage provider, e.g. 512MiB, 10GiB (subscriptions' quotas never exceed it)")
 			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage")
+			fs.StringVar(&f.storagePrice, "storage-price", "", "sell storage subscriptions: price in IOTA per MiB·day, e.g. 0.0001 (needs --payment-address and --payment-rpc)")
+			fs.StringVar(&f.paymentAddress, "payment-address", "", "where subscribers pay (an address on the payment chain, 0x…)")
+			fs.StringVar(&f.paymentRPC, "payment-rpc", "", "JSON-RPC endpoints of the payment chain, comma-separated; all must agree")
+			fs.Uint64Var(&f.paymentChainID, "payment-chain-id", payment.IOTAEVMChainID, "chain id of the payment chain (IOTA EVM: 8822)")
+			fs.Uint64Var(&f.paymentConfirmations, "payment-confirmations", payment.DefaultConfirmations, "blocks a payment needs (its own included) before a subscription is activated")
 			fs.Var(f.storageAllow, "storage-allow", "subscription keys (hex or base64) the storage provider activates without a grant, comma-separated")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
@@ -139,6 +149,22 @@ func runNode(env *cmdEnv, o any, args []string) error {
 			return usageError{err.Error()}
 		}
 		cfg.Storage.Allow = append(cfg.Storage.Allow, key)
+	}
+	if f.storagePrice != "" {
+		price, err := payment.ParseIOTA(f.storagePrice)
+		if err != nil || price == 0 {
+			return usageError{fmt.Sprintf("--storage-price %q: want a positive amount of IOTA per MiB·day, such as 0.0001", f.storagePrice)}
+		}
+		payee, err := payment.ParseAddress(f.paymentAddress)
+		if err != nil {
+			return usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
+		}
+		if f.paymentRPC == "" {
+			return usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
+		}
+		cfg.Storage.Enabled = true
+		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: strings.Split(f.paymentRPC, ","), ChainID: f.paymentChainID,
+			Confirmations: f.paymentConfirmations, Payee: payee, Price: price}
 	}
 
 	ctx, cancel := env.context()

@@ -9,6 +9,7 @@ type storageFlags struct {
 	apiFlags
 	mib  uint
 	days uint
+	sub  subscribeFlags // subscribe's own flags (cmd_storage_subscribe.go)
 }
 
 // storageCommand is "tanglemail storage": the operator's subcommands status and grant
@@ -17,8 +18,8 @@ type storageFlags struct {
 func storageCommand() *command {
 	return &command{
 		name:    "storage",
-		summary: "the running node's storage provider: status, grants",
-		usage:   "[status | grant --mib N --days N]",
+		summary: "the running node's storage provider (status, grants); subscribe: pay a provider to keep your mail",
+		usage:   "[status | grant --mib N --days N | subscribe --provider <multiaddr> --mib N --days N --rpc <url>]",
 		about: `Administers the storage provider of the node running on the data directory (started with
 "tanglemail node --storage", or --public to also serve light clients; docs/protocol.md §12).
 
@@ -29,13 +30,20 @@ func storageCommand() *command {
 
 A provider stores, for each subscription, the sealed blocks whose route tag matches the subscriber's tag
 prefix: with 8 tag bits that is about 1/256 of all traffic, with 12 bits 1/4096. At the quota new blocks
-are refused and stored ones are kept.`,
+are refused and stored ones are kept.
+
+  tanglemail storage subscribe --provider <multiaddr> --mib N --days N --rpc <url> [--yes]
+      asks a provider for a quote, shows the cost, asks to confirm (--yes for scripts), pays from your
+      wallet (tanglemail wallet), shows progress until the provider has verified the payment on chain,
+      and the subscription is active (docs/protocol.md §14). Run it again with the same provider to renew
+      or top up: the period is extended. Paying the same quote again never pays twice.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &storageFlags{}
 			f.register(fs, getenv)
 			fs.BoolVar(&f.json, "json", false, "print the node's JSON answer unchanged")
 			fs.UintVar(&f.mib, "mib", 64, "grant: the subscription's quota in MiB")
 			fs.UintVar(&f.days, "days", 30, "grant: how many days the subscription stays active")
+			f.sub.registerSubscribe(fs)
 			return f
 		},
 		run: func(env *cmdEnv, o any, args []string) error {
@@ -52,8 +60,11 @@ are refused and stored ones are kept.`,
 				return runStorageStatus(env, &f.apiFlags)
 			case "grant":
 				return runStorageGrant(env, &f.apiFlags, f.mib, f.days)
+			case "subscribe":
+				f.sub.commonFlags, f.sub.mib, f.sub.days = f.commonFlags, f.mib, f.days
+				return runSubscribe(env, &f.sub, nil)
 			}
-			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant", sub)}
+			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant (or subscribe)", sub)}
 		},
 	}
 }

@@ -27,6 +27,7 @@ func commands() []*command {
 		chatCommand(),
 		contactsCommand(),
 		devnetCommand(),
+		walletCommand(),
 		inviteCommand(),
 		storageCommand(),
 		joinCommand(),

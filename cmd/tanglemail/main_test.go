@@ -338,6 +338,20 @@ func TestDevnetJSON(t *testing.T) {
 			t.Fatalf("%s has %d peers (%v)", name, len(st.P2P.Peers), err)
 		}
 	}
+	// Each node has a funded wallet on the devnet's dev chain.
+	if al := nodes["alice"]; al.Wallet == "" || !strings.HasPrefix(al.RPC, "http://127.0.0.1:") {
+		t.Fatalf("no dev chain: %+v", al)
+	} else if code, wout, errs := runCLI(t, nil, "wallet", "--data-dir", al.DataDir, "--rpc", al.RPC, "--chain-id", "1337", "--insecure-unencrypted-wallet", "--json"); code != 0 ||
+		!strings.Contains(wout, `"balance":"1000 IOTA"`) || !strings.Contains(wout, al.Wallet) {
+		t.Fatalf("alice's wallet: %d %s %s", code, wout, errs)
+	}
+	// Alice sells storage on the dev chain; bob buys a subscription from her.
+	if al, bo := nodes["alice"], nodes["bob"]; al.Storage == "" {
+		t.Fatalf("alice is no storage provider: %+v", al)
+	} else if code, sout, errs := runCLI(t, nil, "storage", "subscribe", "--data-dir", bo.DataDir, "--provider", al.Storage, "--network", "tanglemail-dev",
+		"--rpc", bo.RPC, "--chain-id", "1337", "--insecure-unencrypted-wallet", "--mib", "16", "--days", "7", "--yes"); code != 0 || !strings.Contains(sout, "active until") {
+		t.Fatalf("bob subscribes at alice: %d %s %s", code, sout, errs)
+	}
 	// Each node knows the others by their names.
 	for name, n := range nodes {
 		code, cout, errs := runCLI(t, nil, "contacts", "--data-dir", n.DataDir, "--json")

@@ -27,6 +27,8 @@ type StorageConfig struct {
 	Public bool
 	// Allow lists subscription keys activated without a grant.
 	Allow []ed25519.PublicKey
+	// Payments, if set, sells subscriptions for IOTA (payment.go; protocol.md §14).
+	Payments *StoragePaymentsConfig
 }
 
 // ParseStorageKey reads a subscription key for --storage-allow: 32 bytes in hex or base64.
@@ -58,6 +60,7 @@ type storageSide struct {
 	unregister func()
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
+	pay        *StoragePayments // nil unless Payments
 }
 
 func (s *storageSide) goRun(n *Node, name string, f func() error) {
@@ -103,6 +106,9 @@ func (n *Node) startStorage() error {
 		n.metrics.MustRegister(p.Collectors()...)
 	}
 	n.net.HandleStream(p.Protocol(), p.Serve)
+	if err := n.startStoragePayments(side); err != nil {
+		return err
+	}
 	feed := make(chan *tangle.Block, storageFeedQueue)
 	side.unregister = n.net.OnBlock(func(b *tangle.Block) {
 		select {
@@ -236,5 +242,8 @@ func (n *Node) closeStorage() error {
 		side.unregister()
 	}
 	side.wg.Wait()
+	if side.pay != nil {
+		side.pay.Close()
+	}
 	return side.p.Close()
 }

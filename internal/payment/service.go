@@ -1,0 +1,436 @@
+package payment
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// Protocol is the payment stream protocol of network netID (protocol.md §14.5).
+func Protocol(netID tangle.NetworkID) string { return p2p.ProtocolPrefix(netID) + "/pay/1" }
+
+// Message types (protocol.md §14.5).
+const (
+	msgTermsReq  = 0x01
+	msgQuoteReq  = 0x02
+	msgSubmit    = 0x03
+	msgTerms     = 0x81
+	msgQuote     = 0x82
+	msgResult    = 0x83
+	msgError     = 0x7f
+	maxFrameBody = 1024
+	maxErrMsg    = 512
+)
+
+// Error codes of an error message (protocol.md §14.5).
+const (
+	CodeMalformed   = 1 // the request could not be parsed
+	CodeNotFound    = 2 // no such subscription
+	CodeRefused     = 3 // the payment does not pay the quote (not worth retrying)
+	CodePending     = 4 // not confirmed yet: submit again later
+	CodeUnavailable = 5 // the provider cannot reach its chain endpoints: submit again later
+	CodeInternal    = 6
+)
+
+// RemoteError is an error message from the provider.
+type RemoteError struct {
+	Code uint8
+	Msg  string
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("provider: %s (code %d)", e.Msg, e.Code) }
+
+// Retryable reports whether submitting again later may succeed.
+func (e *RemoteError) Retryable() bool { return e.Code == CodePending || e.Code == CodeUnavailable }
+
+// Terms are what a provider announces: its price and where to pay.
+type Terms struct {
+	Rail          RailKind
+	ChainID       uint64
+	PricePerMiB   Nanos // per MiB·day
+	Address       []byte
+	Confirmations uint32
+	QuoteKey      ed25519.PublicKey
+}
+
+// Result is the provider's answer to a submitted payment.
+type Result struct {
+	Active        bool
+	Confirmations uint32
+	Needed        uint32
+	PaidUntil     time.Time
+}
+
+func writeFrame(w io.Writer, typ byte, body []byte) error {
+	if len(body) > maxFrameBody {
+		return fmt.Errorf("payment: frame of %d bytes", len(body))
+	}
+	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 5+len(body)), uint32(1+len(body)))
+	b = append(b, typ)
+	_, err := w.Write(append(b, body...))
+	return err
+}
+
+// readFrame reads one frame: u32 LE length (of type + body, 1…1+maxFrameBody) ‖ type ‖ body.
+func readFrame(r io.Reader) (byte, []byte, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.LittleEndian.Uint32(h[:])
+	if n < 1 || n > 1+maxFrameBody {
+		return 0, nil, fmt.Errorf("%w: frame length %d", ErrMalformedFrame, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return 0, nil, err
+	}
+	return b[0], b[1:], nil
+}
+
+// ErrMalformedFrame: a payment-protocol message could not be parsed.
+var ErrMalformedFrame = errors.New("payment: malformed message")
+
+func encodeTerms(t Terms) []byte {
+	b := []byte{byte(t.Rail)}
+	b = binary.LittleEndian.AppendUint64(b, t.ChainID)
+	b = binary.LittleEndian.AppendUint64(b, uint64(t.PricePerMiB))
+	b = append(b, byte(len(t.Address)))
+	b = append(b, t.Address...)
+	b = binary.LittleEndian.AppendUint32(b, t.Confirmations)
+	return append(b, t.QuoteKey...)
+}
+
+func decodeTerms(body []byte) (Terms, error) {
+	r := reader{b: body}
+	t := Terms{Rail: RailKind(r.u8()), ChainID: r.u64(), PricePerMiB: Nanos(r.u64())}
+	t.Address = bytes.Clone(r.take(int(r.u8())))
+	t.Confirmations = r.u32()
+	t.QuoteKey = bytes.Clone(r.take(ed25519.PublicKeySize))
+	if r.err != nil || len(r.b) != 0 || len(t.Address) == 0 || len(t.Address) > maxAddrLen {
+		return Terms{}, fmt.Errorf("%w: terms", ErrMalformedFrame)
+	}
+	return t, nil
+}
+
+func encodeResult(r Result) []byte {
+	b := []byte{0}
+	if r.Active {
+		b[0] = 1
+	}
+	b = binary.LittleEndian.AppendUint32(b, r.Confirmations)
+	b = binary.LittleEndian.AppendUint32(b, r.Needed)
+	return binary.LittleEndian.AppendUint64(b, uint64(r.PaidUntil.Unix()))
+}
+
+func decodeResult(body []byte) (Result, error) {
+	r := reader{b: body}
+	a := r.u8()
+	res := Result{Active: a == 1, Confirmations: r.u32(), Needed: r.u32()}
+	until := r.u64()
+	if r.err != nil || len(r.b) != 0 || a > 1 || until > 1<<40 {
+		return Result{}, fmt.Errorf("%w: result", ErrMalformedFrame)
+	}
+	res.PaidUntil = time.Unix(int64(until), 0).UTC()
+	return res, nil
+}
+
+func encodeError(code uint8, msg string) []byte {
+	if len(msg) > maxErrMsg {
+		msg = msg[:maxErrMsg]
+	}
+	return append([]byte{code}, msg...)
+}
+
+// decodeMessage parses a response frame into a value or a *RemoteError (the fuzzed parser).
+func decodeMessage(typ byte, body []byte) (any, error) {
+	switch typ {
+	case msgTerms:
+		return decodeTerms(body)
+	case msgQuote:
+		return DecodeQuote(body)
+	case msgResult:
+		return decodeResult(body)
+	case msgError:
+		if len(body) < 1 || len(body) > 1+maxErrMsg {
+			return nil, fmt.Errorf("%w: error message", ErrMalformedFrame)
+		}
+		return nil, &RemoteError{Code: body[0], Msg: string(bytes.ToValidUTF8(body[1:], []byte("?")))}
+	}
+	return nil, fmt.Errorf("%w: type 0x%02x", ErrMalformedFrame, typ)
+}
+
+// ServiceConfig configures the provider's payment service.
+type ServiceConfig struct {
+	Rail     Rail
+	Verifier *Verifier // its Rail is Rail
+	QuoteKey ed25519.PrivateKey
+	Price    Nanos  // per MiB·day
+	Needed   uint32 // confirmations the rail requires (shown to subscribers)
+	QuoteTTL time.Duration
+	MaxDays  uint32
+	// SubQuota returns a subscription's quota in MiB, or ok = false if it does not exist.
+	SubQuota func(ctx context.Context, id SubID) (mib uint32, ok bool)
+	Now      func() time.Time
+	Timeout  time.Duration // per request (default 60 s)
+}
+
+// Service serves the payment protocol for a storage provider.
+type Service struct{ cfg ServiceConfig }
+
+// NewService returns the provider's payment service.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Rail == nil || cfg.Verifier == nil || cfg.QuoteKey == nil || cfg.SubQuota == nil || cfg.Price == 0 {
+		return nil, errors.New("payment: service needs a rail, a verifier, a quote key, a price and SubQuota")
+	}
+	if cfg.QuoteTTL <= 0 {
+		cfg.QuoteTTL = 15 * time.Minute
+	}
+	if cfg.MaxDays == 0 {
+		cfg.MaxDays = 365
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+// Terms returns what the provider announces.
+func (s *Service) Terms() Terms {
+	return Terms{Rail: s.cfg.Rail.Kind(), ChainID: s.cfg.Rail.ChainID(), PricePerMiB: s.cfg.Price, Address: s.cfg.Rail.Payee(),
+		Confirmations: s.cfg.Needed, QuoteKey: s.cfg.QuoteKey.Public().(ed25519.PublicKey)}
+}
+
+// Quote makes a signed quote for days more of subscription id.
+func (s *Service) Quote(ctx context.Context, id SubID, days uint32) (*Quote, error) {
+	if days == 0 || days > s.cfg.MaxDays {
+		return nil, &RemoteError{CodeMalformed, fmt.Sprintf("days must be 1…%d", s.cfg.MaxDays)}
+	}
+	mib, ok := s.cfg.SubQuota(ctx, id)
+	if !ok {
+		return nil, &RemoteError{CodeNotFound, "no such subscription: create it first"}
+	}
+	amount, err := Price(s.cfg.Price, max(mib, 1), days)
+	if err != nil {
+		return nil, &RemoteError{CodeMalformed, err.Error()}
+	}
+	q := &Quote{Rail: s.cfg.Rail.Kind(), ChainID: s.cfg.Rail.ChainID(), Sub: id, Address: s.cfg.Rail.Payee(), Amount: amount,
+		MiB: mib, Days: days, Expires: s.cfg.Now().Add(s.cfg.QuoteTTL).Truncate(time.Second)}
+	if err := q.Sign(s.cfg.QuoteKey); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Submit verifies a payment and activates its subscription.
+func (s *Service) Submit(ctx context.Context, tx TxID, quote []byte) (Result, error) {
+	c, err := s.cfg.Verifier.Process(ctx, tx, quote)
+	if err == nil {
+		return Result{Active: true, Needed: s.cfg.Needed, Confirmations: s.cfg.Needed, PaidUntil: c.PaidUntil}, nil
+	}
+	switch {
+	case errors.Is(err, ErrEndpoint) || errors.Is(err, ErrDisagree):
+		return Result{}, &RemoteError{CodeUnavailable, "the provider cannot check the chain now; submit again later"}
+	case errors.Is(err, ErrNotConfirmed), errors.Is(err, ErrPending), errors.Is(err, ErrNotFound):
+		return Result{}, &RemoteError{CodePending, err.Error()}
+	case errors.Is(err, ErrMalformedQuote):
+		return Result{}, &RemoteError{CodeMalformed, err.Error()}
+	case errors.Is(err, ErrBadSignature), errors.Is(err, ErrWrongChain), errors.Is(err, ErrWrongRail), errors.Is(err, ErrWrongRecipient),
+		errors.Is(err, ErrUnderpaid), errors.Is(err, ErrNotThisQuote), errors.Is(err, ErrReverted), errors.Is(err, ErrPaidLate),
+		errors.Is(err, ErrAlreadyCounted):
+		return Result{}, &RemoteError{CodeRefused, err.Error()}
+	}
+	return Result{}, &RemoteError{CodeInternal, "the provider could not record the payment; submit again later"}
+}
+
+// Serve answers one request on st (the handler for Protocol).
+func (s *Service) Serve(st p2p.Stream) {
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	st.SetDeadline(time.Now().Add(s.cfg.Timeout))
+	typ, body, err := readFrame(st)
+	if err != nil {
+		writeFrame(st, msgError, encodeError(CodeMalformed, "unreadable request"))
+		return
+	}
+	reply := func(v any, err error) {
+		var re *RemoteError
+		switch {
+		case errors.As(err, &re):
+			writeFrame(st, msgError, encodeError(re.Code, re.Msg))
+		case err != nil:
+			writeFrame(st, msgError, encodeError(CodeInternal, "internal error"))
+		default:
+			switch v := v.(type) {
+			case Terms:
+				writeFrame(st, msgTerms, encodeTerms(v))
+			case *Quote:
+				enc, _ := v.Encode()
+				writeFrame(st, msgQuote, enc)
+			case Result:
+				writeFrame(st, msgResult, encodeResult(v))
+			}
+		}
+	}
+	switch typ {
+	case msgTermsReq:
+		reply(s.Terms(), nil)
+	case msgQuoteReq:
+		if len(body) != 20 {
+			reply(nil, &RemoteError{CodeMalformed, "quote request is sub (16) ‖ days (4)"})
+			return
+		}
+		var id SubID
+		copy(id[:], body)
+		reply(s.Quote(ctx, id, binary.LittleEndian.Uint32(body[16:])))
+	case msgSubmit:
+		if len(body) < 32 {
+			reply(nil, &RemoteError{CodeMalformed, "submit is tx (32) ‖ quote"})
+			return
+		}
+		reply(s.Submit(ctx, TxID(body[:32]), body[32:]))
+	default:
+		reply(nil, &RemoteError{CodeMalformed, fmt.Sprintf("unknown request type 0x%02x", typ)})
+	}
+}
+
+// StreamOpener opens service streams (*p2p.Node, *p2p.ClientHost).
+type StreamOpener interface {
+	OpenStream(ctx context.Context, p peer.ID, proto string) (p2p.Stream, error)
+}
+
+// Client asks one provider's payment service.
+type Client struct {
+	h     StreamOpener
+	peer  peer.ID
+	proto string
+}
+
+// NewClient returns a client of provider's payment service on network netID.
+func NewClient(h StreamOpener, provider peer.ID, netID tangle.NetworkID) *Client {
+	return &Client{h: h, peer: provider, proto: Protocol(netID)}
+}
+
+func (c *Client) ask(ctx context.Context, typ byte, body []byte) (any, error) {
+	st, err := c.h.OpenStream(ctx, c.peer, c.proto)
+	if err != nil {
+		return nil, fmt.Errorf("payment: reaching the provider: %w", err)
+	}
+	defer st.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	if err := writeFrame(st, typ, body); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	rt, rb, err := readFrame(st)
+	if err != nil {
+		return nil, fmt.Errorf("payment: reading the provider's answer: %w", err)
+	}
+	return decodeMessage(rt, rb)
+}
+
+// Terms asks the provider's price and payee.
+func (c *Client) Terms(ctx context.Context) (Terms, error) {
+	v, err := c.ask(ctx, msgTermsReq, nil)
+	if err != nil {
+		return Terms{}, err
+	}
+	t, ok := v.(Terms)
+	if !ok {
+		return Terms{}, fmt.Errorf("%w: unexpected answer", ErrMalformedFrame)
+	}
+	return t, nil
+}
+
+// Quote asks a quote for days more of subscription id; it must be signed by terms' quote key and
+// name id, terms' chain and payee.
+func (c *Client) Quote(ctx context.Context, t Terms, id SubID, days uint32) (*Quote, error) {
+	body := binary.LittleEndian.AppendUint32(append([]byte{}, id[:]...), days)
+	v, err := c.ask(ctx, msgQuoteReq, body)
+	if err != nil {
+		return nil, err
+	}
+	q, ok := v.(*Quote)
+	if !ok {
+		return nil, fmt.Errorf("%w: unexpected answer", ErrMalformedFrame)
+	}
+	if !bytes.Equal(q.Signer, t.QuoteKey) || q.Sub != id || q.Days != days || q.ChainID != t.ChainID || q.Rail != t.Rail ||
+		!bytes.Equal(q.Address, t.Address) {
+		return nil, errors.New("payment: the provider's quote does not match its terms or the request")
+	}
+	return q, nil
+}
+
+// Submit hands the provider a payment of q.
+func (c *Client) Submit(ctx context.Context, tx TxID, q *Quote) (Result, error) {
+	enc, err := q.Encode()
+	if err != nil {
+		return Result{}, err
+	}
+	v, err := c.ask(ctx, msgSubmit, append(tx[:], enc...))
+	if err != nil {
+		return Result{}, err
+	}
+	r, ok := v.(Result)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: unexpected answer", ErrMalformedFrame)
+	}
+	return r, nil
+}
+
+// Progress is a step of Subscribe shown to the user.
+type Progress struct {
+	Stage string // "paid", "confirming", "waiting"
+	Tx    TxID
+	Err   error // the retryable state
+}
+
+// PayAndActivate pays q with rail (idempotent per quote) and submits the payment to the provider
+// until it is active, polling every interval; progress hears each step. Refusals end it.
+func PayAndActivate(ctx context.Context, c *Client, rail Rail, q *Quote, every time.Duration, progress func(Progress)) (TxID, Result, error) {
+	tx, err := rail.Pay(ctx, q)
+	if err != nil {
+		return tx, Result{}, err
+	}
+	if progress != nil {
+		progress(Progress{Stage: "paid", Tx: tx})
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r, err := c.Submit(ctx, tx, q)
+		if err == nil {
+			return tx, r, nil
+		}
+		var re *RemoteError
+		if !errors.As(err, &re) || !re.Retryable() {
+			if errors.As(err, &re) {
+				return tx, Result{}, err
+			}
+			// The provider is unreachable: keep trying; the payment is on its way regardless.
+		}
+		if progress != nil {
+			progress(Progress{Stage: "confirming", Tx: tx, Err: err})
+		}
+		select {
+		case <-ctx.Done():
+			return tx, Result{}, fmt.Errorf("%w (payment %s sent; run the command again to resume: it will not pay twice)", ctx.Err(), tx)
+		case <-t.C:
+		}
+	}
+}
