@@ -111,5 +111,14 @@ func (n *Node) caughtUpPeers() []peer.ID {
 }
 
 // PeerCount is the number of peers connected now: cheaper than Status for callers that only need to
-// know whether publishing can reach anyone (the outbox).
-func (n *Node) PeerCount() int { return len(n.host.Network().Peers()) }
+// know whether publishing can reach anyone (the outbox). Light clients (ClientHost, which speak no
+// block protocol) are not counted.
+func (n *Node) PeerCount() int {
+	c := 0
+	for _, p := range n.host.Network().Peers() {
+		if n.gossipPeer(p) {
+			c++
+		}
+	}
+	return c
+}
