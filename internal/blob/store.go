@@ -495,3 +495,14 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// ids lists the blobs present (tests).
+func (s *Store) ids() []ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ID, 0, len(s.blobs))
+	for id := range s.blobs {
+		out = append(out, id)
+	}
+	return out
+}
