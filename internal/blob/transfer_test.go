@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
 )
@@ -298,5 +299,19 @@ func BenchmarkBlobPutFetch25MiB(b *testing.B) {
 		prov.store.Delete(ref.ID)
 		bob.store.Delete(ref.ID)
 		b.StartTimer()
+	}
+}
+
+func TestMetricsCollectors(t *testing.T) {
+	n := newNode(t)
+	reg := prometheus.NewRegistry()
+	for _, c := range n.m.Collectors(n.store) {
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 11 {
+		t.Fatalf("%d metric families, %v", len(mfs), err)
 	}
 }
