@@ -404,6 +404,13 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		if mc.Manifest != nil {
 			return in.piece(ctx, b, me, m, -1, mc.Manifest.ID[:], mc.Manifest.Count, expires)
 		}
+		if mc.Blob != nil {
+			// A mail carried by a blob (protocol.md §13.7) is fetched and filed by the blob service,
+			// which is not wired in yet: never file it as an empty inline message.
+			in.c.ignored.Add(1)
+			in.log.Debug("inbox: blob mail, no blob service", "block", b.ID().Short())
+			return Ignored
+		}
 		return in.file(ctx, b, me, m, in.inboxID, mc.Inline, expires, in.params.DefaultMailTTL)
 	case seal.KindChat:
 		return in.fileChat(ctx, b, me, m, expires)
