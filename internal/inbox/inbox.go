@@ -522,6 +522,13 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 		if mc.Manifest != nil {
 			return in.piece(ctx, b, me, m, -1, mc.Manifest.ID[:], mc.Manifest.Count, expires)
 		}
+		if mc.Blob != nil {
+			// A mail carried by a blob (protocol.md §13.7) is fetched and filed by the blob service,
+			// which is not wired in yet: never file it as an empty inline message.
+			in.c.ignored.Add(1)
+			in.log.Debug("inbox: blob mail, no blob service", "block", b.ID().Short())
+			return Ignored
+		}
 		if bt != nil {
 			bt.add(pendingMail{idx: idx, b: b, me: me, m: m, raw: mc.Inline, expires: expires})
 			return Filed // settled by fileBatch

@@ -15,6 +15,11 @@ import (
 const (
 	ContentInline   byte = 0x00 // kind 1: 0x00 ‖ RFC 5322 message
 	ContentManifest byte = 0x01 // kind 1: 0x01 ‖ message id ‖ count ‖ length ‖ hash
+	ContentBlob     byte = 0x02 // kind 1: 0x02 ‖ LE16 ref length ‖ blob ref ‖ header section (§13.7)
+
+	// MaxBlobRef bounds the blob ref a kind-1 content may carry (protocol.md §13.2 allows at most 8
+	// holders with 4 addresses of ≤ 256 bytes each; real refs are a few hundred bytes).
+	MaxBlobRef = 12 << 10
 
 	IDSize          = 16                      // message id: random bytes chosen by the sender
 	ManifestSize    = 1 + IDSize + 2 + 4 + 32 // 55: the whole kind-1 content of a manifest
@@ -76,10 +81,30 @@ func EncodeInline(raw []byte) []byte {
 	return append([]byte{ContentInline}, raw...)
 }
 
-// MailContent is a parsed kind-1 envelope content: exactly one of Inline and Manifest is set.
+// MailContent is a parsed kind-1 envelope content: exactly one of Inline, Manifest and Blob is set.
 type MailContent struct {
 	Inline   []byte // the message (aliases the content)
 	Manifest *Manifest
+	Blob     *BlobContent
+}
+
+// BlobContent is a mail whose message is a sealed blob (protocol.md §13.7). The mail layer does not
+// parse the ref (package blob does, a layer above).
+type BlobContent struct {
+	Ref    []byte // the blob ref, §13.2 (aliases the content)
+	Header []byte // the message's header section, for a notice before the blob is fetched (may be empty)
+}
+
+// EncodeBlob returns the kind-1 envelope content of a mail carried by a blob.
+func EncodeBlob(ref, header []byte) ([]byte, error) {
+	if len(ref) == 0 || len(ref) > MaxBlobRef {
+		return nil, fmt.Errorf("%w: blob ref of %d bytes", ErrContent, len(ref))
+	}
+	b := make([]byte, 0, 3+len(ref)+len(header))
+	b = append(b, ContentBlob)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(ref)))
+	b = append(b, ref...)
+	return append(b, header...), nil
 }
 
 // ParseMailContent parses a kind-1 envelope content (protocol.md §10.1). Every rejection wraps
@@ -111,6 +136,15 @@ func ParseMailContent(content []byte) (MailContent, error) {
 			return MailContent{}, fmt.Errorf("%w: length %d outside %d…%d", ErrContent, m.Length, m.Count, MaxMessageSize)
 		}
 		return MailContent{Manifest: &m}, nil
+	case ContentBlob:
+		if len(content) < 3 {
+			return MailContent{}, fmt.Errorf("%w: blob content too short", ErrContent)
+		}
+		n := int(binary.LittleEndian.Uint16(content[1:3]))
+		if n == 0 || n > MaxBlobRef || 3+n > len(content) {
+			return MailContent{}, fmt.Errorf("%w: blob ref length %d out of bounds", ErrContent, n)
+		}
+		return MailContent{Blob: &BlobContent{Ref: content[3 : 3+n], Header: content[3+n:]}}, nil
 	}
 	return MailContent{}, fmt.Errorf("%w: unknown content type 0x%02x", ErrContent, content[0])
 }

@@ -384,7 +384,10 @@ func TestParseContentErrors(t *testing.T) {
 	mail := map[string][]byte{
 		"empty":              {},
 		"empty inline":       {ContentInline},
-		"unknown type":       {0x02, 'x'},
+		"unknown type":       {0x03, 'x'},
+		"short blob":         {ContentBlob, 1},
+		"empty blob ref":     {ContentBlob, 0, 0, 'h'},
+		"blob ref past end":  {ContentBlob, 3, 0, 'r', 'e'},
 		"short manifest":     good[:54],
 		"long manifest":      append(bytes.Clone(good), 0),
 		"count 1":            Manifest{Count: 1, Length: 10}.Encode(),
@@ -399,6 +402,14 @@ func TestParseContentErrors(t *testing.T) {
 	}
 	if _, err := ParseMailContent(good); err != nil {
 		t.Errorf("good manifest: %v", err)
+	}
+	bc, err := EncodeBlob([]byte("ref"), []byte("Subject: hi\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc, err := ParseMailContent(bc); err != nil || mc.Blob == nil || string(mc.Blob.Ref) != "ref" ||
+		string(mc.Blob.Header) != "Subject: hi\r\n\r\n" || mc.Inline != nil || mc.Manifest != nil {
+		t.Errorf("blob content: %+v %v", mc, err)
 	}
 	chunk := map[string][]byte{
 		"empty":       {},
@@ -545,5 +556,25 @@ func TestProtocolVectorsChunks(t *testing.T) {
 				t.Fatalf("unknown vector %q", v["vector"])
 			}
 		})
+	}
+}
+
+// TestProtocolVectorsBlobMail checks the vector of protocol.md §13.7.
+func TestProtocolVectorsBlobMail(t *testing.T) {
+	vs := readVectors(t, "### 13.7 Mail carried by a blob")
+	if len(vs) != 1 {
+		t.Fatalf("%d vectors", len(vs))
+	}
+	v := vs[0]
+	got, err := EncodeBlob(unhex(t, v["ref"]), unhex(t, v["header"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(got) != v["mail_content"] {
+		t.Fatalf("content %x, protocol.md says %s", got, v["mail_content"])
+	}
+	mc, err := ParseMailContent(got)
+	if err != nil || mc.Blob == nil || !bytes.Equal(mc.Blob.Ref, unhex(t, v["ref"])) {
+		t.Fatalf("parse: %+v %v", mc, err)
 	}
 }
