@@ -148,6 +148,7 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 			if i == 0 && (f.light || chain != nil) {
 				cfg.Storage.Enabled = true
 				cfg.Storage.Public = f.light
+				cfg.RelayService = f.light // a public node relays for nodes behind NAT
 			}
 			if chain != nil && i == 0 { // alice sells storage, paid on the dev chain into her wallet
 				cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: []string{chain.URL}, ChainID: devchain.ChainID,

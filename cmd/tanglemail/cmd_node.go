@@ -81,7 +81,7 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			f.storageAllow = newListFlag()
 			fs.BoolVar(&f.storage, "storage", false, "run a storage provider: keep subscribers' sealed blocks past their TTL (see tanglemail storage --help)")
 			fs.StringVar(&f.storageCap, "storage-cap", "1GiB", "disk cap of the storage provider, e.g. 512MiB, 10GiB (subscriptions' quotas never exceed it)")
-			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage")
+			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage and --relay-service")
 			fs.StringVar(&f.storagePrice, "storage-price", "", "sell storage subscriptions: price in IOTA per MiB·day, e.g. 0.0001 (needs --payment-address and --payment-rpc)")
 			fs.StringVar(&f.paymentAddress, "payment-address", "", "where subscribers pay (an address on the payment chain, 0x…)")
 			fs.StringVar(&f.paymentRPC, "payment-rpc", "", "JSON-RPC endpoints of the payment chain, comma-separated; all must agree")
@@ -124,7 +124,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.P2PListen = f.p2pListen.values
 	cfg.Bootstrap = f.bootstrap.values
 	cfg.MDNS = f.mdns
-	cfg.RelayService = f.relayService
+	cfg.RelayService = f.relayService || f.public // a public node relays for nodes behind NAT (issue 9)
 	cfg.Relays = f.relays.values
 	cfg.DHT = f.dht
 	cfg.APIListen = f.apiListen
