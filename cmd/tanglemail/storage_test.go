@@ -101,7 +101,11 @@ func TestStorageSubscribe(t *testing.T) {
 	if s := prov.Subscriptions(); s[0].Expires.Sub(first) < 71*time.Hour {
 		t.Fatalf("renewal did not extend: %v → %v", first, s[0].Expires)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, subsFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(dir, node.LightFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%v %v", fi, err)
+	}
+	// The light client finds the paid subscription in light.db (one place for subscriptions).
+	if saved, err := node.SavedProviders(dir); err != nil || len(saved) != 1 || saved[0] != srv.Addrs()[0] {
+		t.Fatalf("saved providers %q %v", saved, err)
 	}
 }

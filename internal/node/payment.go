@@ -110,6 +110,9 @@ func (n *Node) startStoragePayments(side *storageSide) error {
 	cfg := *pc
 	cfg.DataDir = n.cfg.DataDir
 	cfg.QuoteKey = ed25519.PrivateKey(raw)
+	if cfg.Now == nil {
+		cfg.Now = n.cfg.Storage.Now
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sp, err := StartStoragePayments(ctx, side.p, cfg)
