@@ -98,8 +98,23 @@ func TestStorageSubscribe(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "renewing subscription") {
 		t.Fatalf("renew: %d %q %q", code, out, errOut)
 	}
-	if s := prov.Subscriptions(); s[0].Expires.Sub(first) < 71*time.Hour {
-		t.Fatalf("renewal did not extend: %v → %v", first, s[0].Expires)
+	s = prov.Subscriptions()
+	if s[0].Expires.Sub(first) < 71*time.Hour || s[0].QuotaBytes != 16<<20 {
+		t.Fatalf("renewal did not extend: %v → %v (quota %d)", first, s[0].Expires, s[0].QuotaBytes)
+	}
+	// Top-up: a larger quota, paid for 1 more day at 32 MiB.
+	second := s[0].Expires
+	code, out, errOut = sub("", "--yes", "--mib", "32", "--days", "1")
+	if code != 0 || !strings.Contains(out, "renewing subscription") || !strings.Contains(out, "32 MiB for 1 days") ||
+		!strings.Contains(out, "amount:   0.000032 IOTA") {
+		t.Fatalf("top-up: %d %q %q", code, out, errOut)
+	}
+	if s := prov.Subscriptions(); s[0].QuotaBytes != 32<<20 || s[0].Expires.Sub(second) < 23*time.Hour || s[0].State.String() != "active" {
+		t.Fatalf("top-up: %+v (was until %v)", s[0], second)
+	}
+	// A quota above the provider's bound is refused before anything is paid.
+	if code, out, errOut = sub("", "--yes", "--mib", "4096", "--days", "1"); code == 0 || !strings.Contains(errOut, "above the provider's") {
+		t.Fatalf("top-up beyond the bound: %d %q %q", code, out, errOut)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, node.LightFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%v %v", fi, err)

@@ -142,8 +142,11 @@ func SubscribeStorage(ctx context.Context, r SubscribeRequest) (Subscribed, erro
 	if terms.Rail != r.Rail.Kind() || terms.ChainID != r.Rail.ChainID() {
 		return out, fmt.Errorf("the provider is paid on chain id %d; give --chain-id %d and an --rpc of that chain", terms.ChainID, terms.ChainID)
 	}
-	_ = currentMiB
-	q, err := pc.Quote(cctx, terms, payment.SubID(sid), r.Days)
+	var want uint32 // a top-up asks for more than the held quota
+	if r.MiB > currentMiB {
+		want = r.MiB
+	}
+	q, err := pc.QuoteMiB(cctx, terms, payment.SubID(sid), want, r.Days)
 	if err != nil {
 		return out, fmt.Errorf("quote: %w", err)
 	}
