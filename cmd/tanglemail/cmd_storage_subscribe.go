@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -118,5 +121,96 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "active until %s (transaction %s); a light client uses it with: tanglemail light --data-dir %s\n",
 		res.Result.PaidUntil.Local().Format(time.RFC1123), res.Tx, f.dataDir)
+	return nil
+}
+
+// heldJSON is one line of "storage subscriptions --json".
+type heldJSON struct {
+	Provider   string `json:"provider"`
+	ID         string `json:"id"`
+	State      string `json:"state,omitempty"`
+	UsedBytes  uint64 `json:"used_bytes"`
+	QuotaBytes uint64 `json:"quota_bytes"`
+	PaidUntil  string `json:"paid_until,omitempty"` // RFC 3339
+	Error      string `json:"error,omitempty"`
+}
+
+// runSubscriptions is "tanglemail storage subscriptions": the subscriber's view of the subscriptions
+// the data directory holds (asked of each provider), and, with --rpc, the wallet's balance.
+func runSubscriptions(env *cmdEnv, f *subscribeFlags, asJSON bool) error {
+	params, ok := tangle.NetworkByName(f.network)
+	if !ok {
+		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
+	}
+	if _, err := os.Stat(filepath.Join(f.dataDir, node.LightFile)); err != nil {
+		return fmt.Errorf("no storage subscriptions in %s: create one with \"tanglemail storage subscribe\"", f.dataDir)
+	}
+	ctx, cancel := env.context()
+	defer cancel()
+	held, err := node.HeldSubscriptions(ctx, f.dataDir, params.ID)
+	if err != nil {
+		return err
+	}
+	var wallet struct {
+		Address string `json:"address,omitempty"`
+		Balance string `json:"balance_wei,omitempty"`
+		IOTA    string `json:"balance,omitempty"`
+	}
+	if f.rpc != "" {
+		key, _, err := f.wallet(env)
+		if err != nil {
+			return err
+		}
+		rail, err := f.rail(ctx, env, key, nil)
+		if err != nil {
+			return err
+		}
+		defer rail.Close()
+		bal, err := rail.Balance(ctx)
+		if err != nil {
+			return fmt.Errorf("the wallet's balance: %w", err)
+		}
+		wallet.Address, wallet.Balance, wallet.IOTA = payment.AddressOf(key).Hex(), bal.String(), payment.FormatIOTA(bal)
+	}
+	out := make([]heldJSON, 0, len(held))
+	for _, h := range held {
+		j := heldJSON{Provider: h.Provider, ID: hex.EncodeToString(h.Sub[:])}
+		if h.Err != nil {
+			j.Error = h.Err.Error()
+		} else {
+			j.State, j.UsedBytes, j.QuotaBytes = h.Status.State.String(), h.Status.UsedBytes, h.Status.QuotaBytes
+			if !h.Status.Expires.IsZero() {
+				j.PaidUntil = h.Status.Expires.UTC().Format(time.RFC3339)
+			}
+		}
+		out = append(out, j)
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(map[string]any{"subscriptions": out, "wallet": wallet}, "", "  ")
+		fmt.Fprintln(env.stdout, string(b))
+		return nil
+	}
+	if wallet.Address != "" {
+		fmt.Fprintf(env.stdout, "wallet %s: %s\n", wallet.Address, wallet.IOTA)
+	}
+	for i, j := range out {
+		h := held[i]
+		if j.Error != "" {
+			fmt.Fprintf(env.stdout, "%s\n  subscription %s: %s\n", j.Provider, j.ID, cleanLine(j.Error))
+			continue
+		}
+		fmt.Fprintf(env.stdout, "%s\n  subscription %s: %s, %s of %s used", j.Provider, j.ID, j.State,
+			humanBytes(int64(j.UsedBytes)), humanBytes(int64(j.QuotaBytes)))
+		switch {
+		case h.Status.Expires.IsZero():
+			fmt.Fprintf(env.stdout, ", not paid yet\n")
+		case h.Status.State == wire.Expired || time.Now().After(h.Status.Expires):
+			fmt.Fprintf(env.stdout, ", ended %s: renew with tanglemail storage subscribe --provider %s --days N\n",
+				h.Status.Expires.Local().Format(time.RFC1123), j.Provider)
+		default:
+			fmt.Fprintf(env.stdout, ", paid until %s (%d days left)\n", h.Status.Expires.Local().Format(time.RFC1123),
+				int(time.Until(h.Status.Expires).Hours()/24))
+		}
+	}
 	return nil
 }

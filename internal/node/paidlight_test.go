@@ -199,6 +199,18 @@ func TestGethDevLightAfterPayment(t *testing.T) {
 			t.Fatalf("INBOX subject %d: %q, want %q", i, sj, want)
 		}
 	}
+	// The subscriber's view: status and /metrics show the paid period and the quota in use.
+	if st := bob.Status(); len(st.Storage) != 1 || st.Storage[0].State != "active" || st.Storage[0].Expires == "" ||
+		st.Storage[0].QuotaBytes != 16<<20 {
+		t.Fatalf("bob's storage status: %+v", st.Storage)
+	}
+	paidUntil := gauge(t, bob, "tanglemail_light_subscription_paid_until_seconds")
+	if d := time.Until(time.Unix(int64(paidUntil), 0)); d < 23*time.Hour || d > 25*time.Hour {
+		t.Fatalf("light_subscription_paid_until_seconds %v: %v from now, want about a day", paidUntil, d)
+	}
+	if q := gauge(t, bob, "tanglemail_light_subscription_quota_bytes"); q != 16<<20 {
+		t.Fatalf("light_subscription_quota_bytes %v", q)
+	}
 	if cs, _ := imapSubjects(t, bob, "Chats"); len(cs) != chats {
 		t.Fatalf("bob's Chats: %d, want %d", len(cs), chats)
 	}
@@ -231,4 +243,20 @@ func TestGethDevLightAfterPayment(t *testing.T) {
 		return strings.Contains(st.LastError, "expired")
 	})
 	t.Logf("bob's light client: %q", bob2.LightClients()[0].Status().LastError)
+}
+
+// gauge reads an unlabelled gauge of n's /metrics.
+func gauge(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	mfs, err := n.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s in /metrics", name)
+	return 0
 }

@@ -43,7 +43,7 @@ type SubscribeRequest struct {
 // Offer is what the subscriber is asked to confirm.
 type Offer struct {
 	Provider peer.ID
-	Renewal  bool // the subscription existed before
+	Renewal  bool // the subscription existed and was paid (or granted) before
 	Terms    payment.Terms
 	Quote    *payment.Quote
 	Gas      uint64   // estimated gas (0 when the rail cannot estimate)
@@ -104,10 +104,12 @@ func SubscribeStorage(ctx context.Context, r SubscribeRequest) (Subscribed, erro
 		return out, err
 	}
 	var currentMiB uint32
+	renewal := false
 	if have {
-		// The held subscription: its quota now (a top-up raises it).
+		// The held subscription: its quota now (a top-up raises it); paid before unless still pending.
 		if st, err := subscriptionStatus(cctx, h, ai.ID, r.Network.ID, sid, ed25519.NewKeyFromSeed(seed)); err == nil {
 			currentMiB = uint32((st.QuotaBytes + 1<<20 - 1) >> 20)
+			renewal = st.State != wire.Pending
 		}
 	} else {
 		sess, err := wire.Dial(cctx, h, ai.ID, r.Network.ID)
@@ -150,7 +152,7 @@ func SubscribeStorage(ctx context.Context, r SubscribeRequest) (Subscribed, erro
 	if err != nil {
 		return out, fmt.Errorf("quote: %w", err)
 	}
-	offer := Offer{Provider: ai.ID, Renewal: have, Terms: terms, Quote: q}
+	offer := Offer{Provider: ai.ID, Renewal: renewal, Terms: terms, Quote: q}
 	if fe, ok := r.Rail.(feeEstimator); ok {
 		if offer.Gas, offer.GasPrice, err = fe.EstimateFee(cctx, q); err != nil {
 			return out, fmt.Errorf("estimating the fee: %w", err)
@@ -202,4 +204,59 @@ func SavedProviders(dataDir string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// HeldSubscription is one subscription the data directory holds, as its provider reports it.
+type HeldSubscription struct {
+	Provider string // multiaddr (or the peer id, for one kept before addresses were)
+	Sub      wire.SubID
+	Status   wire.Status // zero when Err is set
+	Err      error       // the provider could not be asked
+}
+
+// HeldSubscriptions asks the provider of each subscription in light.db for its status: state, usage,
+// quota and the end of its paid period (the subscriber's view; it works whether or not a node runs).
+func HeldSubscriptions(ctx context.Context, dataDir string, netID tangle.NetworkID) ([]HeldSubscription, error) {
+	db, err := light.OpenDB(filepath.Join(dataDir, LightFile))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	subs, err := db.Subscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := p2p.NewClientHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var out []HeldSubscription
+	for _, s := range subs {
+		hs := HeldSubscription{Provider: cmp.Or(s.Addr, s.Name), Sub: s.ID}
+		_, seed, _, err := db.Subscription(ctx, s.Name)
+		if err == nil {
+			hs.Status, hs.Err = heldStatus(ctx, h, s, seed, netID)
+		} else {
+			hs.Err = err
+		}
+		out = append(out, hs)
+	}
+	return out, nil
+}
+
+func heldStatus(ctx context.Context, h *p2p.ClientHost, s light.SavedSubscription, seed []byte, netID tangle.NetworkID) (wire.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if s.Addr == "" {
+		return wire.Status{}, errors.New("no address kept for this provider: run tanglemail light --provider <multiaddr> once")
+	}
+	ai, err := peer.AddrInfoFromString(s.Addr)
+	if err != nil {
+		return wire.Status{}, err
+	}
+	if err := h.Connect(ctx, *ai); err != nil {
+		return wire.Status{}, fmt.Errorf("cannot reach the provider: %w", err)
+	}
+	return subscriptionStatus(ctx, h, ai.ID, netID, s.ID, ed25519.NewKeyFromSeed(seed))
 }
