@@ -73,7 +73,7 @@ are refused and stored ones are kept.
 				f.sub.commonFlags = f.commonFlags
 				return runSubscriptions(env, &f.sub, f.json)
 			}
-			return usageError{fmt.Sprintf("unknown storage command %q: want status, grant, subscribe or subscriptions", sub)}
+			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant (subscriber: subscribe, subscriptions)", sub)}
 		},
 	}
 }
