@@ -1,0 +1,113 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/tangle"
+)
+
+// attachMail is a multipart mail of about size bytes: a short text part and an attachment of random
+// bytes in base64 (so nothing compresses it).
+func attachMail(from, to, subject string, size int) string {
+	rnd := rand.New(rand.NewPCG(uint64(size), 7))
+	data := make([]byte, size*3/4)
+	for i := range data {
+		data[i] = byte(rnd.Uint32())
+	}
+	enc := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	b.Grow(size + 4096)
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@attach>\r\nDate: %s\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
+		"--b1\r\nContent-Type: text/plain\r\n\r\nThe photo.\r\n"+
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"+
+		"Content-Disposition: attachment; filename=\"photo.bin\"\r\n\r\n",
+		from, to, subject, rnd.Uint64(), time.Now().UTC().Format(time.RFC1123Z))
+	for len(enc) > 0 {
+		n := min(76, len(enc))
+		b.WriteString(enc[:n])
+		b.WriteString("\r\n")
+		enc = enc[n:]
+	}
+	b.WriteString("--b1--\r\n")
+	return b.String()
+}
+
+// attachPair starts alice and bob on params, peered, with alice in bob's contacts.
+func attachPair(t testing.TB, params tangle.Params) (alice, bob *Node) {
+	nodes := startDevnet(t, params, 2)
+	alice, bob = nodes[0], nodes[1]
+	if err := bob.Mailboxes().AddContact(context.Background(), "alice", alice.Identity().Address().Mail()); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}
+
+// imapFetchAll logs into n's IMAP server and returns the full bytes of every INBOX message.
+func imapFetchAll(t testing.TB, n *Node) [][]byte {
+	t.Helper()
+	c, err := imapclient.DialInsecure(n.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	loginSelect(t, c, n, "INBOX")
+	var all imap.SeqSet
+	all.AddRange(1, 0)
+	msgs, err := c.Fetch(all, &imap.FetchOptions{
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, m := range msgs {
+		for _, b := range m.BodySection {
+			out = append(out, b.Bytes)
+		}
+	}
+	return out
+}
+
+func checkAttachment(t *testing.T, alice, bob *Node, size int) {
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "holiday photos", size)
+	want := sha256.Sum256([]byte(raw))
+	submit(t, alice, []string{to}, raw)
+	waitFor(t, "the attachment in bob's INBOX", 120*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	got := imapFetchAll(t, bob)
+	if len(got) != 1 || sha256.Sum256(got[0]) != want {
+		t.Fatalf("bob's IMAP client got %d messages, sha256 differs (len %d, want %d)", len(got), len(got[0]), len(raw))
+	}
+	waitFor(t, "the delivery receipt at alice", 60*time.Second, func() bool {
+		items, err := alice.Mailboxes().OutboxItems(context.Background())
+		return err == nil && len(items) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
+	})
+	// Only the small envelope was published: no chunk blocks.
+	if st := alice.Status(); st.Outbox.Stats.Published != 1 {
+		t.Fatalf("alice published %d blocks, want 1 (the blob mail envelope)", st.Outbox.Stats.Published)
+	}
+	if bytes.Contains(got[0], []byte("X-Tanglemail-Blob-Pending")) {
+		t.Fatal("bob got a notice, not the mail")
+	}
+}
+
+// A 2 MiB mail from a contact travels as a blob: bob's IMAP client gets it byte for byte.
+func TestAttachment2MiB(t *testing.T) {
+	alice, bob := attachPair(t, tangle.DevNet)
+	checkAttachment(t, alice, bob, 2<<20)
+}
