@@ -22,7 +22,7 @@ import (
 // bytes in base64 (so nothing compresses it).
 func attachMail(from, to, subject string, size int) string {
 	rnd := rand.New(rand.NewPCG(uint64(size), 7))
-	data := make([]byte, size*3/4)
+	data := make([]byte, size/4*3/78*76) // base64 in 76-character lines: about size bytes
 	for i := range data {
 		data[i] = byte(rnd.Uint32())
 	}
@@ -110,4 +110,15 @@ func checkAttachment(t *testing.T, alice, bob *Node, size int) {
 func TestAttachment2MiB(t *testing.T) {
 	alice, bob := attachPair(t, tangle.DevNet)
 	checkAttachment(t, alice, bob, 2<<20)
+}
+
+// TestAttachment25MiB: the must-show case, once in the suite: a mail at the 25 MiB limit over
+// SMTP between two loopback nodes with the main network's parameters (real proof of work, now only for
+// the small envelope) reaches bob's IMAP client with the same sha256.
+func TestAttachment25MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("25 MiB transfer")
+	}
+	alice, bob := attachPair(t, tangle.MainNet)
+	checkAttachment(t, alice, bob, 25<<20-8<<10)
 }
