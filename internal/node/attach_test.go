@@ -7,13 +7,16 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	lpnet "github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -121,4 +124,65 @@ func TestAttachment25MiB(t *testing.T) {
 	}
 	alice, bob := attachPair(t, tangle.MainNet)
 	checkAttachment(t, alice, bob, 25<<20-8<<10)
+}
+
+// startAt starts a node on params bootstrapped to the given nodes, closed when the test ends.
+func startAt(t *testing.T, params tangle.Params, configure func(*Config), peers ...*Node) *Node {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Network = params
+	for _, p := range peers {
+		cfg.Bootstrap = append(cfg.Bootstrap, p.Network().Addrs()...)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	return startNode(t, cfg)
+}
+
+func connected(a, b *Node) bool {
+	return a.Network().Host().Network().Connectedness(b.Network().Host().ID()) == lpnet.Connected
+}
+
+// TestAttachmentStrangerNeedsConsent: carol, a stranger to bob, sends him 2 MiB (above the 1 MiB
+// automatic limit for strangers). Carol and bob share only a hub node. Bob gets a notice (sender,
+// subject, size) in INBOX and the mail waits in GET /api/blobs; accepting it does not make bob's node
+// dial carol's (he has no relay or provider, so there is no private route), and nothing is fetched.
+func TestAttachmentStrangerNeedsConsent(t *testing.T) {
+	hub := startAt(t, tangle.DevNet, nil)
+	carol := startAt(t, tangle.DevNet, nil, hub)
+	bob := startAt(t, tangle.DevNet, nil, hub)
+	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
+		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
+	})
+	to := bob.Identity().Address().Mail()
+	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, "big file from a stranger", 2<<20))
+	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	notice := string(inboxMessages(t, bob, store.RoleInbox)[0])
+	for _, want := range []string{"X-Tanglemail-Blob-Pending: ", carol.Identity().Address().Mail(), "big file from a stranger", "2.0 MiB"} {
+		if !strings.Contains(notice, want) {
+			t.Fatalf("notice lacks %q:\n%s", want, notice)
+		}
+	}
+	var pending []api.PendingBlob
+	a := apiOf(t, bob)
+	a.call("GET", "/api/blobs", nil, &pending, http.StatusOK)
+	if len(pending) != 1 || !pending[0].Waiting || pending[0].Contact || pending[0].Subject != "big file from a stranger" || pending[0].Fetched != 0 {
+		t.Fatalf("GET /api/blobs: %+v", pending)
+	}
+	a.call("POST", "/api/blobs/"+strings.Repeat("0", 64)+"/accept", nil, nil, http.StatusNotFound)
+	a.call("POST", "/api/blobs/"+pending[0].Key+"/accept", nil, nil, http.StatusOK)
+	waitFor(t, "the fetch to give up for want of a private route", 30*time.Second, func() bool {
+		a.call("GET", "/api/blobs", nil, &pending, http.StatusOK)
+		return len(pending) == 1 && pending[0].Accepted && strings.Contains(pending[0].Error, "no private route")
+	})
+	if connected(bob, carol) || bob.blobs.metrics.ChunksFetched.Load() != 0 || carol.blobs.metrics.ChunksServed.Load() != 0 {
+		t.Fatalf("bob reached carol's node: connected %v, chunks fetched %d, served %d", connected(bob, carol),
+			bob.blobs.metrics.ChunksFetched.Load(), carol.blobs.metrics.ChunksServed.Load())
+	}
+	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 1 {
+		t.Fatalf("bob's INBOX has %d messages, want only the notice", n)
+	}
 }

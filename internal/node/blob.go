@@ -18,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/blob"
 	"github.com/tanglemail/tanglemail/internal/identity"
@@ -25,6 +26,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/web"
 )
 
 // BlobsDir is the blob store in the data directory (protocol.md §13): sealed blobs this node serves
@@ -106,7 +108,10 @@ func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 	if r.Op == blob.OpGet {
 		return nil
 	}
-	return errors.New("this node accepts no blob uploads")
+	if p := b.n.provider; p != nil && p.p.Subscriber(r.Peer) {
+		return nil
+	}
+	return errors.New("this node takes blob uploads only from its storage subscribers")
 }
 
 // SealBlob is outbox.BlobSealer: one blob per outbox item, its ref kept in out/<id>.ref so that every
@@ -134,6 +139,27 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, msg []byte, 
 		self.Addrs = append(self.Addrs, a)
 	}
 	ref.Holders = []blob.Holder{self}
+	// The sender's storage/public nodes hold it too, so that it reaches recipients while this node is
+	// off (and they fetch it from a holder that is not the sender's own node).
+	for _, s := range b.n.cfg.StorageProviders {
+		if len(ref.Holders) == blob.MaxHolders {
+			break
+		}
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err = b.cl.Put(pctx, blob.Route{Peer: ai.ID, Addrs: ai.Addrs}, ref.ID, time.Until(expires))
+		cancel()
+		if err != nil {
+			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString(), "err", err)
+			continue
+		}
+		h := blob.Holder{Peer: ai.ID}
+		h.Addrs = ai.Addrs[:min(len(ai.Addrs), blob.MaxHolderAddrs)]
+		ref.Holders = append(ref.Holders, h)
+	}
 	enc, err := ref.Encode()
 	if err != nil {
 		return nil, err
@@ -448,4 +474,79 @@ func (b *blobSide) accept(key string) error {
 	b.mu.Unlock()
 	b.kick()
 	return nil
+}
+
+// PendingBlobs is GET /api/blobs (web.Blobs).
+func (n *Node) PendingBlobs(ctx context.Context) ([]api.PendingBlob, error) {
+	if n.blobs == nil {
+		return nil, nil
+	}
+	return n.blobs.pending(ctx), nil
+}
+
+// AcceptBlob is POST /api/blobs/{key}/accept (web.Blobs).
+func (n *Node) AcceptBlob(ctx context.Context, key string) error {
+	if n.blobs == nil {
+		return web.ErrNoSuchBlob
+	}
+	if err := n.blobs.accept(key); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return web.ErrNoSuchBlob
+		}
+		return err
+	}
+	return nil
+}
+
+func (b *blobSide) pending(ctx context.Context) []api.PendingBlob {
+	out := []api.PendingBlob{}
+	for _, p := range b.list() {
+		ref, err := blob.DecodeRef(p.Ref)
+		if err != nil {
+			continue
+		}
+		sender, err := identity.ParseAddress(p.Sender)
+		if err != nil {
+			continue
+		}
+		contact := b.isContact(ctx, sender)
+		limit := b.n.cfg.BlobAutoStranger
+		if contact {
+			limit = b.n.cfg.BlobAutoContact
+		}
+		out = append(out, api.PendingBlob{Key: p.ReplayKey, Sender: sender.Mail(), Contact: contact,
+			Subject: sanitize(headerValue(p.Header, "Subject")), Size: ref.Size, Fetched: b.fetched(ref),
+			Waiting: int64(ref.Size) > limit && !p.Accepted, Accepted: p.Accepted,
+			Expires: p.Expires.UTC().Format(time.RFC3339), Error: p.LastError})
+	}
+	return out
+}
+
+// fetched is how many plaintext bytes of ref's blob are durable here.
+func (b *blobSide) fetched(ref blob.Ref) uint64 {
+	if b.st.Complete(ref.ID) {
+		return ref.Size
+	}
+	missing, err := b.st.Missing(ref.ID)
+	if err != nil {
+		return 0
+	}
+	have := blob.NumChunks(ref.Size) - len(missing)
+	return min(uint64(have)*blob.ChunkSize, ref.Size)
+}
+
+func (n *Node) blobStatus() *api.BlobStatus {
+	if n.blobs == nil {
+		return nil
+	}
+	return n.blobs.status()
+}
+
+// status is the blob section of GET /api/status.
+func (b *blobSide) status() *api.BlobStatus {
+	used, _, count := b.st.Usage()
+	m := b.metrics
+	return &api.BlobStatus{Blobs: count, UsedBytes: used, Pending: len(b.list()), Fetches: m.Fetches.Load(),
+		ChunksOut: m.ChunksServed.Load(), ChunksIn: m.ChunksFetched.Load(), BadChunks: m.BadChunks.Load(),
+		FetchErrors: m.FetchFailures.Load()}
 }

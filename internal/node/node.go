@@ -393,6 +393,7 @@ func (n *Node) startFrontDoors() (err error) {
 		Chat:     n.chat,
 		Invites:  n,
 		Storage:  n,
+		Blobs:    n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -606,6 +607,7 @@ func (n *Node) Status() api.Status {
 				ReceiptKeysSent: st.ReceiptKeysSent, ReceiptsDropped: st.ReceiptsDropped, ReceiptsIgnored: st.ReceiptsIgnored,
 				NotesSent: st.NotesSent},
 		},
+		Blobs: n.blobStatus(),
 	}
 }
 
