@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	lpnet "github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/tanglemail/tanglemail/internal/api"
+	"github.com/tanglemail/tanglemail/internal/blob"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -184,5 +187,104 @@ func TestAttachmentStrangerNeedsConsent(t *testing.T) {
 	}
 	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 1 {
 		t.Fatalf("bob's INBOX has %d messages, want only the notice", n)
+	}
+}
+
+// providerPair starts a storage node s, alice subscribed to it (her blobs are uploaded there) and bob,
+// both bootstrapped to s, alice in bob's contacts.
+func providerPair(t *testing.T) (s *storageNode, alice, bob *Node) {
+	t.Helper()
+	s = startStorageNode(t, tangle.DevNet)
+	alice = startAt(t, tangle.DevNet, func(c *Config) {
+		c.Bootstrap = []string{s.addr()}
+		c.StorageProviders = []string{s.addr()}
+		c.StorageGrants = []string{s.grant(t)}
+	})
+	select {
+	case <-alice.LightClients()[0].Synced():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("alice's subscription did not sync: %+v", alice.LightClients()[0].Status())
+	}
+	waitFor(t, "the provider to know alice's node as a subscriber", 30*time.Second, func() bool {
+		return s.p.Subscriber(alice.Network().Host().ID())
+	})
+	bob = startAt(t, tangle.DevNet, func(c *Config) { c.Bootstrap = []string{s.addr()} })
+	if err := bob.Mailboxes().AddContact(context.Background(), "alice", alice.Identity().Address().Mail()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "peering", 30*time.Second, func() bool { return bob.Network().PeerCount() >= 1 && alice.Network().PeerCount() >= 1 })
+	return s, alice, bob
+}
+
+func waitPublished(t *testing.T, n *Node) {
+	waitFor(t, "alice's envelope published", 60*time.Second, func() bool {
+		items, err := n.Mailboxes().OutboxItems(context.Background())
+		return err == nil && len(items) == 1 && items[0].Rcpts[0].State != store.RcptPending && items[0].Rcpts[0].State != store.RcptSealed
+	})
+}
+
+// TestAttachmentSenderOffline: alice's node uploads the blob to her storage node while sealing and
+// stops right after her envelope is published; bob gets the whole message from the storage node.
+func TestAttachmentSenderOffline(t *testing.T) {
+	s, alice, bob := providerPair(t)
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "sent and gone", 2<<20)
+	submit(t, alice, []string{to}, raw)
+	waitPublished(t, alice)
+	alice.Close()
+	waitFor(t, "the attachment in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	if s.blobs.metrics.ChunksServed.Load() == 0 || s.blobs.metrics.PutsStored.Load() != 1 {
+		t.Fatalf("storage node: %d chunks served, %d puts", s.blobs.metrics.ChunksServed.Load(), s.blobs.metrics.PutsStored.Load())
+	}
+}
+
+// TestAttachmentBadChunkFetchedElsewhere: alice's copy of the blob has a corrupted chunk on disk. Bob
+// (restarted, so the envelope is filed from his block store at start, after the corruption) refuses
+// that chunk, keeps the good chunks he got from alice, and completes from alice's storage node: the
+// filed message is byte for byte what alice submitted, filed once.
+func TestAttachmentBadChunkFetchedElsewhere(t *testing.T) {
+	s, alice, bob := providerPair(t)
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	bob.unregister() // bob stores blocks but does not file them until his restart
+	raw := attachMail(from, to, "one bad chunk", 2<<20)
+	submit(t, alice, []string{to}, raw)
+	waitPublished(t, alice)
+	waitFor(t, "the envelope in bob's block store", 30*time.Second, func() bool {
+		st, err := bob.Blocks().Stats()
+		return err == nil && st.Blocks >= 1
+	})
+	files, _ := filepath.Glob(filepath.Join(alice.cfg.DataDir, BlobsDir, "*.blob"))
+	if len(files) != 1 {
+		t.Fatalf("alice's blob files: %v", files)
+	}
+	f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bad = 20
+	if _, err := f.WriteAt([]byte("corrupt"), bad*blob.SealedChunkSize+100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	bob.unregister = nil
+	bobCfg := bob.cfg
+	bob.Close()
+	bob = startNode(t, bobCfg)
+	waitFor(t, "the attachment in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	m := bob.blobs.metrics
+	total := uint64(blob.NumChunks(uint64(len(raw))))
+	if m.BadChunks.Load() != 1 || alice.blobs.metrics.ChunksServed.Load() < bad || s.blobs.metrics.ChunksServed.Load() >= total {
+		t.Fatalf("bad chunks %d; chunks served by alice %d, by the storage node %d of %d",
+			m.BadChunks.Load(), alice.blobs.metrics.ChunksServed.Load(), s.blobs.metrics.ChunksServed.Load(), total)
 	}
 }
