@@ -288,3 +288,38 @@ func TestAttachmentBadChunkFetchedElsewhere(t *testing.T) {
 			m.BadChunks.Load(), alice.blobs.metrics.ChunksServed.Load(), s.blobs.metrics.ChunksServed.Load(), total)
 	}
 }
+
+// TestAttachmentPendingSurvivesRestart: a blob mail waiting for consent is kept across bob's restart
+// (pending/ is durable); once bob adds the sender to his contacts it is fetched and filed exactly once,
+// and alice gets her receipt.
+func TestAttachmentPendingSurvivesRestart(t *testing.T) {
+	nodes := startDevnet(t, tangle.DevNet, 2)
+	alice, bob := nodes[0], nodes[1]
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "after a restart", 2<<20)
+	submit(t, alice, []string{to}, raw)
+	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	bobCfg := bob.cfg
+	bob.Close()
+	bob = startNode(t, bobCfg)
+	if err := bob.Mailboxes().AddContact(context.Background(), "alice", from); err != nil {
+		t.Fatal(err)
+	}
+	bob.blobs.kick()
+	waitFor(t, "the attachment in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 2
+	})
+	got := inboxMessages(t, bob, store.RoleInbox)
+	if sha256.Sum256(got[1]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	waitFor(t, "the delivery receipt at alice", 60*time.Second, func() bool {
+		items, err := alice.Mailboxes().OutboxItems(context.Background())
+		return err == nil && len(items) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
+	})
+	if p, _ := bob.PendingBlobs(context.Background()); len(p) != 0 {
+		t.Fatalf("still pending after filing: %+v", p)
+	}
+}
