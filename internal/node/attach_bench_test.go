@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -61,15 +62,17 @@ func benchAttachment(b *testing.B, size int) {
 	s := dialSMTP(b, alice)
 	defer s.c.Close()
 	to := bob.Identity().Address().Mail()
+	// One message, its subject's counter changed in place for every op: the store takes identical
+	// bytes as a client's resubmission and would not send them again.
+	raw := []byte(attachMail(s.from, to, "bench 00000000", size))
+	ctr := bytes.Index(raw, []byte("bench 00000000")) + len("bench ")
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {
 		i++
-		b.StopTimer()
-		raw := attachMail(s.from, to, fmt.Sprint("bench ", i), size)
-		b.StartTimer()
+		copy(raw[ctr:ctr+8], fmt.Sprintf("%08d", i))
 		start := time.Now()
-		s.send(b, to, raw)
+		s.sendBytes(b, to, raw)
 		for {
 			select {
 			case n := <-exists:
@@ -95,3 +98,24 @@ func BenchmarkAttachment5MiB(b *testing.B) { benchAttachment(b, 5<<20) }
 
 // BenchmarkAttachment25MiB: goal ≤ 30,000 ms, peak RSS of both nodes ≤ 150 MB (issue 11).
 func BenchmarkAttachment25MiB(b *testing.B) { benchAttachment(b, 25<<20-8<<10) }
+
+// sendBytes is send without the copy of a string conversion.
+func (s *smtpSession) sendBytes(tb testing.TB, to string, raw []byte) {
+	tb.Helper()
+	if err := s.c.Mail(s.from); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.c.Rcpt(to); err != nil {
+		tb.Fatal(err)
+	}
+	w, err := s.c.Data()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}

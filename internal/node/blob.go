@@ -114,13 +114,13 @@ func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 	return errors.New("this node takes blob uploads only from its storage subscribers")
 }
 
-// SealBlob is outbox.BlobSealer: one blob per outbox item, its ref kept in out/<id>.ref so that every
+// SealBlob is outbox.BlobSealer: one blob per outbox item, its ref kept in out/<id>-<created>.ref so that every
 // recipient, also after a restart, gets the same blob. The node's own peer id and addresses are the
 // holder (flagged as the sender's, protocol.md §13.2).
-func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, msg []byte, expires time.Time) ([]byte, error) {
+func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
 	b.sealMu.Lock()
 	defer b.sealMu.Unlock()
-	path := filepath.Join(b.dir, "out", strconv.FormatInt(int64(id), 10)+".ref")
+	path := filepath.Join(b.dir, "out", strconv.FormatInt(int64(id), 10)+"-"+strconv.FormatInt(created.UnixMilli(), 10)+".ref")
 	if enc, err := os.ReadFile(path); err == nil {
 		if ref, err := blob.DecodeRef(enc); err == nil && b.st.Complete(ref.ID) {
 			return enc, nil
@@ -374,12 +374,10 @@ func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Add
 	if err != nil {
 		return err
 	}
-	raw, err := io.ReadAll(io.LimitReader(r, int64(ref.Size)+1))
-	if err != nil {
-		return err
-	}
-	if uint64(len(raw)) != ref.Size {
-		return fmt.Errorf("blob: %d bytes, the ref says %d", len(raw), ref.Size)
+	// ref.Size ≤ blob.MaxSize, checked by DecodeRef: one allocation of the exact size.
+	raw := make([]byte, ref.Size)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return fmt.Errorf("blob: reading the fetched message: %w", err)
 	}
 	var key [32]byte
 	var blk tangle.ID

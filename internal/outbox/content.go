@@ -32,10 +32,11 @@ func (o *Outbox) ttlOf(k seal.Kind) uint32 {
 
 // BlobSealer stores a large message as one sealed blob (package blob, protocol.md §13.7); the node
 // implements it. SealBlob returns the encoded ref (§13.2) of the blob holding msg, kept at least until
-// expires: the same ref for every call with the same outbox item, so all recipients share one blob,
-// also across restarts. It returns only once the blob is durable.
+// expires: the same ref for every call with the same outbox item (id and created: an id alone may be
+// reused after its item is deleted), so all recipients share one blob, also across restarts. It
+// returns only once the blob is durable.
 type BlobSealer interface {
-	SealBlob(ctx context.Context, id store.OutboxID, msg []byte, expires time.Time) ([]byte, error)
+	SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error)
 }
 
 type part struct {
@@ -66,7 +67,7 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		}
 		// protocol.md §13.7: the whole message goes into one blob for every recipient; the mail
 		// envelope carries its ref and, when it fits, a copy of the header section for a notice.
-		ref, err := o.blobs.SealBlob(ctx, it.id, content, it.deadline)
+		ref, err := o.blobs.SealBlob(ctx, it.id, it.created, content, it.deadline)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sealing the blob: %w", err)
 		}
