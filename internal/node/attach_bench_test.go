@@ -64,7 +64,7 @@ func benchAttachment(b *testing.B, size int) {
 	to := bob.Identity().Address().Mail()
 	// One message, its subject's counter changed in place for every op: the store takes identical
 	// bytes as a client's resubmission and would not send them again.
-	raw := []byte(attachMail(s.from, to, "bench 00000000", size))
+	raw := attachMailBytes(s.from, to, "bench 00000000", size)
 	ctr := bytes.Index(raw, []byte("bench 00000000")) + len("bench ")
 	var lat []time.Duration
 	i := 0

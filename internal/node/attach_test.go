@@ -25,30 +25,33 @@ import (
 )
 
 // attachMail is a multipart mail of about size bytes: a short text part and an attachment of random
-// bytes in base64 (so nothing compresses it).
+// bytes in base64 (so nothing compresses it), built in one allocation (benchmarks measure peak RSS).
 func attachMail(from, to, subject string, size int) string {
+	return string(attachMailBytes(from, to, subject, size))
+}
+
+func attachMailBytes(from, to, subject string, size int) []byte {
 	rnd := rand.New(rand.NewPCG(uint64(size), 7))
-	data := make([]byte, size/4*3/78*76) // base64 in 76-character lines: about size bytes
-	for i := range data {
-		data[i] = byte(rnd.Uint32())
-	}
-	enc := base64.StdEncoding.EncodeToString(data)
-	var b strings.Builder
-	b.Grow(size + 4096)
-	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@attach>\r\nDate: %s\r\n"+
+	head := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@attach>\r\nDate: %s\r\n"+
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
 		"--b1\r\nContent-Type: text/plain\r\n\r\nThe photo.\r\n"+
 		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"+
 		"Content-Disposition: attachment; filename=\"photo.bin\"\r\n\r\n",
 		from, to, subject, rnd.Uint64(), time.Now().UTC().Format(time.RFC1123Z))
-	for len(enc) > 0 {
-		n := min(76, len(enc))
-		b.WriteString(enc[:n])
-		b.WriteString("\r\n")
-		enc = enc[n:]
+	lines := size / 78 // 57 random bytes → 76 base64 characters and CRLF
+	out := make([]byte, 0, len(head)+lines*78+8)
+	out = append(out, head...)
+	var src [57]byte
+	var line [78]byte
+	line[76], line[77] = '\r', '\n'
+	for range lines {
+		for i := range src {
+			src[i] = byte(rnd.Uint32())
+		}
+		base64.StdEncoding.Encode(line[:76], src[:])
+		out = append(out, line[:]...)
 	}
-	b.WriteString("--b1--\r\n")
-	return b.String()
+	return append(out, "--b1--\r\n"...)
 }
 
 // attachPair starts alice and bob on params, peered, with alice in bob's contacts.
