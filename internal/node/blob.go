@@ -153,7 +153,8 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		err = b.cl.Put(pctx, blob.Route{Peer: ai.ID, Addrs: ai.Addrs}, ref.ID, time.Until(expires))
 		cancel()
 		if err != nil {
-			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString(), "err", err)
+			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString())
+			b.n.log.Debug("blob: upload failed", "err", err)
 			continue
 		}
 		h := blob.Holder{Peer: ai.ID}
@@ -354,7 +355,9 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 
 // fail records a failed attempt; the next one waits 5 s, doubling to 10 min.
 func (b *blobSide) fail(p *pendingBlob, err error) {
-	b.n.log.Warn("blob: fetch failed; will retry", "err", err)
+	// Fetch errors name holders' addresses: only at debug level (HACKING.md, logs).
+	b.n.log.Warn("blob: fetch failed; will retry (GET /api/blobs says why)")
+	b.n.log.Debug("blob: fetch failed", "err", err)
 	p.LastError = err.Error()
 	b.save(p)
 	b.mu.Lock()
