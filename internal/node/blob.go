@@ -315,7 +315,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	}
 	if int64(ref.Size) > limit && !p.Accepted {
 		if !p.Noticed {
-			if err := b.notice(ctx, p, sender); err != nil {
+			if err := b.notice(ctx, p, sender, false); err != nil {
 				b.n.log.Warn("blob: filing a notice failed; will retry", "err", err)
 				return
 			}
@@ -327,6 +327,9 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	trusted, relays := b.providers()
 	routes := blob.Plan(ref, contact, trusted, relays)
 	if len(routes) == 0 {
+		if !p.Noticed && b.notice(ctx, p, sender, true) == nil {
+			p.Noticed = true
+		}
 		b.fail(p, errors.New("no private route to a holder: the sender is not a contact and no relay or provider is configured"))
 		return
 	}
@@ -400,7 +403,8 @@ func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Add
 }
 
 // notice files a short message in INBOX about a stranger's large mail that waits for consent.
-func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.Address) error {
+// noRoute: the mail may be fetched but only privately, and this node has no relay or provider.
+func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.Address, noRoute bool) error {
 	subject := headerValue(p.Header, "Subject")
 	var sb strings.Builder
 	sb.WriteString("From: TangleMail <postmaster@tangle>\r\n")
@@ -413,9 +417,15 @@ func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.A
 	if subject != "" {
 		fmt.Fprintf(&sb, " (subject %q)", sanitize(subject))
 	}
-	sb.WriteString(".\r\nIt is larger than the limit for strangers, so it was not downloaded.\r\n")
-	sb.WriteString("To download it, accept it in the web client or with\r\n")
-	fmt.Fprintf(&sb, "  POST /api/blobs/%s/accept\r\n", p.ReplayKey)
+	if noRoute {
+		sb.WriteString(".\r\nIt was not downloaded: your node fetches a stranger's mail only through your own relay or\r\n")
+		sb.WriteString("storage node (so the sender does not learn your address), and none is configured\r\n")
+		sb.WriteString("(--relay, --storage-provider). Adding the sender to your contacts also lets it download.\r\n")
+	} else {
+		sb.WriteString(".\r\nIt is larger than the limit for strangers, so it was not downloaded.\r\n")
+		sb.WriteString("To download it, accept it in the web client or with\r\n")
+		fmt.Fprintf(&sb, "  POST /api/blobs/%s/accept\r\n", p.ReplayKey)
+	}
 	fmt.Fprintf(&sb, "It can be fetched until %s.\r\n", p.Expires.UTC().Format(time.RFC1123Z))
 	mb, err := b.n.mail.MailboxByRole(ctx, store.RoleInbox)
 	if err != nil {
