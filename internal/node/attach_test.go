@@ -326,3 +326,31 @@ func TestAttachmentPendingSurvivesRestart(t *testing.T) {
 		t.Fatalf("still pending after filing: %+v", p)
 	}
 }
+
+// TestAttachmentFromLightClient: a light client's large mail is sealed on the device and uploaded to
+// its public node (which takes it because the client is its subscriber); bob, a full node, fetches it
+// from there (the light client serves nothing) and gets it byte for byte.
+func TestAttachmentFromLightClient(t *testing.T) {
+	s := startStorageNode(t, tangle.DevNet)
+	alice := startLight(t, lightConfig(t, t.TempDir(), s, s.grant(t)))
+	bob := startAt(t, tangle.DevNet, func(c *Config) { c.Bootstrap = []string{s.addr()} })
+	if err := bob.Mailboxes().AddContact(context.Background(), "alice", alice.Identity().Address().Mail()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the provider to know alice's client as a subscriber", 30*time.Second, func() bool {
+		return s.p.Subscriber(alice.light.hosts[0].ID())
+	})
+	waitFor(t, "bob to peer", 30*time.Second, func() bool { return bob.Network().PeerCount() >= 1 })
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "from my phone", 2<<20)
+	submit(t, alice, []string{to}, raw)
+	waitFor(t, "the attachment in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	if s.blobs.metrics.PutsStored.Load() != 1 || alice.Status().Outbox.Stats.Published != 1 {
+		t.Fatalf("puts stored at the provider %d, blocks alice published %d", s.blobs.metrics.PutsStored.Load(), alice.Status().Outbox.Stats.Published)
+	}
+}

@@ -52,6 +52,8 @@ type blobSide struct {
 	st      *blob.Store
 	srv     *blob.Server
 	cl      *blob.Client
+	put     []*blob.Client // per storage provider (a light client); nil: cl
+	served  bool           // this node serves its blobs (a full node): it is a holder of its own
 	metrics *blob.Metrics
 	dir     string
 
@@ -81,6 +83,26 @@ type pendingBlob struct {
 
 // openBlobs opens the blob store and serves it on the node's host (a full node).
 func (n *Node) openBlobs() error {
+	return n.openBlobsWith(blob.NodeDialer(n.net), nil, func(proto string, h func(p2p.Stream)) { n.net.HandleStream(proto, h) })
+}
+
+// openLightBlobs opens a light client's blob store: it serves nothing (a light client is not
+// reachable), uploads each blob to its providers through the host that provider knows it by (so the
+// provider authorizes it as its subscriber) and fetches through the first provider's host.
+func (n *Node) openLightBlobs() error {
+	if len(n.light.hosts) == 0 {
+		return nil
+	}
+	var put []blob.Dialer
+	for _, h := range n.light.hosts {
+		put = append(put, h)
+	}
+	return n.openBlobsWith(n.light.hosts[0], put, nil)
+}
+
+// openBlobsWith opens the blob store; d fetches (and uploads when put is nil), put[i] uploads to
+// Config.StorageProviders[i], serve registers the blob protocol (nil: not served).
+func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string, func(p2p.Stream))) error {
 	dir := filepath.Join(n.cfg.DataDir, BlobsDir)
 	st, err := blob.OpenStore(dir, defaultBlobBudget)
 	if err != nil {
@@ -96,8 +118,14 @@ func (n *Node) openBlobs() error {
 	proto := blob.Protocol(p2p.ProtocolPrefix(n.cfg.Network.ID))
 	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}}
 	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize}
-	b.cl = &blob.Client{Net: blob.NodeDialer(n.net), Store: st, Proto: proto, Metrics: m}
-	n.net.HandleStream(proto, func(s p2p.Stream) { b.srv.Serve(s) })
+	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m}
+	for _, pd := range put {
+		b.put = append(b.put, &blob.Client{Net: pd, Store: st, Proto: proto, Metrics: m})
+	}
+	if serve != nil {
+		serve(proto, func(s p2p.Stream) { b.srv.Serve(s) })
+		b.served = true
+	}
 	n.blobs = b
 	return nil
 }
@@ -130,18 +158,21 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 	if err != nil {
 		return nil, err
 	}
-	h := b.n.net.Host()
-	self := blob.Holder{Peer: h.ID(), Sender: true}
-	for _, a := range h.Addrs() {
-		if len(self.Addrs) == blob.MaxHolderAddrs {
-			break
+	ref.Holders = nil
+	if b.served {
+		h := b.n.net.Host()
+		self := blob.Holder{Peer: h.ID(), Sender: true}
+		for _, a := range h.Addrs() {
+			if len(self.Addrs) == blob.MaxHolderAddrs {
+				break
+			}
+			self.Addrs = append(self.Addrs, a)
 		}
-		self.Addrs = append(self.Addrs, a)
+		ref.Holders = []blob.Holder{self}
 	}
-	ref.Holders = []blob.Holder{self}
 	// The sender's storage/public nodes hold it too, so that it reaches recipients while this node is
 	// off (and they fetch it from a holder that is not the sender's own node).
-	for _, s := range b.n.cfg.StorageProviders {
+	for i, s := range b.n.cfg.StorageProviders {
 		if len(ref.Holders) == blob.MaxHolders {
 			break
 		}
@@ -150,7 +181,11 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		err = b.cl.Put(pctx, blob.Route{Peer: ai.ID, Addrs: ai.Addrs}, ref.ID, time.Until(expires))
+		cl := b.cl
+		if i < len(b.put) {
+			cl = b.put[i]
+		}
+		err = cl.Put(pctx, blob.Route{Peer: ai.ID, Addrs: ai.Addrs}, ref.ID, time.Until(expires))
 		cancel()
 		if err != nil {
 			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString())
@@ -160,6 +195,11 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		h := blob.Holder{Peer: ai.ID}
 		h.Addrs = ai.Addrs[:min(len(ai.Addrs), blob.MaxHolderAddrs)]
 		ref.Holders = append(ref.Holders, h)
+	}
+	if len(ref.Holders) == 0 {
+		// A light client serves nothing: without a provider's copy no recipient could fetch it.
+		b.st.Delete(ref.ID)
+		return nil, errors.New("blob: no storage provider took the upload; will retry")
 	}
 	enc, err := ref.Encode()
 	if err != nil {
