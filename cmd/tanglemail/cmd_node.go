@@ -37,8 +37,10 @@ type nodeFlags struct {
 	passphraseFile string
 	logLevel       string
 	blockBudget    string
-	storageProv    *listFlag
-	storageGrant   *listFlag
+	// blob mail fetched without asking (issue 11): --blob-auto-mib, --blob-auto-stranger-mib
+	blobAutoMiB, blobAutoStrangerMiB float64
+	storageProv                      *listFlag
+	storageGrant                     *listFlag
 	// paid storage (issue 10): --storage-price, --payment-address, --payment-rpc, --payment-chain-id,
 	// --payment-confirmations
 	storagePrice, paymentAddress, paymentRPC string
@@ -92,6 +94,8 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 			f.storageProv, f.storageGrant = newListFlag(), newListFlag()
+			fs.Float64Var(&f.blobAutoMiB, "blob-auto-mib", node.DefaultBlobAutoContact>>20, "largest mail from a contact fetched without asking, MiB (attachments travel as sealed blobs; 0: always ask)")
+			fs.Float64Var(&f.blobAutoStrangerMiB, "blob-auto-stranger-mib", node.DefaultBlobAutoStranger>>20, "largest mail from anyone not in your contacts fetched without asking, MiB (larger: a notice in INBOX, accept it in the web client)")
 			fs.Var(f.storageProv, "storage-provider", "storage providers that keep your mail while this node is off (multiaddrs ending in /p2p/<peer id>, comma-separated); fetched from at every start")
 			fs.Var(f.storageGrant, "storage-grant", "the providers' one-time grant tokens, in the order of --storage-provider (needed when the subscription is first created)")
 			fs.StringVar(&f.blockBudget, "block-budget", "4GiB", "disk for relayed blocks, e.g. 512MiB, 4GiB, 1TiB (the oldest go first when full; blocks not yet opened and your own mail awaiting receipts are kept apart)")
@@ -134,6 +138,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.Passphrase = pass
 	cfg.Log = log
 	cfg.StorageProviders, cfg.StorageGrants = f.storageProv.values, f.storageGrant.values
+	cfg.BlobAutoContact, cfg.BlobAutoStranger = blobLimit(f.blobAutoMiB), blobLimit(f.blobAutoStrangerMiB)
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
 		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}
@@ -247,3 +252,11 @@ func parseSize(s string) (int64, error) {
 // noPeersGrace is how long after start a node without peers says what to do (bootstrap peers and
 // remembered ones usually connect within a second or two).
 var noPeersGrace = 10 * time.Second
+
+// blobLimit turns a --blob-auto-*-mib value into node.Config's bytes (negative there: never).
+func blobLimit(mib float64) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return int64(mib * (1 << 20))
+}

@@ -150,6 +150,10 @@ func printStatus(w io.Writer, st *api.Status) {
 		}
 		fmt.Fprintf(w, "  PoW     %s block %d/%d: ~%.0f%% of the expected work\n", cleanLine(j.Recipient), j.Block, j.Blocks, pct)
 	}
+	if b := st.Blobs; b != nil && (b.Blobs > 0 || b.Pending > 0 || b.ChunksOut > 0 || b.ChunksIn > 0) {
+		fmt.Fprintf(w, "Blobs     %d held (%s), %d mail being fetched or awaiting consent; chunks %d served, %d fetched, %d refused\n",
+			b.Blobs, humanBytes(int64(b.UsedBytes)), b.Pending, b.ChunksOut, b.ChunksIn, b.BadChunks)
+	}
 	if p.StoreError != "" {
 		fmt.Fprintf(w, "Warning   the block store reports: %s\n", p.StoreError)
 	}

@@ -45,6 +45,7 @@ type Status struct {
 	API     string          `json:"api"`
 	P2P     p2p.Status      `json:"p2p"`
 	Outbox  OutboxStatus    `json:"outbox"`
+	Blobs   *BlobStatus     `json:"blobs,omitempty"` // sealed blobs and transfers (a full node)
 }
 
 // Peer is one connected peer, an element of GET /api/peers's list.

@@ -48,6 +48,14 @@
 // too old to be filed again. Block expiry alone would not do: a sender republishes the same envelope in
 // later blocks for up to a TTL.
 //
+// # Blob mail
+//
+// A mail envelope carrying a blob ref (protocol.md §13.7) is handed to Config.Blobs (the node's blob
+// service; this package does not import package blob) after a check that its replay key is not already
+// claimed (then it is only receipted again). The blob service records it durably, fetches the blob and
+// calls FileBlobMail, which files the message with DeliverOnce and only then queues the receipt.
+// Without a blob service such mail is ignored, never filed without its message.
+//
 // # Chunked messages
 //
 // Pieces (the manifest and the chunks) are kept in a small SQLite file owned by this package (chunks.go;

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,28 @@ type ChatHandler interface {
 	HandleChat(ctx context.Context, me *identity.Identity, m *seal.Message, expires time.Time) (filed, ack bool, err error)
 }
 
+// BlobMail is a mail carried by a blob (protocol.md §13.7), opened and checked but not yet filed: its
+// message is fetched by the node's blob service, which then files it with FileBlobMail.
+type BlobMail struct {
+	Me        *identity.Identity // the identity it was sealed to
+	Sender    identity.Address   // the verified sender
+	ReplayKey [32]byte           // claimed when the message is filed
+	Sent      time.Time          // the signed sent time
+	Block     tangle.ID
+	Ref       []byte    // the blob ref (§13.2), not parsed here (package blob is a layer above)
+	Header    []byte    // the message's header section, for a notice; may be empty
+	Expires   time.Time // how long the replay key must be kept (and the latest the blob is useful)
+	TTL       uint32    // TTL of the receipt
+}
+
+// BlobHandler takes blob mails (the node's blob service). HandleBlobMail must record the mail durably
+// before it returns nil (the inbox sends no receipt for it; FileBlobMail does, once the message is
+// filed). An error is a failure: the block is handled again when the sender republishes or at the
+// next start.
+type BlobHandler interface {
+	HandleBlobMail(ctx context.Context, m BlobMail) error
+}
+
 // Config configures New. Store, Identities and Params are required.
 type Config struct {
 	Store      *store.Store
@@ -48,6 +71,7 @@ type Config struct {
 	Receipts   ReceiptSender  // sends receipts for what is filed; nil: none are sent
 	OnReceipt  ReceiptHandler // hears of received receipts; nil: they are dropped
 	Chat       ChatHandler    // files chat envelopes; nil: they are ignored (and not receipted)
+	Blobs      BlobHandler    // takes mail carried by blobs; nil: they are ignored (and not receipted)
 	// Handled, if set, is told of every block handed to HandleBlock once the inbox is done with it:
 	// the tag check, and for a match the trial-open and filing (out is what Process would return). The
 	// node uses it to release the block store's hold on blocks not yet trial-opened. It runs on the
@@ -88,10 +112,11 @@ const (
 	Ignored                  // not a sealed envelope, or a kind this node does not handle yet
 	Partial                  // a piece of a chunked message was kept; the message is not complete yet
 	Notice                   // a chat notice (typing, read) was handled; nothing filed, no receipt
+	Fetching                 // a blob mail was handed to the blob service, which files it once fetched
 )
 
 var outcomeNames = [...]string{"not-for-us", "filed", "duplicate", "receipt", "rejected", "stale", "failed",
-	"ignored", "partial", "notice"}
+	"ignored", "partial", "notice", "fetching"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -137,6 +162,7 @@ type Inbox struct {
 	receipts ReceiptSender
 	onRcpt   ReceiptHandler
 	chat     ChatHandler
+	blobs    BlobHandler
 	now      func() time.Time
 	log      *slog.Logger
 	workers  int
@@ -165,6 +191,7 @@ func New(cfg Config) (*Inbox, error) {
 	}
 	in := &Inbox{
 		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
+		blobs:   cfg.Blobs,
 		handled: cfg.Handled,
 		now:     cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
@@ -523,11 +550,7 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 			return in.piece(ctx, b, me, m, -1, mc.Manifest.ID[:], mc.Manifest.Count, expires)
 		}
 		if mc.Blob != nil {
-			// A mail carried by a blob (protocol.md §13.7) is fetched and filed by the blob service,
-			// which is not wired in yet: never file it as an empty inline message.
-			in.c.ignored.Add(1)
-			in.log.Debug("inbox: blob mail, no blob service", "block", b.ID().Short())
-			return Ignored
+			return in.blobMail(ctx, b, me, m, mc.Blob, expires)
 		}
 		if bt != nil {
 			bt.add(pendingMail{idx: idx, b: b, me: me, m: m, raw: mc.Inline, expires: expires})
@@ -767,6 +790,61 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 	in.log.Info("inbox: filed", "kind", seal.KindMail, "chunks", len(pieces)-1, "block", b.ID().Short())
 	in.log.Debug("inbox: filed", "block", b.ID().Short(), "from", manifest.senderAddr)
 	return Filed
+}
+
+// blobMail hands a mail carried by a blob (protocol.md §13.7) to the blob service, which fetches the
+// message and files it (FileBlobMail); one filed before is only receipted again. Without a blob
+// service it is ignored: never filed without its message.
+func (in *Inbox) blobMail(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message,
+	bc *mail.BlobContent, expires time.Time) Outcome {
+	if in.blobs == nil {
+		in.c.ignored.Add(1)
+		in.log.Debug("inbox: blob mail, no blob service", "block", b.ID().Short())
+		return Ignored
+	}
+	seen, err := in.st.SeenReplayKey(ctx, store.ReplayKey(m.ReplayKey))
+	if err != nil {
+		in.c.failed.Add(1)
+		in.logFailure(ctx, "inbox: blob mail", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	if seen {
+		in.receipt(me, m.Sender, m.ReplayKey, in.params.DefaultMailTTL)
+		in.c.dups.Add(1)
+		return Duplicate
+	}
+	err = in.blobs.HandleBlobMail(ctx, BlobMail{Me: me, Sender: m.Sender, ReplayKey: m.ReplayKey, Sent: m.Sent,
+		Block: b.ID(), Ref: bytes.Clone(bc.Ref), Header: bytes.Clone(bc.Header), Expires: expires,
+		TTL: in.params.DefaultMailTTL})
+	if err != nil {
+		in.c.failed.Add(1)
+		in.logFailure(ctx, "inbox: blob mail", "block", b.ID().Short(), "err", err)
+		return Failed
+	}
+	return Fetching
+}
+
+// FileBlobMail files the message of a blob mail, fetched complete, exactly once (the replay key is
+// claimed in the filing transaction) and queues its receipt, for a first filing and a duplicate alike.
+// filed reports whether it was filed just now.
+func (in *Inbox) FileBlobMail(ctx context.Context, m BlobMail, raw []byte) (filed bool, err error) {
+	_, filed, err = in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), m.Expires, store.NewMessage{
+		MailboxID: in.inboxID,
+		Raw:       raw,
+		Received:  in.now(),
+		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
+	})
+	if err != nil {
+		return false, err
+	}
+	in.receipt(m.Me, m.Sender, m.ReplayKey, m.TTL)
+	if filed {
+		in.c.filed.Add(1)
+		in.log.Info("inbox: filed", "kind", seal.KindMail, "blob", true, "block", m.Block.Short())
+	} else {
+		in.c.dups.Add(1)
+	}
+	return filed, nil
 }
 
 // receipt queues a receipt for an envelope that is durably filed (now or before).

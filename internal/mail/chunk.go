@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -209,4 +210,22 @@ func SplitID(raw []byte, maxContent int, id [IDSize]byte) (mailContent []byte, c
 		chunks = append(chunks, Chunk{ID: id, Index: i, Count: count, Data: raw[i*per : end]}.Encode())
 	}
 	return m.Encode(), chunks, nil
+}
+
+// HeaderSection returns raw's header section up to and including the empty line that ends it (CRLF or
+// bare LF line ends), or nil when raw has none; it aliases raw. A blob mail's envelope carries it for
+// the recipient's notice (protocol.md §13.7).
+func HeaderSection(raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return nil
+		}
+		line := raw[i : i+j+1]
+		i += j + 1
+		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+			return raw[:i]
+		}
+	}
+	return nil
 }

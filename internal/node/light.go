@@ -64,6 +64,9 @@ func StartLight(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.openLight(ctx, nil); err != nil {
 		return nil, err
 	}
+	if err := n.openLightBlobs(); err != nil {
+		return nil, err
+	}
 	n.netw = n.light.clients
 	if err := n.startEngines(nil); err != nil {
 		return nil, err
@@ -72,6 +75,9 @@ func StartLight(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.runLight()
+	if n.blobs != nil {
+		n.goBackground("blob fetches", func() error { n.blobs.run(n.bg); return nil })
+	}
 	if err := n.writeAPIInfo(); err != nil {
 		return nil, err
 	}

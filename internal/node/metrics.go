@@ -36,6 +36,9 @@ func (n *Node) newRegistry() *prometheus.Registry {
 		reg.MustRegister(n.subscriptionCollectors()...)
 	}
 	reg.MustRegister(n.outbox.Collectors()...)
+	if n.blobs != nil {
+		reg.MustRegister(n.blobs.metrics.Collectors(n.blobs.st)...)
+	}
 	reg.MustRegister(n.inbox.Collectors()...)
 	reg.MustRegister(n.chat.Collectors()...)
 	return reg

@@ -94,7 +94,12 @@ type Config struct {
 	// StorageStatusInterval is how often a subscription's usage is read and stored blocks fetched even
 	// without pushes (default 1 min).
 	StorageStatusInterval time.Duration
-	receiptClock          outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
+	// BlobAutoContact and BlobAutoStranger are the largest blob mail (protocol.md §13.7) fetched
+	// without asking, from a contact and from anyone else, in bytes (flags --blob-auto-mib,
+	// --blob-auto-stranger-mib); larger mail gets a notice in INBOX and waits for POST
+	// /api/blobs/{key}/accept. Zero: DefaultBlobAutoContact, DefaultBlobAutoStranger; negative: none.
+	BlobAutoContact, BlobAutoStranger int64
+	receiptClock                      outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -158,6 +163,7 @@ type Node struct {
 	api      *web.Server
 	apiLn    net.Listener
 	provider *storageSide // nil unless Config.Storage.Enabled (storage.go)
+	blobs    *blobSide    // nil on a light client (blob.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
@@ -208,6 +214,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("start network: %w", err)
 	}
 	n.netw = fullNetwork{n.net, n.store, n.holds}
+	if err := n.openBlobs(); err != nil {
+		return nil, err
+	}
 	if err := n.openLight(ctx, n.net); err != nil {
 		return nil, err
 	}
@@ -223,6 +232,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.goBackground("pruning", func() error { n.pruneLoop(n.bg); return nil })
 	n.goBackground("block holds", func() error { n.holds.run(n.bg); return nil })
+	n.goBackground("blob fetches", func() error { n.blobs.run(n.bg); return nil })
 	n.goBackground("rescan", func() error { return ignoreCanceled(n.rescan(n.bg)) })
 	n.runLight()
 	if err := n.writeAPIInfo(); err != nil {
@@ -242,6 +252,18 @@ func open(cfg Config) (_ *Node, err error) {
 	}
 	if cfg.BlockBudget == 0 {
 		cfg.BlockBudget = dag.DefaultBudget
+	}
+	switch {
+	case cfg.BlobAutoContact == 0:
+		cfg.BlobAutoContact = DefaultBlobAutoContact
+	case cfg.BlobAutoContact < 0:
+		cfg.BlobAutoContact = 0
+	}
+	switch {
+	case cfg.BlobAutoStranger == 0:
+		cfg.BlobAutoStranger = DefaultBlobAutoStranger
+	case cfg.BlobAutoStranger < 0:
+		cfg.BlobAutoStranger = 0
 	}
 	if err := checkLoopback(cfg.APIListen); err != nil {
 		return nil, err
@@ -282,7 +304,13 @@ func open(cfg Config) (_ *Node, err error) {
 // set, hears of every block the inbox is done with.
 func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err error) {
 	cfg := n.cfg
+	var sealer outbox.BlobSealer
+	var blobs inbox.BlobHandler
+	if n.blobs != nil {
+		sealer, blobs = n.blobs, n.blobs
+	}
 	n.outbox, err = outbox.New(outbox.Config{
+		Blobs:     sealer,
 		Store:     n.mail,
 		Identity:  n.id,
 		Params:    cfg.Network,
@@ -314,6 +342,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		Receipts:   n.outbox,
 		OnReceipt:  n.outbox,
 		Chat:       n.chat,
+		Blobs:      blobs,
 		Handled:    handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
@@ -366,6 +395,7 @@ func (n *Node) startFrontDoors() (err error) {
 		Chat:     n.chat,
 		Invites:  n,
 		Storage:  n,
+		Blobs:    n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -589,6 +619,7 @@ func (n *Node) Status() api.Status {
 				ReceiptKeysSent: st.ReceiptKeysSent, ReceiptsDropped: st.ReceiptsDropped, ReceiptsIgnored: st.ReceiptsIgnored,
 				NotesSent: st.NotesSent},
 		},
+		Blobs: n.blobStatus(),
 	}
 }
 
@@ -668,6 +699,9 @@ func (n *Node) Close() error {
 		}
 		if n.net != nil {
 			errs = append(errs, n.net.Close())
+		}
+		if n.blobs != nil {
+			errs = append(errs, n.blobs.st.Close())
 		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())

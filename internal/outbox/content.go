@@ -1,12 +1,16 @@
 package outbox
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
+	"time"
 
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/seal"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // kindOf says how an outbox item travels: an item with a chat content (store.OutboxNew.Content, which
@@ -26,6 +30,15 @@ func (o *Outbox) ttlOf(k seal.Kind) uint32 {
 	return o.params.DefaultMailTTL
 }
 
+// BlobSealer stores a large message as one sealed blob (package blob, protocol.md §13.7); the node
+// implements it. SealBlob returns the encoded ref (§13.2) of the blob holding msg, kept at least until
+// expires: the same ref for every call with the same outbox item (id and created: an id alone may be
+// reused after its item is deleted), so all recipients share one blob, also across restarts. It
+// returns only once the blob is durable.
+type BlobSealer interface {
+	SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error)
+}
+
 type part struct {
 	kind    seal.Kind
 	content []byte
@@ -37,26 +50,47 @@ type part struct {
 // recipient gets the same contents; the chunked form's message id is derived from the sender's key and
 // the outbox item, so it is the same for every recipient even when they are sealed at different times
 // or by a restarted process, and unpredictable to anyone else.
-func (o *Outbox) parts(it *item) ([]part, *mail.Reason) {
+func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, error) {
 	if it.kind == seal.KindChat {
 		if len(it.content) > seal.MaxContent {
 			r := mail.TooLarge(int64(len(it.content)), seal.MaxContent)
 			r.Text = "chat " + r.Text
-			return nil, &r
+			return nil, &r, nil
 		}
-		return []part{{seal.KindChat, it.content}}, nil
+		return []part{{seal.KindChat, it.content}}, nil, nil
 	}
 	content := mail.StripBcc(it.raw)
+	if o.blobs != nil && 1+len(content) > seal.MaxContent {
+		if len(content) > mail.MaxMessageSize {
+			r := mail.TooLarge(int64(len(content)), mail.MaxMessageSize)
+			return nil, &r, nil
+		}
+		// protocol.md §13.7: the whole message goes into one blob for every recipient; the mail
+		// envelope carries its ref and, when it fits, a copy of the header section for a notice.
+		ref, err := o.blobs.SealBlob(ctx, it.id, it.created, content, it.deadline)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sealing the blob: %w", err)
+		}
+		hdr := mail.HeaderSection(content)
+		if 3+len(ref)+len(hdr) > seal.MaxContent {
+			hdr = nil
+		}
+		mc, err := mail.EncodeBlob(ref, hdr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []part{{seal.KindMail, mc}}, nil, nil
+	}
 	mc, chunks, err := mail.SplitID(content, seal.MaxContent, o.messageID(it))
 	if err != nil {
 		r := mail.TooLarge(int64(len(content)), mail.MaxMessageSize)
-		return nil, &r
+		return nil, &r, nil
 	}
 	out := make([]part, 0, len(chunks)+1)
 	for _, c := range chunks {
 		out = append(out, part{seal.KindChunk, c})
 	}
-	return append(out, part{seal.KindMail, mc}), nil
+	return append(out, part{seal.KindMail, mc}), nil, nil
 }
 
 // messageID is the chunked form's message id for an outbox item: a MAC of the item under a key only

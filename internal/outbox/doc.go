@@ -60,6 +60,11 @@
 //     the recipient's Envelope column (bundle.go), chunks first and the mail envelope last; its replay key
 //     is the recipient's EnvelopeKey, the key the receipt names. The chunked form's message id is a MAC
 //     of the outbox item under a key derived from the identity, so every recipient gets the same id.
+//   - Blob mail: with Config.Blobs set (a full node), a message that does not fit one envelope is not
+//     chunked: Blobs.SealBlob stores it as one sealed blob (the same for every recipient of the item,
+//     also after a restart) and the mail envelope carries its ref and a copy of the header section
+//     (protocol.md §13.7, §13.8); only that envelope pays proof of work. A SealBlob error leaves the
+//     recipient pending, retried at the next pass.
 //
 // # Crash safety
 //

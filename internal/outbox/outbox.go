@@ -75,6 +75,9 @@ type Config struct {
 	// stays responsive while earlier mail grinds. Called from every grinding goroutine: keep it an
 	// atomic load.
 	Yield func() bool
+	// Blobs, if set, carries mail that does not fit one envelope as a sealed blob (protocol.md §13.7)
+	// instead of chunks: only the small mail envelope pays proof of work.
+	Blobs BlobSealer
 }
 
 // Job is one block being built (its proof of work ground), for status displays.
@@ -160,6 +163,7 @@ type Outbox struct {
 	rclock  ReceiptClock
 	onProg  func(Job)
 	rnd     io.Reader
+	blobs   BlobSealer
 
 	wake        chan struct{} // Notify
 	receiptWake chan struct{} // SendReceipt
@@ -194,7 +198,7 @@ func New(cfg Config) (*Outbox, error) {
 		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
 		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents, yield: cfg.Yield,
 		retry: cfg.RetryInterval, grace: cfg.DeliveryGrace, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
-		onProg: cfg.OnProgress, rnd: cfg.Rand,
+		onProg: cfg.OnProgress, rnd: cfg.Rand, blobs: cfg.Blobs,
 		wake:        make(chan struct{}, 1),
 		receiptWake: make(chan struct{}, 1),
 		jobs:        map[*Job]struct{}{},
@@ -459,7 +463,10 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 	}
 	if r.State == store.RcptPending {
 		if it.parts == nil && it.reason == nil {
-			it.parts, it.reason = o.parts(it)
+			var err error
+			if it.parts, it.reason, err = o.parts(ctx, it); err != nil {
+				return err // retried at the next pass
+			}
 		}
 		if it.reason != nil {
 			return o.fail(ctx, r, it, *it.reason)

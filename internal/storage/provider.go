@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -174,6 +175,7 @@ type Provider struct {
 	subs     map[wire.SubID]*sub
 	used     uint64 // stored bytes, all subscriptions
 	watchers map[wire.SubID]map[chan wire.Pushed]struct{}
+	authed   map[peer.ID]wire.SubID // the subscription each peer last authenticated for (Subscriber)
 	perAddr  map[string][]time.Time
 	limiter  *buckets
 
@@ -231,6 +233,7 @@ func Open(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{cfg: cfg, log: cfg.Log.With("component", "storage"), path: path, w: w, r: r,
 		subs: map[wire.SubID]*sub{}, watchers: map[wire.SubID]map[chan wire.Pushed]struct{}{},
+		authed:  map[peer.ID]wire.SubID{},
 		perAddr: map[string][]time.Time{}, limiter: newBuckets(cfg.PublishRate, cfg.PublishBurst),
 		streams: make(chan struct{}, cfg.MaxStreams), closed: make(chan struct{})}
 	if err := p.load(ctx); err != nil {
@@ -563,6 +566,19 @@ func (p *Provider) lookup(id wire.SubID) (sub, bool) {
 		return sub{}, false
 	}
 	return *s, true
+}
+
+// Subscriber reports whether peer authenticated on a storage stream (since the provider opened) for a
+// subscription that may be served now: the node's blob service takes blob uploads only from them.
+func (p *Provider) Subscriber(peer peer.ID) bool {
+	p.mu.Lock()
+	id, ok := p.authed[peer]
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s, ok := p.lookup(id)
+	return ok && p.usable(s) == nil
 }
 
 // usable checks that s may be served now.

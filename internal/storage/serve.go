@@ -126,6 +126,9 @@ func (c *conn) handle(ctx context.Context, m wire.Msg) wire.Msg {
 		}
 		id := c.chID
 		c.authed = &id
+		p.mu.Lock()
+		p.authed[c.st.RemotePeer()] = id
+		p.mu.Unlock()
 		p.ctr.authOK.Add(1)
 		return wire.MsgOK{}
 	case wire.MsgStatus:

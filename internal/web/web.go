@@ -94,6 +94,7 @@ type Config struct {
 	Chat     Chat         // nil: the chat endpoints answer 503
 	Invites  Invites      // nil: the invite endpoints answer 503
 	Storage  Storage      // nil: GET /api/storage says disabled, grants answer 409
+	Blobs    Blobs        // nil: GET /api/blobs is empty, accepting answers 404
 	Password string       // the node's password; empty refuses every authenticated request
 	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
 	// wrong password; the node shares one among its front doors. Nil: one of its own.
@@ -120,6 +121,7 @@ type Server struct {
 	chat     Chat
 	invites  Invites
 	storage  Storage
+	blobs    Blobs
 	secret   loginpenalty.Secret
 	penalty  *loginpenalty.Penalty
 	hosts    []string // Config.Hosts
@@ -152,6 +154,7 @@ func New(cfg Config) *Server {
 		chat:          cfg.Chat,
 		invites:       cfg.Invites,
 		storage:       cfg.Storage,
+		blobs:         cfg.Blobs,
 		hosts:         cfg.Hosts,
 		secret:        loginpenalty.NewSecret(cfg.Password),
 		penalty:       cfg.Penalty,
@@ -213,6 +216,8 @@ func New(cfg Config) *Server {
 	route("/api/events", endpoint{"GET": s.handleEvents})
 	route("/api/storage", endpoint{"GET": s.handleStorage})
 	route("/api/storage/grants", endpoint{"POST": s.handleStorageGrant})
+	route("/api/blobs", endpoint{"GET": s.handleBlobs})
+	route("/api/blobs/{key}/accept", endpoint{"POST": s.handleAcceptBlob})
 
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (see docs/api.md)")
