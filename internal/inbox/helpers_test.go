@@ -15,6 +15,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // clock is a settable test clock shared by the stores and engines of a test.
@@ -237,13 +238,7 @@ func testCtx(t testing.TB) context.Context {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func (nd *node) submit(t testing.TB, raw []byte, rcpts ...string) store.OutboxID {
