@@ -40,6 +40,14 @@ func startStorageNode(t *testing.T, params tangle.Params) *storageNode {
 	return &storageNode{Node: n, p: n.Storage()}
 }
 
+// peerConfig is the configuration of a full node of network params that bootstraps from s.
+func (s *storageNode) peerConfig(t *testing.T, params tangle.Params) Config {
+	cfg := DevnetConfig(t.TempDir())
+	cfg.Network = params
+	cfg.Bootstrap = []string{s.addr()}
+	return cfg
+}
+
 func (s *storageNode) addr() string {
 	return s.Network().Addrs()[0]
 }
@@ -131,14 +139,8 @@ func TestLightAfterTTL(t *testing.T) {
 	const mails, chats = 50, 20
 	params := tangle.ShortNet
 	s := startStorageNode(t, params)
-	acfg := DevnetConfig(t.TempDir())
-	acfg.Network = params
-	acfg.Bootstrap = []string{s.addr()}
-	alice, err := Start(context.Background(), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	acfg := s.peerConfig(t, params)
+	alice := startNode(t, acfg)
 	waitFor(t, "alice and the storage node to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
 
 	// Bob subscribes once, then his device is off.
@@ -247,15 +249,9 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 func TestLightSendsAndReceivesLive(t *testing.T) {
 	params := tangle.ShortNet
 	s := startStorageNode(t, params)
-	acfg := DevnetConfig(t.TempDir())
-	acfg.Network = params
-	acfg.Bootstrap = []string{s.addr()}
+	acfg := s.peerConfig(t, params)
 	acfg.Log = testLogger(t, "alice")
-	alice, err := Start(context.Background(), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	alice := startNode(t, acfg)
 	waitFor(t, "alice and the storage node to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
 	bcfg := lightConfig(t, t.TempDir(), s, s.grant(t))
 	bcfg.Log = testLogger(t, "bob")
@@ -321,14 +317,8 @@ func TestLightSendsAndReceivesLive(t *testing.T) {
 func TestFullNodeFetchesStoredAtStart(t *testing.T) {
 	params := tangle.ShortNet
 	s := startStorageNode(t, params)
-	acfg := DevnetConfig(t.TempDir())
-	acfg.Network = params
-	acfg.Bootstrap = []string{s.addr()}
-	alice, err := Start(context.Background(), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	acfg := s.peerConfig(t, params)
+	alice := startNode(t, acfg)
 	bcfg := DevnetConfig(t.TempDir())
 	bcfg.Network = params
 	bcfg.StorageProviders = []string{s.addr()}
