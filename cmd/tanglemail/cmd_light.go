@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/tanglemail/tanglemail/internal/node"
@@ -73,7 +75,17 @@ func runLight(env *cmdEnv, o any, args []string) error {
 		return err
 	}
 	if len(f.providers.values) == 0 {
-		return usageError{"--provider is required: the multiaddr of a storage/public node, ending in /p2p/<peer id> (its operator gives it to you with a --grant token)"}
+		// The subscriptions "tanglemail storage subscribe" (or an earlier light client) created.
+		if _, err := os.Stat(filepath.Join(f.dataDir, node.LightFile)); err == nil {
+			saved, err := node.SavedProviders(f.dataDir)
+			if err != nil {
+				return err
+			}
+			f.providers.values = saved
+		}
+	}
+	if len(f.providers.values) == 0 {
+		return usageError{"--provider is required (or a subscription paid with \"tanglemail storage subscribe\"): the multiaddr of a storage/public node, ending in /p2p/<peer id> (its operator gives it to you with a --grant token)"}
 	}
 	if f.tagBits < 1 || f.tagBits > 16 {
 		return usageError{fmt.Sprintf("--tag-bits %d: a light client needs 1..16", f.tagBits)}

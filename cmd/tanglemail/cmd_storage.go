@@ -19,7 +19,7 @@ func storageCommand() *command {
 	return &command{
 		name:    "storage",
 		summary: "the running node's storage provider (status, grants); subscribe: pay a provider to keep your mail",
-		usage:   "[status | grant --mib N --days N | subscribe --provider <multiaddr> --mib N --days N --rpc <url>]",
+		usage:   "[status | grant --mib N --days N | subscribe --provider <multiaddr> --mib N --days N --rpc <url> | subscriptions [--rpc <url>]]",
 		about: `Administers the storage provider of the node running on the data directory (started with
 "tanglemail node --storage", or --public to also serve light clients; docs/protocol.md §12).
 
@@ -36,7 +36,13 @@ are refused and stored ones are kept.
       asks a provider for a quote, shows the cost, asks to confirm (--yes for scripts), pays from your
       wallet (tanglemail wallet), shows progress until the provider has verified the payment on chain,
       and the subscription is active (docs/protocol.md §14). Run it again with the same provider to renew
-      or top up: the period is extended. Paying the same quote again never pays twice.`,
+      (the period is extended by --days) or, with a larger --mib, to top up the quota. Paying the same
+      quote again never pays twice. The subscription is kept in <data-dir>/light.db, where
+      "tanglemail light" finds it (no --provider needed).
+
+  tanglemail storage subscriptions [--rpc <url>] [--json]
+      your subscriptions as their providers report them: state, usage, quota, paid until; with --rpc
+      also your wallet's balance.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &storageFlags{}
 			f.register(fs, getenv)
@@ -63,8 +69,11 @@ are refused and stored ones are kept.
 			case "subscribe":
 				f.sub.commonFlags, f.sub.mib, f.sub.days = f.commonFlags, f.mib, f.days
 				return runSubscribe(env, &f.sub, nil)
+			case "subscriptions":
+				f.sub.commonFlags = f.commonFlags
+				return runSubscriptions(env, &f.sub, f.json)
 			}
-			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant (or subscribe)", sub)}
+			return usageError{fmt.Sprintf("unknown storage command %q: want status or grant (subscriber: subscribe, subscriptions)", sub)}
 		},
 	}
 }

@@ -2,12 +2,8 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"math/big"
@@ -16,9 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/node"
-	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -32,17 +26,6 @@ type subscribeFlags struct {
 	days     uint
 	yes      bool
 }
-
-// savedSub is a subscription this data directory holds with a provider (storage-subscriptions.json,
-// 0600: it holds the subscription keys).
-type savedSub struct {
-	Provider string `json:"provider"` // multiaddr with /p2p/
-	ID       string `json:"id"`
-	KeySeed  string `json:"key_seed"`
-	MiB      uint32 `json:"mib"`
-}
-
-const subsFile = "storage-subscriptions.json"
 
 // registerSubscribe registers subscribe's own flags on the storage command's flag set (data-dir,
 // config, mib and days are the storage command's).
@@ -72,9 +55,6 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 	if err != nil {
 		return err
 	}
-	if id.TagBits() < 1 {
-		return errors.New("your address reveals no tag bits, so a provider could only store everyone's mail: create an identity with --tag-bits ≥ 1")
-	}
 	key, _, err := f.wallet(env)
 	if err != nil {
 		return err
@@ -91,102 +71,142 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 		return err
 	}
 	defer rail.Close()
-
-	h, err := p2p.NewClientHost(ctx)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
-	defer ccancel()
-	pid, err := h.ConnectAddr(cctx, f.provider)
-	if err != nil {
-		return fmt.Errorf("cannot reach the provider %s: %w", f.provider, err)
-	}
-	subs := map[string]savedSub{}
-	subsPath := filepath.Join(f.dataDir, subsFile)
-	if b, err := os.ReadFile(subsPath); err == nil {
-		if err := json.Unmarshal(b, &subs); err != nil {
-			return fmt.Errorf("%s: %w", subsPath, err)
-		}
-	}
-	saved, have := subs[pid.String()]
-	var sub wire.SubID
-	if have {
-		b, err := hex.DecodeString(saved.ID)
-		if err != nil || len(b) != len(sub) {
-			return fmt.Errorf("%s: bad subscription id", subsPath)
-		}
-		copy(sub[:], b)
-		fmt.Fprintf(env.stdout, "renewing subscription %s with %s\n", saved.ID, pid)
-	} else {
-		sess, err := wire.Dial(cctx, h, pid, params.ID)
-		if err != nil {
-			return fmt.Errorf("storage protocol with %s: %w", pid, err)
-		}
-		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		addr := id.Address()
-		prefix := wire.PrefixOf(addr.MakeTag(rand.Reader), uint8(id.TagBits()))
-		sub, _, err = sess.Create(cctx, wire.CreateRequest{Prefix: prefix, QuotaMiB: uint32(f.mib), Key: pub})
-		sess.Close()
-		if err != nil {
-			return fmt.Errorf("creating the subscription: %w", err)
-		}
-		saved = savedSub{Provider: f.provider, ID: hex.EncodeToString(sub[:]), KeySeed: hex.EncodeToString(priv.Seed()), MiB: uint32(f.mib)}
-		subs[pid.String()] = saved
-		b, _ := json.MarshalIndent(subs, "", "  ")
-		if err := atomicfile.Write(subsPath, append(b, '\n'), 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "created subscription %s with %s (pending until paid)\n", saved.ID, pid)
-	}
-
-	pc := payment.NewClient(h, pid, params.ID)
-	terms, err := pc.Terms(cctx)
-	if err != nil {
-		return fmt.Errorf("the provider's terms: %w", err)
-	}
-	if terms.Rail != payment.RailEVM || terms.ChainID != f.chainID {
-		return fmt.Errorf("the provider is paid on chain id %d; give --chain-id %d and an --rpc of that chain", terms.ChainID, terms.ChainID)
-	}
-	q, err := pc.Quote(cctx, terms, payment.SubID(sub), uint32(f.days))
-	if err != nil {
-		return fmt.Errorf("quote: %w", err)
-	}
-	gas, price, err := rail.EstimateFee(cctx, q)
-	if err != nil {
-		return fmt.Errorf("estimating the fee: %w", err)
-	}
-	fee := new(big.Int).Mul(price, new(big.Int).SetUint64(gas))
-	bal, err := rail.Balance(cctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "quote from %s:\n  %d MiB for %d days at %s per MiB·day\n  amount:   %s\n  fee:      about %s (gas %d)\n  pay to:   0x%x on chain id %d\n  wallet:   %s, balance %s\n  valid until %s\n",
-		pid, q.MiB, q.Days, terms.PricePerMiB, q.Amount, payment.FormatIOTA(fee), gas, q.Address, q.ChainID,
-		payment.AddressOf(key).Hex(), payment.FormatIOTA(bal), q.Expires.Local().Format(time.RFC1123))
-	if !f.yes {
-		fmt.Fprint(env.stdout, "pay? [y/N] ")
-		line := ""
-		if env.stdin != nil {
-			line, _ = bufio.NewReader(env.stdin).ReadString('\n')
-		}
-		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-			fmt.Fprintln(env.stdout, "not paid.")
-			return nil
-		}
-	}
-	tx, res, err := payment.PayAndActivate(ctx, pc, rail, q, time.Second, func(p payment.Progress) {
-		switch p.Stage {
-		case "paid":
-			fmt.Fprintf(env.stdout, "paid: transaction %s\n", p.Tx)
-		default:
-			fmt.Fprintf(env.stdout, "  waiting: %v\n", p.Err)
-		}
+	res, err := node.SubscribeStorage(ctx, node.SubscribeRequest{
+		DataDir: f.dataDir, Identity: id, Network: params, Provider: f.provider, MiB: uint32(f.mib), Days: uint32(f.days), Rail: rail,
+		Created: func(sub wire.SubID) {
+			fmt.Fprintf(env.stdout, "created subscription %x (pending until paid)\n", sub[:])
+		},
+		Confirm: func(o node.Offer) bool {
+			q := o.Quote
+			if o.Renewal {
+				fmt.Fprintf(env.stdout, "renewing subscription %x with %s\n", q.Sub[:], o.Provider)
+			}
+			fee := "unknown"
+			if o.GasPrice != nil {
+				fee = fmt.Sprintf("about %s (gas %d)", payment.FormatIOTA(new(big.Int).Mul(o.GasPrice, new(big.Int).SetUint64(o.Gas))), o.Gas)
+			}
+			fmt.Fprintf(env.stdout, "quote from %s:\n  %d MiB for %d days at %s per MiB·day\n  amount:   %s\n  fee:      %s\n  pay to:   0x%x on chain id %d\n  wallet:   %s, balance %s\n  valid until %s\n",
+				o.Provider, q.MiB, q.Days, o.Terms.PricePerMiB, q.Amount, fee, q.Address, q.ChainID,
+				payment.AddressOf(key).Hex(), payment.FormatIOTA(o.Balance), q.Expires.Local().Format(time.RFC1123))
+			if f.yes {
+				return true
+			}
+			fmt.Fprint(env.stdout, "pay? [y/N] ")
+			line := ""
+			if env.stdin != nil {
+				line, _ = bufio.NewReader(env.stdin).ReadString('\n')
+			}
+			a := strings.ToLower(strings.TrimSpace(line))
+			return a == "y" || a == "yes"
+		},
+		Progress: func(p payment.Progress) {
+			switch p.Stage {
+			case "paid":
+				fmt.Fprintf(env.stdout, "paid: transaction %s\n", p.Tx)
+			default:
+				fmt.Fprintf(env.stdout, "  waiting: %v\n", p.Err)
+			}
+		},
 	})
 	if err != nil {
-		return fmt.Errorf("payment: %w", err)
+		return err
 	}
-	fmt.Fprintf(env.stdout, "active until %s (transaction %s)\n", res.PaidUntil.Local().Format(time.RFC1123), tx)
+	if !res.Paid {
+		fmt.Fprintln(env.stdout, "not paid.")
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "active until %s (transaction %s); a light client uses it with: tanglemail light --data-dir %s\n",
+		res.Result.PaidUntil.Local().Format(time.RFC1123), res.Tx, f.dataDir)
+	return nil
+}
+
+// heldJSON is one line of "storage subscriptions --json".
+type heldJSON struct {
+	Provider   string `json:"provider"`
+	ID         string `json:"id"`
+	State      string `json:"state,omitempty"`
+	UsedBytes  uint64 `json:"used_bytes"`
+	QuotaBytes uint64 `json:"quota_bytes"`
+	PaidUntil  string `json:"paid_until,omitempty"` // RFC 3339
+	Error      string `json:"error,omitempty"`
+}
+
+// runSubscriptions is "tanglemail storage subscriptions": the subscriber's view of the subscriptions
+// the data directory holds (asked of each provider), and, with --rpc, the wallet's balance.
+func runSubscriptions(env *cmdEnv, f *subscribeFlags, asJSON bool) error {
+	params, ok := tangle.NetworkByName(f.network)
+	if !ok {
+		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
+	}
+	if _, err := os.Stat(filepath.Join(f.dataDir, node.LightFile)); err != nil {
+		return fmt.Errorf("no storage subscriptions in %s: create one with \"tanglemail storage subscribe\"", f.dataDir)
+	}
+	ctx, cancel := env.context()
+	defer cancel()
+	held, err := node.HeldSubscriptions(ctx, f.dataDir, params.ID)
+	if err != nil {
+		return err
+	}
+	var wallet struct {
+		Address string `json:"address,omitempty"`
+		Balance string `json:"balance_wei,omitempty"`
+		IOTA    string `json:"balance,omitempty"`
+	}
+	if f.rpc != "" {
+		key, _, err := f.wallet(env)
+		if err != nil {
+			return err
+		}
+		rail, err := f.rail(ctx, env, key, nil)
+		if err != nil {
+			return err
+		}
+		defer rail.Close()
+		bal, err := rail.Balance(ctx)
+		if err != nil {
+			return fmt.Errorf("the wallet's balance: %w", err)
+		}
+		wallet.Address, wallet.Balance, wallet.IOTA = payment.AddressOf(key).Hex(), bal.String(), payment.FormatIOTA(bal)
+	}
+	out := make([]heldJSON, 0, len(held))
+	for _, h := range held {
+		j := heldJSON{Provider: h.Provider, ID: hex.EncodeToString(h.Sub[:])}
+		if h.Err != nil {
+			j.Error = h.Err.Error()
+		} else {
+			j.State, j.UsedBytes, j.QuotaBytes = h.Status.State.String(), h.Status.UsedBytes, h.Status.QuotaBytes
+			if !h.Status.Expires.IsZero() {
+				j.PaidUntil = h.Status.Expires.UTC().Format(time.RFC3339)
+			}
+		}
+		out = append(out, j)
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(map[string]any{"subscriptions": out, "wallet": wallet}, "", "  ")
+		fmt.Fprintln(env.stdout, string(b))
+		return nil
+	}
+	if wallet.Address != "" {
+		fmt.Fprintf(env.stdout, "wallet %s: %s\n", wallet.Address, wallet.IOTA)
+	}
+	for i, j := range out {
+		h := held[i]
+		if j.Error != "" {
+			fmt.Fprintf(env.stdout, "%s\n  subscription %s: %s\n", j.Provider, j.ID, cleanLine(j.Error))
+			continue
+		}
+		fmt.Fprintf(env.stdout, "%s\n  subscription %s: %s, %s of %s used", j.Provider, j.ID, j.State,
+			humanBytes(int64(j.UsedBytes)), humanBytes(int64(j.QuotaBytes)))
+		switch {
+		case h.Status.Expires.IsZero():
+			fmt.Fprintf(env.stdout, ", not paid yet\n")
+		case h.Status.State == wire.Expired || time.Now().After(h.Status.Expires):
+			fmt.Fprintf(env.stdout, ", ended %s: renew with tanglemail storage subscribe --provider %s --days N\n",
+				h.Status.Expires.Local().Format(time.RFC1123), j.Provider)
+		default:
+			fmt.Fprintf(env.stdout, ", paid until %s (%d days left)\n", h.Status.Expires.Local().Format(time.RFC1123),
+				int(time.Until(h.Status.Expires).Hours()/24))
+		}
+	}
 	return nil
 }

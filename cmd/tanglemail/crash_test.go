@@ -25,10 +25,10 @@ import (
 )
 
 // TestMain lets the test binary run as the tanglemail command: crash tests start it as a child process
-// with TANGLEMAIL_TEST_RUN_MAIN=1 and kill it.
+// with TANGLEMAIL_TEST_RUN_MAIN=1 and kill it (or stop it with SIGTERM, handled as by main).
 func TestMain(m *testing.M) {
 	if os.Getenv("TANGLEMAIL_TEST_RUN_MAIN") == "1" {
-		env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: make(chan struct{})}
+		env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: stopOnSignal()}
 		os.Exit(run(env, os.Args[1:]))
 	}
 	os.Exit(m.Run())

@@ -36,6 +36,13 @@ func commands() []*command {
 }
 
 func main() {
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: stopOnSignal()}
+	os.Exit(run(env, os.Args[1:]))
+}
+
+// stopOnSignal returns a channel closed on the first SIGINT or SIGTERM (commands then stop cleanly);
+// a second signal exits at once.
+func stopOnSignal() chan struct{} {
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -46,8 +53,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "second signal: exiting now")
 		os.Exit(1)
 	}()
-	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stop: stop}
-	os.Exit(run(env, os.Args[1:]))
+	return stop
 }
 
 // run dispatches args to a command and returns the process exit code: 0 success, 1 failure, 2 usage.

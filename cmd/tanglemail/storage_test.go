@@ -98,10 +98,51 @@ func TestStorageSubscribe(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "renewing subscription") {
 		t.Fatalf("renew: %d %q %q", code, out, errOut)
 	}
-	if s := prov.Subscriptions(); s[0].Expires.Sub(first) < 71*time.Hour {
-		t.Fatalf("renewal did not extend: %v → %v", first, s[0].Expires)
+	s = prov.Subscriptions()
+	if s[0].Expires.Sub(first) < 71*time.Hour || s[0].QuotaBytes != 16<<20 {
+		t.Fatalf("renewal did not extend: %v → %v (quota %d)", first, s[0].Expires, s[0].QuotaBytes)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, subsFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	// Top-up: a larger quota, paid for 1 more day at 32 MiB.
+	second := s[0].Expires
+	code, out, errOut = sub("", "--yes", "--mib", "32", "--days", "1")
+	if code != 0 || !strings.Contains(out, "renewing subscription") || !strings.Contains(out, "32 MiB for 1 days") ||
+		!strings.Contains(out, "amount:   0.000032 IOTA") {
+		t.Fatalf("top-up: %d %q %q", code, out, errOut)
+	}
+	if s := prov.Subscriptions(); s[0].QuotaBytes != 32<<20 || s[0].Expires.Sub(second) < 23*time.Hour || s[0].State.String() != "active" {
+		t.Fatalf("top-up: %+v (was until %v)", s[0], second)
+	}
+	// A quota above the provider's bound is refused before anything is paid.
+	if code, out, errOut = sub("", "--yes", "--mib", "4096", "--days", "1"); code == 0 || !strings.Contains(errOut, "above the provider's") {
+		t.Fatalf("top-up beyond the bound: %d %q %q", code, out, errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, node.LightFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%v %v", fi, err)
+	}
+	// The subscriber's view: usage, quota, paid until, and the wallet's balance.
+	view := []string{"storage", "subscriptions", "--data-dir", dir, "--passphrase-file", pass, "--network", "tanglemail-dev",
+		"--rpc", chain.URL, "--chain-id", "1337"}
+	code, out, errOut = runCLI(t, nil, append(view, "--json")...)
+	var got struct {
+		Subscriptions []heldJSON
+		Wallet        struct{ Address, Balance string }
+	}
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got.Subscriptions) != 1 {
+		t.Fatalf("subscriptions --json: %d %q %q %v", code, out, errOut, err)
+	}
+	if h := got.Subscriptions[0]; h.State != "active" || h.QuotaBytes != 32<<20 || h.PaidUntil == "" || h.Provider != srv.Addrs()[0] ||
+		!strings.EqualFold(got.Wallet.Address, w.Address) || !strings.HasSuffix(got.Wallet.Balance, " IOTA") {
+		t.Fatalf("subscriptions --json: %+v", got)
+	}
+	code, out, errOut = runCLI(t, nil, view...)
+	if code != 0 || !strings.Contains(out, "active, 0 B of 32.0 MiB used, paid until") || !strings.Contains(out, "days left") ||
+		!strings.Contains(out, " IOTA") {
+		t.Fatalf("subscriptions: %d %q %q", code, out, errOut)
+	}
+	t.Logf("storage subscriptions:\n%s", out)
+
+	// The light client finds the paid subscription in light.db (one place for subscriptions).
+	if saved, err := node.SavedProviders(dir); err != nil || len(saved) != 1 || saved[0] != srv.Addrs()[0] {
+		t.Fatalf("saved providers %q %v", saved, err)
 	}
 }

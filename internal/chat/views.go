@@ -334,9 +334,9 @@ func (s *Service) run(ctx context.Context) error {
 					status[c.UID] = true
 				}
 			case store.ChangeOutbox:
-				it, err := s.st.OutboxItem(ctx, c.OutboxID)
-				if err == nil && it.SentMailboxID == s.chatsID && it.SentUID != 0 {
-					status[it.SentUID] = true
+				// The change names the sent copy: mail items are skipped without a read.
+				if c.SentMailboxID == s.chatsID && c.SentUID != 0 {
+					status[c.SentUID] = true
 				}
 			case store.ChangeConversation:
 				convs[string(c.ID)] = true

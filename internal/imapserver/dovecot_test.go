@@ -22,7 +22,7 @@ import (
 
 // startDovecot starts Dovecot and returns its address. It skips without dovecot, and fails under CI
 // (which installs dovecot-imapd, .ci/run).
-func startDovecot(t *testing.T, password string) string {
+func startDovecot(t testing.TB, password string) string {
 	t.Helper()
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {

@@ -14,7 +14,11 @@ import (
 // DB is light.db: per provider, the fetch cursor and the quota notices sent. Schema (migrations/):
 //
 //	provider (name TEXT PRIMARY KEY, cursor INTEGER, noticed INTEGER, updated_at INTEGER)
-//	subscription (name TEXT PRIMARY KEY, sub_id BLOB, key_seed BLOB, created_at INTEGER)
+//	subscription (name TEXT PRIMARY KEY, sub_id BLOB, key_seed BLOB, created_at INTEGER, addr TEXT)
+//
+// The subscription table is the one place a data directory's storage subscriptions live: the light
+// client (and a full node's cover) creates or uses them, and "tanglemail storage subscribe" creates,
+// pays and renews them (node.SubscribeStorage). name is the provider's peer id.
 //
 // It is written with synchronous=FULL: a cursor that SetCursor returned for is on disk. The file is
 // mode 0600: it holds the subscriptions' keys (a fresh Ed25519 key per subscription, never the
@@ -98,13 +102,41 @@ func (d *DB) Subscription(ctx context.Context, name string) (id [16]byte, seed [
 	return id, seed, true, nil
 }
 
-// SaveSubscription keeps a new subscription's id and key seed for a provider (replacing an old one).
-func (d *DB) SaveSubscription(ctx context.Context, name string, id [16]byte, seed []byte) error {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO subscription (name, sub_id, key_seed, created_at) VALUES (?, ?, ?, ?)
+// SaveSubscription keeps a new subscription's id and key seed for a provider (replacing an old one);
+// addr is the provider's multiaddr (with /p2p/<name>), kept so that a light client can start from it.
+func (d *DB) SaveSubscription(ctx context.Context, name, addr string, id [16]byte, seed []byte) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO subscription (name, sub_id, key_seed, created_at, addr) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET sub_id = excluded.sub_id, key_seed = excluded.key_seed,
-		created_at = excluded.created_at`, name, id[:], seed, time.Now().UnixMilli())
+		created_at = excluded.created_at, addr = excluded.addr`, name, id[:], seed, time.Now().UnixMilli(), addr)
 	if err != nil {
 		return fmt.Errorf("light: keep subscription: %w", err)
 	}
 	return nil
+}
+
+// SavedSubscription is a kept subscription without its key.
+type SavedSubscription struct {
+	Name string   // the provider's peer id
+	Addr string   // the provider's multiaddr with /p2p/ ("" if created before it was kept)
+	ID   [16]byte // the subscription id
+}
+
+// Subscriptions lists the kept subscriptions (by name).
+func (d *DB) Subscriptions(ctx context.Context) ([]SavedSubscription, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT name, addr, sub_id FROM subscription ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("light: list subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []SavedSubscription
+	for rows.Next() {
+		var s SavedSubscription
+		var raw []byte
+		if err := rows.Scan(&s.Name, &s.Addr, &raw); err != nil {
+			return nil, fmt.Errorf("light: list subscriptions: %w", err)
+		}
+		copy(s.ID[:], raw)
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

@@ -116,7 +116,7 @@ func (n *Node) openLight(ctx context.Context, full *p2p.Node) error {
 		if i < len(cfg.StorageGrants) {
 			grant = cfg.StorageGrants[i]
 		}
-		d := &providerDialer{n: n, name: ai.ID.String(), provider: ai.ID, opener: opener, connect: connect, grant: grant}
+		d := &providerDialer{n: n, name: ai.ID.String(), addr: addr, provider: ai.ID, opener: opener, connect: connect, grant: grant}
 		c, err := light.NewClient(ctx, light.Config{
 			Name: d.name, DB: n.light.db, Dial: d.dial, Filer: inboxFiler{n}, Params: cfg.Network,
 			Notify: n.notice, Log: cfg.Log.With("sub", "light"),
@@ -218,6 +218,7 @@ func (n *Node) notice(ctx context.Context, subject, body string) error {
 type providerDialer struct {
 	n        *Node
 	name     string
+	addr     string
 	provider peer.ID
 	opener   wire.StreamOpener
 	connect  func(ctx context.Context) error
@@ -276,7 +277,7 @@ func (d *providerDialer) subscription(ctx context.Context, s *wire.Session) (wir
 	if err != nil {
 		return id, nil, fmt.Errorf("create a subscription with storage provider %s: %w", d.name, err)
 	}
-	if err := db.SaveSubscription(ctx, d.name, sid, key.Seed()); err != nil {
+	if err := db.SaveSubscription(ctx, d.name, d.addr, sid, key.Seed()); err != nil {
 		return id, nil, err
 	}
 	d.n.log.Info("storage subscription created", "provider", d.name, "state", state.String())

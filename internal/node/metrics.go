@@ -32,6 +32,9 @@ func (n *Node) newRegistry() *prometheus.Registry {
 	for _, c := range n.light.clients {
 		reg.MustRegister(c.Collectors()...)
 	}
+	if len(n.light.clients) > 0 {
+		reg.MustRegister(n.subscriptionCollectors()...)
+	}
 	reg.MustRegister(n.outbox.Collectors()...)
 	reg.MustRegister(n.inbox.Collectors()...)
 	reg.MustRegister(n.chat.Collectors()...)
@@ -83,4 +86,40 @@ func (c p2pCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStoreBytes, float64(p.StoreBytes))
 	ch <- prometheus.MustNewConstMetric(descP2PBytesTotal, prometheus.CounterValue, float64(max(p.BytesIn, 0)), "in")
 	ch <- prometheus.MustNewConstMetric(descP2PBytesTotal, prometheus.CounterValue, float64(max(p.BytesOut, 0)), "out")
+}
+
+// subscriptionCollectors are the subscriber's view of its storage subscriptions in /metrics, without
+// provider or subscription ids (docs/api.md): when the first one ends, and the quota in use.
+func (n *Node) subscriptionCollectors() []prometheus.Collector {
+	usage := func() (first time.Time, used, quota uint64, active int) {
+		for _, c := range n.light.clients {
+			u := c.Status().Usage
+			used += u.UsedBytes
+			quota += u.QuotaBytes
+			if u.State == "active" {
+				active++
+			}
+			if !u.Expires.IsZero() && (first.IsZero() || u.Expires.Before(first)) {
+				first = u.Expires
+			}
+		}
+		return
+	}
+	return []prometheus.Collector{
+		metrics.Gauge("light_subscription_paid_until_seconds",
+			"Unix time at which the first of the node's storage subscriptions ends (its paid or granted period); 0 before the providers answered.",
+			func() float64 {
+				first, _, _, _ := usage()
+				if first.IsZero() {
+					return 0
+				}
+				return float64(first.Unix())
+			}),
+		metrics.Gauge("light_subscription_used_bytes", "Bytes the node's storage providers keep for it, summed over its subscriptions.",
+			func() float64 { _, used, _, _ := usage(); return float64(used) }),
+		metrics.Gauge("light_subscription_quota_bytes", "The node's storage quotas, summed over its subscriptions.",
+			func() float64 { _, _, quota, _ := usage(); return float64(quota) }),
+		metrics.Gauge("light_subscriptions_active", "The node's storage subscriptions that are active (paid or granted, not expired).",
+			func() float64 { _, _, _, a := usage(); return float64(a) }),
+	}
 }

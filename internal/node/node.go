@@ -150,6 +150,7 @@ type Node struct {
 	inbox    *inbox.Inbox
 	chat     *chat.Service
 	smtp     *submission.Server
+	activity *frontActivity // the front doors' last client activity; the outbox's PoW yields to it
 	smtpLn   net.Listener
 	imap     *imapserver.Server
 	imapLn   net.Listener
@@ -288,6 +289,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		Publisher: n.netw,
 		Tips:      n.netw,
 		Logger:    cfg.Log.With("sub", "outbox"),
+		Yield:     n.frontActivity().busy,
 
 		ReceiptDelayMean: cfg.ReceiptDelayMean,
 		ReceiptClock:     cfg.receiptClock,
@@ -370,12 +372,22 @@ func (n *Node) startFrontDoors() (err error) {
 	})
 	bg := n.bg
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
-	n.goBackground("SMTP server", func() error { return n.smtp.Serve(n.smtpLn) })
-	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(n.imapLn)) })
+	act := n.frontActivity()
+	n.goBackground("SMTP server", func() error { return n.smtp.Serve(act.listener(n.smtpLn)) })
+	n.goBackground("IMAP server", func() error { return ignoreClosed(n.imap.Serve(act.listener(n.imapLn))) })
 	n.goBackground("outbox", func() error { return ignoreCanceled(n.outbox.Run(bg)) })
 	n.goBackground("inbox", func() error { return ignoreCanceled(n.inbox.Run(bg)) })
 	n.goBackground("chat", func() error { return ignoreCanceled(n.chat.Run(bg)) })
 	return nil
+}
+
+// frontActivity returns the node's front-door activity record, made on first use (engines and front
+// doors start from one goroutine).
+func (n *Node) frontActivity() *frontActivity {
+	if n.activity == nil {
+		n.activity = newFrontActivity()
+	}
+	return n.activity
 }
 
 // writeAPIInfo writes api.json, once the API listens.

@@ -59,8 +59,8 @@ func StartStoragePayments(ctx context.Context, p *storage.Provider, cfg StorageP
 		return nil, err
 	}
 	v := &payment.Verifier{Rail: rail, Ledger: led, QuoteKey: cfg.QuoteKey.Public().(ed25519.PublicKey), Now: cfg.Now,
-		Activate: func(ctx context.Context, id payment.SubID, until time.Time) error {
-			return p.Activate(ctx, wire.SubID(id), until)
+		Activate: func(ctx context.Context, id payment.SubID, until time.Time, mib uint32) error {
+			return p.ActivateQuota(ctx, wire.SubID(id), until, mib)
 		}}
 	if _, err := v.Resume(ctx); err != nil {
 		rail.Close()
@@ -69,6 +69,7 @@ func StartStoragePayments(ctx context.Context, p *storage.Provider, cfg StorageP
 	}
 	svc, err := payment.NewService(payment.ServiceConfig{Rail: rail, Verifier: v, QuoteKey: cfg.QuoteKey, Price: cfg.Price,
 		Needed: uint32(rail.Confirmations()), QuoteTTL: cfg.QuoteTTL, Now: cfg.Now,
+		CanRaise: func(_ context.Context, id payment.SubID, mib uint32) error { return p.CanRaise(wire.SubID(id), mib) },
 		SubQuota: func(_ context.Context, id payment.SubID) (uint32, bool) {
 			s, err := p.Lookup(wire.SubID(id))
 			if err != nil {
@@ -110,6 +111,9 @@ func (n *Node) startStoragePayments(side *storageSide) error {
 	cfg := *pc
 	cfg.DataDir = n.cfg.DataDir
 	cfg.QuoteKey = ed25519.PrivateKey(raw)
+	if cfg.Now == nil {
+		cfg.Now = n.cfg.Storage.Now
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sp, err := StartStoragePayments(ctx, side.p, cfg)

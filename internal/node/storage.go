@@ -29,6 +29,8 @@ type StorageConfig struct {
 	Allow []ed25519.PublicKey
 	// Payments, if set, sells subscriptions for IOTA (payment.go; protocol.md §14).
 	Payments *StoragePaymentsConfig
+	// Now is the provider's clock for subscription periods and payments (tests; nil: time.Now).
+	Now func() time.Time
 }
 
 // ParseStorageKey reads a subscription key for --storage-allow: 32 bytes in hex or base64.
@@ -91,6 +93,7 @@ func (n *Node) startStorage() error {
 		CapBytes: sc.CapBytes,
 		Allow:    sc.Allow,
 		Public:   sc.Public,
+		Now:      sc.Now,
 	}
 	if sc.Public {
 		cfg.Publisher, cfg.Tips = n.net, n.store

@@ -91,7 +91,9 @@
 //     state; the worker's later update then fails with ErrBadTransition, which it ignores. A second
 //     goroutine sends receipts, so receipts are not stuck behind a long proof of work.
 //   - Blocks of one recipient are ground one after another, each by Workers goroutines (tangle's
-//     Grind); the mail and receipt goroutines may grind at the same time.
+//     Grind); the mail and receipt goroutines may grind at the same time. With Config.Yield set, the
+//     grind gives way (tangle.WithYield) while it reports true: the node sets it to recent activity on
+//     its SMTP and IMAP front doors, so a user's client stays responsive while earlier mail grinds.
 //   - Waking: Run sleeps until the earliest next attempt (at most a minute), a Notify, or a store
 //     change that makes a recipient pending (a submission). Due times use the Clock; sleeping uses real
 //     timers, so after moving a test clock call Notify.

@@ -70,6 +70,11 @@ type Config struct {
 	OnProgress func(Job)
 	// Rand supplies the random bits of route tags; default crypto/rand.
 	Rand io.Reader
+	// Yield, if set, tells the proof of work to give way (tangle.WithYield) while it reports true: the
+	// node sets it to "a front door served a client in the last moment", so that a user's mail client
+	// stays responsive while earlier mail grinds. Called from every grinding goroutine: keep it an
+	// atomic load.
+	Yield func() bool
 }
 
 // Job is one block being built (its proof of work ground), for status displays.
@@ -146,6 +151,7 @@ type Outbox struct {
 	now     func() time.Time
 	log     *slog.Logger
 	workers int
+	yield   func() bool // Config.Yield
 	parents int
 	retry   time.Duration
 	grace   time.Duration // DeliveryGrace; 0: none
@@ -186,7 +192,7 @@ func New(cfg Config) (*Outbox, error) {
 	}
 	o := &Outbox{
 		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
-		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents,
+		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents, yield: cfg.Yield,
 		retry: cfg.RetryInterval, grace: cfg.DeliveryGrace, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
 		onProg: cfg.OnProgress, rnd: cfg.Rand,
 		wake:        make(chan struct{}, 1),
@@ -589,9 +595,13 @@ func (o *Outbox) publishPayload(ctx context.Context, job *Job, to identity.Addre
 	job.Expected = o.params.Work(h.EncodedSize(), ttl)
 	o.jobStart(job)
 	defer o.jobEnd(job)
-	b, err := o.params.Build(ctx, h, tangle.WithWorkers(o.workers), tangle.WithProgress(func(done, expected uint64) {
+	opts := []tangle.GrindOption{tangle.WithWorkers(o.workers), tangle.WithProgress(func(done, expected uint64) {
 		o.jobProgress(job, done, expected)
-	}))
+	})}
+	if o.yield != nil {
+		opts = append(opts, tangle.WithYield(o.yield))
+	}
+	b, err := o.params.Build(ctx, h, opts...)
 	if err != nil {
 		return tangle.ID{}, fmt.Errorf("build block: %w", err)
 	}

@@ -178,6 +178,9 @@ type ServiceConfig struct {
 	Needed   uint32 // confirmations the rail requires (shown to subscribers)
 	QuoteTTL time.Duration
 	MaxDays  uint32
+	// CanRaise, if set, says whether subscription id's quota may grow to mib MiB (a top-up): the
+	// provider's bound and disk cap, checked before a quote is signed.
+	CanRaise func(ctx context.Context, id SubID, mib uint32) error
 	// SubQuota returns a subscription's quota in MiB, or ok = false if it does not exist.
 	SubQuota func(ctx context.Context, id SubID) (mib uint32, ok bool)
 	Now      func() time.Time
@@ -213,14 +216,23 @@ func (s *Service) Terms() Terms {
 		Confirmations: s.cfg.Needed, QuoteKey: s.cfg.QuoteKey.Public().(ed25519.PublicKey)}
 }
 
-// Quote makes a signed quote for days more of subscription id.
-func (s *Service) Quote(ctx context.Context, id SubID, days uint32) (*Quote, error) {
+// Quote makes a signed quote for days more of subscription id at its quota, or at wantMiB if that is
+// more (a top-up: the paid activation raises the quota to it).
+func (s *Service) Quote(ctx context.Context, id SubID, days, wantMiB uint32) (*Quote, error) {
 	if days == 0 || days > s.cfg.MaxDays {
 		return nil, &RemoteError{CodeMalformed, fmt.Sprintf("days must be 1…%d", s.cfg.MaxDays)}
 	}
 	mib, ok := s.cfg.SubQuota(ctx, id)
 	if !ok {
 		return nil, &RemoteError{CodeNotFound, "no such subscription: create it first"}
+	}
+	if wantMiB > mib {
+		if s.cfg.CanRaise != nil {
+			if err := s.cfg.CanRaise(ctx, id, wantMiB); err != nil {
+				return nil, &RemoteError{CodeRefused, err.Error()}
+			}
+		}
+		mib = wantMiB
 	}
 	amount, err := Price(s.cfg.Price, max(mib, 1), days)
 	if err != nil {
@@ -289,13 +301,17 @@ func (s *Service) Serve(st p2p.Stream) {
 	case msgTermsReq:
 		reply(s.Terms(), nil)
 	case msgQuoteReq:
-		if len(body) != 20 {
-			reply(nil, &RemoteError{CodeMalformed, "quote request is sub (16) ‖ days (4)"})
+		if len(body) != 20 && len(body) != 24 {
+			reply(nil, &RemoteError{CodeMalformed, "quote request is sub (16) ‖ days (4) [‖ MiB (4)]"})
 			return
 		}
 		var id SubID
 		copy(id[:], body)
-		reply(s.Quote(ctx, id, binary.LittleEndian.Uint32(body[16:])))
+		var want uint32
+		if len(body) == 24 {
+			want = binary.LittleEndian.Uint32(body[20:])
+		}
+		reply(s.Quote(ctx, id, binary.LittleEndian.Uint32(body[16:20]), want))
 	case msgSubmit:
 		if len(body) < 32 {
 			reply(nil, &RemoteError{CodeMalformed, "submit is tx (32) ‖ quote"})
@@ -360,7 +376,16 @@ func (c *Client) Terms(ctx context.Context) (Terms, error) {
 // Quote asks a quote for days more of subscription id; it must be signed by terms' quote key and
 // name id, terms' chain and payee.
 func (c *Client) Quote(ctx context.Context, t Terms, id SubID, days uint32) (*Quote, error) {
+	return c.QuoteMiB(ctx, t, id, 0, days)
+}
+
+// QuoteMiB is Quote for a quota of mib MiB if that is more than the subscription's (a top-up, whose
+// activation raises the quota); 0 asks for the subscription's quota.
+func (c *Client) QuoteMiB(ctx context.Context, t Terms, id SubID, mib, days uint32) (*Quote, error) {
 	body := binary.LittleEndian.AppendUint32(append([]byte{}, id[:]...), days)
+	if mib > 0 {
+		body = binary.LittleEndian.AppendUint32(body, mib)
+	}
 	v, err := c.ask(ctx, msgQuoteReq, body)
 	if err != nil {
 		return nil, err
@@ -370,7 +395,7 @@ func (c *Client) Quote(ctx context.Context, t Terms, id SubID, days uint32) (*Qu
 		return nil, fmt.Errorf("%w: unexpected answer", ErrMalformedFrame)
 	}
 	if !bytes.Equal(q.Signer, t.QuoteKey) || q.Sub != id || q.Days != days || q.ChainID != t.ChainID || q.Rail != t.Rail ||
-		!bytes.Equal(q.Address, t.Address) {
+		!bytes.Equal(q.Address, t.Address) || q.MiB < mib {
 		return nil, errors.New("payment: the provider's quote does not match its terms or the request")
 	}
 	return q, nil

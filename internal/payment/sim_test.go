@@ -48,10 +48,11 @@ type activations struct {
 type activation struct {
 	id    SubID
 	until time.Time
+	mib   uint32
 }
 
-func (a *activations) activate(_ context.Context, id SubID, until time.Time) error {
-	a.calls = append(a.calls, activation{id, until})
+func (a *activations) activate(_ context.Context, id SubID, until time.Time, mib uint32) error {
+	a.calls = append(a.calls, activation{id, until, mib})
 	return nil
 }
 
@@ -394,7 +395,7 @@ func TestCountedAcrossRestart(t *testing.T) {
 	}
 	w.mine(2)
 	// Crash between counting and activation: Activate fails.
-	w.verifier.Activate = func(context.Context, SubID, time.Time) error { return errors.New("disk on fire") }
+	w.verifier.Activate = func(context.Context, SubID, time.Time, uint32) error { return errors.New("disk on fire") }
 	if _, err := w.verifier.Process(ctx, tx, enc); err == nil {
 		t.Fatal("activation error not reported")
 	}

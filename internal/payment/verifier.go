@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// Activator is the storage provider's activation seam: make subscription id active until until.
-// It must be idempotent (the same call twice leaves the same state), as the provider's Activate is.
-type Activator func(ctx context.Context, id SubID, until time.Time) error
+// Activator is the storage provider's activation seam: make subscription id active until until, with
+// a quota of at least mib MiB (the paid quote's: a top-up raises it; a quota never shrinks). It must
+// be idempotent (the same call twice leaves the same state), as the provider's ActivateQuota is.
+type Activator func(ctx context.Context, id SubID, until time.Time, mib uint32) error
 
 // Verifier is the provider's side of a payment: it checks a quote is its own, that the transaction
 // pays it on chain, counts the transaction once, and activates the subscription.
@@ -66,7 +67,7 @@ func (v *Verifier) activate(ctx context.Context, c Claim) error {
 	if v.Activate == nil {
 		return errors.New("payment: no activator")
 	}
-	if err := v.Activate(ctx, c.Sub, c.PaidUntil); err != nil {
+	if err := v.Activate(ctx, c.Sub, c.PaidUntil, c.Quote.MiB); err != nil {
 		v.ctr.activateFailed.Add(1)
 		return fmt.Errorf("payment: activating subscription %x (payment counted; activation is retried at restart): %w", c.Sub, err)
 	}

@@ -325,33 +325,75 @@ func (p *Provider) Grant(ctx context.Context, quotaMiB, days uint32) (string, er
 // payment; also by grants and the allowlist). An active subscription's expiry only moves later. It
 // refuses when the active quotas would exceed the disk cap.
 func (p *Provider) Activate(ctx context.Context, id wire.SubID, until time.Time) error {
+	return p.ActivateQuota(ctx, id, until, 0)
+}
+
+// CanRaise says whether subscription id's quota may grow to quotaMiB MiB now (the provider's bound
+// and disk cap), before a top-up is quoted.
+func (p *Provider) CanRaise(id wire.SubID, quotaMiB uint32) error {
+	if quotaMiB > p.cfg.MaxQuotaMiB {
+		return fmt.Errorf("a quota of %d MiB is above the provider's %d MiB", quotaMiB, p.cfg.MaxQuotaMiB)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.subs[id]
+	if !ok {
+		return ErrNotFound
+	}
+	committed := p.activeQuotaLocked()
+	if s.state == wire.Active {
+		committed -= s.quota
+	}
+	if committed+max(s.quota, uint64(quotaMiB)*mib) > uint64(p.cfg.CapBytes) {
+		return errors.New("the provider's disk cap is committed: no room for that quota")
+	}
+	return nil
+}
+
+// ActivateQuota is Activate that also raises the subscription's quota to quotaMiB (a paid top-up,
+// protocol.md §14.5); a quota only grows, and 0 keeps it. Idempotent: the same call twice leaves the
+// same state.
+func (p *Provider) ActivateQuota(ctx context.Context, id wire.SubID, until time.Time, quotaMiB uint32) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.isClosed() {
 		return ErrClosed
 	}
+	if quotaMiB > p.cfg.MaxQuotaMiB {
+		return wire.Errorf(wire.CodeRefused, "a quota of %d MiB is above the provider's %d MiB", quotaMiB, p.cfg.MaxQuotaMiB)
+	}
 	p.mu.Lock()
 	s, ok := p.subs[id]
-	var committed uint64
-	if ok && s.state != wire.Active {
+	var committed, quota uint64
+	if ok {
 		committed = p.activeQuotaLocked()
+		if s.state == wire.Active {
+			committed -= s.quota
+		}
+		quota = max(s.quota, uint64(quotaMiB)*mib)
 	}
 	p.mu.Unlock()
 	if !ok {
 		return ErrNotFound
 	}
-	if s.state != wire.Active && committed+s.quota > uint64(p.cfg.CapBytes) {
+	if quota > s.quota && committed+quota > uint64(p.cfg.CapBytes) {
+		// The raise was quoted when it fitted (CanRaise) and no longer does: the paid period is kept,
+		// the quota stays; the counted payment must not stay unactivated.
+		p.cfg.Log.Warn("storage: a paid quota raise no longer fits the disk cap; quota kept", "mib", quotaMiB)
+		quota = s.quota
+	}
+	if s.state != wire.Active && committed+quota > uint64(p.cfg.CapBytes) {
 		return wire.Errorf(wire.CodeQuotaFull, "the provider's disk cap is committed")
 	}
 	u := until.UnixMilli()
 	if s.state == wire.Active && s.until > u {
 		u = s.until
 	}
-	if _, err := p.w.ExecContext(ctx, `UPDATE subs SET state = ?, active_until = ? WHERE id = ?`, wire.Active, u, id[:]); err != nil {
+	if _, err := p.w.ExecContext(ctx, `UPDATE subs SET state = ?, active_until = ?, quota_bytes = ? WHERE id = ?`, wire.Active, u, quota, id[:]); err != nil {
 		return fmt.Errorf("storage: activate: %w", err)
 	}
 	p.mu.Lock()
-	s.state, s.until = wire.Active, u
+	s.state, s.until, s.quota = wire.Active, u, quota
 	p.mu.Unlock()
 	return nil
 }

@@ -72,12 +72,16 @@ type ChangeSubscription struct {
 }
 
 // ChangeOutbox: an outbox recipient was enqueued or changed state, or (Read) a read receipt arrived.
+// SentMailboxID and SentUID name the item's sent copy (Submit), zero if it has none, so that a listener
+// interested in some mailbox only (chat: its chats mailbox) need not read the item.
 type ChangeOutbox struct {
-	OutboxID OutboxID
-	Rcpt     string
-	State    RcptState
-	ModSeq   uint64
-	Read     bool
+	OutboxID      OutboxID
+	Rcpt          string
+	State         RcptState
+	ModSeq        uint64
+	Read          bool
+	SentMailboxID MailboxID
+	SentUID       UID
 }
 
 // ChangeConversation: a chat conversation was created or changed (name, members).

@@ -156,6 +156,13 @@ func (tx *Tx) Submit(sub Submission) (Submitted, error) {
 	if _, err := tx.exec(`UPDATE outbox SET sent_mailbox_id = ?, sent_uid = ? WHERE id = ?`, a.MailboxID, int64(a.UID), id); err != nil {
 		return Submitted{}, fmt.Errorf("store: submit: %w", err)
 	}
+	// Enqueue's changes went out before the sent copy existed: name it in them.
+	for i, c := range tx.changes {
+		if co, ok := c.(ChangeOutbox); ok && co.OutboxID == id {
+			co.SentMailboxID, co.SentUID = a.MailboxID, a.UID
+			tx.changes[i] = co
+		}
+	}
 	return Submitted{OutboxID: id, Sent: a}, nil
 }
 
@@ -304,8 +311,22 @@ func (tx *Tx) UpdateRecipient(outboxID OutboxID, rcpt string, u RcptUpdate) (Out
 	if err != nil {
 		return OutboxRcpt{}, err
 	}
-	tx.emit(ChangeOutbox{OutboxID: outboxID, Rcpt: rcpt, State: r.State, ModSeq: ms})
+	mbox, uid, err := tx.sentCopy(outboxID)
+	if err != nil {
+		return OutboxRcpt{}, err
+	}
+	tx.emit(ChangeOutbox{OutboxID: outboxID, Rcpt: rcpt, State: r.State, ModSeq: ms, SentMailboxID: mbox, SentUID: uid})
 	return r, nil
+}
+
+// sentCopy returns where an outbox item's sent copy was filed (Submit), zeros if nowhere.
+func (tx *Tx) sentCopy(id OutboxID) (MailboxID, UID, error) {
+	var mbox, uid int64
+	err := tx.queryRow(`SELECT coalesce(sent_mailbox_id, 0), coalesce(sent_uid, 0) FROM outbox WHERE id = ?`, id).Scan(&mbox, &uid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: outbox item %d: %w", id, err)
+	}
+	return MailboxID(mbox), UID(uid), nil
 }
 
 func nilIfEmpty(b []byte) any {
@@ -543,7 +564,12 @@ func (tx *Tx) MarkRecipientRead(outboxID OutboxID, rcpt string) (bool, error) {
 	if err := tx.queryRow(`SELECT state FROM outbox_rcpt WHERE outbox_id = ? AND rcpt = ?`, outboxID, rcpt).Scan(&state); err != nil {
 		return false, fmt.Errorf("store: mark read: %w", err)
 	}
-	tx.emit(ChangeOutbox{OutboxID: outboxID, Rcpt: rcpt, State: RcptState(state), ModSeq: ms, Read: true})
+	mbox, uid, err := tx.sentCopy(outboxID)
+	if err != nil {
+		return false, err
+	}
+	tx.emit(ChangeOutbox{OutboxID: outboxID, Rcpt: rcpt, State: RcptState(state), ModSeq: ms, Read: true,
+		SentMailboxID: mbox, SentUID: uid})
 	return true, nil
 }
 

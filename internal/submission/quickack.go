@@ -1,6 +1,9 @@
 package submission
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // ackListener hands out connections that acknowledge what the client sent before every read (see
 // quickAck): a client that leaves Nagle's algorithm on (RFC 896; most mail clients do) holds a small
@@ -19,9 +22,10 @@ func (l ackListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			return &ackConn{TCPConn: tc, raw: raw}, nil
+	// *net.TCPConn, or a wrapper of one that hands out its descriptor (the node's activity counter).
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			return &ackConn{Conn: c, raw: raw}, nil
 		}
 	}
 	return c, nil
@@ -29,7 +33,7 @@ func (l ackListener) Accept() (net.Conn, error) {
 
 // ackConn is a TCP connection that asks the kernel for an immediate acknowledgement before each read.
 type ackConn struct {
-	*net.TCPConn
+	net.Conn
 	raw rawConn
 }
 
@@ -40,5 +44,5 @@ type rawConn interface {
 
 func (c *ackConn) Read(p []byte) (int, error) {
 	quickAck(c.raw)
-	return c.TCPConn.Read(p)
+	return c.Conn.Read(p)
 }

@@ -43,6 +43,25 @@ type GrindOption func(*grindConfig)
 type grindConfig struct {
 	workers  int
 	progress func(done, expected uint64)
+	busy     func() bool
+}
+
+// yieldBatch is the number of hashes between two calls of the WithYield hook (about 0.15 ms of one core).
+const yieldBatch = 512
+
+// pausePoll is how often a paused worker (see WithYield) looks again at the hook and the stop flag.
+const pausePoll = time.Millisecond
+
+// WithYield makes the grind give way to more urgent work in the same process while busy reports true:
+// every worker calls busy every yieldBatch hashes and, if it is true, runtime.Gosched, so a goroutine
+// that became runnable (a client's command) waits for a fraction of a millisecond instead of the
+// scheduler's preemption slice (10 ms); and when the grind runs as many workers as GOMAXPROCS (the
+// default), its last worker pauses before claiming its next chunk until busy is false, leaving one
+// processor to the rest of the process. busy must be cheap (an atomic load); it is called from every
+// worker. On an idle process (busy false) the cost is one call per yieldBatch hashes. The result is the
+// same: a paused worker holds no chunk, so the smallest valid nonce is still found.
+func WithYield(busy func() bool) GrindOption {
+	return func(c *grindConfig) { c.busy = busy }
 }
 
 // WithWorkers sets the number of grinding goroutines. n ≤ 0 means runtime.GOMAXPROCS(0), the default.
@@ -90,7 +109,7 @@ func (p *Params) Grind(ctx context.Context, raw []byte, opts ...GrindOption) (ui
 	}
 	d := PoWDigest(raw)
 	cfg := newGrindConfig(opts)
-	nonce, _, err := grind(ctx, &d, Target(w), w, noNonce, cfg)
+	nonce, _, err := grind(ctx, newGrinder(&d, Target(w), noNonce), w, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -135,21 +154,33 @@ type grinder struct {
 	best atomic.Uint64 // smallest valid nonce found so far, or noNonce
 	done atomic.Uint64 // hashes computed, updated once per chunk
 	stop atomic.Bool   // set on cancellation
+
+	pauses atomic.Uint64 // times a worker paused for WithYield (tests)
 }
 
-// grind searches [0, limit) for the smallest nonce whose score is ≤ target. It returns the nonce and the
-// number of hashes computed, errNonceLimit if there is none below limit, or ctx's error.
-func grind(ctx context.Context, d *[32]byte, target, expected, limit uint64, cfg grindConfig) (uint64, uint64, error) {
+// newGrinder returns the state of a grind of digest d over [0, limit) for target.
+func newGrinder(d *[32]byte, target, limit uint64) *grinder {
 	g := &grinder{digest: *d, target: target, limit: limit}
 	g.best.Store(noNonce)
+	return g
+}
+
+// grind searches [0, g.limit) for the smallest nonce whose score is ≤ g.target. It returns the nonce and
+// the number of hashes computed, errNonceLimit if there is none below the limit, or ctx's error.
+func grind(ctx context.Context, g *grinder, expected uint64, cfg grindConfig) (uint64, uint64, error) {
 
 	var wg sync.WaitGroup
 	finished := make(chan struct{})
-	for range cfg.workers {
+	// pauser is the index of the worker that pauses while cfg.busy reports true, or -1.
+	pauser := -1
+	if cfg.busy != nil && cfg.workers >= 2 && cfg.workers >= runtime.GOMAXPROCS(0) {
+		pauser = cfg.workers - 1
+	}
+	for i := range cfg.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.work()
+			g.work(cfg.busy, i == pauser)
 		}()
 	}
 	go func() {
@@ -182,28 +213,53 @@ func grind(ctx context.Context, d *[32]byte, target, expected, limit uint64, cfg
 }
 
 // work is one grinding goroutine. The inner loop is one BLAKE2b-256 of a 40-byte stack buffer, a store of
-// the nonce and a compare: no allocation, no interface call, no shared-memory access.
-func (g *grinder) work() {
+// the nonce and a compare: no allocation, no interface call, no shared-memory access. busy (WithYield)
+// is called between batches of yieldBatch hashes; pause says this worker stops claiming chunks while
+// busy reports true.
+func (g *grinder) work(busy func() bool, pause bool) {
 	var buf [40]byte
 	copy(buf[:32], g.digest[:])
 	target := g.target
 	for !g.stop.Load() {
+		if pause {
+			g.pauseWhile(busy)
+		}
 		start := g.next.Add(grindChunk) - grindChunk
 		if start >= g.limit || start >= g.best.Load() || start+grindChunk < start {
 			return // chunks are claimed in increasing order: nothing smaller is left
 		}
 		end := min(start+grindChunk, g.limit)
 		n := start
-		for ; n < end; n++ {
-			binary.LittleEndian.PutUint64(buf[32:], n)
-			sum := blake2b.Sum256(buf[:])
-			if binary.LittleEndian.Uint64(sum[:8]) <= target {
-				g.offer(n)
-				n++
-				break
+	chunk:
+		for n < end {
+			batchEnd := min(n+yieldBatch, end)
+			for ; n < batchEnd; n++ {
+				binary.LittleEndian.PutUint64(buf[32:], n)
+				sum := blake2b.Sum256(buf[:])
+				if binary.LittleEndian.Uint64(sum[:8]) <= target {
+					g.offer(n)
+					n++
+					break chunk
+				}
+			}
+			if busy != nil && busy() {
+				runtime.Gosched()
 			}
 		}
 		g.done.Add(n - start)
+	}
+}
+
+// pauseWhile waits, holding no chunk, until busy reports false, the grind is stopped, another worker
+// has found a nonce or the nonces are all claimed (in the last three cases the caller's next claim ends
+// it).
+func (g *grinder) pauseWhile(busy func() bool) {
+	if !busy() {
+		return
+	}
+	g.pauses.Add(1)
+	for busy() && !g.stop.Load() && g.best.Load() == noNonce && g.next.Load() < g.limit {
+		time.Sleep(pausePoll)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,15 +126,31 @@ const grindRateHashes = 1 << 20
 // BenchmarkGrindRate runs the grinder over exactly grindRateHashes nonces per op with target 0, which no
 // nonce meets in practice (probability 2^-64 per hash), and reports hashes/s overall and per worker.
 func BenchmarkGrindRate(b *testing.B) {
+	benchGrindRate(b)
+}
+
+// BenchmarkGrindRateYieldIdle is BenchmarkGrindRate with a WithYield hook that is never busy, shaped
+// like the node's (an atomic load and a monotonic clock reading): the cost of the hook on an idle node.
+func BenchmarkGrindRateYieldIdle(b *testing.B) {
+	base := time.Now()
+	var last atomic.Int64
+	busy := func() bool {
+		l := last.Load()
+		return l != 0 && int64(time.Since(base))-l < int64(time.Second)
+	}
+	benchGrindRate(b, WithYield(busy))
+}
+
+func benchGrindRate(b *testing.B, opts ...GrindOption) {
 	d := blake2b.Sum256([]byte("tanglemail benchmark pow digest"))
 	for _, workers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			cfg := newGrindConfig([]GrindOption{WithWorkers(workers)})
+			cfg := newGrindConfig(append([]GrindOption{WithWorkers(workers)}, opts...))
 			b.ReportAllocs()
 			b.ResetTimer()
 			var total uint64
 			for range b.N {
-				_, n, err := grind(context.Background(), &d, 0, 0, grindRateHashes, cfg)
+				_, n, err := grind(context.Background(), newGrinder(&d, 0, grindRateHashes), 0, cfg)
 				if err != errNonceLimit || n != grindRateHashes {
 					b.Fatalf("grind: %d hashes, err %v", n, err)
 				}

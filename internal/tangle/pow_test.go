@@ -228,14 +228,14 @@ func TestGrindNonceLimit(t *testing.T) {
 		limit   uint64
 	}{{1, 1}, {1, grindChunk + 1}, {2, 3*grindChunk - 5}, {3, 10_000}} {
 		cfg := newGrindConfig([]GrindOption{WithWorkers(tc.workers)})
-		_, hashes, err := grind(context.Background(), &d, 0, 0, tc.limit, cfg)
+		_, hashes, err := grind(context.Background(), newGrinder(&d, 0, tc.limit), 0, cfg)
 		if !errors.Is(err, errNonceLimit) || hashes != tc.limit {
 			t.Errorf("workers=%d limit=%d: %d hashes, %v", tc.workers, tc.limit, hashes, err)
 		}
 	}
 	// A target every score meets: nonce 0, one chunk per worker at most.
 	cfg := newGrindConfig([]GrindOption{WithWorkers(2)})
-	n, hashes, err := grind(context.Background(), &d, ^uint64(0), 1, noNonce, cfg)
+	n, hashes, err := grind(context.Background(), newGrinder(&d, ^uint64(0), noNonce), 1, cfg)
 	if err != nil || n != 0 || hashes == 0 || hashes > 2*grindChunk {
 		t.Fatalf("trivial target: nonce %d, %d hashes, %v", n, hashes, err)
 	}

@@ -79,6 +79,10 @@ func TestClientAgainstStub(t *testing.T) {
 	d.run("send", 5*time.Second, chromedp.Click(sel("compose-send")), chromedp.WaitVisible(sel("pow-progress")))
 	d.waitJS("the proof of work to finish", 10*time.Second, `document.querySelector('[data-test="pow-progress"]').dataset.state === 'done'`)
 
+	// Status: the storage subscription's usage and paid period.
+	d.run("open status", 5*time.Second, chromedp.Click(sel("nav-status")), chromedp.WaitVisible(sel("status-storage")))
+	d.waitJS("the storage subscription", 5*time.Second, `(t => t.includes('active') && t.includes('3.0 MiB of 64 MiB used (4 %)') && t.includes('paid until ') && t.includes('2026'))(document.querySelector('[data-test="status-storage"]').textContent)`)
+
 	// Phone-sized: one column, the nav bar at the bottom, tap targets of at least 40px.
 	p := b.newTab("phone", 390, 844)
 	p.signIn(srv.URL, "stub-password", true)

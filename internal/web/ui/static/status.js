@@ -24,6 +24,12 @@ export async function route() {
   }, 3000);
 }
 
+// mib formats a byte count in MiB (one decimal below 10).
+function mib(n) {
+  const v = (n || 0) / (1 << 20);
+  return (v < 10 ? v.toFixed(1) : Math.round(v)) + ' MiB';
+}
+
 async function load(quiet) {
   let s, peers;
   try {
@@ -56,6 +62,16 @@ async function load(quiet) {
   ];
   if (s.uptime) rows.push(['Up for', s.uptime, 'status-uptime']);
   if (s.version) rows.push(['Version', `${s.version.version} (commit ${String(s.version.commit).slice(0, 12)}, ${s.version.go_version}, protocol ${s.version.protocol})`, 'status-version']);
+  // Storage subscriptions (a light client's, or a full node's cover): usage and the paid period.
+  for (const st of s.storage || []) {
+    const id = st.provider || '';
+    let text = `${id.length > 16 ? id.slice(0, 6) + '…' + id.slice(-6) : id}: ${st.state || 'state unknown'}`;
+    text += `, ${mib(st.used_bytes)} of ${mib(st.quota_bytes)} used (${st.quota_percent || 0} %)`;
+    if (st.expires) text += `, paid until ${whenFull(st.expires)}`;
+    if (st.state === 'expired') text += ' — renew with "tanglemail storage subscribe"';
+    if (st.last_error) text += ` (last error: ${st.last_error})`;
+    rows.push(['Storage', text, 'status-storage']);
+  }
   const dl = $('status-summary');
   clear(dl);
   for (const [k, v, t] of rows) dl.append(h('dt', {}, k), h('dd', { test: t }, v));
