@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/tanglemail/tanglemail/internal/p2p"
@@ -67,4 +69,35 @@ func evmRail(t *testing.T, ctx context.Context, chainID uint64, key *ecdsa.Priva
 	}
 	t.Cleanup(func() { rail.Close() })
 	return rail
+}
+
+// sendPastTTL has alice send bob, whose device is off, mails mails (subject "<prefix> mail NN",
+// Message-ID <prefix-N@tangle>) and chats chat messages (chatFormat with the number), and waits until
+// every one has passed its TTL at alice's outbox (delayed or failed): from then on only a storage node
+// has them. It returns the chat conversation's id.
+func sendPastTTL(t *testing.T, alice *Node, bobAddr, prefix string, mails, chats int, chatFormat string) string {
+	t.Helper()
+	ctx := context.Background()
+	aliceAddr := alice.Identity().Address().Mail()
+	for i := range mails {
+		submit(t, alice, []string{bobAddr}, fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s mail %02d\r\n"+
+			"Message-ID: <%s-%d@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nmail %d while bob was away\r\n",
+			aliceAddr, bobAddr, prefix, i, prefix, i, i))
+	}
+	conv, err := alice.Chat().Direct(ctx, bobAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range chats {
+		if _, err := alice.Chat().Send(ctx, conv.ID, fmt.Sprintf(chatFormat, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Delay notices are filed at the TTL, and the outbox waits out the grace period for a late receipt
+	// (protocol.md §10.2, sender rule 3).
+	waitFor(t, "every message of alice's to pass its TTL", 5*time.Minute, func() bool {
+		st := alice.outbox.Stats()
+		return st.Delayed+st.Failed >= uint64(mails+chats)
+	})
+	return conv.ID
 }
