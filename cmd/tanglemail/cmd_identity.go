@@ -83,11 +83,7 @@ it in the terminal.`,
 			if len(args) > 0 {
 				return usageError{"address takes no arguments"}
 			}
-			pass, err := readPassphrase(f.passphraseFile)
-			if err != nil {
-				return err
-			}
-			id, err := node.LoadIdentity(f.dataDir, pass)
+			id, err := loadIdentity(f.dataDir, f.passphraseFile)
 			if err != nil {
 				return err
 			}

@@ -3,14 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/tanglemail/tanglemail/internal/node"
-	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/version"
 )
 
@@ -73,9 +70,9 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	if len(args) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
 	}
-	params, ok := tangle.NetworkByName(f.network)
-	if !ok || params.WorkPerByte == 0 {
-		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
+	params, err := networkFlag(f.network)
+	if err != nil {
+		return err
 	}
 	if len(f.providers.values) == 0 {
 		// The subscriptions "tanglemail storage subscribe" (or an earlier light client) created.
@@ -93,11 +90,7 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	if f.tagBits < 1 || f.tagBits > 16 {
 		return usageError{fmt.Sprintf("--tag-bits %d: a light client needs 1..16", f.tagBits)}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", f.logLevel)}
-	}
-	pass, err := readPassphrase(f.passphraseFile)
+	log, pass, err := logAndPassphrase(env, f.logLevel, f.passphraseFile)
 	if err != nil {
 		return err
 	}
@@ -108,7 +101,7 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = f.apiListen, f.smtpListen, f.imapListen
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
-	cfg.Log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Log = log
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.StartLight(ctx, cfg)
@@ -128,9 +121,6 @@ func runLight(env *cmdEnv, o any, args []string) error {
 
 // printLightSettings prints a light client's address, providers and mail client settings.
 func printLightSettings(env *cmdEnv, n *node.Node, network, dataDir string) {
-	addr := n.Identity().Address().Mail()
-	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
-	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
 	var provs []string
 	for _, c := range n.LightClients() {
 		provs = append(provs, c.Name())
@@ -138,13 +128,6 @@ func printLightSettings(env *cmdEnv, n *node.Node, network, dataDir string) {
 	fmt.Fprintf(env.stdout, `tanglemail %s light client running on network %s.
   Your address:  %s
   Providers:     %s
-  Web client:    http://%s/   (sign in with the password below; also the HTTP API, docs/api.md)
-
-Mail client settings (Thunderbird, mutt, aerc, …):
-  Incoming (IMAP):             server %s  port %s  security STARTTLS  authentication normal password
-  Outgoing (SMTP submission):  server %s  port %s  security STARTTLS  authentication normal password
-  User name:                   %s
-  Password:                    %s   (also in %s)
-`, version.Get().Version, network, addr, strings.Join(provs, " "), n.APIAddr(),
-		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(dataDir, node.PasswordFile))
+`, version.Get().Version, network, n.Identity().Address().Mail(), strings.Join(provs, " "))
+	printClientSettings(env, n, dataDir)
 }

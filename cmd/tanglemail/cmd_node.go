@@ -110,19 +110,14 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	if len(args) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
 	}
-	params, ok := tangle.NetworkByName(f.network)
-	if !ok || params.WorkPerByte == 0 {
-		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", f.logLevel)}
-	}
-	pass, err := readPassphrase(f.passphraseFile)
+	params, err := networkFlag(f.network)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	log, pass, err := logAndPassphrase(env, f.logLevel, f.passphraseFile)
+	if err != nil {
+		return err
+	}
 	cfg := node.DefaultConfig(f.dataDir)
 	cfg.Network = params
 	cfg.P2PListen = f.p2pListen.values
@@ -182,25 +177,16 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	if n.CreatedIdentity() {
 		fmt.Fprintf(env.stdout, "Created a new identity in %s.\n", f.dataDir)
 	}
-	addr := n.Identity().Address().Mail()
-	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
-	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
 	fmt.Fprintf(env.stdout, `tanglemail %s node running on network %s.
   Your address:  %s
   Peer id:       %s
   Peer addrs:    %s
-  Web client:    http://%s/   (sign in with the password below; also the HTTP API, docs/api.md)
-
-Mail client settings (Thunderbird, mutt, aerc, …):
-  Incoming (IMAP):             server %s  port %s  security STARTTLS  authentication normal password
-  Outgoing (SMTP submission):  server %s  port %s  security STARTTLS  authentication normal password
-  User name:                   %s
-  Password:                    %s   (also in %s)
-  The node's certificate is self-signed: accept it once in your mail client.
+`, version.Get().Version, params.Name, n.Identity().Address().Mail(), n.Network().ID(), strings.Join(n.Network().Addrs(), " "))
+	printClientSettings(env, n, f.dataDir)
+	fmt.Fprint(env.stdout, `  The node's certificate is self-signed: accept it once in your mail client.
 
 Stop with Ctrl-C.
-`, version.Get().Version, params.Name, addr, n.Network().ID(), strings.Join(n.Network().Addrs(), " "), n.APIAddr(),
-		imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(f.dataDir, node.PasswordFile))
+`)
 	if st := n.StorageStatus(); st.Enabled {
 		role := "storage provider"
 		if st.Public {
@@ -226,6 +212,44 @@ Stop with Ctrl-C.
 	<-hinted
 	fmt.Fprintln(env.stdout, "Stopping…")
 	return n.Close()
+}
+
+// networkFlag resolves --network to a network that has proof-of-work parameters.
+func networkFlag(name string) (tangle.Params, error) {
+	params, ok := tangle.NetworkByName(name)
+	if !ok || params.WorkPerByte == 0 {
+		return params, usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", name)}
+	}
+	return params, nil
+}
+
+// logAndPassphrase checks --log-level, reads --passphrase-file and returns a logger writing to stderr.
+func logAndPassphrase(env *cmdEnv, logLevel, passphraseFile string) (*slog.Logger, []byte, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, nil, usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", logLevel)}
+	}
+	pass, err := readPassphrase(passphraseFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level})), pass, nil
+}
+
+// printClientSettings prints the web client's address and the mail client settings of a running node or
+// light client.
+func printClientSettings(env *cmdEnv, n *node.Node, dataDir string) {
+	addr := n.Identity().Address().Mail()
+	smtpHost, smtpPort, _ := net.SplitHostPort(n.SMTPAddr())
+	imapHost, imapPort, _ := net.SplitHostPort(n.IMAPAddr())
+	fmt.Fprintf(env.stdout, `  Web client:    http://%s/   (sign in with the password below; also the HTTP API, docs/api.md)
+
+Mail client settings (Thunderbird, mutt, aerc, …):
+  Incoming (IMAP):             server %s  port %s  security STARTTLS  authentication normal password
+  Outgoing (SMTP submission):  server %s  port %s  security STARTTLS  authentication normal password
+  User name:                   %s
+  Password:                    %s   (also in %s)
+`, n.APIAddr(), imapHost, imapPort, smtpHost, smtpPort, addr, n.Password(), filepath.Join(dataDir, node.PasswordFile))
 }
 
 // parseSize parses a byte count with an optional binary unit: 1048576, 512KiB, 64MiB, 4GiB, 1TiB.

@@ -51,11 +51,7 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 	if !ok {
 		return usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", f.network)}
 	}
-	pass, err := readPassphrase(f.passphraseFile)
-	if err != nil {
-		return err
-	}
-	id, err := node.LoadIdentity(f.dataDir, pass)
+	id, err := loadIdentity(f.dataDir, f.passphraseFile)
 	if err != nil {
 		return err
 	}

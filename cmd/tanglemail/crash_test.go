@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/crashtest"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -43,18 +44,9 @@ type childNode struct {
 
 func startChild(t *testing.T, dir string, bootstrap string) *childNode {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "node", "--data-dir", dir, "--network", "tanglemail-dev",
+	cmd, out := crashtest.Start(t, []string{"TANGLEMAIL_TEST_RUN_MAIN=1"}, "node", "--data-dir", dir, "--network", "tanglemail-dev",
 		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false",
 		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0", "--bootstrap", bootstrap, "--log-level", "error")
-	cmd.Env = append(os.Environ(), "TANGLEMAIL_TEST_RUN_MAIN=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)

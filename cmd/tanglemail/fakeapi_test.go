@@ -18,6 +18,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // fakeAPI is an httptest server that answers like a node's API (docs/api.md) for the chat and
@@ -372,11 +373,5 @@ func (f *fakeAPI) openStreams() (open, opened int) {
 // waitFor polls cond until it holds, failing the test after a deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, what, 10*time.Second, cond)
 }

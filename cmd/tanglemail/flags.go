@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/node"
 )
 
 // command is one subcommand: its flag set, a one-line summary, a longer description, and the function
@@ -252,6 +255,15 @@ func printUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "  --%s\n      %s%s\n      env %s, config: %s = …\n", f.Name, f.Usage, def, envName(f.Name), f.Name)
 	})
+}
+
+// loadIdentity loads the identity in dataDir, unlocked with the first line of passphraseFile (if any).
+func loadIdentity(dataDir, passphraseFile string) (*identity.Identity, error) {
+	pass, err := readPassphrase(passphraseFile)
+	if err != nil {
+		return nil, err
+	}
+	return node.LoadIdentity(dataDir, pass)
 }
 
 // readPassphrase reads the first line of path; no path means no passphrase.

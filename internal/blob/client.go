@@ -181,20 +181,30 @@ func (c *Client) open(ctx context.Context, r Route) (p2p.Stream, error) {
 	return c.Net.OpenStream(ctx, r.Peer, c.Proto)
 }
 
-func (c *Client) fetchFrom(ctx context.Context, ref Ref, r Route, expires time.Time) (err error) {
-	st, err := c.open(ctx, r)
+// session opens a stream to r that ctx's end resets. The caller defers end(&err): it closes the
+// stream, or resets it when *err is not nil.
+func (c *Client) session(ctx context.Context, r Route) (st p2p.Stream, end func(*error), err error) {
+	st, err = c.open(ctx, r)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	return st, func(err *error) {
+		stop()
+		if *err != nil {
 			st.Reset()
 		} else {
 			st.Close()
 		}
-	}()
-	stop := context.AfterFunc(ctx, func() { st.Reset() })
-	defer stop()
+	}, nil
+}
+
+func (c *Client) fetchFrom(ctx context.Context, ref Ref, r Route, expires time.Time) (err error) {
+	st, end, err := c.session(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer end(&err)
 	br := bufio.NewReaderSize(st, 128<<10)
 	bw := bufio.NewWriterSize(st, 4<<10)
 	var buf []byte
@@ -294,19 +304,11 @@ func (c *Client) Put(ctx context.Context, r Route, id ID, ttl time.Duration) (er
 	if !ok || !c.Store.Complete(id) {
 		return ErrNotFound
 	}
-	st, err := c.open(ctx, r)
+	st, end, err := c.session(ctx, r)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			st.Reset()
-		} else {
-			st.Close()
-		}
-	}()
-	stop := context.AfterFunc(ctx, func() { st.Reset() })
-	defer stop()
+	defer end(&err)
 	br := bufio.NewReaderSize(st, 4<<10)
 	bw := bufio.NewWriterSize(st, 128<<10)
 	secs := min(ttl/time.Second, 1<<32-1)

@@ -14,6 +14,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // network is an in-memory tangle: Publish validates a block and hands it to every attached inbox.
@@ -137,13 +138,7 @@ func (nd *node) waitEvent(t testing.TB, what string, match func(chat.Event) bool
 // waitFor polls cond (a store query) until it holds, failing the test after 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, what, 10*time.Second, cond)
 }
 
 func mustGroup(t testing.TB, nd *node, id string) chat.Conversation {

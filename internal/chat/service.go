@@ -2,9 +2,8 @@ package chat
 
 import (
 	"errors"
-	"time"
 
-	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/api"
 )
 
 // Conversation kinds.
@@ -22,39 +21,15 @@ const (
 	StatusFailed    = "failed"    // some recipient could not be reached in time (a bounce is in INBOX)
 )
 
-// Member is a conversation member.
-type Member struct {
-	Address string `json:"address"`        // tm1…@tangle
-	Name    string `json:"name,omitempty"` // the user's petname for it, if any
-	Me      bool   `json:"me,omitempty"`   // the node's own identity
-}
-
-// Conversation is a 1:1 chat or a group, as the user sees it.
-type Conversation struct {
-	ID      string    `json:"id"`   // 32 hex digits (protocol.md §10.3)
-	Kind    string    `json:"kind"` // KindDirect or KindGroup
-	Name    string    `json:"name"` // group name; for 1:1 the peer's petname or address
-	Peer    string    `json:"peer,omitempty"`
-	Members []Member  `json:"members"` // including the user (Me); empty for a group the user left
-	Left    bool      `json:"left,omitempty"`
-	Unread  int       `json:"unread"`
-	Last    *Message  `json:"last,omitempty"`
-	Updated time.Time `json:"updated"`
-}
-
-// Message is one entry of a conversation's history: a text, or an event (membership change).
-type Message struct {
-	ID           string    `json:"id"` // 32 hex digits, the same on every member's node
-	Conversation string    `json:"conversation"`
-	UID          store.UID `json:"uid"`  // in the Chats mailbox
-	Kind         string    `json:"kind"` // "text" or "event"
-	From         Member    `json:"from"`
-	Mine         bool      `json:"mine"`
-	Text         string    `json:"text"` // for an event, a sentence describing it
-	Sent         time.Time `json:"sent"`
-	Seen         bool      `json:"seen"`
-	Status       string    `json:"status,omitempty"` // own messages only
-}
+// Member, Conversation and Message are the chat's values as the user (and the HTTP API, whose package
+// defines them once) sees them: a conversation member; a 1:1 chat or a group (ID: 32 hex digits,
+// protocol.md §10.3; Kind: KindDirect or KindGroup); one entry of a conversation's history, a text or an
+// event (membership change), in the Chats mailbox.
+type (
+	Member       = api.Member
+	Conversation = api.Conversation
+	Message      = api.ChatMessage
+)
 
 // Event is pushed to subscribers (Service.Subscribe).
 type Event struct {

@@ -2,18 +2,13 @@ package identity
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"runtime"
 
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -41,11 +36,7 @@ const (
 )
 
 // kdfParams are the argon2id cost parameters (RFC 9106).
-type kdfParams struct {
-	Time      uint32
-	MemoryKiB uint32
-	Threads   uint8
-}
+type kdfParams = KDFParams
 
 // argonParams are the parameters Save uses: time 3, 64 MiB, 4 lanes (RFC 9106 §4, second recommended
 // option). Tests lower them through this variable to stay fast.
@@ -102,18 +93,11 @@ func marshalKeyFile(id *Identity, passphrase []byte, p kdfParams) ([]byte, error
 	if len(passphrase) == 0 {
 		kf.Seed = hex.EncodeToString(seed)
 	} else {
-		salt := make([]byte, saltSize)
-		rand.Read(salt)
-		k := kdfJSON{Name: kdfName, Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads, Salt: hex.EncodeToString(salt)}
-		key := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
-		aead, err := chacha20poly1305.NewX(key)
-		clear(key)
+		salt, nonce, sealed, err := SealWithPassphrase(passphrase, seed, p, func(salt []byte) []byte { return keystoreAD(&kf, p, salt) })
 		if err != nil {
 			return nil, err
 		}
-		nonce := make([]byte, chacha20poly1305.NonceSizeX)
-		rand.Read(nonce)
-		sealed := aead.Seal(nil, nonce, seed, keystoreAD(&kf, p, salt))
+		k := kdfJSON{Name: kdfName, Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads, Salt: hex.EncodeToString(salt)}
 		kf.KDF = &k
 		kf.Cipher = cipherName
 		kf.Nonce = hex.EncodeToString(nonce)
@@ -145,31 +129,12 @@ func keystoreAD(kf *keyFile, p kdfParams, salt []byte) []byte {
 // malformed file gives an error wrapping ErrCorrupt; a file that group or others may access gives
 // ErrInsecurePermissions (not checked on Windows).
 func Load(path string, passphrase []byte) (*Identity, error) {
-	f, err := os.Open(path)
+	data, err := ReadPrivateFile(path, 64<<10)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, path)
-	}
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %v", ErrInsecurePermissions, path, st.Mode().Perm())
-	}
-	const maxFile = 64 << 10
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxFile+1)); err != nil {
-		return nil, err
-	}
-	if buf.Len() > maxFile {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFile)
-	}
-	id, err := unmarshalKeyFile(buf.Bytes(), passphrase)
-	clear(buf.Bytes())
+	id, err := unmarshalKeyFile(data, passphrase)
+	clear(data)
 	return id, err
 }
 
@@ -220,8 +185,7 @@ func unmarshalKeyFile(data, passphrase []byte) (*Identity, error) {
 			return nil, corrupt("cipher is not %s", cipherName)
 		}
 		p := kdfParams{Time: kf.KDF.Time, MemoryKiB: kf.KDF.MemoryKiB, Threads: kf.KDF.Threads}
-		if p.Time < 1 || p.Time > maxArgonTime || p.Threads < 1 || p.Threads > maxArgonThreads ||
-			p.MemoryKiB < minArgonMemory || p.MemoryKiB > maxArgonMemory {
+		if !p.Valid() {
 			return nil, corrupt("argon2id parameters out of range")
 		}
 		salt, err := hex.DecodeString(kf.KDF.Salt)
@@ -239,15 +203,9 @@ func unmarshalKeyFile(data, passphrase []byte) (*Identity, error) {
 		if len(passphrase) == 0 {
 			return nil, ErrPassphraseRequired
 		}
-		key := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
-		aead, err := chacha20poly1305.NewX(key)
-		clear(key)
+		seed, err = OpenWithPassphrase(passphrase, salt, nonce, sealed, keystoreAD(&kf, p, salt), p)
 		if err != nil {
 			return nil, err
-		}
-		seed, err = aead.Open(nil, nonce, sealed, keystoreAD(&kf, p, salt))
-		if err != nil {
-			return nil, ErrWrongPassphrase
 		}
 	}
 	id, err := FromSeed(seed, kf.TagBits)

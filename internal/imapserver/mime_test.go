@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,28 +9,15 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/tanglemail/tanglemail/internal/mimepart"
+	"github.com/tanglemail/tanglemail/internal/mimepart/mimeparttest"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
-
-// bombMsg is the mail of issue 12: levels nested multiparts (20,000 levels: about 1.4 MB).
-func bombMsg(levels int) []byte {
-	var b strings.Builder
-	b.WriteString("From: a@example.org\r\nTo: b@example.org\r\nSubject: bomb\r\nMIME-Version: 1.0\r\n")
-	for i := 0; i < levels; i++ {
-		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
-	}
-	b.WriteString("Content-Type: text/plain\r\n\r\nbottom\r\n")
-	for i := levels - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, "--b%d--\r\n", i)
-	}
-	return []byte(b.String())
-}
 
 // A deeply nested mail is filed and answered: BODYSTRUCTURE nests mimepart.MaxDepth levels and ends
 // in an opaque application/octet-stream part; parts beyond it are served from that part's bytes.
 func TestFetchBodyStructureDeep(t *testing.T) {
 	ts := newTestServer(t)
-	deliver(t, ts.st, "INBOX", bombMsg(20000))
+	deliver(t, ts.st, "INBOX", mimeparttest.Bomb(20000))
 	c := ts.client(t)
 	selectBox(t, c, "INBOX")
 	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{
@@ -77,7 +63,7 @@ func BenchmarkFetchBodyStructureDeep(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	deliver(b, st, "INBOX", bombMsg(20000))
+	deliver(b, st, "INBOX", mimeparttest.Bomb(20000))
 	ts := startServer(b, st)
 	conn := newBenchConn(b, ts)
 	c, br := conn.c, conn.br

@@ -66,19 +66,9 @@ func openPieces(path string, maxMessages int, maxBytes int64) (*pieceStore, erro
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("inbox: invalid chunk database path %q", path)
 	}
-	db, err := sqlitedb.Open(path, sqlitedb.Options{MaxConns: 1, Immediate: true,
-		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"}})
+	db, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{MaxConns: 1, Immediate: true,
+		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"}}, pieceSchema)
 	if err != nil {
-		return nil, fmt.Errorf("inbox: chunk database: %w", err)
-	}
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err == nil {
-		_, err = sqlitedb.Migrate(ctx, conn, pieceSchema)
-		conn.Close()
-	}
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("inbox: chunk database %s: %w", path, err)
 	}
 	return &pieceStore{db: db, maxMessages: maxMessages, maxBytes: maxBytes}, nil

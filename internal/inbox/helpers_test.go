@@ -15,27 +15,11 @@ import (
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testclock"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
-// clock is a settable test clock shared by the stores and engines of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().Truncate(time.Millisecond)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testclock.Clock { return testclock.New(time.Now().Truncate(time.Millisecond)) }
 
 // network is an in-memory tangle: Publish validates a block as a receiver would (at the block's own
 // issuing time, so test clocks may run ahead) and hands it to every attached inbox, as p2p's OnBlock
@@ -144,7 +128,7 @@ type node struct {
 	out  *outbox.Outbox
 	in   *inbox.Inbox
 	net  *network
-	clk  *clock
+	clk  *testclock.Clock
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 	oerr atomic.Value
@@ -167,7 +151,7 @@ func newIdentity(t testing.TB, seed byte, tagBits int) *identity.Identity {
 }
 
 // startNode opens the node's store (at dir/name.db) and starts its engines.
-func startNode(t testing.TB, net *network, clk *clock, name string, id *identity.Identity, dir string, opts ...nodeOpt) *node {
+func startNode(t testing.TB, net *network, clk *testclock.Clock, name string, id *identity.Identity, dir string, opts ...nodeOpt) *node {
 	t.Helper()
 	nd := &node{t: t, name: name, id: id, net: net, clk: clk, path: filepath.Join(dir, name+".db")}
 	st, err := store.Open(nd.path, store.WithClock(clk.Now))
@@ -237,13 +221,7 @@ func testCtx(t testing.TB) context.Context {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func (nd *node) submit(t testing.TB, raw []byte, rcpts ...string) store.OutboxID {

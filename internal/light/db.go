@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/sqlitedb"
@@ -33,27 +32,9 @@ var schema = sqlitedb.Schema{FS: migrations, Dir: "migrations"}
 
 // OpenDB opens (creating, mode 0600) the light client's database at path.
 func OpenDB(path string) (*DB, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	db, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{MaxConns: 1, Immediate: true, Mode: 0o600,
+		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}}, schema)
 	if err != nil {
-		return nil, fmt.Errorf("light: %w", err)
-	}
-	f.Close()
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, fmt.Errorf("light: %w", err)
-	}
-	db, err := sqlitedb.Open(path, sqlitedb.Options{MaxConns: 1, Immediate: true,
-		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}})
-	if err != nil {
-		return nil, fmt.Errorf("light: %w", err)
-	}
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err == nil {
-		_, err = sqlitedb.Migrate(ctx, conn, schema)
-		conn.Close()
-	}
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("light: database %s: %w", path, err)
 	}
 	return &DB{db: db}, nil

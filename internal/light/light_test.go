@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // The storage provider (internal/storage) is tested against this package end to end in internal/node;
@@ -229,13 +230,7 @@ func (h *harness) close(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, what, 30*time.Second, cond)
 }
 
 // TestCatchUpPastTTL: 1,000 blocks stored while the client was away, long expired, are fetched in

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/mimepart/mimeparttest"
 )
 
 const mixed = "Subject: x\r\n" +
@@ -92,22 +94,8 @@ func TestParseBroken(t *testing.T) {
 	}
 }
 
-// Bomb is the mail of issue 12: levels nested multiparts, about 60 bytes a level.
-func Bomb(levels int) []byte {
-	var b strings.Builder
-	b.WriteString("From: a@example.org\r\nSubject: bomb\r\nMIME-Version: 1.0\r\n")
-	for i := 0; i < levels; i++ {
-		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
-	}
-	b.WriteString("Content-Type: text/plain\r\n\r\nbottom\r\n")
-	for i := levels - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, "--b%d--\r\n", i)
-	}
-	return []byte(b.String())
-}
-
 func TestParseBounds(t *testing.T) {
-	raw := Bomb(20000)
+	raw := mimeparttest.Bomb(20000)
 	start := time.Now()
 	p := Parse(raw)
 	took := time.Since(start)
@@ -146,7 +134,7 @@ func TestParseBounds(t *testing.T) {
 // that the bounds hold.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(mixed))
-	f.Add(Bomb(150))
+	f.Add(mimeparttest.Bomb(150))
 	f.Add([]byte("Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: x\r\n\r\ny\r\n--d--\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p := Parse(raw)

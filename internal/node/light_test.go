@@ -40,6 +40,14 @@ func startStorageNode(t *testing.T, params tangle.Params) *storageNode {
 	return &storageNode{Node: n, p: n.Storage()}
 }
 
+// peerConfig is the configuration of a full node of network params that bootstraps from s.
+func (s *storageNode) peerConfig(t *testing.T, params tangle.Params) Config {
+	cfg := DevnetConfig(t.TempDir())
+	cfg.Network = params
+	cfg.Bootstrap = []string{s.addr()}
+	return cfg
+}
+
 func (s *storageNode) addr() string {
 	return s.Network().Addrs()[0]
 }
@@ -131,14 +139,8 @@ func TestLightAfterTTL(t *testing.T) {
 	const mails, chats = 50, 20
 	params := tangle.ShortNet
 	s := startStorageNode(t, params)
-	acfg := DevnetConfig(t.TempDir())
-	acfg.Network = params
-	acfg.Bootstrap = []string{s.addr()}
-	alice, err := Start(context.Background(), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	acfg := s.peerConfig(t, params)
+	alice := startNode(t, acfg)
 	waitFor(t, "alice and the storage node to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
 
 	// Bob subscribes once, then his device is off.
@@ -151,28 +153,8 @@ func TestLightAfterTTL(t *testing.T) {
 	}
 	bob.Close()
 
+	convID := sendPastTTL(t, alice, bobAddr, "stored", mails, chats, "chat %02d while bob was away")
 	ctx := context.Background()
-	aliceAddr := alice.Identity().Address().Mail()
-	for i := range mails {
-		submit(t, alice, []string{bobAddr}, fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: stored mail %02d\r\n"+
-			"Message-ID: <stored-%d@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nmail %d while bob was away\r\n",
-			aliceAddr, bobAddr, i, i, i))
-	}
-	conv, err := alice.Chat().Direct(ctx, bobAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range chats {
-		if _, err := alice.Chat().Send(ctx, conv.ID, fmt.Sprintf("chat %02d while bob was away", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Bob stays off until every message's TTL is over: alice's node has filed a delay notice for each
-	// and waits out the grace period for a late receipt (protocol.md §10.2, sender rule 3).
-	waitFor(t, "alice's messages to pass their TTL", 5*time.Minute, func() bool {
-		st := alice.outbox.Stats()
-		return st.Delayed+st.Failed >= mails+chats
-	})
 	if st := alice.outbox.Stats(); st.Failed != 0 {
 		t.Fatalf("alice's outbox failed %d messages at the TTL; want them delayed: %+v", st.Failed, st)
 	}
@@ -214,7 +196,7 @@ func TestLightAfterTTL(t *testing.T) {
 	if len(chatSubjects) != chats {
 		t.Fatalf("bob's Chats over IMAP: %d messages, want %d", len(chatSubjects), chats)
 	}
-	msgs, err := bob.Chat().History(ctx, conv.ID, 0, 1000)
+	msgs, err := bob.Chat().History(ctx, convID, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,15 +229,9 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 func TestLightSendsAndReceivesLive(t *testing.T) {
 	params := tangle.ShortNet
 	s := startStorageNode(t, params)
-	acfg := DevnetConfig(t.TempDir())
-	acfg.Network = params
-	acfg.Bootstrap = []string{s.addr()}
+	acfg := s.peerConfig(t, params)
 	acfg.Log = testLogger(t, "alice")
-	alice, err := Start(context.Background(), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	alice := startNode(t, acfg)
 	waitFor(t, "alice and the storage node to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() == 1 })
 	bcfg := lightConfig(t, t.TempDir(), s, s.grant(t))
 	bcfg.Log = testLogger(t, "bob")
@@ -321,14 +297,8 @@ func TestLightSendsAndReceivesLive(t *testing.T) {
 func TestFullNodeFetchesStoredAtStart(t *testing.T) {
 	params := tangle.ShortNet
 	s := startStorageNode(t, params)
-	acfg := DevnetConfig(t.TempDir())
-	acfg.Network = params
-	acfg.Bootstrap = []string{s.addr()}
-	alice, err := Start(context.Background(), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { alice.Close() })
+	acfg := s.peerConfig(t, params)
+	alice := startNode(t, acfg)
 	bcfg := DevnetConfig(t.TempDir())
 	bcfg.Network = params
 	bcfg.StorageProviders = []string{s.addr()}

@@ -3,16 +3,14 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"net/smtp"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/smtptest"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/storetest"
 )
 
 // startPair starts alice and bob, peered, and waits until both see each other.
@@ -33,62 +31,15 @@ func startPair(t *testing.T) (alice, bob *Node) {
 // password.
 func submit(t *testing.T, n *Node, rcpts []string, raw string) {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(n.cfg.DataDir, CertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	c, err := smtp.Dial(n.SMTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	steps := []func() error{
-		func() error { return c.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}) },
-		func() error {
-			return c.Auth(smtp.PlainAuth("", n.Identity().Address().Mail(), n.Password(), "127.0.0.1"))
-		},
-		func() error { return c.Mail(n.Identity().Address().Mail()) },
-	}
-	for _, r := range rcpts {
-		steps = append(steps, func() error { return c.Rcpt(r) })
-	}
-	steps = append(steps, func() error {
-		w, err := c.Data()
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write([]byte(raw)); err != nil {
-			return err
-		}
-		return w.Close()
-	}, c.Quit)
-	for i, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("SMTP submission, step %d: %v", i, err)
-		}
-	}
+	addr := n.Identity().Address().Mail()
+	smtptest.Submit(t, n.SMTPAddr(), filepath.Join(n.cfg.DataDir, CertFile), addr, n.Password(), rcpts, raw)
 }
 
 func inboxMessages(t *testing.T, n *Node, role store.Role) [][]byte {
 	t.Helper()
-	ctx := context.Background()
-	mb, err := n.Mailboxes().MailboxByRole(ctx, role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := n.Mailboxes().List(ctx, mb.ID, store.ListQuery{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out [][]byte
-	for _, m := range l.Messages {
-		raw, err := n.Mailboxes().Raw(ctx, mb.ID, m.UID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, raw)
+	for _, m := range storetest.Mailbox(t, n.Mailboxes(), role) {
+		out = append(out, m.Raw)
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // testConfig is a loopback-only node on the devnet: no mDNS, no DHT, ephemeral ports.
@@ -32,13 +33,7 @@ func startNode(tb testing.TB, cfg Config) *Node {
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func TestStartStatusAndRestart(t *testing.T) {

@@ -164,25 +164,7 @@ func TestGethDevLightAfterPayment(t *testing.T) {
 	bob.Close()
 
 	// Bob is off; alice sends; her node gives up at the TTL.
-	aliceAddr := alice.Identity().Address().Mail()
-	for i := range mails {
-		submit(t, alice, []string{bobAddr}, fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: paid mail %02d\r\n"+
-			"Message-ID: <paid-%d@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\nmail %d while bob was away\r\n",
-			aliceAddr, bobAddr, i, i, i))
-	}
-	conv, err := alice.Chat().Direct(ctx, bobAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range chats {
-		if _, err := alice.Chat().Send(ctx, conv.ID, fmt.Sprintf("paid chat %02d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "every message of alice's to pass its TTL (delayed: only a storage node has it now)", 5*time.Minute, func() bool {
-		st := alice.outbox.Stats()
-		return st.Delayed+st.Failed >= mails+chats
-	})
+	sendPastTTL(t, alice, bobAddr, "paid", mails, chats, "paid chat %02d")
 
 	// Bob comes back as a light client on his paid subscription.
 	bob = startLight(t, bcfg)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -76,28 +75,8 @@ func TestPaidStorageSubscription(t *testing.T) {
 	srv.HandleStream(payment.Protocol(params.ID), sp.Service.Serve)
 
 	// The subscriber.
-	h, err := p2p.NewClientHost(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	pid, err := h.ConnectAddr(ctx, srv.Addrs()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := wire.Dial(ctx, h, pid, params.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	subPub, subPriv, _ := ed25519.GenerateKey(rand.Reader)
-	id, st, err := sess.Create(ctx, wire.CreateRequest{Prefix: wire.Prefix{Bits: 8, Tag: [8]byte{0xab}}, QuotaMiB: 16, RetentionDays: 30, Key: subPub})
-	if err != nil || st != wire.Pending {
-		t.Fatalf("create: %v %v", st, err)
-	}
-	if err := sess.Auth(ctx, id, subPriv); err != nil {
-		t.Fatal(err)
-	}
+	h, pid, sess := dialStorage(t, ctx, srv.Addrs()[0], params.ID)
+	id := subscribe(t, ctx, sess, wire.CreateRequest{Prefix: wire.Prefix{Bits: 8, Tag: [8]byte{0xab}}, QuotaMiB: 16, RetentionDays: 30}, wire.Pending)
 	if _, _, _, err := sess.Fetch(ctx, 0, 10, 1<<20); !wire.IsCode(err, wire.CodePending) {
 		t.Fatalf("fetch before payment: %v, want pending", err)
 	}
@@ -113,16 +92,7 @@ func TestPaidStorageSubscription(t *testing.T) {
 	if _, err := pc.Quote(ctx, terms, payment.SubID{9}, 1); err == nil {
 		t.Fatal("quote for an unknown subscription")
 	}
-	led, err := payment.OpenLedger(filepath.Join(t.TempDir(), PaymentFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer led.Close()
-	rail, err := payment.DialEVM(ctx, payment.EVMConfig{ChainID: devchain.ChainID, Key: walletKey, Ledger: led}, chain.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rail.Close()
+	rail := evmRail(t, ctx, devchain.ChainID, walletKey, chain.URL)
 
 	pay := func(days uint32) payment.Result {
 		t.Helper()
@@ -204,28 +174,8 @@ func TestPaidStorageNode(t *testing.T) {
 	if len(st.Addrs) == 0 {
 		t.Fatalf("storage status %+v", st)
 	}
-	h, err := p2p.NewClientHost(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	pid, err := h.ConnectAddr(ctx, st.Addrs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := wire.Dial(ctx, h, pid, scfg.Network.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	subPub, subPriv, _ := ed25519.GenerateKey(rand.Reader)
-	id, state, err := sess.Create(ctx, wire.CreateRequest{Prefix: wire.Prefix{Bits: 8, Tag: [8]byte{0x5a}}, QuotaMiB: 8, Key: subPub})
-	if err != nil || state != wire.Pending {
-		t.Fatalf("create: %v %v", state, err)
-	}
-	if err := sess.Auth(ctx, id, subPriv); err != nil {
-		t.Fatal(err)
-	}
+	h, pid, sess := dialStorage(t, ctx, st.Addrs[0], scfg.Network.ID)
+	id := subscribe(t, ctx, sess, wire.CreateRequest{Prefix: wire.Prefix{Bits: 8, Tag: [8]byte{0x5a}}, QuotaMiB: 8}, wire.Pending)
 	if _, _, _, err := sess.Fetch(ctx, 0, 10, 1<<20); !wire.IsCode(err, wire.CodePending) {
 		t.Fatalf("before payment: %v", err)
 	}
@@ -245,16 +195,7 @@ func TestPaidStorageNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	led, err := payment.OpenLedger(filepath.Join(t.TempDir(), PaymentFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer led.Close()
-	rail, err := payment.DialEVM(ctx, payment.EVMConfig{ChainID: devchain.ChainID, Key: walletKey, Ledger: led}, chain.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rail.Close()
+	rail := evmRail(t, ctx, devchain.ChainID, walletKey, chain.URL)
 	if _, res, err := payment.PayAndActivate(ctx, pc, rail, q, 100*time.Millisecond, nil); err != nil || !res.Active {
 		t.Fatalf("pay: %+v %v", res, err)
 	}

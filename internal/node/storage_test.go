@@ -3,8 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/tanglemail/tanglemail/internal/api"
-	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -57,28 +54,8 @@ func TestStorageNodeLearnsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := p2p.NewClientHost(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	pid, err := h.ConnectAddr(ctx, g.Provider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := wire.Dial(ctx, h, pid, scfg.Network.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	subPub, subPriv, _ := ed25519.GenerateKey(rand.Reader)
-	id, state, err := sess.Create(ctx, wire.CreateRequest{Prefix: prefix, QuotaMiB: 16, RetentionDays: 30, Key: subPub, Grant: g.Token})
-	if err != nil || state != wire.Active {
-		t.Fatalf("create: %v %v", state, err)
-	}
-	if err := sess.Auth(ctx, id, subPriv); err != nil {
-		t.Fatal(err)
-	}
+	_, _, sess := dialStorage(t, ctx, g.Provider, scfg.Network.ID)
+	subscribe(t, ctx, sess, wire.CreateRequest{Prefix: prefix, QuotaMiB: 16, RetentionDays: 30, Grant: g.Token}, wire.Active)
 
 	// Live push: the public node pushes bob's blocks as it stores them.
 	pushed, err := sess.Watch(ctx)

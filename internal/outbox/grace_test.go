@@ -4,32 +4,14 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testclock"
 )
-
-// testClock is an injected Config.Clock that moves only by Advance.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // graceRig is an outbox on a store file that a test can stop and start again (a restart).
 type graceRig struct {
@@ -37,7 +19,7 @@ type graceRig struct {
 	path   string
 	rec    *recorder
 	id     *identity.Identity
-	clk    *testClock
+	clk    *testclock.Clock
 	st     *store.Store
 	o      *Outbox
 	cancel context.CancelFunc
@@ -48,7 +30,7 @@ func newGraceRig(t *testing.T) *graceRig {
 	rec := &recorder{}
 	rec.peers.Store(1)
 	g := &graceRig{t: t, path: filepath.Join(t.TempDir(), "mail.db"), rec: rec, id: testID(t, 1),
-		clk: &testClock{now: time.Now().Truncate(time.Millisecond)}}
+		clk: testclock.New(time.Now().Truncate(time.Millisecond))}
 	g.start()
 	t.Cleanup(g.stop)
 	return g

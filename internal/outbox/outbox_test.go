@@ -16,6 +16,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // recorder is a Publisher and Tips that keeps what is published.
@@ -90,13 +91,7 @@ func startOutboxWith(t *testing.T, cfg Config) *Outbox {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.For(t, what, 30*time.Second, cond)
 }
 
 // openReceipts opens the published receipt blocks for `to` and returns their keys, per envelope.

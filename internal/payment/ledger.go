@@ -7,7 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/sqlitedb"
@@ -26,26 +25,11 @@ type Ledger struct {
 // OpenLedger opens (creating with mode 0600 if needed) the ledger at path and brings its schema up to
 // date.
 func OpenLedger(path string) (*Ledger, error) {
-	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
-		return nil, fmt.Errorf("payment: open ledger: %w", err)
-	} else {
-		f.Close()
-	}
-	db, err := sqlitedb.Open(path, sqlitedb.Options{
+	db, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{
 		Pragmas:   []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"},
-		Immediate: true, MaxConns: 1,
-	})
+		Immediate: true, MaxConns: 1, Mode: 0o600,
+	}, schema)
 	if err != nil {
-		return nil, fmt.Errorf("payment: open ledger: %w", err)
-	}
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err == nil {
-		_, err = sqlitedb.Migrate(ctx, conn, schema)
-		conn.Close()
-	}
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("payment: open ledger %s: %w", path, err)
 	}
 	return &Ledger{db: db}, nil

@@ -3,21 +3,18 @@ package payment
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
-	"golang.org/x/crypto/argon2"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -95,19 +92,13 @@ func SaveWallet(path string, k *ecdsa.PrivateKey, passphrase []byte, unencrypted
 	if len(passphrase) == 0 {
 		w.Key = hex.EncodeToString(raw)
 	} else {
-		salt := make([]byte, 16)
-		rand.Read(salt)
 		w.KDF, w.Time, w.MemoryKiB, w.Threads = "argon2id", WalletKDF.Time, WalletKDF.MemoryKiB, WalletKDF.Threads
-		key := argon2.IDKey(passphrase, salt, w.Time, w.MemoryKiB, w.Threads, chacha20poly1305.KeySize)
-		aead, err := chacha20poly1305.NewX(key)
-		clear(key)
+		salt, nonce, sealed, err := identity.SealWithPassphrase(passphrase, raw, identity.KDFParams(WalletKDF),
+			func(salt []byte) []byte { return walletAD(&w, salt) })
 		if err != nil {
 			return err
 		}
-		nonce := make([]byte, chacha20poly1305.NonceSizeX)
-		rand.Read(nonce)
-		w.Salt, w.Nonce = hex.EncodeToString(salt), hex.EncodeToString(nonce)
-		w.SealedKey = hex.EncodeToString(aead.Seal(nil, nonce, raw, walletAD(&w, salt)))
+		w.Salt, w.Nonce, w.SealedKey = hex.EncodeToString(salt), hex.EncodeToString(nonce), hex.EncodeToString(sealed)
 	}
 	out, err := json.MarshalIndent(&w, "", "  ")
 	if err != nil {
@@ -125,24 +116,17 @@ func SaveWallet(path string, k *ecdsa.PrivateKey, passphrase []byte, unencrypted
 // LoadWallet reads the wallet key at path. An unencrypted wallet loads only if unencrypted
 // acknowledges it.
 func LoadWallet(path string, passphrase []byte, unencrypted bool) (*ecdsa.PrivateKey, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %v", ErrWalletInsecureFile, path, st.Mode().Perm())
-	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, 16<<10)); err != nil {
+	data, err := identity.ReadPrivateFile(path, 16<<10)
+	switch {
+	case errors.Is(err, identity.ErrInsecurePermissions):
+		return nil, fmt.Errorf("%w: %v", ErrWalletInsecureFile, err)
+	case errors.Is(err, identity.ErrCorrupt):
+		return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
+	case err != nil:
 		return nil, err
 	}
 	var w walletJSON
-	dec := json.NewDecoder(&buf)
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil || w.Format != walletFormat || w.Version != walletVersion || !common.IsHexAddress(w.Address) {
 		return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
@@ -157,7 +141,8 @@ func LoadWallet(path string, passphrase []byte, unencrypted bool) (*ecdsa.Privat
 		if len(passphrase) == 0 {
 			return nil, ErrWalletNeedsPass
 		}
-		if w.KDF != "argon2id" || w.Time < 1 || w.Time > 64 || w.Threads < 1 || w.Threads > 64 || w.MemoryKiB < 8 || w.MemoryKiB > 4<<20 {
+		kdf := identity.KDFParams{Time: w.Time, MemoryKiB: w.MemoryKiB, Threads: w.Threads}
+		if w.KDF != "argon2id" || !kdf.Valid() {
 			return nil, fmt.Errorf("%w: kdf parameters", ErrWalletCorrupt)
 		}
 		salt, err1 := hex.DecodeString(w.Salt)
@@ -166,11 +151,8 @@ func LoadWallet(path string, passphrase []byte, unencrypted bool) (*ecdsa.Privat
 		if err1 != nil || err2 != nil || err3 != nil || len(salt) < 8 || len(salt) > 64 || len(nonce) != chacha20poly1305.NonceSizeX {
 			return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
 		}
-		key := argon2.IDKey(passphrase, salt, w.Time, w.MemoryKiB, w.Threads, chacha20poly1305.KeySize)
-		aead, _ := chacha20poly1305.NewX(key)
-		clear(key)
-		raw, err = aead.Open(nil, nonce, sealed, walletAD(&w, salt))
-		if err != nil {
+		raw, err = identity.OpenWithPassphrase(passphrase, salt, nonce, sealed, walletAD(&w, salt), kdf)
+		if errors.Is(err, identity.ErrWrongPassphrase) {
 			return nil, ErrWalletPassphrase
 		}
 	}

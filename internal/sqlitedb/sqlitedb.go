@@ -1,6 +1,7 @@
 // Package sqlitedb owns the one way tanglemail opens a SQLite database (modernc.org/sqlite, pure Go)
-// and brings its schema up to date. The mailbox store, the block store (tangle/dag) and the inbox's
-// chunk file use it; each keeps its own pragmas, which it passes to Open.
+// and brings its schema up to date. The mailbox store, the block store (tangle/dag), the inbox's
+// chunk file, the storage provider, the light client's and the payment ledger use it; each keeps its own
+// pragmas, which it passes to Open (or OpenMigrated, which opens and migrates in one step).
 //
 // # Opening
 //
@@ -34,6 +35,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -57,6 +59,9 @@ type Options struct {
 	// MaxConns bounds the pool's open (and idle) connections; 0 leaves database/sql's defaults. A
 	// writer uses 1: its connections then live as long as the pool.
 	MaxConns int
+	// Mode, if not zero, is the file's permission bits: OpenMigrated creates the file with them and sets
+	// them on a file that exists (0o600 for a file holding keys or payments).
+	Mode os.FileMode
 }
 
 // DSN returns the connection string for path and o.
@@ -89,6 +94,36 @@ func Open(path string, o Options) (*sql.DB, error) {
 			db.SetConnMaxLifetime(0)
 			db.SetConnMaxIdleTime(0)
 		}
+	}
+	return db, nil
+}
+
+// OpenMigrated opens the database at path like Open (creating it with o.Mode if that is set) and brings
+// it up to date with s (Migrate) on one connection. On error nothing stays open.
+func OpenMigrated(path string, o Options, s Schema) (*sql.DB, error) {
+	if o.Mode != 0 && path != "" {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, o.Mode)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		if err := os.Chmod(path, o.Mode); err != nil {
+			return nil, err
+		}
+	}
+	db, err := Open(path, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = Migrate(ctx, conn, s)
+		conn.Close()
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return db, nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/tanglemail/tanglemail/internal/crashtest"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -114,16 +114,7 @@ func TestCrash(t *testing.T) {
 	}
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	for round := range 5 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := crashtest.Start(t, []string{crashChildEnv + "=" + dir}, "-test.run=^TestCrashChild$", "-test.count=1")
 		addrCh := make(chan string, 1)
 		readDone := make(chan struct{})
 		go func() {

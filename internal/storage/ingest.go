@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -186,6 +187,38 @@ func (p *Provider) release(ctx context.Context, id wire.SubID, upTo wire.Cursor)
 
 // deleteBlocks deletes the blocks of id matching cond and updates the usage, in one transaction.
 func (p *Provider) deleteBlocks(ctx context.Context, id wire.SubID, cond string, arg any) error {
+	return p.writeTx(ctx, func(tx *sql.Tx) (func(), error) {
+		var n, bytes uint64
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blocks WHERE sub = ? AND `+cond, id[:], arg).Scan(&n, &bytes); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE sub = ? AND `+cond, id[:], arg); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subs SET used_bytes = used_bytes - ?, blocks = blocks - ? WHERE id = ?`, bytes, n, id[:]); err != nil {
+			return nil, err
+		}
+		return func() {
+			p.mu.Lock()
+			if s, ok := p.subs[id]; ok {
+				s.used -= bytes
+				s.blocks -= n
+			}
+			p.used -= bytes
+			p.mu.Unlock()
+			p.ctr.released.Add(n)
+		}, nil
+	})
+}
+
+// writeTx runs fn in a write transaction, under wmu and refused once the provider is closed, and commits
+// it; then, still under wmu, it runs the function fn returned (the in-memory bookkeeping of what was
+// committed). fn returning no function and no error means nothing to write: the transaction is rolled
+// back.
+func (p *Provider) writeTx(ctx context.Context, fn func(tx *sql.Tx) (committed func(), err error)) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.isClosed() {
@@ -196,30 +229,14 @@ func (p *Provider) deleteBlocks(ctx context.Context, id wire.SubID, cond string,
 		return err
 	}
 	defer tx.Rollback()
-	var n, bytes uint64
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blocks WHERE sub = ? AND `+cond, id[:], arg).Scan(&n, &bytes); err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE sub = ? AND `+cond, id[:], arg); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE subs SET used_bytes = used_bytes - ?, blocks = blocks - ? WHERE id = ?`, bytes, n, id[:]); err != nil {
+	committed, err := fn(tx)
+	if err != nil || committed == nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	if s, ok := p.subs[id]; ok {
-		s.used -= bytes
-		s.blocks -= n
-	}
-	p.used -= bytes
-	p.mu.Unlock()
-	p.ctr.released.Add(n)
+	committed()
 	return nil
 }
 
@@ -283,32 +300,22 @@ func (p *Provider) setState(ctx context.Context, id wire.SubID, st wire.SubState
 }
 
 func (p *Provider) deleteSub(ctx context.Context, id wire.SubID) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	if p.isClosed() {
-		return ErrClosed
-	}
-	tx, err := p.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE sub = ?`, id[:]); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM subs WHERE id = ?`, id[:]); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	if s, ok := p.subs[id]; ok {
-		p.used -= s.used
-		delete(p.subs, id)
-	}
-	p.mu.Unlock()
-	return nil
+	return p.writeTx(ctx, func(tx *sql.Tx) (func(), error) {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE sub = ?`, id[:]); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subs WHERE id = ?`, id[:]); err != nil {
+			return nil, err
+		}
+		return func() {
+			p.mu.Lock()
+			if s, ok := p.subs[id]; ok {
+				p.used -= s.used
+				delete(p.subs, id)
+			}
+			p.mu.Unlock()
+		}, nil
+	})
 }
 
 // watch registers a push channel for id; the returned function unregisters it.

@@ -207,20 +207,8 @@ func Open(cfg Config) (*Provider, error) {
 	}
 	path := filepath.Join(cfg.Dir, FileName)
 	common := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}
-	w, err := sqlitedb.Open(path, sqlitedb.Options{Pragmas: common, Immediate: true, MaxConns: 1})
+	w, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{Pragmas: common, Immediate: true, MaxConns: 1}, schema)
 	if err != nil {
-		return nil, fmt.Errorf("storage: open: %w", err)
-	}
-	ctx := context.Background()
-	conn, err := w.Conn(ctx)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
-	}
-	_, err = sqlitedb.Migrate(ctx, conn, schema)
-	conn.Close()
-	if err != nil {
-		w.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -236,7 +224,7 @@ func Open(cfg Config) (*Provider, error) {
 		authed:  map[peer.ID]wire.SubID{},
 		perAddr: map[string][]time.Time{}, limiter: newBuckets(cfg.PublishRate, cfg.PublishBurst),
 		streams: make(chan struct{}, cfg.MaxStreams), closed: make(chan struct{})}
-	if err := p.load(ctx); err != nil {
+	if err := p.load(context.Background()); err != nil {
 		p.Close()
 		return nil, err
 	}

@@ -5,9 +5,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/testclock"
 )
 
 // login signs in and returns the session token from the Set-Cookie answer.
@@ -123,32 +124,14 @@ func TestSecureCookieUnderTLS(t *testing.T) {
 	}
 }
 
-// clock is a settable clock for session expiry.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestSessionExpiry(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
-	e := newEnv(t, func(c *envConfig) { c.tune = func(s *Server) { s.now = clk.now } })
+	clk := testclock.New(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
+	e := newEnv(t, func(c *envConfig) { c.tune = func(s *Server) { s.now = clk.Now } })
 	token, _ := e.login()
 
 	// Used every 20 days, the session lives on; its cookie is set again once a day at most.
 	for range 3 {
-		clk.add(20 * 24 * time.Hour)
+		clk.Advance(20 * 24 * time.Hour)
 		r := e.call("GET", "/api/me", nil, withCookie(token)).mustCode(t, 200)
 		if !strings.Contains(r.hdr.Get("Set-Cookie"), token) {
 			t.Fatalf("cookie not refreshed after 20 days: %v", r.hdr)
@@ -159,7 +142,7 @@ func TestSessionExpiry(t *testing.T) {
 		}
 	}
 	// Unused for more than 30 days, it has ended.
-	clk.add(sessionIdle + time.Second)
+	clk.Advance(sessionIdle + time.Second)
 	e.call("GET", "/api/me", nil, withCookie(token)).mustCode(t, 401)
 	if n := e.srv.sessions.count(); n != 0 {
 		t.Fatalf("%d sessions left", n)

@@ -254,11 +254,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit, ok := intQuery(w, r, "limit", 1, 500, 100)
-	if !ok {
-		return
-	}
-	before, ok := beforeQuery(w, r)
+	limit, before, ok := pageQuery(w, r, 100)
 	if !ok {
 		return
 	}
@@ -272,10 +268,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if more {
 		ms = ms[len(ms)-limit:]
 	}
-	out := api.ChatHistory{Messages: make([]api.ChatMessage, 0, len(ms)), More: more}
-	for i := range ms {
-		out.Messages = append(out.Messages, *chatMessage(&ms[i]))
-	}
+	out := api.ChatHistory{Messages: append(make([]api.ChatMessage, 0, len(ms)), ms...), More: more}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -306,7 +299,7 @@ func (s *Server) handleChatSend(w http.ResponseWriter, r *http.Request) {
 		s.chatError(w, r, "send the message", err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, chatMessage(&m))
+	writeJSON(w, http.StatusAccepted, m)
 }
 
 // conversationAction is a POST /api/conversations/{id}/<action> without a body that answers 204:
@@ -325,14 +318,12 @@ func (s *Server) conversationAction(what string, act func(ctx context.Context, i
 	}
 }
 
-// conversation is a conversation of the chat service as the API shows it.
+// conversation is a conversation of the chat service as the API shows it: members is a list, never null.
 func conversation(c chat.Conversation) api.Conversation {
-	out := api.Conversation{ID: c.ID, Kind: c.Kind, Name: c.Name, Peer: c.Peer, Left: c.Left, Unread: c.Unread,
-		Last: chatMessage(c.Last), Updated: c.Updated, Members: make([]api.Member, 0, len(c.Members))}
-	for _, m := range c.Members {
-		out.Members = append(out.Members, member(m))
+	if c.Members == nil {
+		c.Members = []api.Member{}
 	}
-	return out
+	return c
 }
 
 // conversationPtr is conversation for a pointer; nil stays nil.
@@ -343,14 +334,3 @@ func conversationPtr(c *chat.Conversation) *api.Conversation {
 	out := conversation(*c)
 	return &out
 }
-
-// chatMessage is a message of the chat service as the API shows it; nil stays nil.
-func chatMessage(m *chat.Message) *api.ChatMessage {
-	if m == nil {
-		return nil
-	}
-	return &api.ChatMessage{ID: m.ID, Conversation: m.Conversation, UID: m.UID, Kind: m.Kind, From: member(m.From),
-		Mine: m.Mine, Text: m.Text, Sent: m.Sent, Seen: m.Seen, Status: m.Status}
-}
-
-func member(m chat.Member) api.Member { return api.Member{Address: m.Address, Name: m.Name, Me: m.Me} }

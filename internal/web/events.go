@@ -224,12 +224,12 @@ func (s *Server) sendChatEvent(ew *eventWriter, ev chat.Event) error {
 		if ev.Message == nil {
 			return nil
 		}
-		return ew.send("chat", api.ChatEvent{Conversation: ev.Conversation, Message: chatMessage(ev.Message)})
+		return ew.send("chat", api.ChatEvent{Conversation: ev.Conversation, Message: ev.Message})
 	case "status":
 		if ev.Message == nil {
 			return nil
 		}
-		return ew.send("receipt", api.ChatEvent{Conversation: ev.Conversation, Message: chatMessage(ev.Message)})
+		return ew.send("receipt", api.ChatEvent{Conversation: ev.Conversation, Message: ev.Message})
 	case "typing":
 		if ev.From == nil {
 			return nil

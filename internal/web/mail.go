@@ -185,11 +185,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit, ok := intQuery(w, r, "limit", 1, 500, 50)
-	if !ok {
-		return
-	}
-	before, ok := beforeQuery(w, r)
+	limit, before, ok := pageQuery(w, r, 50)
 	if !ok {
 		return
 	}

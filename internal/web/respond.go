@@ -191,6 +191,16 @@ func intQuery(w http.ResponseWriter, r *http.Request, name string, lo, hi, def i
 	return n, true
 }
 
+// pageQuery reads the paging parameters of a listing: limit (1..500, default def) and before (a UID).
+// On a bad one it has answered 400 and ok is false.
+func pageQuery(w http.ResponseWriter, r *http.Request, def int) (limit int, before store.UID, ok bool) {
+	if limit, ok = intQuery(w, r, "limit", 1, 500, def); !ok {
+		return 0, 0, false
+	}
+	before, ok = beforeQuery(w, r)
+	return limit, before, ok
+}
+
 // beforeQuery parses the optional before=<uid> query parameter; 0 if absent.
 func beforeQuery(w http.ResponseWriter, r *http.Request) (store.UID, bool) {
 	v := r.URL.Query().Get("before")

@@ -5,18 +5,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // waitFor polls cond until it holds, failing the test after d.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testwait.For(t, what, d, cond)
 }
 
 // signIn opens the client at url and signs in with password through the form. ok says whether the

@@ -2,7 +2,6 @@ package browser_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,9 +10,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/nodetest"
 	"github.com/tanglemail/tanglemail/internal/web/ui"
 )
 
@@ -30,21 +29,9 @@ type testNode struct {
 // own API listener and password, and waits until every node is peered with every other.
 func startNodes(t *testing.T, names ...string) []*testNode {
 	t.Helper()
-	dirs := make([]string, len(names))
-	for i := range dirs {
-		dirs[i] = t.TempDir()
-	}
-	ns, err := node.StartDevnet(context.Background(), dirs, node.DevnetOptions{PeerTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, _ := nodetest.StartDevnet(t, names...)
 	var nodes []*testNode
 	for i, n := range ns {
-		t.Cleanup(func() {
-			if err := n.Close(); err != nil {
-				t.Errorf("close %s: %v", names[i], err)
-			}
-		})
 		tn := &testNode{Node: n, name: names[i], addr: n.Identity().Address().Mail()}
 		tn.url = clientURL(t, tn)
 		nodes = append(nodes, tn)

@@ -3,12 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +13,11 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/nodetest"
+	"github.com/tanglemail/tanglemail/internal/smtptest"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/storetest"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // testNode is a running node with what the clients need to reach it.
@@ -50,21 +50,9 @@ func splitHostPort(t *testing.T, hp string) (string, string) {
 // bootstrapping from all earlier ones, and waits until every node is peered with every other.
 func startNodes(t *testing.T, names ...string) []*testNode {
 	t.Helper()
-	dirs := make([]string, len(names))
-	for i := range dirs {
-		dirs[i] = t.TempDir()
-	}
-	ns, err := node.StartDevnet(context.Background(), dirs, node.DevnetOptions{PeerTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, dirs := nodetest.StartDevnet(t, names...)
 	var nodes []*testNode
 	for i, n := range ns {
-		t.Cleanup(func() {
-			if err := n.Close(); err != nil {
-				t.Errorf("close %s: %v", names[i], err)
-			}
-		})
 		nodes = append(nodes, &testNode{Node: n, name: names[i], dir: dirs[i], addr: n.Identity().Address().Mail()})
 	}
 	return nodes
@@ -73,13 +61,7 @@ func startNodes(t *testing.T, names ...string) []*testNode {
 // waitFor polls cond until it holds, failing the test after d.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testwait.For(t, what, d, cond)
 }
 
 // needClient returns the path of a client binary. Missing, it fails the test under CI (which must
@@ -156,11 +138,7 @@ func writeFile(t *testing.T, path, content string) string {
 }
 
 // stored is a message in a node's mailbox store.
-type stored struct {
-	UID   store.UID
-	Flags store.Flags
-	Raw   []byte
-}
+type stored storetest.Message
 
 func (m stored) subject() string { return headerValue(m.Raw, "Subject") }
 
@@ -170,25 +148,9 @@ func headerValue(raw []byte, name string) string { return store.ParseHeader(raw)
 // mailbox lists a mailbox of n's store by role.
 func mailbox(t *testing.T, n *testNode, role store.Role) []stored {
 	t.Helper()
-	ctx := context.Background()
-	mb, err := n.Mailboxes().MailboxByRole(ctx, role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := n.Mailboxes().List(ctx, mb.ID, store.ListQuery{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []stored
-	for _, m := range l.Messages {
-		raw, err := n.Mailboxes().Raw(ctx, mb.ID, m.UID)
-		if errors.Is(err, store.ErrNoMessage) {
-			continue // expunged meanwhile
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, stored{UID: m.UID, Flags: m.Flags, Raw: raw})
+	for _, m := range storetest.Mailbox(t, n.Mailboxes(), role) {
+		out = append(out, stored(m))
 	}
 	return out
 }
@@ -254,40 +216,6 @@ func waitDelivered(t *testing.T, n *testNode, subject string, d time.Duration) {
 // node's certificate, AUTH PLAIN). Tests use it to set up mail, not as the client under test.
 func submitDirect(t *testing.T, n *testNode, rcpt, subject, body string) {
 	t.Helper()
-	pem, err := os.ReadFile(n.certFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in " + n.certFile())
-	}
 	raw := "From: " + n.addr + "\r\nTo: " + rcpt + "\r\nSubject: " + subject + "\r\n\r\n" + body + "\r\n"
-	c, err := smtp.Dial(n.SMTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	steps := []func() error{
-		func() error { return c.StartTLS(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}) },
-		func() error { return c.Auth(smtp.PlainAuth("", n.addr, n.Password(), "127.0.0.1")) },
-		func() error { return c.Mail(n.addr) },
-		func() error { return c.Rcpt(rcpt) },
-		func() error {
-			w, err := c.Data()
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write([]byte(raw)); err != nil {
-				return err
-			}
-			return w.Close()
-		},
-		c.Quit,
-	}
-	for i, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("set-up submission from %s, step %d: %v", n.name, i, err)
-		}
-	}
+	smtptest.Submit(t, n.SMTPAddr(), n.certFile(), n.addr, n.Password(), []string{rcpt}, raw)
 }
