@@ -74,6 +74,10 @@ type EVM struct {
 	eps    []Endpoint
 	closer []func()
 	payMu  sync.Mutex
+	// nextNonce is one past the nonce of the last transaction this EVM signed (under payMu): a node's
+	// pending nonce can lag a transaction it has just accepted, and reusing the nonce would make the
+	// second payment a refused "replacement transaction".
+	nextNonce uint64
 }
 
 // NewEVM makes the rail over already connected endpoints.
@@ -420,6 +424,7 @@ func (e *EVM) Pay(ctx context.Context, q *Quote) (TxID, error) {
 	for _, n := range nonces[1:] {
 		nonce = max(nonce, n)
 	}
+	nonce = max(nonce, e.nextNonce)
 	value := q.Amount.Wei()
 	bal, err := e.Balance(ctx)
 	if err != nil {
@@ -450,7 +455,11 @@ func (e *EVM) Pay(ctx context.Context, q *Quote) (TxID, error) {
 	if err != nil {
 		return id, err
 	}
-	return id, e.send(ctx, id, raw)
+	if err := e.send(ctx, id, raw); err != nil {
+		return id, err
+	}
+	e.nextNonce = nonce + 1
+	return id, nil
 }
 
 // send broadcasts a recorded transaction to every endpoint; one that accepts it (or already has it)

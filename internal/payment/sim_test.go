@@ -39,6 +39,8 @@ type world struct {
 	provLed  *Ledger
 	activ    *activations
 	verifier *Verifier
+	// nextNonce: see EVM.nextNonce; the simulated pool's pending nonce can lag a sent transaction.
+	nextNonce uint64
 }
 
 type activations struct {
@@ -161,6 +163,8 @@ func (w *world) send(to common.Address, value *big.Int, data []byte) TxID {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	nonce = max(nonce, w.nextNonce)
+	w.nextNonce = nonce + 1
 	price, err := c.SuggestGasPrice(ctx)
 	if err != nil {
 		w.t.Fatal(err)
