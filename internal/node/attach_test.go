@@ -22,6 +22,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/blob"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testclock"
 )
 
 // attachMail is a multipart mail of about size bytes: a short text part and an attachment of random
@@ -352,5 +353,41 @@ func TestAttachmentFromLightClient(t *testing.T) {
 	}
 	if s.blobs.metrics.PutsStored.Load() != 1 || alice.Status().Outbox.Stats.Published != 1 {
 		t.Fatalf("puts stored at the provider %d, blocks alice published %d", s.blobs.metrics.PutsStored.Load(), alice.Status().Outbox.Stats.Published)
+	}
+}
+
+// TestAttachmentStrangerOfferExpires: a stranger's large mail that bob never accepts is dropped when
+// its blob's lifetime ends, and bob learns it from a second notice in INBOX (nothing silently vanishes).
+func TestAttachmentStrangerOfferExpires(t *testing.T) {
+	clock := testclock.New(time.Now())
+	hub := startAt(t, tangle.DevNet, nil)
+	carol := startAt(t, tangle.DevNet, nil, hub)
+	bob := startAt(t, tangle.DevNet, func(c *Config) { c.blobClock = clock.Now }, hub)
+	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
+		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
+	})
+	to := bob.Identity().Address().Mail()
+	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, "never accepted", 2<<20))
+	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	clock.Advance(29 * 24 * time.Hour) // past any TTL (at most 28 days)
+	bob.blobs.kick()
+	waitFor(t, "the expiry notice in bob's INBOX", 30*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 2
+	})
+	notice := string(inboxMessages(t, bob, store.RoleInbox)[1])
+	for _, want := range []string{"Subject: Large mail expired: never accepted", "X-Tanglemail-Blob-Expired: ",
+		carol.Identity().Address().Mail(), "2.0 MiB", "You did not accept it in time"} {
+		if !strings.Contains(notice, want) {
+			t.Fatalf("expiry notice lacks %q:\n%s", want, notice)
+		}
+	}
+	if p, _ := bob.PendingBlobs(context.Background()); len(p) != 0 {
+		t.Fatalf("still pending after expiry: %+v", p)
+	}
+	bob.blobs.kick()
+	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 2 {
+		t.Fatalf("bob's INBOX has %d messages, want the two notices", n)
 	}
 }

@@ -52,8 +52,9 @@ type blobSide struct {
 	st      *blob.Store
 	srv     *blob.Server
 	cl      *blob.Client
-	put     []*blob.Client // per storage provider (a light client); nil: cl
-	served  bool           // this node serves its blobs (a full node): it is a holder of its own
+	put     []*blob.Client   // per storage provider (a light client); nil: cl
+	served  bool             // this node serves its blobs (a full node): it is a holder of its own
+	now     func() time.Time // expiry of pending blob mail (Config.blobClock)
 	metrics *blob.Metrics
 	dir     string
 
@@ -73,7 +74,8 @@ type pendingBlob struct {
 	Block     string    `json:"block"` // hex
 	Ref       []byte    `json:"ref"`
 	Header    []byte    `json:"header,omitempty"`
-	Expires   time.Time `json:"expires"`
+	Expires   time.Time `json:"expires"`            // how long the replay key is kept (filing)
+	FetchBy   time.Time `json:"fetch_by,omitempty"` // the envelope block's expiry: the holders keep the blob until then
 	TTL       uint32    `json:"ttl"`
 	Size      uint64    `json:"size"`
 	Accepted  bool      `json:"accepted,omitempty"` // the recipient consented (above the automatic limit)
@@ -116,7 +118,10 @@ func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string
 	}
 	m := &blob.Metrics{}
 	proto := blob.Protocol(p2p.ProtocolPrefix(n.cfg.Network.ID))
-	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}}
+	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}, now: n.cfg.blobClock}
+	if b.now == nil {
+		b.now = time.Now
+	}
 	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize}
 	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m}
 	for _, pd := range put {
@@ -212,6 +217,14 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 	return enc, nil
 }
 
+// deadline is the latest p's blob can be fetched.
+func (p *pendingBlob) deadline() time.Time {
+	if !p.FetchBy.IsZero() {
+		return p.FetchBy
+	}
+	return p.Expires
+}
+
 func (b *blobSide) pendingPath(key string) string {
 	return filepath.Join(b.dir, "pending", key+".json")
 }
@@ -236,6 +249,13 @@ func (b *blobSide) HandleBlobMail(ctx context.Context, m inbox.BlobMail) error {
 	}
 	p := &pendingBlob{ReplayKey: key, Sender: m.Sender.String(), Sent: m.Sent, Block: hex.EncodeToString(m.Block[:]),
 		Ref: m.Ref, Header: m.Header, Expires: m.Expires, TTL: m.TTL, Size: ref.Size}
+	// The sender's holders keep the blob as long as its envelope lives (protocol.md §13.7), not for
+	// the whole replay window: past the block's expiry the offer is over.
+	if b.n.store != nil {
+		if blk, err := b.n.store.Get(m.Block); err == nil && blk.ExpiresAt().Before(m.Expires) {
+			p.FetchBy = blk.ExpiresAt()
+		}
+	}
 	if err := b.save(p); err != nil {
 		return err
 	}
@@ -328,14 +348,15 @@ func (b *blobSide) providers() (map[peer.ID]bool, []peer.AddrInfo) {
 	return trusted, relays
 }
 
-// work advances one pending blob mail: dropped past its expiry, a notice for a stranger's mail above
-// the limit without consent, else a fetch (with backoff after a failure) and the filing.
+// work advances one pending blob mail: dropped past its expiry (with a notice in INBOX), a notice for a
+// stranger's mail above the limit without consent, else a fetch (with backoff after a failure) and the
+// filing.
 func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
-	now := time.Now()
-	if !now.Before(p.Expires) {
-		os.Remove(b.pendingPath(p.ReplayKey))
+	if !b.now().Before(p.deadline()) {
+		b.expire(ctx, p)
 		return
 	}
+	now := time.Now()
 	b.mu.Lock()
 	wait := now.Before(b.next[p.ReplayKey])
 	b.mu.Unlock()
@@ -377,7 +398,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	b.fetching = p.ReplayKey
 	b.mu.Unlock()
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err = b.cl.Fetch(fctx, ref, routes, p.Expires)
+	err = b.cl.Fetch(fctx, ref, routes, p.deadline())
 	cancel()
 	b.mu.Lock()
 	b.fetching = ""
@@ -442,20 +463,81 @@ func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Add
 	return nil
 }
 
+// expire drops a pending blob mail whose blob can no longer be fetched, after telling the recipient
+// in INBOX (a crash between the two repeats the notice; it never loses it).
+func (b *blobSide) expire(ctx context.Context, p *pendingBlob) {
+	sender, err := identity.ParseAddress(p.Sender)
+	if err == nil {
+		var sb strings.Builder
+		subject := b.noticeHead(&sb, p, "Large mail expired: ", "X-Tanglemail-Blob-Expired")
+		fmt.Fprintf(&sb, "%s sent you a mail of %.1f MiB", sender.Mail(), float64(p.Size)/(1<<20))
+		if subject != "" {
+			fmt.Fprintf(&sb, " (subject %q)", subject)
+		}
+		fmt.Fprintf(&sb, " that could be fetched until %s.\r\n", p.deadline().UTC().Format(time.RFC1123Z))
+		if p.Accepted || int64(p.Size) <= b.limit(ctx, sender) {
+			sb.WriteString("It was not downloaded in time")
+			if p.LastError != "" {
+				sb.WriteString(" (the last attempt failed: " + sanitize(p.LastError) + ")")
+			}
+			sb.WriteString(".\r\n")
+		} else {
+			sb.WriteString("You did not accept it in time.\r\n")
+		}
+		sb.WriteString("It is gone: ask the sender to send it again if you want it.\r\n")
+		if err := b.fileNotice(ctx, sb.String()); err != nil {
+			b.n.log.Warn("blob: filing an expiry notice failed; will retry", "err", err)
+			return
+		}
+	}
+	os.Remove(b.pendingPath(p.ReplayKey))
+	b.mu.Lock()
+	delete(b.next, p.ReplayKey)
+	b.mu.Unlock()
+	if ref, err := blob.DecodeRef(p.Ref); err == nil {
+		b.st.Delete(ref.ID) // a partial fetch
+	}
+}
+
+// limit is the largest blob mail from sender fetched without the recipient's consent.
+func (b *blobSide) limit(ctx context.Context, sender identity.Address) int64 {
+	if b.isContact(ctx, sender) {
+		return b.n.cfg.BlobAutoContact
+	}
+	return b.n.cfg.BlobAutoStranger
+}
+
+// noticeHead writes the header section of a notice about p into sb (subject prefix, and a header
+// field naming p's key) and returns p's sanitized subject.
+func (b *blobSide) noticeHead(sb *strings.Builder, p *pendingBlob, prefix, field string) string {
+	subject := sanitize(headerValue(p.Header, "Subject"))
+	sb.WriteString("From: TangleMail <postmaster@tangle>\r\n")
+	sb.WriteString("To: " + b.n.id.Address().Mail() + "\r\n")
+	sb.WriteString("Subject: " + prefix + subject + "\r\n")
+	sb.WriteString("Date: " + time.Now().UTC().Format(time.RFC1123Z) + "\r\n")
+	sb.WriteString(field + ": " + p.ReplayKey + "\r\n")
+	sb.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+	return subject
+}
+
+// fileNotice files a notice in INBOX.
+func (b *blobSide) fileNotice(ctx context.Context, raw string) error {
+	mb, err := b.n.mail.MailboxByRole(ctx, store.RoleInbox)
+	if err != nil {
+		return err
+	}
+	_, err = b.n.mail.Append(ctx, store.NewMessage{MailboxID: mb.ID, Raw: []byte(raw), Received: time.Now()})
+	return err
+}
+
 // notice files a short message in INBOX about a stranger's large mail that waits for consent.
 // noRoute: the mail may be fetched but only privately, and this node has no relay or provider.
 func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.Address, noRoute bool) error {
-	subject := headerValue(p.Header, "Subject")
 	var sb strings.Builder
-	sb.WriteString("From: TangleMail <postmaster@tangle>\r\n")
-	sb.WriteString("To: " + b.n.id.Address().Mail() + "\r\n")
-	sb.WriteString("Subject: Large mail waiting: " + sanitize(subject) + "\r\n")
-	sb.WriteString("Date: " + time.Now().UTC().Format(time.RFC1123Z) + "\r\n")
-	sb.WriteString("X-Tanglemail-Blob-Pending: " + p.ReplayKey + "\r\n")
-	sb.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+	subject := b.noticeHead(&sb, p, "Large mail waiting: ", "X-Tanglemail-Blob-Pending")
 	fmt.Fprintf(&sb, "%s, who is not one of your contacts, sent you a mail of %.1f MiB", sender.Mail(), float64(p.Size)/(1<<20))
 	if subject != "" {
-		fmt.Fprintf(&sb, " (subject %q)", sanitize(subject))
+		fmt.Fprintf(&sb, " (subject %q)", subject)
 	}
 	if noRoute {
 		sb.WriteString(".\r\nIt was not downloaded: your node fetches a stranger's mail only through your own relay or\r\n")
@@ -466,13 +548,8 @@ func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.A
 		sb.WriteString("To download it, accept it in the web client or with\r\n")
 		fmt.Fprintf(&sb, "  POST /api/blobs/%s/accept\r\n", p.ReplayKey)
 	}
-	fmt.Fprintf(&sb, "It can be fetched until %s.\r\n", p.Expires.UTC().Format(time.RFC1123Z))
-	mb, err := b.n.mail.MailboxByRole(ctx, store.RoleInbox)
-	if err != nil {
-		return err
-	}
-	_, err = b.n.mail.Append(ctx, store.NewMessage{MailboxID: mb.ID, Raw: []byte(sb.String()), Received: time.Now()})
-	return err
+	fmt.Fprintf(&sb, "It can be fetched until %s.\r\n", p.deadline().UTC().Format(time.RFC1123Z))
+	return b.fileNotice(ctx, sb.String())
 }
 
 func sanitize(s string) string {
@@ -568,7 +645,7 @@ func (b *blobSide) pending(ctx context.Context) []api.PendingBlob {
 		out = append(out, api.PendingBlob{Key: p.ReplayKey, Sender: sender.Mail(), Contact: contact,
 			Subject: sanitize(headerValue(p.Header, "Subject")), Size: ref.Size, Fetched: b.fetched(ref),
 			Waiting: int64(ref.Size) > limit && !p.Accepted, Accepted: p.Accepted,
-			Expires: p.Expires.UTC().Format(time.RFC3339), Error: p.LastError})
+			Expires: p.deadline().UTC().Format(time.RFC3339), Error: p.LastError})
 	}
 	return out
 }

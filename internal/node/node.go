@@ -100,6 +100,7 @@ type Config struct {
 	// /api/blobs/{key}/accept. Zero: DefaultBlobAutoContact, DefaultBlobAutoStranger; negative: none.
 	BlobAutoContact, BlobAutoStranger int64
 	receiptClock                      outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
+	blobClock                         func() time.Time    // the blob fetcher's clock (expiry of pending blob mail); nil: time.Now
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose

@@ -85,6 +85,7 @@ type envConfig struct {
 	storeOpts []store.Option
 	tune      func(*Server)
 	hosts     []string // Config.Hosts
+	blobs     Blobs    // Config.Blobs
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -104,6 +105,7 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		cfg.Chat = e.chat
 	}
 	cfg.Hosts = ec.hosts
+	cfg.Blobs = ec.blobs
 	e.srv = New(cfg)
 	if ec.tune != nil {
 		ec.tune(e.srv)

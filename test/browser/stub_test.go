@@ -39,6 +39,7 @@ type stubAPI struct {
 	folders  []*stubFolder
 	nextUID  store.UID
 	outbox   map[int]string // id → recipient state
+	blobs    []api.PendingBlob
 	nextOut  int
 	subs     map[chan stubEvent]bool
 }
@@ -495,6 +496,24 @@ func (s *stubAPI) handler() http.Handler {
 			}
 		}
 	}))
+	mux.HandleFunc("GET /api/blobs", auth(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		stubJSON(w, 200, append([]api.PendingBlob{}, s.blobs...))
+	}))
+	mux.HandleFunc("POST /api/blobs/{key}/accept", auth(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i := range s.blobs {
+			if s.blobs[i].Key == r.PathValue("key") {
+				s.blobs[i].Accepted, s.blobs[i].Waiting = true, false
+				s.blobs[i].Fetched = s.blobs[i].Size / 4
+				stubJSON(w, 200, map[string]bool{"accepted": true})
+				return
+			}
+		}
+		stubError(w, 404, "no pending blob mail with that key")
+	}))
 	mux.HandleFunc("/api/", auth(func(w http.ResponseWriter, r *http.Request) {
 		stubError(w, 404, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -595,4 +614,43 @@ func (s *stubAPI) unread(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.convs[id].Unread
+}
+
+// offerBlob lists a stranger's large mail as waiting for consent, with its notice in INBOX, and
+// returns its key.
+func (s *stubAPI) offerBlob(from, subject string, size uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := newID() + newID()
+	s.blobs = append(s.blobs, api.PendingBlob{Key: key, Sender: from, Subject: subject, Size: size, Waiting: true,
+		Expires: time.Now().Add(96 * time.Hour).UTC().Format(time.RFC3339)})
+	s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: "postmaster@tangle"},
+		To: []api.Person{{Address: s.me}}, Subject: "Large mail waiting: " + subject}, Text: from + ", who is not one of your contacts, sent you a large mail."}})
+	return key
+}
+
+// blobAccepted reports whether the pending blob mail key was accepted.
+func (s *stubAPI) blobAccepted(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.blobs {
+		if b.Key == key {
+			return b.Accepted
+		}
+	}
+	return false
+}
+
+// fileBlob ends the fetch of key: the mail is filed in INBOX and no longer pending.
+func (s *stubAPI) fileBlob(key, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, b := range s.blobs {
+		if b.Key == key {
+			s.blobs = append(s.blobs[:i], s.blobs[i+1:]...)
+			s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: b.Sender},
+				To: []api.Person{{Address: s.me}}, Subject: b.Subject}, Text: text}})
+			return
+		}
+	}
 }

@@ -1,6 +1,7 @@
 // tanglemail web client: sign-in, routing, the error banner and the event stream. The views live in
-// chat.js, mail.js, compose.js, contacts.js and status.js; api.js talks to the node (docs/api.md),
-// people.js maps addresses to petnames, dom.js builds elements (text only, never HTML).
+// chat.js, mail.js (with blobs.js, large mail), compose.js, contacts.js and status.js; api.js talks to
+// the node (docs/api.md), people.js maps addresses to petnames, dom.js builds elements (text only,
+// never HTML).
 //
 // Routes (location.hash): #/chat, #/chat/<conversation id>, #/mail, #/mail/<folder id>,
 // #/mail/<folder id>/<uid>, #/contacts, #/status.
@@ -32,6 +33,10 @@
 //               mail-move, mail-delete (in Trash: click twice), mail-show-html, mail-body (plain
 //               text), mail-html, mail-html-frame (<iframe sandbox> of …/html), mail-attachments,
 //               mail-attachment
+//   Large mail  blob-pending (above the INBOX listing, shown while GET /api/blobs lists anything),
+//               blob-list, blob-row (data-key, data-state waiting|fetching), blob-text, blob-accept
+//               (a stranger's mail waiting for consent: downloads it), blob-progress (<progress> of the
+//               download)
 //   Compose     compose (the <dialog>), compose-form, compose-to, compose-cc, compose-bcc,
 //               compose-to-suggestions, compose-cc-suggestions, compose-bcc-suggestions,
 //               compose-suggestion, compose-subject, compose-text, compose-drop (drop files here),
