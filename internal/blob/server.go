@@ -41,6 +41,9 @@ type Server struct {
 	// IdleTimeout closes a stream that sends nothing for this long (default 60 s).
 	IdleTimeout time.Duration
 	Metrics     *Metrics
+	// Served, if set, is called after each chunk of blob id was sent (the sender's progress display).
+	// It runs on the serving goroutine: keep it quick.
+	Served func(id ID)
 
 	// resetAfter, when > 0, ends a stream after serving that many chunks (tests: a broken link).
 	resetAfter int
@@ -168,6 +171,9 @@ func (s *Server) Serve(st Stream) {
 				}
 				served++
 				m.ChunksServed.Add(1)
+				if s.Served != nil {
+					s.Served(id)
+				}
 			}
 			if bw.Flush() != nil {
 				st.Reset()

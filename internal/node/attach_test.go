@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -389,5 +390,54 @@ func TestAttachmentStrangerOfferExpires(t *testing.T) {
 	bob.blobs.kick()
 	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 2 {
 		t.Fatalf("bob's INBOX has %d messages, want the two notices", n)
+	}
+}
+
+// TestAttachmentSenderProgress: alice's large mail goes through her storage node; GET /api/blobs/sent
+// (and /api/status's blobs.sending) shows it offered, then fetched by bob once his receipt came, with
+// the provider holding it. While SealBlob runs, the live entry shows sealing and upload progress.
+func TestAttachmentSenderProgress(t *testing.T) {
+	_, alice, bob := providerPair(t)
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	submit(t, alice, []string{to}, attachMail(from, to, "progress please", 2<<20))
+	a := apiOf(t, alice)
+	var sends []api.BlobSend
+	waitFor(t, "bob's fetch shown at alice", 90*time.Second, func() bool {
+		a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+		return len(sends) == 1 && sends[0].Stage == "done"
+	})
+	s := sends[0]
+	if s.Subject != "progress please" || s.Size < 2<<20 || s.Sealed != s.Size || s.Providers != 1 || s.ProvidersDone != 1 ||
+		len(s.Recipients) != 1 || s.Recipients[0].State != "fetched" || s.Recipients[0].Address != to || s.Expires == "" {
+		t.Fatalf("GET /api/blobs/sent: %+v", s)
+	}
+	if st := alice.Status(); st.Blobs == nil || len(st.Blobs.Sending) != 1 || st.Blobs.Sending[0].OutboxID != s.OutboxID {
+		t.Fatalf("status blobs: %+v", st.Blobs)
+	}
+	items, err := alice.Mailboxes().OutboxItems(context.Background())
+	if err != nil || len(items) != 1 || !alice.blobs.HoldsBlob(items[0].ID, items[0].Created) || alice.blobs.HoldsBlob(items[0].ID+1, items[0].Created) {
+		t.Fatalf("HoldsBlob: items %v, err %v", items, err)
+	}
+
+	// The live part, step by step: sealing, then uploading.
+	b := alice.blobs
+	done := b.startSend(99, 1000)
+	if _, err := io.Copy(io.Discard, countingReader{bytes.NewReader(make([]byte, 400)), b, 99}); err != nil {
+		t.Fatal(err)
+	}
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if len(sends) != 2 || sends[0].OutboxID != 99 || sends[0].Stage != "sealing" || sends[0].Sealed != 400 || sends[0].Size != 1000 {
+		t.Fatalf("while sealing: %+v", sends)
+	}
+	b.progress(99, func(s *api.BlobSend) { s.Stage = "uploading" })
+	b.uploaded(blob.ID{}, 1, 4)
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if sends[0].Stage != "uploading" || sends[0].Uploaded != 250 {
+		t.Fatalf("while uploading: %+v", sends[0])
+	}
+	done()
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if len(sends) != 1 {
+		t.Fatalf("after SealBlob: %+v", sends)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +63,13 @@ type blobSide struct {
 	mu       sync.Mutex
 	next     map[string]time.Time // replay key → earliest next fetch attempt (backoff)
 	fetching string               // replay key being fetched now
+
+	// The sender's progress (blobsend.go).
+	progMu      sync.Mutex
+	sealing     map[store.OutboxID]*api.BlobSend // in SealBlob now
+	uploading   store.OutboxID                   // the item SealBlob works on
+	own         map[blob.ID]bool                 // blobs of the node's own large mail (from out/)
+	servedBytes map[blob.ID]uint64               // plaintext bytes of own blobs served since start
 }
 
 // pendingBlob is a blob mail waiting to be fetched and filed (pending/<replay key>.json).
@@ -118,14 +124,15 @@ func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string
 	}
 	m := &blob.Metrics{}
 	proto := blob.Protocol(p2p.ProtocolPrefix(n.cfg.Network.ID))
-	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}, now: n.cfg.blobClock}
+	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}, now: n.cfg.blobClock,
+		sealing: map[store.OutboxID]*api.BlobSend{}, own: map[blob.ID]bool{}, servedBytes: map[blob.ID]uint64{}}
 	if b.now == nil {
 		b.now = time.Now
 	}
-	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize}
-	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m}
+	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize, Served: b.chunkServed}
+	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m, Uploaded: b.uploaded}
 	for _, pd := range put {
-		b.put = append(b.put, &blob.Client{Net: pd, Store: st, Proto: proto, Metrics: m})
+		b.put = append(b.put, &blob.Client{Net: pd, Store: st, Proto: proto, Metrics: m, Uploaded: b.uploaded})
 	}
 	if serve != nil {
 		serve(proto, func(s p2p.Stream) { b.srv.Serve(s) })
@@ -153,13 +160,14 @@ func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
 	b.sealMu.Lock()
 	defer b.sealMu.Unlock()
-	path := filepath.Join(b.dir, "out", strconv.FormatInt(int64(id), 10)+"-"+strconv.FormatInt(created.UnixMilli(), 10)+".ref")
+	path := b.refPath(id, created)
 	if enc, err := os.ReadFile(path); err == nil {
 		if ref, err := blob.DecodeRef(enc); err == nil && b.st.Complete(ref.ID) {
 			return enc, nil
 		}
 	}
-	ref, err := b.st.Seal(bytes.NewReader(msg), expires)
+	defer b.startSend(id, len(msg))()
+	ref, err := b.st.Seal(countingReader{bytes.NewReader(msg), b, id}, expires)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +193,7 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		if err != nil {
 			continue
 		}
+		b.progress(id, func(s *api.BlobSend) { s.Stage, s.Uploaded = "uploading", 0 })
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		cl := b.cl
 		if i < len(b.put) {
@@ -192,6 +201,7 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		}
 		err = cl.Put(pctx, blob.Route{Peer: ai.ID, Addrs: ai.Addrs}, ref.ID, time.Until(expires))
 		cancel()
+		b.progress(id, func(s *api.BlobSend) { s.ProvidersDone++ })
 		if err != nil {
 			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString())
 			b.n.log.Debug("blob: upload failed", "err", err)
@@ -674,7 +684,9 @@ func (n *Node) blobStatus() *api.BlobStatus {
 func (b *blobSide) status() *api.BlobStatus {
 	used, _, count := b.st.Usage()
 	m := b.metrics
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	return &api.BlobStatus{Blobs: count, UsedBytes: used, Pending: len(b.list()), Fetches: m.Fetches.Load(),
 		ChunksOut: m.ChunksServed.Load(), ChunksIn: m.ChunksFetched.Load(), BadChunks: m.BadChunks.Load(),
-		FetchErrors: m.FetchFailures.Load()}
+		FetchErrors: m.FetchFailures.Load(), Sending: b.sends(ctx)}
 }

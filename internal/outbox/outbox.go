@@ -447,6 +447,9 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 		case r.State == store.RcptDelayed:
 			// Due only at the end of the grace period (NextAttempt): the final failure.
 			return o.fail(ctx, r, it, mail.NoReceipt(life+o.grace))
+		case r.State == store.RcptPublished && o.blobMail(it):
+			// Its blob is deleted now: no receipt can come (blobexpiry.go).
+			return o.fail(ctx, r, it, mail.BlobNotFetched(life))
 		case r.State == store.RcptPublished && o.grace > 0:
 			return o.delay(ctx, r, it, life)
 		}

@@ -9,11 +9,14 @@ import (
 )
 
 // Blobs is the node's blob service as the web client sees it (protocol.md §13.7): mail carried by
-// blobs that is not filed yet, and the recipient's consent to fetch a stranger's large mail.
+// blobs that is not filed yet, the recipient's consent to fetch a stranger's large mail, and the
+// sender's progress of its own.
 type Blobs interface {
 	PendingBlobs(ctx context.Context) ([]api.PendingBlob, error)
 	// AcceptBlob consents to fetching the pending blob mail named by key; ErrNoSuchBlob if none.
 	AcceptBlob(ctx context.Context, key string) error
+	// BlobSends is the node's own large mail and its progress, newest first.
+	BlobSends(ctx context.Context) ([]api.BlobSend, error)
 }
 
 // ErrNoSuchBlob: no pending blob mail has that key (404).
@@ -46,4 +49,18 @@ func (s *Server) handleAcceptBlob(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.fail(w, r, "accept a blob mail", err)
 	}
+}
+
+// handleBlobSends is GET /api/blobs/sent: the progress of the user's own large mail.
+func (s *Server) handleBlobSends(w http.ResponseWriter, r *http.Request) {
+	out := []api.BlobSend{}
+	if s.blobs != nil {
+		l, err := s.blobs.BlobSends(r.Context())
+		if err != nil {
+			s.fail(w, r, "list large mail being sent", err)
+			return
+		}
+		out = append(out, l...)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -14,7 +14,17 @@ import (
 type fakeBlobs struct {
 	mu      sync.Mutex
 	pending []api.PendingBlob
+	sends   []api.BlobSend
 	err     error // returned by every call when set
+}
+
+func (f *fakeBlobs) BlobSends(context.Context) ([]api.BlobSend, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return append([]api.BlobSend(nil), f.sends...), nil
 }
 
 func (f *fakeBlobs) PendingBlobs(context.Context) ([]api.PendingBlob, error) {
@@ -82,4 +92,26 @@ func TestBlobsAccept(t *testing.T) {
 		t.Fatalf("without a blob service: %+v", got)
 	}
 	bare.call("POST", "/api/blobs/"+key+"/accept", nil).mustCode(t, 404)
+}
+
+// GET /api/blobs/sent lists the sender's large mail and its progress; [] without a blob service.
+func TestBlobSends(t *testing.T) {
+	fb := &fakeBlobs{sends: []api.BlobSend{{OutboxID: 7, Subject: "photos", Size: 5 << 20, Stage: "offered", Sealed: 5 << 20,
+		Recipients: []api.BlobRecipient{{Address: "tm1bob@tangle", State: "offered"}}}}}
+	e := newEnv(t, func(c *envConfig) { c.blobs = fb })
+	var got []api.BlobSend
+	e.call("GET", "/api/blobs/sent", nil).mustCode(t, 200).decode(t, &got)
+	if len(got) != 1 || got[0].OutboxID != 7 || got[0].Stage != "offered" || len(got[0].Recipients) != 1 {
+		t.Fatalf("GET /api/blobs/sent: %+v", got)
+	}
+	e.call("GET", "/api/blobs/sent", nil, noAuth).mustCode(t, 401)
+	fb.mu.Lock()
+	fb.err = errors.New("boom")
+	fb.mu.Unlock()
+	e.call("GET", "/api/blobs/sent", nil).mustCode(t, 500)
+	bare := newEnv(t)
+	bare.call("GET", "/api/blobs/sent", nil).mustCode(t, 200).decode(t, &got)
+	if len(got) != 0 {
+		t.Fatalf("without a blob service: %+v", got)
+	}
 }

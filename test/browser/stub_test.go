@@ -40,6 +40,7 @@ type stubAPI struct {
 	nextUID  store.UID
 	outbox   map[int]string // id → recipient state
 	blobs    []api.PendingBlob
+	sends    map[int64]api.BlobSend // GET /api/blobs/sent, set by the test (setSend)
 	nextOut  int
 	subs     map[chan stubEvent]bool
 }
@@ -501,6 +502,15 @@ func (s *stubAPI) handler() http.Handler {
 		defer s.mu.Unlock()
 		stubJSON(w, 200, append([]api.PendingBlob{}, s.blobs...))
 	}))
+	mux.HandleFunc("GET /api/blobs/sent", auth(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := []api.BlobSend{}
+		for _, b := range s.sends {
+			out = append(out, b)
+		}
+		stubJSON(w, 200, out)
+	}))
 	mux.HandleFunc("POST /api/blobs/{key}/accept", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -653,4 +663,21 @@ func (s *stubAPI) fileBlob(key, text string) {
 			return
 		}
 	}
+}
+
+// lastOutboxID is the outbox id of the last message sent.
+func (s *stubAPI) lastOutboxID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.nextOut)
+}
+
+// setSend sets the progress GET /api/blobs/sent reports for a large mail.
+func (s *stubAPI) setSend(b api.BlobSend) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sends == nil {
+		s.sends = map[int64]api.BlobSend{}
+	}
+	s.sends[b.OutboxID] = b
 }

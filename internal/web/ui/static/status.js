@@ -72,6 +72,17 @@ async function load(quiet) {
     if (st.last_error) text += ` (last error: ${st.last_error})`;
     rows.push(['Storage', text, 'status-storage']);
   }
+  // Large mail this node sends (blobs.sending, docs/api.md "Blob mail"): stage and who has fetched it.
+  for (const b of (s.blobs && s.blobs.sending) || []) {
+    const rc = b.recipients || [];
+    const fetched = rc.filter((x) => x.state === 'fetched').length;
+    let text = `“${b.subject || '(no subject)'}”, ${mib(b.size)}: `;
+    if (b.stage === 'sealing') text += `sealing, ${mib(b.sealed)} done`;
+    else if (b.stage === 'uploading') text += `uploading to your storage node, ${mib(b.uploaded)} done`;
+    else if (b.stage === 'sending') text += 'sealing the envelopes (proof of work)';
+    else text += `downloaded by ${fetched} of ${rc.length}` + (rc.some((x) => x.state === 'failed') ? ', not by ' + rc.filter((x) => x.state === 'failed').map((x) => shortAddress(x.address)).join(', ') : '');
+    rows.push(['Large mail', text, 'status-blob-send']);
+  }
   const dl = $('status-summary');
   clear(dl);
   for (const [k, v, t] of rows) dl.append(h('dt', {}, k), h('dd', { test: t }, v));

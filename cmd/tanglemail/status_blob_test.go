@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tanglemail/tanglemail/internal/api"
+)
+
+// TestStatusLargeMail: `tanglemail status` prints a "Large mail" line per large mail being sent: the
+// stage while it is sealed and uploaded, then who has fetched it.
+func TestStatusLargeMail(t *testing.T) {
+	st := &api.Status{Mode: "light", Blobs: &api.BlobStatus{Sending: []api.BlobSend{
+		{OutboxID: 3, Subject: "report", Size: 4 << 20, Stage: "uploading", Uploaded: 1 << 20, Providers: 2},
+		{OutboxID: 2, Subject: "photos\r\nInjected: x", Size: 25 << 20, Stage: "offered", Expires: "2026-12-10T00:00:00Z",
+			Recipients: []api.BlobRecipient{{Address: "bob@tangle", State: "fetched"}, {Address: "carol@tangle", State: "offered"}}},
+		{OutboxID: 1, Size: 2 << 20, Stage: "sealing", Sealed: 1 << 20},
+	}}}
+	var b bytes.Buffer
+	printStatus(&b, st)
+	out := b.String()
+	for _, want := range []string{
+		`Large mail "report", 4.0 MiB: uploading to storage provider 1 of 2, 25%`,
+		"bob@tangle fetched, carol@tangle not fetched yet; available until 2026-12-10T00:00:00Z",
+		`Large mail "(no subject)", 2.0 MiB: sealing, 50%`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\nInjected") {
+		t.Errorf("a subject broke the line:\n%s", out)
+	}
+}
