@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	lpnet "github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/blob"
@@ -439,5 +441,89 @@ func TestAttachmentSenderProgress(t *testing.T) {
 	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
 	if len(sends) != 1 {
 		t.Fatalf("after SealBlob: %+v", sends)
+	}
+}
+
+// connWatch records the connections of a libp2p host from now on: remote peer and address.
+type connWatch struct {
+	mu    sync.Mutex
+	conns []peerConn
+}
+
+type peerConn struct {
+	peer peer.ID
+	addr string
+}
+
+func watchConns(n *Node) *connWatch {
+	w := &connWatch{}
+	n.Network().Host().Network().Notify(&lpnet.NotifyBundle{ConnectedF: func(_ lpnet.Network, c lpnet.Conn) {
+		w.mu.Lock()
+		w.conns = append(w.conns, peerConn{c.RemotePeer(), c.RemoteMultiaddr().String()})
+		w.mu.Unlock()
+	}})
+	return w
+}
+
+func (w *connWatch) list() []peerConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]peerConn(nil), w.conns...)
+}
+
+// TestAttachmentStrangerThroughRelay: carol, a stranger to bob, sends him 2 MiB. Bob and carol share
+// a public node (the hub) that relays; carol holds a reservation there, and the hub is bob's chosen
+// relay. Bob accepts the mail and gets it byte for byte, fetched from carol's node through the hub,
+// while bob's node and carol's node never connect, in either direction, directly or relayed: carol's
+// node sees only a one-time peer through the relay.
+func TestAttachmentStrangerThroughRelay(t *testing.T) {
+	hcfg := testConfig(t, t.TempDir())
+	hcfg.RelayService = true
+	hub := startNode(t, hcfg)
+	hubAddrs := hub.Network().Addrs()[:1]
+	carol := startAt(t, tangle.DevNet, func(c *Config) { c.Relays = hubAddrs }, hub)
+	bob := startAt(t, tangle.DevNet, func(c *Config) { c.Relays = hubAddrs }, hub)
+	bobSees, carolSees := watchConns(bob), watchConns(carol)
+	waitFor(t, "carol's reservation at the hub", 30*time.Second, func() bool {
+		return len(carol.Network().Status().RelayAddrs) > 0 && bob.Network().PeerCount() >= 1
+	})
+	from, to := carol.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "through the relay", 2<<20)
+	submit(t, carol, []string{to}, raw)
+	var pending []api.PendingBlob
+	a := apiOf(t, bob)
+	waitFor(t, "the offer at bob", 60*time.Second, func() bool {
+		a.call("GET", "/api/blobs", nil, &pending, http.StatusOK)
+		return len(pending) == 1 && pending[0].Waiting
+	})
+	a.call("POST", "/api/blobs/"+pending[0].Key+"/accept", nil, nil, http.StatusOK)
+	waitFor(t, "the mail in bob's INBOX", 90*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 2
+	})
+	got := inboxMessages(t, bob, store.RoleInbox)
+	if sha256.Sum256(got[1]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what carol submitted")
+	}
+	bobID, carolID, hubID := bob.Network().Host().ID(), carol.Network().Host().ID(), hub.Network().Host().ID()
+	for _, c := range bobSees.list() {
+		if c.peer == carolID {
+			t.Errorf("bob's node connected to carol's: %s", c.addr)
+		}
+	}
+	relayed := 0
+	for _, c := range carolSees.list() {
+		if c.peer == bobID {
+			t.Errorf("carol's node connected to bob's: %s", c.addr)
+		}
+		if c.peer != hubID && strings.Contains(c.addr, "/p2p-circuit") {
+			relayed++
+		}
+	}
+	if relayed == 0 || carol.blobs.metrics.ChunksServed.Load() == 0 {
+		t.Fatalf("carol served %d chunks over %d relayed connections; connections: %v",
+			carol.blobs.metrics.ChunksServed.Load(), relayed, carolSees.list())
+	}
+	if connected(bob, carol) {
+		t.Fatal("bob's node is connected to carol's")
 	}
 }

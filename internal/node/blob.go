@@ -58,6 +58,7 @@ type blobSide struct {
 	dir     string
 
 	sealMu sync.Mutex // one SealBlob at a time: one blob per outbox item
+	pendMu sync.Mutex // orders the writes of pending/ records after their creation (update)
 	wake   chan struct{}
 
 	mu       sync.Mutex
@@ -239,6 +240,20 @@ func (b *blobSide) pendingPath(key string) string {
 	return filepath.Join(b.dir, "pending", key+".json")
 }
 
+// update changes the pending record key on disk: loaded afresh and saved under pendMu, so that the
+// fetcher's bookkeeping (its copy may be stale) and the user's accept never undo each other, and a
+// record already removed (filed, expired) is not written again.
+func (b *blobSide) update(key string, f func(*pendingBlob)) error {
+	b.pendMu.Lock()
+	defer b.pendMu.Unlock()
+	p, err := b.load(key)
+	if err != nil {
+		return err
+	}
+	f(p)
+	return b.save(p)
+}
+
 func (b *blobSide) save(p *pendingBlob) error {
 	enc, err := json.Marshal(p)
 	if err != nil {
@@ -391,7 +406,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 				return
 			}
 			p.Noticed = true
-			b.save(p)
+			b.update(p.ReplayKey, func(q *pendingBlob) { q.Noticed = true })
 		}
 		return
 	}
@@ -400,6 +415,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	if len(routes) == 0 {
 		if !p.Noticed && b.notice(ctx, p, sender, true) == nil {
 			p.Noticed = true
+			b.update(p.ReplayKey, func(q *pendingBlob) { q.Noticed = true })
 		}
 		b.fail(p, errors.New("no private route to a holder: the sender is not a contact and no relay or provider is configured"))
 		return
@@ -408,7 +424,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	b.fetching = p.ReplayKey
 	b.mu.Unlock()
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err = b.cl.Fetch(fctx, ref, routes, p.deadline())
+	err = b.fetch(fctx, ref, routes, p.deadline())
 	cancel()
 	b.mu.Lock()
 	b.fetching = ""
@@ -427,13 +443,56 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	}
 }
 
+// fetch fetches ref over routes (blob.Plan): the direct ones through the node's host, the relayed
+// ones (a stranger's holders) through a fresh client host that exists for this fetch only. The
+// node's own host never connects to a stranger's holder, not even through the relay: a connection
+// would show the holder the node's peer id and listen addresses (identify), link it to later
+// connections, and let hole punching (DCUtR) turn it into a direct one (protocol.md §13.5).
+func (b *blobSide) fetch(ctx context.Context, ref blob.Ref, routes []blob.Route, deadline time.Time) error {
+	var direct, relayed []blob.Route
+	for _, r := range routes {
+		if r.Via == blob.Relayed {
+			relayed = append(relayed, r)
+		} else {
+			direct = append(direct, r)
+		}
+	}
+	var errs []error
+	if len(direct) > 0 {
+		err := b.cl.Fetch(ctx, ref, direct, deadline)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	if len(relayed) > 0 {
+		err := b.fetchPrivately(ctx, ref, relayed, deadline)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fetchPrivately fetches ref through relays with a one-time client host (fetch).
+func (b *blobSide) fetchPrivately(ctx context.Context, ref blob.Ref, relayed []blob.Route, deadline time.Time) error {
+	ch, err := p2p.NewClientHost(ctx, p2p.WithClientRelay())
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	cl := &blob.Client{Net: ch, Store: b.st, Proto: b.cl.Proto, Metrics: b.metrics}
+	return cl.Fetch(ctx, ref, relayed, deadline)
+}
+
 // fail records a failed attempt; the next one waits 5 s, doubling to 10 min.
 func (b *blobSide) fail(p *pendingBlob, err error) {
 	// Fetch errors name holders' addresses: only at debug level (HACKING.md, logs).
 	b.n.log.Warn("blob: fetch failed; will retry (GET /api/blobs says why)")
 	b.n.log.Debug("blob: fetch failed", "err", err)
 	p.LastError = err.Error()
-	b.save(p)
+	b.update(p.ReplayKey, func(q *pendingBlob) { q.LastError = p.LastError })
 	b.mu.Lock()
 	prev := b.next[p.ReplayKey]
 	d := 5 * time.Second
@@ -599,12 +658,7 @@ func (b *blobSide) accept(key string) error {
 	if _, err := hex.DecodeString(key); err != nil || len(key) != 64 {
 		return os.ErrNotExist
 	}
-	p, err := b.load(key)
-	if err != nil {
-		return err
-	}
-	p.Accepted = true
-	if err := b.save(p); err != nil {
+	if err := b.update(key, func(p *pendingBlob) { p.Accepted = true }); err != nil {
 		return err
 	}
 	b.mu.Lock()
