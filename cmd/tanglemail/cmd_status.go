@@ -231,7 +231,11 @@ func printLargeMail(w io.Writer, sends []api.BlobSend) {
 		case "sealing":
 			fmt.Fprintf(w, "sealing, %d%%\n", percent(b.Sealed, b.Size))
 		case "uploading":
-			fmt.Fprintf(w, "uploading to storage provider %d of %d, %d%%\n", b.ProvidersDone+1, b.Providers, percent(b.Uploaded, b.Size))
+			fmt.Fprintf(w, "uploading to storage provider %d of %d, %d%%", min(b.ProvidersDone+1, b.Providers), b.Providers, percent(b.Uploaded, b.Size))
+			if b.Error != "" {
+				fmt.Fprintf(w, "; failed, will retry: %s", cleanLine(b.Error))
+			}
+			fmt.Fprintln(w)
 		case "sending":
 			fmt.Fprintln(w, "sealed; the envelopes are being sealed and published")
 		default:

@@ -16,6 +16,7 @@ func TestStatusLargeMail(t *testing.T) {
 		{OutboxID: 2, Subject: "photos\r\nInjected: x", Size: 25 << 20, Stage: "offered", Expires: "2026-12-10T00:00:00Z",
 			Recipients: []api.BlobRecipient{{Address: "bob@tangle", State: "fetched"}, {Address: "carol@tangle", State: "offered"}}},
 		{OutboxID: 1, Size: 2 << 20, Stage: "sealing", Sealed: 1 << 20},
+		{OutboxID: 0, Subject: "big", Size: 2 << 20, Stage: "uploading", Providers: 1, ProvidersDone: 1, Error: "the storage provider refused the upload (past its quota); will retry"},
 	}}}
 	var b bytes.Buffer
 	printStatus(&b, st)
@@ -24,6 +25,7 @@ func TestStatusLargeMail(t *testing.T) {
 		`Large mail "report", 4.0 MiB: uploading to storage provider 1 of 2, 25%`,
 		"bob@tangle fetched, carol@tangle not fetched yet; available until 2026-12-10T00:00:00Z",
 		`Large mail "(no subject)", 2.0 MiB: sealing, 50%`,
+		`Large mail "big", 2.0 MiB: uploading to storage provider 1 of 1, 0%; failed, will retry: the storage provider refused the upload (past its quota); will retry`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

@@ -47,6 +47,7 @@ type BlobSend struct {
 	ProvidersDone int             `json:"providers_done"`    // of them, those done (acknowledged or failed)
 	Served        uint64          `json:"served_bytes"`      // sealed bytes this node sent to fetchers since it started
 	Expires       string          `json:"expires,omitempty"` // RFC 3339: the holders delete the blob then
+	Error         string          `json:"error,omitempty"`   // why sealing or the upload failed last (retried)
 	Recipients    []BlobRecipient `json:"recipients"`
 }
 

@@ -28,13 +28,16 @@ type Request struct {
 	Op   Op
 	ID   ID
 	Size uint64 // plaintext size (puts: from the manifest; gets: of the stored blob)
+	// Expires is how long a put's blob is to be kept (its TTL, capped at MaxTTL); zero for gets.
+	Expires time.Time
 }
 
 // Server answers <prefix>/blob/1 streams from its Store (protocol.md §13.3). The zero Authorize
 // serves gets of complete blobs to anyone who knows the id and refuses every put.
 type Server struct {
 	Store *Store
-	// Authorize is asked before every request; a non-nil error refuses it with an unauthorized frame.
+	// Authorize is asked before every request; a non-nil error refuses it with an unauthorized frame
+	// (a quota-full frame when it wraps ErrBudget: a put over the uploader's quota).
 	Authorize func(ctx context.Context, r Request) error
 	// MaxTTL caps the expiry a put may ask for (default 28 days, the maximum block TTL).
 	MaxTTL time.Duration
@@ -208,9 +211,6 @@ func (s *Server) servePut(ctx context.Context, st Stream, br *bufio.Reader, bw *
 	if err != nil || man.ID() != id {
 		return refuse(CodeMalformed, "manifest does not match the id")
 	}
-	if err := s.authorize(ctx, Request{Peer: st.RemotePeer(), Op: OpPut, ID: id, Size: man.Size}); err != nil {
-		return refuse(CodeUnauthorized, err.Error())
-	}
 	maxTTL := s.MaxTTL
 	if maxTTL <= 0 {
 		maxTTL = 28 * 24 * time.Hour
@@ -218,7 +218,14 @@ func (s *Server) servePut(ctx context.Context, st Stream, br *bufio.Reader, bw *
 	if ttl > maxTTL {
 		ttl = maxTTL
 	}
-	if err := s.Store.Begin(man, time.Now().Add(ttl)); err != nil {
+	expires := time.Now().Add(ttl)
+	if err := s.authorize(ctx, Request{Peer: st.RemotePeer(), Op: OpPut, ID: id, Size: man.Size, Expires: expires}); err != nil {
+		if errors.Is(err, ErrBudget) {
+			return refuse(CodeQuotaFull, err.Error()) // the uploader's quota, say how far
+		}
+		return refuse(CodeUnauthorized, err.Error())
+	}
+	if err := s.Store.Begin(man, expires); err != nil {
 		if errors.Is(err, ErrBudget) {
 			return refuse(CodeQuotaFull, "")
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/blob"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/testclock"
@@ -423,7 +425,7 @@ func TestAttachmentSenderProgress(t *testing.T) {
 
 	// The live part, step by step: sealing, then uploading.
 	b := alice.blobs
-	done := b.startSend(99, 1000)
+	b.startSend(99, 1000)
 	if _, err := io.Copy(io.Discard, countingReader{bytes.NewReader(make([]byte, 400)), b, 99}); err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +439,13 @@ func TestAttachmentSenderProgress(t *testing.T) {
 	if sends[0].Stage != "uploading" || sends[0].Uploaded != 250 {
 		t.Fatalf("while uploading: %+v", sends[0])
 	}
-	done()
+	b.endSend(99, errors.New("the storage provider refused the upload"))
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if len(sends) != 2 || sends[0].Stage != "uploading" || sends[0].Error != "the storage provider refused the upload" {
+		t.Fatalf("after a failed SealBlob: %+v", sends)
+	}
+	b.startSend(99, 1000)
+	b.endSend(99, nil)
 	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
 	if len(sends) != 1 {
 		t.Fatalf("after SealBlob: %+v", sends)
@@ -526,4 +534,63 @@ func TestAttachmentStrangerThroughRelay(t *testing.T) {
 	if connected(bob, carol) {
 		t.Fatal("bob's node is connected to carol's")
 	}
+}
+
+// TestAttachmentLightUploadCountsAgainstQuota: a light client's large mail, uploaded to its storage
+// provider, counts against its subscription's quota (the provider's status and the client's own
+// storage status say so); a subscription too small for the next one refuses the upload with the quota
+// error, and the mail waits in the outbox (nothing published) instead of reaching anyone.
+func TestAttachmentLightUploadCountsAgainstQuota(t *testing.T) {
+	s := startStorageNode(t, tangle.DevNet)
+	g, err := s.p.Grant(context.Background(), 3, 30) // 3 MiB: one 2 MiB mail fits, two do not
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lightConfig(t, t.TempDir(), s, g)
+	cfg.StorageStatusInterval = 200 * time.Millisecond // the usage, as the provider reports it, soon
+	alice := startLight(t, cfg)
+	waitFor(t, "the provider to know alice's client as a subscriber", 30*time.Second, func() bool {
+		return s.p.Subscriber(alice.light.hosts[0].ID())
+	})
+	bobID, err := identity.Generate(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := bobID.Address().Mail()
+	from := alice.Identity().Address().Mail()
+	submit(t, alice, []string{bob}, attachMail(from, bob, "first", 2<<20))
+	waitFor(t, "the first upload", 60*time.Second, func() bool { return s.blobs.metrics.PutsStored.Load() == 1 })
+	subUsed := func() uint64 {
+		st := alice.Status()
+		if len(st.Storage) != 1 {
+			return 0
+		}
+		return st.Storage[0].UsedBytes
+	}
+	waitFor(t, "the upload in alice's storage usage", 30*time.Second, func() bool { return subUsed() >= 2<<20 })
+	submit(t, alice, []string{bob}, attachMail(from, bob, "second", 2<<20))
+	waitFor(t, "the second upload refused at the quota", 60*time.Second, func() bool {
+		return s.blobs.metrics.Refused.Load() >= 1
+	})
+	if s.blobs.metrics.PutsStored.Load() != 1 {
+		t.Fatalf("the provider stored %d uploads, want 1", s.blobs.metrics.PutsStored.Load())
+	}
+	items, err := alice.Mailboxes().OutboxItems(context.Background())
+	if err != nil || len(items) != 2 {
+		t.Fatalf("outbox: %v %v", items, err)
+	}
+	second := items[0]
+	for _, it := range items {
+		if it.ID > second.ID {
+			second = it
+		}
+	}
+	if second.Rcpts[0].State != store.RcptPending || alice.Status().Outbox.Stats.Published != 1 {
+		t.Fatalf("the second mail went on without its upload: %+v, %d published", second.Rcpts[0], alice.Status().Outbox.Stats.Published)
+	}
+	waitFor(t, "the reason in GET /api/blobs/sent", 30*time.Second, func() bool {
+		sends, err := alice.BlobSends(context.Background())
+		return err == nil && len(sends) == 2 && sends[0].OutboxID == int64(second.ID) && sends[0].Stage == "uploading" &&
+			strings.Contains(sends[0].Error, "past its quota")
+	})
 }

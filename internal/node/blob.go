@@ -23,6 +23,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/inbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/web"
@@ -144,13 +145,19 @@ func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string
 }
 
 // authorize: anyone who knows a complete blob's id may get it (the content is sealed; the id is only
-// in sealed envelopes); puts only from this node's storage subscribers (a light client's upload).
+// in sealed envelopes); puts only from this node's storage subscribers (a light client's upload),
+// each counted against the subscription's quota until the blob expires (storage.ChargeBlob).
 func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 	if r.Op == blob.OpGet {
 		return nil
 	}
 	if p := b.n.provider; p != nil && p.p.Subscriber(r.Peer) {
-		return nil
+		sealed := r.Size + uint64(blob.NumChunks(r.Size))*blob.Overhead
+		err := p.p.ChargeBlob(ctx, r.Peer, r.ID, sealed, r.Expires)
+		if errors.Is(err, storage.ErrQuota) {
+			return fmt.Errorf("%w: %v", blob.ErrBudget, err)
+		}
+		return err
 	}
 	return errors.New("this node takes blob uploads only from its storage subscribers")
 }
@@ -161,13 +168,19 @@ func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
 	b.sealMu.Lock()
 	defer b.sealMu.Unlock()
+	enc, err := b.sealBlob(ctx, id, created, msg, expires)
+	b.endSend(id, err)
+	return enc, err
+}
+
+func (b *blobSide) sealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
 	path := b.refPath(id, created)
 	if enc, err := os.ReadFile(path); err == nil {
 		if ref, err := blob.DecodeRef(enc); err == nil && b.st.Complete(ref.ID) {
 			return enc, nil
 		}
 	}
-	defer b.startSend(id, len(msg))()
+	b.startSend(id, len(msg))
 	ref, err := b.st.Seal(countingReader{bytes.NewReader(msg), b, id}, expires)
 	if err != nil {
 		return nil, err
@@ -184,6 +197,7 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		}
 		ref.Holders = []blob.Holder{self}
 	}
+	var refusal *blob.Error
 	// The sender's storage/public nodes hold it too, so that it reaches recipients while this node is
 	// off (and they fetch it from a holder that is not the sender's own node).
 	for i, s := range b.n.cfg.StorageProviders {
@@ -206,6 +220,9 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		if err != nil {
 			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString())
 			b.n.log.Debug("blob: upload failed", "err", err)
+			if be := (*blob.Error)(nil); errors.As(err, &be) && be.Code == blob.CodeQuotaFull {
+				refusal = be // the provider's own words, no address in them: the user sees why
+			}
 			continue
 		}
 		h := blob.Holder{Peer: ai.ID}
@@ -215,6 +232,9 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 	if len(ref.Holders) == 0 {
 		// A light client serves nothing: without a provider's copy no recipient could fetch it.
 		b.st.Delete(ref.ID)
+		if refusal != nil {
+			return nil, fmt.Errorf("blob: the storage provider refused the upload (%s); will retry", refusal.Msg)
+		}
 		return nil, errors.New("blob: no storage provider took the upload; will retry")
 	}
 	enc, err := ref.Encode()

@@ -45,19 +45,25 @@ func (b *blobSide) progress(id store.OutboxID, f func(*api.BlobSend)) {
 	b.progMu.Unlock()
 }
 
-// startSend records that outbox item id's message of size bytes is being sealed; the returned func
-// forgets it (SealBlob's end).
-func (b *blobSide) startSend(id store.OutboxID, size int) func() {
+// startSend records that outbox item id's message of size bytes is being sealed.
+func (b *blobSide) startSend(id store.OutboxID, size int) {
 	b.progMu.Lock()
 	b.sealing[id] = &api.BlobSend{OutboxID: int64(id), Size: uint64(size), Stage: "sealing",
 		Providers: len(b.n.cfg.StorageProviders), Recipients: []api.BlobRecipient{}}
 	b.uploading = id
 	b.progMu.Unlock()
-	return func() {
-		b.progMu.Lock()
-		delete(b.sealing, id)
-		b.progMu.Unlock()
+}
+
+// endSend ends SealBlob's live progress of id: forgotten once sealed (out/ has it now); after a
+// failure kept, with the error, until the outbox's next attempt (the user sees why it waits).
+func (b *blobSide) endSend(id store.OutboxID, err error) {
+	b.progMu.Lock()
+	defer b.progMu.Unlock()
+	if s := b.sealing[id]; s != nil && err != nil {
+		s.Error = err.Error()
+		return
 	}
+	delete(b.sealing, id)
 }
 
 // uploaded is blob.Client.Uploaded: chunks done of total of the blob being uploaded (one SealBlob at

@@ -280,6 +280,7 @@ function renderItem(t, waiting) {
       b.stage === 'sealing'
         ? `“${t.subject}”: sealing the attachment ${pct}%`
         : `“${t.subject}”: uploading to your storage node${b.providers > 1 ? ` ${b.providers_done + 1} of ${b.providers}` : ''} ${pct}%`;
+    if (b.error) t.label.textContent += ` — failed, will retry: ${b.error}`;
   } else if (t.state === 'working') {
     t.bar.value = pct;
     t.label.textContent = waiting ? `“${t.subject}”: waiting for peers…` : `“${t.subject}”: proof of work ${pct}%`;

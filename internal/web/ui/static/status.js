@@ -81,6 +81,7 @@ async function load(quiet) {
     else if (b.stage === 'uploading') text += `uploading to your storage node, ${mib(b.uploaded)} done`;
     else if (b.stage === 'sending') text += 'sealing the envelopes (proof of work)';
     else text += `downloaded by ${fetched} of ${rc.length}` + (rc.some((x) => x.state === 'failed') ? ', not by ' + rc.filter((x) => x.state === 'failed').map((x) => shortAddress(x.address)).join(', ') : '');
+    if (b.error) text += ` — failed, will retry: ${b.error}`;
     rows.push(['Large mail', text, 'status-blob-send']);
   }
   const dl = $('status-summary');
