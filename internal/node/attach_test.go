@@ -156,22 +156,31 @@ func connected(a, b *Node) bool {
 	return a.Network().Host().Network().Connectedness(b.Network().Host().ID()) == lpnet.Connected
 }
 
+// strangerOffer starts a hub and, peered only with it, carol and bob (configured by configureBob),
+// strangers to each other; carol sends bob 2 MiB with subject (above the automatic limit for
+// strangers) and it returns once bob's notice is in his INBOX.
+func strangerOffer(t *testing.T, configureBob func(*Config), subject string) (carol, bob *Node) {
+	t.Helper()
+	hub := startAt(t, tangle.DevNet, nil)
+	carol = startAt(t, tangle.DevNet, nil, hub)
+	bob = startAt(t, tangle.DevNet, configureBob, hub)
+	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
+		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
+	})
+	to := bob.Identity().Address().Mail()
+	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, subject, 2<<20))
+	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	return carol, bob
+}
+
 // TestAttachmentStrangerNeedsConsent: carol, a stranger to bob, sends him 2 MiB (above the 1 MiB
 // automatic limit for strangers). Carol and bob share only a hub node. Bob gets a notice (sender,
 // subject, size) in INBOX and the mail waits in GET /api/blobs; accepting it does not make bob's node
 // dial carol's (he has no relay or provider, so there is no private route), and nothing is fetched.
 func TestAttachmentStrangerNeedsConsent(t *testing.T) {
-	hub := startAt(t, tangle.DevNet, nil)
-	carol := startAt(t, tangle.DevNet, nil, hub)
-	bob := startAt(t, tangle.DevNet, nil, hub)
-	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
-		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
-	})
-	to := bob.Identity().Address().Mail()
-	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, "big file from a stranger", 2<<20))
-	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
-		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
-	})
+	carol, bob := strangerOffer(t, nil, "big file from a stranger")
 	notice := string(inboxMessages(t, bob, store.RoleInbox)[0])
 	for _, want := range []string{"X-Tanglemail-Blob-Pending: ", carol.Identity().Address().Mail(), "big file from a stranger", "2.0 MiB"} {
 		if !strings.Contains(notice, want) {
@@ -365,17 +374,7 @@ func TestAttachmentFromLightClient(t *testing.T) {
 // its blob's lifetime ends, and bob learns it from a second notice in INBOX (nothing silently vanishes).
 func TestAttachmentStrangerOfferExpires(t *testing.T) {
 	clock := testclock.New(time.Now())
-	hub := startAt(t, tangle.DevNet, nil)
-	carol := startAt(t, tangle.DevNet, nil, hub)
-	bob := startAt(t, tangle.DevNet, func(c *Config) { c.blobClock = clock.Now }, hub)
-	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
-		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
-	})
-	to := bob.Identity().Address().Mail()
-	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, "never accepted", 2<<20))
-	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
-		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
-	})
+	carol, bob := strangerOffer(t, func(c *Config) { c.blobClock = clock.Now }, "never accepted")
 	clock.Advance(29 * 24 * time.Hour) // past any TTL (at most 28 days)
 	bob.blobs.kick()
 	waitFor(t, "the expiry notice in bob's INBOX", 30*time.Second, func() bool {

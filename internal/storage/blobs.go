@@ -22,17 +22,8 @@ var ErrQuota = errors.New("storage: over quota")
 // with ErrQuota when the blob does not fit the quota or the disk cap, and with ErrNotFound or the
 // subscription's state when peer is not an active subscriber.
 func (p *Provider) ChargeBlob(ctx context.Context, pr peer.ID, blob [32]byte, bytes uint64, expires time.Time) error {
-	p.mu.Lock()
-	id, ok := p.authed[pr]
-	p.mu.Unlock()
-	if !ok {
-		return ErrNotFound
-	}
-	s, ok := p.lookup(id)
-	if !ok {
-		return ErrNotFound
-	}
-	if err := p.usable(s); err != nil {
+	id, err := p.subscriberOf(pr)
+	if err != nil {
 		return err
 	}
 	return p.writeTx(ctx, func(tx *sql.Tx) (func(), error) {

@@ -23,11 +23,16 @@ type Blobs interface {
 var ErrNoSuchBlob = errors.New("no pending blob mail with that key (GET /api/blobs lists them)")
 
 func (s *Server) handleBlobs(w http.ResponseWriter, r *http.Request) {
-	out := []api.PendingBlob{}
+	writeList(s, w, r, "list pending blob mail", Blobs.PendingBlobs)
+}
+
+// writeList answers with the list that list gives (an empty list without a blob service).
+func writeList[T any](s *Server, w http.ResponseWriter, r *http.Request, what string, list func(Blobs, context.Context) ([]T, error)) {
+	out := []T{}
 	if s.blobs != nil {
-		l, err := s.blobs.PendingBlobs(r.Context())
+		l, err := list(s.blobs, r.Context())
 		if err != nil {
-			s.fail(w, r, "list pending blob mail", err)
+			s.fail(w, r, what, err)
 			return
 		}
 		out = append(out, l...)
@@ -53,14 +58,5 @@ func (s *Server) handleAcceptBlob(w http.ResponseWriter, r *http.Request) {
 
 // handleBlobSends is GET /api/blobs/sent: the progress of the user's own large mail.
 func (s *Server) handleBlobSends(w http.ResponseWriter, r *http.Request) {
-	out := []api.BlobSend{}
-	if s.blobs != nil {
-		l, err := s.blobs.BlobSends(r.Context())
-		if err != nil {
-			s.fail(w, r, "list large mail being sent", err)
-			return
-		}
-		out = append(out, l...)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(s, w, r, "list large mail being sent", Blobs.BlobSends)
 }

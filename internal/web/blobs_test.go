@@ -19,21 +19,21 @@ type fakeBlobs struct {
 }
 
 func (f *fakeBlobs) BlobSends(context.Context) ([]api.BlobSend, error) {
+	return fakeList(f, &f.sends)
+}
+
+// fakeList returns a copy of *l, or f.err.
+func fakeList[T any](f *fakeBlobs, l *[]T) ([]T, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
-	return append([]api.BlobSend(nil), f.sends...), nil
+	return append([]T(nil), *l...), nil
 }
 
 func (f *fakeBlobs) PendingBlobs(context.Context) ([]api.PendingBlob, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	return append([]api.PendingBlob(nil), f.pending...), nil
+	return fakeList(f, &f.pending)
 }
 
 func (f *fakeBlobs) AcceptBlob(_ context.Context, key string) error {
