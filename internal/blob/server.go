@@ -47,9 +47,8 @@ type Server struct {
 	// Served, if set, is called after each chunk of blob id was sent (the sender's progress display).
 	// It runs on the serving goroutine: keep it quick.
 	Served func(id ID)
-
-	// resetAfter, when > 0, ends a stream after serving that many chunks (tests: a broken link).
-	resetAfter int
+	// ResetAfter, when > 0, ends each stream after serving that many chunks (tests: a broken link).
+	ResetAfter int
 }
 
 func (s *Server) idle() time.Duration {
@@ -154,7 +153,7 @@ func (s *Server) Serve(st Stream) {
 				return
 			}
 			for i := first; i < first+count; i++ {
-				if s.resetAfter > 0 && served >= s.resetAfter {
+				if s.ResetAfter > 0 && served >= s.ResetAfter {
 					// Close, not Reset: the chunks already sent arrive, then the stream ends
 					// mid-range, so a test sees the same break on a loaded machine.
 					bw.Flush()

@@ -130,7 +130,7 @@ func TestTransferResume(t *testing.T) {
 	alice, bob := newNode(t), newNode(t)
 	const size = 20 * ChunkSize
 	ref := sealOn(t, alice, size)
-	alice.srv.resetAfter = 5
+	alice.srv.ResetAfter = 5
 	bob.cl.Attempts = 10
 	if err := bob.cl.Fetch(ctx, ref, []Route{alice.route()}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestTransferResume(t *testing.T) {
 	if len(miss) != 20-int(before) {
 		t.Fatalf("after restart %d chunks missing, want %d", len(miss), 20-before)
 	}
-	alice.srv.resetAfter = 0
+	alice.srv.ResetAfter = 0
 	carol.cl.Store = s2
 	if err := carol.cl.Fetch(ctx, ref, []Route{alice.route()}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)

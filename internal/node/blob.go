@@ -131,7 +131,7 @@ func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string
 	if b.now == nil {
 		b.now = time.Now
 	}
-	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize, Served: b.chunkServed}
+	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize, Served: b.chunkServed, ResetAfter: n.cfg.blobResetAfter}
 	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m, Uploaded: b.uploaded}
 	for _, pd := range put {
 		b.put = append(b.put, &blob.Client{Net: pd, Store: st, Proto: proto, Metrics: m, Uploaded: b.uploaded})

@@ -101,6 +101,7 @@ type Config struct {
 	BlobAutoContact, BlobAutoStranger int64
 	receiptClock                      outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 	blobClock                         func() time.Time    // the blob fetcher's clock (expiry of pending blob mail); nil: time.Now
+	blobResetAfter                    int                 // tests: the blob server ends each stream after that many chunks (blob.Server.ResetAfter)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
