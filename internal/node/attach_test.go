@@ -138,6 +138,22 @@ func TestAttachment25MiB(t *testing.T) {
 	checkAttachment(t, alice, bob, 25<<20-8<<10)
 }
 
+// deliverIntact submits a 2 MiB mail from alice to bob (an empty INBOX) and waits until bob's IMAP
+// client gets it byte for byte; it returns the message.
+func deliverIntact(t *testing.T, alice, bob *Node, subject string) []byte {
+	t.Helper()
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMailBytes(from, to, subject, 2<<20)
+	submit(t, alice, []string{to}, string(raw))
+	waitFor(t, "the attachment in bob's INBOX", 120*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256(raw) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	return raw
+}
+
 // TestAttachmentBrokenTransferResumes: alice's node breaks every blob stream after 7 chunks; bob's
 // fetch of a 2 MiB mail resumes after each break from the chunks already on his disk, fetches every
 // chunk exactly once, and his IMAP client gets the message byte for byte.
@@ -148,15 +164,7 @@ func TestAttachmentBrokenTransferResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "peering", 30*time.Second, func() bool { return bob.Network().PeerCount() >= 1 })
-	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
-	raw := attachMail(from, to, "over a bad link", 2<<20)
-	submit(t, alice, []string{to}, raw)
-	waitFor(t, "the attachment in bob's INBOX", 120*time.Second, func() bool {
-		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
-	})
-	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
-		t.Fatal("bob's message differs from what alice submitted")
-	}
+	raw := deliverIntact(t, alice, bob, "over a bad link")
 	m := bob.blobs.metrics
 	chunks := uint64(blob.NumChunks(uint64(len(raw))))
 	if m.ChunksFetched.Load() != chunks || m.Retries.Load() < chunks/7-1 || m.BadChunks.Load() != 0 {
@@ -382,15 +390,7 @@ func TestAttachmentFromLightClient(t *testing.T) {
 		return s.p.Subscriber(alice.light.hosts[0].ID())
 	})
 	waitFor(t, "bob to peer", 30*time.Second, func() bool { return bob.Network().PeerCount() >= 1 })
-	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
-	raw := attachMail(from, to, "from my phone", 2<<20)
-	submit(t, alice, []string{to}, raw)
-	waitFor(t, "the attachment in bob's INBOX", 60*time.Second, func() bool {
-		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
-	})
-	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
-		t.Fatal("bob's message differs from what alice submitted")
-	}
+	deliverIntact(t, alice, bob, "from my phone")
 	if s.blobs.metrics.PutsStored.Load() != 1 || alice.Status().Outbox.Stats.Published != 1 {
 		t.Fatalf("puts stored at the provider %d, blocks alice published %d", s.blobs.metrics.PutsStored.Load(), alice.Status().Outbox.Stats.Published)
 	}
