@@ -113,6 +113,8 @@ func (n *Node) forgetClient(p peer.ID) {
 // ClientHost is a minimal libp2p host for a light client: it keeps no Tangle, joins no gossip, and
 // only opens service streams to the providers it is told about. Every ClientHost has a fresh random
 // peer id, so a client using one ClientHost per provider never shows one peer id to two providers.
+// A full node also makes one for each private blob fetch through a relay (WithClientRelay), so the
+// holder never meets the node's own peer id.
 type ClientHost struct {
 	h host.Host
 }
