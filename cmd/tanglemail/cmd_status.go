@@ -101,9 +101,6 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(w, "Uptime    %s\n", st.Uptime)
 	printStorageSubscriptions(w, st)
-	if st.Blobs != nil {
-		printLargeMail(w, st.Blobs.Sending)
-	}
 	if st.Mode == "light" {
 		o := &st.Outbox
 		fmt.Fprintf(w, "Outbox    %d delivered, %d failed, %d published", o.Stats.Delivered, o.Stats.Failed, o.Stats.Published)
@@ -111,6 +108,7 @@ func printStatus(w io.Writer, st *api.Status) {
 			fmt.Fprint(w, "; waiting for a storage provider")
 		}
 		fmt.Fprintln(w)
+		printLargeMail(w, st.Blobs)
 		return
 	}
 	fmt.Fprintf(w, "Peer id   %s\n", p.PeerID)
@@ -157,9 +155,58 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(w, "Blobs     %d held (%s), %d mail being fetched or awaiting consent; chunks %d served, %d fetched, %d refused\n",
 			b.Blobs, humanBytes(int64(b.UsedBytes)), b.Pending, b.ChunksOut, b.ChunksIn, b.BadChunks)
 	}
+	printLargeMail(w, st.Blobs)
 	if p.StoreError != "" {
 		fmt.Fprintf(w, "Warning   the block store reports: %s\n", p.StoreError)
 	}
+}
+
+// printLargeMail prints one "Large mail" line per large mail being sent (api.BlobSend): its stage and
+// which recipients have fetched it.
+func printLargeMail(w io.Writer, bs *api.BlobStatus) {
+	if bs == nil {
+		return
+	}
+	for _, b := range bs.Sending {
+		subject := b.Subject
+		if subject == "" {
+			subject = "(no subject)"
+		}
+		fmt.Fprintf(w, "Large mail %q, %s: ", cleanLine(subject), humanBytes(int64(b.Size)))
+		switch b.Stage {
+		case "sealing":
+			fmt.Fprintf(w, "sealing, %d%%\n", percent(b.Sealed, b.Size))
+		case "uploading":
+			fmt.Fprintf(w, "uploading to storage provider %d of %d, %d%%", min(b.ProvidersDone+1, b.Providers), b.Providers, percent(b.Uploaded, b.Size))
+			if b.Error != "" {
+				fmt.Fprintf(w, "; failed, will retry: %s", cleanLine(b.Error))
+			}
+			fmt.Fprintln(w)
+		case "sending":
+			fmt.Fprintln(w, "sealed; the envelopes are being sealed and published")
+		default:
+			var parts []string
+			for _, r := range b.Recipients {
+				state := r.State
+				if state == "offered" {
+					state = "not fetched yet"
+				}
+				parts = append(parts, cleanLine(r.Address)+" "+state)
+			}
+			fmt.Fprintf(w, "%s; %s", b.Stage, strings.Join(parts, ", "))
+			if b.Expires != "" && b.Stage == "offered" {
+				fmt.Fprintf(w, "; available until %s", b.Expires)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func percent(n, of uint64) int {
+	if of == 0 {
+		return 100
+	}
+	return int(min(100, n*100/of))
 }
 
 func printPeers(w io.Writer, peers []api.Peer) {
@@ -216,49 +263,4 @@ func printStorageSubscriptions(w io.Writer, st *api.Status) {
 			fmt.Fprintf(w, "          last error: %s\n", cleanLine(s.LastError))
 		}
 	}
-}
-
-// printLargeMail prints one "Large mail" line per large mail being sent (api.BlobSend): its stage and
-// which recipients have fetched it.
-func printLargeMail(w io.Writer, sends []api.BlobSend) {
-	for _, b := range sends {
-		subject := b.Subject
-		if subject == "" {
-			subject = "(no subject)"
-		}
-		fmt.Fprintf(w, "Large mail %q, %s: ", cleanLine(subject), humanBytes(int64(b.Size)))
-		switch b.Stage {
-		case "sealing":
-			fmt.Fprintf(w, "sealing, %d%%\n", percent(b.Sealed, b.Size))
-		case "uploading":
-			fmt.Fprintf(w, "uploading to storage provider %d of %d, %d%%", min(b.ProvidersDone+1, b.Providers), b.Providers, percent(b.Uploaded, b.Size))
-			if b.Error != "" {
-				fmt.Fprintf(w, "; failed, will retry: %s", cleanLine(b.Error))
-			}
-			fmt.Fprintln(w)
-		case "sending":
-			fmt.Fprintln(w, "sealed; the envelopes are being sealed and published")
-		default:
-			var parts []string
-			for _, r := range b.Recipients {
-				state := r.State
-				if state == "offered" {
-					state = "not fetched yet"
-				}
-				parts = append(parts, cleanLine(r.Address)+" "+state)
-			}
-			fmt.Fprintf(w, "%s; %s", b.Stage, strings.Join(parts, ", "))
-			if b.Expires != "" && b.Stage == "offered" {
-				fmt.Fprintf(w, "; available until %s", b.Expires)
-			}
-			fmt.Fprintln(w)
-		}
-	}
-}
-
-func percent(n, of uint64) int {
-	if of == 0 {
-		return 100
-	}
-	return int(min(100, n*100/of))
 }

@@ -34,4 +34,10 @@ func TestStatusLargeMail(t *testing.T) {
 	if strings.Contains(out, "\nInjected") {
 		t.Errorf("a subject broke the line:\n%s", out)
 	}
+	st.Mode = "" // a full node prints them too, after its blob counters
+	b.Reset()
+	printStatus(&b, st)
+	if n := strings.Count(b.String(), "Large mail "); n != 4 {
+		t.Errorf("a full node's status has %d Large mail lines, want 4:\n%s", n, b.String())
+	}
 }

@@ -94,14 +94,17 @@ type Config struct {
 	// StorageStatusInterval is how often a subscription's usage is read and stored blocks fetched even
 	// without pushes (default 1 min).
 	StorageStatusInterval time.Duration
+	// blobClock is the blob fetcher's clock (expiry of pending blob mail; nil: time.Now); with
+	// blobResetAfter > 0 the blob server ends each stream after that many chunks (a broken link). Tests.
+	blobClock      func() time.Time
+	blobResetAfter int
+
 	// BlobAutoContact and BlobAutoStranger are the largest blob mail (protocol.md §13.7) fetched
 	// without asking, from a contact and from anyone else, in bytes (flags --blob-auto-mib,
 	// --blob-auto-stranger-mib); larger mail gets a notice in INBOX and waits for POST
 	// /api/blobs/{key}/accept. Zero: DefaultBlobAutoContact, DefaultBlobAutoStranger; negative: none.
 	BlobAutoContact, BlobAutoStranger int64
 	receiptClock                      outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
-	blobClock                         func() time.Time    // the blob fetcher's clock (expiry of pending blob mail); nil: time.Now
-	blobResetAfter                    int                 // tests: the blob server ends each stream after that many chunks (blob.Server.ResetAfter)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose

@@ -81,11 +81,11 @@ type env struct {
 }
 
 type envConfig struct {
+	blobs     Blobs // Config.Blobs
 	noChat    bool
 	storeOpts []store.Option
 	tune      func(*Server)
 	hosts     []string // Config.Hosts
-	blobs     Blobs    // Config.Blobs
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -100,12 +100,12 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	}
 	e := &env{t: t, store: st, be: &fakeBackend{}, me: newAddress(t)}
 	cfg := Config{Backend: e.be, Store: st, Address: e.me, Password: testPassword, Penalty: penaltytest.Instant()}
+	cfg.Blobs = ec.blobs
 	if !ec.noChat {
 		e.chat = newFakeChat()
 		cfg.Chat = e.chat
 	}
 	cfg.Hosts = ec.hosts
-	cfg.Blobs = ec.blobs
 	e.srv = New(cfg)
 	if ec.tune != nil {
 		ec.tune(e.srv)

@@ -216,9 +216,9 @@ func New(cfg Config) *Server {
 	route("/api/events", endpoint{"GET": s.handleEvents})
 	route("/api/storage", endpoint{"GET": s.handleStorage})
 	route("/api/storage/grants", endpoint{"POST": s.handleStorageGrant})
+	route("/api/blobs/sent", endpoint{"GET": s.handleBlobSends})
 	route("/api/blobs", endpoint{"GET": s.handleBlobs})
 	route("/api/blobs/{key}/accept", endpoint{"POST": s.handleAcceptBlob})
-	route("/api/blobs/sent", endpoint{"GET": s.handleBlobSends})
 
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (see docs/api.md)")

@@ -62,16 +62,6 @@ async function load(quiet) {
   ];
   if (s.uptime) rows.push(['Up for', s.uptime, 'status-uptime']);
   if (s.version) rows.push(['Version', `${s.version.version} (commit ${String(s.version.commit).slice(0, 12)}, ${s.version.go_version}, protocol ${s.version.protocol})`, 'status-version']);
-  // Storage subscriptions (a light client's, or a full node's cover): usage and the paid period.
-  for (const st of s.storage || []) {
-    const id = st.provider || '';
-    let text = `${id.length > 16 ? id.slice(0, 6) + '…' + id.slice(-6) : id}: ${st.state || 'state unknown'}`;
-    text += `, ${mib(st.used_bytes)} of ${mib(st.quota_bytes)} used (${st.quota_percent || 0} %)`;
-    if (st.expires) text += `, paid until ${whenFull(st.expires)}`;
-    if (st.state === 'expired') text += ' — renew with "tanglemail storage subscribe"';
-    if (st.last_error) text += ` (last error: ${st.last_error})`;
-    rows.push(['Storage', text, 'status-storage']);
-  }
   // Large mail this node sends (blobs.sending, docs/api.md "Blob mail"): stage and who has fetched it.
   for (const b of (s.blobs && s.blobs.sending) || []) {
     const rc = b.recipients || [];
@@ -83,6 +73,16 @@ async function load(quiet) {
     else text += `downloaded by ${fetched} of ${rc.length}` + (rc.some((x) => x.state === 'failed') ? ', not by ' + rc.filter((x) => x.state === 'failed').map((x) => shortAddress(x.address)).join(', ') : '');
     if (b.error) text += ` — failed, will retry: ${b.error}`;
     rows.push(['Large mail', text, 'status-blob-send']);
+  }
+  // Storage subscriptions (a light client's, or a full node's cover): usage and the paid period.
+  for (const st of s.storage || []) {
+    const id = st.provider || '';
+    let text = `${id.length > 16 ? id.slice(0, 6) + '…' + id.slice(-6) : id}: ${st.state || 'state unknown'}`;
+    text += `, ${mib(st.used_bytes)} of ${mib(st.quota_bytes)} used (${st.quota_percent || 0} %)`;
+    if (st.expires) text += `, paid until ${whenFull(st.expires)}`;
+    if (st.state === 'expired') text += ' — renew with "tanglemail storage subscribe"';
+    if (st.last_error) text += ` (last error: ${st.last_error})`;
+    rows.push(['Storage', text, 'status-storage']);
   }
   const dl = $('status-summary');
   clear(dl);
