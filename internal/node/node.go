@@ -368,6 +368,7 @@ func (n *Node) startFrontDoors() (err error) {
 		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
+		SpoolDir:  filepath.Join(cfg.DataDir, SpoolDir),
 	})
 	n.imapLn, err = net.Listen("tcp", cfg.IMAPListen)
 	if err != nil {

@@ -27,9 +27,9 @@ type bodyRef struct {
 	size   int64  // the whole message
 }
 
-// headerEnd returns the length of raw's header section including the empty line that ends it, and
-// whether raw has that empty line.
-func headerEnd(raw []byte) (int, bool) {
+// HeaderEnd returns the length of raw's header section including the empty line that ends it, and
+// whether raw has that empty line (a prefix of a message may not reach it yet).
+func HeaderEnd(raw []byte) (int, bool) {
 	i := 0
 	for i < len(raw) {
 		j := bytes.IndexByte(raw[i:], '\n')
@@ -49,7 +49,7 @@ func headerEnd(raw []byte) (int, bool) {
 // len(raw) if there is no empty line. The store splits every message there (header and body are kept
 // apart); IMAP's BODY[HEADER] and BODY[TEXT] use the same split.
 func HeaderLen(raw []byte) int {
-	n, _ := headerEnd(raw)
+	n, _ := HeaderEnd(raw)
 	return n
 }
 
@@ -96,7 +96,7 @@ func (tx *Tx) putBodyReader(r io.Reader) (bodyRef, error) {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		var found bool
-		if hs, found = headerEnd(buf); found {
+		if hs, found = HeaderEnd(buf); found {
 			break
 		}
 		if errors.Is(err, io.EOF) {
