@@ -229,6 +229,7 @@ type BodyReader struct {
 	pieces int
 	off    int64  // read so far, of the whole message
 	cur    []byte // the rest of the current piece
+	buf    []byte // holds the current piece
 	next   int    // the next piece to load
 }
 
@@ -268,12 +269,26 @@ func (r *BodyReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		err := r.s.read(r.ctx, func(tx cachedTx) error {
-			err := tx.QueryRowContext(r.ctx, `SELECT p.data FROM body_piece p JOIN body b ON b.id = p.body_id
-				WHERE p.body_id = ? AND p.seq = ? AND b.hash = ?`, r.id, r.next, r.hash).Scan(&r.cur)
-			if errors.Is(err, sql.ErrNoRows) {
+			rows, err := tx.QueryContext(r.ctx, `SELECT p.data FROM body_piece p JOIN body b ON b.id = p.body_id
+				WHERE p.body_id = ? AND p.seq = ? AND b.hash = ?`, r.id, r.next, r.hash)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			if !rows.Next() {
+				if err := rows.Err(); err != nil {
+					return err
+				}
 				return ErrNoMessage
 			}
-			return err
+			// RawBytes and one buffer for every piece: no copy per piece beyond the driver's.
+			var d sql.RawBytes
+			if err := rows.Scan(&d); err != nil {
+				return err
+			}
+			r.buf = append(r.buf[:0], d...)
+			r.cur = r.buf
+			return rows.Close()
 		})
 		if err != nil {
 			return 0, fmt.Errorf("store: reading message piece %d: %w", r.next, err)
