@@ -143,23 +143,29 @@ func TestBodyPiecesShared(t *testing.T) {
 	}
 }
 
-// failAfter reads r and fails after n bytes.
-type failAfter struct {
-	r io.Reader
-	n int
+// cutReader reads r; after n bytes it returns what cut returns.
+type cutReader struct {
+	r   io.Reader
+	n   int
+	cut func() error
 }
 
 var errBroken = errors.New("connection broken")
 
-func (f *failAfter) Read(p []byte) (int, error) {
-	if f.n <= 0 {
-		return 0, errBroken
+// failAfter reads r and fails with errBroken after n bytes.
+func failAfter(r io.Reader, n int) *cutReader {
+	return &cutReader{r, n, func() error { return errBroken }}
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, c.cut()
 	}
-	if len(p) > f.n {
-		p = p[:f.n]
+	if len(p) > c.n {
+		p = p[:c.n]
 	}
-	n, err := f.r.Read(p)
-	f.n -= n
+	n, err := c.r.Read(p)
+	c.n -= n
 	return n, err
 }
 
@@ -170,12 +176,12 @@ func TestBodyFilingFailsWhole(t *testing.T) {
 	ctx := testCtx(t)
 	inbox := mustMailbox(t, s, "INBOX")
 	raw := bigMsg("broken", 3*PieceSize)
-	_, err := s.Append(ctx, NewMessage{MailboxID: inbox.ID, Body: &failAfter{bytes.NewReader(raw), len(raw) / 2}})
+	_, err := s.Append(ctx, NewMessage{MailboxID: inbox.ID, Body: failAfter(bytes.NewReader(raw), len(raw)/2)})
 	if !errors.Is(err, errBroken) {
 		t.Fatalf("Append: %v, want the reader's error", err)
 	}
 	_, err = s.Submit(ctx, Submission{OutboxNew: OutboxNew{From: "alice@tangle", Rcpts: []string{"bob@tangle"},
-		Body: &failAfter{bytes.NewReader(raw), len(raw) - 1}}})
+		Body: failAfter(bytes.NewReader(raw), len(raw)-1)}})
 	if !errors.Is(err, errBroken) {
 		t.Fatalf("Submit: %v, want the reader's error", err)
 	}
@@ -311,26 +317,6 @@ func TestBodyMigration0006(t *testing.T) {
 
 const crashChildEnv = "STORE_BODY_CRASH_CHILD"
 
-// blockAfter reads r; after n bytes it prints "filing" on stdout and blocks for ever (the parent kills
-// the process then).
-type blockAfter struct {
-	r io.Reader
-	n int
-}
-
-func (b *blockAfter) Read(p []byte) (int, error) {
-	if b.n <= 0 {
-		fmt.Println("filing")
-		select {}
-	}
-	if len(p) > b.n {
-		p = p[:b.n]
-	}
-	n, err := b.r.Read(p)
-	b.n -= n
-	return n, err
-}
-
 // TestBodyFilingCrash: a process killed (SIGKILL) half way through filing a pieced message leaves
 // nothing of it: after reopening there is no message, body or piece.
 func TestBodyFilingCrash(t *testing.T) {
@@ -344,7 +330,12 @@ func TestBodyFilingCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw := bigMsg("crash", 4*PieceSize)
-		s.Append(testCtx(t), NewMessage{MailboxID: inbox.ID, Body: &blockAfter{bytes.NewReader(raw), 3 * PieceSize}})
+		// After three pieces: say so, and block until the parent kills the process.
+		block := &cutReader{bytes.NewReader(raw), 3 * PieceSize, func() error {
+			fmt.Println("filing")
+			select {}
+		}}
+		s.Append(testCtx(t), NewMessage{MailboxID: inbox.ID, Body: block})
 		t.Fatal("the filing returned")
 	}
 	path := filepath.Join(t.TempDir(), "mail.db")

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // SpoolThreshold is the size from which DATA is spooled to a file (Options.SpoolDir) instead of
@@ -29,7 +28,7 @@ func cleanSpool(dir string) error {
 		return fmt.Errorf("submission: spool: %w", err)
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), spoolPrefix) && !e.IsDir() {
+		if ok, _ := filepath.Match(spoolPrefix+"*", e.Name()); ok && !e.IsDir() {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
 				return fmt.Errorf("submission: spool: %w", err)
 			}

@@ -62,17 +62,7 @@ func TestSpoolAcknowledgedIsStored(t *testing.T) {
 	if n := len(spoolFiles(t, opts.SpoolDir)); n != 0 {
 		t.Errorf("%d spool files after 250", n)
 	}
-	c.Quit()
-	srv.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	st, err = store.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st = reopenStore(t, c, srv, st, path)
 	_, idText, _ := strings.Cut(reply, "queued as ")
 	n, _ := strconv.ParseInt(idText, 10, 64)
 	raw, err := st.OutboxRaw(ctx, store.OutboxID(n))
