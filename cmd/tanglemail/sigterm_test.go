@@ -107,7 +107,7 @@ func TestSIGTERMLogsNoWarnings(t *testing.T) {
 	// Mail in the outbox: the node grinds its proof of work (devnet) when the signal comes.
 	from := id.Address().Mail()
 	for i := range 3 {
-		if !sendOne(smtpAddr, pw, from, bob.Identity().Address().Mail(), fmt.Sprintf("sigterm-%d@test", i)) {
+		if !sendOne(smtpAddr, pw, from, bob.Identity().Address().Mail(), fmt.Sprintf("sigterm-%d@test", i), false) {
 			t.Fatalf("submission %d refused\n%s", i, stderr.String())
 		}
 	}
