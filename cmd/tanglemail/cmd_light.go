@@ -24,6 +24,7 @@ type lightFlags struct {
 	tagBits        int
 	passphraseFile string
 	logLevel       string
+	payChain       paymentChainFlags // --payment-rpc, --payment-chain-id: the wallet's balance in the status
 }
 
 func lightCommand() *command {
@@ -59,6 +60,7 @@ and when you connect — not what you receive or from whom. Use more tag bits fo
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (1..16; the provider stores 1/2^bits of all traffic for you)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+			f.payChain.register(fs)
 			return f
 		},
 		run: runLight,
@@ -102,6 +104,7 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
 	cfg.Log = log
+	f.payChain.apply(&cfg)
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.StartLight(ctx, cfg)

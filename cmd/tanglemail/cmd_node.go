@@ -43,8 +43,9 @@ type nodeFlags struct {
 	storageGrant                     *listFlag
 	// paid storage (issue 10): --storage-price, --payment-address, --payment-rpc, --payment-chain-id,
 	// --payment-confirmations
-	storagePrice, paymentAddress, paymentRPC string
-	paymentChainID, paymentConfirmations     uint64
+	storagePrice, paymentAddress string
+	paymentConfirmations         uint64
+	payChain                     paymentChainFlags // --payment-rpc, --payment-chain-id
 }
 
 func nodeCommand() *command {
@@ -86,8 +87,7 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage and --relay-service")
 			fs.StringVar(&f.storagePrice, "storage-price", "", "sell storage subscriptions: price in IOTA per MiB·day, e.g. 0.0001 (needs --payment-address and --payment-rpc)")
 			fs.StringVar(&f.paymentAddress, "payment-address", "", "where subscribers pay (an address on the payment chain, 0x…)")
-			fs.StringVar(&f.paymentRPC, "payment-rpc", "", "JSON-RPC endpoints of the payment chain, comma-separated; all must agree")
-			fs.Uint64Var(&f.paymentChainID, "payment-chain-id", payment.IOTAEVMChainID, "chain id of the payment chain (IOTA EVM: 8822)")
+			f.payChain.register(fs)
 			fs.Uint64Var(&f.paymentConfirmations, "payment-confirmations", payment.DefaultConfirmations, "blocks a payment needs (its own included) before a subscription is activated")
 			fs.Var(f.storageAllow, "storage-allow", "subscription keys (hex or base64) the storage provider activates without a grant, comma-separated")
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
@@ -134,6 +134,7 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.Log = log
 	cfg.StorageProviders, cfg.StorageGrants = f.storageProv.values, f.storageGrant.values
 	cfg.BlobAutoContact, cfg.BlobAutoStranger = blobLimit(f.blobAutoMiB), blobLimit(f.blobAutoStrangerMiB)
+	f.payChain.apply(&cfg)
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
 		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}
@@ -159,11 +160,11 @@ func runNode(env *cmdEnv, o any, args []string) error {
 		if err != nil {
 			return usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
 		}
-		if f.paymentRPC == "" {
+		if f.payChain.rpc == "" {
 			return usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
 		}
 		cfg.Storage.Enabled = true
-		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: strings.Split(f.paymentRPC, ","), ChainID: f.paymentChainID,
+		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: f.payChain.endpoints(), ChainID: f.payChain.chainID,
 			Confirmations: f.paymentConfirmations, Payee: payee, Price: price}
 	}
 
