@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"math/big"
 	"net/http"
 	"path/filepath"
@@ -18,25 +17,6 @@ import (
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/payment/devchain"
 )
-
-// postAPI sends an authenticated POST without a body to n's API and decodes the JSON answer into out.
-func postAPI(t *testing.T, n *Node, path string, out any) int {
-	t.Helper()
-	req, err := http.NewRequest("POST", "http://"+n.APIAddr()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+n.Password())
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		t.Fatalf("POST %s: %s, not JSON: %v", path, res.Status, err)
-	}
-	return res.StatusCode
-}
 
 // TestWalletBalanceInStatus: a node given a payment chain (an in-process dev chain over JSON-RPC)
 // shows its wallet's balance in the status and /metrics without the wallet's passphrase; after a
@@ -92,9 +72,7 @@ func TestWalletBalanceInStatus(t *testing.T) {
 		t.Fatalf("the status changed before a refresh: %s", got)
 	}
 	var r api.Wallet
-	if code := postAPI(t, n, "/api/wallet/refresh", &r); code != http.StatusOK {
-		t.Fatalf("refresh: %d %+v", code, r)
-	}
+	apiOf(t, n).call("POST", "/api/wallet/refresh", nil, &r, http.StatusOK)
 	bal, _ := new(big.Int).SetString(r.BalanceWei, 10)
 	spent := new(big.Int).Sub(thousand, bal)
 	if bal == nil || spent.Cmp(value) <= 0 || spent.Cmp(new(big.Int).Add(value, big.NewInt(1e16))) > 0 || r.Error != "" {
@@ -120,7 +98,7 @@ func TestWalletRefreshWithoutChain(t *testing.T) {
 		t.Fatalf("status wallet without a chain: %+v", w)
 	}
 	var e api.Error
-	if code := postAPI(t, n, "/api/wallet/refresh", &e); code != http.StatusConflict || !strings.Contains(e.Error, "--payment-rpc") {
-		t.Fatalf("refresh without a chain: %d %q", code, e.Error)
+	if apiOf(t, n).call("POST", "/api/wallet/refresh", nil, &e, http.StatusConflict); !strings.Contains(e.Error, "--payment-rpc") {
+		t.Fatalf("refresh without a chain: %q", e.Error)
 	}
 }
