@@ -161,28 +161,10 @@ func TestStatusWithoutNode(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startNode runs "tanglemail node" in-process on loopback and returns when its API is up.
-func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out *syncBuffer) {
+func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out *testwait.Buffer) {
 	t.Helper()
-	out = &syncBuffer{}
+	out = &testwait.Buffer{}
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: out, getenv: func(string) string { return "" }, stop: stopc}
 	args := append([]string{"node", "--data-dir", dir, "--network", "tanglemail-dev",
@@ -289,7 +271,7 @@ func TestListFlagReplacesDefault(t *testing.T) {
 }
 
 func TestDevnetJSON(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testwait.Buffer{}
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: io.Discard, getenv: func(string) string { return "" }, stop: stopc}
 	done := make(chan int, 1)

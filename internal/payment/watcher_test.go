@@ -123,7 +123,7 @@ func newFlakyEndpoint(t *testing.T, port int) *flakyEndpoint {
 // with backoff; once up it reads the balance; down again, it keeps the last good value beside the
 // error; and a hanging endpoint never holds up Last.
 func TestBalanceWatcherEndpointDown(t *testing.T) {
-	port := freePort(t)
+	port := testwait.FreePort(t)
 	w := newWorld(t, withHTTP(port))
 	ctx := ctxT(t)
 	ep := newFlakyEndpoint(t, port)
