@@ -187,3 +187,30 @@ func TestBalanceWatcherEndpointDown(t *testing.T) {
 		t.Fatal("no address in the reading")
 	}
 }
+
+// BenchmarkBalanceWatcher: Refresh (one eth_getBalance) against the simulated backend's in-process
+// client, in reads/s, and Last, what every GET /api/status costs, in ns/op.
+func BenchmarkBalanceWatcher(b *testing.B) {
+	payer := mustKey(b)
+	sim := newSim(b, addrOf(payer))
+	bw, err := NewBalanceWatcher(BalanceWatcherConfig{ChainID: simChainID, Address: addrOf(payer)}, Endpoint{Name: "simulated", Client: sim.Client()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("Refresh", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := bw.Refresh(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+	})
+	b.Run("Last", func(b *testing.B) {
+		for b.Loop() {
+			if bw.Last().Wei == nil {
+				b.Fatal("no reading")
+			}
+		}
+	})
+}
