@@ -10,6 +10,10 @@
 //     the Tangle through the small network interface: the p2p layer and block store on a full node,
 //     the storage providers (light.Clients) on a light client. A full node with storage subscriptions
 //     files what its providers kept (fetchStored) before it registers for live blocks.
+//   - With Config.WalletRPC, startFrontDoors (full node and light client alike) starts a
+//     payment.BalanceWatcher on the data directory's wallet address (wallet.go); the status shows its
+//     last reading and never waits for the chain, POST /api/wallet/refresh reads now. It is closed
+//     after the background work has stopped.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
 //   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
