@@ -5,13 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -40,25 +37,6 @@ func benchAttachment(b *testing.B, size int) {
 	if err := bob.Mailboxes().AddContact(context.Background(), "alice", alice.Identity().Address().Mail()); err != nil {
 		b.Fatal(err)
 	}
-	exists := make(chan uint32, 16)
-	c, err := imapclient.DialInsecure(bob.IMAPAddr(), &imapclient.Options{
-		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-				if d.NumMessages != nil {
-					exists <- *d.NumMessages
-				}
-			},
-		},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	loginSelect(b, c, bob, "INBOX")
-	idle, err := c.Idle()
-	if err != nil {
-		b.Fatal(err)
-	}
 	s := dialSMTP(b, alice)
 	defer s.c.Close()
 	to := bob.Identity().Address().Mail()
@@ -66,29 +44,10 @@ func benchAttachment(b *testing.B, size int) {
 	// bytes as a client's resubmission and would not send them again.
 	raw := attachMailBytes(s.from, to, "bench 00000000", size)
 	ctr := bytes.Index(raw, []byte("bench 00000000")) + len("bench ")
-	var lat []time.Duration
-	i := 0
-	for b.Loop() {
-		i++
+	lat := benchToIdle(b, bob, 120*time.Second, func(i int) {
 		copy(raw[ctr:ctr+8], fmt.Sprintf("%08d", i))
-		start := time.Now()
 		s.sendBytes(b, to, raw)
-		for {
-			select {
-			case n := <-exists:
-				if n < uint32(i) {
-					continue
-				}
-			case <-time.After(120 * time.Second):
-				b.Fatalf("mail %d did not reach bob's IDLE within 120 s", i)
-			}
-			break
-		}
-		lat = append(lat, time.Since(start))
-	}
-	idle.Close()
-	idle.Wait()
-	slices.Sort(lat)
+	})
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "ms")
 	b.ReportMetric(vmHWM(), "rss-MiB")
 }
@@ -98,24 +57,3 @@ func BenchmarkAttachment5MiB(b *testing.B) { benchAttachment(b, 5<<20) }
 
 // BenchmarkAttachment25MiB: goal ≤ 30,000 ms, peak RSS of both nodes ≤ 150 MB (issue 11).
 func BenchmarkAttachment25MiB(b *testing.B) { benchAttachment(b, 25<<20-8<<10) }
-
-// sendBytes is send without the copy of a string conversion.
-func (s *smtpSession) sendBytes(tb testing.TB, to string, raw []byte) {
-	tb.Helper()
-	if err := s.c.Mail(s.from); err != nil {
-		tb.Fatal(err)
-	}
-	if err := s.c.Rcpt(to); err != nil {
-		tb.Fatal(err)
-	}
-	w, err := s.c.Data()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := w.Write(raw); err != nil {
-		tb.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		tb.Fatal(err)
-	}
-}
