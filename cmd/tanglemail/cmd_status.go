@@ -101,6 +101,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(w, "Uptime    %s\n", st.Uptime)
 	printStorageSubscriptions(w, st)
+	printWallet(w, &st.Wallet)
 	if st.Mode == "light" {
 		o := &st.Outbox
 		fmt.Fprintf(w, "Outbox    %d delivered, %d failed, %d published", o.Stats.Delivered, o.Stats.Failed, o.Stats.Published)
@@ -262,5 +263,25 @@ func printStorageSubscriptions(w io.Writer, st *api.Status) {
 		if s.LastError != "" {
 			fmt.Fprintf(w, "          last error: %s\n", cleanLine(s.LastError))
 		}
+	}
+}
+
+// printWallet prints the payment wallet's balance line: the balance as last read and when, or why it
+// is unknown; a failed last read is shown beside the older balance.
+func printWallet(w io.Writer, wl *api.Wallet) {
+	addr := wl.Address
+	if addr == "" {
+		addr = "no wallet yet (tanglemail wallet creates one)"
+	}
+	switch {
+	case wl.Balance != "":
+		fmt.Fprintf(w, "Wallet    %s: %s (read %s)\n", addr, wl.Balance, wl.CheckedAt)
+	case wl.ChainID == 0:
+		fmt.Fprintf(w, "Wallet    %s: balance unknown (no payment chain configured: --payment-rpc)\n", addr)
+	default:
+		fmt.Fprintf(w, "Wallet    %s: balance not read yet\n", addr)
+	}
+	if wl.Error != "" && wl.ChainID != 0 {
+		fmt.Fprintf(w, "          last read failed: %s\n", cleanLine(wl.Error))
 	}
 }

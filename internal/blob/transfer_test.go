@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/p2p/p2ptest"
 )
 
 const testProto = "/tanglemail/test/blob/1"
@@ -30,11 +31,7 @@ type node struct {
 
 func newNode(t testing.TB) *node {
 	t.Helper()
-	h, err := p2p.NewClientHost(context.Background(), p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := p2ptest.LoopbackHost(t)
 	s, err := OpenStore(filepath.Join(t.TempDir(), "blobs"), 1<<30)
 	if err != nil {
 		t.Fatal(err)

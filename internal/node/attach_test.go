@@ -31,12 +31,21 @@ import (
 )
 
 // attachMail is a multipart mail of about size bytes: a short text part and an attachment of random
-// bytes in base64 (so nothing compresses it), built in one allocation (benchmarks measure peak RSS).
+// bytes in base64 (so nothing compresses it), built in one allocation.
 func attachMail(from, to, subject string, size int) string {
 	return string(attachMailBytes(from, to, subject, size))
 }
 
 func attachMailBytes(from, to, subject string, size int) []byte {
+	var b bytes.Buffer
+	b.Grow(size + 1024)
+	writeAttachMail(&b, from, to, subject, size)
+	return b.Bytes()
+}
+
+// writeAttachMail writes attachMailBytes's message to w a line at a time, so that a benchmark's
+// client need not hold it; it returns w's first error.
+func writeAttachMail(w io.Writer, from, to, subject string, size int) error {
 	rnd := rand.New(rand.NewPCG(uint64(size), 7))
 	head := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@attach>\r\nDate: %s\r\n"+
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
@@ -44,9 +53,10 @@ func attachMailBytes(from, to, subject string, size int) []byte {
 		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"+
 		"Content-Disposition: attachment; filename=\"photo.bin\"\r\n\r\n",
 		from, to, subject, rnd.Uint64(), time.Now().UTC().Format(time.RFC1123Z))
+	if _, err := io.WriteString(w, head); err != nil {
+		return err
+	}
 	lines := size / 78 // 57 random bytes → 76 base64 characters and CRLF
-	out := make([]byte, 0, len(head)+lines*78+8)
-	out = append(out, head...)
 	var src [57]byte
 	var line [78]byte
 	line[76], line[77] = '\r', '\n'
@@ -55,9 +65,12 @@ func attachMailBytes(from, to, subject string, size int) []byte {
 			src[i] = byte(rnd.Uint32())
 		}
 		base64.StdEncoding.Encode(line[:76], src[:])
-		out = append(out, line[:]...)
+		if _, err := w.Write(line[:]); err != nil {
+			return err
+		}
 	}
-	return append(out, "--b1--\r\n"...)
+	_, err := io.WriteString(w, "--b1--\r\n")
+	return err
 }
 
 // attachPair starts alice and bob on params, peered, with alice in bob's contacts.

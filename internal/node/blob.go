@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -165,7 +164,7 @@ func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 // SealBlob is outbox.BlobSealer: one blob per outbox item, its ref kept in out/<id>-<created>.ref so that every
 // recipient, also after a restart, gets the same blob. The node's own peer id and addresses are the
 // holder (flagged as the sender's, protocol.md §13.2).
-func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
+func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg io.Reader, expires time.Time) ([]byte, error) {
 	b.sealMu.Lock()
 	defer b.sealMu.Unlock()
 	enc, err := b.sealBlob(ctx, id, created, msg, expires)
@@ -173,18 +172,23 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 	return enc, err
 }
 
-func (b *blobSide) sealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
+func (b *blobSide) sealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg io.Reader, expires time.Time) ([]byte, error) {
 	path := b.refPath(id, created)
 	if enc, err := os.ReadFile(path); err == nil {
 		if ref, err := blob.DecodeRef(enc); err == nil && b.st.Complete(ref.ID) {
 			return enc, nil
 		}
 	}
-	b.startSend(id, len(msg))
-	ref, err := b.st.Seal(countingReader{bytes.NewReader(msg), b, id}, expires)
+	var size int64 // the submitted message's size: the progress's 100 % (Bcc removed, it is a little less)
+	if it, err := b.n.mail.OutboxItem(ctx, id); err == nil {
+		size = it.Size
+	}
+	b.startSend(id, size)
+	ref, err := b.st.Seal(countingReader{msg, b, id}, expires)
 	if err != nil {
 		return nil, err
 	}
+	b.progress(id, func(s *api.BlobSend) { s.Size, s.Sealed = ref.Size, ref.Size })
 	ref.Holders = nil
 	if b.served {
 		h := b.n.net.Host()
@@ -523,26 +527,22 @@ func (b *blobSide) fail(p *pendingBlob, err error) {
 	b.mu.Unlock()
 }
 
-// file reads the complete blob (every chunk checked again) and files the message once, then forgets
-// the pending record and the blob.
+// file files the message once, read from the complete blob while it is filed (every chunk checked
+// again, one chunk in memory at a time: store.NewMessage.Body), then forgets the pending record and
+// the blob.
 func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Address, ref blob.Ref) error {
 	r, err := b.st.Open(ref)
 	if err != nil {
 		return err
-	}
-	// ref.Size ≤ blob.MaxSize, checked by DecodeRef: one allocation of the exact size.
-	raw := make([]byte, ref.Size)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return fmt.Errorf("blob: reading the fetched message: %w", err)
 	}
 	var key [32]byte
 	var blk tangle.ID
 	hex.Decode(key[:], []byte(p.ReplayKey))
 	hex.Decode(blk[:], []byte(p.Block))
 	_, err = b.n.inbox.FileBlobMail(ctx, inbox.BlobMail{Me: b.n.id, Sender: sender, ReplayKey: key, Sent: p.Sent,
-		Block: blk, Expires: p.Expires, TTL: p.TTL}, raw)
+		Block: blk, Expires: p.Expires, TTL: p.TTL}, r)
 	if err != nil {
-		return err
+		return fmt.Errorf("blob: filing the fetched message: %w", err)
 	}
 	os.Remove(b.pendingPath(p.ReplayKey))
 	b.st.Delete(ref.ID)

@@ -46,9 +46,9 @@ func (b *blobSide) progress(id store.OutboxID, f func(*api.BlobSend)) {
 }
 
 // startSend records that outbox item id's message of size bytes is being sealed.
-func (b *blobSide) startSend(id store.OutboxID, size int) {
+func (b *blobSide) startSend(id store.OutboxID, size int64) {
 	b.progMu.Lock()
-	b.sealing[id] = &api.BlobSend{OutboxID: int64(id), Size: uint64(size), Stage: "sealing",
+	b.sealing[id] = &api.BlobSend{OutboxID: int64(id), Size: uint64(max(size, 0)), Stage: "sealing",
 		Providers: len(b.n.cfg.StorageProviders), Recipients: []api.BlobRecipient{}}
 	b.uploading = id
 	b.progMu.Unlock()

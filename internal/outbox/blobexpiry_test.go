@@ -3,6 +3,7 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +20,10 @@ type fakeBlobs struct {
 	sealed map[store.OutboxID]bool
 }
 
-func (f *fakeBlobs) SealBlob(_ context.Context, id store.OutboxID, _ time.Time, _ []byte, _ time.Time) ([]byte, error) {
+func (f *fakeBlobs) SealBlob(_ context.Context, id store.OutboxID, _ time.Time, msg io.Reader, _ time.Time) ([]byte, error) {
+	if _, err := io.Copy(io.Discard, msg); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sealed[id] = true

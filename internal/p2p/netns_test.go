@@ -298,8 +298,10 @@ func netns(t *testing.T) (nsA, nsB, linkA string) {
 // remembers, can heal the link.
 // healSlack is the test's bound for the 10 s goal: the design gives at most 8 s (a ping every 2 s, a
 // link silent for 6 s is closed; re-dials every ≤ 5 s), measured 6.9–7.9 s; on a 2-core machine under
-// -race with both cores kept busy, timers run late (12.9 s seen), so the test allows 5 s for that.
-const healSlack = 15 * time.Second
+// -race with both cores kept busy, timers run late (12.9 s seen; 19.5 s once with the whole suite and
+// three other engineers' tests running, load 5), so the test allows 25 s: it still fails a design that
+// waits for TCP's own timeouts (minutes).
+const healSlack = 25 * time.Second
 
 func TestPartitionNetns(t *testing.T) {
 	if os.Getenv(netnsHelperEnv) != "" {

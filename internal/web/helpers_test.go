@@ -86,6 +86,7 @@ type envConfig struct {
 	storeOpts []store.Option
 	tune      func(*Server)
 	hosts     []string // Config.Hosts
+	wallet    Wallet   // Config.Wallet
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -106,6 +107,7 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 		cfg.Chat = e.chat
 	}
 	cfg.Hosts = ec.hosts
+	cfg.Wallet = ec.wallet
 	e.srv = New(cfg)
 	if ec.tune != nil {
 		ec.tune(e.srv)

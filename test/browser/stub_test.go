@@ -198,7 +198,9 @@ func (s *stubAPI) handler() http.Handler {
 			P2P:    p2p.Status{Peers: []p2p.PeerStatus{{ID: "12D3KooWstubpeer0000000001"}, {ID: "12D3KooWstubpeer0000000002"}}, Shards: []uint32{3}, Tips: map[uint32]int{3: 2}, Synced: true},
 			Outbox: api.OutboxStatus{Jobs: []api.ProgressJob{}},
 			Storage: []api.LightProvider{{Provider: "12D3KooWstubprovider0000001", Connected: true, State: "active",
-				UsedBytes: 3 << 20, QuotaBytes: 64 << 20, QuotaPercent: 4, Expires: "2026-12-31T00:00:00Z"}}})
+				UsedBytes: 3 << 20, QuotaBytes: 64 << 20, QuotaPercent: 4, Expires: "2026-12-31T00:00:00Z"}},
+			Wallet: api.Wallet{Address: "0x1234567890abcdef1234567890abcdef12345678", ChainID: 1337, BalanceWei: "12500000000000000000",
+				Balance: "12.5 IOTA", CheckedAt: "2026-12-06T03:00:00Z"}})
 	}))
 	mux.HandleFunc("GET /api/peers", auth(func(w http.ResponseWriter, r *http.Request) {
 		stubJSON(w, 200, []api.Peer{{ID: "12D3KooWstubpeer0000000001", Direction: "outbound", ConnectedSince: time.Now().Add(-time.Minute), CaughtUp: true, Score: 1.5}})

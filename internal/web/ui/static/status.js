@@ -84,6 +84,14 @@ async function load(quiet) {
     if (st.last_error) text += ` (last error: ${st.last_error})`;
     rows.push(['Storage', text, 'status-storage']);
   }
+  // The payment wallet's balance, as the node last read it from the chain (GET /api/status "wallet").
+  const w = s.wallet || {};
+  let wtext = w.address ? `${w.address.slice(0, 8)}…${w.address.slice(-6)}: ` : '';
+  if (w.balance) wtext += `${w.balance}, read ${w.checked_at ? whenFull(w.checked_at) : ''}`;
+  else if (!w.chain_id) wtext += 'balance unknown (no payment chain configured: start the node with --payment-rpc)';
+  else wtext += 'balance not read yet';
+  if (w.error && w.chain_id) wtext += ` (last read failed: ${w.error})`;
+  rows.push(['Wallet', wtext, 'status-wallet']);
   const dl = $('status-summary');
   clear(dl);
   for (const [k, v, t] of rows) dl.append(h('dt', {}, k), h('dd', { test: t }, v));
