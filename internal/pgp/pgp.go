@@ -151,8 +151,46 @@ func (p *PublicKey) Armored() string {
 }
 
 // ParsePublicKey reads one certificate, binary or ASCII-armored, of at most MaxKeySize bytes. It must
-// have a valid encryption key at now. A secret key is refused (a correspondent never sends one).
+// be a v4 certificate with a valid encryption key at now. A secret key is refused (a correspondent never
+// sends one).
 func ParsePublicKey(data []byte, now time.Time) (*PublicKey, error) {
+	el, err := parseKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(el) != 1 {
+		return nil, fmt.Errorf("%w: %d certificates, want 1", ErrBadKey, len(el))
+	}
+	return usable(el[0], now)
+}
+
+// ParsePublicKeys reads certificates, binary or ASCII-armored, of at most MaxKeySize bytes in all (a Web
+// Key Directory may answer several), and returns those ParsePublicKey would accept; none is an error.
+func ParsePublicKeys(data []byte, now time.Time) ([]*PublicKey, error) {
+	el, err := parseKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	var out []*PublicKey
+	var lastErr error
+	for _, e := range el {
+		p, err := usable(e, now)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		if lastErr == nil {
+			lastErr = fmt.Errorf("%w: no certificate", ErrBadKey)
+		}
+		return nil, lastErr
+	}
+	return out, nil
+}
+
+func parseKeys(data []byte) (openpgp.EntityList, error) {
 	if len(data) > MaxKeySize {
 		return nil, fmt.Errorf("%w: key of %d bytes (limit %d)", ErrTooLarge, len(data), MaxKeySize)
 	}
@@ -171,10 +209,10 @@ func ParsePublicKey(data []byte, now time.Time) (*PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	if len(el) != 1 {
-		return nil, fmt.Errorf("%w: %d certificates, want 1", ErrBadKey, len(el))
-	}
-	e := el[0]
+	return el, nil
+}
+
+func usable(e *openpgp.Entity, now time.Time) (*PublicKey, error) {
 	if e.PrivateKey != nil {
 		return nil, fmt.Errorf("%w: a secret key", ErrBadKey)
 	}
