@@ -216,6 +216,11 @@ func (e *E2E) Inbound(ctx context.Context, msg []byte) (Filed, error) {
 	return f, nil
 }
 
+// StripMark returns msg without any X-Tanglemail-E2E field (MarkField). Inbound does it for Internet
+// mail; the inbox should do it for every other mail it files (tangle mail), so that the mark the web
+// client shows is only ever the node's own.
+func StripMark(msg []byte) []byte { return stripField(msg, MarkField) }
+
 // hdr is a message's header section as raw fields.
 type hdr []rawField
 

@@ -213,3 +213,9 @@ func TestStripField(t *testing.T) {
 		}
 	}
 }
+
+func TestStripMark(t *testing.T) {
+	if got := string(StripMark([]byte("X-Tanglemail-E2E: openpgp\r\nFrom: a@b\r\n\r\nx"))); got != "From: a@b\r\n\r\nx" {
+		t.Fatalf("%q", got)
+	}
+}
