@@ -42,7 +42,9 @@ func TestGPGDecryptsOurs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gpg --decrypt: %v\n%s", err, errOut)
 	}
-	want := "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThe secret is 42.\r\nÜmlaut.\r\n"
+	// The entity with its protected headers (RFC 9788): the Subject is only inside.
+	want := "From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hello\r\n" +
+		"Content-Type: text/plain; charset=utf-8; protected-headers=\"v1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\nThe secret is 42.\r\nÜmlaut.\r\n"
 	if string(out) != want {
 		t.Fatalf("gpg decrypted %q, want %q", out, want)
 	}

@@ -84,10 +84,20 @@ func isContentField(name string) bool {
 	return strings.HasPrefix(strings.ToLower(name), "content-")
 }
 
+// ObscuredSubject is the Subject an encrypted message shows outside (RFC 9788 §4.2, hcp_baseline).
+const ObscuredSubject = "[...]"
+
+// protectedFields are the header fields copied into the encrypted entity (RFC 9788 §2.1.1's protected
+// headers, with the Subject, which is only inside): the receiving client shows these.
+var protectedFields = map[string]bool{"from": true, "to": true, "cc": true, "reply-to": true, "date": true,
+	"message-id": true, "in-reply-to": true, "references": true}
+
 // EncryptMIME encrypts msg, an RFC 5322 message, to the recipients' keys as PGP/MIME (RFC 3156 §4),
 // signed by signer (nil: unsigned) and also encrypted to signer's own key so the sender can read its
-// sent copy. The header fields other than Content-* stay outside (the mail system needs them: From, To,
-// Subject, Date, Message-ID, …); the Content-* fields and the body become the encrypted MIME entity.
+// sent copy. The Content-* fields and the body become the encrypted MIME entity, with the protected
+// headers of RFC 9788 (protected-headers="v1"): the Subject, and copies of From, To, Cc, Reply-To, Date,
+// Message-ID, In-Reply-To and References. Outside, every field but Content-* stays as it was (the mail
+// system needs them), except the Subject, which becomes ObscuredSubject.
 // now is the time of the signature.
 func EncryptMIME(msg []byte, to []*PublicKey, signer *Key, now time.Time) ([]byte, error) {
 	if len(to) == 0 {
@@ -104,16 +114,26 @@ func EncryptMIME(msg []byte, to []*PublicKey, signer *Key, now time.Time) ([]byt
 	hasType := false
 	for _, f := range fields {
 		switch {
+		case strings.EqualFold(f.name, "Content-Type"):
+			hasType = true
+			inner.Write(bytes.TrimRight(f.raw, "\r\n"))
+			inner.WriteString("; protected-headers=\"v1\"\r\n")
 		case isContentField(f.name):
-			hasType = hasType || strings.EqualFold(f.name, "Content-Type")
 			inner.Write(f.raw)
 		case strings.EqualFold(f.name, "MIME-Version"):
+		case strings.EqualFold(f.name, "Subject"):
+			// RFC 9788 §4.2 (hcp_baseline): the real subject only inside, "[...]" outside.
+			inner.Write(f.raw)
+			outer.WriteString("Subject: " + ObscuredSubject + "\r\n")
 		default:
 			outer.Write(f.raw)
+			if protectedFields[strings.ToLower(f.name)] {
+				inner.Write(f.raw)
+			}
 		}
 	}
 	if !hasType { // RFC 2045 §5.2's default, said explicitly
-		inner.WriteString("Content-Type: text/plain; charset=us-ascii\r\n")
+		inner.WriteString("Content-Type: text/plain; charset=us-ascii; protected-headers=\"v1\"\r\n")
 	}
 	inner.WriteString("\r\n")
 	inner.Write(body)

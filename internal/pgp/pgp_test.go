@@ -85,7 +85,10 @@ func TestMIMERoundTrip(t *testing.T) {
 	if bytes.Contains(enc, []byte("secret is 42")) || bytes.Contains(enc, []byte("8bit")) {
 		t.Fatalf("plaintext or its Content-* fields outside:\n%s", enc)
 	}
-	for _, h := range []string{"From: alice@example.org\r\n", "To: bob@example.net\r\n", "Subject: hello\r\n", "Message-ID: <1@example.org>\r\n"} {
+	if bytes.Contains(enc, []byte("hello")) {
+		t.Fatalf("the subject is outside:\n%s", enc)
+	}
+	for _, h := range []string{"From: alice@example.org\r\n", "To: bob@example.net\r\n", "Subject: [...]\r\n", "Message-ID: <1@example.org>\r\n"} {
 		if !bytes.Contains(enc, []byte(h)) {
 			t.Errorf("outer header lacks %q", h)
 		}
@@ -100,7 +103,8 @@ func TestMIMERoundTrip(t *testing.T) {
 		}
 		if !bytes.Contains(d.Message, []byte("\r\n\r\nThe secret is 42.\r\nÜmlaut.\r\n")) ||
 			!bytes.Contains(d.Message, []byte("Content-Transfer-Encoding: 8bit\r\n")) ||
-			!bytes.Contains(d.Message, []byte("Subject: hello\r\n")) || bytes.Contains(d.Message, []byte("multipart/encrypted")) {
+			!bytes.Contains(d.Message, []byte("Subject: hello\r\n")) || bytes.Contains(d.Message, []byte("[...]")) ||
+			bytes.Count(d.Message, []byte("From: alice@example.org\r\n")) != 1 || bytes.Contains(d.Message, []byte("multipart/encrypted")) {
 			t.Fatalf("decrypted:\n%s", d.Message)
 		}
 		if !d.Signed || !d.SignerKnown || d.SignatureError != nil || d.SignerFingerprint != alice.Fingerprint() {
@@ -130,7 +134,7 @@ func TestMIMERoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := bob.DecryptMIME(enc2, nil, testNow)
-	if err != nil || d.Signed || !bytes.Contains(d.Message, []byte("Content-Type: text/plain; charset=us-ascii\r\n\r\nbody\r\n")) {
+	if err != nil || d.Signed || !bytes.Contains(d.Message, []byte("Content-Type: text/plain; charset=us-ascii; protected-headers=\"v1\"\r\n\r\nbody\r\n")) {
 		t.Fatalf("%v %+v %s", err, d, d.Message)
 	}
 	if _, err := EncryptMIME([]byte(plainMsg), nil, alice, testNow); !errors.Is(err, ErrNoRecipients) {

@@ -44,8 +44,8 @@ type directory struct {
 	advanced, direct   atomic.Int32
 	keys               map[string][]byte // path → answer
 	refuse             map[string]bool
-	status             int
-	block              bool
+	status             atomic.Int32
+	block              atomic.Bool
 	advancedHost, host string
 }
 
@@ -62,12 +62,12 @@ func newDirectory(t *testing.T) *directory {
 		case d.host:
 			d.direct.Add(1)
 		}
-		if d.block {
+		if d.block.Load() {
 			<-r.Context().Done()
 			return
 		}
-		if d.status != 0 {
-			w.WriteHeader(d.status)
+		if st := d.status.Load(); st != 0 {
+			w.WriteHeader(int(st))
 			return
 		}
 		k, ok := d.keys[host+r.URL.Path]
@@ -155,12 +155,12 @@ func TestLookupBounds(t *testing.T) {
 	if _, err := d.client().Lookup(context.Background(), "junk@example.com"); !errors.Is(err, ErrLookup) {
 		t.Fatalf("junk: %v", err)
 	}
-	d.status = http.StatusInternalServerError
+	d.status.Store(http.StatusInternalServerError)
 	if _, err := d.client().Lookup(context.Background(), "junk@example.com"); !errors.Is(err, ErrLookup) {
 		t.Fatalf("500: %v", err)
 	}
-	d.status = 0
-	d.block = true
+	d.status.Store(0)
+	d.block.Store(true)
 	c := d.client()
 	c.Timeout = 300 * time.Millisecond
 	start := time.Now()
@@ -171,7 +171,7 @@ func TestLookupBounds(t *testing.T) {
 		t.Fatalf("timeout took %v", el)
 	}
 	// Nothing answers at all.
-	d.block = false
+	d.block.Store(false)
 	d.refuse["openpgpkey.example.com"], d.refuse["example.com"] = true, true
 	if _, err := d.client().Lookup(context.Background(), "joe@example.com"); !errors.Is(err, ErrLookup) {
 		t.Fatalf("unreachable: %v", err)
