@@ -14,7 +14,6 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/identity"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // KeyFile is the OpenPGP key's file name in the data directory.
@@ -48,13 +47,7 @@ type keyJSON struct {
 	Fingerprint string `json:"fingerprint"`
 	PublicKey   string `json:"public_key"`           // base64 of the binary certificate
 	SecretKey   string `json:"secret_key,omitempty"` // unencrypted: base64 of the secret key packets
-	KDF         string `json:"kdf,omitempty"`
-	Time        uint32 `json:"time,omitempty"`
-	MemoryKiB   uint32 `json:"memory_kib,omitempty"`
-	Threads     uint8  `json:"threads,omitempty"`
-	Salt        string `json:"salt,omitempty"`
-	Nonce       string `json:"nonce,omitempty"`
-	SealedKey   string `json:"sealed_key,omitempty"`
+	identity.SealedFields
 }
 
 func keyAD(j *keyJSON, salt []byte) []byte {
@@ -96,15 +89,9 @@ func SaveKey(path string, k *Key, passphrase []byte) error {
 	if len(passphrase) == 0 {
 		j.SecretKey = base64.StdEncoding.EncodeToString(raw)
 	} else {
-		j.KDF, j.Time, j.MemoryKiB, j.Threads = "argon2id", KeyKDF.Time, KeyKDF.MemoryKiB, KeyKDF.Threads
-		salt, nonce, sealed, err := identity.SealWithPassphrase(passphrase, raw, KeyKDF,
-			func(salt []byte) []byte { return keyAD(&j, salt) })
-		if err != nil {
+		if err := j.Seal(passphrase, raw, KeyKDF, func(salt []byte) []byte { return keyAD(&j, salt) }); err != nil {
 			return err
 		}
-		j.Salt = base64.StdEncoding.EncodeToString(salt)
-		j.Nonce = base64.StdEncoding.EncodeToString(nonce)
-		j.SealedKey = base64.StdEncoding.EncodeToString(sealed)
 	}
 	out, err := json.MarshalIndent(&j, "", "  ")
 	if err != nil {
@@ -141,19 +128,13 @@ func LoadKey(path string, passphrase []byte) (*Key, error) {
 		if len(passphrase) == 0 {
 			return nil, ErrNeedPassphrase
 		}
-		kdf := identity.KDFParams{Time: j.Time, MemoryKiB: j.MemoryKiB, Threads: j.Threads}
-		salt, err1 := base64.StdEncoding.DecodeString(j.Salt)
-		nonce, err2 := base64.StdEncoding.DecodeString(j.Nonce)
-		sealed, err3 := base64.StdEncoding.DecodeString(j.SealedKey)
-		if j.KDF != "argon2id" || !kdf.Valid() || err1 != nil || err2 != nil || err3 != nil ||
-			len(salt) < 8 || len(salt) > 64 || len(nonce) != chacha20poly1305.NonceSizeX {
-			return nil, fmt.Errorf("%w: %s", ErrKeyCorrupt, path)
-		}
-		raw, err = identity.OpenWithPassphrase(passphrase, salt, nonce, sealed, keyAD(&j, salt), kdf)
-		if errors.Is(err, identity.ErrWrongPassphrase) {
+		raw, err = j.Open(passphrase, func(salt []byte) []byte { return keyAD(&j, salt) })
+		switch {
+		case errors.Is(err, identity.ErrWrongPassphrase):
 			return nil, ErrWrongPassphrase
-		}
-		if err != nil {
+		case errors.Is(err, identity.ErrCorrupt):
+			return nil, fmt.Errorf("%w: %s", ErrKeyCorrupt, path)
+		case err != nil:
 			return nil, err
 		}
 	}
