@@ -28,6 +28,7 @@ func commands() []*command {
 		contactsCommand(),
 		devnetCommand(),
 		walletCommand(),
+		openpgpCommand(),
 		inviteCommand(),
 		storageCommand(),
 		joinCommand(),

@@ -142,12 +142,17 @@ type Messages struct {
 // MessageDetail is GET /api/folders/{id}/messages/{uid}: one message with its text.
 type MessageDetail struct {
 	Message
-	Cc             []Person     `json:"cc"`
-	Bcc            []Person     `json:"bcc"` // only in the sender's own copy (Sent); [] in what recipients get
-	Text           string       `json:"text"`
-	HasHTML        bool         `json:"has_html"`
-	SenderVerified string       `json:"sender_verified"`
-	Attachments    []Attachment `json:"attachments"`
+	Cc             []Person `json:"cc"`
+	Bcc            []Person `json:"bcc"` // only in the sender's own copy (Sent); [] in what recipients get
+	Text           string   `json:"text"`
+	HasHTML        bool     `json:"has_html"`
+	SenderVerified string   `json:"sender_verified"`
+	// E2E is "openpgp" when the node decrypted the message with the user's OpenPGP key before filing it
+	// (its X-Tanglemail-E2E field, docs/protocol.md §15.2), else empty; E2ESignature is that field's
+	// signature value: "none", "good", "bad" or "unknown-key".
+	E2E          string       `json:"e2e"`
+	E2ESignature string       `json:"e2e_signature"`
+	Attachments  []Attachment `json:"attachments"`
 }
 
 // Attachment is one attachment of a message; GET …/attachments/{n} serves the n-th.

@@ -13,8 +13,9 @@ import (
 )
 
 // KDFParams are argon2id cost parameters (RFC 9106) for sealing a secret under a passphrase. The
-// identity keystore and the payment wallet (package payment) share them, SealWithPassphrase,
-// OpenWithPassphrase and ReadPrivateFile: one home for passphrase-encrypted key files.
+// identity keystore, the payment wallet (package payment) and the OpenPGP key (package pgp) share them,
+// SealWithPassphrase, OpenWithPassphrase, SealedFields and ReadPrivateFile: one home for
+// passphrase-encrypted key files.
 type KDFParams struct {
 	Time      uint32
 	MemoryKiB uint32

@@ -15,7 +15,6 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/identity"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // WalletFile is the wallet key's file name in the data directory.
@@ -45,17 +44,11 @@ var WalletKDF = struct {
 }{3, 64 * 1024, 4}
 
 type walletJSON struct {
-	Format    string `json:"format"`
-	Version   int    `json:"version"`
-	Address   string `json:"address"`
-	Key       string `json:"key,omitempty"` // unencrypted (acknowledged)
-	KDF       string `json:"kdf,omitempty"`
-	Time      uint32 `json:"time,omitempty"`
-	MemoryKiB uint32 `json:"memory_kib,omitempty"`
-	Threads   uint8  `json:"threads,omitempty"`
-	Salt      string `json:"salt,omitempty"`
-	Nonce     string `json:"nonce,omitempty"`
-	SealedKey string `json:"sealed_key,omitempty"`
+	Format  string `json:"format"`
+	Version int    `json:"version"`
+	Address string `json:"address"`
+	Key     string `json:"key,omitempty"` // unencrypted (acknowledged)
+	identity.SealedFields
 }
 
 func walletAD(w *walletJSON, salt []byte) []byte {
@@ -92,13 +85,9 @@ func SaveWallet(path string, k *ecdsa.PrivateKey, passphrase []byte, unencrypted
 	if len(passphrase) == 0 {
 		w.Key = hex.EncodeToString(raw)
 	} else {
-		w.KDF, w.Time, w.MemoryKiB, w.Threads = "argon2id", WalletKDF.Time, WalletKDF.MemoryKiB, WalletKDF.Threads
-		salt, nonce, sealed, err := identity.SealWithPassphrase(passphrase, raw, identity.KDFParams(WalletKDF),
-			func(salt []byte) []byte { return walletAD(&w, salt) })
-		if err != nil {
+		if err := w.Seal(passphrase, raw, identity.KDFParams(WalletKDF), func(salt []byte) []byte { return walletAD(&w, salt) }); err != nil {
 			return err
 		}
-		w.Salt, w.Nonce, w.SealedKey = hex.EncodeToString(salt), hex.EncodeToString(nonce), hex.EncodeToString(sealed)
 	}
 	out, err := json.MarshalIndent(&w, "", "  ")
 	if err != nil {
@@ -136,19 +125,12 @@ func LoadWallet(path string, passphrase []byte, unencrypted bool) (*ecdsa.Privat
 		if len(passphrase) == 0 {
 			return nil, ErrWalletNeedsPass
 		}
-		kdf := identity.KDFParams{Time: w.Time, MemoryKiB: w.MemoryKiB, Threads: w.Threads}
-		if w.KDF != "argon2id" || !kdf.Valid() {
-			return nil, fmt.Errorf("%w: kdf parameters", ErrWalletCorrupt)
-		}
-		salt, err1 := hex.DecodeString(w.Salt)
-		nonce, err2 := hex.DecodeString(w.Nonce)
-		sealed, err3 := hex.DecodeString(w.SealedKey)
-		if err1 != nil || err2 != nil || err3 != nil || len(salt) < 8 || len(salt) > 64 || len(nonce) != chacha20poly1305.NonceSizeX {
-			return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
-		}
-		raw, err = identity.OpenWithPassphrase(passphrase, salt, nonce, sealed, walletAD(&w, salt), kdf)
-		if errors.Is(err, identity.ErrWrongPassphrase) {
+		raw, err = w.Open(passphrase, func(salt []byte) []byte { return walletAD(&w, salt) })
+		switch {
+		case errors.Is(err, identity.ErrWrongPassphrase):
 			return nil, ErrWalletPassphrase
+		case errors.Is(err, identity.ErrCorrupt):
+			return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
 		}
 	}
 	defer clear(raw)

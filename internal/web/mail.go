@@ -297,6 +297,8 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) {
 		Text:           pm.bodyText(),
 		HasHTML:        pm.hasHTML,
 		SenderVerified: m.Meta.SenderVerified,
+		E2E:            pm.e2e,
+		E2ESignature:   pm.e2eSignature,
 		Attachments:    pm.attachments,
 	}
 	if d.Attachments == nil {

@@ -663,3 +663,28 @@ func TestBodyLimitReachesHandlers(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageE2EMark: a mail the node decrypted with the user's OpenPGP key (its X-Tanglemail-E2E field,
+// protocol.md §15.2) says so in the message's detail; other mail does not.
+func TestMessageE2EMark(t *testing.T) {
+	e := newEnv(t)
+	inbox := e.folder(store.RoleInbox)
+	for _, c := range []struct{ field, e2e, sig string }{
+		{"X-Tanglemail-E2E: openpgp; key=0123ABCD; signature=good; signer=4567EF\r\n", "openpgp", "good"},
+		{"X-Tanglemail-E2E: openpgp; key=0123ABCD; signature=none\r\n", "openpgp", "none"},
+		{"X-Tanglemail-E2E: openpgp; key=0123ABCD; signature=weird\r\n", "openpgp", "unknown-key"},
+		{"X-Tanglemail-E2E: smime\r\n", "", ""},
+		{"", "", ""},
+	} {
+		raw := c.field + "From: bob@example.net\r\nTo: alice@gw.test\r\nSubject: s\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+		a, err := e.store.Append(ctxT(t), store.NewMessage{MailboxID: inbox, Raw: []byte(raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d api.MessageDetail
+		e.call("GET", fmt.Sprintf("/api/folders/%d/messages/%d", inbox, a.UID), nil).mustCode(t, 200).decode(t, &d)
+		if d.E2E != c.e2e || d.E2ESignature != c.sig || strings.TrimSpace(d.Text) != "hi" {
+			t.Errorf("%q: e2e %q signature %q text %q", c.field, d.E2E, d.E2ESignature, d.Text)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"io"
+	"mime"
 	netmail "net/mail"
 	"strings"
 	"time"
@@ -34,6 +35,10 @@ type parsedMessage struct {
 	html        string // the first inline text/html part, as sent (unsanitized)
 	hasHTML     bool
 	attachments []api.Attachment
+
+	// e2e and e2eSignature are read from the X-Tanglemail-E2E field (docs/protocol.md §15.2), which only
+	// the node writes: "openpgp" and the signature value, or empty.
+	e2e, e2eSignature string
 
 	capture  int    // the index of the attachment whose decoded bytes to keep in captured; -1: none
 	captured []byte // see capture
@@ -96,6 +101,25 @@ func (pm *parsedMessage) header(h message.Header) {
 	if d, err := mh.Date(); err == nil {
 		pm.date = d
 	}
+	pm.e2eMark(mh.Get("X-Tanglemail-E2E"))
+}
+
+// e2eMark reads the node's X-Tanglemail-E2E field, "openpgp; key=…; signature=…[; signer=…]".
+func (pm *parsedMessage) e2eMark(v string) {
+	if v == "" {
+		return
+	}
+	mech, params, err := mime.ParseMediaType(v)
+	if err != nil || mech != "openpgp" {
+		return
+	}
+	pm.e2e = mech
+	switch sig := params["signature"]; sig {
+	case "none", "good", "bad", "unknown-key":
+		pm.e2eSignature = sig
+	default:
+		pm.e2eSignature = "unknown-key"
+	}
 }
 
 // addressList parses an address field, falling back to net/mail and then to the field's text when
@@ -152,6 +176,7 @@ func (pm *parsedMessage) leniently(raw []byte) {
 	if d, err := netmail.ParseDate(h.Get("Date")); err == nil {
 		pm.date = d
 	}
+	pm.e2eMark(h.Get("X-Tanglemail-E2E"))
 	body := raw[hl:]
 	if len(body) > maxTextPart {
 		body = body[:maxTextPart]

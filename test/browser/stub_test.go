@@ -588,6 +588,15 @@ func (s *stubAPI) deliverMail(from, subject, text, html string) {
 	s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: from, Name: s.nameOf(from)}, To: []api.Person{{Address: s.me}}, Subject: subject}, Text: text}, html: html})
 }
 
+// deliverE2EMail files a message from addr into INBOX that the node decrypted with the user's OpenPGP
+// key (the detail's e2e fields, docs/protocol.md §15.2).
+func (s *stubAPI) deliverE2EMail(from, subject, text, signature string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: from}, To: []api.Person{{Address: s.me}}, Subject: subject},
+		Text: text, E2E: "openpgp", E2ESignature: signature}})
+}
+
 // receive files a chat message from peer into conversation id, and announces it.
 func (s *stubAPI) receive(id, from, text string) {
 	s.mu.Lock()

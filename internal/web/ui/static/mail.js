@@ -272,6 +272,21 @@ function renderOpen() {
     v.textContent = 'Not verified by the network (added locally or a bounce).';
     v.className = 'verified';
   }
+  // The node's own mark (X-Tanglemail-E2E, docs/protocol.md §15.2): decrypted with your OpenPGP key.
+  const e2e = $('mail-e2e');
+  if (m.e2e === 'openpgp') {
+    const sig = {
+      good: 'signed by the sender\'s known key',
+      bad: 'its signature does NOT verify',
+      'unknown-key': 'signed by a key not known for the sender',
+      none: 'not signed',
+    }[m.e2e_signature] || 'not signed';
+    e2e.textContent = '🔒 End-to-end encrypted with OpenPGP (' + sig + ')';
+    e2e.className = m.e2e_signature === 'good' ? 'verified ok' : 'verified';
+  } else {
+    e2e.textContent = '';
+  }
+  show(e2e, m.e2e === 'openpgp');
   $('mail-body').textContent = m.text || '';
   renderFlags();
   const btn = $('mail-show-html');
