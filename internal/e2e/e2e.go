@@ -31,12 +31,13 @@ import (
 	"strings"
 	"time"
 
+	tmmail "github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/pgp"
 	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
 )
 
 // MarkField is the header field Inbound adds to a decrypted message (docs/protocol.md §15.2).
-const MarkField = "X-Tanglemail-E2E"
+const MarkField = tmmail.E2EMarkField
 
 // KeyLookup finds a correspondent's published key: *wkd.Client in production, a stub in tests.
 // It returns an error wrapping wkd.ErrNotFound when none is published.
@@ -177,11 +178,11 @@ func (e *E2E) Inbound(ctx context.Context, msg []byte) (Filed, error) {
 	if ac, date, err := pgp.MessageAutocrypt(msg, now); err == nil {
 		learnt, err := e.Peers.Learn(ctx, ac, date, now)
 		if err != nil {
-			return Filed{Message: stripField(msg, MarkField)}, err
+			return Filed{Message: tmmail.StripE2EMark(msg)}, err
 		}
 		f.Learnt = learnt
 	}
-	msg = stripField(msg, MarkField)
+	msg = tmmail.StripE2EMark(msg)
 	f.Message = msg
 	if !pgp.IsEncryptedMIME(msg) {
 		return f, nil
@@ -211,15 +212,15 @@ func (e *E2E) Inbound(ctx context.Context, msg []byte) (Filed, error) {
 	mark := MarkField + ": openpgp; key=" + e.Key.Fingerprint() + "; signature=" + sig + "\r\n"
 	// The decrypted part may carry header fields of its own (protected headers): a mark among them is
 	// removed too.
-	f.Message = append([]byte(mark), stripField(d.Message, MarkField)...)
+	f.Message = append([]byte(mark), tmmail.StripE2EMark(d.Message)...)
 	f.Decrypted = true
 	return f, nil
 }
 
 // StripMark returns msg without any X-Tanglemail-E2E field (MarkField). Inbound does it for Internet
-// mail; the inbox should do it for every other mail it files (tangle mail), so that the mark the web
-// client shows is only ever the node's own.
-func StripMark(msg []byte) []byte { return stripField(msg, MarkField) }
+// mail; the inbox does it for every mail it files (internal/mail.StripE2EMark), so that the mark the web client
+// shows is only ever the node's own.
+func StripMark(msg []byte) []byte { return tmmail.StripE2EMark(msg) }
 
 // hdr is a message's header section as raw fields.
 type hdr []rawField
@@ -267,25 +268,4 @@ func (h hdr) get(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// stripField returns msg without any header field called name (the body is untouched).
-func stripField(msg []byte, name string) []byte {
-	h := header(msg)
-	found := false
-	n := 0
-	for _, f := range h {
-		n += len(f.raw)
-		found = found || strings.EqualFold(f.name, name)
-	}
-	if !found {
-		return msg
-	}
-	out := make([]byte, 0, len(msg))
-	for _, f := range h {
-		if !strings.EqualFold(f.name, name) {
-			out = append(out, f.raw...)
-		}
-	}
-	return append(out, msg[n:]...)
 }

@@ -208,8 +208,8 @@ func TestStripField(t *testing.T) {
 		"B: 2\r\n\r\nbody":                  "B: 2\r\n\r\nbody",
 		"X-Tanglemail-E2E: only":            "",
 	} {
-		if got := string(stripField([]byte(in), MarkField)); got != want {
-			t.Errorf("stripField(%q) = %q, want %q", in, got, want)
+		if got := string(StripMark([]byte(in))); got != want {
+			t.Errorf("StripMark(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/chat"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/inbox"
+	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -527,6 +528,37 @@ func TestBccStripped(t *testing.T) {
 		if len(raws) != 1 || !bytes.Equal(raws[0], want) {
 			t.Fatalf("%s got %q", nd.name, raws)
 		}
+	}
+}
+
+// TestForgedE2EMarkStripped: only the recipient's own node may mark a message as decrypted with its
+// OpenPGP key (mail.E2EMarkField); a sender that writes the field into its mail, small or chunked,
+// finds it removed from the copy filed in the recipient's INBOX.
+func TestForgedE2EMarkStripped(t *testing.T) {
+	net, clk, dir := newNetwork(tangle.BenchNet), newClock(), t.TempDir()
+	alice := startNode(t, net, clk, "alice", newIdentity(t, 1, 8), dir)
+	bob := startNode(t, net, clk, "bob", newIdentity(t, 2, 8), dir)
+	rc := bob.id.Address().Mail()
+	head := "From: " + alice.id.Address().Mail() + "\r\nTo: " + rc + "\r\n"
+	forged := "X-Tanglemail-E2E: openpgp; key=00; signature=good\r\n"
+	small := []byte(head + forged + "Subject: small\r\n\r\nX-Tanglemail-E2E: in the body stays\r\n")
+	big := bigMail(alice.id, bob.id, "big", 100_000)
+	big = append([]byte(forged), big...)
+	for _, raw := range [][]byte{small, big} {
+		id := alice.submit(t, raw, rc)
+		alice.waitState(t, id, rc, store.RcptDelivered, wait)
+	}
+	raws, _ := bob.mailbox(t, store.RoleInbox)
+	if len(raws) != 2 {
+		t.Fatalf("bob's INBOX has %d messages, want 2", len(raws))
+	}
+	for _, raw := range raws {
+		if mail.HasField(raw, mail.E2EMarkField) {
+			t.Errorf("the forged mark was filed:\n%.300s", raw)
+		}
+	}
+	if want := mail.StripE2EMark(small); !bytes.Equal(raws[0], want) && !bytes.Equal(raws[1], want) {
+		t.Errorf("the small mail was not filed as sent less the mark")
 	}
 }
 

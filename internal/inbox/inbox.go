@@ -446,7 +446,7 @@ func (in *Inbox) fileBatch(ctx context.Context, bt *batch, outs []Outcome) {
 				filed[i] = false
 				continue
 			}
-			if _, err := tx.Append(store.NewMessage{MailboxID: in.inboxID, Raw: p.raw, Received: received,
+			if _, err := tx.Append(store.NewMessage{MailboxID: in.inboxID, Raw: mail.StripE2EMark(p.raw), Received: received,
 				Meta: store.Meta{SenderVerified: p.m.Sender.Mail(), ViaTangle: true}}); err != nil {
 				return err
 			}
@@ -607,7 +607,7 @@ func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identit
 	raw []byte, expires time.Time, ttl uint32) Outcome {
 	_, filed, err := in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), expires, store.NewMessage{
 		MailboxID: mbox,
-		Raw:       raw,
+		Raw:       mail.StripE2EMark(raw), // only the node writes the mark (mail.E2EMarkField)
 		Received:  in.now(),
 		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
 	})
@@ -766,7 +766,7 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 			}
 		}
 		_, err = tx.Append(store.NewMessage{
-			MailboxID: in.inboxID, Raw: raw, Received: in.now(),
+			MailboxID: in.inboxID, Raw: mail.StripE2EMark(raw), Received: in.now(),
 			Meta: store.Meta{SenderVerified: manifest.senderAddr, ViaTangle: true},
 		})
 		filed = err == nil
@@ -833,7 +833,7 @@ func (in *Inbox) blobMail(ctx context.Context, b *tangle.Block, me *identity.Ide
 func (in *Inbox) FileBlobMail(ctx context.Context, m BlobMail, msg io.Reader) (filed bool, err error) {
 	_, filed, err = in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), m.Expires, store.NewMessage{
 		MailboxID: in.inboxID,
-		Body:      msg,
+		Body:      mail.StripE2EMarkReader(msg), // only the node writes the mark (mail.E2EMarkField)
 		Received:  in.now(),
 		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
 	})

@@ -180,12 +180,20 @@ func decodeText(v string) string {
 // This is the message every recipient receives, Bcc recipients included (the first of the three
 // methods of RFC 5322 §3.6.3): nobody learns of the blind copies from the message. The sender's own
 // Sent copy keeps its Bcc field, as mail clients show it there.
-func StripBcc(raw []byte) []byte {
+func StripBcc(raw []byte) []byte { return StripFields(raw, "Bcc", "Resent-Bcc") }
+
+// StripFields returns raw without the header fields of these names (ASCII case-insensitive), with
+// their continuation lines, keeping every other byte as it was; raw itself when there is none. The
+// body is never touched.
+func StripFields(raw []byte, names ...string) []byte {
 	fields, _ := headerBounds(raw)
 	var drop []field
 	for _, f := range fields {
-		if asciiFold(f.name, "bcc") || asciiFold(f.name, "resent-bcc") {
-			drop = append(drop, f)
+		for _, n := range names {
+			if asciiFold(f.name, n) {
+				drop = append(drop, f)
+				break
+			}
 		}
 	}
 	if len(drop) == 0 {
