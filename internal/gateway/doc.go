@@ -18,8 +18,9 @@
 //
 // # Invariants
 //
-//   - Nothing readable is written: the message exists in memory from DATA until Deliver has sealed it
-//     (outbox.EnqueueSealed), and only the sealed envelopes and a placeholder body reach the store.
+//   - Nothing readable is written: the message exists in memory from DATA until Config.Queue has sealed
+//     it (the node passes outbox.EnqueueSealed), and only the sealed envelopes and a placeholder body
+//     reach the store. The package does not import the outbox: engines meet only in node.
 //   - "250" is said only after the sealed envelopes of every recipient are committed (store transaction
 //     with synchronous=FULL); any error before that is a 451 and the sender retries.
 //   - DMARC p=reject (and per-IP limits) refuse the mail before anything is sealed, so no proof of work is

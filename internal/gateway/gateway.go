@@ -16,8 +16,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
-	"github.com/tanglemail/tanglemail/internal/outbox"
-	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // Defaults of a real MX (RFC 5321 §4.5.3: at least 100 recipients; §4.5.3.2: 5-minute timeouts).
@@ -30,16 +28,20 @@ const (
 	DefaultTimeout         = 5 * time.Minute
 )
 
-// Config says how to run a gateway. Identity, Store, Dir and Domains are required.
+// Queue seals and durably queues a message for addresses, returning a queue id for logs.
+type Queue func(ctx context.Context, to []identity.Address, msg []byte) (int64, error)
+
+// Config says how to run a gateway. Identity, Queue, Dir and Domains are required.
 type Config struct {
-	Identity *identity.Identity // the gateway node's identity: the sealed sender of inbound mail
-	Network  [8]byte            // the Tangle network id the envelopes are sealed for
-	Store    *store.Store       // the node's mailbox store, whose outbox publishes the sealed mail
-	Notify   func()             // wakes the outbox after an enqueue; nil: none
-	Dir      string             // where gateway.db lives
-	Domains  []string           // served domains
-	Hostname string             // the MX host name (EHLO, Authentication-Results); default "mx."+Domains[0]
-	Operator identity.Address   // receives role mail (RFC 2142); zero: the gateway's own address
+	Identity *identity.Identity // the gateway node's identity (claims are bound to its address)
+	// Queue seals msg to every address and commits the sealed envelopes; it returns once they are
+	// durable (the node passes outbox.EnqueueSealed, so that engines meet only in node). msg is the
+	// only copy of the plaintext: Queue must not store it.
+	Queue    Queue
+	Dir      string           // where gateway.db lives
+	Domains  []string         // served domains
+	Hostname string           // the MX host name (EHLO, Authentication-Results); default "mx."+Domains[0]
+	Operator identity.Address // receives role mail (RFC 2142); zero: the gateway's own address
 	Policy   Policy
 	Resolver Resolver    // DNS for SPF/DKIM/DMARC; nil: net.DefaultResolver
 	TLS      *tls.Config // STARTTLS; nil: not offered
@@ -71,8 +73,8 @@ type Gateway struct {
 
 // New opens the claim table and prepares the MX; ServeSMTP and Handler run them.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Identity == nil || cfg.Store == nil || cfg.Dir == "" || len(cfg.Domains) == 0 {
-		return nil, errors.New("gateway: identity, store, directory and domains are required")
+	if cfg.Identity == nil || cfg.Queue == nil || cfg.Dir == "" || len(cfg.Domains) == 0 {
+		return nil, errors.New("gateway: identity, queue, directory and domains are required")
 	}
 	for i, d := range cfg.Domains {
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
@@ -95,9 +97,6 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Notify == nil {
-		cfg.Notify = func() {}
 	}
 	cfg.MaxMessageBytes = orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes)
 	cfg.MaxRecipients = orDefault(cfg.MaxRecipients, DefaultMaxRecipients)
@@ -169,16 +168,6 @@ func (g *Gateway) Stats() Stats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return Stats{Accepted: g.accepted, Refused: g.refused}
-}
-
-// deliver seals msg to every address and commits it, then wakes the outbox.
-func (g *Gateway) deliver(ctx context.Context, to []identity.Address, msg []byte) (store.OutboxID, error) {
-	id, err := outbox.EnqueueSealed(ctx, g.cfg.Store, g.cfg.Identity, g.cfg.Network, to, msg, g.now())
-	if err != nil {
-		return 0, err
-	}
-	g.cfg.Notify()
-	return id, nil
 }
 
 // Handler is the claim API (protocol.md §15.1).

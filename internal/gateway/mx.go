@@ -129,7 +129,7 @@ func (s *session) Data(r io.Reader) error {
 	full = append(full, res.Field(s.g.cfg.Hostname)...)
 	full = append(full, received...)
 	full = append(full, msg...)
-	oid, err := s.g.deliver(ctx, s.rcpts, full)
+	oid, err := s.g.cfg.Queue(ctx, s.rcpts, full)
 	clear(full) // best effort: the plaintext does not outlive the session longer than needed
 	clear(msg)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/selfsigned"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -63,7 +64,10 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Identity: f.gw, Network: tangle.DevNet.ID, Store: f.st, Dir: f.dir, Domains: []string{"gw.test"},
+		Identity: f.gw, Queue: func(ctx context.Context, to []identity.Address, msg []byte) (int64, error) {
+			id, err := outbox.EnqueueSealed(ctx, f.st, f.gw, tangle.DevNet.ID, to, msg, time.Now())
+			return int64(id), err
+		}, Dir: f.dir, Domains: []string{"gw.test"},
 		Operator: seedID(t, 3).Address(), Policy: Policy{Open: true}, Resolver: f.dns.Resolver(),
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, MaxMessageBytes: 100 << 10,
 	}

@@ -99,7 +99,9 @@ type Config struct {
 	// --blob-auto-stranger-mib); larger mail gets a notice in INBOX and waits for POST
 	// /api/blobs/{key}/accept. Zero: DefaultBlobAutoContact, DefaultBlobAutoStranger; negative: none.
 	BlobAutoContact, BlobAutoStranger int64
-	receiptClock                      outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
+	// Gateway runs the inbound gateway to Internet mail (gateway.go, internal/gateway).
+	Gateway      GatewayConfig
+	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -164,6 +166,7 @@ type Node struct {
 	apiLn    net.Listener
 	provider *storageSide // nil unless Config.Storage.Enabled (storage.go)
 	blobs    *blobSide    // nil on a light client (blob.go)
+	gw       *gatewaySide // nil unless Config.Gateway.Enabled (gateway.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
@@ -228,6 +231,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.fetchStored(ctx)
 	n.unregister = n.net.OnBlock(n.inbox.HandleBlock)
 	if err := n.startFrontDoors(); err != nil {
+		return nil, err
+	}
+	if err := n.startGateway(); err != nil {
 		return nil, err
 	}
 	n.goBackground("pruning", func() error { n.pruneLoop(n.bg); return nil })
@@ -685,6 +691,7 @@ func (n *Node) Close() error {
 		} else if n.imapLn != nil {
 			errs = append(errs, n.imapLn.Close())
 		}
+		errs = append(errs, n.closeGateway())
 		if n.cancel != nil {
 			n.cancel()
 		}
