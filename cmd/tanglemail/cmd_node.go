@@ -110,13 +110,22 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	if len(args) > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
 	}
-	params, err := networkFlag(f.network)
+	cfg, err := nodeConfig(env, f)
 	if err != nil {
 		return err
 	}
+	return serveNode(env, f, cfg, nil)
+}
+
+// nodeConfig turns the node flags into a node configuration.
+func nodeConfig(env *cmdEnv, f *nodeFlags) (node.Config, error) {
+	params, err := networkFlag(f.network)
+	if err != nil {
+		return node.Config{}, err
+	}
 	log, pass, err := logAndPassphrase(env, f.logLevel, f.passphraseFile)
 	if err != nil {
-		return err
+		return node.Config{}, err
 	}
 	cfg := node.DefaultConfig(f.dataDir)
 	cfg.Network = params
@@ -135,38 +144,43 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.StorageProviders, cfg.StorageGrants = f.storageProv.values, f.storageGrant.values
 	cfg.BlobAutoContact, cfg.BlobAutoStranger = blobLimit(f.blobAutoMiB), blobLimit(f.blobAutoStrangerMiB)
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
-		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
+		return node.Config{}, usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}
 
 	cfg.Storage.Enabled = f.storage || f.public || len(f.storageAllow.values) > 0
 	cfg.Storage.Public = f.public
 	if cfg.Storage.CapBytes, err = parseSize(f.storageCap); err != nil || cfg.Storage.CapBytes < 1<<20 {
-		return usageError{fmt.Sprintf("--storage-cap %q: want a size of at least 1MiB, such as 512MiB or 10GiB", f.storageCap)}
+		return node.Config{}, usageError{fmt.Sprintf("--storage-cap %q: want a size of at least 1MiB, such as 512MiB or 10GiB", f.storageCap)}
 	}
 	for _, k := range f.storageAllow.values {
 		key, err := node.ParseStorageKey(k)
 		if err != nil {
-			return usageError{err.Error()}
+			return node.Config{}, usageError{err.Error()}
 		}
 		cfg.Storage.Allow = append(cfg.Storage.Allow, key)
 	}
 	if f.storagePrice != "" {
 		price, err := payment.ParseIOTA(f.storagePrice)
 		if err != nil || price == 0 {
-			return usageError{fmt.Sprintf("--storage-price %q: want a positive amount of IOTA per MiB·day, such as 0.0001", f.storagePrice)}
+			return node.Config{}, usageError{fmt.Sprintf("--storage-price %q: want a positive amount of IOTA per MiB·day, such as 0.0001", f.storagePrice)}
 		}
 		payee, err := payment.ParseAddress(f.paymentAddress)
 		if err != nil {
-			return usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
+			return node.Config{}, usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
 		}
 		if f.paymentRPC == "" {
-			return usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
+			return node.Config{}, usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
 		}
 		cfg.Storage.Enabled = true
 		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: strings.Split(f.paymentRPC, ","), ChainID: f.paymentChainID,
 			Confirmations: f.paymentConfirmations, Payee: payee, Price: price}
 	}
+	return cfg, nil
+}
 
+// serveNode runs a node on cfg until the command is stopped; banner, if set, prints more once it runs.
+func serveNode(env *cmdEnv, f *nodeFlags, cfg node.Config, banner func(*node.Node)) error {
+	params := cfg.Network
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.Start(ctx, cfg)
@@ -194,6 +208,9 @@ Stop with Ctrl-C.
 		}
 		fmt.Fprintf(env.stdout, "\nThis node is a %s with a %s cap. Grant a subscription with\n  tanglemail storage grant --mib 64 --days 30\n",
 			role, f.storageCap)
+	}
+	if banner != nil {
+		banner(n)
 	}
 	hinted := make(chan struct{})
 	go func() {

@@ -30,6 +30,7 @@ func commands() []*command {
 		walletCommand(),
 		inviteCommand(),
 		storageCommand(),
+		gatewayCommand(),
 		joinCommand(),
 		versionCommand(),
 	}
