@@ -99,6 +99,9 @@ type Config struct {
 	// --blob-auto-stranger-mib); larger mail gets a notice in INBOX and waits for POST
 	// /api/blobs/{key}/accept. Zero: DefaultBlobAutoContact, DefaultBlobAutoStranger; negative: none.
 	BlobAutoContact, BlobAutoStranger int64
+	// RelayGateway, if set, is the gateway that sends this user's mail to Internet recipients (SMTP
+	// submission accepts them; protocol.md §15.4).
+	RelayGateway identity.Address
 	// Gateway runs the inbound gateway to Internet mail (gateway.go, internal/gateway).
 	Gateway      GatewayConfig
 	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
@@ -374,6 +377,8 @@ func (n *Node) startFrontDoors() (err error) {
 		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
+
+		RelayGateway: cfg.RelayGateway,
 	})
 	n.imapLn, err = net.Listen("tcp", cfg.IMAPListen)
 	if err != nil {

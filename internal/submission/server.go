@@ -38,6 +38,11 @@ type Message struct {
 	// client's bytes plus the added fields. mail.StripBcc(SentCopy) == Raw.
 	SentCopy  []byte
 	MessageID string // the message's Message-ID, without angle brackets
+	// Internet are the recipients that are Internet addresses, accepted only with
+	// Options.RelayGateway set: the backend sends them a relay message (protocol.md §15.4) sealed to
+	// that gateway. Rcpts may then be empty.
+	Internet []string
+	RelayVia identity.Address // Options.RelayGateway, when Internet is not empty
 }
 
 // Backend takes accepted messages. Submit must return nil only once the message is durably
@@ -79,6 +84,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// SubmitTimeout bounds Backend.Submit; default DefaultSubmitTimeout.
 	SubmitTimeout time.Duration
+	// RelayGateway is the Internet-mail gateway that relays mail for Internet recipients
+	// (protocol.md §15.4); zero: such recipients are refused with 550 5.1.1.
+	RelayGateway identity.Address
 }
 
 // Server is an SMTP submission server (RFC 6409) in front of a Backend.
