@@ -15,6 +15,11 @@
 //   - authentication (auth.go): SPF (RFC 7208, blitiri.com.ar/go/spf), DKIM (RFC 6376, go-msgauth),
 //     DMARC (RFC 7489: record discovery with the organizational domain from the public suffix list,
 //     alignment, policy) and the Authentication-Results field (RFC 8601) prepended to the message.
+//   - the outbound relay (relay.go, relayqueue.go, deliver.go, dsn.go; protocol.md §15.4): relay
+//     messages from identities with an active claim, rate-limited per claim, From rewritten to the
+//     claim and DKIM-signed, queued durably in relay.db (the one place plaintext is kept, until
+//     delivered: docs/threat-model.md), delivered by MX lookup with opportunistic STARTTLS, retried
+//     with backoff; delivered and failed reports (RFC 3464) go back sealed through Config.Queue.
 //
 // # Invariants
 //
