@@ -37,6 +37,12 @@ type GatewayConfig struct {
 	MaxMessageBytes int64
 	MaxConnsPerIP   int
 	MsgsPerIPMinute int
+	// The outbound relay (relay.go; zero: gateway.RelayConfig's defaults). RelayPort is the recipients'
+	// SMTP port (25; tests use another, MX records carry none).
+	RelayPort     int
+	RelayPerHour  int
+	RelayMaxAge   time.Duration
+	RelayMinRetry time.Duration
 }
 
 // DKIMKeyFile is the gateway's DKIM signing key (PEM, PKCS#8 RSA-2048) in the data directory; its public
@@ -52,6 +58,7 @@ type gatewaySide struct {
 	claimLn net.Listener
 	http    *http.Server
 	dkimPub []byte // DER SubjectPublicKeyInfo
+	relay   *gateway.Relay
 }
 
 // startGateway opens the gateway (if enabled) and serves its MX and claim API. It runs after the
@@ -87,6 +94,9 @@ func (n *Node) startGateway() error {
 	}
 	if s.claimLn, err = net.Listen("tcp", gc.ClaimListen); err != nil {
 		return fmt.Errorf("gateway claim API listen on %s: %w (choose another --claim-listen)", gc.ClaimListen, err)
+	}
+	if err := n.startRelay(g); err != nil {
+		return err
 	}
 	s.http = &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	n.goBackground("gateway MX", func() error { return g.ServeSMTP(s.mxLn) })

@@ -701,6 +701,7 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		errs = append(errs, n.closeRelay())
 		errs = append(errs, n.closeLight()...)
 		if n.unregister != nil {
 			n.unregister()
