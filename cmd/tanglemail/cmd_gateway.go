@@ -29,6 +29,7 @@ type gatewayFlags struct {
 	operator    string
 	maxSize     string
 	publicIP    string
+	relayHour   int // --relay-per-hour: outbound messages per claimed address and hour
 	// claim (a user's): --gateway, --gateway-address, --revoke
 	gatewayURL  string
 	gatewayAddr string
@@ -57,7 +58,12 @@ claim API:
 
 The claim is signed by the user's identity key and bound to the gateway, the address, the time and a
 nonce; --gateway-address pins the gateway's tanglemail address (else the one the gateway reports is
-used). Every node flag (see tanglemail node --help) applies to the gateway's node too.`,
+used). A claim also records the gateway in the user's data directory: from its next start the user's
+node accepts Internet recipients in SMTP submission and sends them to the gateway (sealed, over the
+Tangle; tanglemail node --relay-gateway names another). The gateway relays only for identities holding
+a claim (at most --relay-per-hour messages per claim), sends as the claimed address, DKIM-signs with the
+key of the printed record, delivers by MX lookup with STARTTLS from a durable queue, and reports back
+with a delivery notice or a bounce (RFC 3464) in the user's INBOX. Every node flag (see tanglemail node --help) applies to the gateway's node too.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &gatewayFlags{nodeFlags: nodeCommand().flags(fs, getenv).(*nodeFlags)}
 			f.domains, f.allow = newListFlag(), newListFlag()
@@ -69,6 +75,7 @@ used). Every node flag (see tanglemail node --help) applies to the gateway's nod
 			fs.Var(f.allow, "allow", "with --policy allowlist: tanglemail addresses that may claim, comma-separated")
 			fs.StringVar(&f.operator, "operator", "", "tanglemail address that receives postmaster@, abuse@, … (default: this node's)")
 			fs.StringVar(&f.maxSize, "max-message-size", "10MiB", "largest message accepted (larger: 552)")
+			fs.IntVar(&f.relayHour, "relay-per-hour", gateway.DefaultRelayPerHour, "outbound mail: messages accepted per claimed address and hour (more: a DSN)")
 			fs.StringVar(&f.publicIP, "public-ip", "", "the MX's public IP, printed in the A record to publish")
 			fs.StringVar(&f.gatewayURL, "gateway", "", "claim: the gateway's claim API, e.g. http://gw.example.org:4582")
 			fs.StringVar(&f.gatewayAddr, "gateway-address", "", "claim: the gateway's tanglemail address, to pin it")
@@ -125,6 +132,10 @@ func runGateway(env *cmdEnv, o any, args []string) error {
 	if gc.MaxMessageBytes, err = parseSize(f.maxSize); err != nil || gc.MaxMessageBytes < 64<<10 {
 		return usageError{fmt.Sprintf("--max-message-size %q: want a size of at least 64KiB, such as 10MiB", f.maxSize)}
 	}
+	if f.relayHour < 1 {
+		return usageError{fmt.Sprintf("--relay-per-hour %d: want at least 1", f.relayHour)}
+	}
+	gc.RelayPerHour = f.relayHour
 	cfg.Gateway = gc
 	return serveNode(env, f.nodeFlags, cfg, func(n *node.Node) {
 		printGatewayBanner(env.stdout, n, f.publicIP)
@@ -205,9 +216,13 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	}
 	if ans.Op == "revoke" {
 		fmt.Fprintf(env.stdout, "Revoked: %s no longer delivers to %s.\n", ans.Address, id.Address().Mail())
-	} else {
-		fmt.Fprintf(env.stdout, "Claimed: mail to %s is delivered to %s through the gateway %s.\n", ans.Address, id.Address().Mail(), info.Address)
+		return node.ForgetRelayGateway(f.dataDir, gw)
 	}
+	fmt.Fprintf(env.stdout, "Claimed: mail to %s is delivered to %s through the gateway %s.\n", ans.Address, id.Address().Mail(), info.Address)
+	if err := node.SaveRelayGateway(f.dataDir, gw); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "Your node sends mail to Internet addresses through this gateway, as %s (from its next start).\n", ans.Address)
 	return nil
 }
 

@@ -95,7 +95,7 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
 			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
 			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-			fs.StringVar(&f.relayGateway, "relay-gateway", "", "<address>@tangle of the Internet-mail gateway you claimed an address on: SMTP submission then accepts Internet recipients and sends them through it")
+			fs.StringVar(&f.relayGateway, "relay-gateway", "", "<address>@tangle of the Internet-mail gateway that sends your mail to Internet addresses (SMTP submission then accepts them); default: the gateway of your last \"tanglemail gateway claim\"")
 			f.storageProv, f.storageGrant = newListFlag(), newListFlag()
 			fs.Float64Var(&f.blobAutoMiB, "blob-auto-mib", node.DefaultBlobAutoContact>>20, "largest mail from a contact fetched without asking, MiB (attachments travel as sealed blobs; 0: always ask)")
 			fs.Float64Var(&f.blobAutoStrangerMiB, "blob-auto-stranger-mib", node.DefaultBlobAutoStranger>>20, "largest mail from anyone not in your contacts fetched without asking, MiB (larger: a notice in INBOX, accept it in the web client)")
@@ -150,6 +150,8 @@ func nodeConfig(env *cmdEnv, f *nodeFlags) (node.Config, error) {
 		if cfg.RelayGateway, err = mail.ParseRecipient(f.relayGateway); err != nil {
 			return node.Config{}, usageError{fmt.Sprintf("--relay-gateway %q: want the gateway's <address>@tangle (%v)", f.relayGateway, err)}
 		}
+	} else if cfg.RelayGateway, _, err = node.LoadRelayGateway(f.dataDir); err != nil {
+		return node.Config{}, err // the gateway recorded by "tanglemail gateway claim"
 	}
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
 		return node.Config{}, usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/gateway"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -181,4 +184,39 @@ func (n *Node) GatewayRelay() *gateway.Relay {
 		return nil
 	}
 	return n.gw.relay
+}
+
+// RelayGatewayFile, in a user's data directory, names (as <address>@tangle) the gateway the user
+// claimed an address on with "tanglemail gateway claim": without --relay-gateway the node sends
+// Internet mail through it.
+const RelayGatewayFile = "relay-gateway"
+
+// SaveRelayGateway records gw as the user's relay gateway (after a claim).
+func SaveRelayGateway(dataDir string, gw identity.Address) error {
+	return atomicfile.Write(filepath.Join(dataDir, RelayGatewayFile), []byte(gw.Mail()+"\n"), 0o600)
+}
+
+// ForgetRelayGateway removes the record if it names gw (after the revoke of a claim).
+func ForgetRelayGateway(dataDir string, gw identity.Address) error {
+	a, ok, err := LoadRelayGateway(dataDir)
+	if err != nil || !ok || !a.Equal(gw) {
+		return err
+	}
+	return os.Remove(filepath.Join(dataDir, RelayGatewayFile))
+}
+
+// LoadRelayGateway returns the recorded relay gateway; ok is false if none is recorded.
+func LoadRelayGateway(dataDir string) (gw identity.Address, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, RelayGatewayFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return identity.Address{}, false, nil
+	}
+	if err != nil {
+		return identity.Address{}, false, err
+	}
+	a, err := mail.ParseRecipient(strings.TrimSpace(string(b)))
+	if err != nil {
+		return identity.Address{}, false, fmt.Errorf("%s: %w", RelayGatewayFile, err)
+	}
+	return a, true, nil
 }

@@ -378,3 +378,35 @@ func startRecordingMX(t *testing.T, port int) *recordingMX {
 	t.Cleanup(func() { s.Close() })
 	return m
 }
+
+// The gateway a claim was made on is recorded in the data directory and forgotten by its revoke.
+func TestRelayGatewayFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, ok, err := LoadRelayGateway(dir); ok || err != nil {
+		t.Fatalf("empty dir: %v %v", ok, err)
+	}
+	a, _ := identity.ParseAddress("tm1yqak5faue6m2gttz5w5dq2n0p4ek2vs4wuw7ysax8tqy3gvtt8dzjv2wx6m")
+	b, _ := identity.ParseAddress("tm19qp6zpal708pp0sawrw33e6tczvk0exkxzd62r2lrhwgveqj25cmshel8e9")
+	if err := SaveRelayGateway(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := LoadRelayGateway(dir); !ok || err != nil || !got.Equal(a) {
+		t.Fatalf("load: %v %v %v", got, ok, err)
+	}
+	if err := ForgetRelayGateway(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := LoadRelayGateway(dir); !ok {
+		t.Fatal("forgot the gateway on another gateway's revoke")
+	}
+	if err := ForgetRelayGateway(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := LoadRelayGateway(dir); ok {
+		t.Fatal("still recorded after the revoke")
+	}
+	os.WriteFile(filepath.Join(dir, RelayGatewayFile), []byte("junk\n"), 0o600)
+	if _, _, err := LoadRelayGateway(dir); err == nil {
+		t.Fatal("junk accepted")
+	}
+}
