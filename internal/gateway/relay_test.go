@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,86 +23,9 @@ import (
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
-	"github.com/tanglemail/tanglemail/internal/selfsigned"
+	"github.com/tanglemail/tanglemail/internal/smtptest"
 	"github.com/tanglemail/tanglemail/internal/testwait"
 )
-
-// fakeMX is an Internet MX on loopback: it records what it accepts; rcptErr, if set, answers RCPT.
-type fakeMX struct {
-	addr string
-	port int
-
-	mu      sync.Mutex
-	got     []fakeMail
-	rcptErr *smtp.SMTPError
-	tls     bool // whether the last session was under STARTTLS
-}
-
-type fakeMail struct {
-	from, rcpt string
-	data       []byte
-}
-
-func startFakeMX(t *testing.T) *fakeMX {
-	t.Helper()
-	m := &fakeMX{}
-	cert, err := selfsigned.New(selfsigned.Names{DNS: []string{"mx.example.test"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &fakeSession{m: m, c: c}, nil }))
-	s.Domain = "mx.example.test"
-	s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.addr = ln.Addr().String()
-	m.port = ln.Addr().(*net.TCPAddr).Port
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return m
-}
-
-func (m *fakeMX) mails() []fakeMail {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]fakeMail(nil), m.got...)
-}
-
-type fakeSession struct {
-	m        *fakeMX
-	c        *smtp.Conn
-	from, to string
-}
-
-func (s *fakeSession) Reset()        {}
-func (s *fakeSession) Logout() error { return nil }
-func (s *fakeSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
-	return nil
-}
-func (s *fakeSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.m.mu.Lock()
-	defer s.m.mu.Unlock()
-	if s.m.rcptErr != nil {
-		return s.m.rcptErr
-	}
-	s.to = to
-	return nil
-}
-func (s *fakeSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	_, tlsOn := s.c.TLSConnectionState()
-	s.m.mu.Lock()
-	s.m.got = append(s.m.got, fakeMail{from: s.from, rcpt: s.to, data: b})
-	s.m.tls = tlsOn
-	s.m.mu.Unlock()
-	return nil
-}
 
 // relayFixture is a gateway (no MX served) with alice's claim alice@gw.test, its relay, a fake MX for
 // example.test and a DNS server with the MX and the gateway's DKIM record.
@@ -116,7 +37,7 @@ type relayFixture struct {
 	rcfg    RelayConfig
 	gw      *identity.Identity
 	alice   *identity.Identity
-	mx      *fakeMX
+	mx      *smtptest.MX
 	dns     *dnstest.Server
 	cancel  context.CancelFunc
 	done    chan error
@@ -149,7 +70,7 @@ func dkimKey(t testing.TB) (*rsa.PrivateKey, string) {
 func newRelayFixture(t *testing.T, mod func(*RelayConfig)) *relayFixture {
 	t.Helper()
 	f := &relayFixture{dir: t.TempDir(), gw: seedID(t, 2), alice: seedID(t, 1)}
-	f.mx = startFakeMX(t)
+	f.mx = smtptest.StartMX(t, 0)
 	key, rec := dkimKey(t)
 	f.dns = dnstest.Start(t,
 		`example.test. MX 10 mx.example.test.`,
@@ -167,7 +88,7 @@ func newRelayFixture(t *testing.T, mod func(*RelayConfig)) *relayFixture {
 			return int64(len(f.reports)), nil
 		}, Dir: f.dir, Domains: []string{"gw.test"}, Policy: Policy{Open: true}, Resolver: f.dns.Resolver(),
 	}
-	f.rcfg = RelayConfig{DKIMKey: key, DKIMSelector: "tanglemail", Port: f.mx.port, MinRetry: 20 * time.Millisecond,
+	f.rcfg = RelayConfig{DKIMKey: key, DKIMSelector: "tanglemail", Port: f.mx.Port, MinRetry: 20 * time.Millisecond,
 		MaxRetry: 50 * time.Millisecond, Timeout: 10 * time.Second, DeliveredReports: true}
 	if mod != nil {
 		mod(&f.rcfg)
@@ -252,16 +173,16 @@ func TestRelayDelivers(t *testing.T) {
 	if err := f.r.Submit(ctx, f.alice.Address(), relayMsg(t, f.alice.Address().Mail(), "bob@example.test")); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, "delivery", 20*time.Second, func() bool { return len(f.mx.mails()) == 1 })
-	m := f.mx.mails()[0]
-	if m.from != "alice@gw.test" || m.rcpt != "bob@example.test" || !f.mx.tls {
-		t.Fatalf("envelope %q → %q, tls %v", m.from, m.rcpt, f.mx.tls)
+	testwait.For(t, "delivery", 20*time.Second, func() bool { return len(f.mx.Mails()) == 1 })
+	m := f.mx.Mails()[0]
+	if m.From != "alice@gw.test" || m.Rcpt != "bob@example.test" || !m.TLS {
+		t.Fatalf("envelope %q → %q, tls %v", m.From, m.Rcpt, m.TLS)
 	}
-	if bytes.Contains(m.data, []byte(f.alice.Address().Mail())) || !bytes.Contains(m.data, []byte("From: \"Alice\" <alice@gw.test>")) &&
-		!bytes.Contains(m.data, []byte("From: Alice <alice@gw.test>")) {
-		t.Errorf("From not rewritten:\n%s", m.data)
+	if bytes.Contains(m.Data, []byte(f.alice.Address().Mail())) || !bytes.Contains(m.Data, []byte("From: \"Alice\" <alice@gw.test>")) &&
+		!bytes.Contains(m.Data, []byte("From: Alice <alice@gw.test>")) {
+		t.Errorf("From not rewritten:\n%s", m.Data)
 	}
-	vs, err := dkim.VerifyWithOptions(bytes.NewReader(m.data), &dkim.VerifyOptions{LookupTXT: func(d string) ([]string, error) {
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(m.Data), &dkim.VerifyOptions{LookupTXT: func(d string) ([]string, error) {
 		return f.dns.Resolver().LookupTXT(context.Background(), d)
 	}})
 	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "gw.test" {
@@ -300,7 +221,7 @@ func TestRelayRefusesUnclaimed(t *testing.T) {
 	if st := f.r.Stats(ctx); st.Pending != 0 || st.Refused != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if len(f.mx.mails()) != 0 {
+	if len(f.mx.Mails()) != 0 {
 		t.Fatal("an unclaimed identity's mail was sent")
 	}
 	// A malformed request is refused too.
@@ -329,7 +250,7 @@ func TestRelayRateLimit(t *testing.T) {
 func TestRelayBounces(t *testing.T) {
 	f := newRelayFixture(t, func(c *RelayConfig) { c.MaxAge = 300 * time.Millisecond })
 	ctx := context.Background()
-	f.mx.rcptErr = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	f.mx.RcptErr = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 	// example.test answers 550 5.1.1; nomail.test has a null MX (RFC 7505).
 	f.run()
 	for _, rc := range []string{"bob@example.test", "x@nomail.test"} {
@@ -383,7 +304,7 @@ func TestRelayRestart(t *testing.T) {
 	f.close(t)
 	f.open(t)
 	f.run()
-	testwait.For(t, "delivery after restart", 20*time.Second, func() bool { return len(f.mx.mails()) == 1 })
+	testwait.For(t, "delivery after restart", 20*time.Second, func() bool { return len(f.mx.Mails()) == 1 })
 	testwait.For(t, "empty queue", 10*time.Second, func() bool { return f.r.Stats(ctx).Pending == 0 })
 	f.close(t)
 	for _, name := range []string{RelayFile, RelayFile + "-wal"} {

@@ -20,6 +20,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/smtptest"
 	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
@@ -91,8 +92,8 @@ func TestRelaySIGKILL(t *testing.T) {
 	if len(acked) < killAt {
 		t.Fatalf("the child acknowledged %d requests, want %d", len(acked), killAt)
 	}
-	mx := startFakeMX(t)
-	g, r := crashGateway(t, dir, dns.Addr, mx.port)
+	mx := smtptest.StartMX(t, 0)
+	g, r := crashGateway(t, dir, dns.Addr, mx.Port)
 	defer g.Close()
 	defer r.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,9 +102,9 @@ func TestRelaySIGKILL(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	testwait.For(t, "every acknowledged message delivered", 60*time.Second, func() bool {
 		got := map[string]bool{}
-		for _, m := range mx.mails() {
+		for _, m := range mx.Mails() {
 			for k := range acked {
-				if strings.Contains(string(m.data), "marker-"+k+"-end") {
+				if strings.Contains(string(m.Data), "marker-"+k+"-end") {
 					got[k] = true
 				}
 			}

@@ -25,27 +25,7 @@ func TestProtocolVectorsRelay(t *testing.T) {
 		"message":    hex.EncodeToString(relayVectorMsg),
 		"relay":      hex.EncodeToString(enc),
 	}
-	vs, err := protocoldoc.Read(protocoldoc.Path, "### 15.5 Relay test vector")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := 0
-	for _, v := range vs {
-		for _, k := range v.Keys {
-			w, ok := want[k]
-			if !ok {
-				t.Errorf("unknown key %q", k)
-				continue
-			}
-			seen++
-			if v.Vals[k] != w {
-				t.Errorf("%s = %s in protocol.md, the code gives %s", k, v.Vals[k], w)
-			}
-		}
-	}
-	if seen != len(want) {
-		t.Errorf("protocol.md checks %d values, the code computes %d", seen, len(want))
-	}
+	protocoldoc.Check(t, protocoldoc.Path, "### 15.5 Relay test vector", want)
 	rcpts, msg, err := ParseRelay(enc)
 	if err != nil || strings.Join(rcpts, ",") != want["recipients"] || !bytes.Equal(msg, relayVectorMsg) {
 		t.Fatalf("ParseRelay = %v, %q, %v", rcpts, msg, err)

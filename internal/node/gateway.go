@@ -211,17 +211,9 @@ func loadOrCreateDKIM(path string) ([]byte, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: not PEM", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	rk, err := parseDKIMKey(path, b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an RSA key", path)
+		return nil, err
 	}
 	return x509.MarshalPKIXPublicKey(&rk.PublicKey)
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -149,12 +150,17 @@ func (n *Node) relayOne(ctx context.Context, r *gateway.Relay, inbox store.Mailb
 	return nil
 }
 
-// loadDKIMSigner reads the gateway's DKIM key (PEM, PKCS#8), made by loadOrCreateDKIM.
+// loadDKIMSigner reads the gateway's DKIM key, made by loadOrCreateDKIM.
 func loadDKIMSigner(path string) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parseDKIMKey(path, b)
+}
+
+// parseDKIMKey decodes the DKIM key file's contents (PEM, PKCS#8 RSA).
+func parseDKIMKey(path string, b []byte) (*rsa.PrivateKey, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
 		return nil, fmt.Errorf("%s: not PEM", path)
@@ -163,11 +169,11 @@ func loadDKIMSigner(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s, ok := k.(crypto.Signer)
+	rk, ok := k.(*rsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not a signing key", path)
+		return nil, fmt.Errorf("%s: not an RSA key", path)
 	}
-	return s, nil
+	return rk, nil
 }
 
 // closeRelay closes the relay's queue, after the background goroutines (Run, the intake) are done.

@@ -3,27 +3,24 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/emersion/go-smtp"
 
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/selfsigned"
+	"github.com/tanglemail/tanglemail/internal/smtptest"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -306,10 +303,10 @@ func TestGatewayOutboundBounceAndRestart(t *testing.T) {
 		return st.Pending == 1 && st.Retried > 0
 	})
 	gw.Close()
-	mx := startRecordingMX(t, port)
+	mx := smtptest.StartMX(t, port)
 	gw2 := startNode(t, gcfg)
-	waitFor(t, "delivery after the restart", 90*time.Second, func() bool { return len(mx.mails()) == 1 })
-	m := mx.mails()[0]
+	waitFor(t, "delivery after the restart", 90*time.Second, func() bool { return len(mx.Mails()) == 1 })
+	m := mx.Mails()[0].Data
 	if !bytes.Contains(m, []byte("restart-2b9e")) {
 		t.Fatalf("delivered:\n%s", m)
 	}
@@ -329,54 +326,6 @@ func certPEM(t *testing.T, name string) (cert, key []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
-// recordingMX is a minimal Internet MX on 127.0.0.1:port (STARTTLS) that accepts and records all mail.
-type recordingMX struct {
-	mu  sync.Mutex
-	got [][]byte
-}
-
-func (m *recordingMX) mails() [][]byte {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([][]byte(nil), m.got...)
-}
-
-type recordingSession struct{ m *recordingMX }
-
-func (recordingSession) Reset()                               {}
-func (recordingSession) Logout() error                        { return nil }
-func (recordingSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (recordingSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s recordingSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.m.mu.Lock()
-	s.m.got = append(s.m.got, b)
-	s.m.mu.Unlock()
-	return nil
-}
-
-func startRecordingMX(t *testing.T, port int) *recordingMX {
-	t.Helper()
-	m := &recordingMX{}
-	c, err := selfsigned.New(selfsigned.Names{DNS: []string{"mx.down.test"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return recordingSession{m}, nil }))
-	s.Domain = "mx.down.test"
-	s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{c}}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return m
 }
 
 // The gateway a claim was made on is recorded in the data directory and forgotten by its revoke.
