@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -179,9 +180,12 @@ func (p *postfix) mailbox(t *testing.T) [][]byte {
 
 // outboundPair starts a gateway node for gw.test (relaying to port) and alice's node configured to
 // relay through it, with alice@gw.test claimed; dns gets the gateway's DKIM record.
-func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod func(*Config)) (gw, alice *Node, gcfg Config) {
+func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod func(*Config)) (gw, alice *Node, gcfg Config, logs *lockedBuffer) {
 	t.Helper()
+	logs = &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	gcfg = gatewayConfig(t, dns)
+	gcfg.Log = log
 	gcfg.Gateway.RelayPort = port
 	gcfg.Gateway.RelayMinRetry = 50 * time.Millisecond
 	if mod != nil {
@@ -198,10 +202,25 @@ func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod func(*Config)
 	acfg := testConfig(t, t.TempDir())
 	acfg.Bootstrap = gw.Network().Addrs()
 	acfg.RelayGateway = gw.Identity().Address()
+	acfg.Log = log
 	alice = startNode(t, acfg)
 	waitFor(t, "peering", 10*time.Second, func() bool { return gw.Network().PeerCount() == 1 })
 	claimAddress(t, gw, alice.Identity(), "alice")
-	return gw, alice, gcfg
+	return gw, alice, gcfg, logs
+}
+
+// noAddressesLogged checks the INFO logs of an outbound test for addresses and content.
+func noAddressesLogged(t *testing.T, logs *lockedBuffer, alice *Node, secrets ...string) {
+	t.Helper()
+	out := logs.String()
+	if !strings.Contains(out, "gateway: relay") {
+		t.Fatalf("no relay log lines:\n%s", out)
+	}
+	for _, s := range append(secrets, alice.Identity().Address().String(), "alice@gw.test", "Hello Bob") {
+		if strings.Contains(out, s) {
+			t.Errorf("the INFO logs contain %q:\n%s", s, out)
+		}
+	}
 }
 
 func outboundMessage(alice identity.Address, to, marker string) string {
@@ -227,7 +246,7 @@ func verifyDKIM(t *testing.T, dns *dnstest.Server, msg []byte) {
 func TestGatewayOutboundPostfix(t *testing.T) {
 	pf := startPostfix(t)
 	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
-	gw, alice, gcfg := outboundPair(t, dns, pf.port, nil)
+	gw, alice, gcfg, logs := outboundPair(t, dns, pf.port, nil)
 	marker := "outbound-marker-5d1c07"
 	submit(t, alice, []string{"bob@example.test"}, outboundMessage(alice.Identity().Address(), "bob@example.test", marker))
 
@@ -258,6 +277,7 @@ func TestGatewayOutboundPostfix(t *testing.T) {
 	if st := gw.GatewayRelay().Stats(context.Background()); st.Delivered != 1 || st.Pending != 0 {
 		t.Errorf("relay stats %+v", st)
 	}
+	noAddressesLogged(t, logs, alice, "bob@example.test", marker)
 	gw.Close()
 	b, err := os.ReadFile(filepath.Join(gcfg.DataDir, "relay.db"))
 	if err != nil {
@@ -279,7 +299,7 @@ func TestGatewayOutboundBounceAndRestart(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // connections to port are refused until something listens there
 	dns := dnstest.Start(t, `down.test. MX 10 mx.down.test.`, `mx.down.test. A 127.0.0.1`)
-	gw, alice, gcfg := outboundPair(t, dns, port, func(c *Config) { c.Gateway.RelayMaxAge = 3 * time.Second })
+	gw, alice, gcfg, logs := outboundPair(t, dns, port, func(c *Config) { c.Gateway.RelayMaxAge = 3 * time.Second })
 	submit(t, alice, []string{"bob@down.test"}, outboundMessage(alice.Identity().Address(), "bob@down.test", "bounce-7f3a"))
 	waitFor(t, "the DSN in alice's INBOX", 90*time.Second, func() bool {
 		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
@@ -312,6 +332,7 @@ func TestGatewayOutboundBounceAndRestart(t *testing.T) {
 	}
 	verifyDKIM(t, dns, m)
 	waitFor(t, "the queue empty", 30*time.Second, func() bool { return gw2.GatewayRelay().Stats(context.Background()).Pending == 0 })
+	noAddressesLogged(t, logs, alice, "bob@down.test", "bounce-7f3a", "restart-2b9e")
 }
 
 func certPEM(t *testing.T, name string) (cert, key []byte) {
