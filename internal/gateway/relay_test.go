@@ -67,7 +67,7 @@ func dkimKey(t testing.TB) (*rsa.PrivateKey, string) {
 	return key, strings.Join(parts, " ")
 }
 
-func newRelayFixture(t *testing.T, mod func(*RelayConfig)) *relayFixture {
+func newRelayFixture(t testing.TB, mod func(*RelayConfig)) *relayFixture {
 	t.Helper()
 	f := &relayFixture{dir: t.TempDir(), gw: seedID(t, 2), alice: seedID(t, 1)}
 	f.mx = smtptest.StartMX(t, 0)
@@ -107,7 +107,7 @@ func newRelayFixture(t *testing.T, mod func(*RelayConfig)) *relayFixture {
 }
 
 // open opens the gateway and its relay (not running).
-func (f *relayFixture) open(t *testing.T) {
+func (f *relayFixture) open(t testing.TB) {
 	t.Helper()
 	var err error
 	cfg := f.cfg
@@ -127,7 +127,7 @@ func (f *relayFixture) run() {
 	go func() { f.done <- f.r.Run(ctx) }()
 }
 
-func (f *relayFixture) close(t *testing.T) {
+func (f *relayFixture) close(t testing.TB) {
 	if f.cancel != nil {
 		f.cancel()
 		<-f.done
