@@ -102,6 +102,9 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	cfg.TagBits = f.tagBits
 	cfg.Passphrase = pass
 	cfg.Log = log
+	if cfg.RelayGateway, _, err = node.LoadRelayGateway(f.dataDir); err != nil {
+		return err // the gateway of "tanglemail gateway claim": Internet mail goes out through it
+	}
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.StartLight(ctx, cfg)
