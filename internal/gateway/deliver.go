@@ -21,7 +21,8 @@ import (
 // the next is due or Notify. A recipient is delivered (2xx after DATA), fails (5xx, or MaxAge reached)
 // or is retried after MinRetry·2^attempts, at most MaxRetry; delivery and failure are reported to the
 // sender (report) before the recipient leaves the queue, so a crash in between reports twice, never
-// not at all.
+// not at all. A delivery notice that cannot be queued is logged and dropped (the mail is never sent
+// twice for it); a bounce that cannot be queued keeps the recipient queued until it can.
 func (r *Relay) Run(ctx context.Context) error {
 	for {
 		jobs, next, err := r.q.due(ctx, r.g.now(), 16)
@@ -73,8 +74,9 @@ func (r *Relay) attempt(ctx context.Context, j relayJob) error {
 	derr := r.deliver(ctx, j)
 	if derr == nil {
 		if r.cfg.DeliveredReports {
+			// The mail is delivered: a lost notice must not make the gateway send it again.
 			if err := r.report(ctx, j.sender, j.body, j.rcpt, mail.Reason{Status: "2.0.0", Text: "delivered"}, true, now); err != nil {
-				return err
+				r.log.Error("gateway: relay delivered, but the delivery notice was not queued", "err", err)
 			}
 		}
 		r.mu.Lock()
@@ -96,7 +98,8 @@ func (r *Relay) attempt(ctx context.Context, j relayJob) error {
 			status = "5" + status[1:]
 		}
 		if err := r.report(ctx, j.sender, j.body, j.rcpt, mail.Reason{Status: status, Text: derr.text}, false, now); err != nil {
-			return err
+			// The bounce must reach the sender: try the whole attempt again later.
+			return errors.Join(err, r.q.retry(ctx, j, now.Add(r.cfg.MaxRetry), derr.text))
 		}
 		r.mu.Lock()
 		r.failed++
