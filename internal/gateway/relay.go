@@ -62,10 +62,9 @@ type Relay struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	mu                 sync.Mutex
-	delivered, failed  int64
-	refused, retried   int64
-	lastDeliveryErrors []string // for tests: the last few temporary errors, no addresses
+	mu                sync.Mutex
+	delivered, failed int64
+	refused, retried  int64
 }
 
 // ErrRelayRefused is returned by Submit for a request the gateway answered with a DSN instead of

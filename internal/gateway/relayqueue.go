@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -196,5 +195,3 @@ func (q *relayQueue) pending(ctx context.Context) (int, error) {
 	err := q.db.QueryRowContext(ctx, `SELECT count(*) FROM relay_rcpt`).Scan(&n)
 	return n, err
 }
-
-var errRelayClosed = errors.New("gateway: relay closed")
