@@ -79,6 +79,9 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	}
 	cfg.StorageProviders, cfg.StorageGrants = f.providers.values, f.grants.values
 	cfg.StorageQuotaMiB, cfg.StorageRetentionDays = f.quotaMiB, f.retentionDays
+	if cfg.RelayGateway, _, err = node.LoadRelayGateway(f.dataDir); err != nil {
+		return err // the gateway of "tanglemail gateway claim": Internet mail goes out through it
+	}
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.StartLight(ctx, cfg)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -38,6 +39,7 @@ type nodeFlags struct {
 	// --payment-confirmations
 	storagePrice, paymentAddress string
 	paymentConfirmations         uint64
+	relayGateway                 string // --relay-gateway: Internet mail goes out through it
 }
 
 func nodeCommand() *command {
@@ -87,6 +89,7 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			fs.Float64Var(&f.blobAutoStrangerMiB, "blob-auto-stranger-mib", node.DefaultBlobAutoStranger>>20, "largest mail from anyone not in your contacts fetched without asking, MiB (larger: a notice in INBOX, accept it in the web client)")
 			fs.Var(f.storageProv, "storage-provider", "storage providers that keep your mail while this node is off (multiaddrs ending in /p2p/<peer id>, comma-separated); fetched from at every start")
 			fs.Var(f.storageGrant, "storage-grant", "the providers' one-time grant tokens, in the order of --storage-provider (needed when the subscription is first created)")
+			fs.StringVar(&f.relayGateway, "relay-gateway", "", "<address>@tangle of the Internet-mail gateway that sends your mail to Internet addresses (SMTP submission then accepts them); default: the gateway of your last \"tanglemail gateway claim\"")
 			fs.StringVar(&f.blockBudget, "block-budget", "4GiB", "disk for relayed blocks, e.g. 512MiB, 4GiB, 1TiB (the oldest go first when full; blocks not yet opened and your own mail awaiting receipts are kept apart)")
 			return f
 		},
@@ -96,9 +99,18 @@ relay slot there, so peers reach it through the public node, and tries to make s
 
 func runNode(env *cmdEnv, o any, args []string) error {
 	f := o.(*nodeFlags)
-	cfg, err := f.config(env, args)
+	cfg, err := nodeConfig(env, f, args)
 	if err != nil {
 		return err
+	}
+	return serveNode(env, f, cfg, nil)
+}
+
+// nodeConfig turns the node flags into a node configuration; args must be empty.
+func nodeConfig(env *cmdEnv, f *nodeFlags, args []string) (node.Config, error) {
+	cfg, err := f.config(env, args)
+	if err != nil {
+		return node.Config{}, err
 	}
 	cfg.P2PListen = f.p2pListen.values
 	cfg.Bootstrap = f.bootstrap.values
@@ -108,39 +120,50 @@ func runNode(env *cmdEnv, o any, args []string) error {
 	cfg.DHT = f.dht
 	cfg.StorageProviders, cfg.StorageGrants = f.storageProv.values, f.storageGrant.values
 	cfg.BlobAutoContact, cfg.BlobAutoStranger = blobLimit(f.blobAutoMiB), blobLimit(f.blobAutoStrangerMiB)
+	if f.relayGateway != "" {
+		if cfg.RelayGateway, err = mail.ParseRecipient(f.relayGateway); err != nil {
+			return node.Config{}, usageError{fmt.Sprintf("--relay-gateway %q: want the gateway's <address>@tangle (%v)", f.relayGateway, err)}
+		}
+	} else if cfg.RelayGateway, _, err = node.LoadRelayGateway(f.dataDir); err != nil {
+		return node.Config{}, err // the gateway recorded by "tanglemail gateway claim"
+	}
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
-		return usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
+		return node.Config{}, usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}
 
 	cfg.Storage.Enabled = f.storage || f.public || len(f.storageAllow.values) > 0
 	cfg.Storage.Public = f.public
 	if cfg.Storage.CapBytes, err = parseSize(f.storageCap); err != nil || cfg.Storage.CapBytes < 1<<20 {
-		return usageError{fmt.Sprintf("--storage-cap %q: want a size of at least 1MiB, such as 512MiB or 10GiB", f.storageCap)}
+		return node.Config{}, usageError{fmt.Sprintf("--storage-cap %q: want a size of at least 1MiB, such as 512MiB or 10GiB", f.storageCap)}
 	}
 	for _, k := range f.storageAllow.values {
 		key, err := node.ParseStorageKey(k)
 		if err != nil {
-			return usageError{err.Error()}
+			return node.Config{}, usageError{err.Error()}
 		}
 		cfg.Storage.Allow = append(cfg.Storage.Allow, key)
 	}
 	if f.storagePrice != "" {
 		price, err := payment.ParseIOTA(f.storagePrice)
 		if err != nil || price == 0 {
-			return usageError{fmt.Sprintf("--storage-price %q: want a positive amount of IOTA per MiB·day, such as 0.0001", f.storagePrice)}
+			return node.Config{}, usageError{fmt.Sprintf("--storage-price %q: want a positive amount of IOTA per MiB·day, such as 0.0001", f.storagePrice)}
 		}
 		payee, err := payment.ParseAddress(f.paymentAddress)
 		if err != nil {
-			return usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
+			return node.Config{}, usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
 		}
 		if f.payChain.rpc == "" {
-			return usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
+			return node.Config{}, usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
 		}
 		cfg.Storage.Enabled = true
 		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: f.payChain.endpoints(), ChainID: f.payChain.chainID,
 			Confirmations: f.paymentConfirmations, Payee: payee, Price: price}
 	}
+	return cfg, nil
+}
 
+// serveNode runs a node on cfg until the command is stopped; banner, if set, prints more once it runs.
+func serveNode(env *cmdEnv, f *nodeFlags, cfg node.Config, banner func(*node.Node)) error {
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.Start(ctx, cfg)
@@ -168,6 +191,9 @@ Stop with Ctrl-C.
 		}
 		fmt.Fprintf(env.stdout, "\nThis node is a %s with a %s cap. Grant a subscription with\n  tanglemail storage grant --mib 64 --days 30\n",
 			role, f.storageCap)
+	}
+	if banner != nil {
+		banner(n)
 	}
 	hinted := make(chan struct{})
 	go func() {

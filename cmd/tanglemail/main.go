@@ -31,6 +31,7 @@ func commands() []*command {
 		openpgpCommand(),
 		inviteCommand(),
 		storageCommand(),
+		gatewayCommand(),
 		joinCommand(),
 		versionCommand(),
 	}

@@ -117,7 +117,12 @@ type Config struct {
 	WalletRPC      []string
 	WalletChainID  uint64
 	WalletInterval time.Duration
-	receiptClock   outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
+	// RelayGateway, if set, is the gateway that sends this user's mail to Internet recipients (SMTP
+	// submission accepts them; protocol.md §15.4).
+	RelayGateway identity.Address
+	// Gateway runs the inbound gateway to Internet mail (gateway.go, internal/gateway).
+	Gateway      GatewayConfig
+	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
 }
 
 // Receipt delays: DefaultReceiptDelayMean on a user's node, DevnetReceiptDelayMean on the devnet (whose
@@ -183,6 +188,7 @@ type Node struct {
 	provider *storageSide            // nil unless Config.Storage.Enabled (storage.go)
 	wallet   *payment.BalanceWatcher // nil unless Config.WalletRPC (wallet.go)
 	blobs    *blobSide               // nil on a light client (blob.go)
+	gw       *gatewaySide            // nil unless Config.Gateway.Enabled (gateway.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
@@ -247,6 +253,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.fetchStored(ctx)
 	n.unregister = n.net.OnBlock(n.inbox.HandleBlock)
 	if err := n.startFrontDoors(); err != nil {
+		return nil, err
+	}
+	if err := n.startGateway(); err != nil {
 		return nil, err
 	}
 	n.goBackground("pruning", func() error { n.pruneLoop(n.bg); return nil })
@@ -382,12 +391,13 @@ func (n *Node) startFrontDoors() (err error) {
 		penalty = loginpenalty.New(loginpenalty.Options{})
 	}
 	n.smtp = submission.New(submission.StoreBackend{Store: n.mail}, submission.Options{
-		Address:   n.id.Address(),
-		Password:  n.password,
-		Penalty:   penalty,
-		TLSConfig: n.tls,
-		Logger:    cfg.Log.With("sub", "smtp"),
-		SpoolDir:  filepath.Join(cfg.DataDir, SpoolDir),
+		Address:      n.id.Address(),
+		Password:     n.password,
+		Penalty:      penalty,
+		TLSConfig:    n.tls,
+		Logger:       cfg.Log.With("sub", "smtp"),
+		SpoolDir:     filepath.Join(cfg.DataDir, SpoolDir),
+		RelayGateway: cfg.RelayGateway,
 	})
 	n.imapLn, err = net.Listen("tcp", cfg.IMAPListen)
 	if err != nil {
@@ -710,6 +720,7 @@ func (n *Node) Close() error {
 		} else if n.imapLn != nil {
 			errs = append(errs, n.imapLn.Close())
 		}
+		errs = append(errs, n.closeGateway())
 		if n.cancel != nil {
 			n.cancel()
 		}
@@ -717,6 +728,7 @@ func (n *Node) Close() error {
 		if n.wallet != nil {
 			n.wallet.Close()
 		}
+		errs = append(errs, n.closeRelay())
 		errs = append(errs, n.closeLight()...)
 		if n.unregister != nil {
 			n.unregister()

@@ -56,6 +56,9 @@ func (b StoreBackend) Submit(ctx context.Context, s Message) (string, error) {
 	if b.Store == nil {
 		return "", errors.New("submission: StoreBackend without a store")
 	}
+	if len(s.Internet) > 0 {
+		return b.submitRelay(ctx, s)
+	}
 	rcpts := make([]string, len(s.Rcpts))
 	for i, a := range s.Rcpts {
 		rcpts[i] = a.Mail()

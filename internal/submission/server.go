@@ -45,6 +45,11 @@ type Message struct {
 	// returns; it is read at most once.
 	Text     io.Reader
 	TextSize int64
+	// Internet are the recipients that are Internet addresses, accepted only with
+	// Options.RelayGateway set: the backend sends them a relay message (protocol.md §15.4) sealed to
+	// that gateway. Rcpts may then be empty.
+	Internet []string
+	RelayVia identity.Address // Options.RelayGateway, when Internet is not empty
 }
 
 // Backend takes accepted messages. Submit must return nil only once the message is durably
@@ -90,6 +95,9 @@ type Options struct {
 	// 0600, synced before Submit, removed after it); New creates it (0700) and removes what a killed
 	// process left there. Empty: every message is read into memory.
 	SpoolDir string
+	// RelayGateway is the Internet-mail gateway that relays mail for Internet recipients
+	// (protocol.md §15.4); zero: such recipients are refused with 550 5.1.1.
+	RelayGateway identity.Address
 }
 
 // Server is an SMTP submission server (RFC 6409) in front of a Backend.

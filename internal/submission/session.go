@@ -46,6 +46,7 @@ type session struct {
 
 	authed bool
 	rcpts  []identity.Address
+	inet   []string // Internet recipients, relayed through Options.RelayGateway (relay.go)
 }
 
 // authAllowed: AUTH is offered over TLS, and without TLS only to local connections (RFC 4954 §4:
@@ -161,7 +162,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 				Message: replyText(fmt.Sprintf("<%s> is not your address: this node sends only as <%s>", from, s.srv.own))}
 		}
 	}
-	s.rcpts = s.rcpts[:0]
+	s.rcpts, s.inet = s.rcpts[:0], nil
 	return nil
 }
 
@@ -172,6 +173,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return errAuthRequired
 	}
 	a, err := mail.ParseRecipient(to)
+	if err != nil && s.relayRcpt(to) {
+		return nil
+	}
 	if err != nil {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: replyText(s.rcptError(to, err))}
 	}
@@ -335,6 +339,8 @@ func (s *session) prepare(raw []byte) (Message, *smtp.SMTPError) {
 	return Message{
 		From:      s.srv.opts.Address,
 		Rcpts:     append([]identity.Address(nil), s.rcpts...),
+		Internet:  append([]string(nil), s.inet...),
+		RelayVia:  s.srv.opts.RelayGateway,
 		Raw:       mail.StripBcc(sent),
 		SentCopy:  sent,
 		MessageID: msg.MessageID,
@@ -342,7 +348,7 @@ func (s *session) prepare(raw []byte) (Message, *smtp.SMTPError) {
 }
 
 func (s *session) Reset() {
-	s.rcpts = s.rcpts[:0]
+	s.rcpts, s.inet = s.rcpts[:0], nil
 }
 
 func (s *session) Logout() error { return nil }

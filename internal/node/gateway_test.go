@@ -1,0 +1,133 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-smtp"
+
+	"github.com/tanglemail/tanglemail/internal/dnstest"
+	"github.com/tanglemail/tanglemail/internal/gateway"
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// gatewayConfig is a devnet node running the gateway for gw.test on loopback, with DNS from dns.
+func gatewayConfig(t testing.TB, dns *dnstest.Server) Config {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Gateway = GatewayConfig{Enabled: true, Domains: []string{"gw.test"}, MXListen: "127.0.0.1:0",
+		ClaimListen: "127.0.0.1:0", Policy: gateway.Policy{Open: true}, Resolver: dns.Resolver()}
+	return cfg
+}
+
+// claimAddress claims local@gw.test for id on the gateway node gw through its claim API.
+func claimAddress(t testing.TB, gw *Node, id *identity.Identity, local string) {
+	t.Helper()
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	c, err := gateway.SignClaim(id, gateway.OpClaim, gw.Identity().Address(), local, "gw.test", time.Now(), nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+gw.GatewayClaimAddr()+"/claim", "application/octet-stream", bytes.NewReader(c.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("claim: %s", resp.Status)
+	}
+}
+
+// sendMX delivers msg to the MX at addr as an Internet MTA would: STARTTLS, then one transaction.
+func sendMX(t testing.TB, addr, from string, to []string, msg []byte) error {
+	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("mta.sender.test"); err != nil {
+		return err
+	}
+	if err := c.SendMail(from, to, bytes.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// Mail from the Internet to alice@gw.test reaches alice's node's INBOX through the gateway node and the
+// Tangle, with the gateway's Authentication-Results; the gateway gets alice's receipt; nothing in the
+// gateway's data directory is readable.
+func TestGatewayInbound(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	dns := dnstest.Start(t,
+		`sender.test. TXT "v=spf1 ip4:127.0.0.1 -all"`,
+		`_dmarc.sender.test. TXT "v=DMARC1; p=reject"`,
+		`sel._domainkey.sender.test. TXT "v=DKIM1; k=ed25519; p=`+base64.StdEncoding.EncodeToString(pub)+`"`,
+	)
+	gcfg := gatewayConfig(t, dns)
+	gw := startNode(t, gcfg)
+	acfg := testConfig(t, t.TempDir())
+	acfg.Bootstrap = gw.Network().Addrs()
+	alice := startNode(t, acfg)
+	waitFor(t, "peering", 10*time.Second, func() bool { return gw.Network().PeerCount() == 1 })
+	claimAddress(t, gw, alice.Identity(), "alice")
+
+	marker := "inbound-marker-9b2e41"
+	raw := "From: Bob <bob@sender.test>\r\nTo: alice@gw.test\r\nSubject: from the Internet\r\n" +
+		"Message-ID: <" + marker + "@sender.test>\r\n\r\nHello Alice, " + marker + "\r\n"
+	var signed bytes.Buffer
+	if err := dkim.Sign(&signed, strings.NewReader(raw), &dkim.SignOptions{Domain: "sender.test", Selector: "sel", Signer: key}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendMX(t, gw.GatewayMXAddr(), "bob@sender.test", []string{"alice@gw.test"}, signed.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mail in alice's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
+	})
+	got := string(inboxMessages(t, alice, store.RoleInbox)[0])
+	if !strings.HasPrefix(got, "Authentication-Results: mx.gw.test; spf=pass smtp.mailfrom=sender.test; dkim=pass header.d=sender.test") ||
+		!strings.Contains(got, "dmarc=pass header.from=sender.test") || !strings.HasSuffix(got, signed.String()) {
+		t.Fatalf("alice got:\n%s", got)
+	}
+	waitFor(t, "alice's receipt at the gateway", 60*time.Second, func() bool {
+		items, err := gw.Mailboxes().OutboxItems(context.Background())
+		return err == nil && len(items) == 1 && items[0].Rcpts[0].State == store.RcptDelivered
+	})
+	if st := gw.Gateway().Stats(); st.Accepted != 1 {
+		t.Fatalf("gateway stats %+v", st)
+	}
+	if recs := gw.GatewayDNSRecords("192.0.2.1"); len(recs) != 5 || !strings.Contains(strings.Join(recs, "\n"), "tanglemail._domainkey.gw.test.") {
+		t.Fatalf("DNS records %q", recs)
+	}
+	dir := gcfg.DataDir
+	gw.Close()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{marker, "Hello Alice", "from the Internet", "bob@sender.test"} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("the gateway's %s contains %q", filepath.Base(p), s)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,383 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tanglemail/tanglemail/internal/dnstest"
+	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/selfsigned"
+	"github.com/tanglemail/tanglemail/internal/smtptest"
+	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/testwait"
+)
+
+// postfix is a Debian Postfix playing "the Internet": its own instance from its own configuration
+// directory, listening on a loopback port, delivering example.test to virtual Maildirs.
+type postfix struct {
+	dir  string
+	port int
+}
+
+// startPostfix runs Postfix (skipped when it is not installed, unless CI is set: .ci/run installs it).
+// It must run as root (Postfix's master drops to the postfix user itself).
+func startPostfix(t *testing.T) *postfix {
+	t.Helper()
+	bin, err := exec.LookPath("postfix")
+	if err != nil {
+		bin = "/usr/sbin/postfix"
+		if _, err := os.Stat(bin); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("postfix is not installed, and CI must run this test: add the Debian package postfix to PKGS in .ci/run")
+			}
+			t.Skip("postfix is not installed (apt-get install --no-install-recommends postfix)")
+		}
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the Postfix test must run as root (Postfix's master needs it)")
+		}
+		t.Skip("Postfix needs root")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &postfix{dir: t.TempDir(), port: ln.Addr().(*net.TCPAddr).Port}
+	ln.Close()
+	// t.TempDir is 0700: the postfix user must traverse it.
+	for d := p.dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	for _, d := range []string{"queue", "data", "mail"} {
+		if err := os.Mkdir(filepath.Join(p.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chownTo(t, filepath.Join(p.dir, "data"), "postfix")
+	os.Chown(filepath.Join(p.dir, "mail"), 65534, 65534)
+	cert, key := certPEM(t, "mx.example.test")
+	os.WriteFile(filepath.Join(p.dir, "cert.pem"), cert, 0o644)
+	os.WriteFile(filepath.Join(p.dir, "key.pem"), key, 0o600)
+	main := `compatibility_level = 3.6
+queue_directory = ` + p.dir + `/queue
+data_directory = ` + p.dir + `/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.example.test
+mydomain = example.test
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file = /dev/stdout
+alias_maps =
+alias_database =
+biff = no
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = ` + p.dir + `/mail
+virtual_mailbox_maps = static:bob/
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = ` + p.dir + `/cert.pem
+smtpd_tls_key_file = ` + p.dir + `/key.pem
+smtpd_tls_received_header = yes
+`
+	master := "127.0.0.1:" + strconv.Itoa(p.port) + " inet n - n - - smtpd\n" + `cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+virtual unix - n n - - virtual
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+`
+	os.WriteFile(filepath.Join(p.dir, "main.cf"), []byte(main), 0o644)
+	os.WriteFile(filepath.Join(p.dir, "master.cf"), []byte(master), 0o644)
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-c", p.dir, "start-fg")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		exec.Command(bin, "-c", p.dir, "stop").Run()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("postfix log:\n%s", out.String())
+		}
+	})
+	waitFor(t, "postfix listening", 30*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return p
+}
+
+func chownTo(t *testing.T, path, user string) {
+	t.Helper()
+	out, err := exec.Command("id", "-u", user).Output()
+	if err != nil {
+		t.Fatalf("id -u %s: %v", user, err)
+	}
+	uid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err := os.Chown(path, uid, -1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mailbox returns the messages delivered to bob@example.test's Maildir.
+func (p *postfix) mailbox(t *testing.T) [][]byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(p.dir, "mail", "bob", "new", "*"))
+	var out [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// outboundPair starts a gateway node for gw.test (relaying to port) and alice's node configured to
+// relay through it, with alice@gw.test claimed; dns gets the gateway's DKIM record.
+func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod func(*Config)) (gw, alice *Node, gcfg Config, logs *testwait.Buffer) {
+	t.Helper()
+	logs = &testwait.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	gcfg = gatewayConfig(t, dns)
+	gcfg.Log = log
+	gcfg.Gateway.RelayPort = port
+	gcfg.Gateway.RelayMinRetry = 50 * time.Millisecond
+	if mod != nil {
+		mod(&gcfg)
+	}
+	gw = startNode(t, gcfg)
+	for _, rec := range gw.GatewayDNSRecords("") {
+		if strings.Contains(rec, "_domainkey") {
+			if err := dns.Add(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	acfg := testConfig(t, t.TempDir())
+	acfg.Bootstrap = gw.Network().Addrs()
+	acfg.RelayGateway = gw.Identity().Address()
+	acfg.Log = log
+	alice = startNode(t, acfg)
+	waitFor(t, "peering", 10*time.Second, func() bool { return gw.Network().PeerCount() == 1 })
+	claimAddress(t, gw, alice.Identity(), "alice")
+	return gw, alice, gcfg, logs
+}
+
+// noAddressesLogged checks the INFO logs of an outbound test for addresses and content.
+func noAddressesLogged(t *testing.T, logs *testwait.Buffer, alice *Node, secrets ...string) {
+	t.Helper()
+	out := logs.String()
+	if !strings.Contains(out, "gateway: relay") {
+		t.Fatalf("no relay log lines:\n%s", out)
+	}
+	for _, s := range append(secrets, alice.Identity().Address().String(), "alice@gw.test", "Hello Bob") {
+		if strings.Contains(out, s) {
+			t.Errorf("the INFO logs contain %q:\n%s", s, out)
+		}
+	}
+}
+
+func outboundMessage(alice identity.Address, to, marker string) string {
+	return "From: Alice <" + alice.Mail() + ">\r\nTo: <" + to + ">\r\nSubject: to the Internet " + marker + "\r\n" +
+		"Message-ID: <" + marker + "@tangle>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\n\r\nHello Bob, " + marker + "\r\n"
+}
+
+func verifyDKIM(t *testing.T, dns *dnstest.Server, msg []byte) {
+	t.Helper()
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: func(d string) ([]string, error) {
+		return dns.Resolver().LookupTXT(context.Background(), d)
+	}})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "gw.test" {
+		t.Fatalf("DKIM verification: %v %+v\n%s", err, vs, msg)
+	}
+}
+
+// Alice (a tanglemail node) writes to bob@example.test through her SMTP submission port; the mail is
+// sealed to the gateway node, crosses the Tangle, and the gateway delivers it — From alice@gw.test,
+// DKIM-signed for gw.test — to a real Postfix, which files it in bob's Maildir. The signature verifies
+// against the DNS record (go-msgauth's verifier, not the signer), alice gets a delivery report, and the
+// gateway keeps nothing of it afterwards.
+func TestGatewayOutboundPostfix(t *testing.T) {
+	pf := startPostfix(t)
+	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
+	gw, alice, gcfg, logs := outboundPair(t, dns, pf.port, nil)
+	marker := "outbound-marker-5d1c07"
+	submit(t, alice, []string{"bob@example.test"}, outboundMessage(alice.Identity().Address(), "bob@example.test", marker))
+
+	waitFor(t, "the mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.mailbox(t)) == 1 })
+	got := pf.mailbox(t)[0]
+	if !bytes.Contains(got, []byte("From: \"Alice\" <alice@gw.test>")) && !bytes.Contains(got, []byte("From: Alice <alice@gw.test>")) {
+		t.Errorf("From not the claimed address:\n%s", got)
+	}
+	if !bytes.Contains(got, []byte("Return-Path: <alice@gw.test>")) || bytes.Contains(got, []byte(alice.Identity().Address().Mail())) {
+		t.Errorf("envelope sender, or alice's tangle address leaks:\n%s", got)
+	}
+	if !bytes.Contains(got, []byte("ESMTPS")) {
+		t.Errorf("not delivered under STARTTLS:\n%s", got)
+	}
+	verifyDKIM(t, dns, got)
+
+	waitFor(t, "the delivery report in alice's INBOX", 90*time.Second, func() bool {
+		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
+	})
+	rep := string(inboxMessages(t, alice, store.RoleInbox)[0])
+	if !strings.Contains(rep, "Action: delivered") || !strings.Contains(rep, "bob@example.test") {
+		t.Fatalf("alice's report:\n%s", rep)
+	}
+	// The gateway's INBOX never shows the relay message, and its queue is empty.
+	if n := len(inboxMessages(t, gw, store.RoleInbox)); n != 0 {
+		t.Errorf("the gateway's INBOX has %d messages", n)
+	}
+	if st := gw.GatewayRelay().Stats(context.Background()); st.Delivered != 1 || st.Pending != 0 {
+		t.Errorf("relay stats %+v", st)
+	}
+	noAddressesLogged(t, logs, alice, "bob@example.test", marker)
+	gw.Close()
+	b, err := os.ReadFile(filepath.Join(gcfg.DataDir, "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(marker)) {
+		t.Error("relay.db still holds the delivered message")
+	}
+}
+
+// An unreachable destination: the gateway retries, then (MaxAge) alice gets a DSN bounce in her
+// INBOX. And a gateway node restarted mid-queue delivers what it acknowledged: here the first
+// destination is down while the gateway restarts, the gateway's queue holds the message across it.
+func TestGatewayOutboundBounceAndRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // connections to port are refused until something listens there
+	dns := dnstest.Start(t, `down.test. MX 10 mx.down.test.`, `mx.down.test. A 127.0.0.1`)
+	gw, alice, gcfg, logs := outboundPair(t, dns, port, func(c *Config) { c.Gateway.RelayMaxAge = 3 * time.Second })
+	submit(t, alice, []string{"bob@down.test"}, outboundMessage(alice.Identity().Address(), "bob@down.test", "bounce-7f3a"))
+	waitFor(t, "the DSN in alice's INBOX", 90*time.Second, func() bool {
+		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
+	})
+	dsn := string(inboxMessages(t, alice, store.RoleInbox)[0])
+	for _, want := range []string{"Action: failed", "Status: 5.4.7", "Final-Recipient: rfc822; bob@down.test", "multipart/report"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if st := gw.GatewayRelay().Stats(context.Background()); st.Failed != 1 || st.Retried == 0 {
+		t.Errorf("relay stats %+v", st)
+	}
+
+	// Restart mid-queue: a second message is acknowledged (queued) while its MX is down, the gateway
+	// node is closed and started again on the same data directory, the MX comes up, the mail arrives.
+	gcfg.Gateway.RelayMaxAge = time.Hour
+	submit(t, alice, []string{"bob@down.test"}, outboundMessage(alice.Identity().Address(), "bob@down.test", "restart-2b9e"))
+	waitFor(t, "the relay message queued at the gateway", 90*time.Second, func() bool {
+		st := gw.GatewayRelay().Stats(context.Background())
+		return st.Pending == 1 && st.Retried > 0
+	})
+	gw.Close()
+	mx := smtptest.StartMX(t, port)
+	gw2 := startNode(t, gcfg)
+	waitFor(t, "delivery after the restart", 90*time.Second, func() bool { return len(mx.Mails()) == 1 })
+	m := mx.Mails()[0].Data
+	if !bytes.Contains(m, []byte("restart-2b9e")) {
+		t.Fatalf("delivered:\n%s", m)
+	}
+	verifyDKIM(t, dns, m)
+	waitFor(t, "the queue empty", 30*time.Second, func() bool { return gw2.GatewayRelay().Stats(context.Background()).Pending == 0 })
+	noAddressesLogged(t, logs, alice, "bob@down.test", "bounce-7f3a", "restart-2b9e")
+}
+
+func certPEM(t *testing.T, name string) (cert, key []byte) {
+	t.Helper()
+	c, err := selfsigned.New(selfsigned.Names{DNS: []string{name}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// The gateway a claim was made on is recorded in the data directory and forgotten by its revoke.
+func TestRelayGatewayFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, ok, err := LoadRelayGateway(dir); ok || err != nil {
+		t.Fatalf("empty dir: %v %v", ok, err)
+	}
+	a, _ := identity.ParseAddress("tm1yqak5faue6m2gttz5w5dq2n0p4ek2vs4wuw7ysax8tqy3gvtt8dzjv2wx6m")
+	b, _ := identity.ParseAddress("tm19qp6zpal708pp0sawrw33e6tczvk0exkxzd62r2lrhwgveqj25cmshel8e9")
+	if err := SaveRelayGateway(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := LoadRelayGateway(dir); !ok || err != nil || !got.Equal(a) {
+		t.Fatalf("load: %v %v %v", got, ok, err)
+	}
+	if err := ForgetRelayGateway(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := LoadRelayGateway(dir); !ok {
+		t.Fatal("forgot the gateway on another gateway's revoke")
+	}
+	if err := ForgetRelayGateway(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := LoadRelayGateway(dir); ok {
+		t.Fatal("still recorded after the revoke")
+	}
+	os.WriteFile(filepath.Join(dir, RelayGatewayFile), []byte("junk\n"), 0o600)
+	if _, _, err := LoadRelayGateway(dir); err == nil {
+		t.Fatal("junk accepted")
+	}
+}

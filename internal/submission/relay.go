@@ -1,0 +1,72 @@
+package submission
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// relayRcpt accepts an Internet recipient when the node has a relay gateway (protocol.md §15.4):
+// the message will reach it through the gateway. A repeated one (any case) is accepted once.
+func (s *session) relayRcpt(to string) bool {
+	if s.srv.opts.RelayGateway.Key == nil || mail.CheckInternetAddress(to) != nil {
+		return false
+	}
+	for _, r := range s.inet {
+		if strings.EqualFold(r, to) {
+			return true
+		}
+	}
+	s.inet = append(s.inet, to)
+	return true
+}
+
+// submitRelay files the Sent copy and queues, in one store transaction, the message for the tangle
+// recipients (if any) and the relay message (protocol.md §15.4) for the gateway, which alone learns
+// the Internet recipients. Without tangle recipients the relay message is the queued item and the Sent
+// copy; submitting the same bytes again adds nothing.
+func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error) {
+	if b.Store == nil {
+		return "", errors.New("submission: StoreBackend without a store")
+	}
+	if s.RelayVia.Key == nil {
+		return "", errors.New("submission: Internet recipients without a relay gateway")
+	}
+	raw := s.SentCopy
+	if raw == nil {
+		raw = s.Raw
+	}
+	relay, err := mail.EncodeRelay(s.Internet, mail.StripBcc(raw))
+	if err != nil {
+		return "", err
+	}
+	gw := s.RelayVia.Mail()
+	var id store.OutboxID
+	err = b.Store.Update(ctx, func(tx *store.Tx) error {
+		if len(s.Rcpts) == 0 {
+			r, err := tx.Submit(store.Submission{OutboxNew: store.OutboxNew{From: s.From.Mail(), Rcpts: []string{gw}, Raw: relay}})
+			id = r.OutboxID
+			return err
+		}
+		rcpts := make([]string, len(s.Rcpts))
+		for i, a := range s.Rcpts {
+			rcpts[i] = a.Mail()
+		}
+		r, err := tx.Submit(store.Submission{OutboxNew: store.OutboxNew{From: s.From.Mail(), Rcpts: rcpts, Raw: raw}})
+		if err != nil || r.Duplicate {
+			id = r.OutboxID
+			return err
+		}
+		id = r.OutboxID
+		_, _, err = tx.Enqueue(store.OutboxNew{From: s.From.Mail(), Rcpts: []string{gw}, Raw: relay})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(int64(id), 10), nil
+}
