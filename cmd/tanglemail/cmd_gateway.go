@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type gatewayFlags struct {
 	operator    string
 	maxSize     string
 	publicIP    string
+	dns         string
 	// claim (a user's): --gateway, --gateway-address, --revoke
 	gatewayURL  string
 	gatewayAddr string
@@ -70,6 +72,7 @@ used). Every node flag (see tanglemail node --help) applies to the gateway's nod
 			fs.StringVar(&f.operator, "operator", "", "tanglemail address that receives postmaster@, abuse@, … (default: this node's)")
 			fs.StringVar(&f.maxSize, "max-message-size", "10MiB", "largest message accepted (larger: 552)")
 			fs.StringVar(&f.publicIP, "public-ip", "", "the MX's public IP, printed in the A record to publish")
+			fs.StringVar(&f.dns, "dns", "", "host:port of the DNS server for the SPF, DKIM and DMARC lookups (default: the system's resolver)")
 			fs.StringVar(&f.gatewayURL, "gateway", "", "claim: the gateway's claim API, e.g. http://gw.example.org:4582")
 			fs.StringVar(&f.gatewayAddr, "gateway-address", "", "claim: the gateway's tanglemail address, to pin it")
 			fs.BoolVar(&f.revoke, "revoke", false, "claim: revoke the claim instead")
@@ -124,6 +127,16 @@ func runGateway(env *cmdEnv, o any, args []string) error {
 	}
 	if gc.MaxMessageBytes, err = parseSize(f.maxSize); err != nil || gc.MaxMessageBytes < 64<<10 {
 		return usageError{fmt.Sprintf("--max-message-size %q: want a size of at least 64KiB, such as 10MiB", f.maxSize)}
+	}
+	if f.dns != "" {
+		if _, _, err := net.SplitHostPort(f.dns); err != nil {
+			return usageError{fmt.Sprintf("--dns %q: want host:port", f.dns)}
+		}
+		server := f.dns
+		gc.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
 	}
 	cfg.Gateway = gc
 	return serveNode(env, f.nodeFlags, cfg, func(n *node.Node) {
