@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -185,13 +182,9 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelT()
 	base := strings.TrimSuffix(f.gatewayURL, "/")
-	var info gateway.Info
-	if err := httpJSON(ctx, http.MethodGet, base+"/gateway", nil, &info); err != nil {
-		return fmt.Errorf("asking the gateway who it is: %w", err)
-	}
-	gw, err := parseTangleAddress(info.Address)
+	info, gw, err := gateway.FetchInfo(ctx, nil, base)
 	if err != nil {
-		return fmt.Errorf("the gateway reports a bad address %q: %w", info.Address, err)
+		return fmt.Errorf("asking the gateway who it is: %w", err)
 	}
 	if f.gatewayAddr != "" {
 		pinned, err := parseTangleAddress(f.gatewayAddr)
@@ -212,8 +205,8 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	var ans gateway.ClaimAnswer
-	if err := httpJSON(ctx, http.MethodPost, base+"/claim", req.Encode(), &ans); err != nil {
+	ans, err := gateway.SubmitClaim(ctx, nil, base, req)
+	if err != nil {
 		return err
 	}
 	if ans.Op == "revoke" {
@@ -222,38 +215,4 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 		fmt.Fprintf(env.stdout, "Claimed: mail to %s is delivered to %s through the gateway %s.\n", ans.Address, id.Address().Mail(), info.Address)
 	}
 	return nil
-}
-
-// httpJSON sends body (if any) and decodes a JSON answer; a non-200 answer's "error" is the error.
-func httpJSON(ctx context.Context, method, url string, body []byte, out any) error {
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, r)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("the gateway refused (%s): %s", resp.Status, e.Error)
-		}
-		return fmt.Errorf("the gateway answered %s", resp.Status)
-	}
-	return json.Unmarshal(data, out)
 }

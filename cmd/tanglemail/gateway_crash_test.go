@@ -2,14 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
-	"net/http"
+	"math/rand/v2"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -23,7 +20,6 @@ import (
 	"github.com/tanglemail/tanglemail/internal/crashtest"
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/gateway"
-	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -107,18 +103,33 @@ func TestGatewaySIGKILL(t *testing.T) {
 	}
 	defer alice.Close()
 	gwDir := t.TempDir()
-	var (
-		mu      sync.Mutex
-		acked   = map[string]bool{}
-		tried   = map[string]bool{}
-		counter int
-	)
-	rounds := 4
-	for round := range rounds {
+	claimed := false
+	tried, acked := crashRounds(t, 4, "gwcrash", func() (func(id string) bool, func()) {
 		child := startChildGateway(t, gwDir, alice.Network().Addrs()[0], dns.Addr)
-		if round == 0 {
-			claimOn(t, child.claim, alice.Identity())
+		if !claimed {
+			if _, err := gateway.Claim(ctx, nil, "http://"+child.claim, alice.Identity(), gateway.OpClaim, "alice", "gw.test"); err != nil {
+				t.Fatal(err)
+			}
+			claimed = true
 		}
+		return func(id string) bool { return sendInbound(child.mx, id) }, child.kill
+	})
+	child := startChildGateway(t, gwDir, alice.Network().Addrs()[0], dns.Addr)
+	defer child.kill()
+	waitFiledOnce(t, alice.Mailboxes(), tried, acked)
+}
+
+// crashRounds runs rounds of: start a child process (start returns how to send one message with a given
+// Message-ID and how to kill the child), send messages one after another from one goroutine, SIGKILL the
+// child at a random moment. It returns the ids tried and the ids acknowledged with 250, and fails t if
+// none was acknowledged (the test would then exercise nothing).
+func crashRounds(t *testing.T, rounds int, prefix string, start func() (send func(id string) bool, kill func())) (tried, acked map[string]bool) {
+	t.Helper()
+	tried, acked = map[string]bool{}, map[string]bool{}
+	var mu sync.Mutex
+	counter := 0
+	for round := range rounds {
+		send, kill := start()
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -132,49 +143,52 @@ func TestGatewaySIGKILL(t *testing.T) {
 				}
 				mu.Lock()
 				counter++
-				id := fmt.Sprintf("gwcrash-%d-%d@sender.test", round, counter)
+				id := fmt.Sprintf("%s-%d-%d@test", prefix, round, counter)
 				tried[id] = true
 				mu.Unlock()
-				if sendInbound(child.mx, id) {
+				if send(id) {
 					mu.Lock()
 					acked[id] = true
 					mu.Unlock()
 				}
 			}
 		}()
-		time.Sleep(time.Duration(300+mrand.IntN(1200)) * time.Millisecond) // the random moment of the crash
-		child.kill()
+		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond) // the random moment of the crash
+		kill()
 		close(stop)
 		wg.Wait()
 	}
-	mu.Lock()
-	nAcked := len(acked)
-	mu.Unlock()
-	if nAcked == 0 {
+	if len(acked) == 0 {
 		t.Fatal("no message was acknowledged: the test exercised nothing")
 	}
-	t.Logf("%d mails attempted, %d acknowledged with 250 across %d SIGKILLs", len(tried), nAcked, rounds)
-	child := startChildGateway(t, gwDir, alice.Network().Addrs()[0], dns.Addr)
-	defer child.kill()
-	inbox, err := alice.Mailboxes().MailboxByRole(ctx, store.RoleInbox)
+	t.Logf("%d messages attempted, %d acknowledged with 250 across %d SIGKILLs", len(tried), len(acked), rounds)
+	return tried, acked
+}
+
+// waitFiledOnce waits until every acknowledged message is in st's INBOX, then checks that each message
+// there was filed exactly once and was tried.
+func waitFiledOnce(t *testing.T, st *store.Store, tried, acked map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	inbox, err := st.MailboxByRole(ctx, store.RoleInbox)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]int
-	testwait.For(t, "every acknowledged mail in alice's INBOX", 3*time.Minute, func() bool {
+	testwait.For(t, "every acknowledged message in INBOX", 3*time.Minute, func() bool {
 		got = map[string]int{}
-		l, err := alice.Mailboxes().List(ctx, inbox.ID, store.ListQuery{})
+		l, err := st.List(ctx, inbox.ID, store.ListQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range l.Messages {
-			raw, err := alice.Mailboxes().Raw(ctx, inbox.ID, m.UID)
+			raw, err := st.Raw(ctx, inbox.ID, m.UID)
 			if err != nil {
 				t.Fatal(err)
 			}
 			p, err := mail.Parse(raw)
 			if err != nil {
-				t.Fatalf("alice filed an unparsable message: %v", err)
+				t.Fatalf("an unparsable message was filed: %v", err)
 			}
 			got[strings.Trim(p.MessageID, "<>")]++
 		}
@@ -190,42 +204,8 @@ func TestGatewaySIGKILL(t *testing.T) {
 			t.Errorf("%s filed %d times", id, n)
 		}
 		if !tried[id] {
-			t.Errorf("%s was never sent", id)
+			t.Errorf("%s was never submitted", id)
 		}
 	}
-	t.Logf("all %d acknowledged mails delivered exactly once (%d delivered in all)", nAcked, len(got))
-}
-
-// claimOn claims alice@gw.test for id on the claim API at addr.
-func claimOn(t *testing.T, addr string, id *identity.Identity) {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/gateway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body bytes.Buffer
-	body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`"address":"([^"]+)"`).FindStringSubmatch(body.String())
-	if m == nil {
-		t.Fatalf("GET /gateway: %s", body.String())
-	}
-	gw, err := parseTangleAddress(m[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nonce [16]byte
-	rand.Read(nonce[:])
-	c, err := gateway.SignClaim(id, gateway.OpClaim, gw, "alice", "gw.test", time.Now(), nonce)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err = http.Post("http://"+addr+"/claim", "application/octet-stream", bytes.NewReader(c.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("claim: %s", resp.Status)
-	}
+	t.Logf("all %d acknowledged messages delivered exactly once (%d delivered in all)", len(acked), len(got))
 }

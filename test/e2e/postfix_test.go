@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -253,19 +252,8 @@ func TestPostfixToGateway(t *testing.T) {
 	t.Cleanup(func() { alice.Close() })
 	waitFor(t, "peering", 20*time.Second, func() bool { return gw.Network().PeerCount() == 1 })
 
-	var nonce [16]byte
-	rand.Read(nonce[:])
-	claim, err := gateway.SignClaim(alice.Identity(), gateway.OpClaim, gw.Identity().Address(), "alice", "gw.test", time.Now(), nonce)
-	if err != nil {
+	if _, err := gateway.Claim(context.Background(), nil, "http://"+gw.GatewayClaimAddr(), alice.Identity(), gateway.OpClaim, "alice", "gw.test"); err != nil {
 		t.Fatal(err)
-	}
-	resp, err := http.Post("http://"+gw.GatewayClaimAddr()+"/claim", "application/octet-stream", bytes.NewReader(claim.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("claim: %s", resp.Status)
 	}
 
 	pfAddr, pfLog := startPostfix(t, "gw.test smtp:["+strings.Replace(gw.GatewayMXAddr(), ":", "]:", 1))
