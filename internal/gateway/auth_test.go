@@ -114,3 +114,18 @@ type errTestDown struct{}
 func (errTestDown) Error() string   { return "test: DNS down" }
 func (errTestDown) Timeout() bool   { return true }
 func (errTestDown) Temporary() bool { return true }
+
+// fromDomain reads the header of untrusted Internet mail: it never panics and returns a checked,
+// lower-case name or "".
+func FuzzFromDomain(f *testing.F) {
+	f.Add([]byte("From: Someone <someone@Example.ORG>\r\nTo: x@gw.test\r\n\r\nbody\r\n"))
+	f.Add([]byte("From: a@b.test, c@d.test\r\n\r\n"))
+	f.Add([]byte("From: =?utf-8?q?x?= <\"weird local\"@xn--bcher-kva.test>\r\n\r\n"))
+	f.Add([]byte("no header at all"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		d := fromDomain(msg)
+		if d != strings.ToLower(d) {
+			t.Fatalf("domain %q not lower case", d)
+		}
+	})
+}
