@@ -13,11 +13,12 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // chatProc is "tanglemail chat" running in-process, with a pipe as its terminal input.
 type chatProc struct {
-	out, errb *syncBuffer
+	out, errb *testwait.Buffer
 	stdin     *io.PipeWriter
 	stop      chan struct{}
 	done      chan int
@@ -26,7 +27,7 @@ type chatProc struct {
 func startChat(t *testing.T, env map[string]string, args ...string) *chatProc {
 	t.Helper()
 	pr, pw := io.Pipe()
-	p := &chatProc{out: &syncBuffer{}, errb: &syncBuffer{}, stdin: pw, stop: make(chan struct{}), done: make(chan int, 1)}
+	p := &chatProc{out: &testwait.Buffer{}, errb: &testwait.Buffer{}, stdin: pw, stop: make(chan struct{}), done: make(chan int, 1)}
 	cenv := &cmdEnv{stdin: pr, stdout: p.out, stderr: p.errb, getenv: func(k string) string { return env[k] }, stop: p.stop}
 	go func() { p.done <- run(cenv, append([]string{"chat"}, args...)) }()
 	t.Cleanup(func() {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // openPTY opens a pseudo-terminal pair (posix_openpt, unlockpt, ptsname: TIOCSPTLCK, TIOCGPTN).
@@ -75,7 +77,7 @@ func TestRawTerminal(t *testing.T) {
 func TestChatOnTerminal(t *testing.T) {
 	f := newFakeAPI(t)
 	master, slave := openPTY(t)
-	out, errb := &syncBuffer{}, &syncBuffer{}
+	out, errb := &testwait.Buffer{}, &testwait.Buffer{}
 	done := make(chan int, 1)
 	env := &cmdEnv{stdin: slave, stdout: out, stderr: errb, getenv: func(string) string { return "" }, stop: make(chan struct{})}
 	go func() { done <- run(env, []string{"chat", "--data-dir", f.dataDir(), "bob"}) }()

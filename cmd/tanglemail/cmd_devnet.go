@@ -150,6 +150,9 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 				cfg.Storage.Public = f.light
 				cfg.RelayService = f.light // a public node relays for nodes behind NAT
 			}
+			if chain != nil { // every node's status shows its funded wallet's balance
+				cfg.WalletRPC, cfg.WalletChainID, cfg.WalletInterval = []string{chain.URL}, devchain.ChainID, devnetWalletInterval
+			}
 			if chain != nil && i == 0 { // alice sells storage, paid on the dev chain into her wallet
 				cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: []string{chain.URL}, ChainID: devchain.ChainID,
 					Confirmations: 2, Payee: wallets[0], Price: 1000}
@@ -245,6 +248,9 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	<-ctx.Done()
 	return nil
 }
+
+// devnetWalletInterval is how often devnet nodes read their wallets' balances (a block a second).
+const devnetWalletInterval = 5 * time.Second
 
 // startDevnetLight starts a light client in dir whose storage provider is the devnet's storage node,
 // with a grant of that node's operator, and waits until it has synced; it returns the client and the

@@ -97,7 +97,7 @@ func runGateway(env *cmdEnv, o any, args []string) error {
 	if len(f.domains.values) == 0 {
 		return usageError{"--domain is required: the domain(s) this gateway is the MX of"}
 	}
-	cfg, err := nodeConfig(env, f.nodeFlags)
+	cfg, err := nodeConfig(env, f.nodeFlags, nil)
 	if err != nil {
 		return err
 	}

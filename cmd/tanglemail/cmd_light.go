@@ -12,18 +12,11 @@ import (
 )
 
 type lightFlags struct {
-	commonFlags
-	network        string
-	providers      *listFlag
-	grants         *listFlag
-	quotaMiB       int
-	retentionDays  int
-	apiListen      string
-	smtpListen     string
-	imapListen     string
-	tagBits        int
-	passphraseFile string
-	logLevel       string
+	serveFlags
+	providers     *listFlag
+	grants        *listFlag
+	quotaMiB      int
+	retentionDays int
 }
 
 func lightCommand() *command {
@@ -45,20 +38,17 @@ and when you connect — not what you receive or from whom. Use more tag bits fo
 (tanglemail init --help).`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &lightFlags{}
-			f.register(fs, getenv)
-			d := node.DefaultConfig("")
+			f.serveFlags.register(fs, getenv, serveHelp{
+				network: "network: tanglemail, tanglemail-dev",
+				smtp:    "host:port of SMTP submission for your mail client",
+				imap:    "host:port of IMAP for your mail client",
+				tagBits: "tag bits of a new identity (1..16; the provider stores 1/2^bits of all traffic for you)",
+			})
 			f.providers, f.grants = newListFlag(), newListFlag()
-			fs.StringVar(&f.network, "network", d.Network.Name, "network: tanglemail, tanglemail-dev")
 			fs.Var(f.providers, "provider", "storage providers, as multiaddrs ending in /p2p/<peer id>, comma-separated (required)")
 			fs.Var(f.grants, "grant", "the providers' one-time grant tokens, in the order of --provider (for the first start)")
 			fs.IntVar(&f.quotaMiB, "quota-mib", node.DefaultStorageQuotaMiB, "quota to ask for a new subscription, MiB")
 			fs.IntVar(&f.retentionDays, "retention-days", node.DefaultStorageRetentionDays, "how long a provider keeps your blocks, days (new subscription)")
-			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
-			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client")
-			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client")
-			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (1..16; the provider stores 1/2^bits of all traffic for you)")
-			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
-			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 			return f
 		},
 		run: runLight,
@@ -67,13 +57,6 @@ and when you connect — not what you receive or from whom. Use more tag bits fo
 
 func runLight(env *cmdEnv, o any, args []string) error {
 	f := o.(*lightFlags)
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
-	}
-	params, err := networkFlag(f.network)
-	if err != nil {
-		return err
-	}
 	if len(f.providers.values) == 0 {
 		// The subscriptions "tanglemail storage subscribe" (or an earlier light client) created.
 		if _, err := os.Stat(filepath.Join(f.dataDir, node.LightFile)); err == nil {
@@ -90,18 +73,12 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	if f.tagBits < 1 || f.tagBits > 16 {
 		return usageError{fmt.Sprintf("--tag-bits %d: a light client needs 1..16", f.tagBits)}
 	}
-	log, pass, err := logAndPassphrase(env, f.logLevel, f.passphraseFile)
+	cfg, err := f.config(env, args)
 	if err != nil {
 		return err
 	}
-	cfg := node.DefaultConfig(f.dataDir)
-	cfg.Network = params
 	cfg.StorageProviders, cfg.StorageGrants = f.providers.values, f.grants.values
 	cfg.StorageQuotaMiB, cfg.StorageRetentionDays = f.quotaMiB, f.retentionDays
-	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = f.apiListen, f.smtpListen, f.imapListen
-	cfg.TagBits = f.tagBits
-	cfg.Passphrase = pass
-	cfg.Log = log
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.StartLight(ctx, cfg)
@@ -112,7 +89,7 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	if n.CreatedIdentity() {
 		fmt.Fprintf(env.stdout, "Created a new identity in %s.\n", f.dataDir)
 	}
-	printLightSettings(env, n, params.Name, f.dataDir)
+	printLightSettings(env, n, cfg.Network.Name, f.dataDir)
 	fmt.Fprintln(env.stdout, "\nStop with Ctrl-C.")
 	<-ctx.Done()
 	fmt.Fprintln(env.stdout, "Stopping…")

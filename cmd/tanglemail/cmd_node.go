@@ -18,33 +18,26 @@ import (
 )
 
 type nodeFlags struct {
-	commonFlags
-	network        string
-	storage        bool // the storage provider: --storage, --storage-cap, --public, --storage-allow
-	storageCap     string
-	public         bool
-	storageAllow   *listFlag
-	p2pListen      *listFlag
-	bootstrap      *listFlag
-	relayService   bool
-	relays         *listFlag
-	mdns           bool
-	dht            bool
-	apiListen      string
-	smtpListen     string
-	imapListen     string
-	tagBits        int
-	passphraseFile string
-	logLevel       string
-	blockBudget    string
+	serveFlags
+	storage      bool // the storage provider: --storage, --storage-cap, --public, --storage-allow
+	storageCap   string
+	public       bool
+	storageAllow *listFlag
+	p2pListen    *listFlag
+	bootstrap    *listFlag
+	relayService bool
+	relays       *listFlag
+	mdns         bool
+	dht          bool
+	blockBudget  string
 	// blob mail fetched without asking (issue 11): --blob-auto-mib, --blob-auto-stranger-mib
 	blobAutoMiB, blobAutoStrangerMiB float64
 	storageProv                      *listFlag
 	storageGrant                     *listFlag
 	// paid storage (issue 10): --storage-price, --payment-address, --payment-rpc, --payment-chain-id,
 	// --payment-confirmations
-	storagePrice, paymentAddress, paymentRPC string
-	paymentChainID, paymentConfirmations     uint64
+	storagePrice, paymentAddress string
+	paymentConfirmations         uint64
 }
 
 func nodeCommand() *command {
@@ -65,11 +58,15 @@ relay slot there, so peers reach it through the public node, and tries to make s
 (hole punching). A public node with a public address runs --relay-service for others.`,
 		flags: func(fs *flag.FlagSet, getenv func(string) string) any {
 			f := &nodeFlags{}
-			f.register(fs, getenv)
+			f.serveFlags.register(fs, getenv, serveHelp{
+				network: "network to join: tanglemail, tanglemail-dev",
+				smtp:    "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)",
+				imap:    "host:port of IMAP for your mail client (STARTTLS; login needs TLS off loopback)",
+				tagBits: "tag bits of a new identity (0..16, see tanglemail init --help)",
+			})
 			d := node.DefaultConfig("")
 			f.p2pListen = newListFlag(d.P2PListen...)
 			f.bootstrap = newListFlag()
-			fs.StringVar(&f.network, "network", d.Network.Name, "network to join: tanglemail, tanglemail-dev")
 			fs.Var(f.p2pListen, "p2p-listen", "multiaddrs to listen on for peers, comma-separated")
 			fs.Var(f.bootstrap, "bootstrap", "peers to dial at start, as multiaddrs ending in /p2p/<peer id>, comma-separated")
 			f.relays = newListFlag()
@@ -77,22 +74,14 @@ relay slot there, so peers reach it through the public node, and tries to make s
 			fs.Var(f.relays, "relay", "public nodes to be reachable through when behind NAT, as multiaddrs ending in /p2p/<peer id>, comma-separated")
 			fs.BoolVar(&f.mdns, "mdns", d.MDNS, "discover peers on the local network with mDNS")
 			fs.BoolVar(&f.dht, "dht", d.DHT, "discover peers through the Kademlia DHT (seeded only by the bootstrap peers)")
-			fs.StringVar(&f.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
-			fs.StringVar(&f.smtpListen, "smtp-listen", d.SMTPListen, "host:port of SMTP submission for your mail client (STARTTLS; AUTH needs TLS off loopback)")
-			fs.StringVar(&f.imapListen, "imap-listen", d.IMAPListen, "host:port of IMAP for your mail client (STARTTLS; login needs TLS off loopback)")
 			f.storageAllow = newListFlag()
 			fs.BoolVar(&f.storage, "storage", false, "run a storage provider: keep subscribers' sealed blocks past their TTL (see tanglemail storage --help)")
 			fs.StringVar(&f.storageCap, "storage-cap", "1GiB", "disk cap of the storage provider, e.g. 512MiB, 10GiB (subscriptions' quotas never exceed it)")
 			fs.BoolVar(&f.public, "public", false, "serve light clients: publish their blocks (proof of work checked first, rate-limited) and give tips; implies --storage and --relay-service")
 			fs.StringVar(&f.storagePrice, "storage-price", "", "sell storage subscriptions: price in IOTA per MiB·day, e.g. 0.0001 (needs --payment-address and --payment-rpc)")
 			fs.StringVar(&f.paymentAddress, "payment-address", "", "where subscribers pay (an address on the payment chain, 0x…)")
-			fs.StringVar(&f.paymentRPC, "payment-rpc", "", "JSON-RPC endpoints of the payment chain, comma-separated; all must agree")
-			fs.Uint64Var(&f.paymentChainID, "payment-chain-id", payment.IOTAEVMChainID, "chain id of the payment chain (IOTA EVM: 8822)")
 			fs.Uint64Var(&f.paymentConfirmations, "payment-confirmations", payment.DefaultConfirmations, "blocks a payment needs (its own included) before a subscription is activated")
 			fs.Var(f.storageAllow, "storage-allow", "subscription keys (hex or base64) the storage provider activates without a grant, comma-separated")
-			fs.IntVar(&f.tagBits, "tag-bits", d.TagBits, "tag bits of a new identity (0..16, see tanglemail init --help)")
-			fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
-			fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 			f.storageProv, f.storageGrant = newListFlag(), newListFlag()
 			fs.Float64Var(&f.blobAutoMiB, "blob-auto-mib", node.DefaultBlobAutoContact>>20, "largest mail from a contact fetched without asking, MiB (attachments travel as sealed blobs; 0: always ask)")
 			fs.Float64Var(&f.blobAutoStrangerMiB, "blob-auto-stranger-mib", node.DefaultBlobAutoStranger>>20, "largest mail from anyone not in your contacts fetched without asking, MiB (larger: a notice in INBOX, accept it in the web client)")
@@ -107,40 +96,25 @@ relay slot there, so peers reach it through the public node, and tries to make s
 
 func runNode(env *cmdEnv, o any, args []string) error {
 	f := o.(*nodeFlags)
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
-	}
-	cfg, err := nodeConfig(env, f)
+	cfg, err := nodeConfig(env, f, args)
 	if err != nil {
 		return err
 	}
 	return serveNode(env, f, cfg, nil)
 }
 
-// nodeConfig turns the node flags into a node configuration.
-func nodeConfig(env *cmdEnv, f *nodeFlags) (node.Config, error) {
-	params, err := networkFlag(f.network)
+// nodeConfig turns the node flags (and no arguments) into a node configuration.
+func nodeConfig(env *cmdEnv, f *nodeFlags, args []string) (node.Config, error) {
+	cfg, err := f.config(env, args)
 	if err != nil {
 		return node.Config{}, err
 	}
-	log, pass, err := logAndPassphrase(env, f.logLevel, f.passphraseFile)
-	if err != nil {
-		return node.Config{}, err
-	}
-	cfg := node.DefaultConfig(f.dataDir)
-	cfg.Network = params
 	cfg.P2PListen = f.p2pListen.values
 	cfg.Bootstrap = f.bootstrap.values
 	cfg.MDNS = f.mdns
 	cfg.RelayService = f.relayService || f.public // a public node relays for nodes behind NAT (issue 9)
 	cfg.Relays = f.relays.values
 	cfg.DHT = f.dht
-	cfg.APIListen = f.apiListen
-	cfg.SMTPListen = f.smtpListen
-	cfg.IMAPListen = f.imapListen
-	cfg.TagBits = f.tagBits
-	cfg.Passphrase = pass
-	cfg.Log = log
 	cfg.StorageProviders, cfg.StorageGrants = f.storageProv.values, f.storageGrant.values
 	cfg.BlobAutoContact, cfg.BlobAutoStranger = blobLimit(f.blobAutoMiB), blobLimit(f.blobAutoStrangerMiB)
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
@@ -168,11 +142,11 @@ func nodeConfig(env *cmdEnv, f *nodeFlags) (node.Config, error) {
 		if err != nil {
 			return node.Config{}, usageError{"--storage-price needs --payment-address 0x… (where subscribers pay)"}
 		}
-		if f.paymentRPC == "" {
+		if f.payChain.rpc == "" {
 			return node.Config{}, usageError{"--storage-price needs --payment-rpc <url>[,<url>…] (the payment chain's JSON-RPC endpoints)"}
 		}
 		cfg.Storage.Enabled = true
-		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: strings.Split(f.paymentRPC, ","), ChainID: f.paymentChainID,
+		cfg.Storage.Payments = &node.StoragePaymentsConfig{RPC: f.payChain.endpoints(), ChainID: f.payChain.chainID,
 			Confirmations: f.paymentConfirmations, Payee: payee, Price: price}
 	}
 	return cfg, nil
@@ -180,7 +154,6 @@ func nodeConfig(env *cmdEnv, f *nodeFlags) (node.Config, error) {
 
 // serveNode runs a node on cfg until the command is stopped; banner, if set, prints more once it runs.
 func serveNode(env *cmdEnv, f *nodeFlags, cfg node.Config, banner func(*node.Node)) error {
-	params := cfg.Network
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.Start(ctx, cfg)
@@ -195,7 +168,7 @@ func serveNode(env *cmdEnv, f *nodeFlags, cfg node.Config, banner func(*node.Nod
   Your address:  %s
   Peer id:       %s
   Peer addrs:    %s
-`, version.Get().Version, params.Name, n.Identity().Address().Mail(), n.Network().ID(), strings.Join(n.Network().Addrs(), " "))
+`, version.Get().Version, cfg.Network.Name, n.Identity().Address().Mail(), n.Network().ID(), strings.Join(n.Network().Addrs(), " "))
 	printClientSettings(env, n, f.dataDir)
 	fmt.Fprint(env.stdout, `  The node's certificate is self-signed: accept it once in your mail client.
 
@@ -238,6 +211,57 @@ func networkFlag(name string) (tangle.Params, error) {
 		return params, usageError{fmt.Sprintf("--network %q: want tanglemail or tanglemail-dev", name)}
 	}
 	return params, nil
+}
+
+// serveFlags are the flags `tanglemail node` and `tanglemail light` share: the network, the front
+// doors' listen addresses, a new identity's tag bits, the passphrase file, the log level and the
+// payment chain (--payment-rpc, --payment-chain-id: the wallet's balance in the status).
+type serveFlags struct {
+	commonFlags
+	network, apiListen, smtpListen, imapListen string
+	tagBits                                    int
+	passphraseFile, logLevel                   string
+	payChain                                   paymentChainFlags
+}
+
+// serveHelp is the help of the serveFlags whose meaning differs between a node and a light client.
+type serveHelp struct{ network, smtp, imap, tagBits string }
+
+func (s *serveFlags) register(fs *flag.FlagSet, getenv func(string) string, h serveHelp) {
+	s.commonFlags.register(fs, getenv)
+	d := node.DefaultConfig("")
+	fs.StringVar(&s.network, "network", d.Network.Name, h.network)
+	fs.StringVar(&s.apiListen, "api-listen", d.APIListen, "host:port of the web client and HTTP API (loopback only)")
+	fs.StringVar(&s.smtpListen, "smtp-listen", d.SMTPListen, h.smtp)
+	fs.StringVar(&s.imapListen, "imap-listen", d.IMAPListen, h.imap)
+	fs.IntVar(&s.tagBits, "tag-bits", d.TagBits, h.tagBits)
+	fs.StringVar(&s.passphraseFile, "passphrase-file", "", "file whose first line is the identity's passphrase")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	s.payChain.register(fs)
+}
+
+// config refuses arguments, checks --network and --log-level, reads --passphrase-file and returns the
+// node configuration these flags make (the rest is the caller's).
+func (s *serveFlags) config(env *cmdEnv, args []string) (node.Config, error) {
+	if len(args) > 0 {
+		return node.Config{}, usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	params, err := networkFlag(s.network)
+	if err != nil {
+		return node.Config{}, err
+	}
+	log, pass, err := logAndPassphrase(env, s.logLevel, s.passphraseFile)
+	if err != nil {
+		return node.Config{}, err
+	}
+	cfg := node.DefaultConfig(s.dataDir)
+	cfg.Network = params
+	cfg.APIListen, cfg.SMTPListen, cfg.IMAPListen = s.apiListen, s.smtpListen, s.imapListen
+	cfg.TagBits = s.tagBits
+	cfg.Passphrase = pass
+	cfg.Log = log
+	s.payChain.apply(&cfg)
+	return cfg, nil
 }
 
 // logAndPassphrase checks --log-level, reads --passphrase-file and returns a logger writing to stderr.

@@ -101,6 +101,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(w, "Uptime    %s\n", st.Uptime)
 	printStorageSubscriptions(w, st)
+	printWallet(w, &st.Wallet)
 	if st.Mode == "light" {
 		o := &st.Outbox
 		fmt.Fprintf(w, "Outbox    %d delivered, %d failed, %d published", o.Stats.Delivered, o.Stats.Failed, o.Stats.Published)
@@ -108,6 +109,7 @@ func printStatus(w io.Writer, st *api.Status) {
 			fmt.Fprint(w, "; waiting for a storage provider")
 		}
 		fmt.Fprintln(w)
+		printLargeMail(w, st.Blobs)
 		return
 	}
 	fmt.Fprintf(w, "Peer id   %s\n", p.PeerID)
@@ -154,9 +156,58 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(w, "Blobs     %d held (%s), %d mail being fetched or awaiting consent; chunks %d served, %d fetched, %d refused\n",
 			b.Blobs, humanBytes(int64(b.UsedBytes)), b.Pending, b.ChunksOut, b.ChunksIn, b.BadChunks)
 	}
+	printLargeMail(w, st.Blobs)
 	if p.StoreError != "" {
 		fmt.Fprintf(w, "Warning   the block store reports: %s\n", p.StoreError)
 	}
+}
+
+// printLargeMail prints one "Large mail" line per large mail being sent (api.BlobSend): its stage and
+// which recipients have fetched it.
+func printLargeMail(w io.Writer, bs *api.BlobStatus) {
+	if bs == nil {
+		return
+	}
+	for _, b := range bs.Sending {
+		subject := b.Subject
+		if subject == "" {
+			subject = "(no subject)"
+		}
+		fmt.Fprintf(w, "Large mail %q, %s: ", cleanLine(subject), humanBytes(int64(b.Size)))
+		switch b.Stage {
+		case "sealing":
+			fmt.Fprintf(w, "sealing, %d%%\n", percent(b.Sealed, b.Size))
+		case "uploading":
+			fmt.Fprintf(w, "uploading to storage provider %d of %d, %d%%", min(b.ProvidersDone+1, b.Providers), b.Providers, percent(b.Uploaded, b.Size))
+			if b.Error != "" {
+				fmt.Fprintf(w, "; failed, will retry: %s", cleanLine(b.Error))
+			}
+			fmt.Fprintln(w)
+		case "sending":
+			fmt.Fprintln(w, "sealed; the envelopes are being sealed and published")
+		default:
+			var parts []string
+			for _, r := range b.Recipients {
+				state := r.State
+				if state == "offered" {
+					state = "not fetched yet"
+				}
+				parts = append(parts, cleanLine(r.Address)+" "+state)
+			}
+			fmt.Fprintf(w, "%s; %s", b.Stage, strings.Join(parts, ", "))
+			if b.Expires != "" && b.Stage == "offered" {
+				fmt.Fprintf(w, "; available until %s", b.Expires)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func percent(n, of uint64) int {
+	if of == 0 {
+		return 100
+	}
+	return int(min(100, n*100/of))
 }
 
 func printPeers(w io.Writer, peers []api.Peer) {
@@ -212,5 +263,25 @@ func printStorageSubscriptions(w io.Writer, st *api.Status) {
 		if s.LastError != "" {
 			fmt.Fprintf(w, "          last error: %s\n", cleanLine(s.LastError))
 		}
+	}
+}
+
+// printWallet prints the payment wallet's balance line: the balance as last read and when, or why it
+// is unknown; a failed last read is shown beside the older balance.
+func printWallet(w io.Writer, wl *api.Wallet) {
+	addr := wl.Address
+	if addr == "" {
+		addr = "no wallet yet (tanglemail wallet creates one)"
+	}
+	switch {
+	case wl.Balance != "":
+		fmt.Fprintf(w, "Wallet    %s: %s (read %s)\n", addr, wl.Balance, wl.CheckedAt)
+	case wl.ChainID == 0:
+		fmt.Fprintf(w, "Wallet    %s: balance unknown (no payment chain configured: --payment-rpc)\n", addr)
+	default:
+		fmt.Fprintf(w, "Wallet    %s: balance not read yet\n", addr)
+	}
+	if wl.Error != "" && wl.ChainID != 0 {
+		fmt.Fprintf(w, "          last read failed: %s\n", cleanLine(wl.Error))
 	}
 }

@@ -68,6 +68,31 @@ func (r *railFlags) rail(ctx context.Context, env *cmdEnv, key *ecdsa.PrivateKey
 	return payment.DialEVM(ctx, cfg, strings.Split(r.rpc, ",")...)
 }
 
+// paymentChainFlags are a node's or light client's --payment-rpc and --payment-chain-id: the payment
+// chain on which it watches the wallet's balance (and, on a node selling storage, verifies payments).
+type paymentChainFlags struct {
+	rpc     string
+	chainID uint64
+}
+
+func (p *paymentChainFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.rpc, "payment-rpc", "", "JSON-RPC endpoints of the payment chain, comma-separated; all must agree (the wallet's balance shows in the status)")
+	fs.Uint64Var(&p.chainID, "payment-chain-id", payment.IOTAEVMChainID, "chain id of the payment chain (IOTA EVM: 8822)")
+}
+
+// endpoints are the --payment-rpc URLs (none without the flag).
+func (p *paymentChainFlags) endpoints() []string {
+	if p.rpc == "" {
+		return nil
+	}
+	return strings.Split(p.rpc, ",")
+}
+
+// apply has the node watch the wallet's balance on the chain (no --payment-rpc: no watcher).
+func (p *paymentChainFlags) apply(cfg *node.Config) {
+	cfg.WalletRPC, cfg.WalletChainID = p.endpoints(), p.chainID
+}
+
 type walletFlags struct {
 	railFlags
 	json bool

@@ -13,7 +13,7 @@ import (
 // and revokes an address with another data directory's identity.
 func TestGatewayCommand(t *testing.T) {
 	gwDir, userDir := t.TempDir(), t.TempDir()
-	out := &syncBuffer{}
+	out := &testwait.Buffer{}
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: out, getenv: func(string) string { return "" }, stop: stopc}
 	done := make(chan int, 1)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 	"github.com/tanglemail/tanglemail/internal/version"
 )
 
@@ -160,28 +161,10 @@ func TestStatusWithoutNode(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startNode runs "tanglemail node" in-process on loopback and returns when its API is up.
-func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out *syncBuffer) {
+func startNode(t *testing.T, dir string, extra ...string) (stop func() int, out *testwait.Buffer) {
 	t.Helper()
-	out = &syncBuffer{}
+	out = &testwait.Buffer{}
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: out, getenv: func(string) string { return "" }, stop: stopc}
 	args := append([]string{"node", "--data-dir", dir, "--network", "tanglemail-dev",
@@ -288,7 +271,7 @@ func TestListFlagReplacesDefault(t *testing.T) {
 }
 
 func TestDevnetJSON(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testwait.Buffer{}
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: io.Discard, getenv: func(string) string { return "" }, stop: stopc}
 	done := make(chan int, 1)
@@ -329,13 +312,21 @@ func TestDevnetJSON(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("status of %s: %s", name, errs)
 		}
-		var st struct {
-			P2P struct {
-				Peers []any `json:"peers"`
-			} `json:"p2p"`
-		}
+		var st api.Status
 		if err := json.Unmarshal([]byte(sout), &st); err != nil || len(st.P2P.Peers) != 2 {
 			t.Fatalf("%s has %d peers (%v)", name, len(st.P2P.Peers), err)
+		}
+		// ... and shows its funded wallet's balance on the dev chain.
+		testwait.For(t, name+"'s wallet balance in its status", 60*time.Second, func() bool {
+			_, sout, _ := runCLI(t, nil, "status", "--data-dir", n.DataDir, "--json")
+			st = api.Status{}
+			return json.Unmarshal([]byte(sout), &st) == nil && st.Wallet.Balance != ""
+		})
+		if w := st.Wallet; w.Address != n.Wallet || w.Balance != "1000 IOTA" || w.ChainID != 1337 || w.Error != "" {
+			t.Fatalf("%s's status wallet %+v, want %s with 1000 IOTA", name, w, n.Wallet)
+		}
+		if _, txt, _ := runCLI(t, nil, "status", "--data-dir", n.DataDir); !strings.Contains(txt, "Wallet    "+n.Wallet+": 1000 IOTA") {
+			t.Fatalf("%s's status has no wallet line:\n%s", name, txt)
 		}
 	}
 	// Each node has a funded wallet on the devnet's dev chain.

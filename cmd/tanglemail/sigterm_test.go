@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,31 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/node"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
-
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSIGTERMLogsNoWarnings: `tanglemail node` stopped by SIGTERM while it grinds proof of work for a
 // mail just submitted (real devnet PoW, a peer connected) exits 0 and logs no ERROR or WARN line
@@ -67,7 +48,7 @@ func TestSIGTERMLogsNoWarnings(t *testing.T) {
 		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0",
 		"--bootstrap", bob.Network().Addrs()[0], "--log-level", "info")
 	cmd.Env = append(os.Environ(), "TANGLEMAIL_TEST_RUN_MAIN=1")
-	var stderr lockedBuffer
+	var stderr testwait.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -107,7 +88,7 @@ func TestSIGTERMLogsNoWarnings(t *testing.T) {
 	// Mail in the outbox: the node grinds its proof of work (devnet) when the signal comes.
 	from := id.Address().Mail()
 	for i := range 3 {
-		if !sendOne(smtpAddr, pw, from, bob.Identity().Address().Mail(), fmt.Sprintf("sigterm-%d@test", i)) {
+		if !sendOne(smtpAddr, pw, from, bob.Identity().Address().Mail(), fmt.Sprintf("sigterm-%d@test", i), false) {
 			t.Fatalf("submission %d refused\n%s", i, stderr.String())
 		}
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/payment/devchain"
 )
@@ -44,5 +47,38 @@ func TestWalletCommand(t *testing.T) {
 	code, out, _ = runCLI(t, nil, "wallet", "--data-dir", dir, "--passphrase-file", pass, "--rpc", chain.URL, "--json")
 	if code != 0 || !strings.Contains(out, `"balance":"1000 IOTA"`) || !strings.Contains(out, `"balance_wei":"1000000000000000000000"`) {
 		t.Fatalf("%d %q", code, out)
+	}
+}
+
+// TestPaymentChainFlags: `tanglemail node` and `tanglemail light` both take --payment-rpc and
+// --payment-chain-id, and hand them to the node as the chain on which it watches the wallet's
+// balance; without --payment-rpc there is no watcher.
+func TestPaymentChainFlags(t *testing.T) {
+	for _, cmd := range []*command{nodeCommand(), lightCommand()} {
+		for _, args := range [][]string{{"--payment-rpc", "http://127.0.0.1:1,http://127.0.0.1:2", "--payment-chain-id", "1337"}, nil} {
+			fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+			o := cmd.flags(fs, func(string) string { return "" })
+			if err := fs.Parse(args); err != nil {
+				t.Fatalf("%s %v: %v", cmd.name, args, err)
+			}
+			var pc *paymentChainFlags
+			switch f := o.(type) {
+			case *nodeFlags:
+				pc = &f.payChain
+			case *lightFlags:
+				pc = &f.payChain
+			}
+			cfg := node.DefaultConfig("")
+			pc.apply(&cfg)
+			if args == nil {
+				if cfg.WalletRPC != nil || cfg.WalletChainID != payment.IOTAEVMChainID {
+					t.Fatalf("%s without flags: %v %d", cmd.name, cfg.WalletRPC, cfg.WalletChainID)
+				}
+				continue
+			}
+			if !slices.Equal(cfg.WalletRPC, []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}) || cfg.WalletChainID != 1337 {
+				t.Fatalf("%s: %v %d", cmd.name, cfg.WalletRPC, cfg.WalletChainID)
+			}
+		}
 	}
 }

@@ -46,6 +46,7 @@ type Status struct {
 	P2P     p2p.Status      `json:"p2p"`
 	Outbox  OutboxStatus    `json:"outbox"`
 	Blobs   *BlobStatus     `json:"blobs,omitempty"` // sealed blobs and transfers (a full node)
+	Wallet  Wallet          `json:"wallet"`          // the payment wallet's balance
 }
 
 // Peer is one connected peer, an element of GET /api/peers's list.

@@ -26,4 +26,37 @@ type BlobStatus struct {
 	ChunksIn    uint64 `json:"chunks_fetched"`
 	BadChunks   uint64 `json:"bad_chunks"` // chunks refused (failed verification)
 	FetchErrors uint64 `json:"fetch_failures"`
+	// Sending is the node's own large mail, from sealing to every recipient's fetch (GET /api/blobs/sent).
+	Sending []BlobSend `json:"sending,omitempty"`
+}
+
+// BlobSend is one large mail this node sends as a blob (protocol.md §13.8): GET /api/blobs/sent lists
+// them, newest first, and GET /api/status has them in blobs.sending; the web client's compose tray and
+// `tanglemail status` ("Large mail") show them.
+type BlobSend struct {
+	OutboxID int64  `json:"outbox_id"`
+	Subject  string `json:"subject,omitempty"`
+	Size     uint64 `json:"size"` // the message's bytes
+	// Stage: sealing (encrypting into the blob), uploading (to the storage providers), sending (the
+	// recipients' envelopes are being sealed and published), offered (waiting for the recipients to
+	// fetch), done (every recipient fetched it or failed).
+	Stage         string          `json:"stage"`
+	Sealed        uint64          `json:"sealed"`            // bytes of the message sealed so far
+	Uploaded      uint64          `json:"uploaded"`          // bytes of the blob uploaded to the provider being uploaded to now
+	Providers     int             `json:"providers"`         // storage providers the blob goes to
+	ProvidersDone int             `json:"providers_done"`    // of them, those done (acknowledged or failed)
+	Served        uint64          `json:"served_bytes"`      // sealed bytes this node sent to fetchers since it started
+	Expires       string          `json:"expires,omitempty"` // RFC 3339: the holders delete the blob then
+	Error         string          `json:"error,omitempty"`   // why sealing or the upload failed last (retried)
+	Recipients    []BlobRecipient `json:"recipients"`
+}
+
+// BlobRecipient is one recipient of a BlobSend.
+type BlobRecipient struct {
+	Address string `json:"address"`
+	// State: queued (its envelope is not published yet), offered (published; its node has not
+	// fetched the blob and filed the mail), fetched (its receipt came: the complete mail is filed),
+	// failed (see error: not fetched before the blob expired, or never sent).
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
 }

@@ -103,6 +103,9 @@ type Client struct {
 	// Timeout bounds the silence on a stream (default 30 s).
 	Timeout time.Duration
 	Metrics *Metrics
+	// Uploaded, if set, is called by Put after each chunk it wrote: chunks of blob id up to index done
+	// (exclusive) are with the provider or on their way, of total (the sender's progress display).
+	Uploaded func(id ID, done, total int)
 }
 
 func (c *Client) metrics() *Metrics {
@@ -339,6 +342,9 @@ func (c *Client) Put(ctx context.Context, r Route, id ID, ttl time.Duration) (er
 		st.SetDeadline(time.Now().Add(c.timeout()))
 		if err := writeFrame(bw, tChunk, le32(uint32(i)), cb); err != nil {
 			return err
+		}
+		if c.Uploaded != nil {
+			c.Uploaded(id, i+1, len(man.Hashes))
 		}
 	}
 	if err := bw.Flush(); err != nil {

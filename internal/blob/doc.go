@@ -31,4 +31,8 @@
 // Client.Fetch pulls a blob over the routes Plan gives (contacts directly; a stranger's own node only
 // through a relay, never dialled directly), resumes from the durable bitmap after a broken stream,
 // refuses a chunk whose hash is wrong and moves to the next holder. Client.Put uploads to a provider.
+// Relayed routes are meant for a Client whose Dialer is a one-time host (the node uses a
+// p2p.ClientHost per private fetch): a Dialer's host may use any connection or address it knows for
+// the holder's peer id. Hooks for the sender's progress: Client.Uploaded, Server.Served. An Authorize
+// error that wraps ErrBudget answers quota full (a provider charging its subscriber's quota).
 package blob

@@ -28,22 +28,27 @@ type Request struct {
 	Op   Op
 	ID   ID
 	Size uint64 // plaintext size (puts: from the manifest; gets: of the stored blob)
+	// Expires is how long a put's blob is to be kept (its TTL, capped at MaxTTL); zero for gets.
+	Expires time.Time
 }
 
 // Server answers <prefix>/blob/1 streams from its Store (protocol.md §13.3). The zero Authorize
 // serves gets of complete blobs to anyone who knows the id and refuses every put.
 type Server struct {
 	Store *Store
-	// Authorize is asked before every request; a non-nil error refuses it with an unauthorized frame.
+	// Authorize is asked before every request; a non-nil error refuses it with an unauthorized frame
+	// (a quota-full frame when it wraps ErrBudget: a put over the uploader's quota).
 	Authorize func(ctx context.Context, r Request) error
 	// MaxTTL caps the expiry a put may ask for (default 28 days, the maximum block TTL).
 	MaxTTL time.Duration
 	// IdleTimeout closes a stream that sends nothing for this long (default 60 s).
 	IdleTimeout time.Duration
 	Metrics     *Metrics
-
-	// resetAfter, when > 0, ends a stream after serving that many chunks (tests: a broken link).
-	resetAfter int
+	// Served, if set, is called after each chunk of blob id was sent (the sender's progress display).
+	// It runs on the serving goroutine: keep it quick.
+	Served func(id ID)
+	// ResetAfter, when > 0, ends each stream after serving that many chunks (tests: a broken link).
+	ResetAfter int
 }
 
 func (s *Server) idle() time.Duration {
@@ -148,7 +153,7 @@ func (s *Server) Serve(st Stream) {
 				return
 			}
 			for i := first; i < first+count; i++ {
-				if s.resetAfter > 0 && served >= s.resetAfter {
+				if s.ResetAfter > 0 && served >= s.ResetAfter {
 					// Close, not Reset: the chunks already sent arrive, then the stream ends
 					// mid-range, so a test sees the same break on a loaded machine.
 					bw.Flush()
@@ -168,6 +173,9 @@ func (s *Server) Serve(st Stream) {
 				}
 				served++
 				m.ChunksServed.Add(1)
+				if s.Served != nil {
+					s.Served(id)
+				}
 			}
 			if bw.Flush() != nil {
 				st.Reset()
@@ -202,9 +210,6 @@ func (s *Server) servePut(ctx context.Context, st Stream, br *bufio.Reader, bw *
 	if err != nil || man.ID() != id {
 		return refuse(CodeMalformed, "manifest does not match the id")
 	}
-	if err := s.authorize(ctx, Request{Peer: st.RemotePeer(), Op: OpPut, ID: id, Size: man.Size}); err != nil {
-		return refuse(CodeUnauthorized, err.Error())
-	}
 	maxTTL := s.MaxTTL
 	if maxTTL <= 0 {
 		maxTTL = 28 * 24 * time.Hour
@@ -212,7 +217,14 @@ func (s *Server) servePut(ctx context.Context, st Stream, br *bufio.Reader, bw *
 	if ttl > maxTTL {
 		ttl = maxTTL
 	}
-	if err := s.Store.Begin(man, time.Now().Add(ttl)); err != nil {
+	expires := time.Now().Add(ttl)
+	if err := s.authorize(ctx, Request{Peer: st.RemotePeer(), Op: OpPut, ID: id, Size: man.Size, Expires: expires}); err != nil {
+		if errors.Is(err, ErrBudget) {
+			return refuse(CodeQuotaFull, err.Error()) // the uploader's quota, say how far
+		}
+		return refuse(CodeUnauthorized, err.Error())
+	}
+	if err := s.Store.Begin(man, expires); err != nil {
 		if errors.Is(err, ErrBudget) {
 			return refuse(CodeQuotaFull, "")
 		}

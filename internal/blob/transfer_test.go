@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/p2p/p2ptest"
 )
 
 const testProto = "/tanglemail/test/blob/1"
@@ -30,11 +31,7 @@ type node struct {
 
 func newNode(t testing.TB) *node {
 	t.Helper()
-	h, err := p2p.NewClientHost(context.Background(), p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := p2ptest.LoopbackHost(t)
 	s, err := OpenStore(filepath.Join(t.TempDir(), "blobs"), 1<<30)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +127,7 @@ func TestTransferResume(t *testing.T) {
 	alice, bob := newNode(t), newNode(t)
 	const size = 20 * ChunkSize
 	ref := sealOn(t, alice, size)
-	alice.srv.resetAfter = 5
+	alice.srv.ResetAfter = 5
 	bob.cl.Attempts = 10
 	if err := bob.cl.Fetch(ctx, ref, []Route{alice.route()}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -165,7 +162,7 @@ func TestTransferResume(t *testing.T) {
 	if len(miss) != 20-int(before) {
 		t.Fatalf("after restart %d chunks missing, want %d", len(miss), 20-before)
 	}
-	alice.srv.resetAfter = 0
+	alice.srv.ResetAfter = 0
 	carol.cl.Store = s2
 	if err := carol.cl.Fetch(ctx, ref, []Route{alice.route()}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)

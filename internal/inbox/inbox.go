@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -826,11 +827,13 @@ func (in *Inbox) blobMail(ctx context.Context, b *tangle.Block, me *identity.Ide
 
 // FileBlobMail files the message of a blob mail, fetched complete, exactly once (the replay key is
 // claimed in the filing transaction) and queues its receipt, for a first filing and a duplicate alike.
-// filed reports whether it was filed just now.
-func (in *Inbox) FileBlobMail(ctx context.Context, m BlobMail, raw []byte) (filed bool, err error) {
+// filed reports whether it was filed just now. msg is read to EOF within the filing transaction
+// (store.NewMessage.Body: a large message is stored in pieces, never held whole); an error reading
+// it files nothing.
+func (in *Inbox) FileBlobMail(ctx context.Context, m BlobMail, msg io.Reader) (filed bool, err error) {
 	_, filed, err = in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), m.Expires, store.NewMessage{
 		MailboxID: in.inboxID,
-		Raw:       raw,
+		Body:      msg,
 		Received:  in.now(),
 		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
 	})

@@ -24,6 +24,14 @@ func NoReceipt(waited time.Duration) Reason {
 	return Reason{Status: "5.4.7", Text: "no delivery receipt within " + humanDuration(waited)}
 }
 
+// BlobNotFetched is the reason for a recipient of blob mail (protocol.md §13.8) whose node did not fetch
+// the blob and acknowledge the message within its lifetime, after which the blob is deleted: RFC 3463
+// 5.4.7 (delivery time expired).
+func BlobNotFetched(waited time.Duration) Reason {
+	return Reason{Status: "5.4.7", Text: "the recipient's node did not download the large message within " + humanDuration(waited) +
+		"; its sealed copy is deleted now, so send it again if it is still wanted"}
+}
+
 // TooLarge is the reason for a message larger than the network carries (RFC 3463 5.3.4).
 func TooLarge(size, limit int64) Reason {
 	return Reason{Status: "5.3.4", Text: fmt.Sprintf("the message is %d bytes, more than the %d bytes tanglemail sends", size, limit)}

@@ -5,32 +5,47 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	lpnet "github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/blob"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/testclock"
 )
 
 // attachMail is a multipart mail of about size bytes: a short text part and an attachment of random
-// bytes in base64 (so nothing compresses it), built in one allocation (benchmarks measure peak RSS).
+// bytes in base64 (so nothing compresses it), built in one allocation.
 func attachMail(from, to, subject string, size int) string {
 	return string(attachMailBytes(from, to, subject, size))
 }
 
 func attachMailBytes(from, to, subject string, size int) []byte {
+	var b bytes.Buffer
+	b.Grow(size + 1024)
+	writeAttachMail(&b, from, to, subject, size)
+	return b.Bytes()
+}
+
+// writeAttachMail writes attachMailBytes's message to w a line at a time, so that a benchmark's
+// client need not hold it; it returns w's first error.
+func writeAttachMail(w io.Writer, from, to, subject string, size int) error {
 	rnd := rand.New(rand.NewPCG(uint64(size), 7))
 	head := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@attach>\r\nDate: %s\r\n"+
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
@@ -38,9 +53,10 @@ func attachMailBytes(from, to, subject string, size int) []byte {
 		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"+
 		"Content-Disposition: attachment; filename=\"photo.bin\"\r\n\r\n",
 		from, to, subject, rnd.Uint64(), time.Now().UTC().Format(time.RFC1123Z))
+	if _, err := io.WriteString(w, head); err != nil {
+		return err
+	}
 	lines := size / 78 // 57 random bytes → 76 base64 characters and CRLF
-	out := make([]byte, 0, len(head)+lines*78+8)
-	out = append(out, head...)
 	var src [57]byte
 	var line [78]byte
 	line[76], line[77] = '\r', '\n'
@@ -49,9 +65,12 @@ func attachMailBytes(from, to, subject string, size int) []byte {
 			src[i] = byte(rnd.Uint32())
 		}
 		base64.StdEncoding.Encode(line[:76], src[:])
-		out = append(out, line[:]...)
+		if _, err := w.Write(line[:]); err != nil {
+			return err
+		}
 	}
-	return append(out, "--b1--\r\n"...)
+	_, err := io.WriteString(w, "--b1--\r\n")
+	return err
 }
 
 // attachPair starts alice and bob on params, peered, with alice in bob's contacts.
@@ -132,6 +151,40 @@ func TestAttachment25MiB(t *testing.T) {
 	checkAttachment(t, alice, bob, 25<<20-8<<10)
 }
 
+// deliverIntact submits a 2 MiB mail from alice to bob (an empty INBOX) and waits until bob's IMAP
+// client gets it byte for byte; it returns the message.
+func deliverIntact(t *testing.T, alice, bob *Node, subject string) []byte {
+	t.Helper()
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMailBytes(from, to, subject, 2<<20)
+	submit(t, alice, []string{to}, string(raw))
+	waitFor(t, "the attachment in bob's INBOX", 120*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256(raw) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	return raw
+}
+
+// TestAttachmentBrokenTransferResumes: alice's node breaks every blob stream after 7 chunks; bob's
+// fetch of a 2 MiB mail resumes after each break from the chunks already on his disk, fetches every
+// chunk exactly once, and his IMAP client gets the message byte for byte.
+func TestAttachmentBrokenTransferResumes(t *testing.T) {
+	alice := startAt(t, tangle.DevNet, func(c *Config) { c.blobResetAfter = 7 })
+	bob := startAt(t, tangle.DevNet, nil, alice)
+	if err := bob.Mailboxes().AddContact(context.Background(), "alice", alice.Identity().Address().Mail()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "peering", 30*time.Second, func() bool { return bob.Network().PeerCount() >= 1 })
+	raw := deliverIntact(t, alice, bob, "over a bad link")
+	m := bob.blobs.metrics
+	chunks := uint64(blob.NumChunks(uint64(len(raw))))
+	if m.ChunksFetched.Load() != chunks || m.Retries.Load() < chunks/7-1 || m.BadChunks.Load() != 0 {
+		t.Fatalf("bob fetched %d chunks (want each of %d once) with %d retries", m.ChunksFetched.Load(), chunks, m.Retries.Load())
+	}
+}
+
 // startAt starts a node on params bootstrapped to the given nodes, closed when the test ends.
 func startAt(t *testing.T, params tangle.Params, configure func(*Config), peers ...*Node) *Node {
 	t.Helper()
@@ -150,22 +203,31 @@ func connected(a, b *Node) bool {
 	return a.Network().Host().Network().Connectedness(b.Network().Host().ID()) == lpnet.Connected
 }
 
+// strangerOffer starts a hub and, peered only with it, carol and bob (configured by configureBob),
+// strangers to each other; carol sends bob 2 MiB with subject (above the automatic limit for
+// strangers) and it returns once bob's notice is in his INBOX.
+func strangerOffer(t *testing.T, configureBob func(*Config), subject string) (carol, bob *Node) {
+	t.Helper()
+	hub := startAt(t, tangle.DevNet, nil)
+	carol = startAt(t, tangle.DevNet, nil, hub)
+	bob = startAt(t, tangle.DevNet, configureBob, hub)
+	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
+		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
+	})
+	to := bob.Identity().Address().Mail()
+	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, subject, 2<<20))
+	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
+	})
+	return carol, bob
+}
+
 // TestAttachmentStrangerNeedsConsent: carol, a stranger to bob, sends him 2 MiB (above the 1 MiB
 // automatic limit for strangers). Carol and bob share only a hub node. Bob gets a notice (sender,
 // subject, size) in INBOX and the mail waits in GET /api/blobs; accepting it does not make bob's node
 // dial carol's (he has no relay or provider, so there is no private route), and nothing is fetched.
 func TestAttachmentStrangerNeedsConsent(t *testing.T) {
-	hub := startAt(t, tangle.DevNet, nil)
-	carol := startAt(t, tangle.DevNet, nil, hub)
-	bob := startAt(t, tangle.DevNet, nil, hub)
-	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
-		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
-	})
-	to := bob.Identity().Address().Mail()
-	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, "big file from a stranger", 2<<20))
-	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
-		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
-	})
+	carol, bob := strangerOffer(t, nil, "big file from a stranger")
 	notice := string(inboxMessages(t, bob, store.RoleInbox)[0])
 	for _, want := range []string{"X-Tanglemail-Blob-Pending: ", carol.Identity().Address().Mail(), "big file from a stranger", "2.0 MiB"} {
 		if !strings.Contains(notice, want) {
@@ -341,16 +403,232 @@ func TestAttachmentFromLightClient(t *testing.T) {
 		return s.p.Subscriber(alice.light.hosts[0].ID())
 	})
 	waitFor(t, "bob to peer", 30*time.Second, func() bool { return bob.Network().PeerCount() >= 1 })
-	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
-	raw := attachMail(from, to, "from my phone", 2<<20)
-	submit(t, alice, []string{to}, raw)
-	waitFor(t, "the attachment in bob's INBOX", 60*time.Second, func() bool {
-		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
-	})
-	if got := imapFetchAll(t, bob); len(got) != 1 || sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
-		t.Fatal("bob's message differs from what alice submitted")
-	}
+	deliverIntact(t, alice, bob, "from my phone")
 	if s.blobs.metrics.PutsStored.Load() != 1 || alice.Status().Outbox.Stats.Published != 1 {
 		t.Fatalf("puts stored at the provider %d, blocks alice published %d", s.blobs.metrics.PutsStored.Load(), alice.Status().Outbox.Stats.Published)
 	}
+}
+
+// TestAttachmentStrangerOfferExpires: a stranger's large mail that bob never accepts is dropped when
+// its blob's lifetime ends, and bob learns it from a second notice in INBOX (nothing silently vanishes).
+func TestAttachmentStrangerOfferExpires(t *testing.T) {
+	clock := testclock.New(time.Now())
+	carol, bob := strangerOffer(t, func(c *Config) { c.blobClock = clock.Now }, "never accepted")
+	clock.Advance(29 * 24 * time.Hour) // past any TTL (at most 28 days)
+	bob.blobs.kick()
+	waitFor(t, "the expiry notice in bob's INBOX", 30*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 2
+	})
+	notice := string(inboxMessages(t, bob, store.RoleInbox)[1])
+	for _, want := range []string{"Subject: Large mail expired: never accepted", "X-Tanglemail-Blob-Expired: ",
+		carol.Identity().Address().Mail(), "2.0 MiB", "You did not accept it in time"} {
+		if !strings.Contains(notice, want) {
+			t.Fatalf("expiry notice lacks %q:\n%s", want, notice)
+		}
+	}
+	if p, _ := bob.PendingBlobs(context.Background()); len(p) != 0 {
+		t.Fatalf("still pending after expiry: %+v", p)
+	}
+	bob.blobs.kick()
+	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 2 {
+		t.Fatalf("bob's INBOX has %d messages, want the two notices", n)
+	}
+}
+
+// TestAttachmentSenderProgress: alice's large mail goes through her storage node; GET /api/blobs/sent
+// (and /api/status's blobs.sending) shows it offered, then fetched by bob once his receipt came, with
+// the provider holding it. While SealBlob runs, the live entry shows sealing and upload progress.
+func TestAttachmentSenderProgress(t *testing.T) {
+	_, alice, bob := providerPair(t)
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	submit(t, alice, []string{to}, attachMail(from, to, "progress please", 2<<20))
+	a := apiOf(t, alice)
+	var sends []api.BlobSend
+	waitFor(t, "bob's fetch shown at alice", 90*time.Second, func() bool {
+		a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+		return len(sends) == 1 && sends[0].Stage == "done"
+	})
+	s := sends[0]
+	if s.Subject != "progress please" || s.Size < 2<<20 || s.Sealed != s.Size || s.Providers != 1 || s.ProvidersDone != 1 ||
+		len(s.Recipients) != 1 || s.Recipients[0].State != "fetched" || s.Recipients[0].Address != to || s.Expires == "" {
+		t.Fatalf("GET /api/blobs/sent: %+v", s)
+	}
+	if st := alice.Status(); st.Blobs == nil || len(st.Blobs.Sending) != 1 || st.Blobs.Sending[0].OutboxID != s.OutboxID {
+		t.Fatalf("status blobs: %+v", st.Blobs)
+	}
+	items, err := alice.Mailboxes().OutboxItems(context.Background())
+	if err != nil || len(items) != 1 || !alice.blobs.HoldsBlob(items[0].ID, items[0].Created) || alice.blobs.HoldsBlob(items[0].ID+1, items[0].Created) {
+		t.Fatalf("HoldsBlob: items %v, err %v", items, err)
+	}
+
+	// The live part, step by step: sealing, then uploading.
+	b := alice.blobs
+	b.startSend(99, 1000)
+	if _, err := io.Copy(io.Discard, countingReader{bytes.NewReader(make([]byte, 400)), b, 99}); err != nil {
+		t.Fatal(err)
+	}
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if len(sends) != 2 || sends[0].OutboxID != 99 || sends[0].Stage != "sealing" || sends[0].Sealed != 400 || sends[0].Size != 1000 {
+		t.Fatalf("while sealing: %+v", sends)
+	}
+	b.progress(99, func(s *api.BlobSend) { s.Stage = "uploading" })
+	b.uploaded(blob.ID{}, 1, 4)
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if sends[0].Stage != "uploading" || sends[0].Uploaded != 250 {
+		t.Fatalf("while uploading: %+v", sends[0])
+	}
+	b.endSend(99, errors.New("the storage provider refused the upload"))
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if len(sends) != 2 || sends[0].Stage != "uploading" || sends[0].Error != "the storage provider refused the upload" {
+		t.Fatalf("after a failed SealBlob: %+v", sends)
+	}
+	b.startSend(99, 1000)
+	b.endSend(99, nil)
+	a.call("GET", "/api/blobs/sent", nil, &sends, http.StatusOK)
+	if len(sends) != 1 {
+		t.Fatalf("after SealBlob: %+v", sends)
+	}
+}
+
+// connWatch records the connections of a libp2p host from now on: remote peer and address.
+type connWatch struct {
+	mu    sync.Mutex
+	conns []peerConn
+}
+
+type peerConn struct {
+	peer peer.ID
+	addr string
+}
+
+func watchConns(n *Node) *connWatch {
+	w := &connWatch{}
+	n.Network().Host().Network().Notify(&lpnet.NotifyBundle{ConnectedF: func(_ lpnet.Network, c lpnet.Conn) {
+		w.mu.Lock()
+		w.conns = append(w.conns, peerConn{c.RemotePeer(), c.RemoteMultiaddr().String()})
+		w.mu.Unlock()
+	}})
+	return w
+}
+
+func (w *connWatch) list() []peerConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]peerConn(nil), w.conns...)
+}
+
+// TestAttachmentStrangerThroughRelay: carol, a stranger to bob, sends him 2 MiB. Bob and carol share
+// a public node (the hub) that relays; carol holds a reservation there, and the hub is bob's chosen
+// relay. Bob accepts the mail and gets it byte for byte, fetched from carol's node through the hub,
+// while bob's node and carol's node never connect, in either direction, directly or relayed: carol's
+// node sees only a one-time peer through the relay.
+func TestAttachmentStrangerThroughRelay(t *testing.T) {
+	hcfg := testConfig(t, t.TempDir())
+	hcfg.RelayService = true
+	hub := startNode(t, hcfg)
+	hubAddrs := hub.Network().Addrs()[:1]
+	carol := startAt(t, tangle.DevNet, func(c *Config) { c.Relays = hubAddrs }, hub)
+	bob := startAt(t, tangle.DevNet, func(c *Config) { c.Relays = hubAddrs }, hub)
+	bobSees, carolSees := watchConns(bob), watchConns(carol)
+	waitFor(t, "carol's reservation at the hub", 30*time.Second, func() bool {
+		return len(carol.Network().Status().RelayAddrs) > 0 && bob.Network().PeerCount() >= 1
+	})
+	from, to := carol.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "through the relay", 2<<20)
+	submit(t, carol, []string{to}, raw)
+	var pending []api.PendingBlob
+	a := apiOf(t, bob)
+	waitFor(t, "the offer at bob", 60*time.Second, func() bool {
+		a.call("GET", "/api/blobs", nil, &pending, http.StatusOK)
+		return len(pending) == 1 && pending[0].Waiting
+	})
+	a.call("POST", "/api/blobs/"+pending[0].Key+"/accept", nil, nil, http.StatusOK)
+	waitFor(t, "the mail in bob's INBOX", 90*time.Second, func() bool {
+		return len(inboxMessages(t, bob, store.RoleInbox)) == 2
+	})
+	got := inboxMessages(t, bob, store.RoleInbox)
+	if sha256.Sum256(got[1]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what carol submitted")
+	}
+	bobID, carolID, hubID := bob.Network().Host().ID(), carol.Network().Host().ID(), hub.Network().Host().ID()
+	for _, c := range bobSees.list() {
+		if c.peer == carolID {
+			t.Errorf("bob's node connected to carol's: %s", c.addr)
+		}
+	}
+	relayed := 0
+	for _, c := range carolSees.list() {
+		if c.peer == bobID {
+			t.Errorf("carol's node connected to bob's: %s", c.addr)
+		}
+		if c.peer != hubID && strings.Contains(c.addr, "/p2p-circuit") {
+			relayed++
+		}
+	}
+	if relayed == 0 || carol.blobs.metrics.ChunksServed.Load() == 0 {
+		t.Fatalf("carol served %d chunks over %d relayed connections; connections: %v",
+			carol.blobs.metrics.ChunksServed.Load(), relayed, carolSees.list())
+	}
+	if connected(bob, carol) {
+		t.Fatal("bob's node is connected to carol's")
+	}
+}
+
+// TestAttachmentLightUploadCountsAgainstQuota: a light client's large mail, uploaded to its storage
+// provider, counts against its subscription's quota (the provider's status and the client's own
+// storage status say so); a subscription too small for the next one refuses the upload with the quota
+// error, and the mail waits in the outbox (nothing published) instead of reaching anyone.
+func TestAttachmentLightUploadCountsAgainstQuota(t *testing.T) {
+	s := startStorageNode(t, tangle.DevNet)
+	g, err := s.p.Grant(context.Background(), 3, 30) // 3 MiB: one 2 MiB mail fits, two do not
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lightConfig(t, t.TempDir(), s, g)
+	cfg.StorageStatusInterval = 200 * time.Millisecond // the usage, as the provider reports it, soon
+	alice := startLight(t, cfg)
+	waitFor(t, "the provider to know alice's client as a subscriber", 30*time.Second, func() bool {
+		return s.p.Subscriber(alice.light.hosts[0].ID())
+	})
+	bobID, err := identity.Generate(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := bobID.Address().Mail()
+	from := alice.Identity().Address().Mail()
+	submit(t, alice, []string{bob}, attachMail(from, bob, "first", 2<<20))
+	waitFor(t, "the first upload", 60*time.Second, func() bool { return s.blobs.metrics.PutsStored.Load() == 1 })
+	subUsed := func() uint64 {
+		st := alice.Status()
+		if len(st.Storage) != 1 {
+			return 0
+		}
+		return st.Storage[0].UsedBytes
+	}
+	waitFor(t, "the upload in alice's storage usage", 30*time.Second, func() bool { return subUsed() >= 2<<20 })
+	submit(t, alice, []string{bob}, attachMail(from, bob, "second", 2<<20))
+	waitFor(t, "the second upload refused at the quota", 60*time.Second, func() bool {
+		return s.blobs.metrics.Refused.Load() >= 1
+	})
+	if s.blobs.metrics.PutsStored.Load() != 1 {
+		t.Fatalf("the provider stored %d uploads, want 1", s.blobs.metrics.PutsStored.Load())
+	}
+	items, err := alice.Mailboxes().OutboxItems(context.Background())
+	if err != nil || len(items) != 2 {
+		t.Fatalf("outbox: %v %v", items, err)
+	}
+	second := items[0]
+	for _, it := range items {
+		if it.ID > second.ID {
+			second = it
+		}
+	}
+	if second.Rcpts[0].State != store.RcptPending || alice.Status().Outbox.Stats.Published != 1 {
+		t.Fatalf("the second mail went on without its upload: %+v, %d published", second.Rcpts[0], alice.Status().Outbox.Stats.Published)
+	}
+	waitFor(t, "the reason in GET /api/blobs/sent", 30*time.Second, func() bool {
+		sends, err := alice.BlobSends(context.Background())
+		return err == nil && len(sends) == 2 && sends[0].OutboxID == int64(second.ID) && sends[0].Stage == "uploading" &&
+			strings.Contains(sends[0].Error, "past its quota")
+	})
 }

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/inbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/web"
@@ -52,17 +51,26 @@ type blobSide struct {
 	st      *blob.Store
 	srv     *blob.Server
 	cl      *blob.Client
-	put     []*blob.Client // per storage provider (a light client); nil: cl
-	served  bool           // this node serves its blobs (a full node): it is a holder of its own
+	put     []*blob.Client   // per storage provider (a light client); nil: cl
+	served  bool             // this node serves its blobs (a full node): it is a holder of its own
+	now     func() time.Time // expiry of pending blob mail (Config.blobClock)
 	metrics *blob.Metrics
 	dir     string
 
 	sealMu sync.Mutex // one SealBlob at a time: one blob per outbox item
+	pendMu sync.Mutex // orders the writes of pending/ records after their creation (update)
 	wake   chan struct{}
 
 	mu       sync.Mutex
 	next     map[string]time.Time // replay key → earliest next fetch attempt (backoff)
 	fetching string               // replay key being fetched now
+
+	// The sender's progress (blobsend.go).
+	progMu      sync.Mutex
+	sealing     map[store.OutboxID]*api.BlobSend // in SealBlob now
+	uploading   store.OutboxID                   // the item SealBlob works on
+	own         map[blob.ID]bool                 // blobs of the node's own large mail (from out/)
+	servedBytes map[blob.ID]uint64               // plaintext bytes of own blobs served since start
 }
 
 // pendingBlob is a blob mail waiting to be fetched and filed (pending/<replay key>.json).
@@ -73,7 +81,8 @@ type pendingBlob struct {
 	Block     string    `json:"block"` // hex
 	Ref       []byte    `json:"ref"`
 	Header    []byte    `json:"header,omitempty"`
-	Expires   time.Time `json:"expires"`
+	Expires   time.Time `json:"expires"`            // how long the replay key is kept (filing)
+	FetchBy   time.Time `json:"fetch_by,omitempty"` // the envelope block's expiry: the holders keep the blob until then
 	TTL       uint32    `json:"ttl"`
 	Size      uint64    `json:"size"`
 	Accepted  bool      `json:"accepted,omitempty"` // the recipient consented (above the automatic limit)
@@ -116,11 +125,15 @@ func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string
 	}
 	m := &blob.Metrics{}
 	proto := blob.Protocol(p2p.ProtocolPrefix(n.cfg.Network.ID))
-	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}}
-	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize}
-	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m}
+	b := &blobSide{n: n, st: st, metrics: m, dir: dir, wake: make(chan struct{}, 1), next: map[string]time.Time{}, now: n.cfg.blobClock,
+		sealing: map[store.OutboxID]*api.BlobSend{}, own: map[blob.ID]bool{}, servedBytes: map[blob.ID]uint64{}}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	b.srv = &blob.Server{Store: st, Metrics: m, Authorize: b.authorize, Served: b.chunkServed, ResetAfter: n.cfg.blobResetAfter}
+	b.cl = &blob.Client{Net: d, Store: st, Proto: proto, Metrics: m, Uploaded: b.uploaded}
 	for _, pd := range put {
-		b.put = append(b.put, &blob.Client{Net: pd, Store: st, Proto: proto, Metrics: m})
+		b.put = append(b.put, &blob.Client{Net: pd, Store: st, Proto: proto, Metrics: m, Uploaded: b.uploaded})
 	}
 	if serve != nil {
 		serve(proto, func(s p2p.Stream) { b.srv.Serve(s) })
@@ -131,13 +144,19 @@ func (n *Node) openBlobsWith(d blob.Dialer, put []blob.Dialer, serve func(string
 }
 
 // authorize: anyone who knows a complete blob's id may get it (the content is sealed; the id is only
-// in sealed envelopes); puts only from this node's storage subscribers (a light client's upload).
+// in sealed envelopes); puts only from this node's storage subscribers (a light client's upload),
+// each counted against the subscription's quota until the blob expires (storage.ChargeBlob).
 func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 	if r.Op == blob.OpGet {
 		return nil
 	}
 	if p := b.n.provider; p != nil && p.p.Subscriber(r.Peer) {
-		return nil
+		sealed := r.Size + uint64(blob.NumChunks(r.Size))*blob.Overhead
+		err := p.p.ChargeBlob(ctx, r.Peer, r.ID, sealed, r.Expires)
+		if errors.Is(err, storage.ErrQuota) {
+			return fmt.Errorf("%w: %v", blob.ErrBudget, err)
+		}
+		return err
 	}
 	return errors.New("this node takes blob uploads only from its storage subscribers")
 }
@@ -145,19 +164,31 @@ func (b *blobSide) authorize(ctx context.Context, r blob.Request) error {
 // SealBlob is outbox.BlobSealer: one blob per outbox item, its ref kept in out/<id>-<created>.ref so that every
 // recipient, also after a restart, gets the same blob. The node's own peer id and addresses are the
 // holder (flagged as the sender's, protocol.md §13.2).
-func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error) {
+func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg io.Reader, expires time.Time) ([]byte, error) {
 	b.sealMu.Lock()
 	defer b.sealMu.Unlock()
-	path := filepath.Join(b.dir, "out", strconv.FormatInt(int64(id), 10)+"-"+strconv.FormatInt(created.UnixMilli(), 10)+".ref")
+	enc, err := b.sealBlob(ctx, id, created, msg, expires)
+	b.endSend(id, err)
+	return enc, err
+}
+
+func (b *blobSide) sealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg io.Reader, expires time.Time) ([]byte, error) {
+	path := b.refPath(id, created)
 	if enc, err := os.ReadFile(path); err == nil {
 		if ref, err := blob.DecodeRef(enc); err == nil && b.st.Complete(ref.ID) {
 			return enc, nil
 		}
 	}
-	ref, err := b.st.Seal(bytes.NewReader(msg), expires)
+	var size int64 // the submitted message's size: the progress's 100 % (Bcc removed, it is a little less)
+	if it, err := b.n.mail.OutboxItem(ctx, id); err == nil {
+		size = it.Size
+	}
+	b.startSend(id, size)
+	ref, err := b.st.Seal(countingReader{msg, b, id}, expires)
 	if err != nil {
 		return nil, err
 	}
+	b.progress(id, func(s *api.BlobSend) { s.Size, s.Sealed = ref.Size, ref.Size })
 	ref.Holders = nil
 	if b.served {
 		h := b.n.net.Host()
@@ -170,6 +201,7 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		}
 		ref.Holders = []blob.Holder{self}
 	}
+	var refusal *blob.Error
 	// The sender's storage/public nodes hold it too, so that it reaches recipients while this node is
 	// off (and they fetch it from a holder that is not the sender's own node).
 	for i, s := range b.n.cfg.StorageProviders {
@@ -180,6 +212,7 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		if err != nil {
 			continue
 		}
+		b.progress(id, func(s *api.BlobSend) { s.Stage, s.Uploaded = "uploading", 0 })
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		cl := b.cl
 		if i < len(b.put) {
@@ -187,9 +220,13 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 		}
 		err = cl.Put(pctx, blob.Route{Peer: ai.ID, Addrs: ai.Addrs}, ref.ID, time.Until(expires))
 		cancel()
+		b.progress(id, func(s *api.BlobSend) { s.ProvidersDone++ })
 		if err != nil {
 			b.n.log.Warn("blob: upload to a storage provider failed; the blob is served by this node only", "provider", ai.ID.ShortString())
 			b.n.log.Debug("blob: upload failed", "err", err)
+			if be := (*blob.Error)(nil); errors.As(err, &be) && be.Code == blob.CodeQuotaFull {
+				refusal = be // the provider's own words, no address in them: the user sees why
+			}
 			continue
 		}
 		h := blob.Holder{Peer: ai.ID}
@@ -199,6 +236,9 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 	if len(ref.Holders) == 0 {
 		// A light client serves nothing: without a provider's copy no recipient could fetch it.
 		b.st.Delete(ref.ID)
+		if refusal != nil {
+			return nil, fmt.Errorf("blob: the storage provider refused the upload (%s); will retry", refusal.Msg)
+		}
 		return nil, errors.New("blob: no storage provider took the upload; will retry")
 	}
 	enc, err := ref.Encode()
@@ -212,8 +252,30 @@ func (b *blobSide) SealBlob(ctx context.Context, id store.OutboxID, created time
 	return enc, nil
 }
 
+// deadline is the latest p's blob can be fetched.
+func (p *pendingBlob) deadline() time.Time {
+	if !p.FetchBy.IsZero() {
+		return p.FetchBy
+	}
+	return p.Expires
+}
+
 func (b *blobSide) pendingPath(key string) string {
 	return filepath.Join(b.dir, "pending", key+".json")
+}
+
+// update changes the pending record key on disk: loaded afresh and saved under pendMu, so that the
+// fetcher's bookkeeping (its copy may be stale) and the user's accept never undo each other, and a
+// record already removed (filed, expired) is not written again.
+func (b *blobSide) update(key string, f func(*pendingBlob)) error {
+	b.pendMu.Lock()
+	defer b.pendMu.Unlock()
+	p, err := b.load(key)
+	if err != nil {
+		return err
+	}
+	f(p)
+	return b.save(p)
 }
 
 func (b *blobSide) save(p *pendingBlob) error {
@@ -236,6 +298,13 @@ func (b *blobSide) HandleBlobMail(ctx context.Context, m inbox.BlobMail) error {
 	}
 	p := &pendingBlob{ReplayKey: key, Sender: m.Sender.String(), Sent: m.Sent, Block: hex.EncodeToString(m.Block[:]),
 		Ref: m.Ref, Header: m.Header, Expires: m.Expires, TTL: m.TTL, Size: ref.Size}
+	// The sender's holders keep the blob as long as its envelope lives (protocol.md §13.7), not for
+	// the whole replay window: past the block's expiry the offer is over.
+	if b.n.store != nil {
+		if blk, err := b.n.store.Get(m.Block); err == nil && blk.ExpiresAt().Before(m.Expires) {
+			p.FetchBy = blk.ExpiresAt()
+		}
+	}
 	if err := b.save(p); err != nil {
 		return err
 	}
@@ -328,14 +397,15 @@ func (b *blobSide) providers() (map[peer.ID]bool, []peer.AddrInfo) {
 	return trusted, relays
 }
 
-// work advances one pending blob mail: dropped past its expiry, a notice for a stranger's mail above
-// the limit without consent, else a fetch (with backoff after a failure) and the filing.
+// work advances one pending blob mail: dropped past its expiry (with a notice in INBOX), a notice for a
+// stranger's mail above the limit without consent, else a fetch (with backoff after a failure) and the
+// filing.
 func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
-	now := time.Now()
-	if !now.Before(p.Expires) {
-		os.Remove(b.pendingPath(p.ReplayKey))
+	if !b.now().Before(p.deadline()) {
+		b.expire(ctx, p)
 		return
 	}
+	now := time.Now()
 	b.mu.Lock()
 	wait := now.Before(b.next[p.ReplayKey])
 	b.mu.Unlock()
@@ -360,7 +430,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 				return
 			}
 			p.Noticed = true
-			b.save(p)
+			b.update(p.ReplayKey, func(q *pendingBlob) { q.Noticed = true })
 		}
 		return
 	}
@@ -369,6 +439,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	if len(routes) == 0 {
 		if !p.Noticed && b.notice(ctx, p, sender, true) == nil {
 			p.Noticed = true
+			b.update(p.ReplayKey, func(q *pendingBlob) { q.Noticed = true })
 		}
 		b.fail(p, errors.New("no private route to a holder: the sender is not a contact and no relay or provider is configured"))
 		return
@@ -377,7 +448,7 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	b.fetching = p.ReplayKey
 	b.mu.Unlock()
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err = b.cl.Fetch(fctx, ref, routes, p.Expires)
+	err = b.fetch(fctx, ref, routes, p.deadline())
 	cancel()
 	b.mu.Lock()
 	b.fetching = ""
@@ -396,13 +467,56 @@ func (b *blobSide) work(ctx context.Context, p *pendingBlob) {
 	}
 }
 
+// fetch fetches ref over routes (blob.Plan): the direct ones through the node's host, the relayed
+// ones (a stranger's holders) through a fresh client host that exists for this fetch only. The
+// node's own host never connects to a stranger's holder, not even through the relay: a connection
+// would show the holder the node's peer id and listen addresses (identify), link it to later
+// connections, and let hole punching (DCUtR) turn it into a direct one (protocol.md §13.5).
+func (b *blobSide) fetch(ctx context.Context, ref blob.Ref, routes []blob.Route, deadline time.Time) error {
+	var direct, relayed []blob.Route
+	for _, r := range routes {
+		if r.Via == blob.Relayed {
+			relayed = append(relayed, r)
+		} else {
+			direct = append(direct, r)
+		}
+	}
+	var errs []error
+	if len(direct) > 0 {
+		err := b.cl.Fetch(ctx, ref, direct, deadline)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	if len(relayed) > 0 {
+		err := b.fetchPrivately(ctx, ref, relayed, deadline)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fetchPrivately fetches ref through relays with a one-time client host (fetch).
+func (b *blobSide) fetchPrivately(ctx context.Context, ref blob.Ref, relayed []blob.Route, deadline time.Time) error {
+	ch, err := p2p.NewClientHost(ctx, p2p.WithClientRelay())
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	cl := &blob.Client{Net: ch, Store: b.st, Proto: b.cl.Proto, Metrics: b.metrics}
+	return cl.Fetch(ctx, ref, relayed, deadline)
+}
+
 // fail records a failed attempt; the next one waits 5 s, doubling to 10 min.
 func (b *blobSide) fail(p *pendingBlob, err error) {
 	// Fetch errors name holders' addresses: only at debug level (HACKING.md, logs).
 	b.n.log.Warn("blob: fetch failed; will retry (GET /api/blobs says why)")
 	b.n.log.Debug("blob: fetch failed", "err", err)
 	p.LastError = err.Error()
-	b.save(p)
+	b.update(p.ReplayKey, func(q *pendingBlob) { q.LastError = p.LastError })
 	b.mu.Lock()
 	prev := b.next[p.ReplayKey]
 	d := 5 * time.Second
@@ -413,26 +527,22 @@ func (b *blobSide) fail(p *pendingBlob, err error) {
 	b.mu.Unlock()
 }
 
-// file reads the complete blob (every chunk checked again) and files the message once, then forgets
-// the pending record and the blob.
+// file files the message once, read from the complete blob while it is filed (every chunk checked
+// again, one chunk in memory at a time: store.NewMessage.Body), then forgets the pending record and
+// the blob.
 func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Address, ref blob.Ref) error {
 	r, err := b.st.Open(ref)
 	if err != nil {
 		return err
-	}
-	// ref.Size ≤ blob.MaxSize, checked by DecodeRef: one allocation of the exact size.
-	raw := make([]byte, ref.Size)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return fmt.Errorf("blob: reading the fetched message: %w", err)
 	}
 	var key [32]byte
 	var blk tangle.ID
 	hex.Decode(key[:], []byte(p.ReplayKey))
 	hex.Decode(blk[:], []byte(p.Block))
 	_, err = b.n.inbox.FileBlobMail(ctx, inbox.BlobMail{Me: b.n.id, Sender: sender, ReplayKey: key, Sent: p.Sent,
-		Block: blk, Expires: p.Expires, TTL: p.TTL}, raw)
+		Block: blk, Expires: p.Expires, TTL: p.TTL}, r)
 	if err != nil {
-		return err
+		return fmt.Errorf("blob: filing the fetched message: %w", err)
 	}
 	os.Remove(b.pendingPath(p.ReplayKey))
 	b.st.Delete(ref.ID)
@@ -442,20 +552,81 @@ func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Add
 	return nil
 }
 
+// expire drops a pending blob mail whose blob can no longer be fetched, after telling the recipient
+// in INBOX (a crash between the two repeats the notice; it never loses it).
+func (b *blobSide) expire(ctx context.Context, p *pendingBlob) {
+	sender, err := identity.ParseAddress(p.Sender)
+	if err == nil {
+		var sb strings.Builder
+		subject := b.noticeHead(&sb, p, "Large mail expired: ", "X-Tanglemail-Blob-Expired")
+		fmt.Fprintf(&sb, "%s sent you a mail of %.1f MiB", sender.Mail(), float64(p.Size)/(1<<20))
+		if subject != "" {
+			fmt.Fprintf(&sb, " (subject %q)", subject)
+		}
+		fmt.Fprintf(&sb, " that could be fetched until %s.\r\n", p.deadline().UTC().Format(time.RFC1123Z))
+		if p.Accepted || int64(p.Size) <= b.limit(ctx, sender) {
+			sb.WriteString("It was not downloaded in time")
+			if p.LastError != "" {
+				sb.WriteString(" (the last attempt failed: " + sanitize(p.LastError) + ")")
+			}
+			sb.WriteString(".\r\n")
+		} else {
+			sb.WriteString("You did not accept it in time.\r\n")
+		}
+		sb.WriteString("It is gone: ask the sender to send it again if you want it.\r\n")
+		if err := b.fileNotice(ctx, sb.String()); err != nil {
+			b.n.log.Warn("blob: filing an expiry notice failed; will retry", "err", err)
+			return
+		}
+	}
+	os.Remove(b.pendingPath(p.ReplayKey))
+	b.mu.Lock()
+	delete(b.next, p.ReplayKey)
+	b.mu.Unlock()
+	if ref, err := blob.DecodeRef(p.Ref); err == nil {
+		b.st.Delete(ref.ID) // a partial fetch
+	}
+}
+
+// limit is the largest blob mail from sender fetched without the recipient's consent.
+func (b *blobSide) limit(ctx context.Context, sender identity.Address) int64 {
+	if b.isContact(ctx, sender) {
+		return b.n.cfg.BlobAutoContact
+	}
+	return b.n.cfg.BlobAutoStranger
+}
+
+// noticeHead writes the header section of a notice about p into sb (subject prefix, and a header
+// field naming p's key) and returns p's sanitized subject.
+func (b *blobSide) noticeHead(sb *strings.Builder, p *pendingBlob, prefix, field string) string {
+	subject := sanitize(headerValue(p.Header, "Subject"))
+	sb.WriteString("From: TangleMail <postmaster@tangle>\r\n")
+	sb.WriteString("To: " + b.n.id.Address().Mail() + "\r\n")
+	sb.WriteString("Subject: " + prefix + subject + "\r\n")
+	sb.WriteString("Date: " + time.Now().UTC().Format(time.RFC1123Z) + "\r\n")
+	sb.WriteString(field + ": " + p.ReplayKey + "\r\n")
+	sb.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+	return subject
+}
+
+// fileNotice files a notice in INBOX.
+func (b *blobSide) fileNotice(ctx context.Context, raw string) error {
+	mb, err := b.n.mail.MailboxByRole(ctx, store.RoleInbox)
+	if err != nil {
+		return err
+	}
+	_, err = b.n.mail.Append(ctx, store.NewMessage{MailboxID: mb.ID, Raw: []byte(raw), Received: time.Now()})
+	return err
+}
+
 // notice files a short message in INBOX about a stranger's large mail that waits for consent.
 // noRoute: the mail may be fetched but only privately, and this node has no relay or provider.
 func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.Address, noRoute bool) error {
-	subject := headerValue(p.Header, "Subject")
 	var sb strings.Builder
-	sb.WriteString("From: TangleMail <postmaster@tangle>\r\n")
-	sb.WriteString("To: " + b.n.id.Address().Mail() + "\r\n")
-	sb.WriteString("Subject: Large mail waiting: " + sanitize(subject) + "\r\n")
-	sb.WriteString("Date: " + time.Now().UTC().Format(time.RFC1123Z) + "\r\n")
-	sb.WriteString("X-Tanglemail-Blob-Pending: " + p.ReplayKey + "\r\n")
-	sb.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+	subject := b.noticeHead(&sb, p, "Large mail waiting: ", "X-Tanglemail-Blob-Pending")
 	fmt.Fprintf(&sb, "%s, who is not one of your contacts, sent you a mail of %.1f MiB", sender.Mail(), float64(p.Size)/(1<<20))
 	if subject != "" {
-		fmt.Fprintf(&sb, " (subject %q)", sanitize(subject))
+		fmt.Fprintf(&sb, " (subject %q)", subject)
 	}
 	if noRoute {
 		sb.WriteString(".\r\nIt was not downloaded: your node fetches a stranger's mail only through your own relay or\r\n")
@@ -466,13 +637,8 @@ func (b *blobSide) notice(ctx context.Context, p *pendingBlob, sender identity.A
 		sb.WriteString("To download it, accept it in the web client or with\r\n")
 		fmt.Fprintf(&sb, "  POST /api/blobs/%s/accept\r\n", p.ReplayKey)
 	}
-	fmt.Fprintf(&sb, "It can be fetched until %s.\r\n", p.Expires.UTC().Format(time.RFC1123Z))
-	mb, err := b.n.mail.MailboxByRole(ctx, store.RoleInbox)
-	if err != nil {
-		return err
-	}
-	_, err = b.n.mail.Append(ctx, store.NewMessage{MailboxID: mb.ID, Raw: []byte(sb.String()), Received: time.Now()})
-	return err
+	fmt.Fprintf(&sb, "It can be fetched until %s.\r\n", p.deadline().UTC().Format(time.RFC1123Z))
+	return b.fileNotice(ctx, sb.String())
 }
 
 func sanitize(s string) string {
@@ -512,12 +678,7 @@ func (b *blobSide) accept(key string) error {
 	if _, err := hex.DecodeString(key); err != nil || len(key) != 64 {
 		return os.ErrNotExist
 	}
-	p, err := b.load(key)
-	if err != nil {
-		return err
-	}
-	p.Accepted = true
-	if err := b.save(p); err != nil {
+	if err := b.update(key, func(p *pendingBlob) { p.Accepted = true }); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -568,7 +729,7 @@ func (b *blobSide) pending(ctx context.Context) []api.PendingBlob {
 		out = append(out, api.PendingBlob{Key: p.ReplayKey, Sender: sender.Mail(), Contact: contact,
 			Subject: sanitize(headerValue(p.Header, "Subject")), Size: ref.Size, Fetched: b.fetched(ref),
 			Waiting: int64(ref.Size) > limit && !p.Accepted, Accepted: p.Accepted,
-			Expires: p.Expires.UTC().Format(time.RFC3339), Error: p.LastError})
+			Expires: p.deadline().UTC().Format(time.RFC3339), Error: p.LastError})
 	}
 	return out
 }
@@ -597,7 +758,9 @@ func (n *Node) blobStatus() *api.BlobStatus {
 func (b *blobSide) status() *api.BlobStatus {
 	used, _, count := b.st.Usage()
 	m := b.metrics
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	return &api.BlobStatus{Blobs: count, UsedBytes: used, Pending: len(b.list()), Fetches: m.Fetches.Load(),
 		ChunksOut: m.ChunksServed.Load(), ChunksIn: m.ChunksFetched.Load(), BadChunks: m.BadChunks.Load(),
-		FetchErrors: m.FetchFailures.Load()}
+		FetchErrors: m.FetchFailures.Load(), Sending: b.sends(ctx)}
 }

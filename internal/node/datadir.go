@@ -21,6 +21,7 @@ const (
 	MailFile     = "mail.db"      // the mailbox store (and mail.chunks.db, the inbox's chunk table)
 	PasswordFile = "password"     // the generated password for the mail clients and the API
 	APIFile      = "api.json"     // where the running node's API listens (written at start)
+	SpoolDir     = "spool"        // large SMTP submissions while they are read (submission.Options.SpoolDir)
 )
 
 // APIInfo is the content of APIFile: how local tools reach the running node.

@@ -7,13 +7,16 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
+	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -100,4 +103,20 @@ func sendPastTTL(t *testing.T, alice *Node, bobAddr, prefix string, mails, chats
 		return st.Delayed+st.Failed >= uint64(mails+chats)
 	})
 	return conv.ID
+}
+
+// waitDelivered waits until mails Sent copies of sender carry $Delivered (their receipts arrived),
+// read over IMAP as a mail client sees them.
+func waitDelivered(t *testing.T, sender *Node, mails int) {
+	t.Helper()
+	waitFor(t, "the sender's Sent copies to be $Delivered", 2*time.Minute, func() bool {
+		_, flags := imapSubjects(t, sender, "Sent")
+		done := 0
+		for _, f := range flags {
+			if slices.Contains(f, imap.Flag(store.DeliveredKeyword)) {
+				done++
+			}
+		}
+		return done == mails
+	})
 }

@@ -171,16 +171,7 @@ func TestLightAfterTTL(t *testing.T) {
 				bob.outbox.Stats(), bob.inbox.Stats(), alice.outbox.Stats(), alice.inbox.Stats())
 		}
 	}()
-	waitFor(t, "alice's Sent copies to be $Delivered", 2*time.Minute, func() bool {
-		_, flags := imapSubjects(t, alice, "Sent")
-		done := 0
-		for _, f := range flags {
-			if slices.Contains(f, imap.Flag(store.DeliveredKeyword)) {
-				done++
-			}
-		}
-		return done == mails
-	})
+	waitDelivered(t, alice, mails)
 	subjects, _ := imapSubjects(t, bob, "INBOX")
 	slices.Sort(subjects)
 	if len(subjects) != mails || len(slices.Compact(slices.Clone(subjects))) != mails {

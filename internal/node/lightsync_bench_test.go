@@ -9,6 +9,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/p2p/p2ptest"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/storage"
 	"github.com/tanglemail/tanglemail/internal/store"
@@ -27,13 +28,9 @@ func startLightProvider(tb testing.TB, params tangle.Params) *lightProvider {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := p2p.NewClientHost(context.Background(), p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		p.Close()
-		tb.Fatal(err)
-	}
+	tb.Cleanup(func() { p.Close() })
+	h := p2ptest.LoopbackHost(tb) // closed before the provider
 	h.HandleStream(p.Protocol(), p.Serve)
-	tb.Cleanup(func() { h.Close(); p.Close() })
 	return &lightProvider{p: p, host: h}
 }
 

@@ -1,36 +1,17 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
-
-// lockedBuffer is a log sink for several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // No address and no message content in the logs at INFO and above (HACKING.md, conventions: no secrets,
 // message content or addresses in logs above debug), over a mail's whole way: submission, outbox, gossip, inbox,
@@ -92,9 +73,9 @@ func TestCloseLogsNoWarnings(t *testing.T) {
 }
 
 // startLoggedPair starts alice and bob, peered, both logging at INFO into the returned buffer.
-func startLoggedPair(t *testing.T) (*lockedBuffer, *Node, *Node) {
+func startLoggedPair(t *testing.T) (*testwait.Buffer, *Node, *Node) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testwait.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := testConfig(t, t.TempDir())
 	cfg.Log = log

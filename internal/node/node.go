@@ -10,6 +10,10 @@
 //     the Tangle through the small network interface: the p2p layer and block store on a full node,
 //     the storage providers (light.Clients) on a light client. A full node with storage subscriptions
 //     files what its providers kept (fetchStored) before it registers for live blocks.
+//   - With Config.WalletRPC, startFrontDoors (full node and light client alike) starts a
+//     payment.BalanceWatcher on the data directory's wallet address (wallet.go); the status shows its
+//     last reading and never waits for the chain, POST /api/wallet/refresh reads now. It is closed
+//     after the background work has stopped.
 //   - The API listener is bound before api.json is written, and api.json is removed on Close, so a CLI
 //     that finds api.json finds a node that is (or was until a crash) listening.
 //   - Client-facing listeners are loopback by default. IMAP and SMTP submission may listen elsewhere
@@ -41,6 +45,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/submission"
 	"github.com/tanglemail/tanglemail/internal/tangle"
@@ -94,11 +99,24 @@ type Config struct {
 	// StorageStatusInterval is how often a subscription's usage is read and stored blocks fetched even
 	// without pushes (default 1 min).
 	StorageStatusInterval time.Duration
+	// blobClock is the blob fetcher's clock (expiry of pending blob mail; nil: time.Now); with
+	// blobResetAfter > 0 the blob server ends each stream after that many chunks (a broken link). Tests.
+	blobClock      func() time.Time
+	blobResetAfter int
+
 	// BlobAutoContact and BlobAutoStranger are the largest blob mail (protocol.md §13.7) fetched
 	// without asking, from a contact and from anyone else, in bytes (flags --blob-auto-mib,
 	// --blob-auto-stranger-mib); larger mail gets a notice in INBOX and waits for POST
 	// /api/blobs/{key}/accept. Zero: DefaultBlobAutoContact, DefaultBlobAutoStranger; negative: none.
 	BlobAutoContact, BlobAutoStranger int64
+	// WalletRPC are the payment chain's JSON-RPC endpoints (--payment-rpc) on which the node watches
+	// the balance of the data directory's wallet (wallet.go), by its address only; WalletChainID is
+	// the chain they must serve, WalletInterval how often the balance is read (default
+	// payment.DefaultBalanceInterval). No endpoint: no watcher, and the status says the balance is
+	// unknown.
+	WalletRPC      []string
+	WalletChainID  uint64
+	WalletInterval time.Duration
 	// Gateway runs the inbound gateway to Internet mail (gateway.go, internal/gateway).
 	Gateway      GatewayConfig
 	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
@@ -164,9 +182,10 @@ type Node struct {
 	tls      *tls.Config
 	api      *web.Server
 	apiLn    net.Listener
-	provider *storageSide // nil unless Config.Storage.Enabled (storage.go)
-	blobs    *blobSide    // nil on a light client (blob.go)
-	gw       *gatewaySide // nil unless Config.Gateway.Enabled (gateway.go)
+	provider *storageSide            // nil unless Config.Storage.Enabled (storage.go)
+	wallet   *payment.BalanceWatcher // nil unless Config.WalletRPC (wallet.go)
+	blobs    *blobSide               // nil on a light client (blob.go)
+	gw       *gatewaySide            // nil unless Config.Gateway.Enabled (gateway.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
@@ -374,6 +393,7 @@ func (n *Node) startFrontDoors() (err error) {
 		Penalty:   penalty,
 		TLSConfig: n.tls,
 		Logger:    cfg.Log.With("sub", "smtp"),
+		SpoolDir:  filepath.Join(cfg.DataDir, SpoolDir),
 	})
 	n.imapLn, err = net.Listen("tcp", cfg.IMAPListen)
 	if err != nil {
@@ -394,6 +414,9 @@ func (n *Node) startFrontDoors() (err error) {
 	if err = n.startStorage(); err != nil {
 		return // the named results: nil node (or none), err
 	}
+	if err = n.startWallet(); err != nil {
+		return
+	}
 	n.api = web.New(web.Config{
 		Backend:  n,
 		Store:    n.mail,
@@ -402,6 +425,7 @@ func (n *Node) startFrontDoors() (err error) {
 		Invites:  n,
 		Storage:  n,
 		Blobs:    n,
+		Wallet:   n,
 		Password: n.password,
 		Penalty:  penalty,
 		Log:      cfg.Log.With("sub", "api"),
@@ -625,7 +649,8 @@ func (n *Node) Status() api.Status {
 				ReceiptKeysSent: st.ReceiptKeysSent, ReceiptsDropped: st.ReceiptsDropped, ReceiptsIgnored: st.ReceiptsIgnored,
 				NotesSent: st.NotesSent},
 		},
-		Blobs: n.blobStatus(),
+		Blobs:  n.blobStatus(),
+		Wallet: n.walletStatus(),
 	}
 }
 
@@ -696,6 +721,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.wallet != nil {
+			n.wallet.Close()
+		}
 		errs = append(errs, n.closeLight()...)
 		if n.unregister != nil {
 			n.unregister()

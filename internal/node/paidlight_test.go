@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -196,16 +195,7 @@ func TestGethDevLightAfterPayment(t *testing.T) {
 	if cs, _ := imapSubjects(t, bob, "Chats"); len(cs) != chats {
 		t.Fatalf("bob's Chats: %d, want %d", len(cs), chats)
 	}
-	waitFor(t, "alice's Sent copies to be $Delivered", 2*time.Minute, func() bool {
-		_, flags := imapSubjects(t, alice, "Sent")
-		done := 0
-		for _, f := range flags {
-			if slices.Contains(f, imap.Flag(store.DeliveredKeyword)) {
-				done++
-			}
-		}
-		return done == mails
-	})
+	waitDelivered(t, alice, mails)
 	bob.Close()
 
 	// The paid day ends: the provider refuses, and bob's light client is told why.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/p2p/p2ptest"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/payment/devchain"
 	"github.com/tanglemail/tanglemail/internal/storage"
@@ -66,11 +66,8 @@ func TestPaidStorageSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	srv, err := p2p.NewClientHost(ctx, p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := p2ptest.LoopbackHost(t)
+	defer srv.Close() // before the provider and the payment service
 	srv.HandleStream(prov.Protocol(), prov.Serve)
 	srv.HandleStream(payment.Protocol(params.ID), sp.Service.Serve)
 

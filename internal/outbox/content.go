@@ -1,9 +1,11 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"time"
 
 	"golang.org/x/crypto/blake2b"
@@ -31,12 +33,12 @@ func (o *Outbox) ttlOf(k seal.Kind) uint32 {
 }
 
 // BlobSealer stores a large message as one sealed blob (package blob, protocol.md §13.7); the node
-// implements it. SealBlob returns the encoded ref (§13.2) of the blob holding msg, kept at least until
-// expires: the same ref for every call with the same outbox item (id and created: an id alone may be
+// implements it. SealBlob returns the encoded ref (§13.2) of the blob holding msg (read to EOF, unless the
+// item's blob exists already), kept at least until expires: the same ref for every call with the same outbox item (id and created: an id alone may be
 // reused after its item is deleted), so all recipients share one blob, also across restarts. It
 // returns only once the blob is durable.
 type BlobSealer interface {
-	SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg []byte, expires time.Time) ([]byte, error)
+	SealBlob(ctx context.Context, id store.OutboxID, created time.Time, msg io.Reader, expires time.Time) ([]byte, error)
 }
 
 type part struct {
@@ -59,27 +61,34 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		}
 		return []part{{seal.KindChat, it.content}}, nil, nil
 	}
+	if it.large {
+		// Only the header is in memory (item): the blob is sealed from the store's reader.
+		br, err := o.st.OutboxReader(ctx, it.id)
+		if err != nil {
+			return nil, nil, err
+		}
+		hdr := mail.StripBcc(br.Header())
+		size := int64(len(hdr)) + br.Size() - int64(len(br.Header()))
+		if 1+size > seal.MaxContent {
+			if size > mail.MaxMessageSize {
+				r := mail.TooLarge(size, mail.MaxMessageSize)
+				return nil, &r, nil
+			}
+			return o.blobParts(ctx, it, io.MultiReader(bytes.NewReader(hdr), br.Text()), hdr)
+		}
+		// Small once Bcc is removed: the in-memory forms below.
+		if it.raw, err = o.st.OutboxRaw(ctx, it.id); err != nil {
+			return nil, nil, err
+		}
+		it.large = false
+	}
 	content := mail.StripBcc(it.raw)
 	if o.blobs != nil && 1+len(content) > seal.MaxContent {
 		if len(content) > mail.MaxMessageSize {
 			r := mail.TooLarge(int64(len(content)), mail.MaxMessageSize)
 			return nil, &r, nil
 		}
-		// protocol.md §13.7: the whole message goes into one blob for every recipient; the mail
-		// envelope carries its ref and, when it fits, a copy of the header section for a notice.
-		ref, err := o.blobs.SealBlob(ctx, it.id, it.created, content, it.deadline)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sealing the blob: %w", err)
-		}
-		hdr := mail.HeaderSection(content)
-		if 3+len(ref)+len(hdr) > seal.MaxContent {
-			hdr = nil
-		}
-		mc, err := mail.EncodeBlob(ref, hdr)
-		if err != nil {
-			return nil, nil, err
-		}
-		return []part{{seal.KindMail, mc}}, nil, nil
+		return o.blobParts(ctx, it, bytes.NewReader(content), content)
 	}
 	mc, chunks, err := mail.SplitID(content, seal.MaxContent, o.messageID(it))
 	if err != nil {
@@ -91,6 +100,25 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		out = append(out, part{seal.KindChunk, c})
 	}
 	return append(out, part{seal.KindMail, mc}), nil, nil
+}
+
+// blobParts seals msg, the message without Bcc, into the item's blob and returns the mail envelope
+// that carries its ref and, when it fits, a copy of the header section (of hdr, the message's start)
+// for a notice (protocol.md §13.7): the whole message goes into one blob for every recipient.
+func (o *Outbox) blobParts(ctx context.Context, it *item, msg io.Reader, hdr []byte) ([]part, *mail.Reason, error) {
+	ref, err := o.blobs.SealBlob(ctx, it.id, it.created, msg, it.deadline)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sealing the blob: %w", err)
+	}
+	hdr = mail.HeaderSection(hdr)
+	if 3+len(ref)+len(hdr) > seal.MaxContent {
+		hdr = nil
+	}
+	mc, err := mail.EncodeBlob(ref, hdr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []part{{seal.KindMail, mc}}, nil, nil
 }
 
 // messageID is the chunked form's message id for an outbox item: a MAC of the item under a key only

@@ -64,7 +64,9 @@
 //     chunked: Blobs.SealBlob stores it as one sealed blob (the same for every recipient of the item,
 //     also after a restart) and the mail envelope carries its ref and a copy of the header section
 //     (protocol.md §13.7, §13.8); only that envelope pays proof of work. A SealBlob error leaves the
-//     recipient pending, retried at the next pass.
+//     recipient pending, retried at the next pass. Such an item is never held whole: the pass keeps
+//     only its header section (item.large), and SealBlob reads the message, Bcc removed from the
+//     header, from the store a piece at a time (store.OutboxReader).
 //
 // # Crash safety
 //

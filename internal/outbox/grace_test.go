@@ -24,6 +24,7 @@ type graceRig struct {
 	o      *Outbox
 	cancel context.CancelFunc
 	done   chan struct{}
+	blobs  BlobSealer // Config.Blobs
 }
 
 func newGraceRig(t *testing.T) *graceRig {
@@ -42,7 +43,7 @@ func (g *graceRig) start() {
 		g.t.Fatal(err)
 	}
 	o, err := New(Config{Store: st, Identity: g.id, Params: tangle.BenchNet, Publisher: g.rec, Tips: g.rec,
-		Clock: g.clk.Now, ReceiptDelay: time.Millisecond})
+		Clock: g.clk.Now, ReceiptDelay: time.Millisecond, Blobs: g.blobs})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -62,9 +63,13 @@ func (g *graceRig) stop() {
 }
 
 func (g *graceRig) submit(to identity.Address, subject string) (store.OutboxID, store.Appended) {
+	return g.submitBody(to, subject, "body\r\n")
+}
+
+func (g *graceRig) submitBody(to identity.Address, subject, body string) (store.OutboxID, store.Appended) {
 	g.t.Helper()
 	raw := []byte("From: <" + g.id.Address().Mail() + ">\r\nTo: <" + to.Mail() + ">\r\nSubject: " + subject +
-		"\r\nMessage-ID: <" + subject + "@tangle>\r\n\r\nbody\r\n")
+		"\r\nMessage-ID: <" + subject + "@tangle>\r\n\r\n" + body)
 	s, err := g.st.Submit(context.Background(), store.Submission{OutboxNew: store.OutboxNew{
 		From: g.id.Address().Mail(), Rcpts: []string{to.Mail()}, Raw: raw, Created: g.clk.Now(), NextAttempt: g.clk.Now()}})
 	if err != nil {

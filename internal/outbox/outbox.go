@@ -401,7 +401,8 @@ func (o *Outbox) pass(ctx context.Context) passResult {
 type item struct {
 	id       store.OutboxID
 	created  time.Time
-	raw      []byte // as submitted
+	raw      []byte // as submitted; only its header section when large
+	large    bool   // mail for a blob, sealed from the store's reader (parts), not from raw
 	content  []byte // chat content (store.OutboxNew.Content), nil for mail
 	kind     seal.Kind
 	ttl      uint32
@@ -419,15 +420,21 @@ func (o *Outbox) item(ctx context.Context, id store.OutboxID, items map[store.Ou
 	if err != nil {
 		return nil, err
 	}
-	raw, err := o.st.OutboxRaw(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	content, err := o.st.OutboxContent(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	it := &item{id: id, created: oi.Created, raw: raw, content: content, kind: kindOf(content)}
+	it := &item{id: id, created: oi.Created, content: content, kind: kindOf(content)}
+	if it.kind == seal.KindMail && o.blobs != nil && oi.Size >= seal.MaxContent {
+		// Mail for a blob (parts): hold only its header; the blob is sealed from the store's reader.
+		br, err := o.st.OutboxReader(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		it.raw, it.large = br.Header(), true
+	} else if it.raw, err = o.st.OutboxRaw(ctx, id); err != nil {
+		return nil, err
+	}
 	it.ttl = o.ttlOf(it.kind)
 	it.deadline = it.created.Add(time.Duration(it.ttl) * time.Second)
 	items[id] = it
@@ -447,6 +454,9 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 		case r.State == store.RcptDelayed:
 			// Due only at the end of the grace period (NextAttempt): the final failure.
 			return o.fail(ctx, r, it, mail.NoReceipt(life+o.grace))
+		case r.State == store.RcptPublished && o.blobMail(it):
+			// Its blob is deleted now: no receipt can come (blobexpiry.go).
+			return o.fail(ctx, r, it, mail.BlobNotFetched(life))
 		case r.State == store.RcptPublished && o.grace > 0:
 			return o.delay(ctx, r, it, life)
 		}

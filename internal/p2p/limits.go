@@ -226,19 +226,22 @@ func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, c network.Con
 }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
-// idSet is a bounded set of recently handled block ids, evicted first in, first out.
+// idSet is a bounded set of recently handled block ids, evicted first in, first out. It grows as ids
+// arrive, up to capacity: a node that handles few blocks does not hold the whole capacity (7 MiB at the
+// default SeenCache, which doubled the Go heap of an idle node and so its GC headroom).
 type idSet struct {
-	mu   sync.Mutex
-	m    map[tangle.ID]struct{}
-	ring []tangle.ID
-	next int
+	mu       sync.Mutex
+	m        map[tangle.ID]struct{}
+	ring     []tangle.ID
+	next     int
+	capacity int
 }
 
 func newIDSet(capacity int) *idSet {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &idSet{m: make(map[tangle.ID]struct{}, capacity), ring: make([]tangle.ID, 0, capacity)}
+	return &idSet{m: map[tangle.ID]struct{}{}, capacity: capacity}
 }
 
 func (s *idSet) has(id tangle.ID) bool {
@@ -255,7 +258,11 @@ func (s *idSet) add(id tangle.ID) bool {
 	if _, ok := s.m[id]; ok {
 		return false
 	}
-	if len(s.ring) < cap(s.ring) {
+	if len(s.ring) < s.capacity {
+		if len(s.ring) == cap(s.ring) { // grow by doubling, never past capacity
+			r := make([]tangle.ID, len(s.ring), min(max(2*cap(s.ring), 64), s.capacity))
+			s.ring = r[:copy(r, s.ring)]
+		}
 		s.ring = append(s.ring, id)
 	} else {
 		delete(s.m, s.ring[s.next])

@@ -113,6 +113,8 @@ func (n *Node) forgetClient(p peer.ID) {
 // ClientHost is a minimal libp2p host for a light client: it keeps no Tangle, joins no gossip, and
 // only opens service streams to the providers it is told about. Every ClientHost has a fresh random
 // peer id, so a client using one ClientHost per provider never shows one peer id to two providers.
+// A full node also makes one for each private blob fetch through a relay (WithClientRelay), so the
+// holder never meets the node's own peer id.
 type ClientHost struct {
 	h host.Host
 }
@@ -122,6 +124,14 @@ type ClientOption func(*clientSettings)
 
 type clientSettings struct {
 	listen []string
+	relay  bool
+}
+
+// WithClientRelay lets the client host dial relayed addresses (<relay>/p2p/<id>/p2p-circuit): the
+// circuit relay v2 client transport, without hole punching, so a peer reached through a relay never
+// learns where the client is (a recipient's private blob fetch, protocol.md §13.5).
+func WithClientRelay() ClientOption {
+	return func(s *clientSettings) { s.relay = true }
 }
 
 // WithClientListen makes the client host listen on addrs (loopback multiaddrs in tests); by default it
@@ -131,7 +141,7 @@ func WithClientListen(addrs ...string) ClientOption {
 }
 
 // NewClientHost starts a client host with a fresh random peer id: TCP and QUIC, Noise, yamux; no relay
-// service, no NAT mapping, no metrics in a global registry.
+// service, no hole punching, no NAT mapping, no metrics in a global registry.
 func NewClientHost(ctx context.Context, opts ...ClientOption) (*ClientHost, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -154,10 +164,14 @@ func NewClientHost(ctx context.Context, opts ...ClientOption) (*ClientHost, erro
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
 		libp2p.ForceReachabilityPrivate(),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent(clientAgent),
+	}
+	if s.relay {
+		lopts = append(lopts, libp2p.EnableRelay())
+	} else {
+		lopts = append(lopts, libp2p.DisableRelay())
 	}
 	if len(s.listen) > 0 {
 		lopts = append(lopts, libp2p.ListenAddrStrings(s.listen...))

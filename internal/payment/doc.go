@@ -21,7 +21,11 @@
 //   - Verifier (verifier.go): quote signature → Rail.Verify → Ledger.Claim → Activate, in that order.
 //   - Wallet (wallet.go): the rail key, kept in the data directory encrypted under the identity's
 //     passphrase (argon2id + XChaCha20-Poly1305, like internal/identity's keystore), or unencrypted
-//     only with the user's explicit acknowledgement.
+//     only with the user's explicit acknowledgement. WalletAddress reads a wallet's address without
+//     its passphrase.
+//   - BalanceWatcher (watcher.go): watch-only — the wallet's address, never its key — it keeps the last
+//     balance read (eth_getBalance), when it was read and the last error, polling at an interval and
+//     with backoff after a failure; the node's status reads it without waiting for the chain.
 //
 // # Invariants
 //
@@ -36,5 +40,7 @@
 // # Locking
 //
 // EVM serializes Pay (one wallet, one nonce sequence) with a mutex; Verify is safe for concurrent use.
+// BalanceWatcher serializes its reads of the chain (a slow old read never overwrites a newer one) and
+// guards its last reading with a mutex held only to copy it.
 // Ledger writes are serialized by SQLite (one writer connection, BEGIN IMMEDIATE).
 package payment

@@ -232,7 +232,7 @@ func (e *EVM) checkChain(ctx context.Context, want uint64) error {
 	}
 	for i, id := range ids {
 		if !id.IsUint64() || id.Uint64() != want {
-			return fmt.Errorf("%w: endpoint %s serves chain id %v, the quote is for %d", ErrWrongChain, e.eps[i].Name, id, want)
+			return fmt.Errorf("%w: endpoint %s serves chain id %v, want %d", ErrWrongChain, e.eps[i].Name, id, want)
 		}
 	}
 	return nil
@@ -352,7 +352,12 @@ func (e *EVM) Balance(ctx context.Context) (*big.Int, error) {
 	if e.cfg.Key == nil {
 		return nil, ErrNoWallet
 	}
-	addr := e.Address()
+	return e.BalanceOf(ctx, e.Address())
+}
+
+// BalanceOf returns addr's balance in wei at the latest block, as the first endpoint reports it (the
+// endpoints may be a block apart, so their balances are not compared).
+func (e *EVM) BalanceOf(ctx context.Context, addr common.Address) (*big.Int, error) {
 	return call(ctx, e, e.eps[0], "eth_getBalance", func(ctx context.Context, c EVMClient) (*big.Int, error) {
 		return c.BalanceAt(ctx, addr, nil)
 	})

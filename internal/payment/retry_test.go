@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // TestPayRetryNeverPaysTwice: the endpoint takes every question but refuses to relay the payment
 // (eth_sendRawTransaction answers 503). Pay records the signed transaction, fails with a clear error,
 // and paying the same quote again through a working endpoint sends that same transaction: one payment.
 func TestPayRetryNeverPaysTwice(t *testing.T) {
-	port := freePort(t)
+	port := testwait.FreePort(t)
 	w := newWorld(t, withHTTP(port))
 	ctx := ctxT(t)
 	target, _ := url.Parse("http://127.0.0.1:" + itoa(port))

@@ -18,6 +18,8 @@ import (
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
+
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 const simChainID = 1337 // go-ethereum's simulated backend
@@ -73,15 +75,6 @@ func withHTTP(port int) func(*node.Config, *ethconfig.Config) {
 		nc.HTTPPort = port
 		nc.HTTPModules = []string{"eth", "net", "web3"}
 	}
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func mustKey(t testing.TB) *ecdsa.PrivateKey {
@@ -492,7 +485,7 @@ func TestEndpointDown(t *testing.T) {
 	}
 	w.mine(2)
 	// Down: nothing listens on the port.
-	down := "http://127.0.0.1:" + itoa(freePort(t))
+	down := "http://127.0.0.1:" + itoa(testwait.FreePort(t))
 	// Slow: accepts connections, never answers.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -558,7 +551,7 @@ func itoa(n int) string { return big.NewInt(int64(n)).String() }
 // A second chain with the same payer and genesis has the same transaction hash in another block: the
 // endpoints disagree and nothing is counted.
 func TestEndpointsAgree(t *testing.T) {
-	port := freePort(t)
+	port := testwait.FreePort(t)
 	w := newWorld(t, withHTTP(port))
 	ctx := ctxT(t)
 	q, enc := w.quote(13, 1_000_000_000, time.Now().Add(time.Hour))

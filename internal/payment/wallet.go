@@ -116,13 +116,8 @@ func SaveWallet(path string, k *ecdsa.PrivateKey, passphrase []byte, unencrypted
 // LoadWallet reads the wallet key at path. An unencrypted wallet loads only if unencrypted
 // acknowledges it.
 func LoadWallet(path string, passphrase []byte, unencrypted bool) (*ecdsa.PrivateKey, error) {
-	data, err := identity.ReadPrivateFile(path, 16<<10)
-	switch {
-	case errors.Is(err, identity.ErrInsecurePermissions):
-		return nil, fmt.Errorf("%w: %v", ErrWalletInsecureFile, err)
-	case errors.Is(err, identity.ErrCorrupt):
-		return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
-	case err != nil:
+	data, err := readWalletFile(path)
+	if err != nil {
 		return nil, err
 	}
 	var w walletJSON
@@ -168,6 +163,33 @@ func LoadWallet(path string, passphrase []byte, unencrypted bool) (*ecdsa.Privat
 		return nil, fmt.Errorf("%w: key does not match its address", ErrWalletCorrupt)
 	}
 	return k, nil
+}
+
+// WalletAddress reads the address of the wallet at path without its passphrase (watch-only use: the
+// balance shown in the node's status). The address is not authenticated by the key until LoadWallet
+// opens it; it is the data directory's own file.
+func WalletAddress(path string) (common.Address, error) {
+	data, err := readWalletFile(path)
+	if err != nil {
+		return common.Address{}, err
+	}
+	var w walletJSON
+	if err := json.Unmarshal(data, &w); err != nil || w.Format != walletFormat || !common.IsHexAddress(w.Address) {
+		return common.Address{}, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
+	}
+	return common.HexToAddress(w.Address), nil
+}
+
+// readWalletFile reads the wallet file at path (mode 0600, at most 16 KiB).
+func readWalletFile(path string) ([]byte, error) {
+	data, err := identity.ReadPrivateFile(path, 16<<10)
+	switch {
+	case errors.Is(err, identity.ErrInsecurePermissions):
+		return nil, fmt.Errorf("%w: %v", ErrWalletInsecureFile, err)
+	case errors.Is(err, identity.ErrCorrupt):
+		return nil, fmt.Errorf("%w: %s", ErrWalletCorrupt, path)
+	}
+	return data, err
 }
 
 // AddressOf returns the EVM address of a wallet key.

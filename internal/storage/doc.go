@@ -9,7 +9,8 @@
 // storage.db (internal/sqlitedb, WAL, synchronous=FULL, mode 0600): subs (one row per subscription:
 // prefix, key, retention, quota, state pending→active→expired, active_until, next cursor, usage),
 // grants (SHA-256 of one-time operator tokens) and blocks (subscription, cursor, block id, raw bytes
-// exactly as gossiped, stored_at). No client address, no identity, no plaintext is stored: blocks are
+// exactly as gossiped, stored_at), and blob_charges (subscription, blob id, sealed size, expiry: the
+// subscriber's blob uploads held by the node's blob store, ChargeBlob). No client address, no identity, no plaintext is stored: blocks are
 // sealed, and the per-address limit is counted in memory.
 //
 // # Invariants and ordering
@@ -21,13 +22,14 @@
 //   - Quota: a block that would take a subscription past its quota, or the provider past its disk cap,
 //     is refused for that subscription; stored blocks are never evicted to make room (a stranger who
 //     grinds blocks with the prefix cannot push stored mail out). Only release, retention and expiry
-//     delete.
+//     delete. A subscriber's blob uploads count in the same usage (used_bytes) from ChargeBlob, which
+//     refuses past the quota, until the blob's expiry (Prune); a blob is charged once.
 //   - Admission: a subscription is pending until a grant, the allowlist or Activate (payments) makes it
 //     active; the active quotas never exceed the disk cap.
 //
 // # Locking
 //
-// wmu serialises write transactions (Offer, Create, Release, Activate, Grant, pruning) and the cache
+// wmu serialises write transactions (Offer, Create, Release, Activate, Grant, ChargeBlob, pruning) and the cache
 // updates that follow each commit; mu guards the in-memory cache of subscriptions, the watchers and
 // the per-address table and is never held across I/O. Reads (fetch) use a separate read-only pool.
 // Pushes to watchers are non-blocking (a full queue drops: push is lossy, fetch is not).

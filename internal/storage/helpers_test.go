@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/p2p"
+	"github.com/tanglemail/tanglemail/internal/p2p/p2ptest"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
@@ -81,13 +82,9 @@ func startServer(t testing.TB, cfg Config) *server {
 	if cfg.Params.Name == "" {
 		cfg.Params = testParams()
 	}
+	h := p2ptest.LoopbackHost(t)
 	p, err := Open(cfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := p2p.NewClientHost(context.Background(), p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		p.Close()
 		t.Fatal(err)
 	}
 	h.HandleStream(p.Protocol(), p.Serve)

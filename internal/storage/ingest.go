@@ -253,6 +253,9 @@ func (p *Provider) Prune(ctx context.Context) (int, error) {
 		subs = append(subs, *s)
 	}
 	p.mu.Unlock()
+	if err := p.pruneBlobCharges(ctx, nowMs); err != nil {
+		return 0, err
+	}
 	deleted := 0
 	for _, s := range subs {
 		before := s.blocks
@@ -302,6 +305,9 @@ func (p *Provider) setState(ctx context.Context, id wire.SubID, st wire.SubState
 func (p *Provider) deleteSub(ctx context.Context, id wire.SubID) error {
 	return p.writeTx(ctx, func(tx *sql.Tx) (func(), error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE sub = ?`, id[:]); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blob_charges WHERE sub = ?`, id[:]); err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subs WHERE id = ?`, id[:]); err != nil {

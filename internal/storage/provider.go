@@ -559,14 +559,24 @@ func (p *Provider) lookup(id wire.SubID) (sub, bool) {
 // Subscriber reports whether peer authenticated on a storage stream (since the provider opened) for a
 // subscription that may be served now: the node's blob service takes blob uploads only from them.
 func (p *Provider) Subscriber(peer peer.ID) bool {
+	_, err := p.subscriberOf(peer)
+	return err == nil
+}
+
+// subscriberOf returns the subscription peer last authenticated for, if it may be served now:
+// ErrNotFound, or usable's error.
+func (p *Provider) subscriberOf(peer peer.ID) (wire.SubID, error) {
 	p.mu.Lock()
 	id, ok := p.authed[peer]
 	p.mu.Unlock()
 	if !ok {
-		return false
+		return id, ErrNotFound
 	}
 	s, ok := p.lookup(id)
-	return ok && p.usable(s) == nil
+	if !ok {
+		return id, ErrNotFound
+	}
+	return id, p.usable(s)
 }
 
 // usable checks that s may be served now.

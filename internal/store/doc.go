@@ -19,6 +19,16 @@
 //     (no blobs), which keeps listing 100k messages a scan of narrow rows. Bodies are kept in SQLite,
 //     not in files, so one fsync of the WAL makes a delivery durable and the whole account is one file
 //     to back up. A body row is removed in the transaction that drops its last reference.
+//   - Large messages are never held whole (migration 0006): a message filed from a reader
+//     (NewMessage.Body, OutboxNew.Body: spooled submissions, fetched blob mail) whose text is larger
+//     than PieceSize (256 KiB) keeps its header section in body.header and its text in body_piece rows
+//     of exactly PieceSize bytes (the last shorter), hashed as they are written; the placeholder hash
+//     is replaced at the end, and if the bytes were stored before, the new rows are dropped in the same
+//     transaction. Raw, RawRange, search and OutboxRaw join or cut pieces; BodyReader (RawReader,
+//     OutboxReader) reads one piece at a time, each in a read transaction of its own, checking the
+//     body's hash so that a removed body fails the read (ErrNoMessage) instead of reading another.
+//     Filing from a reader reads it inside the write transaction: the writer lock is held while a
+//     25 MiB message is read (from a local spool file or blob, well under a second).
 //   - Expunge leaves a tombstone row (expunged, with the MODSEQ of its removal, no body). Tombstones are
 //     what CONDSTORE/QRESYNC need (Vanished). PurgeTombstones deletes old ones and raises the account's
 //     HighestDeletedModSeq: a client that asks for changes since an older MODSEQ gets ErrHistoryGone.

@@ -1,12 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/mail"
 	"strings"
@@ -32,10 +31,14 @@ type Meta struct {
 // NewMessage is a message to add to a mailbox.
 type NewMessage struct {
 	MailboxID MailboxID
-	Raw       []byte    // RFC 5322 bytes, stored as given
-	Flags     Flags     // initial flags
-	Received  time.Time // internal date; zero means now. Kept to the second, with its zone offset.
-	Meta      Meta
+	Raw       []byte // RFC 5322 bytes, stored as given
+	// Body, if not nil, is read to EOF for the message's bytes instead of Raw, within the filing
+	// transaction: a large message's text is stored in pieces (PieceSize) and never held whole. A
+	// read error fails the filing (nothing of it is stored).
+	Body     io.Reader
+	Flags    Flags     // initial flags
+	Received time.Time // internal date; zero means now. Kept to the second, with its zone offset.
+	Meta     Meta
 }
 
 // Appended identifies an added message: UIDVALIDITY and UID are what UIDPLUS's APPENDUID reports.
@@ -76,7 +79,10 @@ func (s *Store) Append(ctx context.Context, m NewMessage) (Appended, error) {
 }
 
 // Append adds a message to a mailbox within the transaction.
-func (tx *Tx) Append(m NewMessage) (Appended, error) {
+func (tx *Tx) Append(m NewMessage) (Appended, error) { return tx.appendRef(m, nil) }
+
+// appendRef is Append with the message's body stored already (ref), or stored from m if ref is nil.
+func (tx *Tx) appendRef(m NewMessage, ref *bodyRef) (Appended, error) {
 	flags, err := m.Flags.normalize()
 	if err != nil {
 		return Appended{}, err
@@ -93,9 +99,12 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 	if uidnext > math.MaxUint32 {
 		return Appended{}, ErrUIDsExhausted
 	}
-	bodyID, hs, err := tx.putBody(m.Raw)
-	if err != nil {
-		return Appended{}, err
+	if ref == nil {
+		b, err := tx.putMessage(m.Raw, m.Body)
+		if err != nil {
+			return Appended{}, err
+		}
+		ref = &b
 	}
 	ms, err := tx.nextModSeq()
 	if err != nil {
@@ -111,7 +120,7 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 	}
 	_, recvTZ := recv.Zone()
 	var sent, sentTZ any
-	if t, ok := dateHeader(m.Raw[:hs]); ok {
+	if t, ok := dateHeader(ref.header); ok {
 		_, off := t.Zone()
 		sent, sentTZ = t.Unix(), off
 	}
@@ -123,7 +132,7 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 		received, received_tz, sent, sent_tz, flags, keywords, sender_verified, conversation_id, via_tangle, outbox_id,
 		envelope_key)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.MailboxID, uidnext, ms, ms, bodyID, len(m.Raw), hs, recv.Unix(), recvTZ, sent, sentTZ,
+		m.MailboxID, uidnext, ms, ms, ref.id, ref.size, len(ref.header), recv.Unix(), recvTZ, sent, sentTZ,
 		int64(flags.System), keywordsColumn(flags.Keywords), m.Meta.SenderVerified, m.Meta.ConversationID,
 		m.Meta.ViaTangle, outboxID, nilIfEmpty(m.Meta.EnvelopeKey))
 	if err != nil {
@@ -132,47 +141,8 @@ func (tx *Tx) Append(m NewMessage) (Appended, error) {
 	if _, err := tx.exec(`UPDATE mailbox SET uidnext = uidnext + 1 WHERE id = ?`, m.MailboxID); err != nil {
 		return Appended{}, fmt.Errorf("store: append: %w", err)
 	}
-	tx.emit(ChangeAdd{MailboxID: m.MailboxID, UID: UID(uidnext), ModSeq: ms, Flags: flags, Size: int64(len(m.Raw))})
+	tx.emit(ChangeAdd{MailboxID: m.MailboxID, UID: UID(uidnext), ModSeq: ms, Flags: flags, Size: ref.size})
 	return Appended{MailboxID: m.MailboxID, UIDValidity: uint32(uv), UID: UID(uidnext), ModSeq: ms}, nil
-}
-
-// HeaderLen returns the length of raw's header section including the empty line that ends it, or
-// len(raw) if there is no empty line. The store splits every message there (header and body are kept
-// apart); IMAP's BODY[HEADER] and BODY[TEXT] use the same split.
-func HeaderLen(raw []byte) int {
-	i := 0
-	for i < len(raw) {
-		j := bytes.IndexByte(raw[i:], '\n')
-		if j < 0 {
-			return len(raw)
-		}
-		line := raw[i : i+j+1]
-		i += j + 1
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
-			return i
-		}
-	}
-	return len(raw)
-}
-
-// putBody stores raw (once per distinct content) and returns its body id and header length.
-func (tx *Tx) putBody(raw []byte) (int64, int, error) {
-	hs := HeaderLen(raw)
-	sum := sha256.Sum256(raw)
-	var id int64
-	err := tx.queryRow(`SELECT id FROM body WHERE hash = ?`, sum[:]).Scan(&id)
-	if err == nil {
-		return id, hs, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, fmt.Errorf("store: body: %w", err)
-	}
-	err = tx.queryRow(`INSERT INTO body (hash, header, text) VALUES (?, ?, ?) RETURNING id`,
-		sum[:], raw[:hs], raw[hs:]).Scan(&id)
-	if err != nil {
-		return 0, 0, fmt.Errorf("store: body: %w", err)
-	}
-	return id, hs, nil
 }
 
 // dateHeader parses the Date header field of a header section.
@@ -305,16 +275,20 @@ func (s *Store) Raw(ctx context.Context, mailboxID MailboxID, uid UID) ([]byte, 
 	var raw []byte
 	err := s.read(ctx, func(tx cachedTx) error {
 		var h, t []byte
-		err := tx.QueryRowContext(ctx, `SELECT b.header, b.text FROM message m JOIN body b ON b.id = m.body_id
-			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&h, &t)
+		var bodyID int64
+		var pieces int
+		err := tx.QueryRowContext(ctx, `SELECT b.id, b.header, b.text, b.pieces FROM message m JOIN body b ON b.id = m.body_id
+			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&bodyID, &h, &t, &pieces)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoMessage
 		}
 		if err != nil {
 			return fmt.Errorf("store: raw: %w", err)
 		}
-		raw = make([]byte, 0, len(h)+len(t))
-		raw = append(append(raw, h...), t...)
+		raw, err = joinBody(ctx, tx, bodyID, h, t, pieces)
+		if err != nil {
+			return fmt.Errorf("store: raw: %w", err)
+		}
 		return nil
 	})
 	return raw, err
@@ -329,8 +303,10 @@ func (s *Store) RawRange(ctx context.Context, mailboxID MailboxID, uid UID, offs
 	var out []byte
 	err := s.read(ctx, func(tx cachedTx) error {
 		var hs, size, bodyID int64
-		err := tx.QueryRowContext(ctx, `SELECT header_size, size, body_id FROM message
-			WHERE mailbox_id = ? AND uid = ? AND expunged = 0`, mailboxID, int64(uid)).Scan(&hs, &size, &bodyID)
+		var pieces int
+		err := tx.QueryRowContext(ctx, `SELECT m.header_size, m.size, m.body_id, b.pieces FROM message m
+			JOIN body b ON b.id = m.body_id
+			WHERE m.mailbox_id = ? AND m.uid = ? AND m.expunged = 0`, mailboxID, int64(uid)).Scan(&hs, &size, &bodyID, &pieces)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoMessage
 		}
@@ -346,6 +322,10 @@ func (s *Store) RawRange(ctx context.Context, mailboxID MailboxID, uid UID, offs
 		hFrom, hTo := offset, min(end, hs)
 		tFrom, tTo := max(offset, hs)-hs, end-hs
 		var h, t []byte
+		if pieces > 0 {
+			// The text lives in pieces: its column is NULL and the range is cut from the pieces.
+			tFrom = tTo
+		}
 		err = tx.QueryRowContext(ctx, `SELECT
 			CASE WHEN ? < ? THEN substr(header, ?, ?) ELSE x'' END,
 			CASE WHEN ? < ? THEN substr(text, ?, ?) ELSE x'' END
@@ -354,6 +334,11 @@ func (s *Store) RawRange(ctx context.Context, mailboxID MailboxID, uid UID, offs
 			tFrom, tTo, tFrom+1, tTo-tFrom, bodyID).Scan(&h, &t)
 		if err != nil {
 			return fmt.Errorf("store: raw range: %w", err)
+		}
+		if pieces > 0 && end > hs {
+			if t, err = textRange(ctx, tx, bodyID, max(offset, hs)-hs, end-hs); err != nil {
+				return fmt.Errorf("store: raw range: %w", err)
+			}
 		}
 		out = make([]byte, 0, len(h)+len(t))
 		out = append(append(out, h...), t...)

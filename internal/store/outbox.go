@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ type OutboxNew struct {
 	From  string
 	Rcpts []string
 	Raw   []byte // the message as submitted (the outbox removes Bcc before sealing)
+	// Body, if not nil, is read to EOF for the message instead of Raw (see NewMessage.Body): a large
+	// submission is filed from its spool file without being held whole.
+	Body io.Reader
 	// Content, if set, is what the envelopes carry instead of Raw: a chat message's content
 	// (protocol.md §10.3), Raw being its form as mail (the copy filed in Chats).
 	Content     []byte
@@ -117,7 +121,7 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Submitted, error) {
 
 // Submit is Store.Submit within the transaction.
 func (tx *Tx) Submit(sub Submission) (Submitted, error) {
-	id, dup, err := tx.Enqueue(sub.OutboxNew)
+	id, dup, ref, err := tx.enqueue(sub.OutboxNew)
 	if err != nil {
 		return Submitted{}, err
 	}
@@ -149,7 +153,8 @@ func (tx *Tx) Submit(sub Submission) (Submitted, error) {
 	meta.OutboxID = id
 	flags := sub.Flags
 	flags.System |= FlagSeen
-	a, err := tx.Append(NewMessage{MailboxID: mboxID, Raw: sub.Raw, Flags: flags, Received: sub.Received, Meta: meta})
+	// The sent copy shares the body Enqueue stored (a Body reader can be read only once).
+	a, err := tx.appendRef(NewMessage{MailboxID: mboxID, Flags: flags, Received: sub.Received, Meta: meta}, &ref)
 	if err != nil {
 		return Submitted{}, err
 	}
@@ -169,29 +174,39 @@ func (tx *Tx) Submit(sub Submission) (Submitted, error) {
 // Enqueue adds an outbox item with every recipient pending. If an item with the same bytes exists,
 // it returns that item's id and duplicate=true and changes nothing.
 func (tx *Tx) Enqueue(o OutboxNew) (id OutboxID, duplicate bool, err error) {
+	id, duplicate, _, err = tx.enqueue(o)
+	return id, duplicate, err
+}
+
+// enqueue is Enqueue, also returning the stored body.
+func (tx *Tx) enqueue(o OutboxNew) (id OutboxID, duplicate bool, ref bodyRef, err error) {
 	var rcpts []string
 	for _, r := range o.Rcpts {
 		r = strings.TrimSpace(r)
 		if r == "" || strings.ContainsAny(r, "\r\n") {
-			return 0, false, fmt.Errorf("%w: bad recipient %q", ErrInvalidOutbox, r)
+			return 0, false, bodyRef{}, fmt.Errorf("%w: bad recipient %q", ErrInvalidOutbox, r)
 		}
 		rcpts = append(rcpts, r)
 	}
 	slices.Sort(rcpts)
 	rcpts = slices.Compact(rcpts)
-	if len(rcpts) == 0 || len(o.Raw) == 0 {
-		return 0, false, fmt.Errorf("%w: no recipients or empty message", ErrInvalidOutbox)
+	if len(rcpts) == 0 || (o.Body == nil && len(o.Raw) == 0) {
+		return 0, false, bodyRef{}, fmt.Errorf("%w: no recipients or empty message", ErrInvalidOutbox)
 	}
-	bodyID, _, err := tx.putBody(o.Raw)
+	ref, err = tx.putMessage(o.Raw, o.Body)
 	if err != nil {
-		return 0, false, err
+		return 0, false, bodyRef{}, err
 	}
+	if ref.size == 0 {
+		return 0, false, bodyRef{}, fmt.Errorf("%w: empty message", ErrInvalidOutbox)
+	}
+	bodyID := ref.id
 	err = tx.queryRow(`SELECT id FROM outbox WHERE body_id = ?`, bodyID).Scan(&id)
 	if err == nil {
-		return id, true, nil
+		return id, true, ref, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, fmt.Errorf("store: enqueue: %w", err)
+		return 0, false, bodyRef{}, fmt.Errorf("store: enqueue: %w", err)
 	}
 	now := tx.s.now()
 	next := o.NextAttempt
@@ -205,21 +220,21 @@ func (tx *Tx) Enqueue(o OutboxNew) (id OutboxID, duplicate bool, err error) {
 	err = tx.queryRow(`INSERT INTO outbox (body_id, mail_from, created, content) VALUES (?, ?, ?, ?) RETURNING id`,
 		bodyID, o.From, created.UnixMilli(), nilIfEmpty(o.Content)).Scan(&id)
 	if err != nil {
-		return 0, false, fmt.Errorf("store: enqueue: %w", err)
+		return 0, false, bodyRef{}, fmt.Errorf("store: enqueue: %w", err)
 	}
 	ms, err := tx.nextModSeq()
 	if err != nil {
-		return 0, false, err
+		return 0, false, bodyRef{}, err
 	}
 	for _, r := range rcpts {
 		_, err := tx.exec(`INSERT INTO outbox_rcpt (outbox_id, rcpt, addr, state, next_attempt, updated)
 			VALUES (?, ?, coalesce(?, X''), ?, ?, ?)`, id, r, rcptAddr(r), string(RcptPending), next.UnixMilli(), now.UnixMilli())
 		if err != nil {
-			return 0, false, fmt.Errorf("store: enqueue: %w", err)
+			return 0, false, bodyRef{}, fmt.Errorf("store: enqueue: %w", err)
 		}
 		tx.emit(ChangeOutbox{OutboxID: id, Rcpt: r, State: RcptPending, ModSeq: ms})
 	}
-	return id, false, nil
+	return id, false, ref, nil
 }
 
 // RcptUpdate moves a recipient to a state. Allowed transitions (anything else is ErrBadTransition):
@@ -463,8 +478,8 @@ func (s *Store) OutboxByEnvelopeKey(ctx context.Context, key []byte) (OutboxRcpt
 	return r, err
 }
 
-const outboxCols = `o.id, o.mail_from, o.created, coalesce(length(b.header), 0) + coalesce(length(b.text), 0),
-	coalesce(o.sent_mailbox_id, 0), coalesce(o.sent_uid, 0)`
+const outboxCols = `o.id, o.mail_from, o.created, coalesce(length(b.header), 0) + coalesce(length(b.text), 0) + ` +
+	piecesLen + `, coalesce(o.sent_mailbox_id, 0), coalesce(o.sent_uid, 0)`
 
 func scanOutbox(r scanner) (OutboxItem, error) {
 	var it OutboxItem
@@ -578,15 +593,19 @@ func (s *Store) OutboxRaw(ctx context.Context, id OutboxID) ([]byte, error) {
 	var raw []byte
 	err := s.read(ctx, func(tx cachedTx) error {
 		var h, t []byte
-		err := tx.QueryRowContext(ctx, `SELECT b.header, b.text FROM outbox o JOIN body b ON b.id = o.body_id
-			WHERE o.id = ?`, id).Scan(&h, &t)
+		var bodyID int64
+		var pieces int
+		err := tx.QueryRowContext(ctx, `SELECT b.id, b.header, b.text, b.pieces FROM outbox o JOIN body b ON b.id = o.body_id
+			WHERE o.id = ?`, id).Scan(&bodyID, &h, &t, &pieces)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoOutboxItem
 		}
 		if err != nil {
 			return fmt.Errorf("store: outbox raw: %w", err)
 		}
-		raw = append(append(make([]byte, 0, len(h)+len(t)), h...), t...)
+		if raw, err = joinBody(ctx, tx, bodyID, h, t, pieces); err != nil {
+			return fmt.Errorf("store: outbox raw: %w", err)
+		}
 		return nil
 	})
 	return raw, err

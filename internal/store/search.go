@@ -196,20 +196,23 @@ func (m *candidate) bodyText() ([]string, error) {
 	}
 	m.textDone = true
 	var h, t []byte
-	err := m.tx.QueryRowContext(m.ctx, `SELECT header, text FROM body WHERE id = ?`, m.bodyID).Scan(&h, &t)
+	var pieces int
+	err := m.tx.QueryRowContext(m.ctx, `SELECT header, text, pieces FROM body WHERE id = ?`, m.bodyID).Scan(&h, &t, &pieces)
 	if err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)
 	}
-	m.text = textParts(h, t)
+	raw, err := joinBody(m.ctx, m.tx, m.bodyID, h, t, pieces)
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	m.text = textParts(raw)
 	return m.text, nil
 }
 
 // textParts returns the decoded text/* parts of a message in lower case, read from mimepart's
 // bounded parse (at most mimepart.MaxDepth levels and mimepart.MaxParts parts, so a deeply nested
 // mail costs one pass over its bytes).
-func textParts(h, t []byte) []string {
-	raw := make([]byte, 0, len(h)+len(t))
-	raw = append(append(raw, h...), t...)
+func textParts(raw []byte) []string {
 	var out []string
 	var walk func(p *mimepart.Part)
 	walk = func(p *mimepart.Part) {

@@ -1,8 +1,10 @@
 package submission
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strconv"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
@@ -62,9 +64,12 @@ func (b StoreBackend) Submit(ctx context.Context, s Message) (string, error) {
 	if raw == nil {
 		raw = s.Raw
 	}
-	r, err := b.Store.Submit(ctx, store.Submission{
-		OutboxNew: store.OutboxNew{From: s.From.Mail(), Rcpts: rcpts, Raw: raw},
-	})
+	o := store.OutboxNew{From: s.From.Mail(), Rcpts: rcpts, Raw: raw}
+	if s.Text != nil {
+		// A spooled message: filed from its header and the spool file, never held whole.
+		o.Raw, o.Body = nil, io.MultiReader(bytes.NewReader(raw), s.Text)
+	}
+	r, err := b.Store.Submit(ctx, store.Submission{OutboxNew: o})
 	if err != nil {
 		return "", err
 	}

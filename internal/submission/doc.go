@@ -33,8 +33,12 @@
 //     (RFC 2034, codes of RFC 3463) and CHUNKING (BDAT, RFC 3030); the message is stored as bytes,
 //     so 8-bit content passes unchanged. Lines are limited to 2000 bytes (go-smtp's default, twice
 //     RFC 5321 §4.5.3.1.6): a longer one is 500 5.5.2 and go-smtp closes the connection.
-//   - DATA: the message is read whole (bounded by the limit), its header is parsed (554 5.6.0 if it
-//     cannot be), Date and Message-ID are added when absent (RFC 6409 §8.2, §8.3; package mail
+//   - DATA: the message is read (bounded by the limit): up to SpoolThreshold (1 MiB) into memory;
+//     a larger one, with Options.SpoolDir set (the node sets <datadir>/spool), into a spool file
+//     (0600, synced before Submit, removed once Submit has returned, leftovers of a killed process
+//     removed by New: they were never acknowledged), and the backend gets its header section plus a
+//     reader of the rest (Message.Text), so the node never holds a large message whole. Its header
+//     is parsed (554 5.6.0 if it cannot be), Date and Message-ID are added when absent (RFC 6409 §8.2, §8.3; package mail
 //     inserts them without re-serialising anything), and Backend.Submit gets the delivered bytes
 //     (Bcc and Resent-Bcc removed) and the Sent copy (Bcc kept). Only when Submit has returned nil —
 //     the message is durable — does the client get "250 2.0.0 OK: queued as <id>"; an error is

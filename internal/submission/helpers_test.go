@@ -67,6 +67,16 @@ func (b *memBackend) Submit(ctx context.Context, s Message) (string, error) {
 			return "", ctx.Err()
 		}
 	}
+	if s.Text != nil {
+		// A spooled message: record it whole, as small ones are.
+		text, err := io.ReadAll(s.Text)
+		if err != nil {
+			return "", err
+		}
+		s.Raw = append(bytes.Clone(s.Raw), text...)
+		s.SentCopy = append(bytes.Clone(s.SentCopy), text...)
+		s.Text = nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -38,6 +39,12 @@ type Message struct {
 	// client's bytes plus the added fields. mail.StripBcc(SentCopy) == Raw.
 	SentCopy  []byte
 	MessageID string // the message's Message-ID, without angle brackets
+	// Text, when not nil, is the rest of a large message (one over SpoolThreshold, spooled to a file
+	// in Options.SpoolDir): Raw and SentCopy then hold only the header section, blank line included,
+	// and each message is that header followed by Text's TextSize bytes. Text is valid until Submit
+	// returns; it is read at most once.
+	Text     io.Reader
+	TextSize int64
 }
 
 // Backend takes accepted messages. Submit must return nil only once the message is durably
@@ -79,6 +86,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	// SubmitTimeout bounds Backend.Submit; default DefaultSubmitTimeout.
 	SubmitTimeout time.Duration
+	// SpoolDir, if set, is where messages larger than SpoolThreshold are spooled during DATA (files
+	// 0600, synced before Submit, removed after it); New creates it (0700) and removes what a killed
+	// process left there. Empty: every message is read into memory.
+	SpoolDir string
 }
 
 // Server is an SMTP submission server (RFC 6409) in front of a Backend.
@@ -135,6 +146,9 @@ func New(backend Backend, opts Options) *Server {
 		s.err = fmt.Errorf("submission: the user's address: %w", opts.Address.Validate())
 	default:
 		s.own = opts.Address.Mail()
+		if opts.SpoolDir != "" {
+			s.err = cleanSpool(opts.SpoolDir)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 

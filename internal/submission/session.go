@@ -14,6 +14,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // Replies (RFC 5321 §4.2, enhanced codes RFC 3463, AUTH codes RFC 4954 §6).
@@ -203,23 +204,25 @@ func (s *session) rcptError(to string, err error) string {
 }
 
 // Data reads the message and hands it to the backend; the reply (go-smtp writes what Data returns)
-// is 250 only once Backend.Submit has returned nil.
+// is 250 only once Backend.Submit has returned nil. A message larger than SpoolThreshold is spooled
+// to a file (Options.SpoolDir) and handed over as its header section and a reader of the rest.
 func (s *session) Data(r io.Reader) error {
 	defer s.logPanic()
 	if !s.authed {
 		return errAuthRequired
 	}
 	max := s.srv.opts.MaxMessageBytes
-	raw, err := io.ReadAll(io.LimitReader(r, max+1))
+	lr := io.LimitReader(r, max+1)
+	first := io.Reader(lr)
+	if s.srv.opts.SpoolDir != "" {
+		first = io.LimitReader(lr, SpoolThreshold+1)
+	}
+	raw, err := io.ReadAll(first)
 	if err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se // 552 from go-smtp's size limit
-		}
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			return errLineTooLong
-		}
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Reading the message failed"}
+		return dataReadError(err)
+	}
+	if s.srv.opts.SpoolDir != "" && len(raw) > SpoolThreshold {
+		return s.dataSpooled(raw, lr)
 	}
 	if int64(len(raw)) > max {
 		return errTooLarge
@@ -228,14 +231,70 @@ func (s *session) Data(r io.Reader) error {
 	if rerr != nil {
 		return rerr
 	}
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.SubmitTimeout)
-	defer cancel()
-	id, err := s.srv.be.Submit(ctx, sub)
-	if err != nil {
-		s.srv.log.Error("submission: message not stored", "remote", s.remote, "size", len(sub.SentCopy), "err", err)
+	return s.submit(sub)
+}
+
+// dataSpooled spools a large message (head: its first bytes, read already; r: the rest) and submits
+// it from the spool file, which is removed once Submit has returned, whatever it returned.
+func (s *session) dataSpooled(head []byte, r io.Reader) error {
+	max := s.srv.opts.MaxMessageBytes
+	sp, err := spool(s.srv.opts.SpoolDir, head, r, max)
+	if errors.Is(err, errSpoolWrite) {
+		s.srv.log.Error("submission: message not spooled", "remote", s.remote, "err", err)
 		return errNotStored
 	}
-	s.srv.log.Info("submission: message queued", "queue_id", id, "recipients", len(sub.Rcpts), "size", len(sub.SentCopy))
+	if err != nil {
+		return dataReadError(err)
+	}
+	defer sp.release()
+	if sp.size > max {
+		return errTooLarge
+	}
+	hs, ok := store.HeaderEnd(sp.head)
+	if !ok {
+		// A header section longer than SpoolThreshold (malformed mail): read whole, as small mail is.
+		raw, err := io.ReadAll(sp.text(0))
+		if err != nil {
+			s.srv.log.Error("submission: reading the spool file", "remote", s.remote, "err", err)
+			return errNotStored
+		}
+		sub, rerr := s.prepare(raw)
+		if rerr != nil {
+			return rerr
+		}
+		return s.submit(sub)
+	}
+	sub, rerr := s.prepare(sp.head[:hs])
+	if rerr != nil {
+		return rerr
+	}
+	sub.Text, sub.TextSize = sp.text(int64(hs)), sp.size-int64(hs)
+	return s.submit(sub)
+}
+
+// dataReadError is the reply to an error reading DATA from the client.
+func dataReadError(err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se // 552 from go-smtp's size limit
+	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		return errLineTooLong
+	}
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Reading the message failed"}
+}
+
+// submit hands a prepared message to the backend and replies 250 once it has it durably.
+func (s *session) submit(sub Message) error {
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.SubmitTimeout)
+	defer cancel()
+	size := int64(len(sub.SentCopy)) + sub.TextSize
+	id, err := s.srv.be.Submit(ctx, sub)
+	if err != nil {
+		s.srv.log.Error("submission: message not stored", "remote", s.remote, "size", size, "err", err)
+		return errNotStored
+	}
+	s.srv.log.Info("submission: message queued", "queue_id", id, "recipients", len(sub.Rcpts), "size", size)
 	// go-smtp replies with the code of the error Data returns; this is how a backend names the queue id.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: replyText("OK: queued as " + id)}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -44,17 +46,7 @@ func TestStoreBackend(t *testing.T) {
 	if err != nil || reply2 != reply {
 		t.Fatalf("resubmission: %q %v, want %q", reply2, err, reply)
 	}
-	c.Quit()
-	srv.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	st, err = store.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st = reopenStore(t, c, srv, st, path)
 	items, err := st.OutboxItems(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -107,4 +99,21 @@ func TestStoreBackend(t *testing.T) {
 	if !m.Flags.Has(`\Seen`) || m.Meta.OutboxID != id {
 		t.Errorf("Sent copy flags %v, outbox id %d", m.Flags.Strings(), m.Meta.OutboxID)
 	}
+}
+
+// reopenStore ends the client's session, closes the server and the store at path, and opens the
+// store again (closed when the test ends): what was acknowledged must be there.
+func reopenStore(t *testing.T, c *smtp.Client, srv *Server, st *store.Store, path string) *store.Store {
+	t.Helper()
+	c.Quit()
+	srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

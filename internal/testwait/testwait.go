@@ -1,7 +1,9 @@
 // Package testwait is test support: waiting, with a deadline, for a condition that another goroutine,
-// process or node brings about. Tests wait on events, never on bare sleeps, and give generous deadlines
-// (a loaded 2-core machine running the race detector is many times slower than an idle one). Only tests
-// import it; it imports nothing of tanglemail, so that every package's own tests can use it.
+// process or node brings about, and the two things tests wait on most: output written by other
+// goroutines (Buffer, buffer.go) and a server started on a loopback port it must be told (FreePort).
+// Tests wait on events, never on bare sleeps, and give generous deadlines (a loaded 2-core machine
+// running the race detector is many times slower than an idle one). Only tests and test-support
+// packages import it; it imports nothing of tanglemail, so that every package's own tests can use it.
 package testwait
 
 import (

@@ -202,11 +202,7 @@ func (s *Server) handleRename(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	if err := s.chat.Rename(r.Context(), id, *req.Name); err != nil {
-		s.chatError(w, r, "rename the group", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.chatDone(w, r, "rename the group", s.chat.Rename(r.Context(), id, *req.Name))
 }
 
 // handleAddMember is POST /api/conversations/{id}/members: {"member"}.
@@ -223,11 +219,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `field "member" is missing: a contact's petname or a tm1…@tangle address`)
 		return
 	}
-	if err := s.chat.AddMember(r.Context(), id, strings.TrimSpace(*req.Member)); err != nil {
-		s.chatError(w, r, "add the member", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.chatDone(w, r, "add the member", s.chat.AddMember(r.Context(), id, strings.TrimSpace(*req.Member)))
 }
 
 // handleRemoveMember is DELETE /api/conversations/{id}/members/{address}.
@@ -241,11 +233,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the member's address is missing from the path")
 		return
 	}
-	if err := s.chat.RemoveMember(r.Context(), id, member); err != nil {
-		s.chatError(w, r, "remove the member", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.chatDone(w, r, "remove the member", s.chat.RemoveMember(r.Context(), id, member))
 }
 
 // handleHistory is GET /api/conversations/{id}/messages?limit=&before=: oldest first.
@@ -310,12 +298,18 @@ func (s *Server) conversationAction(what string, act func(ctx context.Context, i
 		if !ok {
 			return
 		}
-		if err := act(r.Context(), id); err != nil {
-			s.chatError(w, r, what, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+		s.chatDone(w, r, what, act(r.Context(), id))
 	}
+}
+
+// chatDone answers a chat change that returned err: 204, or the error (chatError; what completes
+// "could not …").
+func (s *Server) chatDone(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if err != nil {
+		s.chatError(w, r, what, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // conversation is a conversation of the chat service as the API shows it: members is a list, never null.

@@ -81,10 +81,12 @@ type env struct {
 }
 
 type envConfig struct {
+	blobs     Blobs // Config.Blobs
 	noChat    bool
 	storeOpts []store.Option
 	tune      func(*Server)
 	hosts     []string // Config.Hosts
+	wallet    Wallet   // Config.Wallet
 }
 
 func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
@@ -99,11 +101,13 @@ func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	}
 	e := &env{t: t, store: st, be: &fakeBackend{}, me: newAddress(t)}
 	cfg := Config{Backend: e.be, Store: st, Address: e.me, Password: testPassword, Penalty: penaltytest.Instant()}
+	cfg.Blobs = ec.blobs
 	if !ec.noChat {
 		e.chat = newFakeChat()
 		cfg.Chat = e.chat
 	}
 	cfg.Hosts = ec.hosts
+	cfg.Wallet = ec.wallet
 	e.srv = New(cfg)
 	if ec.tune != nil {
 		ec.tune(e.srv)

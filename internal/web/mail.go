@@ -558,8 +558,8 @@ func (s *Server) outboxSubject(ctx context.Context, it store.OutboxItem) string 
 			return store.ParseHeader(hdr).Get("Subject")
 		}
 	}
-	if raw, err := s.store.OutboxRaw(ctx, it.ID); err == nil {
-		return store.ParseHeader(raw[:store.HeaderLen(raw)]).Get("Subject")
+	if br, err := s.store.OutboxReader(ctx, it.ID); err == nil {
+		return store.ParseHeader(br.Header()).Get("Subject") // the header only, not the whole message
 	}
 	return ""
 }

@@ -95,6 +95,7 @@ type Config struct {
 	Invites  Invites      // nil: the invite endpoints answer 503
 	Storage  Storage      // nil: GET /api/storage says disabled, grants answer 409
 	Blobs    Blobs        // nil: GET /api/blobs is empty, accepting answers 404
+	Wallet   Wallet       // nil: POST /api/wallet/refresh answers 409
 	Password string       // the node's password; empty refuses every authenticated request
 	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
 	// wrong password; the node shares one among its front doors. Nil: one of its own.
@@ -122,6 +123,7 @@ type Server struct {
 	invites  Invites
 	storage  Storage
 	blobs    Blobs
+	wallet   Wallet
 	secret   loginpenalty.Secret
 	penalty  *loginpenalty.Penalty
 	hosts    []string // Config.Hosts
@@ -155,6 +157,7 @@ func New(cfg Config) *Server {
 		invites:       cfg.Invites,
 		storage:       cfg.Storage,
 		blobs:         cfg.Blobs,
+		wallet:        cfg.Wallet,
 		hosts:         cfg.Hosts,
 		secret:        loginpenalty.NewSecret(cfg.Password),
 		penalty:       cfg.Penalty,
@@ -216,8 +219,10 @@ func New(cfg Config) *Server {
 	route("/api/events", endpoint{"GET": s.handleEvents})
 	route("/api/storage", endpoint{"GET": s.handleStorage})
 	route("/api/storage/grants", endpoint{"POST": s.handleStorageGrant})
+	route("/api/blobs/sent", endpoint{"GET": s.handleBlobSends})
 	route("/api/blobs", endpoint{"GET": s.handleBlobs})
 	route("/api/blobs/{key}/accept", endpoint{"POST": s.handleAcceptBlob})
+	route("/api/wallet/refresh", endpoint{"POST": s.handleWalletRefresh})
 
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+" (see docs/api.md)")

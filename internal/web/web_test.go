@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 func TestAuth(t *testing.T) {
@@ -263,7 +263,7 @@ func TestClientPage(t *testing.T) {
 // TestNoSecretsInLog checks that a failed login and a sent message leave neither the password nor
 // message content in the log.
 func TestNoSecretsInLog(t *testing.T) {
-	var logBuf safeBuffer
+	var logBuf testwait.Buffer
 	e := newEnv(t, func(c *envConfig) {
 		c.tune = func(s *Server) {
 			s.log = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -284,23 +284,6 @@ func TestNoSecretsInLog(t *testing.T) {
 	}
 }
 
-type safeBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestServerClose(t *testing.T) {
 	e := newEnv(t)
 	done := make(chan struct{})
@@ -317,7 +300,7 @@ func TestServerClose(t *testing.T) {
 }
 
 func TestHandlerPanic(t *testing.T) {
-	var logBuf safeBuffer
+	var logBuf testwait.Buffer
 	srv := New(Config{Backend: &panicky{}, Password: "pw", Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	req := httptest.NewRequest("GET", "http://127.0.0.1/api/status", nil)
 	req.Header.Set("Authorization", "Bearer pw")

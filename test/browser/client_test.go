@@ -83,6 +83,8 @@ func TestClientAgainstStub(t *testing.T) {
 	d.run("open status", 5*time.Second, chromedp.Click(sel("nav-status")), chromedp.WaitVisible(sel("status-storage")))
 	d.waitJS("the storage subscription", 5*time.Second, `(t => t.includes('active') && t.includes('3.0 MiB of 64 MiB used (4 %)') && t.includes('paid until ') && t.includes('2026'))(document.querySelector('[data-test="status-storage"]').textContent)`)
 
+	d.waitJS("the wallet's balance", 5*time.Second, `(t => t.includes('12.5 IOTA') && t.includes('0x123456') && t.includes('2026'))(document.querySelector('[data-test="status-wallet"]').textContent)`)
+
 	// Phone-sized: one column, the nav bar at the bottom, tap targets of at least 40px.
 	p := b.newTab("phone", 390, 844)
 	p.signIn(srv.URL, "stub-password", true)

@@ -39,6 +39,8 @@ type stubAPI struct {
 	folders  []*stubFolder
 	nextUID  store.UID
 	outbox   map[int]string // id → recipient state
+	blobs    []api.PendingBlob
+	sends    map[int64]api.BlobSend // GET /api/blobs/sent, set by the test (setSend)
 	nextOut  int
 	subs     map[chan stubEvent]bool
 }
@@ -196,7 +198,9 @@ func (s *stubAPI) handler() http.Handler {
 			P2P:    p2p.Status{Peers: []p2p.PeerStatus{{ID: "12D3KooWstubpeer0000000001"}, {ID: "12D3KooWstubpeer0000000002"}}, Shards: []uint32{3}, Tips: map[uint32]int{3: 2}, Synced: true},
 			Outbox: api.OutboxStatus{Jobs: []api.ProgressJob{}},
 			Storage: []api.LightProvider{{Provider: "12D3KooWstubprovider0000001", Connected: true, State: "active",
-				UsedBytes: 3 << 20, QuotaBytes: 64 << 20, QuotaPercent: 4, Expires: "2026-12-31T00:00:00Z"}}})
+				UsedBytes: 3 << 20, QuotaBytes: 64 << 20, QuotaPercent: 4, Expires: "2026-12-31T00:00:00Z"}},
+			Wallet: api.Wallet{Address: "0x1234567890abcdef1234567890abcdef12345678", ChainID: 1337, BalanceWei: "12500000000000000000",
+				Balance: "12.5 IOTA", CheckedAt: "2026-12-06T03:00:00Z"}})
 	}))
 	mux.HandleFunc("GET /api/peers", auth(func(w http.ResponseWriter, r *http.Request) {
 		stubJSON(w, 200, []api.Peer{{ID: "12D3KooWstubpeer0000000001", Direction: "outbound", ConnectedSince: time.Now().Add(-time.Minute), CaughtUp: true, Score: 1.5}})
@@ -495,6 +499,33 @@ func (s *stubAPI) handler() http.Handler {
 			}
 		}
 	}))
+	mux.HandleFunc("GET /api/blobs", auth(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		stubJSON(w, 200, append([]api.PendingBlob{}, s.blobs...))
+	}))
+	mux.HandleFunc("GET /api/blobs/sent", auth(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := []api.BlobSend{}
+		for _, b := range s.sends {
+			out = append(out, b)
+		}
+		stubJSON(w, 200, out)
+	}))
+	mux.HandleFunc("POST /api/blobs/{key}/accept", auth(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i := range s.blobs {
+			if s.blobs[i].Key == r.PathValue("key") {
+				s.blobs[i].Accepted, s.blobs[i].Waiting = true, false
+				s.blobs[i].Fetched = s.blobs[i].Size / 4
+				stubJSON(w, 200, map[string]bool{"accepted": true})
+				return
+			}
+		}
+		stubError(w, 404, "no pending blob mail with that key")
+	}))
 	mux.HandleFunc("/api/", auth(func(w http.ResponseWriter, r *http.Request) {
 		stubError(w, 404, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -595,4 +626,60 @@ func (s *stubAPI) unread(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.convs[id].Unread
+}
+
+// offerBlob lists a stranger's large mail as waiting for consent, with its notice in INBOX, and
+// returns its key.
+func (s *stubAPI) offerBlob(from, subject string, size uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := newID() + newID()
+	s.blobs = append(s.blobs, api.PendingBlob{Key: key, Sender: from, Subject: subject, Size: size, Waiting: true,
+		Expires: time.Now().Add(96 * time.Hour).UTC().Format(time.RFC3339)})
+	s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: "postmaster@tangle"},
+		To: []api.Person{{Address: s.me}}, Subject: "Large mail waiting: " + subject}, Text: from + ", who is not one of your contacts, sent you a large mail."}})
+	return key
+}
+
+// blobAccepted reports whether the pending blob mail key was accepted.
+func (s *stubAPI) blobAccepted(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.blobs {
+		if b.Key == key {
+			return b.Accepted
+		}
+	}
+	return false
+}
+
+// fileBlob ends the fetch of key: the mail is filed in INBOX and no longer pending.
+func (s *stubAPI) fileBlob(key, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, b := range s.blobs {
+		if b.Key == key {
+			s.blobs = append(s.blobs[:i], s.blobs[i+1:]...)
+			s.addMail("INBOX", &stubMail{MessageDetail: api.MessageDetail{Message: api.Message{From: api.Person{Address: b.Sender},
+				To: []api.Person{{Address: s.me}}, Subject: b.Subject}, Text: text}})
+			return
+		}
+	}
+}
+
+// lastOutboxID is the outbox id of the last message sent.
+func (s *stubAPI) lastOutboxID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.nextOut)
+}
+
+// setSend sets the progress GET /api/blobs/sent reports for a large mail.
+func (s *stubAPI) setSend(b api.BlobSend) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sends == nil {
+		s.sends = map[int64]api.BlobSend{}
+	}
+	s.sends[b.OutboxID] = b
 }

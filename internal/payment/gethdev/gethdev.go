@@ -10,10 +10,8 @@
 package gethdev
 
 import (
-	"bytes"
 	"context"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +25,8 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // OneIOTA is 1 IOTA in wei (18 decimals).
@@ -64,8 +64,8 @@ type Dev struct {
 func Start(t testing.TB) *Dev {
 	t.Helper()
 	bin := Binary(t)
-	httpPort, authPort := freePort(t), freePort(t)
-	var logs syncBuffer
+	httpPort, authPort := testwait.FreePort(t), testwait.FreePort(t)
+	var logs testwait.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--dev", "--dev.period", "1",
 		"--datadir", t.TempDir(), "--ipcdisable", "--nodiscover", "--maxpeers", "0", "--port", "0",
@@ -141,31 +141,4 @@ func (g *Dev) Fund(t testing.TB, a common.Address, value *big.Int) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is geth's output, written by exec's copying goroutine and read at cleanup.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

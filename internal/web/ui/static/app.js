@@ -1,6 +1,7 @@
 // tanglemail web client: sign-in, routing, the error banner and the event stream. The views live in
-// chat.js, mail.js, compose.js, contacts.js and status.js; api.js talks to the node (docs/api.md),
-// people.js maps addresses to petnames, dom.js builds elements (text only, never HTML).
+// chat.js, mail.js (with blobs.js, large mail), compose.js, contacts.js and status.js; api.js talks to
+// the node (docs/api.md), people.js maps addresses to petnames, dom.js builds elements (text only,
+// never HTML).
 //
 // Routes (location.hash): #/chat, #/chat/<conversation id>, #/mail, #/mail/<folder id>,
 // #/mail/<folder id>/<uid>, #/contacts, #/status.
@@ -32,6 +33,10 @@
 //               mail-move, mail-delete (in Trash: click twice), mail-show-html, mail-body (plain
 //               text), mail-html, mail-html-frame (<iframe sandbox> of …/html), mail-attachments,
 //               mail-attachment
+//   Large mail  blob-pending (above the INBOX listing, shown while GET /api/blobs lists anything),
+//               blob-list, blob-row (data-key, data-state waiting|fetching), blob-text, blob-accept
+//               (a stranger's mail waiting for consent: downloads it), blob-progress (<progress> of the
+//               download)
 //   Compose     compose (the <dialog>), compose-form, compose-to, compose-cc, compose-bcc,
 //               compose-to-suggestions, compose-cc-suggestions, compose-bcc-suggestions,
 //               compose-suggestion, compose-subject, compose-text, compose-drop (drop files here),
@@ -39,14 +44,17 @@
 //               (data-name), compose-attachment-remove, compose-upload (<progress> of the upload,
 //               data-percent), compose-error, compose-cancel, compose-send, pow-tray, pow-progress (one per sent
 //               message: data-outbox-id, data-state working|done|failed, data-percent), pow-label,
-//               pow-bar (<progress>), pow-dismiss
+//               pow-bar (<progress>), pow-dismiss; a large mail's pow-progress also has data-stage
+//               (sealing|uploading|sending|offered|done, GET /api/blobs/sent) and the state offered
+//               (published, waiting for the recipients to download it)
 //   Contacts    me-card, me-address, me-copy, me-qr, contact-form, contact-petname, contact-address,
 //               contact-add, contact-list, contact-empty, contact-row (data-petname, data-address),
 //               contact-row-petname, contact-row-address, contact-chat, contact-mail, contact-qr,
 //               contact-qr-img, contact-remove (click twice)
 //   Status      status-refresh, status-summary, status-address, status-network, status-peers,
 //               status-shards, status-synced, status-tips, status-uptime, status-waiting, status-jobs,
-//               status-job, status-jobs-empty, peer-table, peer-row, peers-empty
+//               status-job, status-jobs-empty, status-storage, status-blob-send (one per large mail
+//               being sent), peer-table, peer-row, peers-empty
 //
 // document.body gets data-state="login" or "app" once it knows whether a session exists, and
 // data-events="open" while the event stream is connected.

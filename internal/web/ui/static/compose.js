@@ -4,7 +4,7 @@
 // until the outbox has published it to every recipient.
 import { api, upload } from './api.js';
 import { $, h, clear, show, shortAddress } from './dom.js';
-import { matchContacts } from './people.js';
+import { matchContacts, personOf } from './people.js';
 
 let ctx;
 const tracked = new Map(); // outbox id → {el, bar, label, subject, rcpts, fractions, state}
@@ -269,11 +269,31 @@ function track(id, subject, rcpts) {
 }
 
 function renderItem(t, waiting) {
-  const pct = Math.round(100 * fraction(t));
-  if (t.state === 'working') {
+  let pct = Math.round(100 * fraction(t));
+  const b = t.blob;
+  if (t.state === 'working' && b && (b.stage === 'sealing' || b.stage === 'uploading')) {
+    // A large mail: sealed into a blob, then uploaded to the storage providers, before any proof of work.
+    const done = b.stage === 'sealing' ? b.sealed : b.uploaded;
+    pct = b.size ? Math.min(100, Math.round((100 * done) / b.size)) : 0;
+    t.bar.value = pct;
+    t.label.textContent =
+      b.stage === 'sealing'
+        ? `“${t.subject}”: sealing the attachment ${pct}%`
+        : `“${t.subject}”: uploading to your storage node${b.providers > 1 ? ` ${b.providers_done + 1} of ${b.providers}` : ''} ${pct}%`;
+    if (b.error) t.label.textContent += ` — failed, will retry: ${b.error}`;
+  } else if (t.state === 'working') {
     t.bar.value = pct;
     t.label.textContent = waiting ? `“${t.subject}”: waiting for peers…` : `“${t.subject}”: proof of work ${pct}%`;
+  } else if (t.state === 'offered') {
+    // Published: the recipients' nodes pull the blob; a receipt says one has the complete mail.
+    const rc = b.recipients || [];
+    const fetched = rc.filter((x) => x.state === 'fetched').length;
+    pct = rc.length ? Math.round((100 * fetched) / rc.length) : 0;
+    t.bar.value = pct;
+    const waitingFor = rc.filter((x) => x.state !== 'fetched' && x.state !== 'failed').map((x) => personOf({ address: x.address }));
+    t.label.textContent = `“${t.subject}” sent; ${fetched} of ${rc.length} downloaded, waiting for ${waitingFor.join(', ')}`;
   }
+  t.el.dataset.stage = b ? b.stage : '';
   t.el.dataset.state = t.state;
   t.el.dataset.percent = String(t.state === 'done' ? 100 : pct);
 }
@@ -305,29 +325,49 @@ export function onProgress(ev) {
 const PENDING = new Set(['', 'pending', 'sealed', 'queued']);
 let checking = false;
 
-// checkOutbox finishes the tray items whose outbox item has been published to every recipient.
+let ticks = 0;
+
+// checkOutbox finishes the tray items whose outbox item has been published to every recipient; a
+// large mail (GET /api/blobs/sent) shows its sealing and upload first, and stays until every recipient
+// downloaded it (polled every 5 s once published).
 async function checkOutbox() {
   if (checking) return;
-  const open = [...tracked.entries()].filter(([, t]) => t.state === 'working');
+  const open = [...tracked.entries()].filter(([, t]) => t.state === 'working' || t.state === 'offered');
   if (open.length === 0) {
     clearInterval(poll);
     poll = null;
     return;
   }
+  if (open.every(([, t]) => t.state === 'offered') && ticks++ % 5 !== 0) return;
   checking = true;
   try {
-    const r = await api('GET', '/api/outbox');
+    const [r, sent] = await Promise.all([api('GET', '/api/outbox'), api('GET', '/api/blobs/sent').catch(() => [])]);
     const items = new Map((r.items || []).map((it) => [it.id, it]));
+    const blobs = new Map((sent || []).map((b) => [b.outbox_id, b]));
     for (const [id, t] of open) {
+      t.blob = blobs.get(id) || t.blob;
+      const b = blobs.get(id);
+      if (b && b.stage === 'offered') {
+        t.state = 'offered';
+        show(t.dismiss, true);
+        renderItem(t, false);
+        continue;
+      }
       const it = items.get(id);
       const rc = it ? it.recipients || [] : [];
+      if (b && (b.stage === 'sealing' || b.stage === 'uploading')) {
+        renderItem(t, false);
+        continue;
+      }
       if (it && (rc.length === 0 || rc.some((x) => PENDING.has(x.state || '')))) continue;
       const failed = rc.filter((x) => x.state === 'failed');
       t.state = failed.length ? 'failed' : 'done';
       t.bar.value = 100;
       t.label.textContent = failed.length
         ? `“${t.subject}” could not be sent to ${failed.map((x) => shortAddress(x.address)).join(', ')}: ${failed[0].error || 'failed'}`
-        : `“${t.subject}” sent`;
+        : b
+          ? `“${t.subject}” downloaded by every recipient`
+          : `“${t.subject}” sent`;
       show(t.dismiss, true);
       renderItem(t, false);
     }

@@ -6,6 +6,7 @@ import { api, path, query } from './api.js';
 import { $, h, clear, show, when, whenFull, armConfirm, reconcile } from './dom.js';
 import { personOf, isMe, onContactsChanged } from './people.js';
 import { openCompose } from './compose.js';
+import * as blobs from './blobs.js';
 
 const PAGE = 50;
 const ROLE_ORDER = ['inbox', 'drafts', 'sent', 'archive', 'junk', 'trash', '', 'chats'];
@@ -26,6 +27,7 @@ let foldersGen = 0;
 
 export function init(c) {
   ctx = c;
+  blobs.init(c);
   $('mail-search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     search = $('mail-search').value.trim();
@@ -78,7 +80,7 @@ export async function route(folderID, uid) {
     $('mail-search').value = '';
     renderFolders();
     await loadList();
-  }
+  } else blobs.load();
   if (uid) await openMessage(fid, Number(uid));
   else closeMessage();
 }
@@ -138,6 +140,8 @@ async function loadList() {
   const fid = folder;
   if (!fid) return;
   renderFolders();
+  const f = folders.find((x) => x.id === fid);
+  blobs.setShown(!!f && f.role === 'inbox');
   try {
     let r;
     for (let tries = 0; tries < 3; tries++) {
@@ -405,6 +409,8 @@ export function onFolders(ev) {
 
 export async function onMail(ev) {
   mailGen++;
+  const inbox = folders.find((x) => x.role === 'inbox');
+  if (inbox && ev.folder === inbox.id && ev.folder === folder) blobs.load();
   if (ev.folder !== folder || search) return;
   // New mail in the folder shown: fetch the newest page and add what is new.
   const seq = listSeq;

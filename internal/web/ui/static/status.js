@@ -62,6 +62,18 @@ async function load(quiet) {
   ];
   if (s.uptime) rows.push(['Up for', s.uptime, 'status-uptime']);
   if (s.version) rows.push(['Version', `${s.version.version} (commit ${String(s.version.commit).slice(0, 12)}, ${s.version.go_version}, protocol ${s.version.protocol})`, 'status-version']);
+  // Large mail this node sends (blobs.sending, docs/api.md "Blob mail"): stage and who has fetched it.
+  for (const b of (s.blobs && s.blobs.sending) || []) {
+    const rc = b.recipients || [];
+    const fetched = rc.filter((x) => x.state === 'fetched').length;
+    let text = `“${b.subject || '(no subject)'}”, ${mib(b.size)}: `;
+    if (b.stage === 'sealing') text += `sealing, ${mib(b.sealed)} done`;
+    else if (b.stage === 'uploading') text += `uploading to your storage node, ${mib(b.uploaded)} done`;
+    else if (b.stage === 'sending') text += 'sealing the envelopes (proof of work)';
+    else text += `downloaded by ${fetched} of ${rc.length}` + (rc.some((x) => x.state === 'failed') ? ', not by ' + rc.filter((x) => x.state === 'failed').map((x) => shortAddress(x.address)).join(', ') : '');
+    if (b.error) text += ` — failed, will retry: ${b.error}`;
+    rows.push(['Large mail', text, 'status-blob-send']);
+  }
   // Storage subscriptions (a light client's, or a full node's cover): usage and the paid period.
   for (const st of s.storage || []) {
     const id = st.provider || '';
@@ -72,6 +84,14 @@ async function load(quiet) {
     if (st.last_error) text += ` (last error: ${st.last_error})`;
     rows.push(['Storage', text, 'status-storage']);
   }
+  // The payment wallet's balance, as the node last read it from the chain (GET /api/status "wallet").
+  const w = s.wallet || {};
+  let wtext = w.address ? `${w.address.slice(0, 8)}…${w.address.slice(-6)}: ` : '';
+  if (w.balance) wtext += `${w.balance}, read ${w.checked_at ? whenFull(w.checked_at) : ''}`;
+  else if (!w.chain_id) wtext += 'balance unknown (no payment chain configured: start the node with --payment-rpc)';
+  else wtext += 'balance not read yet';
+  if (w.error && w.chain_id) wtext += ` (last read failed: ${w.error})`;
+  rows.push(['Wallet', wtext, 'status-wallet']);
   const dl = $('status-summary');
   clear(dl);
   for (const [k, v, t] of rows) dl.append(h('dt', {}, k), h('dd', { test: t }, v));
