@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
 	"strings"
 	"time"
 
@@ -30,6 +28,7 @@ type gatewayFlags struct {
 	maxSize     string
 	publicIP    string
 	relayHour   int // --relay-per-hour: outbound messages per claimed address and hour
+	dns         string
 	// claim (a user's): --gateway, --gateway-address, --revoke
 	gatewayURL  string
 	gatewayAddr string
@@ -77,6 +76,7 @@ with a delivery notice or a bounce (RFC 3464) in the user's INBOX. Every node fl
 			fs.StringVar(&f.maxSize, "max-message-size", "10MiB", "largest message accepted (larger: 552)")
 			fs.IntVar(&f.relayHour, "relay-per-hour", gateway.DefaultRelayPerHour, "outbound mail: messages accepted per claimed address and hour (more: a DSN)")
 			fs.StringVar(&f.publicIP, "public-ip", "", "the MX's public IP, printed in the A record to publish")
+			fs.StringVar(&f.dns, "dns", "", "host:port of the DNS server for the SPF, DKIM and DMARC lookups (default: the system's resolver)")
 			fs.StringVar(&f.gatewayURL, "gateway", "", "claim: the gateway's claim API, e.g. http://gw.example.org:4582")
 			fs.StringVar(&f.gatewayAddr, "gateway-address", "", "claim: the gateway's tanglemail address, to pin it")
 			fs.BoolVar(&f.revoke, "revoke", false, "claim: revoke the claim instead")
@@ -133,6 +133,16 @@ func runGateway(env *cmdEnv, o any, args []string) error {
 		return usageError{fmt.Sprintf("--relay-per-hour %d: want at least 1", f.relayHour)}
 	}
 	gc.RelayPerHour = f.relayHour
+	if f.dns != "" {
+		if _, _, err := net.SplitHostPort(f.dns); err != nil {
+			return usageError{fmt.Sprintf("--dns %q: want host:port", f.dns)}
+		}
+		server := f.dns
+		gc.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
+	}
 	cfg.Gateway = gc
 	return serveNode(env, f.nodeFlags, cfg, func(n *node.Node) {
 		printGatewayBanner(env.stdout, n, f.publicIP)
@@ -180,13 +190,9 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelT()
 	base := strings.TrimSuffix(f.gatewayURL, "/")
-	var info gateway.Info
-	if err := httpJSON(ctx, http.MethodGet, base+"/gateway", nil, &info); err != nil {
-		return fmt.Errorf("asking the gateway who it is: %w", err)
-	}
-	gw, err := parseTangleAddress(info.Address)
+	info, gw, err := gateway.FetchInfo(ctx, nil, base)
 	if err != nil {
-		return fmt.Errorf("the gateway reports a bad address %q: %w", info.Address, err)
+		return fmt.Errorf("asking the gateway who it is: %w", err)
 	}
 	if f.gatewayAddr != "" {
 		pinned, err := parseTangleAddress(f.gatewayAddr)
@@ -207,8 +213,8 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	var ans gateway.ClaimAnswer
-	if err := httpJSON(ctx, http.MethodPost, base+"/claim", req.Encode(), &ans); err != nil {
+	ans, err := gateway.SubmitClaim(ctx, nil, base, req)
+	if err != nil {
 		return err
 	}
 	if ans.Op == "revoke" {
@@ -221,38 +227,4 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "Your node sends mail to Internet addresses through this gateway, as %s (from its next start).\n", ans.Address)
 	return nil
-}
-
-// httpJSON sends body (if any) and decodes a JSON answer; a non-200 answer's "error" is the error.
-func httpJSON(ctx context.Context, method, url string, body []byte, out any) error {
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, r)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("the gateway refused (%s): %s", resp.Status, e.Error)
-		}
-		return fmt.Errorf("the gateway answered %s", resp.Status)
-	}
-	return json.Unmarshal(data, out)
 }

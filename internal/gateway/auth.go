@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	mrand "math/rand/v2"
 	"net"
 	netmail "net/mail"
 	"net/textproto"
@@ -127,8 +128,20 @@ func Authenticate(ctx context.Context, r Resolver, ip net.IP, helo, mailFrom str
 		return a
 	}
 	a.DMARC = authres.ResultFail
-	a.Reject = a.Policy == dmarc.PolicyReject
+	a.Reject = a.Policy == dmarc.PolicyReject && sampled(rec.Percent)
 	return a
+}
+
+// sampled applies a record's pct= (RFC 7489 §6.6.4): the policy applies to that share of failing mail;
+// the rest is treated by the next lower policy (here: accepted with the fail recorded).
+func sampled(pct *int) bool {
+	switch {
+	case pct == nil || *pct >= 100:
+		return true
+	case *pct <= 0:
+		return false
+	}
+	return mrand.IntN(100) < *pct
 }
 
 // lookupDMARC finds the DMARC record of domain, or of its organizational domain (RFC 7489 §6.6.3);

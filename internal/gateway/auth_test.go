@@ -44,6 +44,8 @@ func TestAuthenticate(t *testing.T) {
 		`_dmarc.org.test. TXT "v=DMARC1; p=none; sp=reject"`,
 		`sub.org.test. TXT "v=spf1 -all"`,
 		`soft.test. TXT "v=spf1 ~all"`,
+		`pct0.test. TXT "v=spf1 -all"`,
+		`_dmarc.pct0.test. TXT "v=DMARC1; p=reject; pct=0"`,
 	)
 	r := dns.Resolver()
 	ctx := context.Background()
@@ -69,6 +71,7 @@ func TestAuthenticate(t *testing.T) {
 		{"quarantine", ip, "x@quar.test", []byte(msg("quar.test")), "fail", "none", "fail", false},
 		{"no dmarc record", ip, "x@nodmarc.test", []byte(msg("nodmarc.test")), "pass", "none", "none", false},
 		{"org sp=reject", ip, "x@sub.org.test", []byte(msg("sub.org.test")), "fail", "none", "fail", true},
+		{"reject at pct=0", ip, "x@pct0.test", []byte(msg("pct0.test")), "fail", "none", "fail", false},
 		{"softfail, no record", ip, "x@soft.test", []byte(msg("soft.test")), "softfail", "none", "none", false},
 		{"no spf record", ip, "x@none.test", []byte(msg("none.test")), "none", "none", "none", false},
 		{"two froms", ip, "x@good.test", []byte("From: a@good.test\r\nFrom: b@good.test\r\n\r\nx\r\n"), "pass", "none", "permerror", false},
@@ -114,3 +117,18 @@ type errTestDown struct{}
 func (errTestDown) Error() string   { return "test: DNS down" }
 func (errTestDown) Timeout() bool   { return true }
 func (errTestDown) Temporary() bool { return true }
+
+// fromDomain reads the header of untrusted Internet mail: it never panics and returns a checked,
+// lower-case name or "".
+func FuzzFromDomain(f *testing.F) {
+	f.Add([]byte("From: Someone <someone@Example.ORG>\r\nTo: x@gw.test\r\n\r\nbody\r\n"))
+	f.Add([]byte("From: a@b.test, c@d.test\r\n\r\n"))
+	f.Add([]byte("From: =?utf-8?q?x?= <\"weird local\"@xn--bcher-kva.test>\r\n\r\n"))
+	f.Add([]byte("no header at all"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		d := fromDomain(msg)
+		if d != strings.ToLower(d) {
+			t.Fatalf("domain %q not lower case", d)
+		}
+	})
+}

@@ -7,14 +7,14 @@
 //     durable claim table in gateway.db (SQLite via sqlitedb, synchronous=FULL). Policy (open or an
 //     allowlist) is the operator's; the RFC 2142 role names are never claimable and deliver to the
 //     operator's own tanglemail address.
-//   - the claim API (http.go): GET /gateway (who the gateway is) and POST /claim (a request's wire form),
-//     served over plain HTTP; a request is self-authenticating, so only the answer is unauthenticated
+//   - the claim API (http.go; its client, client.go): GET /gateway (who the gateway is) and POST /claim
+//     (a request's wire form), served over plain HTTP; a request is self-authenticating, so only the answer is unauthenticated
 //     (docs/threat-model.md).
 //   - the MX (mx.go): go-smtp with STARTTLS, RFC 5321 limits (recipients, size → 552, timeouts,
 //     connections in all and per IP), RCPT of an unknown address → 550 5.1.1.
 //   - authentication (auth.go): SPF (RFC 7208, blitiri.com.ar/go/spf), DKIM (RFC 6376, go-msgauth),
 //     DMARC (RFC 7489: record discovery with the organizational domain from the public suffix list,
-//     alignment, policy) and the Authentication-Results field (RFC 8601) prepended to the message.
+//     alignment, policy, pct sampling) and the Authentication-Results field (RFC 8601) prepended to the message.
 //   - the outbound relay (relay.go, relayqueue.go, deliver.go, dsn.go; protocol.md §15.4): relay
 //     messages from identities with an active claim, rate-limited per claim, From rewritten to the
 //     claim and DKIM-signed, queued durably in relay.db (the one place plaintext is kept, until
@@ -23,7 +23,7 @@
 //
 // # Invariants
 //
-//   - Nothing readable is written: the message exists in memory from DATA until Config.Queue has sealed
+//   - Inbound, nothing readable is written: the message exists in memory from DATA until Config.Queue has sealed
 //     it (the node passes outbox.EnqueueSealed), and only the sealed envelopes and a placeholder body
 //     reach the store. The package does not import the outbox: engines meet only in node.
 //   - "250" is said only after the sealed envelopes of every recipient are committed (store transaction

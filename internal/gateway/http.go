@@ -39,7 +39,9 @@ func (g *Gateway) serveClaim(w http.ResponseWriter, r *http.Request) {
 		err = g.claims.Apply(r.Context(), c, g.now())
 	}
 	if err != nil {
-		g.log.Info("gateway: claim refused", "reason", err)
+		// The reason may quote the requested address: only at debug level.
+		g.log.Info("gateway: claim refused", "status", claimStatus(err))
+		g.log.Debug("gateway: claim refused", "reason", err)
 		writeJSON(w, claimStatus(err), claimError{err.Error()})
 		return
 	}

@@ -60,7 +60,8 @@ func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.g.limits.message(s.ip.String()) {
-		s.g.log.Info("gateway: message rate limit", "ip", s.ip.String())
+		s.g.log.Info("gateway: message rate limit reached")
+		s.g.log.Debug("gateway: message rate limit reached", "ip", s.ip.String())
 		return errRate
 	}
 	if opts != nil && opts.Size > s.g.cfg.MaxMessageBytes {

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,19 +34,8 @@ func gatewayConfig(t testing.TB, dns *dnstest.Server) Config {
 // claimAddress claims local@gw.test for id on the gateway node gw through its claim API.
 func claimAddress(t testing.TB, gw *Node, id *identity.Identity, local string) {
 	t.Helper()
-	var nonce [16]byte
-	rand.Read(nonce[:])
-	c, err := gateway.SignClaim(id, gateway.OpClaim, gw.Identity().Address(), local, "gw.test", time.Now(), nonce)
-	if err != nil {
+	if _, err := gateway.Claim(context.Background(), nil, "http://"+gw.GatewayClaimAddr(), id, gateway.OpClaim, local, "gw.test"); err != nil {
 		t.Fatal(err)
-	}
-	resp, err := http.Post("http://"+gw.GatewayClaimAddr()+"/claim", "application/octet-stream", bytes.NewReader(c.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("claim: %s", resp.Status)
 	}
 }
 

@@ -481,28 +481,19 @@ func (o *Outbox) work(ctx context.Context, r store.OutboxRcpt, items map[store.O
 		if it.reason != nil {
 			return o.fail(ctx, r, it, *it.reason)
 		}
-		payloads := make([][]byte, 0, len(it.parts))
 		sent := now
 		if it.kind == seal.KindChat {
 			// A chat envelope's sent time is the item's creation time, the same for every member:
 			// membership changes are ordered by it (protocol.md §10.3).
 			sent = it.created
 		}
-		for _, p := range it.parts {
-			payload, err := seal.Seal(o.id, to, o.params.ID, p.kind, sent, p.content)
-			if err != nil {
-				return o.fail(ctx, r, it, mail.Reason{Status: "5.3.0", Text: err.Error()})
-			}
-			payloads = append(payloads, payload)
+		payloads, err := sealParts(o.id, to, o.params.ID, sent, it.parts)
+		if err != nil {
+			return o.fail(ctx, r, it, mail.Reason{Status: "5.3.0", Text: err.Error()})
 		}
 		// The envelopes are durable before any block carries them: a crash from here on republishes
 		// these envelopes, never new ones with other replay keys.
-		r, err = o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, store.RcptUpdate{
-			State:       store.RcptSealed,
-			EnvelopeKey: payloads[len(payloads)-1][:seal.EncSize],
-			Envelope:    encodeBundle(payloads),
-			NextAttempt: now,
-		})
+		r, err = o.st.UpdateRecipient(ctx, r.OutboxID, r.Rcpt, sealedUpdate(payloads, now))
 		if err != nil {
 			return err
 		}

@@ -46,13 +46,9 @@ func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity
 		if _, ok := bundles[rcpt]; ok {
 			continue
 		}
-		payloads := make([][]byte, 0, len(parts))
-		for _, p := range parts {
-			payload, err := seal.Seal(from, a, network, p.kind, now, p.content)
-			if err != nil {
-				return 0, fmt.Errorf("outbox: seal: %w", err)
-			}
-			payloads = append(payloads, payload)
+		payloads, err := sealParts(from, a, network, now, parts)
+		if err != nil {
+			return 0, fmt.Errorf("outbox: seal: %w", err)
 		}
 		bundles[rcpt] = payloads
 		rcpts = append(rcpts, rcpt)
@@ -73,14 +69,7 @@ func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity
 			return errors.New("outbox: placeholder collision") // 128 random bits: never
 		}
 		for _, rcpt := range rcpts {
-			payloads := bundles[rcpt]
-			_, err = tx.UpdateRecipient(id, rcpt, store.RcptUpdate{
-				State:       store.RcptSealed,
-				EnvelopeKey: payloads[len(payloads)-1][:seal.EncSize],
-				Envelope:    encodeBundle(payloads),
-				NextAttempt: now,
-			})
-			if err != nil {
+			if _, err := tx.UpdateRecipient(id, rcpt, sealedUpdate(bundles[rcpt], now)); err != nil {
 				return err
 			}
 		}
@@ -90,4 +79,28 @@ func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity
 		return 0, err
 	}
 	return id, nil
+}
+
+// sealParts seals every part from one identity to one recipient, in order (the main envelope last).
+func sealParts(from *identity.Identity, to identity.Address, network [8]byte, sent time.Time, parts []part) ([][]byte, error) {
+	payloads := make([][]byte, 0, len(parts))
+	for _, p := range parts {
+		payload, err := seal.Seal(from, to, network, p.kind, sent, p.content)
+		if err != nil {
+			return nil, err
+		}
+		payloads = append(payloads, payload)
+	}
+	return payloads, nil
+}
+
+// sealedUpdate records a recipient's sealed envelopes (pending → sealed, due now): the bundle and the
+// replay key of its main envelope, the key a receipt names.
+func sealedUpdate(payloads [][]byte, now time.Time) store.RcptUpdate {
+	return store.RcptUpdate{
+		State:       store.RcptSealed,
+		EnvelopeKey: payloads[len(payloads)-1][:seal.EncSize],
+		Envelope:    encodeBundle(payloads),
+		NextAttempt: now,
+	}
 }
