@@ -364,6 +364,18 @@ func TestRelayGatewayFile(t *testing.T) {
 	if got, ok, err := LoadRelayGateway(dir); !ok || err != nil || !got.Equal(a) {
 		t.Fatalf("load: %v %v %v", got, ok, err)
 	}
+	if err := SaveInternetAddress(dir, "not an address"); err == nil {
+		t.Fatal("a bad Internet address was recorded")
+	}
+	if err := SaveInternetAddress(dir, "Alice@GW.test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ClaimedInternetAddress(dir, a); err != nil || got != "alice@gw.test" {
+		t.Fatalf("claimed address on the recorded gateway: %q %v", got, err)
+	}
+	if got, err := ClaimedInternetAddress(dir, b); err != nil || got != "" {
+		t.Fatalf("claimed address on another gateway: %q %v", got, err)
+	}
 	if err := ForgetRelayGateway(dir, b); err != nil {
 		t.Fatal(err)
 	}
@@ -375,6 +387,9 @@ func TestRelayGatewayFile(t *testing.T) {
 	}
 	if _, ok, _ := LoadRelayGateway(dir); ok {
 		t.Fatal("still recorded after the revoke")
+	}
+	if _, ok, _ := LoadInternetAddress(dir); ok {
+		t.Fatal("the Internet address is still recorded after the revoke")
 	}
 	os.WriteFile(filepath.Join(dir, RelayGatewayFile), []byte("junk\n"), 0o600)
 	if _, _, err := LoadRelayGateway(dir); err == nil {
