@@ -1,0 +1,89 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tanglemail/tanglemail/internal/dnstest"
+	"github.com/tanglemail/tanglemail/internal/pgp"
+	"github.com/tanglemail/tanglemail/internal/pgp/gpgtest"
+	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
+	"github.com/tanglemail/tanglemail/internal/store"
+)
+
+// keyStub is a Web Key Directory stand-in: the keys it knows, by address.
+type keyStub map[string]*pgp.PublicKey
+
+func (s keyStub) Lookup(_ context.Context, addr string) (*pgp.PublicKey, error) {
+	if k, ok := s[strings.ToLower(addr)]; ok {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%s: %w", addr, wkd.ErrNotFound)
+}
+
+// Alice writes to bob@example.test, whose OpenPGP key her node finds (a key directory stub holding
+// the key gpg made): her node encrypts the mail as PGP/MIME before it is sealed to the gateway, so the
+// gateway relays ciphertext. The mail Postfix files in bob's Maildir is DKIM-signed by the gateway,
+// From alice@gw.test with her Autocrypt header, carries no plaintext outside its header, and gpg
+// decrypts it to alice's text. Alice's Sent copy is the readable message she submitted.
+func TestGatewayOutboundEndToEnd(t *testing.T) {
+	gpg := gpgtest.New(t)
+	bobKey, err := pgp.ParsePublicKey(gpg.GenKey("bob@example.test"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := startPostfix(t)
+	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
+	_, alice, _, logs := outboundPair(t, dns, pf.port, nil, func(c *Config) {
+		c.InternetAddress = "alice@gw.test"
+		c.E2ELookup = keyStub{"bob@example.test": bobKey}
+	})
+	if alice.E2E() == nil {
+		t.Fatal("no e2e engine on a node with a relay gateway and a claimed address")
+	}
+	marker := "e2e-marker-a41c9b"
+	submit(t, alice, []string{"bob@example.test"}, outboundMessage(alice.Identity().Address(), "bob@example.test", marker))
+
+	waitFor(t, "the mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.mailbox(t)) == 1 })
+	got := pf.mailbox(t)[0]
+	verifyDKIM(t, dns, got)
+	hdrEnd := bytes.Index(got, []byte("\n\n"))
+	if i := bytes.Index(got, []byte("\r\n\r\n")); i >= 0 && (hdrEnd < 0 || i < hdrEnd) {
+		hdrEnd = i
+	}
+	if hdrEnd < 0 {
+		t.Fatalf("no header end:\n%s", got)
+	}
+	hdr, body := got[:hdrEnd], got[hdrEnd:]
+	if !bytes.Contains(hdr, []byte("multipart/encrypted")) || !bytes.Contains(hdr, []byte("Autocrypt: addr=alice@gw.test")) {
+		t.Fatalf("not PGP/MIME with alice's Autocrypt header:\n%s", got)
+	}
+	if bytes.Contains(body, []byte(marker)) || bytes.Contains(got, []byte("Hello Bob")) || bytes.Contains(got, []byte("to the Internet")) {
+		t.Fatalf("plaintext outside the header (the gateway could read it):\n%s", got)
+	}
+	if bytes.Contains(got, []byte(alice.Identity().Address().Mail())) {
+		t.Errorf("alice's tangle address leaks:\n%s", got)
+	}
+	// Bob knows alice's key (as from her Autocrypt header): gpg checks her signature too.
+	gpg.Run([]byte(alice.E2E().Key.Public().Armored()), "--import")
+	plain, errOut, err := gpg.Try(gpgtest.ArmoredMessage(t, got), "--decrypt")
+	if err != nil || !bytes.Contains(errOut, []byte("Good signature")) {
+		t.Fatalf("gpg --decrypt: %v\n%s", err, errOut)
+	}
+	if !bytes.Contains(plain, []byte("Hello Bob, "+marker)) || !bytes.Contains(plain, []byte("From: \"Alice\" <alice@gw.test>")) &&
+		!bytes.Contains(plain, []byte("From: Alice <alice@gw.test>")) {
+		t.Fatalf("gpg decrypted:\n%s", plain)
+	}
+	sent := inboxMessages(t, alice, store.RoleSent)
+	if len(sent) != 1 || !bytes.Contains(sent[0], []byte("Hello Bob, "+marker)) {
+		t.Fatalf("alice's Sent copy is not the readable message: %q", sent)
+	}
+	if !strings.Contains(logs.String(), "e2e: relay message encrypted end to end") {
+		t.Errorf("no e2e log line:\n%s", logs.String())
+	}
+	noAddressesLogged(t, logs, alice, "bob@example.test", marker)
+}
