@@ -10,6 +10,7 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/e2e"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
 )
@@ -129,4 +130,27 @@ func (n *Node) fromInternet(msg []byte) []byte {
 	}
 	from := mail.Mailbox{Name: m.From[0].Name, Address: n.e2e.Addr}
 	return append([]byte("From: "+from.String()+"\r\n"), mail.StripFields(msg, "From", "Sender")...)
+}
+
+// inboundFilter is the inbox's Config.Filter: mail whose verified sender is the relay gateway (Internet
+// mail the gateway sealed to us) and at most e2eMaxRelay bytes goes through e2e.Inbound, which learns
+// the correspondent's Autocrypt key and decrypts PGP/MIME addressed to our key, adding the
+// X-Tanglemail-E2E mark. Any other mail is filed as it came. Blob mail is never passed (the inbox files
+// it from a stream), so large Internet mail is filed undecrypted.
+func (n *Node) inboundFilter(ctx context.Context, sender identity.Address, raw []byte) []byte {
+	if n.e2e == nil || !sender.Equal(n.cfg.RelayGateway) || len(raw) > e2eMaxRelay {
+		return raw
+	}
+	f, err := n.e2e.Inbound(ctx, raw)
+	if err != nil {
+		n.log.Warn("e2e: inbound Internet mail: peer table", "err", err)
+	}
+	switch {
+	case f.Decrypted:
+		n.log.Info("e2e: inbound Internet mail decrypted")
+	case f.Reason != "":
+		n.log.Info("e2e: inbound Internet mail not decrypted")
+		n.log.Debug("e2e: inbound Internet mail not decrypted", "reason", f.Reason)
+	}
+	return f.Message
 }

@@ -87,3 +87,43 @@ func TestGatewayOutboundEndToEnd(t *testing.T) {
 	}
 	noAddressesLogged(t, logs, alice, "bob@example.test", marker)
 }
+
+// Bob (an OpenPGP user on the Internet, gpg) answers alice: his mail, encrypted by gpg to alice's key
+// and signed, with his Autocrypt header (and a forged X-Tanglemail-E2E field), reaches the gateway's MX,
+// is sealed to alice and filed in her INBOX decrypted (the gateway's Authentication-Results kept), with the node's mark (signature good: the
+// Autocrypt key was learnt first) and no other; alice's node has learnt bob's key.
+func TestGatewayInboundEndToEnd(t *testing.T) {
+	gpg := gpgtest.New(t)
+	bobKey, err := pgp.ParsePublicKey(gpg.GenKey("bob@sender.test"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := dnstest.Start(t, `sender.test. TXT "v=spf1 ip4:127.0.0.1 -all"`)
+	gw, alice, _, _ := outboundPair(t, dns, 9, nil, func(c *Config) {
+		c.InternetAddress = "alice@gw.test"
+		c.E2ELookup = keyStub{}
+	})
+	gpg.Run([]byte(alice.E2E().Key.Public().Armored()), "--import")
+	marker := "e2e-inbound-3f70d2"
+	inner := "Content-Type: text/plain; charset=us-ascii\r\n\r\nHello Alice, " + marker + "\r\n"
+	armored := gpg.Run([]byte(inner), "--armor", "--encrypt", "--sign", "-r", "alice@gw.test", "-u", "bob@sender.test")
+	msg := gpgtest.PGPMIME(pgp.AutocryptField("bob@sender.test", bobKey, true)+
+		"From: Bob <bob@sender.test>\r\nTo: alice@gw.test\r\nSubject: ...\r\nMessage-ID: <"+marker+"@sender.test>\r\n"+
+		"Date: Sun, 06 Dec 2026 03:00:00 +0000\r\nX-Tanglemail-E2E: openpgp; forged\r\n", armored)
+	if err := sendMX(t, gw.GatewayMXAddr(), "bob@sender.test", []string{"alice@gw.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mail in alice's INBOX", 60*time.Second, func() bool {
+		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
+	})
+	got := string(inboxMessages(t, alice, store.RoleInbox)[0])
+	want := "X-Tanglemail-E2E: openpgp; key=" + alice.E2E().Key.Fingerprint() + "; signature=good; signer="
+	if !strings.HasPrefix(got, want) || strings.Count(got, "X-Tanglemail-E2E") != 1 || strings.Contains(got, "forged") ||
+		!strings.Contains(got, "Hello Alice, "+marker) || !strings.Contains(got, "\r\nAuthentication-Results: mx.gw.test; spf=pass") {
+		t.Fatalf("alice's INBOX has:\n%s", got)
+	}
+	if p, ok, err := alice.E2E().Peers.Get(context.Background(), "bob@sender.test", time.Now()); err != nil || !ok ||
+		p.Key.Fingerprint() != bobKey.Fingerprint() {
+		t.Fatalf("bob's Autocrypt key not learnt: %v %v", ok, err)
+	}
+}

@@ -350,8 +350,9 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		return err
 	}
 	var prepare func(context.Context, []string, []byte) ([]byte, error)
+	var filter func(context.Context, identity.Address, []byte) []byte
 	if n.e2e != nil {
-		prepare = n.prepareRelay
+		prepare, filter = n.prepareRelay, n.inboundFilter
 	}
 	n.outbox, err = outbox.New(outbox.Config{
 		Blobs:           sealer,
@@ -389,6 +390,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		OnReceipt:  n.outbox,
 		Chat:       n.chat,
 		Blobs:      blobs,
+		Filter:     filter,
 		Handled:    handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
@@ -747,7 +749,6 @@ func (n *Node) Close() error {
 			n.wallet.Close()
 		}
 		errs = append(errs, n.closeRelay())
-		errs = append(errs, n.closeE2E())
 		errs = append(errs, n.closeLight()...)
 		if n.unregister != nil {
 			n.unregister()
@@ -756,6 +757,7 @@ func (n *Node) Close() error {
 		if n.inbox != nil {
 			errs = append(errs, n.inbox.Close())
 		}
+		errs = append(errs, n.closeE2E()) // after the inbox (its Filter) and the outbox (PrepareRelay)
 		if n.net != nil {
 			errs = append(errs, n.net.Close())
 		}
