@@ -3,6 +3,8 @@ package submission
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -39,6 +41,17 @@ func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error
 	raw := s.SentCopy
 	if raw == nil {
 		raw = s.Raw
+	}
+	if s.Text != nil {
+		// A spooled message: the relay message is built in memory (the Sent copy and the tangle
+		// recipients' item share its bytes), so the text is read whole here, at most
+		// Options.MaxMessageBytes; without this the relay message and the Sent copy would hold
+		// only the header.
+		text, err := io.ReadAll(s.Text)
+		if err != nil {
+			return "", fmt.Errorf("submission: reading the spooled text: %w", err)
+		}
+		raw = append(append(make([]byte, 0, len(raw)+len(text)), raw...), text...)
 	}
 	relay, err := mail.EncodeRelay(s.Internet, mail.StripBcc(raw))
 	if err != nil {
