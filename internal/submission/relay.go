@@ -30,7 +30,8 @@ func (s *session) relayRcpt(to string) bool {
 // submitRelay files the Sent copy and queues, in one store transaction, the message for the tangle
 // recipients (if any) and the relay message (protocol.md §15.4) for the gateway, which alone learns
 // the Internet recipients. Without tangle recipients the relay message is the queued item and the Sent
-// copy; submitting the same bytes again adds nothing.
+// copy; submitting the same bytes again adds nothing. A spooled message (Message.Text) is read into
+// memory whole.
 func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error) {
 	if b.Store == nil {
 		return "", errors.New("submission: StoreBackend without a store")
