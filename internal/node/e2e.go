@@ -59,7 +59,8 @@ func LoadInternetAddress(dataDir string) (addr string, ok bool, err error) {
 	return addr, true, nil
 }
 
-// openE2E opens the e2e engine when the node relays Internet mail as a claimed address.
+// openE2E opens the e2e engine when the node relays Internet mail as a claimed address. If the key
+// cannot be opened the node runs without it (logged at ERROR); an error is returned for none today.
 func (n *Node) openE2E() error {
 	cfg := n.cfg
 	if cfg.RelayGateway.Key == nil || cfg.InternetAddress == "" {
@@ -71,7 +72,10 @@ func (n *Node) openE2E() error {
 	}
 	e, err := e2e.Open(cfg.DataDir, cfg.InternetAddress, cfg.Passphrase, lookup)
 	if err != nil {
-		return fmt.Errorf("end-to-end encryption (OpenPGP key for %s): %w", cfg.InternetAddress, err)
+		// The node still serves mail, without end-to-end encryption (say, an openpgp.key made for
+		// another address): the operator reads why.
+		n.log.Error("e2e: end-to-end encryption is off: the OpenPGP key could not be opened", "err", err)
+		return nil
 	}
 	n.e2e = e
 	return nil

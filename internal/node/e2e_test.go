@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/dnstest"
+	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/pgp"
 	"github.com/tanglemail/tanglemail/internal/pgp/gpgtest"
 	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
@@ -125,5 +127,33 @@ func TestGatewayInboundEndToEnd(t *testing.T) {
 	if p, ok, err := alice.E2E().Peers.Get(context.Background(), "bob@sender.test", time.Now()); err != nil || !ok ||
 		p.Key.Fingerprint() != bobKey.Fingerprint() {
 		t.Fatalf("bob's Autocrypt key not learnt: %v %v", ok, err)
+	}
+}
+
+// A node whose OpenPGP key is for another address starts without end-to-end encryption (logged), and
+// one with a relay gateway but no claimed address has none either; with both, the key is made.
+func TestE2EOpen(t *testing.T) {
+	other, err := identity.ParseAddress("tm1yqak5faue6m2gttz5w5dq2n0p4ek2vs4wuw7ysax8tqy3gvtt8dzjv2wx6m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	if _, err := pgp.CreateKey(filepath.Join(dir, pgp.KeyFile), "someone@else.test", cfg.Passphrase); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RelayGateway, cfg.InternetAddress = other, "alice@gw.test"
+	if n := startNode(t, cfg); n.E2E() != nil {
+		t.Fatal("e2e on with a key for another address")
+	}
+	cfg = testConfig(t, t.TempDir())
+	cfg.RelayGateway = other
+	if n := startNode(t, cfg); n.E2E() != nil {
+		t.Fatal("e2e on without a claimed address")
+	}
+	cfg = testConfig(t, t.TempDir())
+	cfg.RelayGateway, cfg.InternetAddress = other, "alice@gw.test"
+	if n := startNode(t, cfg); n.E2E() == nil || !n.E2E().Key.Public().HasAddress("alice@gw.test") {
+		t.Fatal("no e2e engine for the claimed address")
 	}
 }
