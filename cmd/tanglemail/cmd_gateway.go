@@ -225,6 +225,9 @@ func runGatewayClaim(env *cmdEnv, f *gatewayFlags, args []string) error {
 	if err := node.SaveRelayGateway(f.dataDir, gw); err != nil {
 		return err
 	}
+	if err := node.SaveInternetAddress(f.dataDir, ans.Address); err != nil {
+		return err
+	}
 	fmt.Fprintf(env.stdout, "Your node sends mail to Internet addresses through this gateway, as %s (from its next start).\n", ans.Address)
 	return nil
 }

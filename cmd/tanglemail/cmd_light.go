@@ -82,6 +82,9 @@ func runLight(env *cmdEnv, o any, args []string) error {
 	if cfg.RelayGateway, _, err = node.LoadRelayGateway(f.dataDir); err != nil {
 		return err // the gateway of "tanglemail gateway claim": Internet mail goes out through it
 	}
+	if cfg.InternetAddress, err = node.ClaimedInternetAddress(f.dataDir, cfg.RelayGateway); err != nil {
+		return err
+	}
 	ctx, cancel := env.context()
 	defer cancel()
 	n, err := node.StartLight(ctx, cfg)

@@ -127,6 +127,9 @@ func nodeConfig(env *cmdEnv, f *nodeFlags, args []string) (node.Config, error) {
 	} else if cfg.RelayGateway, _, err = node.LoadRelayGateway(f.dataDir); err != nil {
 		return node.Config{}, err // the gateway recorded by "tanglemail gateway claim"
 	}
+	if cfg.InternetAddress, err = node.ClaimedInternetAddress(f.dataDir, cfg.RelayGateway); err != nil {
+		return node.Config{}, err
+	}
 	if cfg.BlockBudget, err = parseSize(f.blockBudget); err != nil || cfg.BlockBudget < 16<<20 {
 		return node.Config{}, usageError{fmt.Sprintf("--block-budget %q: want a size of at least 16MiB, such as 512MiB or 4GiB", f.blockBudget)}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
@@ -63,6 +64,9 @@ func TestGatewayCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "Claimed: mail to alice@gw.test is delivered to") {
 		t.Fatalf("claim: exit %d\n%s%s", code, stdout, errs)
 	}
+	if a, ok, err := node.LoadInternetAddress(userDir); !ok || err != nil || a != "alice@gw.test" {
+		t.Fatalf("claimed address recorded: %q %v %v", a, ok, err)
+	}
 	code, _, errs = runCLI(t, nil, "gateway", "claim", "postmaster@gw.test", "--gateway", url, "--data-dir", userDir)
 	if code != 1 || !strings.Contains(errs, "403") || !strings.Contains(errs, "RFC 2142") {
 		t.Fatalf("claiming postmaster: exit %d: %s", code, errs)
@@ -75,6 +79,9 @@ func TestGatewayCommand(t *testing.T) {
 	code, stdout, errs = runCLI(t, nil, "gateway", "claim", "alice@gw.test", "--gateway", url, "--data-dir", userDir, "--revoke")
 	if code != 0 || !strings.Contains(stdout, "Revoked: alice@gw.test") {
 		t.Fatalf("revoke: exit %d\n%s%s", code, stdout, errs)
+	}
+	if _, ok, _ := node.LoadInternetAddress(userDir); ok {
+		t.Fatal("the claimed address is still recorded after the revoke")
 	}
 	if code, _, errs := runCLI(t, nil, "gateway", "--data-dir", t.TempDir()); code != 2 || !strings.Contains(errs, "--domain is required") {
 		t.Fatalf("without --domain: exit %d: %s", code, errs)

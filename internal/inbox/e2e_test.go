@@ -751,3 +751,45 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestFilter: Config.Filter sees small and chunked mail after the forged mark was removed, with the
+// verified sender, and what it returns is filed (a mark it adds is kept: the node's own).
+func TestFilter(t *testing.T) {
+	net, clk, dir := newNetwork(tangle.BenchNet), newClock(), t.TempDir()
+	alice := startNode(t, net, clk, "alice", newIdentity(t, 1, 8), dir)
+	var mu sync.Mutex
+	var seen []string
+	bob := startNode(t, net, clk, "bob", newIdentity(t, 2, 8), dir, func(_ *outbox.Config, c *inbox.Config) {
+		c.Filter = func(_ context.Context, sender identity.Address, raw []byte) []byte {
+			mu.Lock()
+			seen = append(seen, sender.Mail())
+			mu.Unlock()
+			if mail.HasField(raw, mail.E2EMarkField) {
+				t.Errorf("the filter got a forged mark:\n%.300s", raw)
+			}
+			return append([]byte("X-Tanglemail-E2E: filtered\r\n"), raw...)
+		}
+	})
+	rc := bob.id.Address().Mail()
+	forged := "X-Tanglemail-E2E: openpgp; key=00; signature=good\r\n"
+	small := []byte(forged + "From: " + alice.id.Address().Mail() + "\r\nTo: " + rc + "\r\nSubject: small\r\n\r\nhi\r\n")
+	big := append([]byte(forged), bigMail(alice.id, bob.id, "big", 100_000)...)
+	for _, raw := range [][]byte{small, big} {
+		id := alice.submit(t, raw, rc)
+		alice.waitState(t, id, rc, store.RcptDelivered, wait)
+	}
+	raws, _ := bob.mailbox(t, store.RoleInbox)
+	if len(raws) != 2 {
+		t.Fatalf("bob's INBOX has %d messages, want 2", len(raws))
+	}
+	for _, raw := range raws {
+		if !bytes.HasPrefix(raw, []byte("X-Tanglemail-E2E: filtered\r\n")) || bytes.Count(raw, []byte("X-Tanglemail-E2E")) != 1 {
+			t.Errorf("filed without the filter's output:\n%.300s", raw)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < 2 || seen[0] != alice.id.Address().Mail() {
+		t.Errorf("filter senders %q", seen)
+	}
+}

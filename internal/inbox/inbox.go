@@ -78,6 +78,12 @@ type Config struct {
 	// node uses it to release the block store's hold on blocks not yet trial-opened. It runs on the
 	// caller's or a worker's goroutine and must be quick.
 	Handled func(b *tangle.Block, out Outcome)
+	// Filter, if set, rewrites inline and chunked mail (never blob mail, which is filed from a
+	// stream) before it is filed in INBOX, after any X-Tanglemail-E2E field it came with is removed;
+	// sender is the envelope's verified sender. The node decrypts end-to-end encrypted Internet mail
+	// that came through its relay gateway with it, and adds the mark (protocol.md §15.5). It runs on a
+	// worker goroutine, outside the store transaction, for a duplicate too.
+	Filter func(ctx context.Context, sender identity.Address, raw []byte) []byte
 
 	Clock   func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
@@ -164,6 +170,7 @@ type Inbox struct {
 	onRcpt   ReceiptHandler
 	chat     ChatHandler
 	blobs    BlobHandler
+	filter   func(ctx context.Context, sender identity.Address, raw []byte) []byte
 	now      func() time.Time
 	log      *slog.Logger
 	workers  int
@@ -193,6 +200,7 @@ func New(cfg Config) (*Inbox, error) {
 	in := &Inbox{
 		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
 		blobs:   cfg.Blobs,
+		filter:  cfg.Filter,
 		handled: cfg.Handled,
 		now:     cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
@@ -436,6 +444,10 @@ func (in *Inbox) fileBatch(ctx context.Context, bt *batch, outs []Outcome) {
 	}
 	filed := make([]bool, len(bt.mails))
 	received := in.now()
+	raws := make([][]byte, len(bt.mails))
+	for i, p := range bt.mails {
+		raws[i] = in.forInbox(ctx, p.m.Sender, p.raw)
+	}
 	err := in.st.Update(ctx, func(tx *store.Tx) error {
 		for i, p := range bt.mails {
 			ok, err := tx.ClaimReplayKey(store.ReplayKey(p.m.ReplayKey), p.expires)
@@ -446,7 +458,7 @@ func (in *Inbox) fileBatch(ctx context.Context, bt *batch, outs []Outcome) {
 				filed[i] = false
 				continue
 			}
-			if _, err := tx.Append(store.NewMessage{MailboxID: in.inboxID, Raw: mail.StripE2EMark(p.raw), Received: received,
+			if _, err := tx.Append(store.NewMessage{MailboxID: in.inboxID, Raw: raws[i], Received: received,
 				Meta: store.Meta{SenderVerified: p.m.Sender.Mail(), ViaTangle: true}}); err != nil {
 				return err
 			}
@@ -590,6 +602,16 @@ func (in *Inbox) deliver(ctx context.Context, b *tangle.Block, me *identity.Iden
 	}
 }
 
+// forInbox is the message as filed in INBOX: without any X-Tanglemail-E2E field it came with (only the
+// node writes the mark, mail.E2EMarkField), then through Config.Filter.
+func (in *Inbox) forInbox(ctx context.Context, sender identity.Address, raw []byte) []byte {
+	raw = mail.StripE2EMark(raw)
+	if in.filter != nil {
+		raw = in.filter(ctx, sender, raw)
+	}
+	return raw
+}
+
 // logFailure logs a failure to handle a block at ERROR, unless ctx is cancelled: then the node is
 // stopping (a normal SIGTERM), the failure is that cancellation, and the block is handled again at the
 // next start (the node's rescan), so DEBUG suffices.
@@ -605,9 +627,14 @@ func (in *Inbox) logFailure(ctx context.Context, msg string, args ...any) {
 // queues a receipt, for a first delivery and a duplicate alike.
 func (in *Inbox) file(ctx context.Context, b *tangle.Block, me *identity.Identity, m *seal.Message, mbox store.MailboxID,
 	raw []byte, expires time.Time, ttl uint32) Outcome {
+	if mbox == in.inboxID {
+		raw = in.forInbox(ctx, m.Sender, raw)
+	} else {
+		raw = mail.StripE2EMark(raw) // only the node writes the mark (mail.E2EMarkField)
+	}
 	_, filed, err := in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), expires, store.NewMessage{
 		MailboxID: mbox,
-		Raw:       mail.StripE2EMark(raw), // only the node writes the mark (mail.E2EMarkField)
+		Raw:       raw,
 		Received:  in.now(),
 		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
 	})
@@ -754,6 +781,7 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 		}
 	}
 	senderAddr, _ := identity.ParseAddress(manifest.senderAddr)
+	raw = in.forInbox(ctx, senderAddr, raw)
 	filed := false
 	err = in.st.Update(ctx, func(tx *store.Tx) error {
 		ok, err := tx.ClaimReplayKey(store.ReplayKey(manifest.replayKey), manifest.expires)
@@ -766,7 +794,7 @@ func (in *Inbox) fileChunked(ctx context.Context, b *tangle.Block, pieces []piec
 			}
 		}
 		_, err = tx.Append(store.NewMessage{
-			MailboxID: in.inboxID, Raw: mail.StripE2EMark(raw), Received: in.now(),
+			MailboxID: in.inboxID, Raw: raw, Received: in.now(),
 			Meta: store.Meta{SenderVerified: manifest.senderAddr, ViaTangle: true},
 		})
 		filed = err == nil

@@ -202,13 +202,31 @@ func SaveRelayGateway(dataDir string, gw identity.Address) error {
 	return atomicfile.Write(filepath.Join(dataDir, RelayGatewayFile), []byte(gw.Mail()+"\n"), 0o600)
 }
 
-// ForgetRelayGateway removes the record if it names gw (after the revoke of a claim).
+// ForgetRelayGateway removes the record if it names gw (after the revoke of a claim), and the
+// claimed Internet address recorded with it (InternetAddressFile).
 func ForgetRelayGateway(dataDir string, gw identity.Address) error {
 	a, ok, err := LoadRelayGateway(dataDir)
 	if err != nil || !ok || !a.Equal(gw) {
 		return err
 	}
+	if err := os.Remove(filepath.Join(dataDir, InternetAddressFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	return os.Remove(filepath.Join(dataDir, RelayGatewayFile))
+}
+
+// ClaimedInternetAddress returns the recorded Internet address (InternetAddressFile) if the recorded
+// relay gateway is gw (the address was claimed there), else "".
+func ClaimedInternetAddress(dataDir string, gw identity.Address) (string, error) {
+	if gw.Key == nil {
+		return "", nil
+	}
+	rec, ok, err := LoadRelayGateway(dataDir)
+	if err != nil || !ok || !rec.Equal(gw) {
+		return "", err
+	}
+	addr, _, err := LoadInternetAddress(dataDir)
+	return addr, err
 }
 
 // LoadRelayGateway returns the recorded relay gateway; ok is false if none is recorded.

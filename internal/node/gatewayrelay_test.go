@@ -180,8 +180,9 @@ func (p *postfix) mailbox(t *testing.T) [][]byte {
 }
 
 // outboundPair starts a gateway node for gw.test (relaying to port) and alice's node configured to
-// relay through it, with alice@gw.test claimed; dns gets the gateway's DKIM record.
-func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod func(*Config)) (gw, alice *Node, gcfg Config, logs *testwait.Buffer) {
+// relay through it, with alice@gw.test claimed; dns gets the gateway's DKIM record. mod changes the
+// gateway's configuration, amod alice's (either may be nil).
+func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod, amod func(*Config)) (gw, alice *Node, gcfg Config, logs *testwait.Buffer) {
 	t.Helper()
 	logs = &testwait.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -204,6 +205,9 @@ func outboundPair(t *testing.T, dns *dnstest.Server, port int, mod func(*Config)
 	acfg.Bootstrap = gw.Network().Addrs()
 	acfg.RelayGateway = gw.Identity().Address()
 	acfg.Log = log
+	if amod != nil {
+		amod(&acfg)
+	}
 	alice = startNode(t, acfg)
 	waitFor(t, "peering", 10*time.Second, func() bool { return gw.Network().PeerCount() == 1 })
 	claimAddress(t, gw, alice.Identity(), "alice")
@@ -247,7 +251,7 @@ func verifyDKIM(t *testing.T, dns *dnstest.Server, msg []byte) {
 func TestGatewayOutboundPostfix(t *testing.T) {
 	pf := startPostfix(t)
 	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
-	gw, alice, gcfg, logs := outboundPair(t, dns, pf.port, nil)
+	gw, alice, gcfg, logs := outboundPair(t, dns, pf.port, nil, nil)
 	marker := "outbound-marker-5d1c07"
 	submit(t, alice, []string{"bob@example.test"}, outboundMessage(alice.Identity().Address(), "bob@example.test", marker))
 
@@ -300,7 +304,7 @@ func TestGatewayOutboundBounceAndRestart(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // connections to port are refused until something listens there
 	dns := dnstest.Start(t, `down.test. MX 10 mx.down.test.`, `mx.down.test. A 127.0.0.1`)
-	gw, alice, gcfg, logs := outboundPair(t, dns, port, func(c *Config) { c.Gateway.RelayMaxAge = 3 * time.Second })
+	gw, alice, gcfg, logs := outboundPair(t, dns, port, func(c *Config) { c.Gateway.RelayMaxAge = 3 * time.Second }, nil)
 	submit(t, alice, []string{"bob@down.test"}, outboundMessage(alice.Identity().Address(), "bob@down.test", "bounce-7f3a"))
 	waitFor(t, "the DSN in alice's INBOX", 90*time.Second, func() bool {
 		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
@@ -364,6 +368,18 @@ func TestRelayGatewayFile(t *testing.T) {
 	if got, ok, err := LoadRelayGateway(dir); !ok || err != nil || !got.Equal(a) {
 		t.Fatalf("load: %v %v %v", got, ok, err)
 	}
+	if err := SaveInternetAddress(dir, "not an address"); err == nil {
+		t.Fatal("a bad Internet address was recorded")
+	}
+	if err := SaveInternetAddress(dir, "Alice@GW.test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ClaimedInternetAddress(dir, a); err != nil || got != "alice@gw.test" {
+		t.Fatalf("claimed address on the recorded gateway: %q %v", got, err)
+	}
+	if got, err := ClaimedInternetAddress(dir, b); err != nil || got != "" {
+		t.Fatalf("claimed address on another gateway: %q %v", got, err)
+	}
 	if err := ForgetRelayGateway(dir, b); err != nil {
 		t.Fatal(err)
 	}
@@ -375,6 +391,9 @@ func TestRelayGatewayFile(t *testing.T) {
 	}
 	if _, ok, _ := LoadRelayGateway(dir); ok {
 		t.Fatal("still recorded after the revoke")
+	}
+	if _, ok, _ := LoadInternetAddress(dir); ok {
+		t.Fatal("the Internet address is still recorded after the revoke")
 	}
 	os.WriteFile(filepath.Join(dir, RelayGatewayFile), []byte("junk\n"), 0o600)
 	if _, _, err := LoadRelayGateway(dir); err == nil {

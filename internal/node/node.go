@@ -39,6 +39,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/chat"
+	"github.com/tanglemail/tanglemail/internal/e2e"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/imapserver"
 	"github.com/tanglemail/tanglemail/internal/inbox"
@@ -120,6 +121,13 @@ type Config struct {
 	// RelayGateway, if set, is the gateway that sends this user's mail to Internet recipients (SMTP
 	// submission accepts them; protocol.md §15.4).
 	RelayGateway identity.Address
+	// InternetAddress is the address the user claimed on RelayGateway (InternetAddressFile). With
+	// both set, the node encrypts Internet mail end to end with OpenPGP where it can (e2e.go,
+	// protocol.md §15.5); its OpenPGP key is made on first use under Passphrase.
+	InternetAddress string
+	// E2ELookup finds Internet recipients' OpenPGP keys; nil: their Web Key Directory (wkd.Client).
+	// Tests inject a stub.
+	E2ELookup e2e.KeyLookup
 	// Gateway runs the inbound gateway to Internet mail (gateway.go, internal/gateway).
 	Gateway      GatewayConfig
 	receiptClock outbox.ReceiptClock // times the outbox's receipts; nil: real time (tests inject one)
@@ -189,6 +197,7 @@ type Node struct {
 	wallet   *payment.BalanceWatcher // nil unless Config.WalletRPC (wallet.go)
 	blobs    *blobSide               // nil on a light client (blob.go)
 	gw       *gatewaySide            // nil unless Config.Gateway.Enabled (gateway.go)
+	e2e      *e2e.E2E                // nil unless Config.RelayGateway and InternetAddress (e2e.go)
 	started  time.Time
 	metrics  *prometheus.Registry // GET /metrics (metrics.go)
 
@@ -337,15 +346,25 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 	if n.blobs != nil {
 		sealer, blobs = n.blobs, n.blobs
 	}
+	if err := n.openE2E(); err != nil {
+		return err
+	}
+	var prepare func(context.Context, []string, []byte) ([]byte, error)
+	var filter func(context.Context, identity.Address, []byte) []byte
+	if n.e2e != nil {
+		prepare, filter = n.prepareRelay, n.inboundFilter
+	}
 	n.outbox, err = outbox.New(outbox.Config{
-		Blobs:     sealer,
-		Store:     n.mail,
-		Identity:  n.id,
-		Params:    cfg.Network,
-		Publisher: n.netw,
-		Tips:      n.netw,
-		Logger:    cfg.Log.With("sub", "outbox"),
-		Yield:     n.frontActivity().busy,
+		Blobs:           sealer,
+		PrepareRelay:    prepare,
+		PrepareRelayMax: e2eMaxRelay,
+		Store:           n.mail,
+		Identity:        n.id,
+		Params:          cfg.Network,
+		Publisher:       n.netw,
+		Tips:            n.netw,
+		Logger:          cfg.Log.With("sub", "outbox"),
+		Yield:           n.frontActivity().busy,
 
 		ReceiptDelayMean: cfg.ReceiptDelayMean,
 		ReceiptClock:     cfg.receiptClock,
@@ -371,6 +390,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		OnReceipt:  n.outbox,
 		Chat:       n.chat,
 		Blobs:      blobs,
+		Filter:     filter,
 		Handled:    handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
@@ -737,6 +757,7 @@ func (n *Node) Close() error {
 		if n.inbox != nil {
 			errs = append(errs, n.inbox.Close())
 		}
+		errs = append(errs, n.closeE2E()) // after the inbox (its Filter) and the outbox (PrepareRelay)
 		if n.net != nil {
 			errs = append(errs, n.net.Close())
 		}

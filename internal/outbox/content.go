@@ -69,7 +69,7 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		}
 		hdr := mail.StripBcc(br.Header())
 		size := int64(len(hdr)) + br.Size() - int64(len(br.Header()))
-		if 1+size > seal.MaxContent {
+		if 1+size > seal.MaxContent && !o.prepares(it, size) {
 			if size > mail.MaxMessageSize {
 				r := mail.TooLarge(size, mail.MaxMessageSize)
 				return nil, &r, nil
@@ -83,6 +83,13 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		it.large = false
 	}
 	content := mail.StripBcc(it.raw)
+	if o.prepares(it, int64(len(content))) {
+		c, err := o.prepare(ctx, it.rcpts, content)
+		if err != nil {
+			return nil, nil, fmt.Errorf("preparing the relay message: %w", err)
+		}
+		content = c
+	}
 	if o.blobs != nil && 1+len(content) > seal.MaxContent {
 		if len(content) > mail.MaxMessageSize {
 			r := mail.TooLarge(int64(len(content)), mail.MaxMessageSize)
@@ -100,6 +107,11 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		out = append(out, part{seal.KindChunk, c})
 	}
 	return append(out, part{seal.KindMail, mc}), nil, nil
+}
+
+// prepares reports whether Config.PrepareRelay rewrites the item (a relay message of size bytes).
+func (o *Outbox) prepares(it *item, size int64) bool {
+	return o.prepare != nil && it.kind == seal.KindMail && mail.IsRelay(it.raw) && size <= o.prepareMax
 }
 
 // blobParts seals msg, the message without Bcc, into the item's blob and returns the mail envelope

@@ -78,6 +78,14 @@ type Config struct {
 	// Blobs, if set, carries mail that does not fit one envelope as a sealed blob (protocol.md §13.7)
 	// instead of chunks: only the small mail envelope pays proof of work.
 	Blobs BlobSealer
+	// PrepareRelay, if set, rewrites a relay message (protocol.md §15.4: mail whose content starts
+	// with mail.RelayField) before it is sealed, once per outbox item, given the item's recipients:
+	// the node encrypts the message for the Internet recipients end to end (§15.5). The stored item
+	// (and the Sent copy) stay as submitted. A relay message larger than PrepareRelayMax bytes is
+	// sealed unchanged, from the store's reader, never held whole. An error is temporary: the
+	// recipients stay pending and are tried again at the next pass.
+	PrepareRelay    func(ctx context.Context, rcpts []string, content []byte) ([]byte, error)
+	PrepareRelayMax int64
 }
 
 // Job is one block being built (its proof of work ground), for status displays.
@@ -146,24 +154,26 @@ const (
 // runs out. It also sends the receipts the inbox asks for. It is safe for concurrent use; run one
 // Outbox per store.
 type Outbox struct {
-	st      *store.Store
-	id      *identity.Identity
-	params  tangle.Params
-	pub     Publisher
-	tips    Tips
-	now     func() time.Time
-	log     *slog.Logger
-	workers int
-	yield   func() bool // Config.Yield
-	parents int
-	retry   time.Duration
-	grace   time.Duration // DeliveryGrace; 0: none
-	rdelay  time.Duration
-	rmean   time.Duration
-	rclock  ReceiptClock
-	onProg  func(Job)
-	rnd     io.Reader
-	blobs   BlobSealer
+	st         *store.Store
+	id         *identity.Identity
+	params     tangle.Params
+	pub        Publisher
+	tips       Tips
+	now        func() time.Time
+	log        *slog.Logger
+	workers    int
+	yield      func() bool // Config.Yield
+	parents    int
+	retry      time.Duration
+	grace      time.Duration // DeliveryGrace; 0: none
+	rdelay     time.Duration
+	rmean      time.Duration
+	rclock     ReceiptClock
+	onProg     func(Job)
+	rnd        io.Reader
+	blobs      BlobSealer
+	prepare    func(ctx context.Context, rcpts []string, content []byte) ([]byte, error)
+	prepareMax int64
 
 	wake        chan struct{} // Notify
 	receiptWake chan struct{} // SendReceipt
@@ -198,7 +208,7 @@ func New(cfg Config) (*Outbox, error) {
 		st: cfg.Store, id: cfg.Identity, params: cfg.Params, pub: cfg.Publisher, tips: cfg.Tips,
 		now: cfg.Clock, log: cfg.Logger, workers: cfg.Workers, parents: cfg.Parents, yield: cfg.Yield,
 		retry: cfg.RetryInterval, grace: cfg.DeliveryGrace, rdelay: cfg.ReceiptDelay, rmean: cfg.ReceiptDelayMean, rclock: cfg.ReceiptClock,
-		onProg: cfg.OnProgress, rnd: cfg.Rand, blobs: cfg.Blobs,
+		onProg: cfg.OnProgress, rnd: cfg.Rand, blobs: cfg.Blobs, prepare: cfg.PrepareRelay, prepareMax: cfg.PrepareRelayMax,
 		wake:        make(chan struct{}, 1),
 		receiptWake: make(chan struct{}, 1),
 		jobs:        map[*Job]struct{}{},
@@ -407,6 +417,7 @@ type item struct {
 	kind     seal.Kind
 	ttl      uint32
 	deadline time.Time // created + TTL: without a receipt by then, the recipient fails
+	rcpts    []string  // every recipient of the item, as submitted (Config.PrepareRelay)
 
 	parts  []part // the envelope contents, computed for the first recipient sealed
 	reason *mail.Reason
@@ -425,6 +436,9 @@ func (o *Outbox) item(ctx context.Context, id store.OutboxID, items map[store.Ou
 		return nil, err
 	}
 	it := &item{id: id, created: oi.Created, content: content, kind: kindOf(content)}
+	for _, r := range oi.Rcpts {
+		it.rcpts = append(it.rcpts, r.Rcpt)
+	}
 	if it.kind == seal.KindMail && o.blobs != nil && oi.Size >= seal.MaxContent {
 		// Mail for a blob (parts): hold only its header; the blob is sealed from the store's reader.
 		br, err := o.st.OutboxReader(ctx, id)

@@ -3,6 +3,8 @@ package submission
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -28,7 +30,8 @@ func (s *session) relayRcpt(to string) bool {
 // submitRelay files the Sent copy and queues, in one store transaction, the message for the tangle
 // recipients (if any) and the relay message (protocol.md §15.4) for the gateway, which alone learns
 // the Internet recipients. Without tangle recipients the relay message is the queued item and the Sent
-// copy; submitting the same bytes again adds nothing.
+// copy; submitting the same bytes again adds nothing. A spooled message (Message.Text) is read into
+// memory whole.
 func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error) {
 	if b.Store == nil {
 		return "", errors.New("submission: StoreBackend without a store")
@@ -39,6 +42,17 @@ func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error
 	raw := s.SentCopy
 	if raw == nil {
 		raw = s.Raw
+	}
+	if s.Text != nil {
+		// A spooled message: the relay message is built in memory (the Sent copy and the tangle
+		// recipients' item share its bytes), so the text is read whole here, at most
+		// Options.MaxMessageBytes; without this the relay message and the Sent copy would hold
+		// only the header.
+		text, err := io.ReadAll(s.Text)
+		if err != nil {
+			return "", fmt.Errorf("submission: reading the spooled text: %w", err)
+		}
+		raw = append(append(make([]byte, 0, len(raw)+len(text)), raw...), text...)
 	}
 	relay, err := mail.EncodeRelay(s.Internet, mail.StripBcc(raw))
 	if err != nil {

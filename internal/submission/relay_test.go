@@ -106,3 +106,47 @@ func TestStoreBackendRelay(t *testing.T) {
 		t.Errorf("%d relay items, want 2", relays)
 	}
 }
+
+// TestStoreBackendRelaySpooled: a message large enough to be spooled reaches the gateway whole in its
+// relay message (and the Sent copy is whole), with and without tangle recipients.
+func TestStoreBackendRelaySpooled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	opts := testOptions(t)
+	opts.RelayGateway = gatewayAddress(t)
+	opts.SpoolDir = filepath.Join(dir, "spool")
+	_, addr := startServer(t, StoreBackend{Store: st}, opts)
+	c := authedClient(t, addr)
+	for _, rcpts := range [][]string{{"bob@example.test"}, {rcpt1, "bob@example.test"}} {
+		msg := largeMessage("spooled relay "+rcpts[0], SpoolThreshold+4321)
+		if _, err := send(t, c, own, rcpts, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := st.OutboxItems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var relays int
+	for _, it := range items {
+		raw, err := st.OutboxRaw(ctx, it.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) < SpoolThreshold {
+			t.Errorf("outbox item %v has %d bytes: the spooled text is lost", it.Rcpts, len(raw))
+		}
+		if mail.IsRelay(raw) {
+			relays++
+		}
+	}
+	if relays != 2 {
+		t.Errorf("%d relay items, want 2", relays)
+	}
+}
