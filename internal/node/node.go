@@ -327,7 +327,12 @@ func open(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.mail, err = store.Open(filepath.Join(cfg.DataDir, MailFile))
+	var mailOpts []store.Option
+	if cfg.Gateway.Enabled {
+		// relay messages pass through INBOX on their way to the relay: forget them on disk (gatewayrelay.go)
+		mailOpts = append(mailOpts, store.WithSecureDelete())
+	}
+	n.mail, err = store.Open(filepath.Join(cfg.DataDir, MailFile), mailOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("open mailbox store: %w", err)
 	}

@@ -51,6 +51,8 @@ type options struct {
 	clock       func() time.Time
 	uidValidity func() uint32
 	changeLimit int
+	// secureDelete zeroes the pages SQLite frees (WithSecureDelete).
+	secureDelete bool
 }
 
 // WithClock replaces the clock (internal dates of messages appended without one, outbox and replay
@@ -63,6 +65,12 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.clock 
 func WithUIDValidity(next func() uint32) Option {
 	return func(o *options) { o.uidValidity = next }
 }
+
+// WithSecureDelete makes SQLite overwrite the content it deletes with zeros (PRAGMA secure_delete), so
+// an expunged message leaves no readable bytes in the database's free pages. With Checkpoint, which
+// empties the write-ahead log, a node that must not keep a message (a gateway handing relay messages to
+// its relay) can forget it on disk. It costs a write per freed page.
+func WithSecureDelete() Option { return func(o *options) { o.secureDelete = true } }
 
 // WithChangeLimit sets how many changes a listener may have pending before it overflows (default
 // 10000).
@@ -108,8 +116,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 		opt(&o)
 	}
 	common := []string{fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis), "foreign_keys(1)", "synchronous(FULL)"}
-	wdb, err := sqlitedb.Open(path, sqlitedb.Options{
-		Pragmas: append(slices.Clone(common), "journal_mode(WAL)"), Immediate: true, MaxConns: 1})
+	wpragmas := append(slices.Clone(common), "journal_mode(WAL)")
+	if o.secureDelete {
+		wpragmas = append(wpragmas, "secure_delete(1)")
+	}
+	wdb, err := sqlitedb.Open(path, sqlitedb.Options{Pragmas: wpragmas, Immediate: true, MaxConns: 1})
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -206,6 +217,25 @@ func (s *Store) lock(ctx context.Context) error {
 }
 
 func (s *Store) unlock() { <-s.wlock }
+
+// Checkpoint copies the write-ahead log into the database and truncates it (PRAGMA
+// wal_checkpoint(TRUNCATE)), under the writer lock: what was deleted is then gone from the log too
+// (with WithSecureDelete, from the whole file). A reader holding an old snapshot can make it
+// incomplete; it then reports an error and the next Checkpoint finishes the job.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	var busy, logFrames, done int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("store: checkpoint: readers kept %d of %d log frames", logFrames-done, logFrames)
+	}
+	return nil
+}
 
 // Tx is a write transaction, passed to the function given to Store.Update. Its methods are the
 // store's write operations; they take effect, and their changes are broadcast, only if the function
