@@ -447,17 +447,18 @@ func (n *Node) startFrontDoors() (err error) {
 		return
 	}
 	n.api = web.New(web.Config{
-		Backend:  n,
-		Store:    n.mail,
-		Address:  n.id.Address().Mail(),
-		Chat:     n.chat,
-		Invites:  n,
-		Storage:  n,
-		Blobs:    n,
-		Wallet:   n,
-		Password: n.password,
-		Penalty:  penalty,
-		Log:      cfg.Log.With("sub", "api"),
+		Backend:      n,
+		Store:        n.mail,
+		Address:      n.id.Address().Mail(),
+		Chat:         n.chat,
+		RelayGateway: relayGatewayMail(cfg.RelayGateway),
+		Invites:      n,
+		Storage:      n,
+		Blobs:        n,
+		Wallet:       n,
+		Password:     n.password,
+		Penalty:      penalty,
+		Log:          cfg.Log.With("sub", "api"),
 	})
 	bg := n.bg
 	n.goBackground("API server", func() error { return n.api.Serve(n.apiLn) })
@@ -853,4 +854,12 @@ func StartDevnet(ctx context.Context, dirs []string, opts DevnetOptions) (_ []*N
 		}
 	}
 	return nodes, nil
+}
+
+// relayGatewayMail is the relay gateway's …@tangle address, or "" when the node has none.
+func relayGatewayMail(gw identity.Address) string {
+	if gw.Key == nil {
+		return ""
+	}
+	return gw.Mail()
 }

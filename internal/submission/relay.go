@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/tanglemail/tanglemail/internal/mail"
-	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/outbox"
 )
 
 // relayRcpt accepts an Internet recipient when the node has a relay gateway (protocol.md §15.4):
@@ -27,11 +27,9 @@ func (s *session) relayRcpt(to string) bool {
 	return true
 }
 
-// submitRelay files the Sent copy and queues, in one store transaction, the message for the tangle
-// recipients (if any) and the relay message (protocol.md §15.4) for the gateway, which alone learns
-// the Internet recipients. Without tangle recipients the relay message is the queued item and the Sent
-// copy; submitting the same bytes again adds nothing. A spooled message (Message.Text) is read into
-// memory whole.
+// submitRelay files the Sent copy and queues the message for the tangle recipients (if any) and the
+// relay message (protocol.md §15.4) for the gateway, in one store transaction (outbox.QueueRelay). A
+// spooled message (Message.Text) is read into memory whole.
 func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error) {
 	if b.Store == nil {
 		return "", errors.New("submission: StoreBackend without a store")
@@ -54,33 +52,14 @@ func (b StoreBackend) submitRelay(ctx context.Context, s Message) (string, error
 		}
 		raw = append(append(make([]byte, 0, len(raw)+len(text)), raw...), text...)
 	}
-	relay, err := mail.EncodeRelay(s.Internet, mail.StripBcc(raw))
+	rcpts := make([]string, len(s.Rcpts))
+	for i, a := range s.Rcpts {
+		rcpts[i] = a.Mail()
+	}
+	r, err := outbox.QueueRelay(ctx, b.Store, s.From.Mail(), rcpts, s.Internet, s.RelayVia.Mail(), raw)
 	if err != nil {
 		return "", err
 	}
-	gw := s.RelayVia.Mail()
-	var id store.OutboxID
-	err = b.Store.Update(ctx, func(tx *store.Tx) error {
-		if len(s.Rcpts) == 0 {
-			r, err := tx.Submit(store.Submission{OutboxNew: store.OutboxNew{From: s.From.Mail(), Rcpts: []string{gw}, Raw: relay}})
-			id = r.OutboxID
-			return err
-		}
-		rcpts := make([]string, len(s.Rcpts))
-		for i, a := range s.Rcpts {
-			rcpts[i] = a.Mail()
-		}
-		r, err := tx.Submit(store.Submission{OutboxNew: store.OutboxNew{From: s.From.Mail(), Rcpts: rcpts, Raw: raw}})
-		if err != nil || r.Duplicate {
-			id = r.OutboxID
-			return err
-		}
-		id = r.OutboxID
-		_, _, err = tx.Enqueue(store.OutboxNew{From: s.From.Mail(), Rcpts: []string{gw}, Raw: relay})
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
+	id := r.OutboxID
 	return strconv.FormatInt(int64(id), 10), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -81,6 +82,19 @@ func (s *Server) resolve(ctx context.Context, entry string) (identity.Address, e
 	return identity.Address{}, fmt.Errorf("%w: %q is neither a contact's petname nor a tangle address (tm1…@tangle)", errNoRecipient, entry)
 }
 
+// internetRecipient reports whether entry, which resolve could not make a tangle recipient (err), is an
+// Internet address the node's relay gateway takes (protocol.md §15.4), and returns it trimmed.
+func (s *Server) internetRecipient(entry string, err error) (string, bool) {
+	if s.relay == "" || !errors.Is(err, errNoRecipient) {
+		return "", false
+	}
+	entry = strings.TrimSpace(entry)
+	if strings.HasSuffix(strings.ToLower(entry), "@tangle") || mail.CheckInternetAddress(entry) != nil {
+		return "", false
+	}
+	return entry, true
+}
+
 // handleSend is POST /api/messages: build the message, file it in Sent and enqueue it, in one
 // transaction (store.Submit); the outbox picks it up from the store's change bus.
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
@@ -103,12 +117,20 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("too many recipients: at most %d in to, cc and bcc together", maxRecipients))
 		return
 	}
-	var rcpts []string
+	var rcpts, internet []string
 	seen := map[string]bool{}
 	resolveAll := func(field string, entries []string) ([]*gomail.Address, bool) {
 		var out []*gomail.Address
 		for _, e := range entries {
 			a, err := s.resolve(ctx, e)
+			if inet, ok := s.internetRecipient(e, err); ok {
+				out = append(out, &gomail.Address{Address: inet})
+				if k := strings.ToLower(inet); !seen[k] {
+					seen[k] = true
+					internet = append(internet, inet)
+				}
+				continue
+			}
 			if errors.Is(err, errNoRecipient) {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q: %s", field, strings.TrimPrefix(err.Error(), errNoRecipient.Error()+": ")))
 				return nil, false
@@ -164,12 +186,17 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the message would be %d bytes, more than the %d the network carries: send fewer or smaller attachments", len(raw), mail.MaxMessageSize))
 		return
 	}
-	res, err := s.store.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{From: s.address, Rcpts: rcpts, Raw: raw}})
+	var res store.Submitted
+	if len(internet) > 0 {
+		res, err = outbox.QueueRelay(ctx, s.store, s.address, rcpts, internet, s.relay, raw)
+	} else {
+		res, err = s.store.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{From: s.address, Rcpts: rcpts, Raw: raw}})
+	}
 	if err != nil {
 		s.fail(w, r, "queue the message", err)
 		return
 	}
-	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts), "attachments", len(files))
+	s.log.Info("message queued from the API", "outbox_id", res.OutboxID, "recipients", len(rcpts), "internet_recipients", len(internet), "attachments", len(files))
 	writeJSON(w, http.StatusAccepted, api.Sent{OutboxID: int64(res.OutboxID), Folder: int64(res.Sent.MailboxID), UID: res.Sent.UID})
 }
 

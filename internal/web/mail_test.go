@@ -688,3 +688,62 @@ func TestMessageE2EMark(t *testing.T) {
 		}
 	}
 }
+
+// TestSendInternetRecipients: with a relay gateway, compose accepts Internet addresses (protocol.md
+// §15.4): the tangle recipient gets the message, the gateway a relay message naming only the Internet
+// recipients (Bcc among them, but no Bcc field); without a gateway the same request is refused and
+// nothing is queued.
+func TestSendInternetRecipients(t *testing.T) {
+	body := map[string]any{"to": nil, "cc": []string{"carol@example.org"}, "bcc": []string{"Dave@Example.net"},
+		"subject": "out", "text": "to the Internet\n"}
+
+	plain := newEnv(t)
+	body["to"] = []string{newAddress(t)}
+	plain.call("POST", "/api/messages", body).mustCode(t, 400).mustErr(t, "not a tangle address")
+	if items, _ := plain.store.OutboxItems(ctxT(t)); len(items) != 0 {
+		t.Fatalf("refused request queued %d items", len(items))
+	}
+
+	gw := newAddress(t)
+	e := newEnv(t, func(c *envConfig) { c.tune = func(s *Server) { s.relay = gw } })
+	tangleRcpt := newAddress(t)
+	body["to"] = []string{tangleRcpt}
+	var got sendAnswer
+	e.call("POST", "/api/messages", body).mustCode(t, 202).decode(t, &got)
+	items, err := e.store.OutboxItems(ctxT(t))
+	if err != nil || len(items) != 2 {
+		t.Fatalf("outbox: %d items, %v; want the message and the relay message", len(items), err)
+	}
+	for _, it := range items {
+		raw, err := e.store.OutboxRaw(ctxT(t), it.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(it.Rcpts) != 1 {
+			t.Fatalf("item %d has %d recipients", it.ID, len(it.Rcpts))
+		}
+		switch it.Rcpts[0].Rcpt {
+		case tangleRcpt:
+			if mail.IsRelay(raw) || !bytes.Contains(raw, []byte("carol@example.org")) {
+				t.Errorf("the tangle recipient's copy: %q", raw)
+			}
+		case gw:
+			rcpts, msg, err := mail.ParseRelay(raw)
+			if err != nil {
+				t.Fatalf("relay message: %v", err)
+			}
+			if !slices.Equal(rcpts, []string{"carol@example.org", "Dave@Example.net"}) {
+				t.Errorf("relay recipients %q", rcpts)
+			}
+			if mail.HasField(msg, "Bcc") || !bytes.Contains(msg, []byte("to the Internet")) {
+				t.Errorf("relayed message %q", msg)
+			}
+		default:
+			t.Errorf("item for %q", it.Rcpts[0].Rcpt)
+		}
+	}
+	// The same request again is a new message (a new Date and Message-ID), but a bad Internet address
+	// is still refused.
+	body["cc"] = []string{"not an address@"}
+	e.call("POST", "/api/messages", body).mustCode(t, 400).mustErr(t, `field "cc"`)
+}

@@ -88,15 +88,18 @@ type Backend interface {
 
 // Config is what New needs.
 type Config struct {
-	Backend  Backend      // required
-	Store    *store.Store // required: the account's mailboxes, contacts and outbox
-	Address  string       // the node's address, tm1…@tangle: the From of mail sent through the API
-	Chat     Chat         // nil: the chat endpoints answer 503
-	Invites  Invites      // nil: the invite endpoints answer 503
-	Storage  Storage      // nil: GET /api/storage says disabled, grants answer 409
-	Blobs    Blobs        // nil: GET /api/blobs is empty, accepting answers 404
-	Wallet   Wallet       // nil: POST /api/wallet/refresh answers 409
-	Password string       // the node's password; empty refuses every authenticated request
+	Backend Backend      // required
+	Store   *store.Store // required: the account's mailboxes, contacts and outbox
+	Address string       // the node's address, tm1…@tangle: the From of mail sent through the API
+	// RelayGateway is the Internet-mail gateway's address (…@tangle) when the node has one: compose
+	// then accepts Internet recipients (protocol.md §15.4). Empty: only tangle recipients.
+	RelayGateway string
+	Chat         Chat    // nil: the chat endpoints answer 503
+	Invites      Invites // nil: the invite endpoints answer 503
+	Storage      Storage // nil: GET /api/storage says disabled, grants answer 409
+	Blobs        Blobs   // nil: GET /api/blobs is empty, accepting answers 404
+	Wallet       Wallet  // nil: POST /api/wallet/refresh answers 409
+	Password     string  // the node's password; empty refuses every authenticated request
 	// Penalty delays password checks (Basic, Bearer, POST /api/login) from sources that recently gave a
 	// wrong password; the node shares one among its front doors. Nil: one of its own.
 	Penalty *loginpenalty.Penalty
@@ -119,6 +122,7 @@ type Server struct {
 	backend  Backend
 	store    *store.Store
 	address  string
+	relay    string // Config.RelayGateway
 	chat     Chat
 	invites  Invites
 	storage  Storage
@@ -153,6 +157,7 @@ func New(cfg Config) *Server {
 		backend:       cfg.Backend,
 		store:         cfg.Store,
 		address:       cfg.Address,
+		relay:         cfg.RelayGateway,
 		chat:          cfg.Chat,
 		invites:       cfg.Invites,
 		storage:       cfg.Storage,
