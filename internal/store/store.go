@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/sqlitedb"
@@ -82,10 +83,14 @@ type Store struct {
 	wdb   *sql.DB // one connection, used only under wlock
 	rdb   *sql.DB // read-only connections
 	wlock chan struct{}
-	wst   *stmtCache // of wdb
-	rst   *stmtCache // of rdb
-	opts  options
-	bus   bus
+	qmu   sync.Mutex  // guards queue
+	queue []*writeReq // Updates waiting for a group, in arrival order
+	// commits counts the write transactions committed, writes the Updates they carried.
+	commits, writes atomic.Int64
+	wst             *stmtCache // of wdb
+	rst             *stmtCache // of rdb
+	opts            options
+	bus             bus
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -173,8 +178,8 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		close(s.closed)       // queued Updates give up; a running one finishes
 		s.wlock <- struct{}{} // no write after this; never released
-		close(s.closed)
 		if s.rst != nil {
 			s.rst.close()
 			s.wst.close()
@@ -253,36 +258,174 @@ type Tx struct {
 // Update runs fn in one write transaction under the writer lock. If fn returns nil the transaction
 // commits (durably) and the changes it made are broadcast, in order, before Update returns; otherwise
 // it rolls back and fn's error is returned.
-func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.unlock()
-	stx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	tx := &Tx{s: s, ctx: ctx, tx: cachedTx{stx, s.wst}}
-	committed := false
-	defer func() {
-		if !committed {
-			stx.Rollback()
+//
+// Group commit: Updates that arrive while another one holds the writer lock queue up, and the next
+// caller to take the lock runs every queued fn (at most maxGroup), in arrival order, each in a
+// SAVEPOINT of one SQLite transaction, and commits once: one fsync makes the whole group durable.
+// A fn that fails rolls back to its savepoint and fails alone; a commit that fails fails every fn
+// of the group (none of their work is on disk). ctx is checked before fn runs; once it runs, fn's
+// statements are not interrupted by ctx (an interrupted statement would roll back the whole group's
+// transaction, SQLite's rule for sqlite3_interrupt).
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.qmu.Lock()
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+	for {
+		select {
+		case err := <-req.done:
+			return err
+		default:
 		}
-		s.wst.prepare() // under the writer lock, the transaction over: the connection is free
-	}()
-	if err := fn(tx); err != nil {
-		return err
+		select {
+		case err := <-req.done:
+			return err
+		case s.wlock <- struct{}{}:
+			select {
+			case <-s.closed: // Close raced us for the lock and lost; do not write after it.
+				<-s.wlock
+				s.dequeue(req)
+				return ErrClosed
+			default:
+			}
+			s.runGroup()
+			<-s.wlock
+		case <-ctx.Done():
+			if s.dequeue(req) {
+				return ctx.Err()
+			}
+			return <-req.done // a group took it and is running it
+		case <-s.closed:
+			if s.dequeue(req) {
+				return ErrClosed
+			}
+			return <-req.done
+		}
 	}
-	if err := tx.collectBodies(); err != nil {
-		return err
+}
+
+// maxGroup bounds how many queued Updates one transaction runs.
+const maxGroup = 64
+
+// writeReq is one Update waiting for a group to run it.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(tx *Tx) error
+	done chan error // buffered; receives fn's outcome once
+	tx   *Tx
+}
+
+// dequeue removes req from the queue, reporting whether it was still there (not taken by a group).
+func (s *Store) dequeue(req *writeReq) bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	i := slices.Index(s.queue, req)
+	if i < 0 {
+		return false
+	}
+	s.queue = slices.Delete(s.queue, i, i+1)
+	return true
+}
+
+// runGroup runs the queued Updates (at most maxGroup) in one transaction; the caller holds wlock.
+// Every request taken from the queue gets exactly one outcome on its done channel.
+func (s *Store) runGroup() {
+	s.qmu.Lock()
+	n := min(len(s.queue), maxGroup)
+	group := slices.Clone(s.queue[:n])
+	s.queue = slices.Delete(s.queue, 0, n)
+	s.qmu.Unlock()
+	if len(group) == 0 {
+		return
+	}
+	defer s.wst.prepare() // under the writer lock, the transaction over: the connection is free
+	bg := context.Background()
+	stx, err := s.wdb.BeginTx(bg, nil)
+	if err != nil {
+		for _, r := range group {
+			r.done <- fmt.Errorf("store: begin: %w", err)
+		}
+		return
+	}
+	single := len(group) == 1
+	var ok []*writeReq // ran and want their work committed
+	// abort ends the transaction after a failure that takes the whole group's work with it: the fns
+	// that ran get err, those not run yet get it too.
+	abort := func(from int, err error) {
+		stx.Rollback()
+		for _, r := range ok {
+			r.done <- err
+		}
+		for _, r := range group[from:] {
+			r.done <- err
+		}
+	}
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		if !single {
+			if _, err := stx.ExecContext(bg, "SAVEPOINT upd"); err != nil {
+				abort(i, fmt.Errorf("store: savepoint: %w", err))
+				return
+			}
+		}
+		r.tx = &Tx{s: s, ctx: context.WithoutCancel(r.ctx), tx: cachedTx{stx, s.wst}}
+		err := r.fn(r.tx)
+		if err == nil {
+			err = r.tx.collectBodies()
+		}
+		if err != nil && single {
+			stx.Rollback()
+			r.done <- err
+			return
+		}
+		if err != nil {
+			// Undo this fn's work only. SQLite rolls a transaction back whole on some errors (a
+			// full disk, an I/O error); then the savepoint is gone and so is the group's work.
+			if _, rerr := stx.ExecContext(bg, "ROLLBACK TO upd"); rerr != nil {
+				r.done <- err
+				abort(i+1, fmt.Errorf("store: transaction lost after an error of another write: %w", rerr))
+				return
+			}
+			if _, rerr := stx.ExecContext(bg, "RELEASE upd"); rerr != nil {
+				r.done <- err
+				abort(i+1, fmt.Errorf("store: release: %w", rerr))
+				return
+			}
+			r.done <- err
+			continue
+		}
+		if !single {
+			if _, err := stx.ExecContext(bg, "RELEASE upd"); err != nil {
+				abort(i, fmt.Errorf("store: release: %w", err))
+				return
+			}
+		}
+		ok = append(ok, r)
+	}
+	if len(ok) == 0 {
+		stx.Rollback()
+		return
 	}
 	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+		for _, r := range ok {
+			r.done <- fmt.Errorf("store: commit: %w", err)
+		}
+		return
 	}
-	committed = true
-	s.bus.broadcast(tx.changes)
-	return nil
+	s.commits.Add(1)
+	s.writes.Add(int64(len(ok)))
+	for _, r := range ok {
+		s.bus.broadcast(r.tx.changes)
+		r.done <- nil
+	}
 }
+
+// WriteStats reports how many write transactions the store has committed and how many Updates they
+// carried (more Updates than commits: group commit shared fsyncs).
+func (s *Store) WriteStats() (commits, writes int64) { return s.commits.Load(), s.writes.Load() }
 
 // ModSeq returns the modseq this transaction has taken, 0 if it has changed nothing yet.
 func (tx *Tx) ModSeq() uint64 { return tx.modseq }
