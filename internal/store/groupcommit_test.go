@@ -208,3 +208,41 @@ func TestGroupCommitClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupCommitPanic: an Update whose fn panics panics in its caller's goroutine, as without group
+// commit; its work is rolled back, the other Updates of its group commit, and the store stays usable.
+func TestGroupCommitPanic(t *testing.T) {
+	s := openTest(t)
+	ctx := testCtx(t)
+	inbox := mustMailbox(t, s, "INBOX")
+	release := holdWriter(t, s)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.Append(NewMessage{MailboxID: inbox.ID, Raw: rawMsg("panics", "x")}); err != nil {
+				return err
+			}
+			panic("fn panic")
+		})
+	}()
+	queued(t, s, 1)
+	other := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, NewMessage{MailboxID: inbox.ID, Raw: rawMsg("other", "x")})
+		other <- err
+	}()
+	queued(t, s, 2)
+	release()
+	if v := <-panicked; v != "fn panic" {
+		t.Fatalf("caller recovered %v, want the fn's panic", v)
+	}
+	if err := <-other; err != nil {
+		t.Fatalf("the other Update of the group: %v", err)
+	}
+	mustAppend(t, s, inbox.ID, rawMsg("after", "x"))
+	if n := len(listUIDs(t, s, inbox.ID)); n != 2 {
+		t.Errorf("%d messages, want 2 (the panicking Update's rolled back)", n)
+	}
+	checkCounts(t, s)
+}

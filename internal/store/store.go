@@ -274,12 +274,12 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	for {
 		select {
 		case err := <-req.done:
-			return err
+			return result(err)
 		default:
 		}
 		select {
 		case err := <-req.done:
-			return err
+			return result(err)
 		case s.wlock <- struct{}{}:
 			select {
 			case <-s.closed: // Close raced us for the lock and lost; do not write after it.
@@ -288,20 +288,50 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 				return ErrClosed
 			default:
 			}
-			s.runGroup()
-			<-s.wlock
+			func() {
+				defer func() { <-s.wlock }()
+				s.runGroup()
+			}()
 		case <-ctx.Done():
 			if s.dequeue(req) {
 				return ctx.Err()
 			}
-			return <-req.done // a group took it and is running it
+			return result(<-req.done) // a group took it and is running it
 		case <-s.closed:
 			if s.dequeue(req) {
 				return ErrClosed
 			}
-			return <-req.done
+			return result(<-req.done)
 		}
 	}
+}
+
+// fnPanic carries a panic of an Update's fn from the goroutine that ran it (a group's) to the
+// Update's caller, which panics again with the same value: the store stays usable, and the panic
+// surfaces where it did before group commit.
+type fnPanic struct{ v any }
+
+func (p fnPanic) Error() string { return fmt.Sprintf("store: update panicked: %v", p.v) }
+
+// result is an Update's outcome, re-raising the fn's panic in the caller's goroutine.
+func result(err error) error {
+	if p, ok := err.(fnPanic); ok {
+		panic(p.v)
+	}
+	return err
+}
+
+// call runs r's fn and the body bookkeeping of its transaction, turning a panic into fnPanic.
+func (r *writeReq) call() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fnPanic{v}
+		}
+	}()
+	if err := r.fn(r.tx); err != nil {
+		return err
+	}
+	return r.tx.collectBodies()
 }
 
 // maxGroup bounds how many queued Updates one transaction runs.
@@ -372,10 +402,7 @@ func (s *Store) runGroup() {
 			}
 		}
 		r.tx = &Tx{s: s, ctx: context.WithoutCancel(r.ctx), tx: cachedTx{stx, s.wst}}
-		err := r.fn(r.tx)
-		if err == nil {
-			err = r.tx.collectBodies()
-		}
+		err := r.call()
 		if err != nil && single {
 			stx.Rollback()
 			r.done <- err
