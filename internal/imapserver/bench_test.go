@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -118,6 +119,36 @@ func benchCmd(b *testing.B, c net.Conn, br *bufio.Reader, cmd string) int {
 					}
 				}
 			}
+		}
+	}
+}
+
+// BenchmarkFetch25MiB measures downloading a 25 MiB mail (stored in pieces, as large mail is):
+// FETCH 1 (UID FLAGS RFC822.SIZE BODY.PEEK[]), the literal discarded by the reader as it arrives, so
+// B/op is the server's (streamed: a piece at a time, not the whole message).
+//
+//	go test -run '^$' -bench Fetch25MiB -benchmem ./internal/imapserver
+func BenchmarkFetch25MiB(b *testing.B) {
+	st, err := store.Open(filepath.Join(b.TempDir(), "mail.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	raw := piecedMsgOf("large", 25<<20)
+	if _, err := st.Append(testCtx(b), store.NewMessage{MailboxID: mailbox(b, st, "INBOX").ID,
+		Body: bytes.NewReader(raw)}); err != nil {
+		b.Fatal(err)
+	}
+	ts := startServer(b, st)
+	conn := newBenchConn(b, ts)
+	c, br := conn.c, conn.br
+	benchCmd(b, c, br, "b SELECT INBOX")
+	b.SetBytes(int64(len(raw)))
+	raw = nil
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := benchCmd(b, c, br, "f FETCH 1 (UID FLAGS RFC822.SIZE BODY.PEEK[])"); n != 1 {
+			b.Fatalf("%d FETCH responses", n)
 		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,7 +20,9 @@ import (
 // Fetch: FETCH and UID FETCH (RFC 9051 §6.4.5), with BINARY (RFC 3516). Flags, sizes and dates of all
 // requested messages come from one listing; bytes are read per message, only as far as the items
 // need: nothing, the header (ENVELOPE, BODY[HEADER…]), a byte range (BODY[]<o.n>), or the whole
-// message. BODY[], BODY[HEADER], BODY[TEXT] and their partials are the stored bytes as they are, so
+// message. A large message (above streamAbove) whose items need at most its header besides BODY[] or
+// BODY[TEXT] (the common "download this mail" FETCH of mail clients) is streamed from the store a piece
+// at a time, never held whole. BODY[], BODY[HEADER], BODY[TEXT] and their partials are the stored bytes as they are, so
 // they always agree with RFC822.SIZE; other sections go through go-imap's MIME helpers. Messages
 // expunged by another session since the client learned of them are left out.
 func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
@@ -98,6 +102,10 @@ func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap
 			return s.storeErr("fetch", err)
 		}
 		if err := writeFetch(w.CreateMessage(uint32(i+1)), mi, options, setSeen[uid], &data, cc); err != nil {
+			if errors.Is(err, errStreamBroken) {
+				s.log.Info("imap: closing the connection: a streamed message could not be completed", "err", err)
+				s.conn.NetConn().Close()
+			}
 			return err
 		}
 	}
@@ -130,8 +138,23 @@ const (
 	needNothing need = iota
 	needHeader
 	needRange // one BODY[]<o.n> and nothing else
+	// needStream: one BODY[] or BODY[TEXT] without a range, besides at most header items: a large
+	// message is streamed, a small one read whole (needAll).
+	needStream
 	needAll
 )
+
+// streamedSections counts the sections written by writeStreamed, for the tests.
+var streamedSections atomic.Int64
+
+// streamAbove is the size above which a needStream message is streamed rather than read whole.
+const streamAbove = 1 << 20
+
+// streamed reports whether bs is the one section a needStream FETCH streams.
+func streamed(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 && bs.Partial == nil &&
+		(bs.Specifier == imap.PartSpecifierNone || bs.Specifier == imap.PartSpecifierText)
+}
 
 func needOf(o *imap.FetchOptions) need {
 	n := needNothing
@@ -141,6 +164,7 @@ func needOf(o *imap.FetchOptions) need {
 	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
 		return needAll
 	}
+	stream := 0
 	for _, bs := range o.BodySection {
 		switch {
 		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader:
@@ -148,12 +172,21 @@ func needOf(o *imap.FetchOptions) need {
 		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone && bs.Partial != nil &&
 			len(o.BodySection) == 1 && n == needNothing:
 			return needRange
+		case streamed(bs):
+			stream++
 		default:
 			return needAll
 		}
 		n = needHeader
 	}
-	return n
+	switch stream {
+	case 0:
+		return n
+	case 1:
+		return needStream
+	default:
+		return needAll
+	}
 }
 
 // msgData is what load read for one message.
@@ -162,6 +195,7 @@ type msgData struct {
 	header []byte // header section incl. the blank line (needHeader, needAll)
 	part   []byte // the one partial section (needRange)
 	tree   *mimepart.Part
+	body   *store.BodyReader // the message, for its one streamed section (needStream, large)
 }
 
 // mime returns the message's MIME structure, parsed on first use.
@@ -184,9 +218,20 @@ func (s *session) load(mailboxID store.MailboxID, mi *store.MessageInfo, n need,
 			return nil
 		}
 		d.part, err = s.srv.st.RawRange(s.ctx, mailboxID, mi.UID, p.Offset, p.Size)
+	case needStream:
+		if mi.Size > streamAbove {
+			d.body, err = s.srv.st.RawReader(s.ctx, mailboxID, mi.UID)
+			if err == nil {
+				d.header = d.body.Header()
+			}
+			return err
+		}
+		fallthrough
 	case needAll:
 		d.raw, err = s.srv.st.Raw(s.ctx, mailboxID, mi.UID)
-		d.header = d.raw[:store.HeaderLen(d.raw)]
+		if err == nil {
+			d.header = d.raw[:store.HeaderLen(d.raw)]
+		}
 	}
 	return err
 }
@@ -222,6 +267,12 @@ func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.F
 		rw.WriteBodyStructure(bodyStructure(d.raw, d.mime()))
 	}
 	for _, bs := range o.BodySection {
+		if d.body != nil && streamed(bs) {
+			if err := writeStreamed(rw, bs, d.body); err != nil {
+				return err
+			}
+			continue
+		}
 		b := bodySection(bs, d)
 		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(b))), b); err != nil {
 			return err
@@ -248,6 +299,32 @@ func writeFetch(rw *goimap.FetchResponseWriter, mi *store.MessageInfo, o *imap.F
 		rw.WriteBinarySectionSize(bss, uint32(len(b)))
 	}
 	return rw.Close()
+}
+
+// errStreamBroken ends the connection: a streamed literal could not be completed (the message's
+// body went away while it was read), and a literal shorter than announced would desynchronise the
+// client.
+var errStreamBroken = errors.New("imapserver: message removed while it was being sent")
+
+// writeStreamed writes BODY[] or BODY[TEXT] from the message's reader, a store piece at a time.
+func writeStreamed(rw *goimap.FetchResponseWriter, bs *imap.FetchItemBodySection, body *store.BodyReader) error {
+	size := body.Size()
+	var src io.Reader = body
+	if bs.Specifier == imap.PartSpecifierText {
+		size -= int64(len(body.Header()))
+		src = body.Text()
+	}
+	streamedSections.Add(1)
+	wc := rw.WriteBodySection(bs, size)
+	n, err := io.Copy(wc, io.LimitReader(src, size))
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		wc.Close()
+		return fmt.Errorf("%w: %v", errStreamBroken, err)
+	}
+	return wc.Close()
 }
 
 func writeLiteral(wc interface {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -13,7 +14,10 @@ import (
 )
 
 // piecedMsg is a multipart message whose attachment spans several store pieces (store.PieceSize).
-func piecedMsg(subject string) []byte {
+func piecedMsg(subject string) []byte { return piecedMsgOf(subject, 3*store.PieceSize) }
+
+// piecedMsgOf is piecedMsg of at least size bytes.
+func piecedMsgOf(subject string, size int) []byte {
 	var b bytes.Buffer
 	b.WriteString("From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: " + subject + "\r\n" +
 		"Date: Mon, 02 Mar 2026 15:04:05 +0100\r\nMIME-Version: 1.0\r\n" +
@@ -21,7 +25,7 @@ func piecedMsg(subject string) []byte {
 		"--b1\r\nContent-Type: text/plain\r\n\r\nThe data.\r\n" +
 		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
 	src := make([]byte, 57)
-	for i := 0; b.Len() < 3*store.PieceSize; i++ {
+	for i := 0; b.Len() < size; i++ {
 		for j := range src {
 			src[j] = byte(i*7 + j)
 		}
@@ -96,5 +100,72 @@ func TestFetchPiecedMessage(t *testing.T) {
 	if mp, ok := got[0].BodyStructure.(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != 2 ||
 		!reflect.DeepEqual(got[0].BodyStructure, got[1].BodyStructure) {
 		t.Errorf("BODYSTRUCTURE of the pieced message is not that of the copy in one row")
+	}
+}
+
+// TestFetchStreamsLargeMessage: a large message's BODY[] and BODY[TEXT] are streamed from the store
+// (never read whole) and arrive byte for byte, with the header items beside them; without PEEK the
+// message gets \Seen; a small message and a FETCH that needs the MIME structure are read whole.
+func TestFetchStreamsLargeMessage(t *testing.T) {
+	ts := newTestServer(t)
+	raw := piecedMsgOf("large", streamAbove+3*store.PieceSize/2)
+	if _, err := ts.st.Append(testCtx(t), store.NewMessage{MailboxID: mailbox(t, ts.st, "INBOX").ID,
+		Body: bytes.NewReader(raw)}); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, ts.st, "INBOX", plainMsg("small", "a small one"))
+	c := ts.client(t)
+	selectBox(t, c, "INBOX")
+	hs := store.HeaderLen(raw)
+
+	whole := &imap.FetchItemBodySection{}
+	text := &imap.FetchItemBodySection{Peek: true, Specifier: imap.PartSpecifierText}
+	fields := &imap.FetchItemBodySection{Peek: true, Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}}
+	for _, tc := range []struct {
+		bs   *imap.FetchItemBodySection
+		want []byte
+	}{{text, raw[hs:]}, {whole, raw}} {
+		before := streamedSections.Load()
+		msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true,
+			Envelope: true, BodySection: []*imap.FetchItemBodySection{tc.bs, fields}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch: %v", err)
+		}
+		m := msgs[0]
+		if got := m.FindBodySection(tc.bs); !bytes.Equal(got, tc.want) {
+			t.Errorf("BODY[%s]: %d bytes differ from the %d stored", tc.bs.Specifier, len(got), len(tc.want))
+		}
+		if got := string(m.FindBodySection(fields)); got != "Subject: large\r\n\r\n" {
+			t.Errorf("BODY[HEADER.FIELDS (Subject)] = %q", got)
+		}
+		if m.Envelope == nil || m.Envelope.Subject != "large" || m.RFC822Size != int64(len(raw)) {
+			t.Errorf("envelope %+v, size %d; want subject large, size %d", m.Envelope, m.RFC822Size, len(raw))
+		}
+		if n := streamedSections.Load() - before; n != 1 {
+			t.Errorf("%d sections streamed, want 1", n)
+		}
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
+	if err != nil || len(msgs) != 1 || !slices.Contains(msgs[0].Flags, imap.FlagSeen) {
+		t.Errorf("after BODY[] without PEEK: %v, %v; want \\Seen", msgs, err)
+	}
+
+	before := streamedSections.Load()
+	peek := &imap.FetchItemBodySection{Peek: true}
+	for _, o := range []*imap.FetchOptions{
+		{BodySection: []*imap.FetchItemBodySection{peek}},                                                // small message
+		{BodySection: []*imap.FetchItemBodySection{peek}, BodyStructure: &imap.FetchItemBodyStructure{}}, // needs the structure
+	} {
+		seq := imap.SeqSetNum(2)
+		if o.BodyStructure != nil {
+			seq = imap.SeqSetNum(1)
+		}
+		msgs, err := c.Fetch(seq, o).Collect()
+		if err != nil || len(msgs) != 1 || len(msgs[0].FindBodySection(peek)) == 0 {
+			t.Fatalf("fetch: %v", err)
+		}
+	}
+	if n := streamedSections.Load() - before; n != 0 {
+		t.Errorf("%d sections streamed, want 0 (read whole)", n)
 	}
 }
