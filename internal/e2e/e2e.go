@@ -39,7 +39,8 @@ import (
 // MarkField is the header field Inbound adds to a decrypted message (docs/protocol.md §15.2).
 const MarkField = tmmail.E2EMarkField
 
-// KeyLookup finds a correspondent's published key: *wkd.Client in production, a stub in tests.
+// KeyLookup finds a correspondent's published key: a *wkd.Cache over a *wkd.Client in production, a
+// stub in tests.
 // It returns an error wrapping wkd.ErrNotFound when none is published.
 type KeyLookup interface {
 	Lookup(ctx context.Context, addr string) (*pgp.PublicKey, error)

@@ -66,7 +66,7 @@ func (n *Node) openE2E() error {
 	if cfg.RelayGateway.Key == nil || cfg.InternetAddress == "" {
 		return nil
 	}
-	var lookup e2e.KeyLookup = &wkd.Client{}
+	var lookup e2e.KeyLookup = &wkd.Cache{Source: &wkd.Client{}}
 	if cfg.E2ELookup != nil {
 		lookup = cfg.E2ELookup
 	}

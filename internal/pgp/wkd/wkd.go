@@ -16,7 +16,9 @@
 // several). The HTTP client is injectable, so tests resolve the names to an httptest server on
 // 127.0.0.1.
 //
-// A Client holds no state of its own beyond its configuration and is safe for concurrent use.
+// A Client holds no state of its own beyond its configuration and is safe for concurrent use. A Cache
+// in front of it remembers answers (a key a day, "no key" an hour, a failure five minutes), so mail
+// to the same address does not ask the directory each time.
 package wkd
 
 import (
