@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/seal"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/storetest"
 	"github.com/tanglemail/tanglemail/internal/tangle"
 )
 
@@ -791,5 +793,59 @@ func TestFilter(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) < 2 || seen[0] != alice.id.Address().Mail() {
 		t.Errorf("filter senders %q", seen)
+	}
+}
+
+// TestFilterBlobMail: blob mail of at most Config.FilterMax bytes goes through the filter (after the
+// forged mark was removed) and its output is filed; larger blob mail streams into INBOX as it came,
+// the forged mark removed, without the filter.
+func TestFilterBlobMail(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	alice, bob := newIdentity(t, 1, 8), newIdentity(t, 2, 8)
+	var filtered int
+	in, err := inbox.New(inbox.Config{Store: st, Identities: []*identity.Identity{bob}, Params: tangle.BenchNet,
+		ChunkDB: filepath.Join(t.TempDir(), "chunks.db"), FilterMax: 1000,
+		Filter: func(_ context.Context, sender identity.Address, raw []byte) []byte {
+			filtered++
+			if !sender.Equal(alice.Address()) || mail.HasField(raw, mail.E2EMarkField) {
+				t.Errorf("filter got sender %s and\n%.200s", sender.Mail(), raw)
+			}
+			return append([]byte("X-Tanglemail-E2E: filtered\r\n"), raw...)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	forged := "X-Tanglemail-E2E: openpgp; key=00; signature=good\r\n"
+	msg := func(subject string, size int) []byte {
+		m := forged + "From: a@b\r\nSubject: " + subject + "\r\n\r\n"
+		return []byte(m + strings.Repeat("x", size-len(m)))
+	}
+	for i, tc := range []struct {
+		raw      []byte
+		filtered bool
+	}{{msg("small", 900), true}, {msg("large", 5000), false}} {
+		var key [32]byte
+		key[0] = byte(i + 1)
+		if _, err := in.FileBlobMail(context.Background(), inbox.BlobMail{Me: bob, Sender: alice.Address(), ReplayKey: key,
+			Expires: time.Now().Add(time.Hour), TTL: 3600}, bytes.NewReader(tc.raw)); err != nil {
+			t.Fatal(err)
+		}
+		m := storetest.Mailbox(t, st, store.RoleInbox)
+		got := m[len(m)-1].Raw
+		want := tc.raw[len(forged):]
+		if tc.filtered {
+			want = append([]byte("X-Tanglemail-E2E: filtered\r\n"), want...)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("message %d filed as\n%.200s", i, got)
+		}
+	}
+	if filtered != 1 {
+		t.Errorf("filter ran %d times, want 1", filtered)
 	}
 }

@@ -78,12 +78,14 @@ type Config struct {
 	// node uses it to release the block store's hold on blocks not yet trial-opened. It runs on the
 	// caller's or a worker's goroutine and must be quick.
 	Handled func(b *tangle.Block, out Outcome)
-	// Filter, if set, rewrites inline and chunked mail (never blob mail, which is filed from a
-	// stream) before it is filed in INBOX, after any X-Tanglemail-E2E field it came with is removed;
-	// sender is the envelope's verified sender. The node decrypts end-to-end encrypted Internet mail
-	// that came through its relay gateway with it, and adds the mark (protocol.md §15.5). It runs on a
-	// worker goroutine, outside the store transaction, for a duplicate too.
-	Filter func(ctx context.Context, sender identity.Address, raw []byte) []byte
+	// Filter, if set, rewrites inline and chunked mail, and blob mail of at most FilterMax bytes
+	// (larger blob mail is filed from its stream as it is), before it is filed in INBOX, after any
+	// X-Tanglemail-E2E field it came with is removed; sender is the envelope's verified sender. The
+	// node decrypts end-to-end encrypted Internet mail that came through its relay gateway with it,
+	// and adds the mark (protocol.md §15.5). It runs on a worker goroutine (for blob mail, the blob
+	// fetcher's), outside the store transaction, for a duplicate too.
+	Filter    func(ctx context.Context, sender identity.Address, raw []byte) []byte
+	FilterMax int64
 
 	Clock   func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
@@ -162,22 +164,23 @@ type counters struct {
 // Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
 // exactly once, acknowledging it with a receipt. It is safe for concurrent use.
 type Inbox struct {
-	handled  func(*tangle.Block, Outcome)
-	st       *store.Store
-	openers  []*seal.Opener
-	params   tangle.Params
-	receipts ReceiptSender
-	onRcpt   ReceiptHandler
-	chat     ChatHandler
-	blobs    BlobHandler
-	filter   func(ctx context.Context, sender identity.Address, raw []byte) []byte
-	now      func() time.Time
-	log      *slog.Logger
-	workers  int
-	window   time.Duration
-	inboxID  store.MailboxID
-	pieces   *pieceStore
-	maxSize  int
+	handled   func(*tangle.Block, Outcome)
+	st        *store.Store
+	openers   []*seal.Opener
+	params    tangle.Params
+	receipts  ReceiptSender
+	onRcpt    ReceiptHandler
+	chat      ChatHandler
+	blobs     BlobHandler
+	filter    func(ctx context.Context, sender identity.Address, raw []byte) []byte
+	filterMax int64
+	now       func() time.Time
+	log       *slog.Logger
+	workers   int
+	window    time.Duration
+	inboxID   store.MailboxID
+	pieces    *pieceStore
+	maxSize   int
 
 	queue chan job
 	done  chan struct{} // closed when Run returns
@@ -199,8 +202,8 @@ func New(cfg Config) (*Inbox, error) {
 	}
 	in := &Inbox{
 		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
-		blobs:   cfg.Blobs,
-		filter:  cfg.Filter,
+		blobs:  cfg.Blobs,
+		filter: cfg.Filter, filterMax: cfg.FilterMax,
 		handled: cfg.Handled,
 		now:     cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
@@ -859,9 +862,22 @@ func (in *Inbox) blobMail(ctx context.Context, b *tangle.Block, me *identity.Ide
 // (store.NewMessage.Body: a large message is stored in pieces, never held whole); an error reading
 // it files nothing.
 func (in *Inbox) FileBlobMail(ctx context.Context, m BlobMail, msg io.Reader) (filed bool, err error) {
+	body := mail.StripE2EMarkReader(msg) // only the node writes the mark (mail.E2EMarkField)
+	if in.filter != nil && in.filterMax > 0 {
+		// Up to FilterMax bytes through the filter; a larger message streams on as it is.
+		head, err := io.ReadAll(io.LimitReader(body, in.filterMax+1))
+		if err != nil {
+			return false, err
+		}
+		if int64(len(head)) <= in.filterMax {
+			body = bytes.NewReader(in.filter(ctx, m.Sender, head))
+		} else {
+			body = io.MultiReader(bytes.NewReader(head), body)
+		}
+	}
 	_, filed, err = in.st.DeliverOnce(ctx, store.ReplayKey(m.ReplayKey), m.Expires, store.NewMessage{
 		MailboxID: in.inboxID,
-		Body:      mail.StripE2EMarkReader(msg), // only the node writes the mark (mail.E2EMarkField)
+		Body:      body,
 		Received:  in.now(),
 		Meta:      store.Meta{SenderVerified: m.Sender.Mail(), ViaTangle: true},
 	})

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -191,15 +192,7 @@ func (b *blobSide) sealBlob(ctx context.Context, id store.OutboxID, created time
 	b.progress(id, func(s *api.BlobSend) { s.Size, s.Sealed = ref.Size, ref.Size })
 	ref.Holders = nil
 	if b.served {
-		h := b.n.net.Host()
-		self := blob.Holder{Peer: h.ID(), Sender: true}
-		for _, a := range h.Addrs() {
-			if len(self.Addrs) == blob.MaxHolderAddrs {
-				break
-			}
-			self.Addrs = append(self.Addrs, a)
-		}
-		ref.Holders = []blob.Holder{self}
+		ref.Holders = []blob.Holder{b.self()}
 	}
 	var refusal *blob.Error
 	// The sender's storage/public nodes hold it too, so that it reaches recipients while this node is
@@ -249,6 +242,40 @@ func (b *blobSide) sealBlob(ctx context.Context, id store.OutboxID, created time
 		return nil, err
 	}
 	b.n.log.Info("blob: sealed a large mail", "outbox", id, "bytes", ref.Size)
+	return enc, nil
+}
+
+// self is this node as the holder of its own blobs (flagged as the sender's, protocol.md §13.2).
+func (b *blobSide) self() blob.Holder {
+	h := b.n.net.Host()
+	self := blob.Holder{Peer: h.ID(), Sender: true}
+	for _, a := range h.Addrs() {
+		if len(self.Addrs) == blob.MaxHolderAddrs {
+			break
+		}
+		self.Addrs = append(self.Addrs, a)
+	}
+	return self
+}
+
+// sealInbound stores msg, a message the gateway received from the Internet and holds only in memory,
+// as a sealed blob that this node serves until expires, and returns its encoded ref. Nothing is written
+// but the blob's ciphertext: the ref (with the blob's key) goes only into the envelopes sealed to the
+// recipients (outbox.EnqueueSealedBlob), so the gateway cannot read what it keeps.
+func (b *blobSide) sealInbound(msg []byte, expires time.Time) ([]byte, error) {
+	if !b.served {
+		return nil, errors.New("blob: this node does not serve blobs")
+	}
+	ref, err := b.st.Seal(bytes.NewReader(msg), expires)
+	if err != nil {
+		return nil, err
+	}
+	ref.Holders = []blob.Holder{b.self()}
+	enc, err := ref.Encode()
+	if err != nil {
+		b.st.Delete(ref.ID)
+		return nil, err
+	}
 	return enc, nil
 }
 
@@ -372,9 +399,23 @@ func (b *blobSide) run(ctx context.Context) {
 	}
 }
 
+// isContact reports whether sender's large mail is treated as a contact's: fetched up to
+// BlobAutoContact without consent, and directly from the sender's node. On a gateway node an identity
+// that holds a claim there counts: its large mail is a relay message for the Internet (protocol.md
+// §15.4) that the claimant chose to send through this gateway, which already knows who it is, and no
+// operator is there to consent. On a user's node, the user's own relay gateway (Config.RelayGateway,
+// recorded by the claim) counts: its large mail is the user's Internet mail.
 func (b *blobSide) isContact(ctx context.Context, sender identity.Address) bool {
+	if gw := b.n.cfg.RelayGateway; gw.Key != nil && sender.Equal(gw) {
+		return true
+	}
 	for _, a := range []string{sender.String(), sender.Mail()} {
 		if cs, err := b.n.mail.ContactsByAddress(ctx, a); err == nil && len(cs) > 0 {
+			return true
+		}
+	}
+	if gw := b.n.Gateway(); gw != nil {
+		if claims, err := gw.Claims().ClaimsOf(ctx, sender); err == nil && len(claims) > 0 {
 			return true
 		}
 	}

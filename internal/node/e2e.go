@@ -139,8 +139,8 @@ func (n *Node) fromInternet(msg []byte) []byte {
 // inboundFilter is the inbox's Config.Filter: mail whose verified sender is the relay gateway (Internet
 // mail the gateway sealed to us) and at most e2eMaxRelay bytes goes through e2e.Inbound, which learns
 // the correspondent's Autocrypt key and decrypts PGP/MIME addressed to our key, adding the
-// X-Tanglemail-E2E mark. Any other mail is filed as it came. Blob mail is never passed (the inbox files
-// it from a stream), so large Internet mail is filed undecrypted.
+// X-Tanglemail-E2E mark. Any other mail is filed as it came. Blob mail up to e2eMaxRelay is passed too
+// (inbox Config.FilterMax); larger Internet mail is filed undecrypted.
 func (n *Node) inboundFilter(ctx context.Context, sender identity.Address, raw []byte) []byte {
 	if n.e2e == nil || !sender.Equal(n.cfg.RelayGateway) || len(raw) > e2eMaxRelay {
 		return raw

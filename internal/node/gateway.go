@@ -18,7 +18,10 @@ import (
 	"github.com/tanglemail/tanglemail/internal/atomicfile"
 	"github.com/tanglemail/tanglemail/internal/gateway"
 	"github.com/tanglemail/tanglemail/internal/identity"
+	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/outbox"
+	"github.com/tanglemail/tanglemail/internal/seal"
+	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // GatewayConfig runs the inbound gateway to Internet mail (internal/gateway; flags of
@@ -110,9 +113,24 @@ func (n *Node) startGateway() error {
 }
 
 // gatewayQueue seals inbound mail in memory and commits the sealed envelopes to the outbox
-// (outbox.EnqueueSealed), then wakes the outbox to publish them.
+// (outbox.EnqueueSealed), then wakes the outbox to publish them. A message too large for one envelope
+// is sealed into a blob that this node serves (its ciphertext on disk, its key only in the envelopes):
+// one small blob mail per recipient pays proof of work, not one chunk per 32 KiB (protocol.md §13.7).
+// The recipients' nodes fetch it from here: a user's node treats its relay gateway as a contact.
 func (n *Node) gatewayQueue(ctx context.Context, to []identity.Address, msg []byte) (int64, error) {
-	id, err := outbox.EnqueueSealed(ctx, n.mail, n.id, n.cfg.Network.ID, to, msg, time.Now())
+	now := time.Now()
+	var id store.OutboxID
+	var err error
+	if content := mail.StripBcc(msg); n.blobs != nil && n.blobs.served && 1+len(content) > seal.MaxContent {
+		var ref []byte
+		ref, err = n.blobs.sealInbound(content, now.Add(time.Duration(n.cfg.Network.DefaultMailTTL)*time.Second))
+		if err != nil {
+			return 0, err
+		}
+		id, err = outbox.EnqueueSealedBlob(ctx, n.mail, n.id, n.cfg.Network.ID, to, ref, content, now)
+	} else {
+		id, err = outbox.EnqueueSealed(ctx, n.mail, n.id, n.cfg.Network.ID, to, msg, now)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +23,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/gateway"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
 // gatewayConfig is a devnet node running the gateway for gw.test on loopback, with DNS from dns.
@@ -114,6 +117,76 @@ func TestGatewayInbound(t *testing.T) {
 		for _, s := range []string{marker, "Hello Alice", "from the Internet", "bob@sender.test"} {
 			if bytes.Contains(b, []byte(s)) {
 				t.Errorf("the gateway's %s contains %q", filepath.Base(p), s)
+			}
+		}
+		return nil
+	})
+}
+
+// TestGatewayInboundLarge: Internet mail with a 2 MiB attachment to alice@gw.test reaches alice's
+// INBOX whole: the gateway seals it as blob mail, and alice's node, for which the gateway of her claim
+// is her relay gateway (recorded by "gateway claim"), fetches it from the gateway node without
+// asking (it is not in her contacts, and she has no relay or storage provider).
+func TestGatewayInboundLarge(t *testing.T) {
+	dns := dnstest.Start(t, `sender.test. TXT "v=spf1 ip4:127.0.0.1 -all"`)
+	gw := startNode(t, gatewayConfig(t, dns))
+	acfg := testConfig(t, t.TempDir())
+	acfg.Bootstrap = gw.Network().Addrs()
+	acfg.RelayGateway = gw.Identity().Address()
+	logs := &testwait.Buffer{}
+	acfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	alice := startNode(t, acfg)
+	defer func() {
+		if t.Failed() {
+			for _, m := range inboxMessages(t, alice, store.RoleInbox) {
+				t.Logf("INBOX: %.600s", m)
+			}
+			t.Logf("alice's logs:\n%s", logs.String())
+		}
+	}()
+	waitFor(t, "peering", 10*time.Second, func() bool { return gw.Network().PeerCount() == 1 })
+	claimAddress(t, gw, alice.Identity(), "alice")
+
+	var att strings.Builder
+	for i := 0; att.Len() < 2<<20; i++ {
+		fmt.Fprintf(&att, "inbound large line %07d of the attachment ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n", i)
+	}
+	raw := "From: Bob <bob@sender.test>\r\nTo: alice@gw.test\r\nSubject: a large one\r\n" +
+		"Message-ID: <inbound-large@sender.test>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nHello Alice\r\n" +
+		"--b\r\nContent-Type: text/plain; name=\"big.txt\"\r\nContent-Disposition: attachment\r\n\r\n" +
+		att.String() + "--b--\r\n"
+	if err := sendMX(t, gw.GatewayMXAddr(), "bob@sender.test", []string{"alice@gw.test"}, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the large mail in alice's INBOX", 60*time.Second, func() bool {
+		for _, m := range inboxMessages(t, alice, store.RoleInbox) {
+			if bytes.HasSuffix(m, []byte(raw)) {
+				return true
+			}
+		}
+		return false
+	})
+	// One blob mail envelope, not 64 chunks: the gateway published one block for it.
+	items, err := gw.Mailboxes().OutboxItems(context.Background())
+	if err != nil || len(items) != 1 || len(items[0].Rcpts[0].BlockIDs) != 1 {
+		t.Fatalf("gateway outbox: %v, %+v", err, items)
+	}
+	// The gateway keeps the blob (it serves it until the TTL) but cannot read it, nor can anyone who
+	// reads its files.
+	dir := gw.cfg.DataDir
+	gw.Close()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"inbound large line", "a large one", "bob@sender.test"} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("the gateway's %s contains %q", p, s)
 			}
 		}
 		return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -414,4 +415,38 @@ func TestRelayGatewayFile(t *testing.T) {
 	if _, _, err := LoadRelayGateway(dir); err == nil {
 		t.Fatal("junk accepted")
 	}
+}
+
+// TestGatewayOutboundLarge: a mail with a 2 MiB attachment to an Internet recipient (spooled at
+// submission, sealed to the gateway as blob mail, pulled by the gateway node from alice's) reaches a
+// real Postfix whole: the attachment byte for byte, DKIM-signed over the whole message.
+func TestGatewayOutboundLarge(t *testing.T) {
+	pf := startPostfix(t)
+	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
+	_, alice, _, logs := outboundPair(t, dns, pf.port, nil, nil)
+	defer func() {
+		if t.Failed() {
+			t.Logf("node logs:\n%s", logs.String())
+		}
+	}()
+	marker := "outbound-large-7a31c2"
+	var att strings.Builder
+	for i := 0; att.Len() < 2<<20; i++ {
+		fmt.Fprintf(&att, "%s line %07d of the attachment, base64-safe text ABCDEFGHIJKLMNOP\r\n", marker, i)
+	}
+	from := alice.Identity().Address().Mail()
+	raw := "From: Alice <" + from + ">\r\nTo: <bob@example.test>\r\nSubject: large " + marker + "\r\n" +
+		"Message-ID: <" + marker + "@tangle>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nHello Bob\r\n" +
+		"--b\r\nContent-Type: text/plain; name=\"big.txt\"\r\nContent-Disposition: attachment\r\n\r\n" +
+		att.String() + "--b--\r\n"
+	submit(t, alice, []string{"bob@example.test"}, raw)
+
+	waitFor(t, "the large mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.mailbox(t)) == 1 })
+	got := pf.mailbox(t)[0]
+	// Postfix's Maildir delivery stores lines with LF endings.
+	if !bytes.Contains(got, []byte(strings.ReplaceAll(att.String(), "\r\n", "\n"))) {
+		t.Fatalf("the attachment did not arrive whole: %d bytes delivered, attachment %d", len(got), att.Len())
+	}
+	verifyDKIM(t, dns, got)
 }

@@ -22,8 +22,8 @@ import (
 // Unlike Submit, neither the message nor any part of it is written: the item's body is a short
 // placeholder naming the item (a bounce quotes it, never the message), and no Sent copy is filed. This is
 // the path of a node that relays others' plaintext (the gateway): the plaintext never reaches a file.
-// Messages that do not fit one envelope are chunked (mail.Split, a fresh random message id); blobs are
-// not used. The caller should Notify the outbox afterwards so it need not wait for its next pass.
+// Messages that do not fit one envelope are chunked (mail.Split, a fresh random message id);
+// EnqueueSealedBlob is the form for one the caller has sealed into a blob. The caller should Notify the outbox afterwards so it need not wait for its next pass.
 func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity, network [8]byte,
 	to []identity.Address, msg []byte, now time.Time) (store.OutboxID, error) {
 	if st == nil || from == nil || len(to) == 0 {
@@ -39,6 +39,33 @@ func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity
 		parts = append(parts, part{seal.KindChunk, c})
 	}
 	parts = append(parts, part{seal.KindMail, mc})
+	return enqueueSealedParts(ctx, st, from, network, to, parts, now)
+}
+
+// EnqueueSealedBlob is EnqueueSealed for a message already stored as a sealed blob (package blob,
+// protocol.md §13.7): ref is the blob's encoded ref and header the message's header section (left out
+// of the envelope when it does not fit), so the only envelope is the small blob mail, one block per
+// recipient instead of a chunk per 32 KiB. The blob's key exists only inside the sealed envelopes.
+func EnqueueSealedBlob(ctx context.Context, st *store.Store, from *identity.Identity, network [8]byte,
+	to []identity.Address, ref, header []byte, now time.Time) (store.OutboxID, error) {
+	if st == nil || from == nil || len(to) == 0 {
+		return 0, errors.New("outbox: EnqueueSealedBlob needs a store, an identity and recipients")
+	}
+	hdr := mail.HeaderSection(mail.StripBcc(header))
+	if 3+len(ref)+len(hdr) > seal.MaxContent {
+		hdr = nil
+	}
+	mc, err := mail.EncodeBlob(ref, hdr)
+	if err != nil {
+		return 0, err
+	}
+	return enqueueSealedParts(ctx, st, from, network, to, []part{{seal.KindMail, mc}}, now)
+}
+
+// enqueueSealedParts seals parts to every recipient in memory and commits the envelopes with a
+// placeholder item (EnqueueSealed).
+func enqueueSealedParts(ctx context.Context, st *store.Store, from *identity.Identity, network [8]byte,
+	to []identity.Address, parts []part, now time.Time) (store.OutboxID, error) {
 	bundles := map[string][][]byte{}
 	var rcpts []string
 	for _, a := range to {
@@ -58,7 +85,7 @@ func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity
 	placeholder := []byte("Subject: sealed relayed message " + hex.EncodeToString(nonce[:]) +
 		"\r\nX-Tanglemail-Sealed: the content was sealed in memory and never stored\r\n\r\n")
 	var id store.OutboxID
-	err = st.Update(ctx, func(tx *store.Tx) error {
+	err := st.Update(ctx, func(tx *store.Tx) error {
 		var dup bool
 		var err error
 		id, dup, err = tx.Enqueue(store.OutboxNew{From: from.Address().Mail(), Rcpts: rcpts, Raw: placeholder, Created: now})
