@@ -23,7 +23,8 @@ import (
 // placeholder naming the item (a bounce quotes it, never the message), and no Sent copy is filed. This is
 // the path of a node that relays others' plaintext (the gateway): the plaintext never reaches a file.
 // Messages that do not fit one envelope are chunked (mail.Split, a fresh random message id);
-// EnqueueSealedBlob is the form for one the caller has sealed into a blob. The caller should Notify the outbox afterwards so it need not wait for its next pass.
+// EnqueueSealedBlob is the form for one the caller has sealed into a blob. The caller should Notify
+// the outbox afterwards so it need not wait for its next pass.
 func EnqueueSealed(ctx context.Context, st *store.Store, from *identity.Identity, network [8]byte,
 	to []identity.Address, msg []byte, now time.Time) (store.OutboxID, error) {
 	if st == nil || from == nil || len(to) == 0 {
