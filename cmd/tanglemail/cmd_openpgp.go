@@ -27,7 +27,7 @@ func openpgpCommand() *command {
 		name:    "openpgp",
 		summary: "show (creating it on first use) the OpenPGP key of your Internet address",
 		about: `Shows the OpenPGP key that end-to-end encrypts your Internet mail with OpenPGP users (docs/protocol.md
-§15): its address, fingerprint and where a Web Key Directory serves it. The key is made on first use
+§16): its address, fingerprint and where a Web Key Directory serves it. The key is made on first use
 for --internet-address (your address on a gateway) and kept in the data directory (openpgp.key),
 encrypted under the identity's passphrase (--passphrase-file). --export prints the public key,
 ASCII-armored, for correspondents (gpg --import) or your domain's Web Key Directory (there in binary:

@@ -148,7 +148,7 @@ type MessageDetail struct {
 	HasHTML        bool     `json:"has_html"`
 	SenderVerified string   `json:"sender_verified"`
 	// E2E is "openpgp" when the node decrypted the message with the user's OpenPGP key before filing it
-	// (its X-Tanglemail-E2E field, docs/protocol.md §15.2), else empty; E2ESignature is that field's
+	// (its X-Tanglemail-E2E field, docs/protocol.md §16.2), else empty; E2ESignature is that field's
 	// signature value: "none", "good", "bad" or "unknown-key".
 	E2E          string       `json:"e2e"`
 	E2ESignature string       `json:"e2e_signature"`

@@ -1,5 +1,5 @@
 // Package e2e owns end-to-end encryption of a user's Internet mail with OpenPGP users (issue 14 item
-// 3; docs/protocol.md §15): what the node does to outgoing Internet mail before it reaches the gateway,
+// 3; docs/protocol.md §16): what the node does to outgoing Internet mail before it reaches the gateway,
 // and to inbound Internet mail before it is filed. It sits in the services layer, beside the gateway:
 // it uses internal/pgp (keys, PGP/MIME, Autocrypt), internal/pgp/wkd (Web Key Directory) and
 // internal/sqlitedb (the peer-key table), and nothing above them.
@@ -36,7 +36,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
 )
 
-// MarkField is the header field Inbound adds to a decrypted message (docs/protocol.md §15.2).
+// MarkField is the header field Inbound adds to a decrypted message (docs/protocol.md §16.2).
 const MarkField = tmmail.E2EMarkField
 
 // KeyLookup finds a correspondent's published key: a *wkd.Cache over a *wkd.Client in production, a
@@ -171,7 +171,7 @@ type Filed struct {
 
 // Inbound is the inbound path for Internet mail, before the message is filed: it learns the sender's
 // Autocrypt header, removes any X-Tanglemail-E2E field the message came with, and decrypts a PGP/MIME
-// message encrypted to the user's key, marking it (docs/protocol.md §15.2). It returns an error only
+// message encrypted to the user's key, marking it (docs/protocol.md §16.2). It returns an error only
 // when the peer table fails; a message it cannot decrypt is filed as it came, with the reason.
 func (e *E2E) Inbound(ctx context.Context, msg []byte) (Filed, error) {
 	now := e.now()

@@ -82,7 +82,7 @@ type Config struct {
 	// (larger blob mail is filed from its stream as it is), before it is filed in INBOX, after any
 	// X-Tanglemail-E2E field it came with is removed; sender is the envelope's verified sender. The
 	// node decrypts end-to-end encrypted Internet mail that came through its relay gateway with it,
-	// and adds the mark (protocol.md §15.5). It runs on a worker goroutine (for blob mail, the blob
+	// and adds the mark (protocol.md §16.5). It runs on a worker goroutine (for blob mail, the blob
 	// fetcher's), outside the store transaction, for a duplicate too.
 	Filter    func(ctx context.Context, sender identity.Address, raw []byte) []byte
 	FilterMax int64

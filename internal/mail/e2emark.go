@@ -8,7 +8,7 @@ import (
 )
 
 // E2EMarkField is the header field in which a node marks a message it decrypted itself with its
-// user's OpenPGP key (docs/protocol.md §15.2); the web client shows it as "end-to-end encrypted".
+// user's OpenPGP key (docs/protocol.md §16.2); the web client shows it as "end-to-end encrypted".
 // Only the user's own node may write it: the inbox removes it from every message it files
 // (StripE2EMark, StripE2EMarkReader) before anything else looks at the message, so a sender cannot
 // forge the mark by writing the field into its mail.

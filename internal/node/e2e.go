@@ -16,7 +16,7 @@ import (
 )
 
 // End-to-end encryption of the user's Internet mail with OpenPGP users (issue 14 item 3, protocol.md
-// §15.5): the node meets the outbox and internal/e2e here. With a relay gateway and a claimed
+// §16.5): the node meets the outbox and internal/e2e here. With a relay gateway and a claimed
 // Internet address (Config.InternetAddress), the node opens the e2e engine (its OpenPGP key is made on
 // first use, sealed under the identity passphrase) and the outbox hands every relay message for the
 // gateway to prepareRelay before it is sealed: From becomes the claimed address, our Autocrypt

@@ -123,7 +123,7 @@ type Config struct {
 	RelayGateway identity.Address
 	// InternetAddress is the address the user claimed on RelayGateway (InternetAddressFile). With
 	// both set, the node encrypts Internet mail end to end with OpenPGP where it can (e2e.go,
-	// protocol.md §15.5); its OpenPGP key is made on first use under Passphrase.
+	// protocol.md §16.5); its OpenPGP key is made on first use under Passphrase.
 	InternetAddress string
 	// E2ELookup finds Internet recipients' OpenPGP keys; nil: their Web Key Directory (wkd.Client).
 	// Tests inject a stub.

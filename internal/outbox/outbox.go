@@ -80,7 +80,7 @@ type Config struct {
 	Blobs BlobSealer
 	// PrepareRelay, if set, rewrites a relay message (protocol.md §15.4: mail whose content starts
 	// with mail.RelayField) before it is sealed, once per outbox item, given the item's recipients:
-	// the node encrypts the message for the Internet recipients end to end (§15.5). The stored item
+	// the node encrypts the message for the Internet recipients end to end (§16.5). The stored item
 	// (and the Sent copy) stay as submitted. A relay message larger than PrepareRelayMax bytes is
 	// sealed unchanged, from the store's reader, never held whole. An error is temporary: the
 	// recipients stay pending and are tried again at the next pass.

@@ -665,7 +665,7 @@ func TestBodyLimitReachesHandlers(t *testing.T) {
 }
 
 // TestMessageE2EMark: a mail the node decrypted with the user's OpenPGP key (its X-Tanglemail-E2E field,
-// protocol.md §15.2) says so in the message's detail; other mail does not.
+// protocol.md §16.2) says so in the message's detail; other mail does not.
 func TestMessageE2EMark(t *testing.T) {
 	e := newEnv(t)
 	inbox := e.folder(store.RoleInbox)

@@ -36,7 +36,7 @@ type parsedMessage struct {
 	hasHTML     bool
 	attachments []api.Attachment
 
-	// e2e and e2eSignature are read from the X-Tanglemail-E2E field (docs/protocol.md §15.2), which only
+	// e2e and e2eSignature are read from the X-Tanglemail-E2E field (docs/protocol.md §16.2), which only
 	// the node writes: "openpgp" and the signature value, or empty.
 	e2e, e2eSignature string
 

@@ -589,7 +589,7 @@ func (s *stubAPI) deliverMail(from, subject, text, html string) {
 }
 
 // deliverE2EMail files a message from addr into INBOX that the node decrypted with the user's OpenPGP
-// key (the detail's e2e fields, docs/protocol.md §15.2).
+// key (the detail's e2e fields, docs/protocol.md §16.2).
 func (s *stubAPI) deliverE2EMail(from, subject, text, signature string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -272,7 +272,7 @@ function renderOpen() {
     v.textContent = 'Not verified by the network (added locally or a bounce).';
     v.className = 'verified';
   }
-  // The node's own mark (X-Tanglemail-E2E, docs/protocol.md §15.2): decrypted with your OpenPGP key.
+  // The node's own mark (X-Tanglemail-E2E, docs/protocol.md §16.2): decrypted with your OpenPGP key.
   const e2e = $('mail-e2e');
   if (m.e2e === 'openpgp') {
     const sig = {
