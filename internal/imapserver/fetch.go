@@ -21,10 +21,11 @@ import (
 // requested messages come from one listing; bytes are read per message, only as far as the items
 // need: nothing, the header (ENVELOPE, BODY[HEADER…]), a byte range (BODY[]<o.n>), or the whole
 // message. A large message (above streamAbove) whose items need at most its header besides BODY[] or
-// BODY[TEXT] (the common "download this mail" FETCH of mail clients) is streamed from the store a piece
-// at a time, never held whole. BODY[], BODY[HEADER], BODY[TEXT] and their partials are the stored bytes as they are, so
-// they always agree with RFC822.SIZE; other sections go through go-imap's MIME helpers. Messages
-// expunged by another session since the client learned of them are left out.
+// BODY[TEXT] (the common "download this mail" FETCH of mail clients) is streamed from the store a
+// piece at a time, never held whole. BODY[], BODY[HEADER], BODY[TEXT] and their partials are the
+// stored bytes as they are, so they always agree with RFC822.SIZE; other sections go through
+// go-imap's MIME helpers. Messages expunged by another session since the client learned of them are
+// left out.
 func (s *session) Fetch(w *goimap.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
