@@ -47,27 +47,7 @@ func TestProtocolVectorsClaim(t *testing.T) {
 		"address":       "alice@gw.test",
 		"request":       hex.EncodeToString(c.Encode()),
 	}
-	vs, err := protocoldoc.Read(protocoldoc.Path, "### 15.2 Test vector")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := 0
-	for _, v := range vs {
-		for _, k := range v.Keys {
-			w, ok := want[k]
-			if !ok {
-				t.Errorf("unknown key %q", k)
-				continue
-			}
-			seen++
-			if v.Vals[k] != w {
-				t.Errorf("%s = %s in protocol.md, the code gives %s", k, v.Vals[k], w)
-			}
-		}
-	}
-	if seen != len(want) {
-		t.Errorf("protocol.md checks %d values, the code computes %d", seen, len(want))
-	}
+	protocoldoc.Check(t, protocoldoc.Path, "### 15.2 Test vector", want)
 	d, err := DecodeClaim(c.Encode())
 	if err != nil {
 		t.Fatal(err)
