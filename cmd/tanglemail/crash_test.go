@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/smtp"
 	"os"
@@ -14,15 +13,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/crashtest"
-	"github.com/tanglemail/tanglemail/internal/mail"
 	"github.com/tanglemail/tanglemail/internal/node"
-	"github.com/tanglemail/tanglemail/internal/store"
 )
 
 // TestMain lets the test binary run as the tanglemail command: crash tests start it as a child process
@@ -147,56 +143,22 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var (
-		mu       sync.Mutex
-		acked    = map[string]bool{}
-		tried    = map[string]bool{}
-		counter  int
-		bigAcked int // of them spooled (1.06 MiB)
-	)
-	rounds := 5
-	for round := range rounds {
+	// Every third message is large enough to be spooled (1.06 MiB). send is called from one goroutine
+	// at a time (crashRounds), so calls and bigAcked need no lock.
+	var calls, bigAcked int
+	tried, acked := crashRounds(t, 5, "crash", func() (func(id string) bool, func()) {
 		child := startChild(t, aliceDir, bob.Network().Addrs()[0])
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				mu.Lock()
-				counter++
-				id := fmt.Sprintf("crash-%d-%d@test", round, counter)
-				tried[id] = true
-				big := counter%3 == 0
-				mu.Unlock()
-				if sendOne(child.smtp, alicePw, from, bobAddr, id, big) {
-					mu.Lock()
-					acked[id] = true
-					if big {
-						bigAcked++
-					}
-					mu.Unlock()
-				}
+		return func(id string) bool {
+			calls++
+			big := calls%3 == 0
+			ok := sendOne(child.smtp, alicePw, from, bobAddr, id, big)
+			if ok && big {
+				bigAcked++
 			}
-		}()
-		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond) // the random moment of the crash
-		child.kill()
-		close(stop)
-		wg.Wait()
-	}
-	mu.Lock()
-	nAcked := len(acked)
-	mu.Unlock()
-	if nAcked == 0 {
-		t.Fatal("no message was acknowledged: the test exercised nothing")
-	}
-	t.Logf("%d messages attempted, %d acknowledged with 250 (%d of them spooled) across %d SIGKILLs",
-		len(tried), nAcked, bigAcked, rounds)
+			return ok
+		}, child.kill
+	})
+	t.Logf("%d of the acknowledged messages were spooled", bigAcked)
 
 	// Restart alice for good and wait until every acknowledged message is in bob's INBOX. Spool files
 	// the kills left (messages never acknowledged) are gone once the node is up, never delivered.
@@ -208,53 +170,5 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 		t.Errorf("spool after the restart: %d files (%d before), %v", len(after), len(left), err)
 	}
 	t.Logf("%d spool files left by the kills, removed at the restart", len(left))
-	inbox, err := bob.Mailboxes().MailboxByRole(ctx, store.RoleInbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := func() map[string]int {
-		got := map[string]int{}
-		l, err := bob.Mailboxes().List(ctx, inbox.ID, store.ListQuery{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range l.Messages {
-			raw, err := bob.Mailboxes().Raw(ctx, inbox.ID, m.UID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := mail.Parse(raw)
-			if err != nil {
-				t.Fatalf("bob filed an unparsable message: %v", err)
-			}
-			got[strings.Trim(p.MessageID, "<>")]++
-		}
-		return got
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		got := count()
-		missing := 0
-		for id := range acked {
-			if got[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			for id, n := range got {
-				if n != 1 {
-					t.Errorf("%s filed %d times", id, n)
-				}
-				if !tried[id] {
-					t.Errorf("%s was never submitted", id)
-				}
-			}
-			t.Logf("all %d acknowledged messages delivered exactly once (%d delivered in all)", nAcked, len(got))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages never arrived", missing, nAcked)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFiledOnce(t, bob.Mailboxes(), tried, acked)
 }
