@@ -796,19 +796,26 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// TestFilterBlobMail: blob mail of at most Config.FilterMax bytes goes through the filter (after the
-// forged mark was removed) and its output is filed; larger blob mail streams into INBOX as it came,
-// the forged mark removed, without the filter.
+// TestFilterBlobMail: blob mail of at most the bytes Config.FilterBlob allows its sender goes through
+// the filter (after the forged mark was removed) and its output is filed; larger blob mail, and blob
+// mail from a sender FilterBlob does not name, streams into INBOX as it came, the forged mark
+// removed, without the filter.
 func TestFilterBlobMail(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	alice, bob := newIdentity(t, 1, 8), newIdentity(t, 2, 8)
+	alice, bob, carol := newIdentity(t, 1, 8), newIdentity(t, 2, 8), newIdentity(t, 3, 8)
 	var filtered int
 	in, err := inbox.New(inbox.Config{Store: st, Identities: []*identity.Identity{bob}, Params: tangle.BenchNet,
-		ChunkDB: filepath.Join(t.TempDir(), "chunks.db"), FilterMax: 1000,
+		ChunkDB: filepath.Join(t.TempDir(), "chunks.db"),
+		FilterBlob: func(sender identity.Address) int64 {
+			if sender.Equal(alice.Address()) {
+				return 1000
+			}
+			return 0
+		},
 		Filter: func(_ context.Context, sender identity.Address, raw []byte) []byte {
 			filtered++
 			if !sender.Equal(alice.Address()) || mail.HasField(raw, mail.E2EMarkField) {
@@ -826,12 +833,13 @@ func TestFilterBlobMail(t *testing.T) {
 		return []byte(m + strings.Repeat("x", size-len(m)))
 	}
 	for i, tc := range []struct {
+		from     *identity.Identity
 		raw      []byte
 		filtered bool
-	}{{msg("small", 900), true}, {msg("large", 5000), false}} {
+	}{{alice, msg("small", 900), true}, {alice, msg("large", 5000), false}, {carol, msg("carol's", 900), false}} {
 		var key [32]byte
 		key[0] = byte(i + 1)
-		if _, err := in.FileBlobMail(context.Background(), inbox.BlobMail{Me: bob, Sender: alice.Address(), ReplayKey: key,
+		if _, err := in.FileBlobMail(context.Background(), inbox.BlobMail{Me: bob, Sender: tc.from.Address(), ReplayKey: key,
 			Expires: time.Now().Add(time.Hour), TTL: 3600}, bytes.NewReader(tc.raw)); err != nil {
 			t.Fatal(err)
 		}

@@ -78,14 +78,16 @@ type Config struct {
 	// node uses it to release the block store's hold on blocks not yet trial-opened. It runs on the
 	// caller's or a worker's goroutine and must be quick.
 	Handled func(b *tangle.Block, out Outcome)
-	// Filter, if set, rewrites inline and chunked mail, and blob mail of at most FilterMax bytes
-	// (larger blob mail is filed from its stream as it is), before it is filed in INBOX, after any
-	// X-Tanglemail-E2E field it came with is removed; sender is the envelope's verified sender. The
-	// node decrypts end-to-end encrypted Internet mail that came through its relay gateway with it,
-	// and adds the mark (protocol.md §16.5). It runs on a worker goroutine (for blob mail, the blob
-	// fetcher's), outside the store transaction, for a duplicate too.
-	Filter    func(ctx context.Context, sender identity.Address, raw []byte) []byte
-	FilterMax int64
+	// Filter, if set, rewrites inline and chunked mail, and the blob mail FilterBlob allows, before it
+	// is filed in INBOX, after any X-Tanglemail-E2E field it came with is removed; sender is the
+	// envelope's verified sender. The node decrypts end-to-end encrypted Internet mail that came
+	// through its relay gateway with it, and adds the mark (protocol.md §16.5). It runs on a worker
+	// goroutine (for blob mail, the blob fetcher's), outside the store transaction, for a duplicate too.
+	Filter func(ctx context.Context, sender identity.Address, raw []byte) []byte
+	// FilterBlob, if set, says up to how many bytes a blob mail from sender is read whole and passed
+	// to Filter (0: none); larger blob mail, and any from other senders, is filed from its stream as it
+	// came, never held in memory.
+	FilterBlob func(sender identity.Address) int64
 
 	Clock   func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
@@ -164,23 +166,23 @@ type counters struct {
 // Inbox is the receiver's engine: it trial-opens blocks for the node's identities and files what opens,
 // exactly once, acknowledging it with a receipt. It is safe for concurrent use.
 type Inbox struct {
-	handled   func(*tangle.Block, Outcome)
-	st        *store.Store
-	openers   []*seal.Opener
-	params    tangle.Params
-	receipts  ReceiptSender
-	onRcpt    ReceiptHandler
-	chat      ChatHandler
-	blobs     BlobHandler
-	filter    func(ctx context.Context, sender identity.Address, raw []byte) []byte
-	filterMax int64
-	now       func() time.Time
-	log       *slog.Logger
-	workers   int
-	window    time.Duration
-	inboxID   store.MailboxID
-	pieces    *pieceStore
-	maxSize   int
+	handled    func(*tangle.Block, Outcome)
+	st         *store.Store
+	openers    []*seal.Opener
+	params     tangle.Params
+	receipts   ReceiptSender
+	onRcpt     ReceiptHandler
+	chat       ChatHandler
+	blobs      BlobHandler
+	filter     func(ctx context.Context, sender identity.Address, raw []byte) []byte
+	filterBlob func(sender identity.Address) int64
+	now        func() time.Time
+	log        *slog.Logger
+	workers    int
+	window     time.Duration
+	inboxID    store.MailboxID
+	pieces     *pieceStore
+	maxSize    int
 
 	queue chan job
 	done  chan struct{} // closed when Run returns
@@ -203,7 +205,7 @@ func New(cfg Config) (*Inbox, error) {
 	in := &Inbox{
 		st: cfg.Store, params: cfg.Params, receipts: cfg.Receipts, onRcpt: cfg.OnReceipt, chat: cfg.Chat,
 		blobs:  cfg.Blobs,
-		filter: cfg.Filter, filterMax: cfg.FilterMax,
+		filter: cfg.Filter, filterBlob: cfg.FilterBlob,
 		handled: cfg.Handled,
 		now:     cfg.Clock, log: cfg.Logger, workers: cfg.Workers, window: cfg.ReplayWindow,
 		done: make(chan struct{}),
@@ -863,13 +865,17 @@ func (in *Inbox) blobMail(ctx context.Context, b *tangle.Block, me *identity.Ide
 // it files nothing.
 func (in *Inbox) FileBlobMail(ctx context.Context, m BlobMail, msg io.Reader) (filed bool, err error) {
 	body := mail.StripE2EMarkReader(msg) // only the node writes the mark (mail.E2EMarkField)
-	if in.filter != nil && in.filterMax > 0 {
-		// Up to FilterMax bytes through the filter; a larger message streams on as it is.
-		head, err := io.ReadAll(io.LimitReader(body, in.filterMax+1))
+	var max int64
+	if in.filter != nil && in.filterBlob != nil {
+		max = in.filterBlob(m.Sender)
+	}
+	if max > 0 {
+		// Up to max bytes through the filter; a larger message streams on as it is.
+		head, err := io.ReadAll(io.LimitReader(body, max+1))
 		if err != nil {
 			return false, err
 		}
-		if int64(len(head)) <= in.filterMax {
+		if int64(len(head)) <= max {
 			body = bytes.NewReader(in.filter(ctx, m.Sender, head))
 		} else {
 			body = io.MultiReader(bytes.NewReader(head), body)

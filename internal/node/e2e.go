@@ -136,13 +136,22 @@ func (n *Node) fromInternet(msg []byte) []byte {
 	return append([]byte("From: "+from.String()+"\r\n"), mail.StripFields(msg, "From", "Sender")...)
 }
 
+// inboundFilterBlob is the inbox's Config.FilterBlob: blob mail from the relay gateway up to
+// e2eMaxRelay goes through inboundFilter; any other blob mail streams into INBOX untouched.
+func (n *Node) inboundFilterBlob(sender identity.Address) int64 {
+	if n.e2e == nil || !sender.Equal(n.cfg.RelayGateway) {
+		return 0
+	}
+	return e2eMaxRelay
+}
+
 // inboundFilter is the inbox's Config.Filter: mail whose verified sender is the relay gateway (Internet
 // mail the gateway sealed to us) and at most e2eMaxRelay bytes goes through e2e.Inbound, which learns
 // the correspondent's Autocrypt key and decrypts PGP/MIME addressed to our key, adding the
-// X-Tanglemail-E2E mark. Any other mail is filed as it came. Blob mail up to e2eMaxRelay is passed too
-// (inbox Config.FilterMax); larger Internet mail is filed undecrypted.
+// X-Tanglemail-E2E mark. Any other mail is filed as it came. Blob mail from the gateway up to
+// e2eMaxRelay is passed too (inboundFilterBlob); larger Internet mail is filed undecrypted.
 func (n *Node) inboundFilter(ctx context.Context, sender identity.Address, raw []byte) []byte {
-	if n.e2e == nil || !sender.Equal(n.cfg.RelayGateway) || len(raw) > e2eMaxRelay {
+	if n.inboundFilterBlob(sender) == 0 || len(raw) > e2eMaxRelay {
 		return raw
 	}
 	f, err := n.e2e.Inbound(ctx, raw)

@@ -396,7 +396,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 		Chat:       n.chat,
 		Blobs:      blobs,
 		Filter:     filter,
-		FilterMax:  e2eMaxRelay,
+		FilterBlob: n.inboundFilterBlob,
 		Handled:    handled,
 		Logger:     cfg.Log.With("sub", "inbox"),
 	})
