@@ -101,6 +101,8 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 		},
 		Progress: func(p payment.Progress) {
 			switch p.Stage {
+			case "resuming":
+				fmt.Fprintf(env.stdout, "resuming the payment an earlier run sent (transaction %s): it is not paid again\n", p.Tx)
 			case "paid":
 				fmt.Fprintf(env.stdout, "paid: transaction %s\n", p.Tx)
 			default:

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"math/big"
 	"path/filepath"
@@ -123,22 +124,40 @@ func TestGethDevLightAfterPayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rail.Close()
-	var pendingErr error
+	var (
+		pendingErr error
+		firstTx    payment.TxID
+	)
 	start := time.Now()
-	res, err := SubscribeStorage(ctx, SubscribeRequest{DataDir: bobDir, Identity: bobID, Network: params, Provider: s.addr(),
+	// The first run is interrupted (Ctrl-C) once the payment is sent, before it confirms.
+	ictx, interrupt := context.WithCancel(ctx)
+	_, err = SubscribeStorage(ictx, SubscribeRequest{DataDir: bobDir, Identity: bobID, Network: params, Provider: s.addr(),
 		MiB: 16, Days: 1, Rail: rail, Poll: 200 * time.Millisecond,
 		Progress: func(p payment.Progress) {
 			if p.Stage == "paid" {
 				// Sent, not yet confirmed (nor submitted): the provider must refuse to serve.
 				pendingErr = fetchHeld(t, bobDir, s.addr(), params.ID)
+				firstTx = p.Tx
+				interrupt()
 			}
 		}})
+	interrupt()
+	if !errors.Is(err, context.Canceled) || firstTx == (payment.TxID{}) {
+		t.Fatalf("interrupted run: %v (tx %s), want it cancelled after paying", err, firstTx)
+	}
+	// Run again: the payment sent is resumed, not paid a second time.
+	res, err := SubscribeStorage(ctx, SubscribeRequest{DataDir: bobDir, Identity: bobID, Network: params, Provider: s.addr(),
+		MiB: 16, Days: 1, Rail: rail, Poll: 200 * time.Millisecond,
+		Confirm: func(Offer) bool { t.Error("the re-run asked to confirm a new quote"); return false }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	if !res.Paid || !res.Result.Active {
-		t.Fatalf("subscribe: %+v", res)
+	if !res.Paid || !res.Result.Active || !res.Resumed || res.Tx != firstTx {
+		t.Fatalf("re-run: %+v, want the interrupted payment %s resumed and active", res, firstTx)
+	}
+	if _, _, open, err := rail.Unsettled(ctx, payment.SubID(res.Sub)); open || err != nil {
+		t.Fatalf("after activation the payment is still open for resumption (%v)", err)
 	}
 	if !wire.IsCode(pendingErr, wire.CodePending) || !strings.Contains(pendingErr.Error(), "pending") {
 		t.Fatalf("fetch before the payment confirmed: %v, want a pending refusal", pendingErr)

@@ -3,7 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +57,13 @@ func TestPaidStorageSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prov.Close()
-	_, quoteKey, _ := ed25519.GenerateKey(rand.Reader)
+	// Quotes are signed with the provider's libp2p key (protocol.md §14.1).
+	srv := p2ptest.LoopbackHost(t)
+	rawKey, err := srv.Host().Peerstore().PrivKey(srv.ID()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoteKey := ed25519.PrivateKey(rawKey)
 	payee := crypto.PubkeyToAddress(must(crypto.GenerateKey()).PublicKey)
 	provDir := t.TempDir()
 	sp, err := StartStoragePayments(ctx, prov, StoragePaymentsConfig{DataDir: provDir, RPC: []string{chain.URL}, ChainID: devchain.ChainID,
@@ -66,7 +72,6 @@ func TestPaidStorageSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	srv := p2ptest.LoopbackHost(t)
 	defer srv.Close() // before the provider and the payment service
 	srv.HandleStream(prov.Protocol(), prov.Serve)
 	srv.HandleStream(payment.Protocol(params.ID), sp.Service.Serve)
@@ -88,6 +93,16 @@ func TestPaidStorageSubscription(t *testing.T) {
 	}
 	if _, err := pc.Quote(ctx, terms, payment.SubID{9}, 1); err == nil {
 		t.Fatal("quote for an unknown subscription")
+	}
+	// A host that relays another's payment service announces a quote key that is not its own: refused.
+	mitm := p2ptest.LoopbackHost(t)
+	mitm.HandleStream(payment.Protocol(params.ID), sp.Service.Serve)
+	mpid, err := h.ConnectAddr(ctx, mitm.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := payment.NewClient(h, mpid, params.ID).Terms(ctx); err == nil || !strings.Contains(err.Error(), "not its own") {
+		t.Fatalf("terms from a host whose key is not the quote key: %v, want a refusal", err)
 	}
 	rail := evmRail(t, ctx, devchain.ChainID, walletKey, chain.URL)
 

@@ -56,8 +56,11 @@ type Subscribed struct {
 	Provider peer.ID
 	Sub      wire.SubID
 	Paid     bool // false: Confirm declined
-	Tx       payment.TxID
-	Result   payment.Result
+	// Resumed is true when the payment was one an interrupted earlier run had sent (its quote, its
+	// transaction): that run's days and quota, not this request's, were paid.
+	Resumed bool
+	Tx      payment.TxID
+	Result  payment.Result
 }
 
 // feeEstimator is a rail that can estimate a payment's fee (the EVM rail).
@@ -68,7 +71,9 @@ type feeEstimator interface {
 // SubscribeStorage creates (or reuses) the data directory's subscription with a provider, records it
 // in light.db — the one place subscriptions live, which the light client (StartLight) then uses — and
 // pays for r.Days more: quote, confirm, pay (idempotent per quote), wait until the provider has
-// verified the payment and activated the subscription.
+// verified the payment and activated the subscription. A payment an interrupted earlier run sent for
+// the subscription is resumed instead (Subscribed.Resumed), so running the command again never pays
+// twice.
 func SubscribeStorage(ctx context.Context, r SubscribeRequest) (Subscribed, error) {
 	var out Subscribed
 	if r.Identity == nil || r.Rail == nil || r.Days == 0 {
@@ -144,6 +149,14 @@ func SubscribeStorage(ctx context.Context, r SubscribeRequest) (Subscribed, erro
 	if terms.Rail != r.Rail.Kind() || terms.ChainID != r.Rail.ChainID() {
 		return out, fmt.Errorf("the provider is paid on chain id %d; give --chain-id %d and an --rpc of that chain", terms.ChainID, terms.ChainID)
 	}
+	poll := cmp.Or(r.Poll, time.Second)
+	if rs, ok := r.Rail.(payment.Resumable); ok {
+		// A payment an earlier run sent and did not see activated is resumed, not paid again.
+		done, err := resumePayment(ctx, rs, r, pc, sid, poll, &out)
+		if done || err != nil {
+			return out, err
+		}
+	}
 	var want uint32 // a top-up asks for more than the held quota
 	if r.MiB > currentMiB {
 		want = r.MiB
@@ -164,12 +177,47 @@ func SubscribeStorage(ctx context.Context, r SubscribeRequest) (Subscribed, erro
 	if r.Confirm != nil && !r.Confirm(offer) {
 		return out, nil
 	}
-	out.Tx, out.Result, err = payment.PayAndActivate(ctx, pc, r.Rail, q, cmp.Or(r.Poll, time.Second), r.Progress)
+	out.Tx, out.Result, err = payment.PayAndActivate(ctx, pc, r.Rail, q, poll, r.Progress)
 	if err != nil {
 		return out, fmt.Errorf("payment: %w", err)
 	}
 	out.Paid = true
 	return out, nil
+}
+
+// resumePayment finishes the payment an interrupted run sent for sub, if the rail holds one that is
+// not settled: it re-sends the recorded transaction (never a new one) and submits it until the
+// provider activates or refuses it. done is true when that payment ended (out says how); false with
+// no error when there was none to resume, or when it was never sent and its quote has expired (it is
+// settled then: nothing was paid, and a new quote is asked for).
+func resumePayment(ctx context.Context, rs payment.Resumable, r SubscribeRequest, pc *payment.Client, sid wire.SubID,
+	poll time.Duration, out *Subscribed) (done bool, err error) {
+	q, tx, ok, err := rs.Unsettled(ctx, payment.SubID(sid))
+	if err != nil || !ok {
+		return false, err
+	}
+	if r.Progress != nil {
+		r.Progress(payment.Progress{Stage: "resuming", Tx: tx})
+	}
+	if _, err := r.Rail.Pay(ctx, q); err != nil {
+		if ctx.Err() == nil && !time.Now().Before(q.Expires) {
+			// Not on chain, cannot be sent, and too late to count: it will never pay anything.
+			return false, rs.Settle(ctx, tx)
+		}
+		return true, fmt.Errorf("resuming the payment sent before (%s): %w; run the command again later (it pays anew only once that quote has expired, at %s, unsent)",
+			tx, err, q.Expires.Local().Format(time.RFC1123))
+	}
+	out.Resumed = true
+	out.Tx, out.Result, err = payment.PayAndActivate(ctx, pc, r.Rail, q, poll, r.Progress)
+	if err != nil {
+		var re *payment.RemoteError
+		if errors.As(err, &re) && !re.Retryable() && re.Code != payment.CodeInternal {
+			return true, fmt.Errorf("payment: the provider refused the payment sent before (%s): %w; run the command again to pay with a new quote", tx, err)
+		}
+		return true, fmt.Errorf("payment: %w", err)
+	}
+	out.Paid = true
+	return true, nil
 }
 
 // subscriptionStatus asks a provider for a held subscription's status (authenticated with its key).

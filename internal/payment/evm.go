@@ -378,6 +378,22 @@ func (e *EVM) GasPrice(ctx context.Context) (*big.Int, error) {
 	return best, nil
 }
 
+// Unsettled implements Resumable (nothing without a ledger).
+func (e *EVM) Unsettled(ctx context.Context, sub SubID) (*Quote, TxID, bool, error) {
+	if e.cfg.Ledger == nil {
+		return nil, TxID{}, false, nil
+	}
+	return e.cfg.Ledger.Unsettled(ctx, sub)
+}
+
+// Settle implements Resumable.
+func (e *EVM) Settle(ctx context.Context, tx TxID) error {
+	if e.cfg.Ledger == nil {
+		return nil
+	}
+	return e.cfg.Ledger.Settle(ctx, tx)
+}
+
 // EstimateFee returns the gas and gas price paying q would take.
 func (e *EVM) EstimateFee(ctx context.Context, q *Quote) (gas uint64, price *big.Int, err error) {
 	price, err = e.GasPrice(ctx)

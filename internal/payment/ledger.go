@@ -60,8 +60,8 @@ func (l *Ledger) RecordSent(ctx context.Context, q *Quote, tx TxID, raw []byte) 
 		return tx, nil, false, err
 	}
 	d := q.Digest()
-	res, err := l.db.ExecContext(ctx, `INSERT INTO sent_tx (quote_digest, tx_id, raw, quote, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (quote_digest) DO NOTHING`, d[:], tx[:], raw, enc, time.Now().UnixMilli())
+	res, err := l.db.ExecContext(ctx, `INSERT INTO sent_tx (quote_digest, tx_id, raw, quote, created_at, sub)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (quote_digest) DO NOTHING`, d[:], tx[:], raw, enc, time.Now().UnixMilli(), q.Sub[:])
 	if err != nil {
 		return tx, nil, false, fmt.Errorf("payment: ledger: %w", err)
 	}
@@ -70,6 +70,36 @@ func (l *Ledger) RecordSent(ctx context.Context, q *Quote, tx TxID, raw []byte) 
 	}
 	stored, storedRaw, _, err = l.SentTx(ctx, d)
 	return stored, storedRaw, false, err
+}
+
+// Unsettled returns the latest transaction sent for subscription sub whose payment is not settled
+// (Settle): a payment an interrupted run sent and did not see activated. Resuming it, rather than
+// paying a new quote, is what keeps a re-run from paying twice.
+func (l *Ledger) Unsettled(ctx context.Context, sub SubID) (q *Quote, tx TxID, ok bool, err error) {
+	var id, enc []byte
+	err = l.db.QueryRowContext(ctx, `SELECT tx_id, quote FROM sent_tx WHERE sub = ? AND settled_at IS NULL
+		ORDER BY created_at DESC, rowid DESC LIMIT 1`, sub[:]).Scan(&id, &enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tx, false, nil
+	}
+	if err != nil {
+		return nil, tx, false, fmt.Errorf("payment: ledger: %w", err)
+	}
+	if q, err = DecodeQuote(enc); err != nil {
+		return nil, tx, false, fmt.Errorf("payment: ledger: stored quote: %w", err)
+	}
+	copy(tx[:], id)
+	return q, tx, true, nil
+}
+
+// Settle records that the payment sent as tx is settled: the provider activated it or refused it for
+// good. It is no longer resumed.
+func (l *Ledger) Settle(ctx context.Context, tx TxID) error {
+	if _, err := l.db.ExecContext(ctx, `UPDATE sent_tx SET settled_at = ? WHERE tx_id = ? AND settled_at IS NULL`,
+		time.Now().UnixMilli(), tx[:]); err != nil {
+		return fmt.Errorf("payment: ledger: %w", err)
+	}
+	return nil
 }
 
 // Claim is one counted payment.

@@ -48,6 +48,15 @@ type Rail interface {
 	Balance(ctx context.Context) (*big.Int, error)
 }
 
+// Resumable is a rail that remembers the payments it sent (the EVM rail, in its ledger), so that a
+// payment interrupted before the provider activated it is resumed, never paid again with a new quote.
+type Resumable interface {
+	// Unsettled returns the latest payment sent for sub and not settled, with the quote it pays.
+	Unsettled(ctx context.Context, sub SubID) (q *Quote, tx TxID, ok bool, err error)
+	// Settle marks the payment tx settled: activated, or refused for good.
+	Settle(ctx context.Context, tx TxID) error
+}
+
 // Payment is what Verify found on chain.
 type Payment struct {
 	Tx            TxID

@@ -370,6 +370,13 @@ func (c *Client) Terms(ctx context.Context) (Terms, error) {
 	if !ok {
 		return Terms{}, fmt.Errorf("%w: unexpected answer", ErrMalformedFrame)
 	}
+	// The quote key is the provider's libp2p Ed25519 key (§14.1): quotes signed by any other key,
+	// even one the provider announces, are not the provider's.
+	if pk, err := c.peer.ExtractPublicKey(); err == nil {
+		if raw, err := pk.Raw(); err == nil && !bytes.Equal(raw, t.QuoteKey) {
+			return Terms{}, fmt.Errorf("payment: the provider announces a quote key that is not its own (%s's)", c.peer)
+		}
+	}
 	return t, nil
 }
 
@@ -435,16 +442,27 @@ func PayAndActivate(ctx context.Context, c *Client, rail Rail, q *Quote, every t
 	if progress != nil {
 		progress(Progress{Stage: "paid", Tx: tx})
 	}
+	// Once the provider has activated the payment or refused it for good, it is settled: a later run
+	// for the same subscription pays a new quote instead of resuming this one.
+	settle := func() error {
+		if rs, ok := rail.(Resumable); ok {
+			return rs.Settle(context.WithoutCancel(ctx), tx)
+		}
+		return nil
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		r, err := c.Submit(ctx, tx, q)
 		if err == nil {
-			return tx, r, nil
+			return tx, r, settle()
 		}
 		var re *RemoteError
 		if !errors.As(err, &re) || !re.Retryable() {
 			if errors.As(err, &re) {
+				if re.Code == CodeRefused || re.Code == CodeMalformed {
+					return tx, Result{}, errors.Join(err, settle())
+				}
 				return tx, Result{}, err
 			}
 			// The provider is unreachable: keep trying; the payment is on its way regardless.

@@ -470,6 +470,27 @@ func TestExpiredQuote(t *testing.T) {
 	if _, err := w.verifier.Process(ctx, tx, enc); !errors.Is(err, ErrPaidLate) {
 		t.Fatalf("%v, want ErrPaidLate", err)
 	}
+	// A transaction the chain does not know: worth waiting for until NotFoundGrace after the expiry,
+	// then refused for good (the subscriber is not told to wait forever).
+	unknown := TxID{9, 9, 9}
+	w.verifier.Now = func() time.Time { return q.Expires.Add(NotFoundGrace - time.Second) }
+	if _, err := w.verifier.Process(ctx, unknown, enc); !errors.Is(err, ErrNotFound) || !Retryable(err) {
+		t.Fatalf("unknown tx within the grace: %v, want ErrNotFound (retryable)", err)
+	}
+	w.verifier.Now = func() time.Time { return q.Expires.Add(NotFoundGrace + time.Second) }
+	_, err = w.verifier.Process(ctx, unknown, enc)
+	if !errors.Is(err, ErrPaidLate) || Retryable(err) {
+		t.Fatalf("unknown tx after the grace: %v, want ErrPaidLate (final)", err)
+	}
+	svc, err := NewService(ServiceConfig{Rail: w.provider, Verifier: w.verifier, QuoteKey: w.quoteKey, Price: 1,
+		SubQuota: func(context.Context, SubID) (uint32, bool) { return 64, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *RemoteError
+	if _, err := svc.Submit(ctx, unknown, enc); !errors.As(err, &re) || re.Code != CodeRefused {
+		t.Fatalf("Submit of an unknown tx after the grace: %v, want a refusal", err)
+	}
 	if len(w.activ.calls) != 0 {
 		t.Fatal("activated")
 	}
@@ -624,5 +645,44 @@ func TestVerifierMetrics(t *testing.T) {
 	}
 	if n := len(w.verifier.Collectors()); n != 5 {
 		t.Fatalf("%d collectors", n)
+	}
+}
+
+// TestUnsettledResume: a payment sent and not settled is found again for its subscription (a re-run
+// resumes it rather than paying a new quote); settled, or for another subscription, it is not.
+func TestUnsettledResume(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxT(t)
+	if _, _, ok, err := w.payer.Unsettled(ctx, SubID{4}); ok || err != nil {
+		t.Fatalf("before paying: ok %v err %v", ok, err)
+	}
+	q, _ := w.quote(4, 1_000_000_000, time.Now().Add(time.Hour))
+	tx, err := w.payer.Pay(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gtx, ok, err := w.payer.Unsettled(ctx, SubID{4})
+	if err != nil || !ok || gtx != tx || got.Digest() != q.Digest() {
+		t.Fatalf("unsettled: %v %v %v, want tx %s and its quote", gtx, ok, err, tx)
+	}
+	if _, _, ok, _ := w.payer.Unsettled(ctx, SubID{5}); ok {
+		t.Fatal("another subscription's payment was offered for resumption")
+	}
+	// Resuming pays nothing new: Pay of the stored quote returns the stored transaction.
+	bal, _ := w.payer.Balance(ctx)
+	if again, err := w.payer.Pay(ctx, got); err != nil || again != tx {
+		t.Fatalf("resumed Pay: %s %v, want %s", again, err, tx)
+	}
+	w.mine(1)
+	// bal was read before either was mined: one payment costs the amount and gas, two twice the amount.
+	twice := new(big.Int).Mul(q.Amount.Wei(), big.NewInt(2))
+	if bal2, _ := w.payer.Balance(ctx); new(big.Int).Sub(bal, bal2).Cmp(twice) >= 0 {
+		t.Fatalf("balance fell by %s after the resumed Pay: paid twice", new(big.Int).Sub(bal, bal2))
+	}
+	if err := w.payer.Settle(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := w.payer.Unsettled(ctx, SubID{4}); ok {
+		t.Fatal("a settled payment was offered for resumption")
 	}
 }
