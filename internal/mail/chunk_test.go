@@ -461,12 +461,20 @@ func FuzzParseChunk(f *testing.F) {
 			// A Reassembler takes any parsed manifest without panicking.
 			var r Reassembler
 			r.AddManifest(alice, *mc.Manifest)
-		case mc.Inline != nil && mc.Manifest == nil:
+		case mc.Inline != nil && mc.Manifest == nil && mc.Blob == nil:
 			if !bytes.Equal(EncodeInline(mc.Inline), b) {
 				t.Fatalf("inline %x re-encodes differently", b)
 			}
+		case mc.Blob != nil && mc.Inline == nil && mc.Manifest == nil:
+			enc, err := EncodeBlob(mc.Blob.Ref, mc.Blob.Header)
+			if err != nil || !bytes.Equal(enc, b) {
+				t.Fatalf("blob content %x re-encodes to %x (%v)", b, enc, err)
+			}
+			if len(mc.Blob.Ref) == 0 || len(mc.Blob.Ref) > MaxBlobRef {
+				t.Fatalf("accepted a blob ref of %d bytes", len(mc.Blob.Ref))
+			}
 		default:
-			t.Fatalf("both or neither: %+v", mc)
+			t.Fatalf("not exactly one of inline, manifest and blob: %+v", mc)
 		}
 	})
 }
