@@ -632,3 +632,60 @@ func TestAttachmentLightUploadCountsAgainstQuota(t *testing.T) {
 			strings.Contains(sends[0].Error, "past its quota")
 	})
 }
+
+// TestAttachmentToSelfAndTwoRecipients: one large mail from alice to bob and carol, with herself in
+// Cc. It is sealed into one blob that every recipient fetches by the same ref; alice's own copy is
+// filed without asking her consent, and filing it does not drop the blob she serves: carol, off while
+// alice filed hers, fetches it from alice afterwards. All three copies are the submitted bytes.
+func TestAttachmentToSelfAndTwoRecipients(t *testing.T) {
+	nodes := startDevnet(t, tangle.DevNet, 3)
+	alice, bob, carol := nodes[0], nodes[1], nodes[2]
+	from := alice.Identity().Address().Mail()
+	for _, n := range []*Node{bob, carol} {
+		if err := n.Mailboxes().AddContact(context.Background(), "alice", from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	carolCfg := carol.cfg
+	carol.Close()
+	to := []string{bob.Identity().Address().Mail(), carol.Identity().Address().Mail(), from}
+	raw := attachMailBytes(from, to[0], "for the three of us", 2<<20)
+	want := sha256.Sum256(raw)
+	submit(t, alice, to, string(raw))
+	for _, n := range []*Node{alice, bob} {
+		waitFor(t, "the mail in an INBOX", 120*time.Second, func() bool {
+			return len(inboxMessages(t, n, store.RoleInbox)) == 1
+		})
+		if got := inboxMessages(t, n, store.RoleInbox); sha256.Sum256(got[0]) != want {
+			t.Fatalf("%s's copy differs from what alice submitted:\n%.300s", n.Identity().Address().Mail(), got[0])
+		}
+	}
+	// One blob for all recipients, still held by alice after her own copy was filed.
+	refs, _ := filepath.Glob(filepath.Join(alice.cfg.DataDir, BlobsDir, "out", "*.ref"))
+	if len(refs) != 1 {
+		t.Fatalf("alice sealed %d blobs, want one for all recipients", len(refs))
+	}
+	enc, err := os.ReadFile(refs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := blob.DecodeRef(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alice.blobs.st.Complete(ref.ID) {
+		t.Fatal("filing alice's own copy deleted the blob she serves to the other recipients")
+	}
+	// No chunk blocks: the envelope(s) and the receipt alice sends herself, never 2 MiB / 32 KiB.
+	if st := alice.Status().Outbox.Stats; st.Published-st.ReceiptsSent > 3 {
+		t.Fatalf("alice published %d blocks (%d receipts): chunks were sent", st.Published, st.ReceiptsSent)
+	}
+	carol = startNode(t, carolCfg)
+	carol.blobs.kick()
+	waitFor(t, "the mail in carol's INBOX", 120*time.Second, func() bool {
+		return len(inboxMessages(t, carol, store.RoleInbox)) == 1
+	})
+	if got := inboxMessages(t, carol, store.RoleInbox); sha256.Sum256(got[0]) != want {
+		t.Fatalf("carol's copy differs from what alice submitted:\n%.300s", got[0])
+	}
+}

@@ -406,6 +406,9 @@ func (b *blobSide) run(ctx context.Context) {
 // operator is there to consent. On a user's node, the user's own relay gateway (Config.RelayGateway,
 // recorded by the claim) counts: its large mail is the user's Internet mail.
 func (b *blobSide) isContact(ctx context.Context, sender identity.Address) bool {
+	if sender.Equal(b.n.id.Address()) {
+		return true // the user's own mail (to self, or Cc self)
+	}
 	if gw := b.n.cfg.RelayGateway; gw.Key != nil && sender.Equal(gw) {
 		return true
 	}
@@ -586,11 +589,29 @@ func (b *blobSide) file(ctx context.Context, p *pendingBlob, sender identity.Add
 		return fmt.Errorf("blob: filing the fetched message: %w", err)
 	}
 	os.Remove(b.pendingPath(p.ReplayKey))
-	b.st.Delete(ref.ID)
+	if !b.holds(ref) {
+		b.st.Delete(ref.ID)
+	}
 	b.mu.Lock()
 	delete(b.next, p.ReplayKey)
 	b.mu.Unlock()
 	return nil
+}
+
+// holds reports whether this node is one of ref's holders (its own large mail, a gateway's inbound
+// mail, a subscriber's upload to this provider): the blob is served to the other recipients until it
+// expires, so filing this node's copy must not delete it (the store prunes it at expiry).
+func (b *blobSide) holds(ref blob.Ref) bool {
+	if !b.served || b.n.net == nil {
+		return false
+	}
+	self := b.n.net.Host().ID()
+	for _, h := range ref.Holders {
+		if h.Peer == self {
+			return true
+		}
+	}
+	return false
 }
 
 // expire drops a pending blob mail whose blob can no longer be fetched, after telling the recipient
@@ -624,7 +645,7 @@ func (b *blobSide) expire(ctx context.Context, p *pendingBlob) {
 	b.mu.Lock()
 	delete(b.next, p.ReplayKey)
 	b.mu.Unlock()
-	if ref, err := blob.DecodeRef(p.Ref); err == nil {
+	if ref, err := blob.DecodeRef(p.Ref); err == nil && !b.holds(ref) {
 		b.st.Delete(ref.ID) // a partial fetch
 	}
 }
