@@ -102,7 +102,9 @@ func (n *Node) startGateway() error {
 		return err
 	}
 	s.http = &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-	n.goBackground("gateway MX", func() error { return g.ServeSMTP(s.mxLn) })
+	// The MX port is a front door too: the outbox's proof of work gives way while it serves a client.
+	act := n.frontActivity()
+	n.goBackground("gateway MX", func() error { return g.ServeSMTP(act.listener(s.mxLn)) })
 	n.goBackground("gateway claim API", func() error {
 		if err := s.http.Serve(s.claimLn); !errors.Is(err, http.ErrServerClosed) {
 			return err

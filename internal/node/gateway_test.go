@@ -83,8 +83,13 @@ func TestGatewayInbound(t *testing.T) {
 	if err := dkim.Sign(&signed, strings.NewReader(raw), &dkim.SignOptions{Domain: "sender.test", Selector: "sel", Signer: key}); err != nil {
 		t.Fatal(err)
 	}
+	before := gw.frontActivity().last.Load()
 	if err := sendMX(t, gw.GatewayMXAddr(), "bob@sender.test", []string{"alice@gw.test"}, signed.Bytes()); err != nil {
 		t.Fatal(err)
+	}
+	// An MX session is front-door activity: the proof of work sealing the mail gives way to it.
+	if gw.activity.last.Load() <= before {
+		t.Fatal("the MX session did not count as front-door activity")
 	}
 	waitFor(t, "the mail in alice's INBOX", 60*time.Second, func() bool {
 		return len(inboxMessages(t, alice, store.RoleInbox)) == 1
