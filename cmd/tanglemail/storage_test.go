@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -52,7 +51,16 @@ func TestStorageSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prov.Close()
-	_, qk, _ := ed25519.GenerateKey(rand.Reader)
+	// Quotes are signed with the provider's libp2p key (protocol.md §14.1).
+	srv, err := p2p.NewClientHost(ctx, p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawKey, err := srv.Host().Peerstore().PrivKey(srv.ID()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qk := ed25519.PrivateKey(rawKey)
 	pk, _ := crypto.GenerateKey()
 	payee := crypto.PubkeyToAddress(pk.PublicKey)
 	sp, err := node.StartStoragePayments(ctx, prov, node.StoragePaymentsConfig{DataDir: t.TempDir(), RPC: []string{chain.URL},
@@ -61,11 +69,7 @@ func TestStorageSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	srv, err := p2p.NewClientHost(ctx, p2p.WithClientListen("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	defer srv.Close() // before the payment service
 	srv.HandleStream(prov.Protocol(), prov.Serve)
 	srv.HandleStream(payment.Protocol(params.ID), sp.Service.Serve)
 
