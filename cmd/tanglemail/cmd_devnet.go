@@ -61,9 +61,12 @@ the DHT are off, nothing leaves this machine. Each node has the others as contac
 then runs until interrupted. Point two mail clients at two nodes and mail between them.
 
 With --light the first node (alice) is also a storage and public node (tanglemail node --storage
---public), and one more user runs as a light client through it (tanglemail light): no Tangle, its mail
-kept by alice's node while it is off. The command to run that light client again on its own (after you
-stop the devnet's copy, or to see mail it missed arrive) is printed with its settings.
+--public), and one more user runs as a light client through it: no Tangle, its mail kept by alice's
+node and pushed to it live. That light client runs inside this process, which holds its data directory
+(as it holds every node's) and stops it with alice's node, so "tanglemail light" cannot take it over.
+To try a light client of your own (stop it and start it again to see mail that came meanwhile), issue
+a grant on alice while the devnet runs and start one in a new data directory; both commands are
+printed with the light client's settings.
 
 With --chain (the default) it also runs an EVM dev chain in-process (go-ethereum's simulated backend,
 chain id 1337, a block a second) served over JSON-RPC on 127.0.0.1, and gives every node a payment
@@ -82,7 +85,7 @@ the light client's "provider".`,
 			fs.IntVar(&f.nodes, "nodes", 3, "number of nodes (1.."+fmt.Sprint(len(devnetNames))+")")
 			fs.BoolVar(&f.json, "json", false, "print one JSON object per node once all are ready")
 			fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-			fs.BoolVar(&f.light, "light", false, "make the first node a storage/public node and start one more user as a light client through it")
+			fs.BoolVar(&f.light, "light", false, "make the first node a storage/public node and run one more user as a light client through it, in this process")
 			fs.BoolVar(&f.chain, "chain", true, "run an in-process EVM dev chain with a funded payment wallet per node")
 			return f
 		},
@@ -227,8 +230,11 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		case "storage":
 			fmt.Fprintf(env.stdout, "       storage and public node at %s\n", providerAddr)
 		case "light":
-			fmt.Fprintf(env.stdout, "       light client (no Tangle) through %s's storage node; to run it on its own later (with devnet --dir, so its data stays):\n"+
-				"       tanglemail light --network tanglemail-dev --data-dir %s --provider %s\n", devnetNames[0], d.DataDir, providerAddr)
+			fmt.Fprintf(env.stdout, "       light client (no Tangle) through %s's storage node, run by this devnet, which holds %s until it stops;\n"+
+				"       a light client of your own through %s, while the devnet runs:\n"+
+				"       tanglemail storage grant --data-dir %s --mib 16 --days 7\n"+
+				"       tanglemail light --network tanglemail-dev --data-dir <a new directory> --provider %s --grant <its token>\n",
+				devnetNames[0], d.DataDir, devnetNames[0], dirs[0], providerAddr)
 		}
 		if d.Wallet != "" {
 			fmt.Fprintf(env.stdout, "       wallet %s (1000 IOTA on the dev chain)\n", d.Wallet)

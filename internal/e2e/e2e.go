@@ -1,5 +1,5 @@
-// Package e2e owns end-to-end encryption of a user's Internet mail with OpenPGP users (issue 14 item
-// 3; docs/protocol.md §16): what the node does to outgoing Internet mail before it reaches the gateway,
+// Package e2e owns end-to-end encryption of a user's Internet mail with OpenPGP users (docs/protocol.md
+// §16): what the node does to outgoing Internet mail before it reaches the gateway,
 // and to inbound Internet mail before it is filed. It sits in the services layer, beside the gateway:
 // it uses internal/pgp (keys, PGP/MIME, Autocrypt), internal/pgp/wkd (Web Key Directory) and
 // internal/sqlitedb (the peer-key table), and nothing above them.

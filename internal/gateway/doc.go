@@ -1,7 +1,8 @@
-// Package gateway is the inbound half of the bridge to Internet mail (issue 14, docs/protocol.md §15):
-// a node that is the MX of a DNS domain accepts mail for addresses that tanglemail users have claimed,
-// checks it (SPF, DKIM, DMARC), seals it to the claiming user in memory and queues the sealed envelope in
-// the node's outbox, which publishes it like any mail. It owns:
+// Package gateway is the bridge to Internet mail, both ways (docs/protocol.md §15). Inbound, a node
+// that is the MX of a DNS domain accepts mail for addresses that tanglemail users have claimed, checks
+// it (SPF, DKIM, DMARC), seals it to the claiming user in memory and queues the sealed envelope in the
+// node's outbox, which publishes it like any mail. Outbound, it relays the relay messages of claimants
+// to Internet recipients (§15.4). It owns:
 //
 //   - claims (claim.go, claims.go): the signed claim request (protocol.md §15.1), its decoder, and the
 //     durable claim table in gateway.db (SQLite via sqlitedb, synchronous=FULL). Policy (open or an
@@ -35,6 +36,8 @@
 //
 // The MX's per-IP connection counts are guarded by one mutex; the claim table by SQLite (one writer
 // connection). Each SMTP session is handled by its own goroutine (go-smtp) and shares nothing else.
+// The relay queue is SQLite with one writer connection too; the relay's delivery loop (Relay.Run) is
+// one goroutine, and its counters sit behind their own mutex.
 //
 // # Logs
 //

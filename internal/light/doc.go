@@ -1,4 +1,4 @@
-// Package light is the light client's link to its storage providers (issue 9, protocol.md §12): it keeps
+// Package light is the light client's link to its storage providers (protocol.md §12): it keeps
 // no Tangle, receives the blocks of its route-tag prefix from one or more providers (live while
 // connected, stored while it was away), hands them to the inbox to trial-open and file, and hands the
 // blocks the outbox builds to a provider to publish.

@@ -1,5 +1,5 @@
 // Package payment owns paying storage providers in IOTA tokens and checking such payments on chain
-// (docs/protocol.md §14; issue 10). It is a service-layer package: it imports no other service or
+// (docs/protocol.md §14). It is a service-layer package: it imports no other service or
 // engine; internal/node wires it to the storage provider's Activate seam.
 //
 // # Pieces

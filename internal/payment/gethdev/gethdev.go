@@ -1,7 +1,7 @@
 // Package gethdev runs a real `geth --dev --dev.period 1` JSON-RPC server on 127.0.0.1 for the
-// payment end-to-end tests (issue 10: "the end-to-end test runs a real geth --dev"): package payment's
-// TestGethDevPayment and package node's TestGethDevLightAfterPayment share it. It is test support
-// only; nothing in the node imports it.
+// payment end-to-end tests, which run against a real geth rather than an in-process simulated chain:
+// package payment's TestGethDevPayment (and BenchmarkGethSubscribeToActive) and package node's
+// TestGethDevLightAfterPayment share it. It is test support only; nothing in the node imports it.
 //
 // geth is found on PATH or in $(go env GOPATH)/bin, where .ci/run installs the go.mod version. Without
 // it a test is skipped with the command to install it, except under CI=true, where it fails. The
