@@ -163,6 +163,19 @@ func (c *apiClient) call(ctx context.Context, method, path string, in, out any) 
 	return nil
 }
 
+// callAPI is the one call of a command that makes a single request of the node running on dataDir:
+// it finds the node (an error that says how to start it if none runs there), authenticates, sends in as
+// JSON (if not nil) and decodes the answer into out (if not nil), within the command's context.
+func callAPI(env *cmdEnv, dataDir, method, path string, in, out any) error {
+	client, err := newAPIClient(env, dataDir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.context()
+	defer cancel()
+	return client.call(ctx, method, path, in, out)
+}
+
 // raw makes a GET request and returns the answer's body unchanged.
 func (c *apiClient) raw(ctx context.Context, path string) ([]byte, error) {
 	req, base, err := c.newRequest(ctx, http.MethodGet, path, nil)

@@ -43,14 +43,8 @@ The node must be running: start it with "tanglemail".`,
 			if len(args) > 0 {
 				return usageError{"invite takes no arguments (a suggested name goes in --name)"}
 			}
-			c, err := newAPIClient(env, f.dataDir)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := env.context()
-			defer cancel()
 			var inv api.Invite
-			if err := c.call(ctx, http.MethodGet, "/api/invite?name="+url.QueryEscape(f.name), nil, &inv); err != nil {
+			if err := callAPI(env, f.dataDir, http.MethodGet, "/api/invite?name="+url.QueryEscape(f.name), nil, &inv); err != nil {
 				return err
 			}
 			if f.json {
@@ -121,14 +115,8 @@ The node must be running: start it with "tanglemail".`,
 				}
 				return err
 			}
-			c, err := newAPIClient(env, f.dataDir)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := env.context()
-			defer cancel()
 			var res api.Joined
-			err = c.call(ctx, http.MethodPost, "/api/join", api.Join{Invite: args[0], Petname: f.petname}, &res)
+			err := callAPI(env, f.dataDir, http.MethodPost, "/api/join", api.Join{Invite: args[0], Petname: f.petname}, &res)
 			if apiStatus(err) == http.StatusConflict {
 				return fmt.Errorf("%w\n(the peers are connected; choose another petname: tanglemail join '<invite>' <petname>)", err)
 			}

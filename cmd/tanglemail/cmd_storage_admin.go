@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/tanglemail/tanglemail/internal/api"
 )
@@ -26,19 +28,12 @@ func runStorageGrant(env *cmdEnv, f *apiFlags, mib, days uint) error {
 	if mib == 0 || days == 0 || mib > 1<<20 || days > 3650 {
 		return usageError{"grant needs --mib 1..1048576 and --days 1..3650"}
 	}
-	client, err := newAPIClient(env, f.dataDir)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.context()
-	defer cancel()
 	var g api.StorageGrant
-	if err := client.call(ctx, "POST", "/api/storage/grants", api.StorageGrantRequest{QuotaMiB: uint32(mib), Days: uint32(days)}, &g); err != nil {
+	if err := callAPI(env, f.dataDir, http.MethodPost, "/api/storage/grants", api.StorageGrantRequest{QuotaMiB: uint32(mib), Days: uint32(days)}, &g); err != nil {
 		return err
 	}
 	if f.json {
-		fmt.Fprintf(env.stdout, "{\"token\": %q, \"quota_mib\": %d, \"days\": %d, \"provider\": %q}\n", g.Token, g.QuotaMiB, g.Days, g.Provider)
-		return nil
+		return json.NewEncoder(env.stdout).Encode(g)
 	}
 	fmt.Fprintf(env.stdout, "Grant for one subscription of %d MiB for %d days (shown only once):\n  %s\n", g.QuotaMiB, g.Days, g.Token)
 	if g.Provider != "" {

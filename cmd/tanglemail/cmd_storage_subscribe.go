@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/storage/wire"
@@ -122,7 +123,15 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 	return nil
 }
 
-// heldJSON is one line of "storage subscriptions --json".
+// subscriptionsJSON is the output of "storage subscriptions --json" (a format of the CLI's own): the
+// subscriptions the data directory holds, and the wallet, of which only the address and the balance
+// (balance_wei, balance) are set, with --rpc ({} without).
+type subscriptionsJSON struct {
+	Subscriptions []heldJSON `json:"subscriptions"`
+	Wallet        api.Wallet `json:"wallet"`
+}
+
+// heldJSON is one subscription of "storage subscriptions --json".
 type heldJSON struct {
 	Provider   string `json:"provider"`
 	ID         string `json:"id"`
@@ -149,11 +158,7 @@ func runSubscriptions(env *cmdEnv, f *subscribeFlags, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	var wallet struct {
-		Address string `json:"address,omitempty"`
-		Balance string `json:"balance_wei,omitempty"`
-		IOTA    string `json:"balance,omitempty"`
-	}
+	var wallet api.Wallet
 	if f.rpc != "" {
 		key, _, err := f.wallet(env)
 		if err != nil {
@@ -168,7 +173,7 @@ func runSubscriptions(env *cmdEnv, f *subscribeFlags, asJSON bool) error {
 		if err != nil {
 			return fmt.Errorf("the wallet's balance: %w", err)
 		}
-		wallet.Address, wallet.Balance, wallet.IOTA = payment.AddressOf(key).Hex(), bal.String(), payment.FormatIOTA(bal)
+		wallet.Address, wallet.BalanceWei, wallet.Balance = payment.AddressOf(key).Hex(), bal.String(), payment.FormatIOTA(bal)
 	}
 	out := make([]heldJSON, 0, len(held))
 	for _, h := range held {
@@ -184,12 +189,15 @@ func runSubscriptions(env *cmdEnv, f *subscribeFlags, asJSON bool) error {
 		out = append(out, j)
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(map[string]any{"subscriptions": out, "wallet": wallet}, "", "  ")
-		fmt.Fprintln(env.stdout, string(b))
-		return nil
+		b, err := json.MarshalIndent(subscriptionsJSON{Subscriptions: out, Wallet: wallet}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(env.stdout, string(b))
+		return err
 	}
 	if wallet.Address != "" {
-		fmt.Fprintf(env.stdout, "wallet %s: %s\n", wallet.Address, wallet.IOTA)
+		fmt.Fprintf(env.stdout, "wallet %s: %s\n", wallet.Address, wallet.Balance)
 	}
 	for i, j := range out {
 		h := held[i]

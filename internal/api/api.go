@@ -24,9 +24,15 @@ type Error struct {
 	Error string `json:"error"`
 }
 
-// Login is the body of POST /api/login.
+// Login is the body of POST /api/login as a client sends it: the node's password.
 type Login struct {
 	Password string `json:"password"`
+}
+
+// LoginRequest is the body of POST /api/login as the server reads it: Login, with a missing password
+// (400: the body has the wrong shape) told from a wrong or empty one (401).
+type LoginRequest struct {
+	Password *string `json:"password"`
 }
 
 // Me is GET /api/me, and the data of the event stream's hello event.
@@ -223,10 +229,18 @@ type OutboxRecipient struct {
 	Error   string `json:"error"`
 }
 
-// Contact is an address-book entry; the body of POST /api/contacts and its answer.
+// Contact is an address-book entry: an element of Contacts, and the answer of POST /api/contacts. A
+// client sends it as that request's body too; the server reads the body as AddContact.
 type Contact struct {
 	Petname string `json:"petname"`
 	Address string `json:"address"`
+}
+
+// AddContact is the body of POST /api/contacts as the server reads it: Contact, with missing fields
+// told from empty ones.
+type AddContact struct {
+	Petname *string `json:"petname"`
+	Address *string `json:"address"`
 }
 
 // Contacts is GET /api/contacts, sorted by petname.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 )
 
@@ -162,9 +163,7 @@ func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token 
 
 // handleLogin is POST /api/login: {"password": "…"} → 204 and a session cookie.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Password *string `json:"password"`
-	}
+	var req api.LoginRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/testclock"
 )
 
 // login signs in and returns the session token from the Set-Cookie answer.
 func (e *env) login() (string, *http.Cookie) {
 	e.t.Helper()
-	r := e.call("POST", "/api/login", map[string]string{"password": testPassword}, noAuth).mustCode(e.t, 204)
+	r := e.call("POST", "/api/login", api.Login{Password: testPassword}, noAuth).mustCode(e.t, 204)
 	for _, c := range (&http.Response{Header: r.hdr}).Cookies() {
 		if c.Name == sessionCookie {
 			return c.Value, c
@@ -169,7 +170,7 @@ func TestSessionLimit(t *testing.T) {
 func TestCookieChanges(t *testing.T) {
 	e := newEnv(t)
 	token, _ := e.login()
-	body := map[string]string{"petname": "x", "address": newAddress(t)}
+	body := api.Contact{Petname: "x", Address: newAddress(t)}
 	cases := []struct {
 		name string
 		opts []reqOpt

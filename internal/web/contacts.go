@@ -26,10 +26,7 @@ func (s *Server) handleContacts(w http.ResponseWriter, r *http.Request) {
 
 // handleAddContact is POST /api/contacts: {"petname", "address"} → 201.
 func (s *Server) handleAddContact(w http.ResponseWriter, r *http.Request) {
-	var req struct { // api.Contact, with missing fields told from empty ones
-		Petname *string `json:"petname"`
-		Address *string `json:"address"`
-	}
+	var req api.AddContact
 	if !decodeJSON(w, r, &req) {
 		return
 	}

@@ -641,7 +641,7 @@ func TestContacts(t *testing.T) {
 			}
 		})
 	}
-	e.call("POST", "/api/contacts", map[string]string{"petname": "alice", "address": carol}).mustCode(t, 201)
+	e.call("POST", "/api/contacts", api.Contact{Petname: "alice", Address: carol}).mustCode(t, 201)
 	var got struct {
 		Contacts []api.Contact `json:"contacts"`
 	}

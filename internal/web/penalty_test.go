@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/api"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 )
 
@@ -17,10 +18,10 @@ func TestLoginPenalty(t *testing.T) {
 	basic := func(pass string) reqOpt {
 		return func(r *http.Request) { r.SetBasicAuth("anyone", pass) }
 	}
-	e.call("POST", "/api/login", map[string]string{"password": "nope1"}, noAuth).mustCode(t, 401)
+	e.call("POST", "/api/login", api.Login{Password: "nope1"}, noAuth).mustCode(t, 401)
 	e.call("GET", "/api/me", nil, withHeader("Authorization", "Bearer nope2")).mustCode(t, 401)
 	e.call("GET", "/api/me", nil, noAuth, basic("nope3")).mustCode(t, 401)
-	e.call("POST", "/api/login", map[string]string{"password": "nope4"}, noAuth).mustCode(t, 401)
+	e.call("POST", "/api/login", api.Login{Password: "nope4"}, noAuth).mustCode(t, 401)
 	e.call("GET", "/api/me", nil, withHeader("Authorization", "Bearer nope5")).mustCode(t, 401)
 	if got := clk.Sleeps(); !slices.Equal(got, penaltytest.Growing) {
 		t.Fatalf("waits %v, want %v", got, penaltytest.Growing)
@@ -30,7 +31,7 @@ func TestLoginPenalty(t *testing.T) {
 	if got := clk.Sleeps(); len(got) != 5 || got[4] != 15*time.Second {
 		t.Fatalf("right password's wait: %v", got)
 	}
-	e.call("POST", "/api/login", map[string]string{"password": testPassword}, noAuth).mustCode(t, 204)
+	e.call("POST", "/api/login", api.Login{Password: testPassword}, noAuth).mustCode(t, 204)
 	if got := clk.Sleeps(); len(got) != 5 {
 		t.Fatalf("waited after a success: %v", got)
 	}

@@ -269,8 +269,8 @@ func TestNoSecretsInLog(t *testing.T) {
 			s.log = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
 	})
-	e.call("POST", "/api/login", map[string]string{"password": "wrong-guess-xyz"}, noAuth).mustCode(t, 401)
-	e.call("POST", "/api/login", map[string]string{"password": testPassword}, noAuth).mustCode(t, 204)
+	e.call("POST", "/api/login", api.Login{Password: "wrong-guess-xyz"}, noAuth).mustCode(t, 401)
+	e.call("POST", "/api/login", api.Login{Password: testPassword}, noAuth).mustCode(t, 204)
 	e.call("POST", "/api/messages", map[string]any{"to": []string{newAddress(t)}, "subject": "secret subject",
 		"text": "secret body"}).mustCode(t, 202)
 	log := logBuf.String()
