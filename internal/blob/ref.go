@@ -7,6 +7,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/tanglemail/tanglemail/internal/wirebuf"
 )
 
 // Bounds of a Ref's encoding (§13.2).
@@ -82,54 +84,54 @@ func (r Ref) Encode() ([]byte, error) {
 
 // DecodeRef parses a Ref, rejecting every bound violation and trailing bytes with an error.
 func DecodeRef(b []byte) (Ref, error) {
-	d := decoder{b: b}
-	if v := d.byte(); v != refVersion {
+	d := wirebuf.NewReader(b, errShort)
+	if v := d.U8(); v != refVersion {
 		return Ref{}, fmt.Errorf("blob: ref version %d", v)
 	}
 	var r Ref
-	copy(r.ID[:], d.bytes(32))
-	r.Size = d.u64()
-	copy(r.Key[:], d.bytes(32))
-	if d.err != nil {
-		return Ref{}, d.err
+	copy(r.ID[:], d.Take(32))
+	r.Size = d.U64()
+	copy(r.Key[:], d.Take(32))
+	if d.Err() != nil {
+		return Ref{}, d.Err()
 	}
 	if r.Size > MaxSize {
 		return Ref{}, ErrTooLarge
 	}
-	n := int(d.byte())
+	n := int(d.U8())
 	if n > MaxHolders {
 		return Ref{}, fmt.Errorf("blob: %d holders, at most %d", n, MaxHolders)
 	}
 	for range n {
-		flags := d.byte()
+		flags := d.U8()
 		if flags&^holderFlagSender != 0 {
 			return Ref{}, fmt.Errorf("blob: unknown holder flags %#x", flags)
 		}
-		l := int(d.byte())
-		if d.err == nil && (l == 0 || l > maxPeerIDLen) {
+		l := int(d.U8())
+		if d.Err() == nil && (l == 0 || l > maxPeerIDLen) {
 			return Ref{}, errors.New("blob: holder peer id length out of bounds")
 		}
-		pidb := d.bytes(l)
-		if d.err != nil {
-			return Ref{}, d.err
+		pidb := d.Take(l)
+		if d.Err() != nil {
+			return Ref{}, d.Err()
 		}
 		pid, err := peer.IDFromBytes(pidb)
 		if err != nil {
 			return Ref{}, fmt.Errorf("blob: holder peer id: %w", err)
 		}
 		h := Holder{Peer: pid, Sender: flags&holderFlagSender != 0}
-		na := int(d.byte())
+		na := int(d.U8())
 		if na > MaxHolderAddrs {
 			return Ref{}, fmt.Errorf("blob: %d addresses, at most %d", na, MaxHolderAddrs)
 		}
 		for range na {
-			al := int(d.u16())
-			if d.err == nil && (al == 0 || al > maxAddrLen) {
+			al := int(d.U16())
+			if d.Err() == nil && (al == 0 || al > maxAddrLen) {
 				return Ref{}, errors.New("blob: holder address length out of bounds")
 			}
-			ab := d.bytes(al)
-			if d.err != nil {
-				return Ref{}, d.err
+			ab := d.Take(al)
+			if d.Err() != nil {
+				return Ref{}, d.Err()
 			}
 			a, err := ma.NewMultiaddrBytes(ab)
 			if err != nil {
@@ -139,56 +141,13 @@ func DecodeRef(b []byte) (Ref, error) {
 		}
 		r.Holders = append(r.Holders, h)
 	}
-	if d.err != nil {
-		return Ref{}, d.err
+	if d.Err() != nil {
+		return Ref{}, d.Err()
 	}
-	if len(d.b) != 0 {
+	if d.Len() != 0 {
 		return Ref{}, errors.New("blob: trailing bytes after ref")
 	}
 	return r, nil
 }
 
 var errShort = errors.New("blob: truncated")
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) bytes(n int) []byte {
-	if d.err != nil || len(d.b) < n {
-		d.err = errShort
-		return nil
-	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
-}
-
-func (d *decoder) byte() byte {
-	if b := d.bytes(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (d *decoder) u16() uint16 {
-	if b := d.bytes(2); b != nil {
-		return binary.LittleEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (d *decoder) u32() uint32 {
-	if b := d.bytes(4); b != nil {
-		return binary.LittleEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (d *decoder) u64() uint64 {
-	if b := d.bytes(8); b != nil {
-		return binary.LittleEndian.Uint64(b)
-	}
-	return 0
-}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/wirebuf"
 )
 
 // Messages of the request/response protocol /tanglemail/<NID hex>/blocks/1 (see the package doc and
@@ -146,158 +147,105 @@ func decodeMessage(body []byte) (*message, error) {
 		return nil, wireErr("empty body")
 	}
 	m := &message{Type: body[0]}
-	r := reader{b: body[1:]}
+	r := wirebuf.NewReader(body[1:], errTruncated)
 	switch m.Type {
 	case msgGetBlocks:
-		n := int(r.u16())
+		n := int(r.U16())
 		if n == 0 || n > wireMaxIDsPerGet {
 			return nil, wireErr("get-blocks with %d ids", n)
 		}
-		m.IDs = make([]tangle.ID, 0, min(n, r.remaining()/tangle.IDSize))
+		m.IDs = make([]tangle.ID, 0, min(n, r.Len()/tangle.IDSize))
 		for range n {
-			m.IDs = append(m.IDs, r.id())
+			m.IDs = append(m.IDs, readID(r))
 		}
 	case msgBlocks:
-		n := int(r.u16())
-		m.Blocks = make([][]byte, 0, min(n, r.remaining()/(4+tangle.MinBlockSize)))
+		n := int(r.U16())
+		m.Blocks = make([][]byte, 0, min(n, r.Len()/(4+tangle.MinBlockSize)))
 		for range n {
-			l := int(r.u32())
+			l := int(r.U32())
 			if l > tangle.MaxBlockSize {
 				return nil, wireErr("block of %d bytes", l)
 			}
-			m.Blocks = append(m.Blocks, r.bytes(l))
-			if r.err != nil {
+			m.Blocks = append(m.Blocks, r.Copy(l))
+			if r.Err() != nil {
 				break
 			}
 		}
 	case msgGetIDs:
-		m.Shard = r.u32()
-		m.Since = int64(r.u64())
-		m.After.Time = int64(r.u64())
-		m.After.ID = r.id()
-		m.Limit = int(r.u16())
-		if r.err == nil && (m.Limit == 0 || m.Limit > wireMaxIDsPerPage) {
+		m.Shard = r.U32()
+		m.Since = int64(r.U64())
+		m.After.Time = int64(r.U64())
+		m.After.ID = readID(r)
+		m.Limit = int(r.U16())
+		if r.Err() == nil && (m.Limit == 0 || m.Limit > wireMaxIDsPerPage) {
 			return nil, wireErr("get-ids limit %d", m.Limit)
 		}
 	case msgIDs:
-		more := r.u8()
-		if r.err == nil && more > 1 {
+		more := r.U8()
+		if r.Err() == nil && more > 1 {
 			return nil, wireErr("more flag %d", more)
 		}
 		m.More = more == 1
-		n := int(r.u16())
+		n := int(r.U16())
 		if n > wireMaxIDsPerPage {
 			return nil, wireErr("ids page of %d", n)
 		}
-		m.Items = make([]cursor, 0, min(n, r.remaining()/(8+tangle.IDSize)))
+		m.Items = make([]cursor, 0, min(n, r.Len()/(8+tangle.IDSize)))
 		for range n {
 			var c cursor
-			c.Time = int64(r.u64())
-			c.ID = r.id()
+			c.Time = int64(r.U64())
+			c.ID = readID(r)
 			m.Items = append(m.Items, c)
 		}
 	case msgAnnounce:
-		m.Shard = r.u32()
-		m.Since = int64(r.u64())
+		m.Shard = r.U32()
+		m.Since = int64(r.U64())
 	case msgGetDigest:
-		m.Shard = r.u32()
-		m.Since = int64(r.u64())
-		m.Slot = int64(r.u32())
-		n := int(r.u16())
-		if r.err == nil && (n == 0 || n > wireMaxSlots || m.Slot == 0) {
+		m.Shard = r.U32()
+		m.Since = int64(r.U64())
+		m.Slot = int64(r.U32())
+		n := int(r.U16())
+		if r.Err() == nil && (n == 0 || n > wireMaxSlots || m.Slot == 0) {
 			return nil, wireErr("get-digest of %d slots of %d ms", n, m.Slot)
 		}
-		if r.err == nil {
+		if r.Err() == nil {
 			m.Digest = make([]digest, n)
 		}
 	case msgDigest:
-		n := int(r.u16())
+		n := int(r.U16())
 		if n > wireMaxSlots {
 			return nil, wireErr("%d digests", n)
 		}
-		m.Digest = make([]digest, 0, min(n, r.remaining()/(4+tangle.IDSize)))
+		m.Digest = make([]digest, 0, min(n, r.Len()/(4+tangle.IDSize)))
 		for range n {
 			var d digest
-			d.N = r.u32()
-			d.XOR = r.id()
+			d.N = r.U32()
+			d.XOR = readID(r)
 			m.Digest = append(m.Digest, d)
 		}
 	case msgOK:
 	case msgError:
-		m.Code = r.u8()
+		m.Code = r.U8()
 	default:
 		return nil, wireErr("unknown message type 0x%02x", m.Type)
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
-	if r.remaining() != 0 {
-		return nil, wireErr("%d trailing bytes", r.remaining())
+	if r.Len() != 0 {
+		return nil, wireErr("%d trailing bytes", r.Len())
 	}
 	return m, nil
 }
 
-// reader consumes a byte slice; the first short read sets err and later reads return zero values.
-type reader struct {
-	b   []byte
-	err error
-}
+// errTruncated is the error of a read past the end of a frame body.
+var errTruncated = wireErr("truncated")
 
-func (r *reader) remaining() int { return len(r.b) }
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.err = wireErr("truncated")
-		return nil
-	}
-	out := r.b[:n:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u8() byte {
-	if b := r.take(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if b := r.take(2); b != nil {
-		return binary.LittleEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if b := r.take(4); b != nil {
-		return binary.LittleEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if b := r.take(8); b != nil {
-		return binary.LittleEndian.Uint64(b)
-	}
-	return 0
-}
-
-func (r *reader) id() tangle.ID {
+// readID reads a block id.
+func readID(r *wirebuf.Reader) tangle.ID {
 	var id tangle.ID
-	copy(id[:], r.take(tangle.IDSize))
+	copy(id[:], r.Take(tangle.IDSize))
 	return id
-}
-
-func (r *reader) bytes(n int) []byte {
-	b := r.take(n)
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
 }
 
 // writeFrame writes one frame.

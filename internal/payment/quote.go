@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tanglemail/tanglemail/internal/wirebuf"
 )
 
 // SubID is a storage subscription id (the storage protocol's wire.SubID, protocol.md §12).
@@ -177,27 +179,27 @@ func DecodeQuote(b []byte) (*Quote, error) {
 	if len(b) > MaxQuoteLen {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformedQuote, len(b))
 	}
-	r := reader{b: b}
-	if v := r.u8(); v != quoteVersion {
-		if r.err != nil {
+	r := wirebuf.NewReader(b, ErrMalformedQuote)
+	if v := r.U8(); v != quoteVersion {
+		if r.Err() != nil {
 			return nil, fmt.Errorf("%w: empty", ErrMalformedQuote)
 		}
 		return nil, fmt.Errorf("%w: version %d (this program reads %d)", ErrMalformedQuote, v, quoteVersion)
 	}
-	q := &Quote{Rail: RailKind(r.u8()), ChainID: r.u64()}
-	copy(q.Sub[:], r.take(16))
-	q.Address = bytes.Clone(r.take(int(r.u8())))
-	q.Amount = Nanos(r.u64())
-	q.MiB = r.u32()
-	q.Days = r.u32()
-	exp := r.u64()
-	q.Signer = bytes.Clone(r.take(ed25519.PublicKeySize))
-	q.Sig = bytes.Clone(r.take(ed25519.SignatureSize))
-	if r.err != nil {
+	q := &Quote{Rail: RailKind(r.U8()), ChainID: r.U64()}
+	copy(q.Sub[:], r.Take(16))
+	q.Address = bytes.Clone(r.Take(int(r.U8())))
+	q.Amount = Nanos(r.U64())
+	q.MiB = r.U32()
+	q.Days = r.U32()
+	exp := r.U64()
+	q.Signer = bytes.Clone(r.Take(ed25519.PublicKeySize))
+	q.Sig = bytes.Clone(r.Take(ed25519.SignatureSize))
+	if r.Err() != nil {
 		return nil, fmt.Errorf("%w: truncated", ErrMalformedQuote)
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformedQuote, len(r.b))
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformedQuote, r.Len())
 	}
 	if exp == 0 || exp > math.MaxInt64/2 {
 		return nil, fmt.Errorf("%w: expiry %d", ErrMalformedQuote, exp)
@@ -244,45 +246,6 @@ func (q *Quote) Calldata() []byte {
 	out = append(out, CalldataMagic[:]...)
 	out = append(out, q.Sub[:]...)
 	return append(out, d[:16]...)
-}
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil || n > len(r.b) {
-		r.err = ErrMalformedQuote
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u8() uint8 {
-	b := r.take(1)
-	if b == nil {
-		return 0
-	}
-	return b[0]
-}
-
-func (r *reader) u32() uint32 {
-	b := r.take(4)
-	if b == nil {
-		return 0
-	}
-	return binary.LittleEndian.Uint32(b)
-}
-
-func (r *reader) u64() uint64 {
-	b := r.take(8)
-	if b == nil {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b)
 }
 
 // ParseIOTA parses a decimal amount of IOTA ("1.5", "0.000001") into nano-IOTA; at most 9 decimals.

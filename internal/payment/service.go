@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/tanglemail/tanglemail/internal/p2p"
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/wirebuf"
 )
 
 // Protocol is the payment stream protocol of network netID (protocol.md §14.5).
@@ -111,12 +112,12 @@ func encodeTerms(t Terms) []byte {
 }
 
 func decodeTerms(body []byte) (Terms, error) {
-	r := reader{b: body}
-	t := Terms{Rail: RailKind(r.u8()), ChainID: r.u64(), PricePerMiB: Nanos(r.u64())}
-	t.Address = bytes.Clone(r.take(int(r.u8())))
-	t.Confirmations = r.u32()
-	t.QuoteKey = bytes.Clone(r.take(ed25519.PublicKeySize))
-	if r.err != nil || len(r.b) != 0 || len(t.Address) == 0 || len(t.Address) > maxAddrLen {
+	r := wirebuf.NewReader(body, ErrMalformedFrame)
+	t := Terms{Rail: RailKind(r.U8()), ChainID: r.U64(), PricePerMiB: Nanos(r.U64())}
+	t.Address = bytes.Clone(r.Take(int(r.U8())))
+	t.Confirmations = r.U32()
+	t.QuoteKey = bytes.Clone(r.Take(ed25519.PublicKeySize))
+	if r.Err() != nil || r.Len() != 0 || len(t.Address) == 0 || len(t.Address) > maxAddrLen {
 		return Terms{}, fmt.Errorf("%w: terms", ErrMalformedFrame)
 	}
 	return t, nil
@@ -133,11 +134,11 @@ func encodeResult(r Result) []byte {
 }
 
 func decodeResult(body []byte) (Result, error) {
-	r := reader{b: body}
-	a := r.u8()
-	res := Result{Active: a == 1, Confirmations: r.u32(), Needed: r.u32()}
-	until := r.u64()
-	if r.err != nil || len(r.b) != 0 || a > 1 || until > 1<<40 {
+	r := wirebuf.NewReader(body, ErrMalformedFrame)
+	a := r.U8()
+	res := Result{Active: a == 1, Confirmations: r.U32(), Needed: r.U32()}
+	until := r.U64()
+	if r.Err() != nil || r.Len() != 0 || a > 1 || until > 1<<40 {
 		return Result{}, fmt.Errorf("%w: result", ErrMalformedFrame)
 	}
 	res.PaidUntil = time.Unix(int64(until), 0).UTC()

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tanglemail/tanglemail/internal/tangle"
+	"github.com/tanglemail/tanglemail/internal/wirebuf"
 )
 
 // Bounds of protocol.md §12.1.
@@ -400,61 +401,8 @@ func ReadMsgLimit(r io.Reader, limit uint32) (Msg, error) {
 	return Decode(buf)
 }
 
-// reader is a bounds-checked cursor over a body.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.err = malformed("truncated")
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u8() byte {
-	v := r.take(1)
-	if v == nil {
-		return 0
-	}
-	return v[0]
-}
-
-func (r *reader) u16() uint16 {
-	v := r.take(2)
-	if v == nil {
-		return 0
-	}
-	return le.Uint16(v)
-}
-
-func (r *reader) u32() uint32 {
-	v := r.take(4)
-	if v == nil {
-		return 0
-	}
-	return le.Uint32(v)
-}
-
-func (r *reader) u64() uint64 {
-	v := r.take(8)
-	if v == nil {
-		return 0
-	}
-	return le.Uint64(v)
-}
-
-func (r *reader) rest() []byte {
-	v := r.take(len(r.b))
-	return append([]byte(nil), v...)
-}
+// errTruncated is the error of a read past the end of a frame body.
+var errTruncated = malformed("truncated")
 
 // Decode decodes one frame without its length: type ‖ body. Trailing bytes, unknown types and values
 // out of range are errors wrapping ErrMalformed.
@@ -465,46 +413,46 @@ func Decode(frame []byte) (Msg, error) {
 	if len(frame)-1 > MaxBody {
 		return nil, malformed("frame body of %d bytes", len(frame)-1)
 	}
-	r := &reader{b: frame[1:]}
+	r := wirebuf.NewReader(frame[1:], errTruncated)
 	var m Msg
 	switch frame[0] {
 	case TCreate:
 		var c CreateRequest
-		c.Prefix.Bits = r.u8()
-		copy(c.Prefix.Tag[:], r.take(8))
-		c.RetentionDays = r.u32()
-		c.QuotaMiB = r.u32()
-		if k := r.take(ed25519.PublicKeySize); k != nil {
+		c.Prefix.Bits = r.U8()
+		copy(c.Prefix.Tag[:], r.Take(8))
+		c.RetentionDays = r.U32()
+		c.QuotaMiB = r.U32()
+		if k := r.Take(ed25519.PublicKeySize); k != nil {
 			c.Key = append(ed25519.PublicKey(nil), k...)
 		}
-		gl := int(r.u16())
-		if r.err == nil && gl > MaxGrant {
+		gl := int(r.U16())
+		if r.Err() == nil && gl > MaxGrant {
 			return nil, malformed("create: grant of %d bytes", gl)
 		}
-		c.Grant = string(r.take(gl))
-		if r.err == nil && !c.Prefix.valid() {
+		c.Grant = string(r.Take(gl))
+		if r.Err() == nil && !c.Prefix.valid() {
 			return nil, malformed("create: prefix of %d bits (want 1..%d, canonical)", c.Prefix.Bits, MaxPrefixBits)
 		}
 		m = MsgCreate{Req: c}
 	case TCreated:
 		var c MsgCreated
-		copy(c.ID[:], r.take(16))
-		c.State = SubState(r.u8())
-		if r.err == nil && (c.State < Pending || c.State > Expired) {
+		copy(c.ID[:], r.Take(16))
+		c.State = SubState(r.U8())
+		if r.Err() == nil && (c.State < Pending || c.State > Expired) {
 			return nil, malformed("created: state %d", c.State)
 		}
 		m = c
 	case TChallenge:
 		var c MsgChallenge
-		copy(c.ID[:], r.take(16))
+		copy(c.ID[:], r.Take(16))
 		m = c
 	case TNonce:
 		var c MsgNonce
-		copy(c.Nonce[:], r.take(NonceSize))
+		copy(c.Nonce[:], r.Take(NonceSize))
 		m = c
 	case TAuth:
 		var c MsgAuth
-		copy(c.Sig[:], r.take(ed25519.SignatureSize))
+		copy(c.Sig[:], r.Take(ed25519.SignatureSize))
 		m = c
 	case TOK:
 		m = MsgOK{}
@@ -513,29 +461,29 @@ func Decode(frame []byte) (Msg, error) {
 	case TStatus:
 		m = MsgStatus{}
 	case TFetch:
-		m = MsgFetch{After: Cursor(r.u64()), MaxCount: r.u32(), MaxBytes: r.u32()}
+		m = MsgFetch{After: Cursor(r.U64()), MaxCount: r.U32(), MaxBytes: r.U32()}
 	case TBlocks:
 		var c MsgBlocks
-		c.Next = Cursor(r.u64())
-		more := r.u8()
-		if r.err == nil && more > 1 {
+		c.Next = Cursor(r.U64())
+		more := r.U8()
+		if r.Err() == nil && more > 1 {
 			return nil, malformed("blocks: more = %d", more)
 		}
 		c.More = more == 1
-		n := int(r.u16())
-		if r.err == nil && n > MaxPageCount {
+		n := int(r.U16())
+		if r.Err() == nil && n > MaxPageCount {
 			return nil, malformed("blocks: %d blocks", n)
 		}
 		total := 0
-		for i := 0; i < n && r.err == nil; i++ {
-			cur := Cursor(r.u64())
-			l := int(r.u32())
-			if r.err == nil && (l < 1 || l > tangle.MaxBlockSize) {
+		for i := 0; i < n && r.Err() == nil; i++ {
+			cur := Cursor(r.U64())
+			l := int(r.U32())
+			if r.Err() == nil && (l < 1 || l > tangle.MaxBlockSize) {
 				return nil, malformed("blocks: block of %d bytes", l)
 			}
-			blk := r.take(l)
+			blk := r.Take(l)
 			total += l
-			if r.err == nil && total > MaxPageBytes+tangle.MaxBlockSize {
+			if r.Err() == nil && total > MaxPageBytes+tangle.MaxBlockSize {
 				return nil, malformed("blocks: %d bytes in one page", total)
 			}
 			if blk != nil {
@@ -544,69 +492,69 @@ func Decode(frame []byte) (Msg, error) {
 		}
 		m = c
 	case TRelease:
-		m = MsgRelease{UpTo: Cursor(r.u64())}
+		m = MsgRelease{UpTo: Cursor(r.U64())}
 	case TPush:
 		var c MsgPush
-		c.P.Cursor = Cursor(r.u64())
-		c.P.Block = r.rest()
-		if r.err == nil && (len(c.P.Block) < 1 || len(c.P.Block) > tangle.MaxBlockSize) {
+		c.P.Cursor = Cursor(r.U64())
+		c.P.Block = r.Copy(r.Len())
+		if r.Err() == nil && (len(c.P.Block) < 1 || len(c.P.Block) > tangle.MaxBlockSize) {
 			return nil, malformed("push: block of %d bytes", len(c.P.Block))
 		}
 		m = c
 	case TPublish:
-		raw := r.rest()
+		raw := r.Copy(r.Len())
 		if len(raw) < 1 || len(raw) > tangle.MaxBlockSize {
 			return nil, malformed("publish: block of %d bytes", len(raw))
 		}
 		m = MsgPublish{Raw: raw}
 	case TTips:
-		m = MsgTips{Shard: r.u32(), N: r.u16()}
+		m = MsgTips{Shard: r.U32(), N: r.U16()}
 	case TTipsResp:
 		var c MsgTipsResp
-		n := int(r.u16())
-		if r.err == nil && n > MaxTips {
+		n := int(r.U16())
+		if r.Err() == nil && n > MaxTips {
 			return nil, malformed("tips: %d ids", n)
 		}
-		for i := 0; i < n && r.err == nil; i++ {
+		for i := 0; i < n && r.Err() == nil; i++ {
 			var id tangle.ID
-			copy(id[:], r.take(tangle.IDSize))
+			copy(id[:], r.Take(tangle.IDSize))
 			c.IDs = append(c.IDs, id)
 		}
 		m = c
 	case TStatusResp:
 		var s Status
-		copy(s.ID[:], r.take(16))
-		s.State = SubState(r.u8())
-		s.UsedBytes = r.u64()
-		s.QuotaBytes = r.u64()
-		s.Blocks = r.u64()
-		if ms := int64(r.u64()); ms != 0 {
+		copy(s.ID[:], r.Take(16))
+		s.State = SubState(r.U8())
+		s.UsedBytes = r.U64()
+		s.QuotaBytes = r.U64()
+		s.Blocks = r.U64()
+		if ms := int64(r.U64()); ms != 0 {
 			s.Expires = time.UnixMilli(ms).UTC()
 		}
-		s.Prefix.Bits = r.u8()
-		copy(s.Prefix.Tag[:], r.take(8))
-		s.RetentionDays = r.u32()
-		if r.err == nil && (s.State < Pending || s.State > Expired) {
+		s.Prefix.Bits = r.U8()
+		copy(s.Prefix.Tag[:], r.Take(8))
+		s.RetentionDays = r.U32()
+		if r.Err() == nil && (s.State < Pending || s.State > Expired) {
 			return nil, malformed("status: state %d", s.State)
 		}
 		m = MsgStatusResp{S: s}
 	case TError:
 		var e Error
-		e.Code = Code(r.u8())
-		ml := int(r.u16())
-		if r.err == nil && ml > MaxMsg {
+		e.Code = Code(r.U8())
+		ml := int(r.U16())
+		if r.Err() == nil && ml > MaxMsg {
 			return nil, malformed("error: message of %d bytes", ml)
 		}
-		e.Msg = string(r.take(ml))
+		e.Msg = string(r.Take(ml))
 		m = MsgError{E: e}
 	default:
 		return nil, malformed("unknown type 0x%02x", frame[0])
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
-	if len(r.b) != 0 {
-		return nil, malformed("%d trailing bytes after type 0x%02x", len(r.b), frame[0])
+	if r.Len() != 0 {
+		return nil, malformed("%d trailing bytes after type 0x%02x", r.Len(), frame[0])
 	}
 	return m, nil
 }
