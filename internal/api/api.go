@@ -155,7 +155,8 @@ type MessageDetail struct {
 	SenderVerified string   `json:"sender_verified"`
 	// E2E is "openpgp" when the node decrypted the message with the user's OpenPGP key before filing it
 	// (its X-Tanglemail-E2E field, docs/protocol.md §16.2), else empty; E2ESignature is that field's
-	// signature value: "none", "good", "bad" or "unknown-key".
+	// signature value: "none", "good", "bad" or "unknown-key". On a Sent copy marked $E2E (the node
+	// encrypted the mail for its Internet recipients before it left) they are "openpgp" and "sent".
 	E2E          string       `json:"e2e"`
 	E2ESignature string       `json:"e2e_signature"`
 	Attachments  []Attachment `json:"attachments"`

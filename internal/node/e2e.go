@@ -12,6 +12,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/e2e"
 	"github.com/tanglemail/tanglemail/internal/identity"
 	"github.com/tanglemail/tanglemail/internal/mail"
+	"github.com/tanglemail/tanglemail/internal/outbox"
 	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
 )
 
@@ -96,20 +97,21 @@ func (n *Node) closeE2E() error {
 // gateway gets the claimed address as From, our Autocrypt header and, when every Internet recipient
 // has a key, PGP/MIME encryption (e2e.Prepare). Anything else is returned unchanged. A malformed relay
 // message goes unchanged too: the gateway answers it with a DSN.
-func (n *Node) prepareRelay(ctx context.Context, rcpts []string, content []byte) ([]byte, error) {
+func (n *Node) prepareRelay(ctx context.Context, rcpts []string, content []byte) (outbox.Prepared, error) {
+	same := outbox.Prepared{Message: content}
 	if n.e2e == nil || len(rcpts) != 1 {
-		return content, nil
+		return same, nil
 	}
 	if gw, err := mail.ParseRecipient(rcpts[0]); err != nil || !gw.Equal(n.cfg.RelayGateway) {
-		return content, nil
+		return same, nil
 	}
 	to, msg, err := mail.ParseRelay(content)
 	if err != nil {
-		return content, nil
+		return same, nil
 	}
 	out, err := n.e2e.Prepare(ctx, n.fromInternet(msg), to)
 	if err != nil {
-		return nil, err
+		return outbox.Prepared{}, err
 	}
 	if out.Encrypted {
 		n.log.Info("e2e: relay message encrypted end to end", "recipients", len(to))
@@ -117,7 +119,8 @@ func (n *Node) prepareRelay(ctx context.Context, rcpts []string, content []byte)
 		n.log.Info("e2e: relay message not encrypted", "recipients", len(to))
 		n.log.Debug("e2e: relay message not encrypted", "reason", out.Reason)
 	}
-	return mail.EncodeRelay(to, out.Message)
+	relay, err := mail.EncodeRelay(to, out.Message)
+	return outbox.Prepared{Message: relay, Encrypted: out.Encrypted}, err
 }
 
 // fromInternet returns msg with its From (the user's tangle address, as submission requires) replaced

@@ -15,6 +15,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/pgp/gpgtest"
 	"github.com/tanglemail/tanglemail/internal/pgp/wkd"
 	"github.com/tanglemail/tanglemail/internal/store"
+	"github.com/tanglemail/tanglemail/internal/storetest"
 )
 
 // keyStub is a Web Key Directory stand-in: the keys it knows, by address.
@@ -83,6 +84,10 @@ func TestGatewayOutboundEndToEnd(t *testing.T) {
 	sent := inboxMessages(t, alice, store.RoleSent)
 	if len(sent) != 1 || !bytes.Contains(sent[0], []byte("Hello Bob, "+marker)) {
 		t.Fatalf("alice's Sent copy is not the readable message: %q", sent)
+	}
+	// ... marked $E2E, so that her clients (the web client, any IMAP client) show it went encrypted.
+	if ms := storetest.Mailbox(t, alice.Mailboxes(), store.RoleSent); len(ms) != 1 || !ms[0].Flags.Has(store.E2EKeyword) {
+		t.Fatalf("alice's Sent copy is not marked %s", store.E2EKeyword)
 	}
 	if !strings.Contains(logs.String(), "e2e: relay message encrypted end to end") {
 		t.Errorf("no e2e log line:\n%s", logs.String())

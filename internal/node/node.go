@@ -354,7 +354,7 @@ func (n *Node) startEngines(handled func(*tangle.Block, inbox.Outcome)) (err err
 	if err := n.openE2E(); err != nil {
 		return err
 	}
-	var prepare func(context.Context, []string, []byte) ([]byte, error)
+	var prepare func(context.Context, []string, []byte) (outbox.Prepared, error)
 	var filter func(context.Context, identity.Address, []byte) []byte
 	if n.e2e != nil {
 		prepare, filter = n.prepareRelay, n.inboundFilter

@@ -84,11 +84,16 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 	}
 	content := mail.StripBcc(it.raw)
 	if o.prepares(it, int64(len(content))) {
-		c, err := o.prepare(ctx, it.rcpts, content)
+		p, err := o.prepare(ctx, it.rcpts, content)
 		if err != nil {
 			return nil, nil, fmt.Errorf("preparing the relay message: %w", err)
 		}
-		content = c
+		content = p.Message
+		if p.Encrypted {
+			if err := o.markSent(ctx, it.id, store.E2EKeyword); err != nil {
+				return nil, nil, fmt.Errorf("marking the Sent copy encrypted: %w", err)
+			}
+		}
 	}
 	if o.blobs != nil && 1+len(content) > seal.MaxContent {
 		if len(content) > mail.MaxMessageSize {

@@ -84,8 +84,15 @@ type Config struct {
 	// (and the Sent copy) stay as submitted. A relay message larger than PrepareRelayMax bytes is
 	// sealed unchanged, from the store's reader, never held whole. An error is temporary: the
 	// recipients stay pending and are tried again at the next pass.
-	PrepareRelay    func(ctx context.Context, rcpts []string, content []byte) ([]byte, error)
+	// When it reports Encrypted, the Sent copy gets store.E2EKeyword.
+	PrepareRelay    func(ctx context.Context, rcpts []string, content []byte) (Prepared, error)
 	PrepareRelayMax int64
+}
+
+// Prepared is what Config.PrepareRelay made of a relay message.
+type Prepared struct {
+	Message   []byte
+	Encrypted bool // end to end for every Internet recipient: the Sent copy is marked store.E2EKeyword
 }
 
 // Job is one block being built (its proof of work ground), for status displays.
@@ -172,7 +179,7 @@ type Outbox struct {
 	onProg     func(Job)
 	rnd        io.Reader
 	blobs      BlobSealer
-	prepare    func(ctx context.Context, rcpts []string, content []byte) ([]byte, error)
+	prepare    func(ctx context.Context, rcpts []string, content []byte) (Prepared, error)
 	prepareMax int64
 
 	wake        chan struct{} // Notify
@@ -783,6 +790,30 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 	return nil
 }
 
+// markSent adds keyword to the Sent copy of outbox item id, if it has one. A Sent copy the user has
+// since moved or deleted is left alone (StoreFlags skips UIDs that are gone).
+func (o *Outbox) markSent(ctx context.Context, id store.OutboxID, keyword string) error {
+	item, err := o.st.OutboxItem(ctx, id)
+	if err != nil {
+		return err
+	}
+	return o.flagSent(ctx, item, keyword)
+}
+
+// flagSent adds keyword to item's Sent copy (see markSent).
+func (o *Outbox) flagSent(ctx context.Context, item store.OutboxItem, keyword string) error {
+	if item.SentMailboxID == 0 {
+		return nil
+	}
+	_, err := o.st.StoreFlags(ctx, item.SentMailboxID, store.UIDSetOf(item.SentUID), store.FlagChange{
+		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{keyword}},
+	})
+	if errors.Is(err, store.ErrNoMailbox) {
+		return nil
+	}
+	return err
+}
+
 // markDelivered sets store.DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
 // delivered. A Sent copy the user has since moved or deleted is left alone (StoreFlags skips UIDs that
 // are gone).
@@ -796,14 +827,5 @@ func (o *Outbox) markDelivered(ctx context.Context, id store.OutboxID) error {
 			return nil
 		}
 	}
-	if item.SentMailboxID == 0 {
-		return nil
-	}
-	_, err = o.st.StoreFlags(ctx, item.SentMailboxID, store.UIDSetOf(item.SentUID), store.FlagChange{
-		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{store.DeliveredKeyword}},
-	})
-	if errors.Is(err, store.ErrNoMailbox) {
-		return nil
-	}
-	return err
+	return o.flagSent(ctx, item, store.DeliveredKeyword)
 }

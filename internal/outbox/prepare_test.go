@@ -24,11 +24,11 @@ func TestPrepareRelay(t *testing.T) {
 	var calls [][]string
 	o := startOutboxWith(t, Config{Identity: alice, Publisher: rec, Tips: rec, ReceiptDelay: time.Millisecond,
 		PrepareRelayMax: 1 << 20,
-		PrepareRelay: func(_ context.Context, rcpts []string, content []byte) ([]byte, error) {
+		PrepareRelay: func(_ context.Context, rcpts []string, content []byte) (Prepared, error) {
 			mu.Lock()
 			calls = append(calls, rcpts)
 			mu.Unlock()
-			return append([]byte("X-Prepared: yes\r\n"), content...), nil
+			return Prepared{Message: append([]byte("X-Prepared: yes\r\n"), content...), Encrypted: true}, nil
 		}})
 	ctx := context.Background()
 	relay, err := mail.EncodeRelay([]string{"bob@example.test"}, []byte("From: x\r\nSubject: relay\r\n\r\nbody\r\n"))
@@ -37,6 +37,7 @@ func TestPrepareRelay(t *testing.T) {
 	}
 	plain := []byte("From: x\r\nSubject: plain\r\n\r\nbody\r\n")
 	var ids []store.OutboxID
+	var sent []store.Appended
 	for _, raw := range [][]byte{relay, plain} {
 		s, err := o.st.Submit(ctx, store.Submission{OutboxNew: store.OutboxNew{From: alice.Address().Mail(),
 			Rcpts: []string{gw.Address().Mail()}, Raw: raw}})
@@ -44,6 +45,7 @@ func TestPrepareRelay(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, s.OutboxID)
+		sent = append(sent, s.Sent)
 	}
 	waitFor(t, "both mails published", func() bool { return o.Stats().Published >= 2 })
 	op, err := seal.NewOpener(gw)
@@ -74,5 +76,15 @@ func TestPrepareRelay(t *testing.T) {
 	mu.Unlock()
 	if raw, err := o.st.OutboxRaw(ctx, ids[0]); err != nil || !bytes.Equal(raw, relay) {
 		t.Errorf("stored relay item changed: %q %v", raw, err)
+	}
+	// Prepared as encrypted: its Sent copy says so (store.E2EKeyword); the other one does not.
+	for i, want := range []bool{true, false} {
+		m, err := o.st.Message(ctx, sent[i].MailboxID, sent[i].UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Flags.Has(store.E2EKeyword) != want {
+			t.Errorf("Sent copy %d: %s is %v, want %v (flags %v)", i, store.E2EKeyword, !want, want, m.Flags.Strings())
+		}
 	}
 }

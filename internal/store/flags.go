@@ -41,6 +41,10 @@ const (
 	DeliveredKeyword = "$Delivered"
 	// ReadKeyword is set on the user's copy of a chat message once every recipient has read it.
 	ReadKeyword = "$Read"
+	// E2EKeyword is set on a message's Sent copy when the node encrypted it end to end (OpenPGP) for
+	// its Internet recipients before it left (docs/protocol.md §16.5): the Sent copy itself stays the
+	// readable message, so the keyword is how the user's clients learn it went encrypted.
+	E2EKeyword = "$E2E"
 )
 
 // Flags are a message's stored flags: system flags and keywords. Keywords are IMAP atoms, compared

@@ -301,6 +301,10 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request) {
 		E2ESignature:   pm.e2eSignature,
 		Attachments:    pm.attachments,
 	}
+	if d.E2E == "" && m.Flags.Has(store.E2EKeyword) {
+		// A Sent copy (kept readable) of mail the node encrypted for its Internet recipients.
+		d.E2E, d.E2ESignature = "openpgp", "sent"
+	}
 	if d.Attachments == nil {
 		d.Attachments = []api.Attachment{}
 	}

@@ -665,7 +665,7 @@ func TestBodyLimitReachesHandlers(t *testing.T) {
 }
 
 // TestMessageE2EMark: a mail the node decrypted with the user's OpenPGP key (its X-Tanglemail-E2E field,
-// protocol.md §16.2) says so in the message's detail; other mail does not.
+// protocol.md §16.2), or a Sent copy marked $E2E, says so in the message's detail; other mail does not.
 func TestMessageE2EMark(t *testing.T) {
 	e := newEnv(t)
 	inbox := e.folder(store.RoleInbox)
@@ -685,6 +685,25 @@ func TestMessageE2EMark(t *testing.T) {
 		e.call("GET", fmt.Sprintf("/api/folders/%d/messages/%d", inbox, a.UID), nil).mustCode(t, 200).decode(t, &d)
 		if d.E2E != c.e2e || d.E2ESignature != c.sig || strings.TrimSpace(d.Text) != "hi" {
 			t.Errorf("%q: e2e %q signature %q text %q", c.field, d.E2E, d.E2ESignature, d.Text)
+		}
+	}
+	// A Sent copy the outbox marked $E2E (encrypted for its Internet recipients before it left) says
+	// "sent"; an unmarked one says nothing.
+	sent := e.folder(store.RoleSent)
+	for _, marked := range []bool{true, false} {
+		var fl store.Flags
+		if marked {
+			fl.Keywords = []string{store.E2EKeyword}
+		}
+		raw := "From: alice@gw.test\r\nTo: bob@example.net\r\nSubject: s\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+		a, err := e.store.Append(ctxT(t), store.NewMessage{MailboxID: sent, Raw: []byte(raw), Flags: fl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d api.MessageDetail
+		e.call("GET", fmt.Sprintf("/api/folders/%d/messages/%d", sent, a.UID), nil).mustCode(t, 200).decode(t, &d)
+		if want := map[bool]string{true: "openpgp/sent", false: "/"}[marked]; d.E2E+"/"+d.E2ESignature != want {
+			t.Errorf("Sent copy, marked %v: e2e %q signature %q, want %s", marked, d.E2E, d.E2ESignature, want)
 		}
 	}
 }

@@ -272,9 +272,13 @@ function renderOpen() {
     v.textContent = 'Not verified by the network (added locally or a bounce).';
     v.className = 'verified';
   }
-  // The node's own mark (X-Tanglemail-E2E, docs/protocol.md §16.2): decrypted with your OpenPGP key.
+  // The node's own mark (X-Tanglemail-E2E, docs/protocol.md §16.2): decrypted with your OpenPGP key;
+  // on a Sent copy ($E2E): encrypted for the recipients before it left.
   const e2e = $('mail-e2e');
-  if (m.e2e === 'openpgp') {
+  if (m.e2e === 'openpgp' && m.e2e_signature === 'sent') {
+    e2e.textContent = '🔒 Sent end-to-end encrypted with OpenPGP (to every Internet recipient; signed with your key)';
+    e2e.className = 'verified ok';
+  } else if (m.e2e === 'openpgp') {
     const sig = {
       good: 'signed by the sender\'s known key',
       bad: 'its signature does NOT verify',
