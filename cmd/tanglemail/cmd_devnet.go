@@ -17,6 +17,7 @@ import (
 	"github.com/tanglemail/tanglemail/internal/node"
 	"github.com/tanglemail/tanglemail/internal/payment"
 	"github.com/tanglemail/tanglemail/internal/payment/devchain"
+	"github.com/tanglemail/tanglemail/internal/storage/wire"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
 
@@ -73,7 +74,9 @@ chain id 1337, a block a second) served over JSON-RPC on 127.0.0.1, and gives ev
 wallet (wallet.key, unencrypted: a devnet's money is play money) funded with 1000 IOTA, for
 "tanglemail wallet" and "tanglemail storage subscribe" with --rpc <its URL> --chain-id 1337
 --insecure-unencrypted-wallet; alice is a storage provider selling subscriptions on it (0.000001 IOTA
-per MiB·day, paid into her wallet, 2 confirmations).
+per MiB·day, paid into her wallet, 2 confirmations). With --light as well, the light client pays alice
+for its subscription (64 MiB, 30 days) from its own funded wallet before it starts, as "tanglemail
+storage subscribe" does — the whole pay → store → fetch path; without --chain it uses a free grant.
 
 With --json it prints one JSON object per node on standard output once all nodes are ready:
 {"name","address","imap","smtp","web","user","password","data_dir"} (host:port strings), with --chain
@@ -131,7 +134,11 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 		chain   *devchain.Chain
 	)
 	if f.chain {
-		for _, d := range dirs {
+		wdirs := dirs
+		if f.light { // the light client pays alice for its subscription from its own wallet
+			wdirs = append(slices.Clone(dirs), filepath.Join(dir, devnetNames[f.nodes]))
+		}
+		for _, d := range wdirs {
 			a, err := devnetWallet(d)
 			if err != nil {
 				return fmt.Errorf("devnet: wallet: %w", err)
@@ -181,7 +188,15 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 	all := nodes
 	var providerAddr string
 	if f.light {
-		lightNode, addr, err := startDevnetLight(ctx, nodes[0], filepath.Join(dir, devnetNames[f.nodes]), log.With("node", devnetNames[f.nodes]))
+		var chainURL string
+		if chain != nil {
+			chainURL = chain.URL
+		}
+		lightDir := filepath.Join(dir, devnetNames[f.nodes])
+		if chainURL != "" && !f.json {
+			fmt.Fprintf(env.stderr, "%s subscribes to %s's storage node and pays on the dev chain…\n", devnetNames[f.nodes], devnetNames[0])
+		}
+		lightNode, addr, err := startDevnetLight(ctx, nodes[0], lightDir, chainURL, log.With("node", devnetNames[f.nodes]))
 		if err != nil {
 			return fmt.Errorf("devnet: %w", err)
 		}
@@ -259,19 +274,29 @@ func runDevnet(env *cmdEnv, o any, args []string) error {
 const devnetWalletInterval = 5 * time.Second
 
 // startDevnetLight starts a light client in dir whose storage provider is the devnet's storage node,
-// with a grant of that node's operator, and waits until it has synced; it returns the client and the
-// provider's address.
-func startDevnetLight(ctx context.Context, provider *node.Node, dir string, log *slog.Logger) (*node.Node, string, error) {
+// and waits until it has synced; it returns the client and the provider's address. With a dev chain
+// (chainURL) the client pays for its subscription from its wallet in dir, as "tanglemail storage
+// subscribe" does (once: a subscription light.db holds active is used as it is); without one it uses
+// a grant of the storage node's operator.
+func startDevnetLight(ctx context.Context, provider *node.Node, dir, chainURL string, log *slog.Logger) (*node.Node, string, error) {
 	addrs := provider.Network().Addrs()
 	if len(addrs) == 0 || provider.Storage() == nil {
 		return nil, "", errors.New("the storage node has no address or no storage provider")
 	}
-	grant, err := provider.Storage().Grant(ctx, node.DefaultStorageQuotaMiB, node.DefaultStorageRetentionDays)
-	if err != nil {
-		return nil, "", err
-	}
 	cfg := node.DevnetConfig(dir)
-	cfg.StorageProviders, cfg.StorageGrants = []string{addrs[0]}, []string{grant}
+	cfg.StorageProviders = []string{addrs[0]}
+	if chainURL != "" {
+		if err := devnetSubscribe(ctx, cfg, addrs[0], chainURL); err != nil {
+			return nil, "", fmt.Errorf("the light client's paid subscription: %w", err)
+		}
+		cfg.WalletRPC, cfg.WalletChainID, cfg.WalletInterval = []string{chainURL}, devchain.ChainID, devnetWalletInterval
+	} else {
+		grant, err := provider.Storage().Grant(ctx, node.DefaultStorageQuotaMiB, node.DefaultStorageRetentionDays)
+		if err != nil {
+			return nil, "", err
+		}
+		cfg.StorageGrants = []string{grant}
+	}
 	cfg.Log = log
 	n, err := node.StartLight(ctx, cfg)
 	if err != nil {
@@ -313,6 +338,41 @@ func introduce(ctx context.Context, nodes []*node.Node) error {
 		}
 	}
 	return nil
+}
+
+// devnetSubscribe pays provider for a subscription of the light client in cfg.DataDir from that
+// directory's (funded) wallet on the dev chain, unless light.db already holds an active one there.
+func devnetSubscribe(ctx context.Context, cfg node.Config, provider, chainURL string) error {
+	held, err := node.HeldSubscriptions(ctx, cfg.DataDir, cfg.Network.ID)
+	if err != nil {
+		return err
+	}
+	for _, h := range held {
+		if h.Err == nil && h.Status.State == wire.Active {
+			return nil
+		}
+	}
+	id, _, err := node.LoadOrCreateIdentity(cfg.DataDir, cfg.Passphrase, cfg.TagBits)
+	if err != nil {
+		return err
+	}
+	key, err := payment.LoadWallet(filepath.Join(cfg.DataDir, payment.WalletFile), nil, true)
+	if err != nil {
+		return err
+	}
+	led, err := payment.OpenLedger(filepath.Join(cfg.DataDir, node.PaymentFile))
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	rail, err := payment.DialEVM(ctx, payment.EVMConfig{ChainID: devchain.ChainID, Key: key, Ledger: led}, chainURL)
+	if err != nil {
+		return err
+	}
+	defer rail.Close()
+	_, err = node.SubscribeStorage(ctx, node.SubscribeRequest{DataDir: cfg.DataDir, Identity: id, Network: cfg.Network,
+		Provider: provider, MiB: node.DefaultStorageQuotaMiB, Days: 30, Rail: rail, Poll: 200 * time.Millisecond})
+	return err
 }
 
 // devnetWallet loads (or creates, unencrypted) the payment wallet of a devnet node's data directory.

@@ -270,6 +270,69 @@ func TestListFlagReplacesDefault(t *testing.T) {
 	}
 }
 
+// TestDevnetLightPays: with --light and the dev chain (the default), the light client pays alice for its
+// subscription from its own funded wallet before it starts — the pay → store → fetch path that the
+// README's run command shows — so its status shows an active subscription paid for 30 days and a wallet
+// that paid.
+func TestDevnetLightPays(t *testing.T) {
+	out := &testwait.Buffer{}
+	stopc := make(chan struct{})
+	env := &cmdEnv{stdout: out, stderr: io.Discard, getenv: func(string) string { return "" }, stop: stopc}
+	done := make(chan int, 1)
+	go func() { done <- run(env, []string{"devnet", "--nodes", "1", "--light", "--json", "--dir", t.TempDir()}) }()
+	t.Cleanup(func() {
+		close(stopc)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("devnet did not stop")
+		}
+	})
+	testwait.For(t, "devnet to print its two nodes", 90*time.Second, func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("devnet exited with %d: %s", code, out.String())
+		default:
+		}
+		return strings.Count(out.String(), "\n") >= 2
+	})
+	dec := json.NewDecoder(strings.NewReader(out.String()))
+	var alice, light devnetNode
+	if err := dec.Decode(&alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&light); err != nil {
+		t.Fatal(err)
+	}
+	if alice.Role != "storage" || light.Role != "light" || light.Wallet == "" || light.Provider == "" {
+		t.Fatalf("devnet nodes %+v %+v", alice, light)
+	}
+	var st api.Status
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("the light client's last status: %s", last)
+		}
+	}()
+	testwait.For(t, "the light client's paid subscription and its wallet in its status", 60*time.Second, func() bool {
+		_, sout, _ := runCLI(t, nil, "status", "--data-dir", light.DataDir, "--json")
+		st = api.Status{}
+		last = sout
+		return json.Unmarshal([]byte(sout), &st) == nil && len(st.Storage) == 1 && st.Storage[0].State == "active" &&
+			st.Storage[0].Expires != "" && st.Wallet.Balance != ""
+	})
+	exp, err := time.Parse(time.RFC3339, st.Storage[0].Expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(exp); d < 29*24*time.Hour || d > 31*24*time.Hour {
+		t.Fatalf("paid until %s: %v from now, want 30 days", exp, d)
+	}
+	if st.Wallet.Address != light.Wallet || st.Wallet.Balance == "1000 IOTA" {
+		t.Fatalf("the light client's wallet %+v: it did not pay", st.Wallet)
+	}
+}
+
 func TestDevnetJSON(t *testing.T) {
 	out := &testwait.Buffer{}
 	stopc := make(chan struct{})
