@@ -279,9 +279,8 @@ func TestDevnetLightPays(t *testing.T) {
 	stopc := make(chan struct{})
 	env := &cmdEnv{stdout: out, stderr: io.Discard, getenv: func(string) string { return "" }, stop: stopc}
 	done := make(chan int, 1)
-	go func() {
-		done <- run(env, []string{"devnet", "--nodes", "1", "--light", "--json", "--dir", t.TempDir()})
-	}()
+	dir := t.TempDir() // before the cleanup below, so removed after the devnet stopped
+	go func() { done <- run(env, []string{"devnet", "--nodes", "1", "--light", "--json", "--dir", dir}) }()
 	t.Cleanup(func() {
 		close(stopc)
 		select {
