@@ -205,8 +205,9 @@ func connected(a, b *Node) bool {
 
 // strangerOffer starts a hub and, peered only with it, carol and bob (configured by configureBob),
 // strangers to each other; carol sends bob 2 MiB with subject (above the automatic limit for
-// strangers) and it returns once bob's notice is in his INBOX.
-func strangerOffer(t *testing.T, configureBob func(*Config), subject string) (carol, bob *Node) {
+// strangers) and it returns once bob's notice is in his INBOX, with every connection bob's node made
+// or took since before carol submitted (bobSees).
+func strangerOffer(t *testing.T, configureBob func(*Config), subject string) (carol, bob *Node, bobSees *connWatch) {
 	t.Helper()
 	hub := startAt(t, tangle.DevNet, nil)
 	carol = startAt(t, tangle.DevNet, nil, hub)
@@ -214,12 +215,13 @@ func strangerOffer(t *testing.T, configureBob func(*Config), subject string) (ca
 	waitFor(t, "peering through the hub", 30*time.Second, func() bool {
 		return carol.Network().PeerCount() >= 1 && bob.Network().PeerCount() >= 1
 	})
+	bobSees = watchConns(bob)
 	to := bob.Identity().Address().Mail()
 	submit(t, carol, []string{to}, attachMail(carol.Identity().Address().Mail(), to, subject, 2<<20))
 	waitFor(t, "the notice in bob's INBOX", 60*time.Second, func() bool {
 		return len(inboxMessages(t, bob, store.RoleInbox)) == 1
 	})
-	return carol, bob
+	return carol, bob, bobSees
 }
 
 // TestAttachmentStrangerNeedsConsent: carol, a stranger to bob, sends him 2 MiB (above the 1 MiB
@@ -227,7 +229,7 @@ func strangerOffer(t *testing.T, configureBob func(*Config), subject string) (ca
 // subject, size) in INBOX and the mail waits in GET /api/blobs; accepting it does not make bob's node
 // dial carol's (he has no relay or provider, so there is no private route), and nothing is fetched.
 func TestAttachmentStrangerNeedsConsent(t *testing.T) {
-	carol, bob := strangerOffer(t, nil, "big file from a stranger")
+	carol, bob, bobSees := strangerOffer(t, nil, "big file from a stranger")
 	notice := string(inboxMessages(t, bob, store.RoleInbox)[0])
 	for _, want := range []string{"X-Tanglemail-Blob-Pending: ", carol.Identity().Address().Mail(), "big file from a stranger", "2.0 MiB"} {
 		if !strings.Contains(notice, want) {
@@ -249,6 +251,12 @@ func TestAttachmentStrangerNeedsConsent(t *testing.T) {
 	if connected(bob, carol) || bob.blobs.metrics.ChunksFetched.Load() != 0 || carol.blobs.metrics.ChunksServed.Load() != 0 {
 		t.Fatalf("bob reached carol's node: connected %v, chunks fetched %d, served %d", connected(bob, carol),
 			bob.blobs.metrics.ChunksFetched.Load(), carol.blobs.metrics.ChunksServed.Load())
+	}
+	// Not even for a moment, in either direction, since before carol sent the offer.
+	for _, c := range bobSees.list() {
+		if c.peer == carol.Network().Host().ID() {
+			t.Fatalf("bob's node and carol's connected (%s)", c.addr)
+		}
 	}
 	if n := len(inboxMessages(t, bob, store.RoleInbox)); n != 1 {
 		t.Fatalf("bob's INBOX has %d messages, want only the notice", n)
@@ -413,7 +421,7 @@ func TestAttachmentFromLightClient(t *testing.T) {
 // its blob's lifetime ends, and bob learns it from a second notice in INBOX (nothing silently vanishes).
 func TestAttachmentStrangerOfferExpires(t *testing.T) {
 	clock := testclock.New(time.Now())
-	carol, bob := strangerOffer(t, func(c *Config) { c.blobClock = clock.Now }, "never accepted")
+	carol, bob, _ := strangerOffer(t, func(c *Config) { c.blobClock = clock.Now }, "never accepted")
 	clock.Advance(29 * 24 * time.Hour) // past any TTL (at most 28 days)
 	bob.blobs.kick()
 	waitFor(t, "the expiry notice in bob's INBOX", 30*time.Second, func() bool {
