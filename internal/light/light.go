@@ -244,6 +244,10 @@ func (c *Client) RunOnce(ctx context.Context) error {
 	}
 	defer p.Close()
 	c.c.sessions.Add(1)
+	// The usage before the catch-up releases what it fetches: how full the subscription got while
+	// this device was off, the one moment a notice can tell the user the provider may have refused
+	// mail (after it, the usage is low again).
+	c.checkQuota(ctx, p)
 	if err := c.catchUp(ctx, p); err != nil {
 		c.setErr(err)
 		return err
@@ -286,6 +290,7 @@ func (c *Client) runSession(ctx context.Context) error {
 		c.prov = nil
 		c.mu.Unlock()
 	}()
+	c.checkQuota(sctx, p) // how full it got while this device was off (see RunOnce)
 	if err := c.catchUp(sctx, p); err != nil {
 		return err
 	}

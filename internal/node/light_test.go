@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -325,4 +326,56 @@ func TestFullNodeFetchesStoredAtStart(t *testing.T) {
 		t.Fatalf("nothing fetched from the provider: %+v", st)
 	}
 	waitFor(t, "alice's receipt", 60*time.Second, func() bool { return alice.outbox.Stats().Delivered == 1 })
+}
+
+// TestLightQuotaNoticeAfterDowntime: bob's light client has a 1 MiB subscription and is off while alice
+// sends him about 0.85 MiB of mail. When he comes back, the subscription's usage before the catch-up
+// is what the notice is about: his INBOX gets "80 % full" (the one moment he can learn the provider
+// may refuse his mail), beside all the mail, and the usage after the catch-up is low again.
+func TestLightQuotaNoticeAfterDowntime(t *testing.T) {
+	s := startStorageNode(t, tangle.BenchNet) // no proof of work: 28 blocks of 31 KiB quickly
+	g, err := s.p.Grant(context.Background(), 1, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lightConfig(t, t.TempDir(), s, g)
+	bob := startLight(t, cfg)
+	bobAddr := bob.Identity().Address().Mail()
+	bob.Close()
+	alice := startNode(t, s.peerConfig(t, tangle.BenchNet))
+	waitFor(t, "alice to peer", 30*time.Second, func() bool { return alice.Network().PeerCount() >= 1 })
+	const mails = 28 // about 31 KiB stored each: 0.85 MiB of 1 MiB
+	filler := strings.Repeat(strings.Repeat("x", 76)+"\r\n", 29_000/78)
+	for i := range mails {
+		submit(t, alice, []string{bobAddr}, fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: filler %02d\r\n"+
+			"Message-ID: <filler-%d@tangle>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\n%s",
+			alice.Identity().Address().Mail(), bobAddr, i, i, filler))
+	}
+	var subs []storage.Subscription
+	defer func() {
+		if t.Failed() {
+			t.Logf("subscriptions at the provider: %+v; alice's outbox: %+v", subs, alice.outbox.Stats())
+		}
+	}()
+	waitFor(t, "the storage node to keep 80 % of bob's quota", 120*time.Second, func() bool {
+		subs = s.p.Subscriptions()
+		return len(subs) == 1 && subs[0].UsedBytes*100 >= 80*subs[0].QuotaBytes
+	})
+	bob = startLight(t, cfg)
+	waitFor(t, "the mail and the notice in bob's INBOX", 120*time.Second, func() bool {
+		return mailboxCount(t, bob, store.RoleInbox) >= mails+1
+	})
+	var notices int
+	for _, m := range inboxMessages(t, bob, store.RoleInbox) {
+		if bytes.Contains(m, []byte("Subject: Your mail storage is 80 % full")) {
+			notices++
+		}
+	}
+	if notices != 1 {
+		t.Fatalf("%d quota notices in bob's INBOX, want one", notices)
+	}
+	waitFor(t, "the usage low again after the catch-up", 30*time.Second, func() bool {
+		st := bob.Status()
+		return len(st.Storage) == 1 && st.Storage[0].QuotaPercent < 80
+	})
 }
