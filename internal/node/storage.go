@@ -52,8 +52,12 @@ func ParseStorageKey(s string) (ed25519.PublicKey, error) {
 // queue in batches of up to 256 blocks, one transaction each.
 const storageFeedQueue = 4096
 
-// storageRescanWindow bounds the blocks offered again at start (by issuing time).
-const storageRescanWindow = time.Hour
+// storageRescanWindow bounds the blocks offered again at start, by issuing time: everything the block
+// store can still hold. A block lives at most the maximum TTL (protocol.md §1) after it was issued, and
+// may reach the node at any point of its life (catch-up after a downtime brings blocks issued days ago),
+// so a shorter window would miss a block that reached the block store but not the provider (see
+// rescanStorage).
+const storageRescanWindow = time.Duration(tangle.MaxTTL) * time.Second
 
 // storageSide is the node's storage provider and the goroutines that feed it. It has its own context
 // and wait group, so that it can start anywhere after the network and stop in Close before the network.
@@ -159,11 +163,20 @@ func (n *Node) feedStorage(ctx context.Context, feed <-chan *tangle.Block) {
 	}
 }
 
-// rescanStorage offers the stored, unexpired blocks of every shard once at start: blocks the node
-// stored just before it stopped (the OnBlock queue is in memory) reach the provider too. Blocks already
-// stored for a subscription are skipped by the provider.
-// Only blocks issued in the last storageRescanWindow are offered: an older block that a subscriber
-// already released would otherwise be stored for it again (a duplicate it drops, but pays quota for).
+// rescanStorage offers the stored, unexpired blocks of every shard once at start, so that every block
+// the block store committed reaches the provider: those the node stored just before it stopped or
+// crashed (the OnBlock queue and the feed are in memory), and those catch-up stored at this start before
+// startStorage registered its OnBlock handler (the network starts first). Either kind may have been
+// issued long ago — catch-up after a downtime fetches blocks of any age up to their TTL — so the look-back
+// is storageRescanWindow, all the block store can hold, not a recent window (an hour lost the blocks
+// of a storage node that was down for longer). Blocks already stored for a subscription are skipped by
+// the provider.
+//
+// The cost: a block a subscriber already fetched and released, still in the block store (unexpired and
+// not evicted for the budget), is stored for it again at each start, under a new cursor. Its client
+// files nothing twice (replay keys; it drops the duplicate and receipts it again), and the block counts
+// against the quota until the client releases it again (protocol.md §12.4). The provider cannot tell a
+// released block from one it never got; losing mail would be worse.
 func (n *Node) rescanStorage(ctx context.Context) error {
 	since := time.Now().Add(-storageRescanWindow)
 	for _, shard := range n.net.Status().Shards {
