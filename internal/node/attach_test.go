@@ -697,3 +697,55 @@ func TestAttachmentToSelfAndTwoRecipients(t *testing.T) {
 		t.Fatalf("carol's copy differs from what alice submitted:\n%.300s", got[0])
 	}
 }
+
+// TestAttachmentLightFetchOnePeerIDPerProvider: bob's light client has two storage providers; alice's
+// large mail is held by the second one (her own provider too). Bob fetches it from there through the
+// host that provider knows him by, so no peer id of bob's is seen by both providers (which could then
+// link his two subscriptions, protocol.md §12.6).
+func TestAttachmentLightFetchOnePeerIDPerProvider(t *testing.T) {
+	params := tangle.DevNet
+	s1, s2 := startStorageNode(t, params), startStorageNode(t, params)
+	w1, w2 := watchConns(s1.Node), watchConns(s2.Node)
+	alice := startAt(t, params, func(c *Config) {
+		c.Bootstrap = []string{s2.addr()}
+		c.StorageProviders = []string{s2.addr()}
+		c.StorageGrants = []string{s2.grant(t)}
+	})
+	select {
+	case <-alice.LightClients()[0].Synced():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("alice's subscription did not sync: %+v", alice.LightClients()[0].Status())
+	}
+	cfg := lightConfig(t, t.TempDir(), s1, s1.grant(t))
+	cfg.StorageProviders = append(cfg.StorageProviders, s2.addr())
+	cfg.StorageGrants = append(cfg.StorageGrants, s2.grant(t))
+	bob := startLight(t, cfg)
+	select {
+	case <-bob.LightClients()[1].Synced():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("bob's second subscription did not sync: %+v", bob.LightClients()[1].Status())
+	}
+	from, to := alice.Identity().Address().Mail(), bob.Identity().Address().Mail()
+	raw := attachMail(from, to, "held by s2", 200<<10)
+	submit(t, alice, []string{to}, raw)
+	waitFor(t, "the attachment in bob's INBOX", 90*time.Second, func() bool { return mailboxCount(t, bob, store.RoleInbox) == 1 })
+	if got := inboxMessages(t, bob, store.RoleInbox); sha256.Sum256(got[0]) != sha256.Sum256([]byte(raw)) {
+		t.Fatal("bob's message differs from what alice submitted")
+	}
+	seen := func(w *connWatch) map[peer.ID]bool {
+		out := map[peer.ID]bool{}
+		for _, c := range w.list() {
+			out[c.peer] = true
+		}
+		return out
+	}
+	by1, by2 := seen(w1), seen(w2)
+	for id := range by1 {
+		if by2[id] && id != alice.Network().Host().ID() && id != s1.Network().Host().ID() && id != s2.Network().Host().ID() {
+			t.Errorf("peer id %s seen by both of bob's providers", id)
+		}
+	}
+	if !by2[bob.light.hosts[1].ID()] || by2[bob.light.hosts[0].ID()] {
+		t.Errorf("s2 saw bob's first provider's host %v / its own %v: %v", by2[bob.light.hosts[0].ID()], by2[bob.light.hosts[1].ID()], by2)
+	}
+}

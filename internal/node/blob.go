@@ -527,7 +527,7 @@ func (b *blobSide) fetch(ctx context.Context, ref blob.Ref, routes []blob.Route,
 	}
 	var errs []error
 	if len(direct) > 0 {
-		err := b.cl.Fetch(ctx, ref, direct, deadline)
+		err := b.fetchDirect(ctx, ref, direct, deadline)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -541,6 +541,63 @@ func (b *blobSide) fetch(ctx context.Context, ref blob.Ref, routes []blob.Route,
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// fetchDirect fetches ref over direct routes. A full node uses its own host. A light client uses, for
+// each of its storage providers, the host that provider knows it by, and for any other holder (a
+// contact's node) a one-time host: no provider or contact sees a peer id another one knows, so none
+// can link the client's subscriptions (protocol.md §12.6).
+func (b *blobSide) fetchDirect(ctx context.Context, ref blob.Ref, routes []blob.Route, deadline time.Time) error {
+	if len(b.put) == 0 {
+		return b.cl.Fetch(ctx, ref, routes, deadline)
+	}
+	byProvider := make([][]blob.Route, len(b.put))
+	var others []blob.Route
+	for _, r := range routes {
+		if i := b.providerIndex(r.Peer); i >= 0 {
+			byProvider[i] = append(byProvider[i], r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	var errs []error
+	for i, rs := range byProvider {
+		if len(rs) == 0 {
+			continue
+		}
+		err := b.put[i].Fetch(ctx, ref, rs, deadline)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	if len(others) > 0 {
+		ch, err := p2p.NewClientHost(ctx)
+		if err != nil {
+			return err
+		}
+		defer ch.Close()
+		cl := &blob.Client{Net: ch, Store: b.st, Proto: b.cl.Proto, Metrics: b.metrics}
+		if err := cl.Fetch(ctx, ref, others, deadline); err == nil || ctx.Err() != nil {
+			return err
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// providerIndex is the index in Config.StorageProviders (and b.put) of the provider with peer id p, or -1.
+func (b *blobSide) providerIndex(p peer.ID) int {
+	for i, s := range b.n.cfg.StorageProviders {
+		if i >= len(b.put) {
+			break
+		}
+		if ai, err := peer.AddrInfoFromString(s); err == nil && ai.ID == p {
+			return i
+		}
+	}
+	return -1
 }
 
 // fetchPrivately fetches ref through relays with a one-time client host (fetch).
