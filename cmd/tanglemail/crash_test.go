@@ -33,42 +33,65 @@ func TestMain(m *testing.M) {
 
 var smtpSettings = regexp.MustCompile(`SMTP submission\):\s+server (\S+)\s+port (\d+)`)
 
-// childNode is a tanglemail node running as a child process.
-type childNode struct {
-	cmd  *exec.Cmd
-	smtp string
-}
+// childProc is a tanglemail command running as a child process of a crash test.
+type childProc struct{ cmd *exec.Cmd }
 
-func startChild(t *testing.T, dir string, bootstrap string) *childNode {
+// startChildProc runs "tanglemail sub" as a child process on loopback (devnet, no mDNS nor DHT, every
+// listener on a free port, bootstrapping from bootstrap) with the data directory dir and the extra
+// flags, and returns once ready has returned true for a line of its stdout; it fails t, naming what, if
+// that has not happened within 30 s. ready sees the lines in order on another goroutine until it
+// returns true: what it records is the caller's to read once startChildProc has returned.
+func startChildProc(t *testing.T, what string, ready func(line string) bool, sub, dir, bootstrap string, extra ...string) childProc {
 	t.Helper()
-	cmd, out := crashtest.Start(t, []string{"TANGLEMAIL_TEST_RUN_MAIN=1"}, "node", "--data-dir", dir, "--network", "tanglemail-dev",
-		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false",
-		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0", "--bootstrap", bootstrap, "--log-level", "error")
-	found := make(chan string, 1)
+	args := append([]string{sub}, extra...)
+	args = append(args, "--data-dir", dir, "--network", "tanglemail-dev", "--p2p-listen", "/ip4/127.0.0.1/tcp/0",
+		"--mdns=false", "--dht=false", "--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0",
+		"--imap-listen", "127.0.0.1:0", "--bootstrap", bootstrap, "--log-level", "error")
+	cmd, out := crashtest.Start(t, []string{"TANGLEMAIL_TEST_RUN_MAIN=1"}, args...)
+	found := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		sent := false
 		for sc.Scan() {
-			if m := smtpSettings.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- net.JoinHostPort(m[1], m[2])
+			if !sent && ready(sc.Text()) {
+				close(found)
 				sent = true
 			}
 		}
 		io.Copy(io.Discard, out)
 	}()
 	select {
-	case addr := <-found:
-		return &childNode{cmd: cmd, smtp: addr}
+	case <-found:
+		return childProc{cmd: cmd}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("child node did not print its SMTP settings within 30 s")
-		return nil
+		t.Fatalf("child %s did not print %s within 30 s", sub, what)
+		return childProc{}
 	}
 }
 
-func (c *childNode) kill() {
+func (c childProc) kill() {
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	c.cmd.Wait()
+}
+
+// childNode is a tanglemail node running as a child process.
+type childNode struct {
+	childProc
+	smtp string
+}
+
+func startChild(t *testing.T, dir string, bootstrap string) *childNode {
+	t.Helper()
+	var smtp string
+	c := startChildProc(t, "its SMTP settings", func(line string) bool {
+		m := smtpSettings.FindStringSubmatch(line)
+		if m != nil {
+			smtp = net.JoinHostPort(m[1], m[2])
+		}
+		return m != nil
+	}, "node", dir, bootstrap)
+	return &childNode{childProc: c, smtp: smtp}
 }
 
 // bigText is the text of every third message of the crash test: above submission.SpoolThreshold, so

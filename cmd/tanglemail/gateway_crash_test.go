@@ -1,23 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/tanglemail/tanglemail/internal/crashtest"
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/gateway"
 	"github.com/tanglemail/tanglemail/internal/mail"
@@ -32,7 +27,7 @@ var (
 )
 
 type childGateway struct {
-	cmd       *exec.Cmd
+	childProc
 	mx, claim string
 }
 
@@ -40,39 +35,19 @@ type childGateway struct {
 // going to the test's DNS server.
 func startChildGateway(t *testing.T, dir, bootstrap, dns string) *childGateway {
 	t.Helper()
-	cmd, out := crashtest.Start(t, []string{"TANGLEMAIL_TEST_RUN_MAIN=1"}, "gateway", "--domain", "gw.test", "--data-dir", dir,
-		"--network", "tanglemail-dev", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--dht=false",
-		"--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--imap-listen", "127.0.0.1:0",
-		"--mx-listen", "127.0.0.1:0", "--claim-listen", "127.0.0.1:0", "--dns", dns, "--bootstrap", bootstrap, "--log-level", "error")
-	found := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		var mx string
-		sent := false
-		for sc.Scan() {
-			if m := gatewayMXLine.FindStringSubmatch(sc.Text()); m != nil {
-				mx = m[1]
-			}
-			if m := gatewayClaimLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- [2]string{mx, m[1]}
-				sent = true
-			}
+	var mx, claim string
+	c := startChildProc(t, "its addresses", func(line string) bool {
+		if m := gatewayMXLine.FindStringSubmatch(line); m != nil {
+			mx = m[1]
 		}
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case a := <-found:
-		return &childGateway{cmd: cmd, mx: a[0], claim: a[1]}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("child gateway did not print its addresses within 30 s")
-		return nil
-	}
-}
-
-func (c *childGateway) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.cmd.Wait()
+		m := gatewayClaimLine.FindStringSubmatch(line)
+		if m != nil {
+			claim = m[1]
+		}
+		return m != nil
+	}, "gateway", dir, bootstrap, "--domain", "gw.test", "--mx-listen", "127.0.0.1:0", "--claim-listen", "127.0.0.1:0",
+		"--dns", dns)
+	return &childGateway{childProc: c, mx: mx, claim: claim}
 }
 
 // sendInbound delivers one Internet mail to the MX and reports whether it said 250.

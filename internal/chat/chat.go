@@ -620,33 +620,12 @@ func (s *Service) readFrom(ctx context.Context, from identity.Address, keys [][3
 		if err != nil {
 			return err
 		}
-		if err := s.markAllRead(ctx, r.OutboxID); err != nil {
+		read := func(rc store.OutboxRcpt) bool { return !rc.ReadAt.IsZero() }
+		if err := s.st.MarkSentCopy(ctx, r.OutboxID, store.ReadKeyword, read); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (s *Service) markAllRead(ctx context.Context, outboxID store.OutboxID) error {
-	it, err := s.st.OutboxItem(ctx, outboxID)
-	if err != nil {
-		return err
-	}
-	for _, r := range it.Rcpts {
-		if r.ReadAt.IsZero() {
-			return nil
-		}
-	}
-	if it.SentMailboxID == 0 {
-		return nil
-	}
-	_, err = s.st.StoreFlags(ctx, it.SentMailboxID, store.UIDSetOf(it.SentUID), store.FlagChange{
-		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{store.ReadKeyword}},
-	})
-	if errors.Is(err, store.ErrNoMailbox) {
-		return nil
-	}
-	return err
 }
 
 // row returns a conversation's id and stored row; ErrInvalid for a malformed id, ErrNotFound for an

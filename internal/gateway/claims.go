@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -75,9 +74,6 @@ func OpenClaims(path string, gw identity.Address, domains []string, operator ide
 		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}}, schema)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: claims database %s: %w", path, err)
-	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		_ = os.Chmod(path+suffix, 0o600)
 	}
 	ds := make([]string, len(domains))
 	for i, d := range domains {

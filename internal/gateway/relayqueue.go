@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/tanglemail/tanglemail/internal/identity"
@@ -43,9 +42,6 @@ func openRelayQueue(path string) (*relayQueue, error) {
 		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "secure_delete(1)"}}, relaySchema)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: relay queue %s: %w", path, err)
-	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		_ = os.Chmod(path+suffix, 0o600)
 	}
 	return &relayQueue{db: db}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/handoff"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty/penaltytest"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -47,7 +48,7 @@ type fuzzState struct {
 	n   int
 	st  *store.Store
 	srv *Server
-	ln  *connListener
+	ln  *handoff.Listener
 }
 
 func (fs *fuzzState) ready(t *testing.T) {
@@ -75,7 +76,7 @@ func (fs *fuzzState) ready(t *testing.T) {
 	}
 	fs.st = st
 	fs.srv = New(st, Options{Password: testPass, Logger: slog.New(slog.DiscardHandler), MaxAppendSize: 1 << 20, Penalty: penaltytest.Instant()})
-	fs.ln = newConnListener()
+	fs.ln = handoff.New()
 	go fs.srv.Serve(fs.ln)
 }
 
@@ -92,10 +93,10 @@ func (fs *fuzzState) close() {
 }
 
 // fuzzConn runs one connection: prefix, data, LOGOUT, then the client hangs up.
-func fuzzConn(t *testing.T, ln *connListener, prefix string, data []byte) {
+func fuzzConn(t *testing.T, ln *handoff.Listener, prefix string, data []byte) {
 	client, server := net.Pipe()
 	closed := make(chan struct{})
-	if !ln.push(&notifyConn{Conn: server, closed: closed}) {
+	if !ln.Push(&notifyConn{Conn: server, closed: closed}) {
 		t.Fatal("server closed")
 	}
 	drained := make(chan struct{})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/handoff"
 	"github.com/tanglemail/tanglemail/internal/selfsigned"
 
 	"github.com/emersion/go-imap/v2"
@@ -139,7 +140,7 @@ func TestIsLocal(t *testing.T) {
 		{&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 1}, true},
 		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}, false},
 		{&net.UnixAddr{Name: "/run/x", Net: "unix"}, true},
-		{pipeAddr{}, true},
+		{handoff.New().Addr(), true},
 		{nil, false},
 	} {
 		if got := IsLocal(tc.addr); got != tc.want {

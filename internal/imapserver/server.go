@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	goimap "github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/tanglemail/tanglemail/internal/handoff"
 	"github.com/tanglemail/tanglemail/internal/loginpenalty"
 	"github.com/tanglemail/tanglemail/internal/store"
 )
@@ -74,7 +75,7 @@ type Server struct {
 	// go to local, the others to remote. go-imap decides LOGINDISABLED per server, not per
 	// connection, so this is how the decision becomes per connection.
 	local, remote     *goimap.Server
-	localLn, remoteLn *connListener
+	localLn, remoteLn *handoff.Listener
 	startOnce         sync.Once
 	innerDone         sync.WaitGroup // the two go-imap Serve loops
 
@@ -119,8 +120,8 @@ func New(st *store.Store, opts Options) *Server {
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: map[net.Listener]struct{}{},
-		localLn:   newConnListener(),
-		remoteLn:  newConnListener(),
+		localLn:   handoff.New(),
+		remoteLn:  handoff.New(),
 	}
 	mk := func(insecure bool) *goimap.Server {
 		return goimap.New(&goimap.Options{
@@ -240,7 +241,7 @@ func (s *Server) dispatch(c net.Conn) {
 		cc.capRewrite.Store(cc.tlsConfig != nil || cc.needsTLS)
 		c, ln = cc, s.localLn
 	}
-	if !ln.push(c) {
+	if !ln.Push(c) {
 		c.Close()
 	}
 }
@@ -286,47 +287,6 @@ func (s *Server) Close() error {
 	}
 	return err
 }
-
-// connListener is a net.Listener fed by dispatch.
-type connListener struct {
-	ch        chan net.Conn
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-func newConnListener() *connListener {
-	return &connListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *connListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *connListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *connListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *connListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
 
 // goimapLogger turns go-imap's log lines into slog records. go-imap logs panics it recovered (per
 // connection), commands that failed with an error that is not an IMAP status, and I/O errors; none

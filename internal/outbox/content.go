@@ -90,7 +90,7 @@ func (o *Outbox) parts(ctx context.Context, it *item) ([]part, *mail.Reason, err
 		}
 		content = p.Message
 		if p.Encrypted {
-			if err := o.markSent(ctx, it.id, store.E2EKeyword); err != nil {
+			if err := o.st.MarkSentCopy(ctx, it.id, store.E2EKeyword, nil); err != nil {
 				return nil, nil, fmt.Errorf("marking the Sent copy encrypted: %w", err)
 			}
 		}

@@ -783,49 +783,10 @@ func (o *Outbox) HandleReceipt(ctx context.Context, from identity.Address, keys 
 		o.mu.Unlock()
 		o.log.Info("outbox: delivered", "outbox", r.OutboxID)
 		o.log.Debug("outbox: delivered", "outbox", r.OutboxID, "rcpt", r.Rcpt)
-		if err := o.markDelivered(ctx, r.OutboxID); err != nil && ctx.Err() == nil {
+		delivered := func(rc store.OutboxRcpt) bool { return rc.State == store.RcptDelivered }
+		if err := o.st.MarkSentCopy(ctx, r.OutboxID, store.DeliveredKeyword, delivered); err != nil && ctx.Err() == nil {
 			o.log.Warn("outbox: could not mark the Sent copy delivered", "outbox", r.OutboxID, "err", err)
 		}
 	}
 	return nil
-}
-
-// markSent adds keyword to the Sent copy of outbox item id, if it has one. A Sent copy the user has
-// since moved or deleted is left alone (StoreFlags skips UIDs that are gone).
-func (o *Outbox) markSent(ctx context.Context, id store.OutboxID, keyword string) error {
-	item, err := o.st.OutboxItem(ctx, id)
-	if err != nil {
-		return err
-	}
-	return o.flagSent(ctx, item, keyword)
-}
-
-// flagSent adds keyword to item's Sent copy (see markSent).
-func (o *Outbox) flagSent(ctx context.Context, item store.OutboxItem, keyword string) error {
-	if item.SentMailboxID == 0 {
-		return nil
-	}
-	_, err := o.st.StoreFlags(ctx, item.SentMailboxID, store.UIDSetOf(item.SentUID), store.FlagChange{
-		Op: store.FlagsAdd, Flags: store.Flags{Keywords: []string{keyword}},
-	})
-	if errors.Is(err, store.ErrNoMailbox) {
-		return nil
-	}
-	return err
-}
-
-// markDelivered sets store.DeliveredKeyword on the Sent copy of outbox item id when all its recipients are
-// delivered. A Sent copy the user has since moved or deleted is left alone (StoreFlags skips UIDs that
-// are gone).
-func (o *Outbox) markDelivered(ctx context.Context, id store.OutboxID) error {
-	item, err := o.st.OutboxItem(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, r := range item.Rcpts {
-		if r.State != store.RcptDelivered {
-			return nil
-		}
-	}
-	return o.flagSent(ctx, item, store.DeliveredKeyword)
 }

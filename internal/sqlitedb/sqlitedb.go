@@ -1,7 +1,8 @@
 // Package sqlitedb owns the one way tanglemail opens a SQLite database (modernc.org/sqlite, pure Go)
 // and brings its schema up to date. The mailbox store, the block store (tangle/dag), the inbox's
-// chunk file, the storage provider, the light client's and the payment ledger use it; each keeps its own
-// pragmas, which it passes to Open (or OpenMigrated, which opens and migrates in one step).
+// chunk file, the storage provider, the light client's database, the payment ledger, the gateway's
+// claims and relay queue and the OpenPGP peer keys (e2e) use it; each keeps its own pragmas, which it
+// passes to Open (or OpenMigrated, which opens and migrates in one step).
 //
 // # Opening
 //
@@ -9,6 +10,8 @@
 // pool runs them when it is made (busy_timeout, journal_mode, synchronous, foreign_keys, … are
 // per-connection settings in SQLite). A writer asks for BEGIN IMMEDIATE transactions (Immediate), so
 // that a transaction that will write takes the write lock at its start and never fails to upgrade.
+// With Options.Mode it owns the files' permissions: the database and its -wal and -shm files get that
+// mode, so no caller sets them itself.
 //
 // # Migrations
 //
@@ -59,8 +62,10 @@ type Options struct {
 	// MaxConns bounds the pool's open (and idle) connections; 0 leaves database/sql's defaults. A
 	// writer uses 1: its connections then live as long as the pool.
 	MaxConns int
-	// Mode, if not zero, is the file's permission bits: OpenMigrated creates the file with them and sets
-	// them on a file that exists (0o600 for a file holding keys or payments).
+	// Mode, if not zero, is the permission bits of the database file and of its -wal and -shm files:
+	// Open (and OpenMigrated) creates the database with them and sets them on the three files that
+	// exist (0o600 for a file holding keys, payments or mail). SQLite creates a missing -wal or -shm
+	// with the database file's bits, so those get them too.
 	Mode os.FileMode
 }
 
@@ -77,11 +82,16 @@ func DSN(path string, o Options) string {
 	return u.String()
 }
 
-// Open opens (creating if needed) the database at path. Like sql.Open it does not connect: the first
-// use does, and reports a file that is not a database.
+// Open opens (creating if needed) the database at path, with o.Mode if that is set. Like sql.Open it
+// does not connect: the first use does, and reports a file that is not a database.
 func Open(path string, o Options) (*sql.DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlitedb: invalid database path %q", path)
+	}
+	if o.Mode != 0 {
+		if err := setMode(path, o.Mode); err != nil {
+			return nil, err
+		}
 	}
 	db, err := sql.Open("sqlite", DSN(path, o))
 	if err != nil {
@@ -98,19 +108,29 @@ func Open(path string, o Options) (*sql.DB, error) {
 	return db, nil
 }
 
-// OpenMigrated opens the database at path like Open (creating it with o.Mode if that is set) and brings
-// it up to date with s (Migrate) on one connection. On error nothing stays open.
-func OpenMigrated(path string, o Options, s Schema) (*sql.DB, error) {
-	if o.Mode != 0 && path != "" {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, o.Mode)
-		if err != nil {
-			return nil, err
-		}
-		f.Close()
-		if err := os.Chmod(path, o.Mode); err != nil {
-			return nil, err
+// setMode creates the database file at path with mode if it does not exist, and sets mode on it and on
+// its -wal and -shm files if they exist (say, left from a file opened before it had the mode). It runs
+// before SQLite opens the file, so that SQLite gives the -wal or -shm it creates the database's mode.
+func setMode(path string, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, mode)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := os.Chmod(path, mode); err != nil {
+		return err
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, mode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
+	return nil
+}
+
+// OpenMigrated opens the database at path like Open (with o.Mode if that is set) and brings it up to
+// date with s (Migrate) on one connection. On error nothing stays open.
+func OpenMigrated(path string, o Options, s Schema) (*sql.DB, error) {
 	db, err := Open(path, o)
 	if err != nil {
 		return nil, err

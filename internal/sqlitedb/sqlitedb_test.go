@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -53,6 +55,60 @@ func TestOpenPragmas(t *testing.T) {
 	if mode != "wal" || sync != 2 || busy != 10000 {
 		t.Fatalf("journal_mode %s, synchronous %d, busy_timeout %d; want wal, 2 (FULL), 10000", mode, sync, busy)
 	}
+}
+
+// With Mode, the database and its -wal and -shm files get the mode: a new database's, and those of one
+// whose files were made before with other bits (0644, as SQLite makes them under the usual umask).
+func TestOpenMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	wal := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}
+	o := Options{Pragmas: wal, Immediate: true, MaxConns: 1, Mode: 0o600}
+	// check runs while a connection is open, so that -wal and -shm exist (the last close removes them).
+	check := func(t *testing.T, path string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, want -rw-------", filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+	}
+	t.Run("new", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "new.db")
+		db, err := OpenMigrated(path, o, testSchema) // the migration's connection stays in the pool
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		check(t, path)
+	})
+	t.Run("existing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "old.db")
+		old, err := Open(path, Options{Pragmas: wal, MaxConns: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer old.Close()
+		if _, err := old.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Chmod(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db, err := OpenMigrated(path, o, testSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		check(t, path)
+	})
 }
 
 func TestMigrate(t *testing.T) {

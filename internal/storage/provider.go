@@ -207,12 +207,9 @@ func Open(cfg Config) (*Provider, error) {
 	}
 	path := filepath.Join(cfg.Dir, FileName)
 	common := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}
-	w, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{Pragmas: common, Immediate: true, MaxConns: 1}, schema)
+	w, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{Pragmas: common, Immediate: true, MaxConns: 1, Mode: 0o600}, schema)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		_ = os.Chmod(path+suffix, 0o600)
 	}
 	r, err := sqlitedb.Open(path, sqlitedb.Options{Pragmas: append(common[:2:2], "query_only(1)"), MaxConns: 4})
 	if err != nil {

@@ -588,6 +588,29 @@ func (tx *Tx) MarkRecipientRead(outboxID OutboxID, rcpt string) (bool, error) {
 	return true, nil
 }
 
+// MarkSentCopy adds keyword to the Sent copy of outbox item id if done reports true for every recipient
+// (done nil: unconditionally): how the engines set DeliveredKeyword, ReadKeyword and E2EKeyword. An item
+// without a Sent copy, or whose copy the user has since moved or deleted (StoreFlags skips UIDs that are
+// gone; a mailbox that is gone is no error), is left alone.
+func (s *Store) MarkSentCopy(ctx context.Context, id OutboxID, keyword string, done func(OutboxRcpt) bool) error {
+	it, err := s.OutboxItem(ctx, id)
+	if err != nil || it.SentMailboxID == 0 {
+		return err
+	}
+	for _, r := range it.Rcpts {
+		if done != nil && !done(r) {
+			return nil
+		}
+	}
+	_, err = s.StoreFlags(ctx, it.SentMailboxID, UIDSetOf(it.SentUID), FlagChange{
+		Op: FlagsAdd, Flags: Flags{Keywords: []string{keyword}},
+	})
+	if errors.Is(err, ErrNoMailbox) {
+		return nil
+	}
+	return err
+}
+
 // OutboxRaw returns the bytes of an outbox item's message.
 func (s *Store) OutboxRaw(ctx context.Context, id OutboxID) ([]byte, error) {
 	var raw []byte

@@ -231,3 +231,64 @@ func TestOutboxRecipientLifecycle(t *testing.T) {
 		t.Errorf("%d bodies, want 1", n)
 	}
 }
+
+// MarkSentCopy adds the keyword once every recipient passes (nil: at once), and leaves alone an item
+// without a Sent copy and a copy whose mailbox is gone.
+func TestMarkSentCopy(t *testing.T) {
+	s := openTest(t)
+	ctx := testCtx(t)
+	sent := mustMailbox(t, s, "Sent")
+	sub, err := s.Submit(ctx, Submission{OutboxNew: OutboxNew{From: "a", Rcpts: []string{"b", "c"}, Raw: rawMsg("m", "x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(kw string) bool {
+		t.Helper()
+		m, err := s.Message(ctx, sent.ID, sub.Sent.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Flags.Has(kw)
+	}
+	onlyB := func(r OutboxRcpt) bool { return r.Rcpt == "b" }
+	if err := s.MarkSentCopy(ctx, sub.OutboxID, DeliveredKeyword, onlyB); err != nil || has(DeliveredKeyword) {
+		t.Errorf("one recipient of two passes: %v, keyword set %v", err, has(DeliveredKeyword))
+	}
+	every := func(OutboxRcpt) bool { return true }
+	if err := s.MarkSentCopy(ctx, sub.OutboxID, DeliveredKeyword, every); err != nil || !has(DeliveredKeyword) {
+		t.Errorf("every recipient passes: %v, keyword set %v", err, has(DeliveredKeyword))
+	}
+	if err := s.MarkSentCopy(ctx, sub.OutboxID, ReadKeyword, nil); err != nil || !has(ReadKeyword) {
+		t.Errorf("no condition: %v, keyword set %v", err, has(ReadKeyword))
+	}
+
+	var queued OutboxID
+	if err := s.Update(ctx, func(tx *Tx) (err error) {
+		queued, _, err = tx.Enqueue(OutboxNew{From: "a", Rcpts: []string{"b"}, Raw: rawMsg("q", "y")})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSentCopy(ctx, queued, ReadKeyword, nil); err != nil {
+		t.Errorf("item without a Sent copy: %v", err)
+	}
+
+	filed, err := s.CreateMailbox(ctx, "Filed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := s.Submit(ctx, Submission{OutboxNew: OutboxNew{From: "a", Rcpts: []string{"b"}, Raw: rawMsg("g", "z")},
+		MailboxID: filed.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMailbox(ctx, "Filed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSentCopy(ctx, gone.OutboxID, ReadKeyword, nil); err != nil {
+		t.Errorf("Sent copy's mailbox deleted: %v", err)
+	}
+	if err := s.MarkSentCopy(ctx, 9999, ReadKeyword, nil); !errors.Is(err, ErrNoOutboxItem) {
+		t.Errorf("unknown item: %v, want ErrNoOutboxItem", err)
+	}
+}

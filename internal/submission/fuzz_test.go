@@ -11,40 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tanglemail/tanglemail/internal/handoff"
 	"github.com/tanglemail/tanglemail/internal/mail"
 )
-
-// chanListener hands out the connections sent on ch.
-type chanListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
 
 // notifyConn reports when the server has closed its end.
 type notifyConn struct {
@@ -78,7 +47,7 @@ func FuzzSession(f *testing.F) {
 	opts.ReadTimeout = -1
 	opts.WriteTimeout = -1
 	srv := New(be, opts)
-	ln := newChanListener()
+	ln := handoff.New()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	f.Cleanup(func() {
@@ -95,8 +64,13 @@ func FuzzSession(f *testing.F) {
 		be.setT(t)
 		client, server := net.Pipe()
 		nc := &notifyConn{Conn: server, closed: make(chan struct{})}
+		pushed := make(chan bool, 1)
+		go func() { pushed <- ln.Push(nc) }()
 		select {
-		case ln.ch <- nc:
+		case ok := <-pushed:
+			if !ok {
+				t.Fatal("server closed")
+			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("server does not accept")
 		}
