@@ -41,7 +41,7 @@ func TestGatewayOutboundEndToEnd(t *testing.T) {
 	}
 	pf := startPostfix(t)
 	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
-	_, alice, _, logs := outboundPair(t, dns, pf.port, nil, func(c *Config) {
+	_, alice, _, logs := outboundPair(t, dns, pf.Port, nil, func(c *Config) {
 		c.InternetAddress = "alice@gw.test"
 		c.E2ELookup = keyStub{"bob@example.test": bobKey}
 	})
@@ -51,8 +51,8 @@ func TestGatewayOutboundEndToEnd(t *testing.T) {
 	marker := "e2e-marker-a41c9b"
 	submit(t, alice, []string{"bob@example.test"}, outboundMessage(alice.Identity().Address(), "bob@example.test", marker))
 
-	waitFor(t, "the mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.mailbox(t)) == 1 })
-	got := pf.mailbox(t)[0]
+	waitFor(t, "the mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.Maildir(t)) == 1 })
+	got := pf.Maildir(t)[0]
 	verifyDKIM(t, dns, got)
 	hdrEnd := bytes.Index(got, []byte("\n\n"))
 	if i := bytes.Index(got, []byte("\r\n\r\n")); i >= 0 && (hdrEnd < 0 || i < hdrEnd) {

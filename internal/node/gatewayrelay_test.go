@@ -3,17 +3,13 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,163 +17,17 @@ import (
 
 	"github.com/tanglemail/tanglemail/internal/dnstest"
 	"github.com/tanglemail/tanglemail/internal/identity"
-	"github.com/tanglemail/tanglemail/internal/selfsigned"
+	"github.com/tanglemail/tanglemail/internal/postfixtest"
 	"github.com/tanglemail/tanglemail/internal/smtptest"
 	"github.com/tanglemail/tanglemail/internal/store"
 	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
-// postfix is a Debian Postfix playing "the Internet": its own instance from its own configuration
-// directory, listening on a loopback port, delivering example.test to virtual Maildirs.
-type postfix struct {
-	dir  string
-	port int
-}
-
-// startPostfix runs Postfix (skipped when it is not installed, unless CI is set: .ci/run installs it).
-// It must run as root (Postfix's master drops to the postfix user itself).
-func startPostfix(t *testing.T) *postfix {
+// startPostfix runs a Debian Postfix playing "the Internet" (postfixtest): mx.example.test, listening
+// on a loopback port, offering STARTTLS and delivering example.test to a Maildir (pf.Maildir).
+func startPostfix(t *testing.T) *postfixtest.Postfix {
 	t.Helper()
-	bin, err := exec.LookPath("postfix")
-	if err != nil {
-		bin = "/usr/sbin/postfix"
-		if _, err := os.Stat(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatal("postfix is not installed, and CI must run this test: add the Debian package postfix to PKGS in .ci/run")
-			}
-			t.Skip("postfix is not installed (apt-get install --no-install-recommends postfix)")
-		}
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the Postfix test must run as root (Postfix's master needs it)")
-		}
-		t.Skip("Postfix needs root")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &postfix{dir: t.TempDir(), port: ln.Addr().(*net.TCPAddr).Port}
-	ln.Close()
-	// t.TempDir is 0700: the postfix user must traverse it.
-	for d := p.dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
-	for _, d := range []string{"queue", "data", "mail"} {
-		if err := os.Mkdir(filepath.Join(p.dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	chownTo(t, filepath.Join(p.dir, "data"), "postfix")
-	os.Chown(filepath.Join(p.dir, "mail"), 65534, 65534)
-	cert, key := certPEM(t, "mx.example.test")
-	os.WriteFile(filepath.Join(p.dir, "cert.pem"), cert, 0o644)
-	os.WriteFile(filepath.Join(p.dir, "key.pem"), key, 0o600)
-	main := `compatibility_level = 3.6
-queue_directory = ` + p.dir + `/queue
-data_directory = ` + p.dir + `/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.example.test
-mydomain = example.test
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-maillog_file = /dev/stdout
-alias_maps =
-alias_database =
-biff = no
-virtual_mailbox_domains = example.test
-virtual_mailbox_base = ` + p.dir + `/mail
-virtual_mailbox_maps = static:bob/
-virtual_uid_maps = static:65534
-virtual_gid_maps = static:65534
-smtpd_tls_security_level = may
-smtpd_tls_cert_file = ` + p.dir + `/cert.pem
-smtpd_tls_key_file = ` + p.dir + `/key.pem
-smtpd_tls_received_header = yes
-`
-	master := "127.0.0.1:" + strconv.Itoa(p.port) + " inet n - n - - smtpd\n" + `cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-tlsmgr unix - - n 1000? 1 tlsmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-relay unix - - n - - smtp
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-virtual unix - n n - - virtual
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-`
-	os.WriteFile(filepath.Join(p.dir, "main.cf"), []byte(main), 0o644)
-	os.WriteFile(filepath.Join(p.dir, "master.cf"), []byte(master), 0o644)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-c", p.dir, "start-fg")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		exec.Command(bin, "-c", p.dir, "stop").Run()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("postfix log:\n%s", out.String())
-		}
-	})
-	waitFor(t, "postfix listening", 30*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return p
-}
-
-func chownTo(t *testing.T, path, user string) {
-	t.Helper()
-	out, err := exec.Command("id", "-u", user).Output()
-	if err != nil {
-		t.Fatalf("id -u %s: %v", user, err)
-	}
-	uid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err := os.Chown(path, uid, -1); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// mailbox returns the messages delivered to bob@example.test's Maildir.
-func (p *postfix) mailbox(t *testing.T) [][]byte {
-	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(p.dir, "mail", "bob", "new", "*"))
-	var out [][]byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
+	return postfixtest.Start(t, postfixtest.Config{Hostname: "mx.example.test", TLS: true, Deliver: "example.test"})
 }
 
 // outboundPair starts a gateway node for gw.test (relaying to port) and alice's node configured to
@@ -305,12 +155,12 @@ func verifyDKIMPy(t *testing.T, dns *dnstest.Server, msg []byte) {
 func TestGatewayOutboundPostfix(t *testing.T) {
 	pf := startPostfix(t)
 	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
-	gw, alice, gcfg, logs := outboundPair(t, dns, pf.port, nil, nil)
+	gw, alice, gcfg, logs := outboundPair(t, dns, pf.Port, nil, nil)
 	marker := "outbound-marker-5d1c07"
 	submit(t, alice, []string{"bob@example.test"}, outboundMessage(alice.Identity().Address(), "bob@example.test", marker))
 
-	waitFor(t, "the mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.mailbox(t)) == 1 })
-	got := pf.mailbox(t)[0]
+	waitFor(t, "the mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.Maildir(t)) == 1 })
+	got := pf.Maildir(t)[0]
 	if !bytes.Contains(got, []byte("From: \"Alice\" <alice@gw.test>")) && !bytes.Contains(got, []byte("From: Alice <alice@gw.test>")) {
 		t.Errorf("From not the claimed address:\n%s", got)
 	}
@@ -391,20 +241,6 @@ func TestGatewayOutboundBounceAndRestart(t *testing.T) {
 	noAddressesLogged(t, logs, alice, "bob@down.test", "bounce-7f3a", "restart-2b9e")
 }
 
-func certPEM(t *testing.T, name string) (cert, key []byte) {
-	t.Helper()
-	c, err := selfsigned.New(selfsigned.Names{DNS: []string{name}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
 // The gateway a claim was made on is recorded in the data directory and forgotten by its revoke.
 func TestRelayGatewayFile(t *testing.T) {
 	dir := t.TempDir()
@@ -458,7 +294,7 @@ func TestRelayGatewayFile(t *testing.T) {
 func TestGatewayOutboundLarge(t *testing.T) {
 	pf := startPostfix(t)
 	dns := dnstest.Start(t, `example.test. MX 10 mx.example.test.`, `mx.example.test. A 127.0.0.1`)
-	_, alice, _, logs := outboundPair(t, dns, pf.port, nil, nil)
+	_, alice, _, logs := outboundPair(t, dns, pf.Port, nil, nil)
 	defer func() {
 		if t.Failed() {
 			t.Logf("node logs:\n%s", logs.String())
@@ -477,8 +313,8 @@ func TestGatewayOutboundLarge(t *testing.T) {
 		att.String() + "--b--\r\n"
 	submit(t, alice, []string{"bob@example.test"}, raw)
 
-	waitFor(t, "the large mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.mailbox(t)) == 1 })
-	got := pf.mailbox(t)[0]
+	waitFor(t, "the large mail in bob's Postfix Maildir", 90*time.Second, func() bool { return len(pf.Maildir(t)) == 1 })
+	got := pf.Maildir(t)[0]
 	// Postfix's Maildir delivery stores lines with LF endings.
 	if !bytes.Contains(got, []byte(strings.ReplaceAll(att.String(), "\r\n", "\n"))) {
 		t.Fatalf("the attachment did not arrive whole: %d bytes delivered, attachment %d", len(got), att.Len())
