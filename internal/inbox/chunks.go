@@ -66,7 +66,7 @@ func openPieces(path string, maxMessages int, maxBytes int64) (*pieceStore, erro
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("inbox: invalid chunk database path %q", path)
 	}
-	db, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{MaxConns: 1, Immediate: true,
+	db, err := sqlitedb.OpenMigrated(path, sqlitedb.Options{MaxConns: 1, Immediate: true, Mode: 0o600,
 		Pragmas: []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"}}, pieceSchema)
 	if err != nil {
 		return nil, fmt.Errorf("inbox: chunk database %s: %w", path, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -59,6 +60,17 @@ func TestStartStatusAndRestart(t *testing.T) {
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
 		t.Errorf("data dir has mode %v, want 0700", fi.Mode().Perm())
 	}
+	// Every file the node made — databases with their -wal and -shm files included — is the owner's
+	// only, not just reachable through the 0700 directory (a copied or moved file keeps its mode).
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || d.Name() == CertFile { // the certificate is public
+			return err
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: group or others may read it", strings.TrimPrefix(path, dir), fi.Mode().Perm())
+		}
+		return nil
+	})
 
 	info, pw, err := ReadAPIInfo(dir)
 	if err != nil {

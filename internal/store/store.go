@@ -125,7 +125,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if o.secureDelete {
 		wpragmas = append(wpragmas, "secure_delete(1)")
 	}
-	wdb, err := sqlitedb.Open(path, sqlitedb.Options{Pragmas: wpragmas, Immediate: true, MaxConns: 1})
+	wdb, err := sqlitedb.Open(path, sqlitedb.Options{Pragmas: wpragmas, Immediate: true, MaxConns: 1, Mode: 0o600})
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}

@@ -150,6 +150,7 @@ func dbOptions(readOnly bool, conns int) sqlitedb.Options {
 	} else {
 		o.Pragmas = append(o.Pragmas, "journal_size_limit(67108864)", "wal_autocheckpoint(8192)")
 		o.Immediate = true
+		o.Mode = 0o600 // the writer opens first and creates the files: owner only, as every database
 	}
 	return o
 }
