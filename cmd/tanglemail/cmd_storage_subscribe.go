@@ -106,6 +106,8 @@ func runSubscribe(env *cmdEnv, o any, args []string) error {
 				fmt.Fprintf(env.stdout, "resuming the payment an earlier run sent (transaction %s): it is not paid again\n", p.Tx)
 			case "paid":
 				fmt.Fprintf(env.stdout, "paid: transaction %s\n", p.Tx)
+			case "cancelled":
+				fmt.Fprintf(env.stdout, "the refused payment, not in a block yet, is cancelled by transaction %s (it costs only gas)\n", p.Tx)
 			default:
 				fmt.Fprintf(env.stdout, "  waiting: %v\n", p.Err)
 			}

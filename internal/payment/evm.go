@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -481,6 +482,65 @@ func (e *EVM) Pay(ctx context.Context, q *Quote) (TxID, error) {
 	}
 	e.nextNonce = nonce + 1
 	return id, nil
+}
+
+// Cancel stops a payment this wallet sent (recorded in the ledger) that is not in a block yet: it
+// sends a transaction with the same nonce, value 0, to the wallet itself, at a gas price 25 % above
+// the original's (and at least the chain's), so that a miner takes it instead. It costs gas only. If
+// the original is mined first, the replacement is dropped (its nonce is used): the payment stands.
+func (e *EVM) Cancel(ctx context.Context, id TxID) (TxID, error) {
+	var none TxID
+	if e.cfg.Key == nil || e.cfg.Ledger == nil {
+		return none, ErrNoWallet
+	}
+	raw, ok, err := e.cfg.Ledger.SentRaw(ctx, id)
+	if err != nil {
+		return none, err
+	}
+	if !ok {
+		return none, fmt.Errorf("payment: %s was not sent by this wallet", id)
+	}
+	var orig types.Transaction
+	if err := orig.UnmarshalBinary(raw); err != nil {
+		return none, fmt.Errorf("payment: recorded transaction: %w", err)
+	}
+	// In a block at any endpoint: too late. Pending, or unknown (dropped, or not seen yet): replace it,
+	// so that it can never be mined later.
+	mined, err := each(ctx, e, "eth_getTransactionByHash", func(ctx context.Context, c EVMClient) (bool, error) {
+		_, pending, err := c.TransactionByHash(ctx, common.Hash(id))
+		if errors.Is(err, ethereum.NotFound) {
+			return false, nil
+		}
+		return err == nil && !pending, err
+	})
+	if err != nil {
+		return none, err
+	}
+	if slices.Contains(mined, true) {
+		return none, ErrMined
+	}
+	price, err := e.GasPrice(ctx)
+	if err != nil {
+		return none, err
+	}
+	bumped := new(big.Int).Div(new(big.Int).Mul(orig.GasPrice(), big.NewInt(125)), big.NewInt(100))
+	if bumped.Cmp(price) > 0 {
+		price = bumped
+	}
+	self := e.Address()
+	tx := types.NewTx(&types.LegacyTx{Nonce: orig.Nonce(), To: &self, Value: new(big.Int), Gas: 21_000, GasPrice: price})
+	signed, err := types.SignTx(tx, types.LatestSignerForChainID(new(big.Int).SetUint64(e.cfg.ChainID)), e.cfg.Key)
+	if err != nil {
+		return none, fmt.Errorf("payment: signing: %w", err)
+	}
+	craw, err := signed.MarshalBinary()
+	if err != nil {
+		return none, err
+	}
+	cid := TxID(signed.Hash())
+	e.payMu.Lock()
+	defer e.payMu.Unlock()
+	return cid, e.send(ctx, cid, craw)
 }
 
 // send broadcasts a recorded transaction to every endpoint; one that accepts it (or already has it)

@@ -72,6 +72,18 @@ func (l *Ledger) RecordSent(ctx context.Context, q *Quote, tx TxID, raw []byte) 
 	return stored, storedRaw, false, err
 }
 
+// SentRaw returns the signed transaction recorded as tx (RecordSent), if any.
+func (l *Ledger) SentRaw(ctx context.Context, tx TxID) (raw []byte, ok bool, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT raw FROM sent_tx WHERE tx_id = ?`, tx[:]).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("payment: ledger: %w", err)
+	}
+	return raw, true, nil
+}
+
 // Unsettled returns the latest transaction sent for subscription sub whose payment is not settled
 // (Settle): a payment an interrupted run sent and did not see activated. Resuming it, rather than
 // paying a new quote, is what keeps a re-run from paying twice.

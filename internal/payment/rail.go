@@ -57,6 +57,13 @@ type Resumable interface {
 	Settle(ctx context.Context, tx TxID) error
 }
 
+// Canceler is a rail that can stop a payment it sent that is not in a block yet (the EVM rail: a
+// replacement transaction with the same nonce that pays nobody).
+type Canceler interface {
+	// Cancel replaces tx, if it is not in a block, and returns the replacement; ErrMined if it is.
+	Cancel(ctx context.Context, tx TxID) (TxID, error)
+}
+
 // Payment is what Verify found on chain.
 type Payment struct {
 	Tx            TxID
@@ -83,6 +90,7 @@ var (
 	ErrDisagree         = errors.New("payment: JSON-RPC endpoints disagree")
 	ErrInsufficientFund = errors.New("payment: wallet balance too low for the amount and gas")
 	ErrNoWallet         = errors.New("payment: this rail has no wallet key to pay with")
+	ErrMined            = errors.New("payment: the transaction is in a block already: it cannot be cancelled")
 )
 
 // Retryable reports whether err may go away by itself (a payment still confirming, an endpoint down).

@@ -428,9 +428,33 @@ func (c *Client) Submit(ctx context.Context, tx TxID, q *Quote) (Result, error) 
 
 // Progress is a step of Subscribe shown to the user.
 type Progress struct {
-	Stage string // "paid", "confirming", "waiting"
+	Stage string // "resuming" (a payment sent before), "paid", "confirming", "cancelled" (Tx: the replacement)
 	Tx    TxID
 	Err   error // the retryable state
+}
+
+// cancel stops a refused payment that is not in a block yet (a payment the provider will never count
+// should not spend the money when it is mined later); progress hears "cancelled". Best effort: an
+// error says what the user should know.
+func cancel(ctx context.Context, rail Rail, tx TxID, progress func(Progress)) error {
+	c, ok := rail.(Canceler)
+	if !ok {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	ctx, done := context.WithTimeout(ctx, 30*time.Second)
+	defer done()
+	rep, err := c.Cancel(ctx, tx)
+	switch {
+	case errors.Is(err, ErrMined):
+		return nil // on chain: the money went, and the refusal says why it does not count
+	case err != nil:
+		return fmt.Errorf("payment: the refused payment %s could not be cancelled (it may still be mined): %w", tx, err)
+	}
+	if progress != nil {
+		progress(Progress{Stage: "cancelled", Tx: rep})
+	}
+	return nil
 }
 
 // PayAndActivate pays q with rail (idempotent per quote) and submits the payment to the provider
@@ -462,7 +486,7 @@ func PayAndActivate(ctx context.Context, c *Client, rail Rail, q *Quote, every t
 		if !errors.As(err, &re) || !re.Retryable() {
 			if errors.As(err, &re) {
 				if re.Code == CodeRefused || re.Code == CodeMalformed {
-					return tx, Result{}, errors.Join(err, settle())
+					return tx, Result{}, errors.Join(err, cancel(ctx, rail, tx, progress), settle())
 				}
 				return tx, Result{}, err
 			}

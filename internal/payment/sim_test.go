@@ -19,6 +19,8 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
 
+	"github.com/tanglemail/tanglemail/internal/p2p/p2ptest"
+	"github.com/tanglemail/tanglemail/internal/tangle"
 	"github.com/tanglemail/tanglemail/internal/testwait"
 )
 
@@ -684,5 +686,108 @@ func TestUnsettledResume(t *testing.T) {
 	}
 	if _, _, ok, _ := w.payer.Unsettled(ctx, SubID{4}); ok {
 		t.Fatal("a settled payment was offered for resumption")
+	}
+}
+
+// TestCancelPending: a payment still pending after its quote expired is refused as paid late (not
+// "pending" forever), and the subscriber's wallet cancels it with a same-nonce replacement: once mined,
+// the replacement is on chain, the payment is not, and the wallet lost only gas. A mined payment
+// cannot be cancelled (ErrMined).
+func TestCancelPending(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxT(t)
+	q, enc := w.quote(6, 1_000_000_000, time.Now().Add(time.Hour))
+	tx, err := w.payer.Pay(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not mined: pending until the grace after the expiry, then paid late.
+	if _, err := w.verifier.Process(ctx, tx, enc); !errors.Is(err, ErrPending) {
+		t.Fatalf("a pending payment: %v, want ErrPending", err)
+	}
+	w.verifier.Now = func() time.Time { return q.Expires.Add(NotFoundGrace + time.Second) }
+	if _, err := w.verifier.Process(ctx, tx, enc); !errors.Is(err, ErrPaidLate) || Retryable(err) {
+		t.Fatalf("pending after the grace: %v, want ErrPaidLate (final)", err)
+	}
+	before, err := w.payer.Balance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.payer.Cancel(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mine(1)
+	c := w.sim.Client()
+	if rc, err := c.TransactionReceipt(ctx, common.Hash(rep)); err != nil || rc.Status != 1 {
+		t.Fatalf("the replacement's receipt: %+v %v", rc, err)
+	}
+	if _, err := c.TransactionReceipt(ctx, common.Hash(tx)); err == nil {
+		t.Fatal("the cancelled payment was mined")
+	}
+	after, _ := w.payer.Balance(ctx)
+	if spent := new(big.Int).Sub(before, after); spent.Cmp(q.Amount.Wei()) >= 0 || spent.Sign() <= 0 {
+		t.Fatalf("the wallet spent %s on the cancellation; want only gas (the payment is %s)", spent, q.Amount.Wei())
+	}
+	// A mined payment stands.
+	q2, _ := w.quote(7, 1_000_000_000, time.Now().Add(time.Hour))
+	tx2, err := w.payer.Pay(ctx, q2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mine(1)
+	if _, err := w.payer.Cancel(ctx, tx2); !errors.Is(err, ErrMined) {
+		t.Fatalf("cancel of a mined payment: %v, want ErrMined", err)
+	}
+}
+
+// TestPayAndActivateCancelsRefused: the provider refuses a payment still pending after its quote
+// expired (paid late); PayAndActivate then cancels it (a same-nonce replacement, progress
+// "cancelled") and settles it, so the money is not spent when a block comes and a re-run does not
+// resume it.
+func TestPayAndActivateCancelsRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxT(t)
+	srv := p2ptest.LoopbackHost(t)
+	raw, err := srv.Host().Peerstore().PrivKey(srv.ID()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.quoteKey = ed25519.PrivateKey(raw)
+	w.verifier.QuoteKey = w.quoteKey.Public().(ed25519.PublicKey)
+	svc, err := NewService(ServiceConfig{Rail: w.provider, Verifier: w.verifier, QuoteKey: w.quoteKey, Price: 1,
+		SubQuota: func(context.Context, SubID) (uint32, bool) { return 64, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netID := tangle.DevNet.ID
+	srv.HandleStream(Protocol(netID), svc.Serve)
+	h := p2ptest.LoopbackHost(t)
+	pid, err := h.ConnectAddr(ctx, srv.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := w.quote(8, 1_000_000_000, time.Now().Add(time.Hour))
+	w.verifier.Now = func() time.Time { return q.Expires.Add(NotFoundGrace + time.Second) }
+	var replacement TxID
+	tx, _, err := PayAndActivate(ctx, NewClient(h, pid, netID), w.payer, q, 10*time.Millisecond, func(p Progress) {
+		if p.Stage == "cancelled" {
+			replacement = p.Tx
+		}
+	})
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != CodeRefused || replacement == (TxID{}) {
+		t.Fatalf("PayAndActivate: %v (replacement %s), want a refusal and a cancellation", err, replacement)
+	}
+	w.mine(1)
+	c := w.sim.Client()
+	if rc, err := c.TransactionReceipt(ctx, common.Hash(replacement)); err != nil || rc.Status != 1 {
+		t.Fatalf("the replacement's receipt: %+v %v", rc, err)
+	}
+	if _, err := c.TransactionReceipt(ctx, common.Hash(tx)); err == nil {
+		t.Fatal("the refused payment was mined")
+	}
+	if _, _, open, _ := w.payer.Unsettled(ctx, q.Sub); open {
+		t.Fatal("the refused payment is still offered for resumption")
 	}
 }

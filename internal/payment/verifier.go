@@ -13,8 +13,9 @@ import (
 // be idempotent (the same call twice leaves the same state), as the provider's ActivateQuota is.
 type Activator func(ctx context.Context, id SubID, until time.Time, mib uint32) error
 
-// NotFoundGrace is how long after a quote's expiry a transaction the chain does not know is still
-// worth waiting for (endpoints that lag behind the chain); after it, Process refuses it as paid late.
+// NotFoundGrace is how long after a quote's expiry a transaction the chain does not know, or knows
+// only as pending, is still worth waiting for (endpoints that lag behind the chain); after it, Process
+// refuses it as paid late.
 const NotFoundGrace = 10 * time.Minute
 
 // Verifier is the provider's side of a payment: it checks a quote is its own, that the transaction
@@ -54,10 +55,11 @@ func (v *Verifier) process(ctx context.Context, tx TxID, enc []byte) (Claim, err
 		return Claim{}, err
 	}
 	p, err := v.Rail.Verify(ctx, tx, q)
-	if errors.Is(err, ErrNotFound) && v.now().After(q.Expires.Add(NotFoundGrace)) {
-		// Unknown this long after the quote expired, it cannot have been mined in time: final, so that
-		// a subscriber submitting a transaction that never reached the chain is not told to wait forever.
-		return Claim{}, fmt.Errorf("%w: %s is not on chain %v after the quote expired", ErrPaidLate, tx, NotFoundGrace)
+	if (errors.Is(err, ErrNotFound) || errors.Is(err, ErrPending)) && v.now().After(q.Expires.Add(NotFoundGrace)) {
+		// Unknown, or not in a block, this long after the quote expired: it cannot have been mined in
+		// time (any block still to come is later). Final, so that a subscriber whose transaction never
+		// made it is not told to wait forever (and can cancel it, EVM.Cancel).
+		return Claim{}, fmt.Errorf("%w: %s is not in a block %v after the quote expired", ErrPaidLate, tx, NotFoundGrace)
 	}
 	if err != nil {
 		return Claim{}, err
