@@ -172,11 +172,8 @@ func (n *Node) feedStorage(ctx context.Context, feed <-chan *tangle.Block) {
 // of a storage node that was down for longer). Blocks already stored for a subscription are skipped by
 // the provider.
 //
-// The cost: a block a subscriber already fetched and released, still in the block store (unexpired and
-// not evicted for the budget), is stored for it again at each start, under a new cursor. Its client
-// files nothing twice (replay keys; it drops the duplicate and receipts it again), and the block counts
-// against the quota until the client releases it again (protocol.md §12.4). The provider cannot tell a
-// released block from one it never got; losing mail would be worse.
+// A block a subscriber already fetched and released is not stored for it again: the provider remembers
+// released block ids until no block store can hold them (protocol.md §12.4).
 func (n *Node) rescanStorage(ctx context.Context) error {
 	since := time.Now().Add(-storageRescanWindow)
 	for _, shard := range n.net.Status().Shards {

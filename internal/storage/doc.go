@@ -10,7 +10,9 @@
 // prefix, key, retention, quota, state pending→active→expired, active_until, next cursor, usage),
 // grants (SHA-256 of one-time operator tokens) and blocks (subscription, cursor, block id, raw bytes
 // exactly as gossiped, stored_at), and blob_charges (subscription, blob id, sealed size, expiry: the
-// subscriber's blob uploads held by the node's blob store, ChargeBlob). No client address, no identity, no plaintext is stored: blocks are
+// subscriber's blob uploads held by the node's blob store, ChargeBlob), and released (subscription,
+// block id, expiry: the blocks a subscriber released, not stored for it again until the maximum TTL
+// has passed, however often the node offers its block store again). No client address, no identity, no plaintext is stored: blocks are
 // sealed, and the per-address limit is counted in memory.
 //
 // # Invariants and ordering

@@ -51,7 +51,9 @@ func (p *Provider) Offer(ctx context.Context, blocks []*tangle.Block) error {
 		return fmt.Errorf("storage: offer: %w", err)
 	}
 	defer sqlTx.Rollback()
-	ins, err := sqlTx.PrepareContext(ctx, `INSERT OR IGNORE INTO blocks (sub, seq, id, size, stored_at, raw) VALUES (?,?,?,?,?,?)`)
+	// Not a block the subscription holds already, nor one it released (offered again at a restart).
+	ins, err := sqlTx.PrepareContext(ctx, `INSERT OR IGNORE INTO blocks (sub, seq, id, size, stored_at, raw)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM released WHERE sub = ?1 AND id = ?3)`)
 	if err != nil {
 		return fmt.Errorf("storage: offer: %w", err)
 	}
@@ -89,7 +91,7 @@ func (p *Provider) Offer(ctx context.Context, blocks []*tangle.Block) error {
 				return fmt.Errorf("storage: offer: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				continue // already stored for this subscription
+				continue // already stored for this subscription, or released by it
 			}
 			pushes = append(pushes, pushed{t.s.id, wire.Pushed{Cursor: wire.Cursor(t.nextSeq), Block: b.Raw}})
 			t.nextSeq++
@@ -180,13 +182,16 @@ func (p *Provider) fetch(ctx context.Context, id wire.SubID, after wire.Cursor, 
 	return out, nil
 }
 
-// release deletes the blocks of id with a cursor ≤ upTo, committed before it returns.
+// release deletes the blocks of id with a cursor ≤ upTo, committed before it returns, and remembers
+// their ids until no block store can hold them any more (MaxTTL), so that they are not stored again.
 func (p *Provider) release(ctx context.Context, id wire.SubID, upTo wire.Cursor) error {
-	return p.deleteBlocks(ctx, id, `seq <= ?`, uint64(upTo))
+	until := p.cfg.Now().Add(time.Duration(tangle.MaxTTL) * time.Second).UnixMilli()
+	return p.deleteBlocks(ctx, id, `seq <= ?`, uint64(upTo), until)
 }
 
-// deleteBlocks deletes the blocks of id matching cond and updates the usage, in one transaction.
-func (p *Provider) deleteBlocks(ctx context.Context, id wire.SubID, cond string, arg any) error {
+// deleteBlocks deletes the blocks of id matching cond and updates the usage, in one transaction;
+// with remember > 0 their ids go into released until then (Unix ms).
+func (p *Provider) deleteBlocks(ctx context.Context, id wire.SubID, cond string, arg any, remember int64) error {
 	return p.writeTx(ctx, func(tx *sql.Tx) (func(), error) {
 		var n, bytes uint64
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blocks WHERE sub = ? AND `+cond, id[:], arg).Scan(&n, &bytes); err != nil {
@@ -194,6 +199,12 @@ func (p *Provider) deleteBlocks(ctx context.Context, id wire.SubID, cond string,
 		}
 		if n == 0 {
 			return nil, nil
+		}
+		if remember > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO released (sub, id, expires)
+				SELECT sub, id, ? FROM blocks WHERE sub = ? AND `+cond, remember, id[:], arg); err != nil {
+				return nil, err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE sub = ? AND `+cond, id[:], arg); err != nil {
 			return nil, err
@@ -256,6 +267,12 @@ func (p *Provider) Prune(ctx context.Context) (int, error) {
 	if err := p.pruneBlobCharges(ctx, nowMs); err != nil {
 		return 0, err
 	}
+	if err := p.writeTx(ctx, func(tx *sql.Tx) (func(), error) {
+		_, err := tx.ExecContext(ctx, `DELETE FROM released WHERE expires <= ?`, nowMs)
+		return func() {}, err
+	}); err != nil {
+		return 0, err
+	}
 	deleted := 0
 	for _, s := range subs {
 		before := s.blocks
@@ -274,7 +291,7 @@ func (p *Provider) Prune(ctx context.Context) (int, error) {
 		}
 		if s.state != wire.Pending && s.blocks > 0 {
 			cut := now.Add(-time.Duration(s.retention) * day).UnixMilli()
-			if err := p.deleteBlocks(ctx, s.id, `stored_at < ?`, cut); err != nil {
+			if err := p.deleteBlocks(ctx, s.id, `stored_at < ?`, cut, 0); err != nil {
 				return deleted, err
 			}
 			if after, ok := p.lookup(s.id); ok {
@@ -308,6 +325,9 @@ func (p *Provider) deleteSub(ctx context.Context, id wire.SubID) error {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM blob_charges WHERE sub = ?`, id[:]); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM released WHERE sub = ?`, id[:]); err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subs WHERE id = ?`, id[:]); err != nil {

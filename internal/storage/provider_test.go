@@ -100,6 +100,11 @@ func TestStoreFetchRelease(t *testing.T) {
 			t.Fatalf("after restart block %d: cursor %d, want %d", i, r.Cursor, want.Cursor)
 		}
 	}
+	// A released block offered again (the node re-offers its block store at every start) is not
+	// stored again, also after the restart; a new one is.
+	if err := srv2.p.Offer(ctx, mine[:2]); err != nil {
+		t.Fatal(err)
+	}
 	// New blocks continue after the old cursors (a cursor is never reused).
 	nb := mkBlock(t, params, tagWith(bobPrefix), 500, now)
 	if err := srv2.p.Offer(ctx, []*tangle.Block{nb}); err != nil {
