@@ -211,7 +211,7 @@ func resumePayment(ctx context.Context, rs payment.Resumable, r SubscribeRequest
 	out.Tx, out.Result, err = payment.PayAndActivate(ctx, pc, r.Rail, q, poll, r.Progress)
 	if err != nil {
 		var re *payment.RemoteError
-		if errors.As(err, &re) && !re.Retryable() && re.Code != payment.CodeInternal {
+		if errors.As(err, &re) && re.Final() {
 			return true, fmt.Errorf("payment: the provider refused the payment sent before (%s): %w; run the command again to pay with a new quote", tx, err)
 		}
 		return true, fmt.Errorf("payment: %w", err)

@@ -296,7 +296,9 @@ func (e *EVM) Verify(ctx context.Context, id TxID, q *Quote) (Payment, error) {
 		return c.TransactionReceipt(ctx, h)
 	})
 	if errors.Is(err, ethereum.NotFound) {
-		return p, fmt.Errorf("%w: %s has no receipt yet", ErrPending, id)
+		// In a block (no endpoint says pending), its receipt not served yet: a confirmation question,
+		// not "pending", which after the quote's expiry would mean too late (Verifier).
+		return p, fmt.Errorf("%w: %s is in a block whose receipt is not served yet", ErrNotConfirmed, id)
 	}
 	if err != nil {
 		return p, err
@@ -465,15 +467,11 @@ func (e *EVM) Pay(ctx context.Context, q *Quote) (TxID, error) {
 	}
 	to := common.BytesToAddress(q.Address)
 	tx := types.NewTx(&types.LegacyTx{Nonce: nonce, To: &to, Value: value, Gas: gas, GasPrice: price, Data: q.Calldata()})
-	signed, err := types.SignTx(tx, types.LatestSignerForChainID(new(big.Int).SetUint64(q.ChainID)), e.cfg.Key)
-	if err != nil {
-		return id, fmt.Errorf("payment: signing: %w", err)
-	}
-	raw, err := signed.MarshalBinary()
+	signedID, raw, err := e.sign(tx)
 	if err != nil {
 		return id, err
 	}
-	id, raw, _, err = e.cfg.Ledger.RecordSent(ctx, q, TxID(signed.Hash()), raw)
+	id, raw, _, err = e.cfg.Ledger.RecordSent(ctx, q, signedID, raw)
 	if err != nil {
 		return id, err
 	}
@@ -529,18 +527,26 @@ func (e *EVM) Cancel(ctx context.Context, id TxID) (TxID, error) {
 	}
 	self := e.Address()
 	tx := types.NewTx(&types.LegacyTx{Nonce: orig.Nonce(), To: &self, Value: new(big.Int), Gas: 21_000, GasPrice: price})
-	signed, err := types.SignTx(tx, types.LatestSignerForChainID(new(big.Int).SetUint64(e.cfg.ChainID)), e.cfg.Key)
-	if err != nil {
-		return none, fmt.Errorf("payment: signing: %w", err)
-	}
-	craw, err := signed.MarshalBinary()
+	cid, craw, err := e.sign(tx)
 	if err != nil {
 		return none, err
 	}
-	cid := TxID(signed.Hash())
 	e.payMu.Lock()
 	defer e.payMu.Unlock()
 	return cid, e.send(ctx, cid, craw)
+}
+
+// sign signs tx with the wallet key for the rail's chain (EIP-155) and returns its hash and encoding.
+func (e *EVM) sign(tx *types.Transaction) (TxID, []byte, error) {
+	signed, err := types.SignTx(tx, types.LatestSignerForChainID(new(big.Int).SetUint64(e.cfg.ChainID)), e.cfg.Key)
+	if err != nil {
+		return TxID{}, nil, fmt.Errorf("payment: signing: %w", err)
+	}
+	raw, err := signed.MarshalBinary()
+	if err != nil {
+		return TxID{}, nil, err
+	}
+	return TxID(signed.Hash()), raw, nil
 }
 
 // send broadcasts a recorded transaction to every endpoint; one that accepts it (or already has it)

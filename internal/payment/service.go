@@ -53,6 +53,10 @@ func (e *RemoteError) Error() string { return fmt.Sprintf("provider: %s (code %d
 // Retryable reports whether submitting again later may succeed.
 func (e *RemoteError) Retryable() bool { return e.Code == CodePending || e.Code == CodeUnavailable }
 
+// Final reports whether the provider refused the payment for good (it does not pay the quote, or the
+// quote is malformed): the payment is settled, never to be submitted again.
+func (e *RemoteError) Final() bool { return e.Code == CodeRefused || e.Code == CodeMalformed }
+
 // Terms are what a provider announces: its price and where to pay.
 type Terms struct {
 	Rail          RailKind
@@ -485,7 +489,7 @@ func PayAndActivate(ctx context.Context, c *Client, rail Rail, q *Quote, every t
 		var re *RemoteError
 		if !errors.As(err, &re) || !re.Retryable() {
 			if errors.As(err, &re) {
-				if re.Code == CodeRefused || re.Code == CodeMalformed {
+				if re.Final() {
 					return tx, Result{}, errors.Join(err, cancel(ctx, rail, tx, progress), settle())
 				}
 				return tx, Result{}, err
