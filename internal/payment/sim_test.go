@@ -124,6 +124,18 @@ func newWorld(t *testing.T, opts ...func(*node.Config, *ethconfig.Config)) *worl
 	return w
 }
 
+// service is the provider's payment service over w's rail, verifier and quote key (every subscription
+// has 64 MiB).
+func (w *world) service() *Service {
+	w.t.Helper()
+	svc, err := NewService(ServiceConfig{Rail: w.provider, Verifier: w.verifier, QuoteKey: w.quoteKey, Price: 1,
+		SubQuota: func(context.Context, SubID) (uint32, bool) { return 64, true }})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return svc
+}
+
 func openLedger(t testing.TB, name string) *Ledger {
 	l, err := OpenLedger(filepath.Join(t.TempDir(), name))
 	if err != nil {
@@ -484,11 +496,7 @@ func TestExpiredQuote(t *testing.T) {
 	if !errors.Is(err, ErrPaidLate) || Retryable(err) {
 		t.Fatalf("unknown tx after the grace: %v, want ErrPaidLate (final)", err)
 	}
-	svc, err := NewService(ServiceConfig{Rail: w.provider, Verifier: w.verifier, QuoteKey: w.quoteKey, Price: 1,
-		SubQuota: func(context.Context, SubID) (uint32, bool) { return 64, true }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := w.service()
 	var re *RemoteError
 	if _, err := svc.Submit(ctx, unknown, enc); !errors.As(err, &re) || re.Code != CodeRefused {
 		t.Fatalf("Submit of an unknown tx after the grace: %v, want a refusal", err)
@@ -755,11 +763,7 @@ func TestPayAndActivateCancelsRefused(t *testing.T) {
 	}
 	w.quoteKey = ed25519.PrivateKey(raw)
 	w.verifier.QuoteKey = w.quoteKey.Public().(ed25519.PublicKey)
-	svc, err := NewService(ServiceConfig{Rail: w.provider, Verifier: w.verifier, QuoteKey: w.quoteKey, Price: 1,
-		SubQuota: func(context.Context, SubID) (uint32, bool) { return 64, true }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := w.service()
 	netID := tangle.DevNet.ID
 	srv.HandleStream(Protocol(netID), svc.Serve)
 	h := p2ptest.LoopbackHost(t)
