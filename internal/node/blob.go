@@ -572,17 +572,11 @@ func (b *blobSide) fetchDirect(ctx context.Context, ref blob.Ref, routes []blob.
 		errs = append(errs, err)
 	}
 	if len(others) > 0 {
-		ch, err := p2p.NewClientHost(ctx)
-		if err != nil {
+		err := b.fetchOnce(ctx, ref, others, deadline)
+		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		defer ch.Close()
-		cl := &blob.Client{Net: ch, Store: b.st, Proto: b.cl.Proto, Metrics: b.metrics}
-		if err := cl.Fetch(ctx, ref, others, deadline); err == nil || ctx.Err() != nil {
-			return err
-		} else {
-			errs = append(errs, err)
-		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -602,13 +596,18 @@ func (b *blobSide) providerIndex(p peer.ID) int {
 
 // fetchPrivately fetches ref through relays with a one-time client host (fetch).
 func (b *blobSide) fetchPrivately(ctx context.Context, ref blob.Ref, relayed []blob.Route, deadline time.Time) error {
-	ch, err := p2p.NewClientHost(ctx, p2p.WithClientRelay())
+	return b.fetchOnce(ctx, ref, relayed, deadline, p2p.WithClientRelay())
+}
+
+// fetchOnce fetches ref over routes through a client host made for this fetch only (opts: relayed).
+func (b *blobSide) fetchOnce(ctx context.Context, ref blob.Ref, routes []blob.Route, deadline time.Time, opts ...p2p.ClientOption) error {
+	ch, err := p2p.NewClientHost(ctx, opts...)
 	if err != nil {
 		return err
 	}
 	defer ch.Close()
 	cl := &blob.Client{Net: ch, Store: b.st, Proto: b.cl.Proto, Metrics: b.metrics}
-	return cl.Fetch(ctx, ref, relayed, deadline)
+	return cl.Fetch(ctx, ref, routes, deadline)
 }
 
 // fail records a failed attempt; the next one waits 5 s, doubling to 10 min.
